@@ -1,0 +1,70 @@
+# omail: see README.md. `make` builds bin/, `make test` runs every test,
+# `make demo` shows the main job, `make check` lints.
+
+GO         ?= go
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+OMAIL_HOME ?= /var/omail
+PROGS       = omail-queue omail-pack omail-unpack omail-inject omail-deliver omail-smtpd
+LDFLAGS     = -X omail/lib/home.Default=$(OMAIL_HOME)
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOBIN      := $(shell $(GO) env GOPATH)/bin
+
+.PHONY: all build test unit scenario fuzz demo check install bench clean deps
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./,$(PROGS))
+
+# Every test: Go unit tests (with the race detector, fuzz seed corpora
+# included) and the scenario tests that drive the built binaries with
+# real tools. test/deps installs those tools (apt-get, as root) or fails
+# saying which are missing: no test skips for want of a tool.
+test: build deps unit scenario
+
+deps:
+	@test/deps
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+scenario: build
+	@test/run
+
+# Short fuzzing runs of every fuzz target (not part of `make test`).
+FUZZTIME ?= 20s
+fuzz:
+	@for p in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+	  done; done
+
+demo: build
+	@demo/run
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
+	$(GOBIN)/staticcheck ./...
+
+bench: build
+	@bench/run
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(OMAIL_HOME)/control
+	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+	ln -sf ../bin/omail-inject $(DESTDIR)$(PREFIX)/sbin/sendmail
+	ln -sf omail-inject $(DESTDIR)$(PREFIX)/bin/mailq
+	@for f in control/*; do \
+	  case $$f in *.md) continue;; esac; \
+	  t=$(DESTDIR)$(OMAIL_HOME)/control/$$(basename $$f); \
+	  if [ -e $$t ]; then echo "keeping $$t"; else install -m 644 $$f $$t; fi; \
+	done
+	OMAIL_HOME=$(DESTDIR)$(OMAIL_HOME) bin/omail-deliver -init
+
+clean:
+	rm -rf bin

@@ -1,0 +1,283 @@
+// Package injectcmd is the body of omail-inject, the sendmail-compatible
+// front end: it reads a message from a user or a script, completes its
+// header, and hands it to omail-queue (or $OMAILQUEUE) by qmail-queue's
+// protocol.
+package injectcmd
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"strings"
+	"time"
+
+	"omail/lib/addr"
+	"omail/lib/control"
+	"omail/lib/envelope"
+	"omail/lib/home"
+	"omail/lib/qexit"
+	"omail/lib/queue"
+)
+
+// Exit codes, sendmail's (sysexits-free) convention as qmail-inject's.
+const (
+	exitOK   = 0
+	exitPerm = 100
+	exitTemp = 111
+)
+
+// Now is the clock for the Date: header; tests replace it.
+var Now = time.Now
+
+// Run is omail-inject's main.
+func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "omail-inject: "+format+"\n", a...)
+		return code
+	}
+	o, err := ParseArgs(args)
+	if err != nil {
+		return fail(exitPerm, "%v", err)
+	}
+	h := env.Dir()
+	switch o.Mode {
+	case ModeList:
+		if err := queue.New(h).List(stdout); err != nil {
+			return fail(exitTemp, "cannot list the queue: %v", err)
+		}
+		return exitOK
+	case ModeFlush:
+		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-flush"}, stdin, stdout, stderr)
+	case ModeSMTP:
+		return runProgram(env, env.ProgramPath("omail-smtpd"), nil, stdin, stdout, stderr)
+	}
+
+	ctl := control.New(h)
+	cfg, err := loadConfig(ctl, env)
+	if err != nil {
+		return fail(exitTemp, "%v", err)
+	}
+	code, err := send(o, cfg, env, stdin, stderr)
+	if err != nil {
+		return fail(code, "%v", err)
+	}
+	return code
+}
+
+// runProgram runs a sibling program on our stdio, for -q and -bs. A
+// local submission over -bs is trusted to relay, as sendmail -bs is.
+func runProgram(env home.Env, path string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := exec.Command(path, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	cmd.Env = append(append([]string(nil), env...), "RELAYCLIENT=", "TCPREMOTEIP=127.0.0.1")
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ee.ExitCode() == exitPerm {
+			return exitPerm
+		}
+		return exitTemp
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-inject: cannot run %s: %v\n", path, err)
+		return exitTemp
+	}
+	return exitOK
+}
+
+// config is what send needs from control files and the environment.
+type config struct {
+	defaultHost string
+	user        string // login name for From: and the envelope sender
+	name        string // full name for From:
+	host        string // MAILHOST or defaulthost
+}
+
+func loadConfig(ctl *control.Dir, env home.Env) (*config, error) {
+	dh, err := ctl.Line("defaulthost")
+	if err != nil {
+		return nil, err
+	}
+	dd, err := ctl.Line("defaultdomain")
+	if err != nil {
+		return nil, err
+	}
+	// qmail adds defaultdomain to a dotless defaulthost.
+	if !strings.Contains(dh, ".") && strings.Contains(dd, ".") && dd != dh {
+		dh = dh + "." + dd
+	}
+	c := &config{defaultHost: dh, host: dh}
+	for _, k := range []string{"OMAILUSER", "MAILUSER", "USER", "LOGNAME"} {
+		if v := env.Get(k); v != "" {
+			c.user = v
+			break
+		}
+	}
+	if c.user == "" {
+		if u, err := user.Current(); err == nil {
+			c.user = u.Username
+		} else {
+			c.user = "nobody"
+		}
+	}
+	for _, k := range []string{"OMAILNAME", "MAILNAME", "NAME"} {
+		if v := env.Get(k); v != "" {
+			c.name = v
+			break
+		}
+	}
+	for _, k := range []string{"OMAILHOST", "MAILHOST"} {
+		if v := env.Get(k); v != "" {
+			c.host = v
+			break
+		}
+	}
+	return c, nil
+}
+
+// send reads the message, fixes its header, and queues it.
+func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer) (int, error) {
+	r := NewReader(stdin, o.IgnoreDots)
+	fields, _, err := r.ReadHeader()
+	if err != nil {
+		if errors.Is(err, ErrHeaderTooBig) {
+			return exitPerm, err
+		}
+		return exitTemp, fmt.Errorf("reading the message: %w", err)
+	}
+	name := c.name
+	if o.FullName != "" {
+		name = o.FullName
+	}
+	fx := FixHeader(fields, HeaderParams{
+		UseHeaders: o.UseHeaders,
+		From:       c.user + "@" + c.host,
+		FullName:   name,
+		Date:       Now(),
+		MessageID:  messageID(c.defaultHost),
+	})
+
+	e := &envelope.Envelope{}
+	if o.Sender != nil {
+		e.Sender = strings.TrimSpace(*o.Sender)
+		if e.Sender == "<>" {
+			e.Sender = ""
+		}
+		e.Sender = strings.TrimSuffix(strings.TrimPrefix(e.Sender, "<"), ">")
+		e.Sender = addr.Qualify(e.Sender, c.defaultHost)
+	} else {
+		e.Sender = c.user + "@" + c.host
+	}
+	rcpts := append([]string(nil), fx.Rcpts...)
+	for _, a := range o.Rcpts {
+		rcpts = append(rcpts, addr.ParseList(a)...)
+	}
+	seen := map[string]bool{}
+	for _, a := range rcpts {
+		a = addr.Qualify(a, c.defaultHost)
+		if !seen[a] {
+			seen[a] = true
+			e.Rcpts = append(e.Rcpts, a)
+		}
+	}
+	if len(e.Rcpts) == 0 {
+		return exitPerm, errors.New("no recipients")
+	}
+	for _, a := range append([]string{e.Sender}, e.Rcpts...) {
+		if err := envelope.CheckAddress(a); err != nil {
+			return exitPerm, fmt.Errorf("bad address %q: %v", a, err)
+		}
+	}
+	return queueMessage(env, e, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 64*1024)
+		for _, f := range fx.Fields {
+			bw.Write(f.Raw)
+		}
+		bw.WriteString("\n")
+		if err := r.WriteBody(bw); err != nil {
+			return &readErr{err}
+		}
+		return bw.Flush()
+	}, stderr)
+}
+
+type readErr struct{ error }
+
+func (e *readErr) Unwrap() error { return e.error }
+
+// queueMessage runs the queue program with the message on its fd 0 and
+// the envelope on its fd 1, and turns its exit code into ours.
+func queueMessage(env home.Env, e *envelope.Envelope, writeMsg func(io.Writer) error, stderr io.Writer) (int, error) {
+	msgR, msgW, err := os.Pipe()
+	if err != nil {
+		return exitTemp, err
+	}
+	envR, envW, err := os.Pipe()
+	if err != nil {
+		msgR.Close()
+		msgW.Close()
+		return exitTemp, err
+	}
+	prog := env.QueueProgram()
+	cmd := exec.Command(prog)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = msgR, envR, stderr
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		msgR.Close()
+		msgW.Close()
+		envR.Close()
+		envW.Close()
+		return exitTemp, fmt.Errorf("cannot run %s: %v", prog, err)
+	}
+	msgR.Close()
+	envR.Close()
+	werr := writeMsg(msgW)
+	msgW.Close()
+	if werr == nil {
+		werr = envelope.Write(envW, e)
+	}
+	envW.Close()
+	err = cmd.Wait()
+	var re *readErr
+	if errors.As(werr, &re) {
+		// The queue program sees a cut-off envelope and queues nothing.
+		return exitTemp, fmt.Errorf("reading the message: %v", re.error)
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+		if code < 0 {
+			return exitTemp, fmt.Errorf("%s: %v", prog, err)
+		}
+	} else if err != nil {
+		return exitTemp, err
+	}
+	switch {
+	case code == 0:
+		if werr != nil {
+			// Exit 0 with our write failing cannot be: the queue would
+			// have seen no envelope. Say so rather than claim success.
+			return exitTemp, fmt.Errorf("%s exited 0 but writing to it failed: %v", prog, werr)
+		}
+		return exitOK, nil
+	case qexit.Permanent(code):
+		return exitPerm, fmt.Errorf("queue refused the message: %s", qexit.Describe(code))
+	default:
+		return exitTemp, fmt.Errorf("queue failed: %s", qexit.Describe(code))
+	}
+}
+
+// messageID makes a Message-ID unique without coordination: time, pid
+// and 64 random bits.
+func messageID(host string) string {
+	var b [8]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("<%d.%d.%s@%s>", Now().Unix(), os.Getpid(), hex.EncodeToString(b[:]), host)
+}

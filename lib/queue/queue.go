@@ -1,0 +1,308 @@
+// Package queue is omail's on-disk queue: how a message gets in (one
+// commit point, durable before anyone says "accepted"), how its state is
+// kept per recipient, and how it leaves. docs/INTERNALS.md describes the
+// layout and the states; this package is the only code that knows them.
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"omail/lib/envelope"
+	"omail/lib/safefile"
+)
+
+// Subdirectories of the queue.
+const (
+	DirTmp     = "tmp"     // files being written; never read by anyone else
+	DirMess    = "mess"    // message bodies, immutable once linked in
+	DirTodo    = "todo"    // committed envelopes not yet taken by a deliverer
+	DirInfo    = "info"    // envelopes with per-recipient state, the deliverer's
+	DirCorrupt = "corrupt" // damaged files, set aside for a person, never deleted
+	DirLock    = "lock"    // the trigger fifo
+	Trigger    = "lock/trigger"
+)
+
+// Queue is a queue directory.
+type Queue struct {
+	Dir string
+	// Now is the clock; tests inject their own.
+	Now func() time.Time
+}
+
+// New returns the queue under an OMAIL_HOME.
+func New(home string) *Queue {
+	return &Queue{Dir: filepath.Join(home, "queue"), Now: time.Now}
+}
+
+func (q *Queue) now() time.Time {
+	if q.Now == nil {
+		return time.Now()
+	}
+	return q.Now()
+}
+
+// Path joins a queue subdirectory and a name.
+func (q *Queue) Path(sub, name string) string { return filepath.Join(q.Dir, sub, name) }
+
+// Init creates the queue directories and the trigger fifo, as far as they
+// are missing. It is what `make install` and the tests run.
+func (q *Queue) Init() error {
+	for _, d := range []string{"", DirTmp, DirMess, DirTodo, DirInfo, DirCorrupt, DirLock} {
+		if err := os.MkdirAll(filepath.Join(q.Dir, d), 0o750); err != nil {
+			return err
+		}
+	}
+	err := syscall.Mkfifo(filepath.Join(q.Dir, Trigger), 0o620)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// Check reports a queue whose directories are missing, so that programs
+// can fail with a clear message rather than half-write.
+func (q *Queue) Check() error {
+	for _, d := range []string{DirTmp, DirMess, DirTodo, DirInfo} {
+		fi, err := os.Stat(filepath.Join(q.Dir, d))
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", filepath.Join(q.Dir, d))
+		}
+	}
+	return nil
+}
+
+var idSeq atomic.Uint64
+
+// newID returns a queue id: the time, the pid and a per-process counter,
+// so ids sort by arrival and no two processes can make the same one.
+// Commit also refuses to overwrite an existing message, whatever happens
+// to clocks.
+func (q *Queue) newID() string {
+	t := q.now()
+	return fmt.Sprintf("%d.%09d.%d.%d", t.Unix(), t.Nanosecond(), os.Getpid(), idSeq.Add(1))
+}
+
+// ValidID reports whether a directory entry can be a queue id; anything
+// else in a queue directory is a stranger and is left alone.
+func ValidID(id string) bool {
+	if id == "" || len(id) > 100 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// Pending is a message being written into the queue.
+type Pending struct {
+	q    *Queue
+	id   string
+	tmp  string
+	f    *os.File
+	done bool
+}
+
+// Begin starts a new message; write its bytes to the Pending, then
+// Commit or Abort.
+func (q *Queue) Begin() (*Pending, error) {
+	for i := 0; ; i++ {
+		id := q.newID()
+		tmp := q.Path(DirTmp, id+".mess")
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		if errors.Is(err, fs.ErrExist) && i < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &Pending{q: q, id: id, tmp: tmp, f: f}, nil
+	}
+}
+
+// ID is the queue id the message will have.
+func (p *Pending) ID() string { return p.id }
+
+func (p *Pending) Write(b []byte) (int, error) { return p.f.Write(b) }
+
+// Abort throws the message away. After Commit it does nothing.
+func (p *Pending) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	p.f.Close()
+	// Undo in the reverse order of Commit: the envelope first, so that
+	// there is never an envelope without its message.
+	os.Remove(p.q.Path(DirTodo, p.id))
+	os.Remove(p.q.Path(DirTmp, p.id+".todo"))
+	os.Remove(p.q.Path(DirMess, p.id))
+	os.Remove(p.tmp)
+}
+
+// Commit makes the message part of the queue, with the given envelope.
+// The steps, each durable before the next:
+//
+//  1. fsync the message file, link it to mess/ID (link refuses to
+//     overwrite), fsync mess/;
+//  2. write the envelope to tmp/ID.todo and fsync it;
+//  3. rename it to todo/ID and fsync todo/: the commit point. Before it
+//     the message does not exist for anyone; after it, it is accepted.
+//
+// A crash before step 3 leaves a message in mess/ with no envelope, which
+// nobody delivers and omail-deliver removes once it is old.
+func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
+	if p.done {
+		return "", errors.New("queue: commit after abort")
+	}
+	defer p.Abort()
+	if err := p.f.Sync(); err != nil {
+		return "", err
+	}
+	if err := p.f.Close(); err != nil {
+		return "", err
+	}
+	mess := p.q.Path(DirMess, p.id)
+	if err := os.Link(p.tmp, mess); err != nil {
+		return "", err
+	}
+	if err := safefile.SyncDir(filepath.Dir(mess)); err != nil {
+		return "", err
+	}
+	st := NewState(p.id, p.q.now(), env)
+	tmpEnv := p.q.Path(DirTmp, p.id+".todo")
+	if err := writeSync(tmpEnv, st.Marshal()); err != nil {
+		return "", err
+	}
+	if err := safefile.Rename(tmpEnv, p.q.Path(DirTodo, p.id)); err != nil {
+		return "", err
+	}
+	p.done = true
+	os.Remove(p.tmp) // the link in mess/ is the message now
+	return p.id, nil
+}
+
+// writeSync creates a new file with data and fsyncs it.
+func writeSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// Notify tells a running omail-deliver that there is new mail, by writing
+// a byte to the trigger fifo. No reader, or a full fifo, is fine: the
+// deliverer either is not running or has been told already.
+func (q *Queue) Notify() {
+	f, err := os.OpenFile(filepath.Join(q.Dir, Trigger), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	f.Write([]byte{0})
+	f.Close()
+}
+
+// Enqueue queues a whole message in one call: for programs that hold the
+// envelope already (bounces, unpacked bundles).
+func (q *Queue) Enqueue(msg io.Reader, env *envelope.Envelope) (string, error) {
+	p, err := q.Begin()
+	if err != nil {
+		return "", err
+	}
+	defer p.Abort()
+	if _, err := io.Copy(p, msg); err != nil {
+		return "", err
+	}
+	return p.Commit(env)
+}
+
+// Entry is a message found in the queue.
+type Entry struct {
+	ID    string
+	Dir   string // DirTodo or DirInfo
+	State *State
+	Size  int64 // of the message file; -1 when it is missing
+	Err   error // the state file could not be read or parsed
+}
+
+// Scan lists the messages in todo/ and info/, sorted by id (arrival).
+func (q *Queue) Scan() ([]Entry, error) {
+	var out []Entry
+	seen := map[string]bool{}
+	for _, dir := range []string{DirInfo, DirTodo} {
+		ents, err := os.ReadDir(filepath.Join(q.Dir, dir))
+		if err != nil {
+			return nil, err
+		}
+		for _, de := range ents {
+			id := de.Name()
+			if !ValidID(id) || seen[id] {
+				continue
+			}
+			e := Entry{ID: id, Dir: dir, Size: -1}
+			data, err := os.ReadFile(q.Path(dir, id))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // moved or finished while we looked
+			}
+			if err == nil {
+				e.State, err = ParseState(id, data)
+			}
+			e.Err = err
+			if fi, err := os.Stat(q.Path(DirMess, id)); err == nil {
+				e.Size = fi.Size()
+			}
+			seen[id] = true
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return idLess(out[i].ID, out[j].ID) })
+	return out, nil
+}
+
+// idLess orders ids numerically field by field, so arrival order holds
+// across a change in the number of digits.
+func idLess(a, b string) bool {
+	fa, fb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(fa) && i < len(fb); i++ {
+		na, ea := strconv.ParseUint(fa[i], 10, 64)
+		nb, eb := strconv.ParseUint(fb[i], 10, 64)
+		if ea != nil || eb != nil {
+			if fa[i] != fb[i] {
+				return fa[i] < fb[i]
+			}
+			continue
+		}
+		if na != nb {
+			return na < nb
+		}
+	}
+	return len(fa) < len(fb)
+}

@@ -1,0 +1,107 @@
+// Package safefile writes files so that after a crash or power loss a
+// reader finds either the old contents or the new, never a mixture, and
+// so that a successful return means the data is on disk: write a
+// temporary file, fsync it, rename it into place, fsync the directory.
+//
+// renameio does the first three steps; it does not fsync the directory
+// after its rename, which is what makes the rename itself durable, so
+// every helper here does that too.
+package safefile
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/google/renameio/v2"
+)
+
+// SyncDir fsyncs a directory, making the entries created, renamed or
+// removed in it durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// File is a file being written that appears at its path, whole, on Commit.
+type File struct {
+	*renameio.PendingFile
+	path string
+}
+
+// Create starts writing path. The temporary file lives in the same
+// directory, so the rename stays within one file system.
+func Create(path string, perm os.FileMode) (*File, error) {
+	pf, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(perm))
+	if err != nil {
+		return nil, err
+	}
+	return &File{PendingFile: pf, path: path}, nil
+}
+
+// Commit fsyncs the file, renames it into place and fsyncs the directory.
+// Only when it returns nil is the new file durable.
+func (f *File) Commit() error {
+	if err := f.CloseAtomicallyReplace(); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(f.path))
+}
+
+// Abort removes the temporary file; after Commit it does nothing.
+func (f *File) Abort() { f.Cleanup() }
+
+// WriteFile durably replaces path with data.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	f, err := Create(path, perm)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Commit()
+}
+
+// WriteFrom durably replaces path with everything read from r.
+func WriteFrom(path string, r io.Reader, perm os.FileMode) (int64, error) {
+	f, err := Create(path, perm)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Abort()
+	n, err := io.Copy(f, r)
+	if err != nil {
+		return n, err
+	}
+	return n, f.Commit()
+}
+
+// Rename moves a file to another name durably: both directories are
+// fsynced, the destination's first, so that a crash in between leaves the
+// file in at least one place.
+func Rename(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	if err := SyncDir(filepath.Dir(to)); err != nil {
+		return err
+	}
+	if filepath.Dir(from) != filepath.Dir(to) {
+		return SyncDir(filepath.Dir(from))
+	}
+	return nil
+}
+
+// Remove deletes a file and fsyncs its directory.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}

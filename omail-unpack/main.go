@@ -1,0 +1,13 @@
+// omail-unpack: see docs/omail-unpack.md. Not built yet: it says so and
+// exits with a temporary failure, so nothing that calls it loses mail.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "omail-unpack: not implemented yet")
+	os.Exit(111)
+}
