@@ -1,0 +1,414 @@
+// Package mbox appends messages to a classic Unix mbox file the way mail
+// readers expect: locked against them, mboxrd-quoted, and either wholly
+// appended or not at all.
+//
+// Locking. Open takes two locks, as Dovecot does for writes and mutt for
+// any change: a dotlock (path + ".lock", created with O_EXCL) and a
+// fcntl write lock over the whole file. The fcntl lock is an open file
+// description (OFD) lock: it conflicts with the classic POSIX locks mutt
+// and Dovecot take, and, unlike them, also with another Appender in this
+// same process. Both locks are tried without blocking; when either is
+// held by someone else, both are released and the attempt is repeated
+// with a growing pause (10ms doubling to 1s) until LockTimeout has
+// passed, then Open fails with a temporary error (ErrLocked). Never
+// holding one lock while waiting for the other keeps us out of deadlocks
+// with programs that take them in the other order.
+//
+// A dotlock whose file has not been modified for DotlockStale is taken
+// as left behind by a crashed program and removed. When the directory
+// does not let us create a dotlock at all (a 1777-less /var/mail when
+// delivering as the user, a read-only directory), the fcntl lock alone
+// is used, as Dovecot's "dotlock_try" does.
+//
+// Atomicity. Open remembers the file's length. Any error while adding,
+// and Abort, cut the file back to that length and fsync it; a reader
+// never sees half a message once the lock is gone. Commit fsyncs; only
+// after it returns nil is the mail durable.
+package mbox
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// LockTimeout bounds the total time Open waits for the locks.
+var LockTimeout = 30 * time.Second
+
+// DotlockStale is the age after which a dotlock is considered abandoned.
+// Five minutes is far beyond any delivery we make: the lock is held only
+// while one batch of messages is written.
+var DotlockStale = 5 * time.Minute
+
+// ErrLocked is returned by Open when the mailbox stayed locked by someone
+// else for LockTimeout. It is a temporary condition.
+var ErrLocked = errors.New("mailbox is locked")
+
+// Appender is an mbox opened and locked for appending.
+type Appender struct {
+	path    string
+	f       *os.File
+	dotlock string // "" when we hold no dotlock
+	oldLen  int64
+	w       *bufio.Writer
+	tail    [2]byte // the last two bytes of the file, for separating messages
+	tailN   int     // how many of tail are valid (0, 1 or 2)
+	err     error   // first error; after it the appender only aborts
+	done    bool
+}
+
+// Open locks the mbox at path (creating it 0600 if missing, owned by the
+// current user), taking an OFD fcntl write lock and a dotlock, and
+// remembers the current length. Symbolic links are not followed: the
+// mailbox itself must be a regular file.
+func Open(path string) (*Appender, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("mbox %s: not a regular file", path)
+	}
+	a := &Appender{path: path, f: f}
+	if err := a.lock(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	// The length only counts once we hold the lock: someone may have
+	// appended while we waited.
+	st, err = f.Stat()
+	if err != nil {
+		a.unlock()
+		return nil, err
+	}
+	a.oldLen = st.Size()
+	if a.oldLen > 0 {
+		n := int64(2)
+		if a.oldLen < 2 {
+			n = a.oldLen
+		}
+		if _, err := f.ReadAt(a.tail[2-n:], a.oldLen-n); err != nil {
+			a.unlock()
+			return nil, err
+		}
+		a.tailN = int(n)
+		if n == 1 {
+			a.tail[0] = 0
+		}
+	}
+	if _, err := f.Seek(a.oldLen, io.SeekStart); err != nil {
+		a.unlock()
+		return nil, err
+	}
+	a.w = bufio.NewWriterSize(f, 64<<10)
+	return a, nil
+}
+
+// Path returns the mailbox path.
+func (a *Appender) Path() string { return a.path }
+
+func (a *Appender) lock() error {
+	deadline := time.Now().Add(LockTimeout)
+	pause := 10 * time.Millisecond
+	for {
+		held, err := a.tryLock()
+		if err != nil {
+			return err
+		}
+		if held {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %s", ErrLocked, a.path)
+		}
+		time.Sleep(pause)
+		if pause < time.Second {
+			pause *= 2
+		}
+	}
+}
+
+// tryLock takes both locks without waiting. It reports false, holding
+// neither, when someone else holds one of them.
+func (a *Appender) tryLock() (bool, error) {
+	ok, err := a.tryDotlock()
+	if err != nil || !ok {
+		return false, err
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	err = unix.FcntlFlock(a.f.Fd(), unix.F_OFD_SETLK, &lk)
+	if err == nil {
+		return true, nil
+	}
+	a.removeDotlock()
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+		return false, nil
+	}
+	return false, fmt.Errorf("mbox %s: fcntl lock: %w", a.path, err)
+}
+
+func (a *Appender) tryDotlock() (bool, error) {
+	name := a.path + ".lock"
+	for attempt := 0; attempt < 2; attempt++ {
+		lf, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		if err == nil {
+			// The pid helps a person find the holder; nothing reads it.
+			lf.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+			lf.Close()
+			a.dotlock = name
+			return true, nil
+		}
+		if errors.Is(err, fs.ErrExist) {
+			st, serr := os.Lstat(name)
+			if serr == nil && time.Since(st.ModTime()) > DotlockStale {
+				os.Remove(name)
+				continue
+			}
+			return false, nil
+		}
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			// No right to create files next to the mailbox: the fcntl
+			// lock alone has to do.
+			a.dotlock = ""
+			return true, nil
+		}
+		return false, fmt.Errorf("mbox %s: dotlock: %w", a.path, err)
+	}
+	return false, nil
+}
+
+func (a *Appender) removeDotlock() {
+	if a.dotlock != "" {
+		os.Remove(a.dotlock)
+		a.dotlock = ""
+	}
+}
+
+// unlock releases both locks and closes the file (closing the last
+// descriptor of an open file description releases its OFD lock).
+func (a *Appender) unlock() error {
+	err := a.f.Close()
+	a.removeDotlock()
+	return err
+}
+
+// Add appends one message: "From <sender or MAILER-DAEMON> <asctime date>\n",
+// then the prefix header lines (e.g. Return-Path, Delivered-To), then the
+// message read from r with mboxrd quoting (">*From " at the start of a
+// line gets one more '>'), ending with "\n" and followed by a blank line.
+// It streams: the message is never held in memory. After an error the
+// caller must call Abort.
+func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time) error {
+	if a.done {
+		return errors.New("mbox: Add after Commit or Abort")
+	}
+	if a.err != nil {
+		return a.err
+	}
+	for _, p := range prefix {
+		if strings.ContainsAny(strings.TrimSuffix(p, "\n"), "\r\n") {
+			a.err = fmt.Errorf("mbox: prefix line holds a line break: %q", p)
+			return a.err
+		}
+	}
+	// A new message starts at the beginning of a line after a blank line,
+	// whatever the previous writer left.
+	switch {
+	case a.tailN == 0:
+	case a.tail[1] != '\n':
+		a.write("\n\n")
+	case a.tailN == 2 && a.tail[0] != '\n':
+		a.write("\n")
+	}
+	a.write("From " + FromSender(sender) + " " + t.Format("Mon Jan _2 15:04:05 2006") + "\n")
+	for _, p := range prefix {
+		a.write(strings.TrimSuffix(p, "\n") + "\n")
+	}
+	if a.err == nil {
+		q := quoter{w: a.w, start: true}
+		if _, err := io.Copy(&q, r); err != nil {
+			a.fail(err)
+		} else if err := q.close(); err != nil {
+			a.fail(err)
+		}
+	}
+	a.write("\n")
+	a.tail, a.tailN = [2]byte{'\n', '\n'}, 2
+	return a.err
+}
+
+func (a *Appender) write(s string) {
+	if a.err != nil {
+		return
+	}
+	if _, err := a.w.WriteString(s); err != nil {
+		a.fail(err)
+	}
+}
+
+func (a *Appender) fail(err error) {
+	if a.err == nil {
+		a.err = fmt.Errorf("mbox %s: %w", a.path, err)
+	}
+}
+
+// FromSender is the envelope sender as it appears on a "From " line:
+// MAILER-DAEMON for the null sender, and no white space or control
+// characters, which would make readers misparse the line.
+func FromSender(sender string) string {
+	if sender == "" {
+		return "MAILER-DAEMON"
+	}
+	b := []byte(sender)
+	for i, c := range b {
+		if c <= ' ' || c == 0x7f {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// Commit flushes and fsyncs what was added and releases the locks. Only
+// when it returns nil is the mail durable. When it fails, the file is cut
+// back to its length at Open, as by Abort.
+func (a *Appender) Commit() error {
+	if a.done {
+		return errors.New("mbox: Commit after Commit or Abort")
+	}
+	if a.err == nil {
+		if err := a.w.Flush(); err != nil {
+			a.fail(err)
+		} else if err := a.f.Sync(); err != nil {
+			a.fail(err)
+		}
+	}
+	if a.err != nil {
+		err := a.err
+		a.Abort()
+		return err
+	}
+	a.done = true
+	return a.unlock()
+}
+
+// Abort cuts the file back to its length at Open, fsyncs it, and releases
+// the locks. It returns an error only when the file could not be restored.
+func (a *Appender) Abort() error {
+	if a.done {
+		return nil
+	}
+	a.done = true
+	err := a.f.Truncate(a.oldLen)
+	if err == nil {
+		err = a.f.Sync()
+	}
+	a.unlock()
+	if err != nil {
+		return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, a.oldLen, err)
+	}
+	return nil
+}
+
+// quoter copies a message with mboxrd quoting: a line that matches
+// ">*From " gets one more '>' in front. The decision at the start of a
+// line is made on counts, not on buffered bytes, so a line of any length
+// streams through.
+type quoter struct {
+	w     *bufio.Writer
+	start bool // at the start of a line, deciding
+	gt    int  // '>' characters seen at this line start, not yet written
+	from  int  // bytes of "From " matched after them, not yet written
+	last  byte // the last byte written
+	any   bool // whether anything was written
+}
+
+const fromLine = "From "
+
+func (q *quoter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		if !q.start {
+			i := bytes.IndexByte(p, '\n')
+			chunk := p
+			if i >= 0 {
+				chunk = p[:i+1]
+				q.start = true
+			}
+			if _, err := q.w.Write(chunk); err != nil {
+				return 0, err
+			}
+			q.last, q.any = chunk[len(chunk)-1], true
+			p = p[len(chunk):]
+			continue
+		}
+		c := p[0]
+		switch {
+		case c == '>' && q.from == 0:
+			q.gt++
+			p = p[1:]
+		case c == fromLine[q.from]:
+			q.from++
+			p = p[1:]
+			if q.from == len(fromLine) {
+				if err := q.pending(1); err != nil {
+					return 0, err
+				}
+				q.start = false
+			}
+		default:
+			// Not a From line: write what was held back, then go on with
+			// this byte as an ordinary one (it may be a newline, which
+			// starts the next decision).
+			if err := q.pending(0); err != nil {
+				return 0, err
+			}
+			q.start = false
+		}
+	}
+	return total, nil
+}
+
+// pending writes the held-back line start, with extra more '>'.
+func (q *quoter) pending(extra int) error {
+	for n := q.gt + extra; n > 0; n-- {
+		if err := q.w.WriteByte('>'); err != nil {
+			return err
+		}
+		q.last, q.any = '>', true
+	}
+	if q.from > 0 {
+		if _, err := q.w.WriteString(fromLine[:q.from]); err != nil {
+			return err
+		}
+		q.last, q.any = fromLine[q.from-1], true
+	}
+	q.gt, q.from = 0, 0
+	return nil
+}
+
+// close writes what is held back and makes the message end with "\n".
+func (q *quoter) close() error {
+	if err := q.pending(0); err != nil {
+		return err
+	}
+	if q.any && q.last != '\n' {
+		return q.w.WriteByte('\n')
+	}
+	return nil
+}
