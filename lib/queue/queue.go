@@ -118,6 +118,9 @@ type Pending struct {
 	tmp  string
 	f    *os.File
 	done bool
+	// linked and renamed record which commit steps happened, so that
+	// Abort undoes exactly ours and never touches another message.
+	linked, renamed bool
 }
 
 // Begin starts a new message; write its bytes to the Pending, then
@@ -151,9 +154,13 @@ func (p *Pending) Abort() {
 	p.f.Close()
 	// Undo in the reverse order of Commit: the envelope first, so that
 	// there is never an envelope without its message.
-	os.Remove(p.q.Path(DirTodo, p.id))
+	if p.renamed {
+		os.Remove(p.q.Path(DirTodo, p.id))
+	}
 	os.Remove(p.q.Path(DirTmp, p.id+".todo"))
-	os.Remove(p.q.Path(DirMess, p.id))
+	if p.linked {
+		os.Remove(p.q.Path(DirMess, p.id))
+	}
 	os.Remove(p.tmp)
 }
 
@@ -183,6 +190,7 @@ func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 	if err := os.Link(p.tmp, mess); err != nil {
 		return "", err
 	}
+	p.linked = true
 	if err := safefile.SyncDir(filepath.Dir(mess)); err != nil {
 		return "", err
 	}
@@ -191,7 +199,11 @@ func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 	if err := writeSync(tmpEnv, st.Marshal()); err != nil {
 		return "", err
 	}
-	if err := safefile.Rename(tmpEnv, p.q.Path(DirTodo, p.id)); err != nil {
+	if err := os.Rename(tmpEnv, p.q.Path(DirTodo, p.id)); err != nil {
+		return "", err
+	}
+	p.renamed = true
+	if err := safefile.SyncDir(p.q.Path(DirTodo, "")); err != nil {
 		return "", err
 	}
 	p.done = true

@@ -131,16 +131,16 @@ func (s *State) Marshal() []byte {
 
 // cleanError keeps an error text to one printable line of bounded size.
 func cleanError(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > MaxErrorText {
-		s = s[:MaxErrorText]
+	b := []byte(s)
+	if len(b) > MaxErrorText {
+		b = b[:MaxErrorText]
 	}
-	return s
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	return string(b)
 }
 
 // ErrCorrupt marks a state file that cannot be parsed.
@@ -190,7 +190,7 @@ func ParseState(id string, data []byte) (*State, error) {
 			if len(st.Rcpts) == 0 {
 				return nil, corrupt("E before any R")
 			}
-			st.Rcpts[len(st.Rcpts)-1].LastError = rec[1:]
+			st.Rcpts[len(st.Rcpts)-1].LastError = cleanError(rec[1:])
 		default:
 			return nil, corrupt(fmt.Sprintf("unknown record %q", rec[0]))
 		}

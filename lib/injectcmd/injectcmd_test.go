@@ -1,0 +1,151 @@
+package injectcmd
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseArgs(t *testing.T) {
+	s := func(v string) *string { return &v }
+	for _, c := range []struct {
+		args []string
+		want Options
+	}{
+		{[]string{"sendmail", "a@b", "c"}, Options{Rcpts: []string{"a@b", "c"}}},
+		{[]string{"sendmail", "-t", "-i"}, Options{UseHeaders: true, IgnoreDots: true}},
+		{[]string{"sendmail", "-oi", "-f", "me@x", "--", "-odd@x"}, Options{IgnoreDots: true, Sender: s("me@x"), Rcpts: []string{"-odd@x"}, IgnoredArgs: []string{"-oi"}}},
+		{[]string{"sendmail", "-fme@x", "-FMy Name", "a"}, Options{Sender: s("me@x"), FullName: "My Name", Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-oem", "-odi", "-v", "-N", "never", "a"}, Options{Rcpts: []string{"a"}, IgnoredArgs: []string{"-oem", "-odi", "-v", "-N"}}},
+		{[]string{"sendmail", "-bp"}, Options{Mode: ModeList}},
+		{[]string{"/usr/bin/mailq"}, Options{Mode: ModeList}},
+		{[]string{"sendmail", "-q"}, Options{Mode: ModeFlush}},
+		{[]string{"sendmail", "-q30m"}, Options{Mode: ModeFlush}},
+		{[]string{"sendmail", "-bs"}, Options{Mode: ModeSMTP}},
+		{[]string{"sendmail", "-r", "", "a"}, Options{Sender: s(""), Rcpts: []string{"a"}}},
+	} {
+		got, err := ParseArgs(c.args)
+		if err != nil {
+			t.Errorf("%q: %v", c.args, err)
+			continue
+		}
+		if !reflect.DeepEqual(*got, c.want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", c.args, *got, c.want)
+		}
+	}
+	for _, bad := range [][]string{{"sendmail", "-f"}, {"sendmail", "-Z"}, {"sendmail", "-bz"}} {
+		if _, err := ParseArgs(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func readAll(t *testing.T, in string, ignoreDots bool) ([]Field, string) {
+	t.Helper()
+	r := NewReader(strings.NewReader(in), ignoreDots)
+	f, _, err := r.ReadHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := r.WriteBody(&b); err != nil {
+		t.Fatal(err)
+	}
+	return f, b.String()
+}
+
+func TestReaderDotsAndLineEnds(t *testing.T) {
+	f, body := readAll(t, "Subject: a\r\nTo: b,\r\n  c\r\n\r\nline\r\n.\r\nafter\n", false)
+	if len(f) != 2 || string(f[1].Raw) != "To: b,\n  c\n" || f[1].Value() != "b,  c" {
+		t.Errorf("fields = %q", f)
+	}
+	if body != "line\n" {
+		t.Errorf("body = %q (the lone dot must end the message)", body)
+	}
+	_, body = readAll(t, "Subject: a\n\nline\n.\nafter\n", true)
+	if body != "line\n.\nafter\n" {
+		t.Errorf("with -i: body = %q", body)
+	}
+	// ".." is not a lone dot; a dot inside a line is text.
+	_, body = readAll(t, "S: a\n\n..\n. \nx.\n", false)
+	if body != "..\n. \nx.\n" {
+		t.Errorf("body = %q", body)
+	}
+	// No blank line: the first non-header line starts the body.
+	f, body = readAll(t, "Subject: a\nthis is text\n", false)
+	if len(f) != 1 || body != "this is text\n" {
+		t.Errorf("no separator: %q %q", f, body)
+	}
+	// A very long header line is one field.
+	long := "X-Long: " + strings.Repeat("y", 200000) + "\n\nb\n"
+	f, body = readAll(t, long, false)
+	if len(f) != 1 || len(f[0].Raw) != len(long)-3 || body != "b\n" {
+		t.Errorf("long header: %d fields, %d bytes, body %q", len(f), len(f[0].Raw), body)
+	}
+}
+
+func TestFixHeader(t *testing.T) {
+	fields, _ := readAll(t, "To: Bob <bob@x.org>, carol\nCc: dave@y.org\nBcc: secret@z.org,\n  other@z.org\nSubject: hi\n\n", false)
+	date := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
+	fx := FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@host.example", FullName: "Me, Myself", Date: date, MessageID: "<id@host>"})
+	wantR := []string{"bob@x.org", "carol", "dave@y.org", "secret@z.org", "other@z.org"}
+	if !reflect.DeepEqual(fx.Rcpts, wantR) {
+		t.Errorf("rcpts = %q, want %q", fx.Rcpts, wantR)
+	}
+	var b bytes.Buffer
+	for _, f := range fx.Fields {
+		b.Write(f.Raw)
+	}
+	want := "To: Bob <bob@x.org>, carol\nCc: dave@y.org\nSubject: hi\n" +
+		"From: \"Me, Myself\" <me@host.example>\nDate: Wed, 25 Nov 2026 01:02:03 +0000\nMessage-ID: <id@host>\n"
+	if b.String() != want {
+		t.Errorf("header:\n%s\nwant:\n%s", b.String(), want)
+	}
+	// Present fields are kept as they are; without -t no recipients.
+	fields, _ = readAll(t, "From: x@y\nDate: whenever\nMessage-Id: <a@b>\nTo: q@r\n\n", false)
+	fx = FixHeader(fields, HeaderParams{From: "me@h", Date: date, MessageID: "<new@h>"})
+	if len(fx.Fields) != 4 || fx.Rcpts != nil {
+		t.Errorf("fixed an already complete header: %q %q", fx.Fields, fx.Rcpts)
+	}
+	// Resent- fields take over with -t.
+	fields, _ = readAll(t, "To: old@x\nResent-To: new@y\nResent-Bcc: hidden@z\n\n", false)
+	fx = FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@h", Date: date, MessageID: "<n@h>"})
+	if !reflect.DeepEqual(fx.Rcpts, []string{"new@y", "hidden@z"}) {
+		t.Errorf("resent rcpts = %q", fx.Rcpts)
+	}
+}
+
+func TestQuoteNameCannotInjectHeaders(t *testing.T) {
+	q := quoteName("evil\r\nBcc: victim@x")
+	if strings.ContainsAny(q, "\r\n") {
+		t.Errorf("quoteName let a line break through: %q", q)
+	}
+}
+
+// FuzzHeader runs arbitrary input through the header reader and fix-ups:
+// no panics, every field ends with a newline, and no Bcc survives.
+func FuzzHeader(f *testing.F) {
+	f.Add([]byte("To: a@b\nBcc: c@d\n\nbody\n"), true)
+	f.Add([]byte("Subject: x\r\n\r\n.\r\nrest"), false)
+	f.Add([]byte(": weird\n\tcont\nBCC:x\n"), true)
+	f.Fuzz(func(t *testing.T, data []byte, useHeaders bool) {
+		r := NewReader(bytes.NewReader(data), false)
+		fields, _, err := r.ReadHeader()
+		if err != nil {
+			return
+		}
+		fx := FixHeader(fields, HeaderParams{UseHeaders: useHeaders, From: "a@b", MessageID: "<x@y>"})
+		for _, fl := range fx.Fields {
+			if len(fl.Raw) == 0 || fl.Raw[len(fl.Raw)-1] != '\n' {
+				t.Fatalf("field without newline: %q", fl.Raw)
+			}
+			if fl.Is("bcc") {
+				t.Fatalf("Bcc survived: %q", fl.Raw)
+			}
+		}
+		var b bytes.Buffer
+		r.WriteBody(&b)
+	})
+}
