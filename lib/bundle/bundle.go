@@ -1,0 +1,260 @@
+// Package bundle writes and reads OCMP mail bundles: one compressed
+// stream holding many messages, each with its full envelope, with a
+// version, a unique id and checksums that catch a truncated or damaged
+// file. docs/BUNDLES.md describes the bytes; this package is the only code
+// that knows them.
+//
+// Inside the compression the stream is text framing around raw message
+// bytes, so that `zstd -dc FILE` (or `zcat FILE`) shows what a bundle
+// holds:
+//
+//	OMAIL-BUNDLE 1 <id> <endpoint> <created>\n
+//	M <size> <nrcpt>\n F <sender>\n T <rcpt>\n ... <size bytes>\nS <crc32c>\n
+//	... one such record per message ...
+//	E <count> <sha256>\n
+//
+// The reader streams: memory does not grow with the bundle or a message.
+package bundle
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"omail/lib/envelope"
+)
+
+// Version is the format version this package writes and the only one it
+// reads.
+const Version = 1
+
+// Magic starts the first line of every bundle, after decompression.
+const Magic = "OMAIL-BUNDLE"
+
+// Compression names, as in the control file bundlecompression.
+const (
+	Zstd = "zstd"
+	Gzip = "gzip"
+)
+
+// Window is the zstd window the writer uses: as large as a default
+// bundle (bundlemax), so repeats anywhere in a bundle (the same headers in
+// every message) are found. MaxWindow is what the reader accepts; it
+// bounds the decoder's memory whatever a file claims.
+const (
+	Window    = 8 << 20
+	MaxWindow = 32 << 20
+)
+
+// maxLine bounds a framing line: an address is at most
+// envelope.MaxAddress bytes, so anything longer is damage.
+const maxLine = envelope.MaxAddress + 64
+
+// MaxRcpts bounds the recipients of one record.
+const MaxRcpts = envelope.MaxRecipients
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// NewID returns a fresh bundle id: 128 random bits in hex.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether id can be a bundle id: 32 lower-case hex digits
+// (or, for the original omail's files, "legacy-" and 64).
+func ValidID(id string) bool {
+	h := strings.TrimPrefix(id, "legacy-")
+	if len(h) != 32 && len(h) != 64 || (len(h) == 64) != (len(id) != len(h)) {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if !('0' <= h[i] && h[i] <= '9' || 'a' <= h[i] && h[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidEndpoint reports why a name cannot be an OCMP endpoint (a directory
+// under ocmpdir, and a word in the bundle header), or nil.
+func ValidEndpoint(ep string) error {
+	switch {
+	case ep == "":
+		return errors.New("empty endpoint")
+	case len(ep) > 255:
+		return errors.New("endpoint name too long")
+	case ep == "." || ep == ".." || ep[0] == '.':
+		return fmt.Errorf("endpoint %q starts with a dot", ep)
+	}
+	for i := 0; i < len(ep); i++ {
+		if c := ep[i]; c <= ' ' || c == 0x7f || c == '/' {
+			return fmt.Errorf("endpoint %q holds a slash, space or control character", ep)
+		}
+	}
+	return nil
+}
+
+// Header is a bundle's first line.
+type Header struct {
+	Version  int
+	ID       string
+	Endpoint string
+	Created  time.Time
+	// Legacy is the original omail's format: a gzip'd mbox fragment. It
+	// has no id of its own; the reader's ID is then "legacy-" and the
+	// SHA-256 of the whole file, computed by Verify.
+	Legacy bool
+}
+
+// Writer writes one bundle.
+type Writer struct {
+	raw   *rawWriter
+	comp  string
+	zw    io.WriteCloser
+	bw    *bufio.Writer
+	sum   hash.Hash // over everything before the trailer
+	out   io.Writer // bw, and sum
+	count int
+	err   error
+}
+
+// NewWriter starts a bundle on w, compressed with comp ("zstd" or "gzip").
+// Nothing is complete until Close returns nil.
+func NewWriter(w io.Writer, comp string, h Header) (*Writer, error) {
+	if !ValidID(h.ID) || strings.HasPrefix(h.ID, "legacy-") {
+		return nil, fmt.Errorf("bundle: bad id %q", h.ID)
+	}
+	if err := ValidEndpoint(h.Endpoint); err != nil {
+		return nil, err
+	}
+	var zw io.WriteCloser
+	var err error
+	raw := &rawWriter{w: w, sum: sha256.New()}
+	switch comp {
+	case "":
+		comp = Zstd
+		fallthrough
+	case Zstd:
+		zw, err = zstd.NewWriter(raw, zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
+			zstd.WithWindowSize(Window), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
+	case Gzip:
+		zw, err = gzip.NewWriterLevel(raw, gzip.DefaultCompression)
+	default:
+		return nil, fmt.Errorf("bundle: unknown compression %q (zstd or gzip)", comp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bw := &Writer{raw: raw, comp: comp, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), sum: sha256.New()}
+	bw.out = io.MultiWriter(bw.bw, bw.sum)
+	fmt.Fprintf(bw.out, "%s %d %s %s %d\n", Magic, Version, h.ID, h.Endpoint, h.Created.Unix())
+	return bw, nil
+}
+
+// Add writes one message of exactly size bytes read from body, with its
+// envelope. The message is stored once whatever the number of recipients.
+func (w *Writer) Add(sender string, rcpts []string, size int64, body io.Reader) error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(rcpts) == 0 || len(rcpts) > MaxRcpts {
+		return fmt.Errorf("bundle: %d recipients", len(rcpts))
+	}
+	for _, a := range append([]string{sender}, rcpts...) {
+		if err := envelope.CheckAddress(a); err != nil {
+			return err
+		}
+	}
+	if size < 0 {
+		return errors.New("bundle: negative size")
+	}
+	crc := crc32.New(castagnoli)
+	out := io.MultiWriter(w.out, crc)
+	fmt.Fprintf(out, "M %d %d\nF %s\n", size, len(rcpts), sender)
+	for _, r := range rcpts {
+		fmt.Fprintf(out, "T %s\n", r)
+	}
+	n, err := io.Copy(out, io.LimitReader(body, size))
+	if err == nil && n != size {
+		err = fmt.Errorf("bundle: message is %d bytes, not the %d announced", n, size)
+	}
+	if err != nil {
+		w.err = err
+		return err
+	}
+	_, err = fmt.Fprintf(w.out, "\nS %08x\n", crc.Sum32())
+	w.count++
+	w.err = err
+	return err
+}
+
+// Count is the number of messages added.
+func (w *Writer) Count() int { return w.count }
+
+// Close writes the trailer and ends the compressed stream. It does not
+// close or sync the underlying writer.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	fmt.Fprintf(w.bw, "E %d %x\n", w.count, w.sum.Sum(nil))
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	if err := w.zw.Close(); err != nil {
+		return err
+	}
+	_, err := w.raw.w.Write(seal(w.comp, w.raw.sum.Sum(nil)))
+	return err
+}
+
+// rawWriter hashes the compressed bytes, for the seal.
+type rawWriter struct {
+	w   io.Writer
+	sum hash.Hash
+}
+
+func (r *rawWriter) Write(b []byte) (int, error) {
+	n, err := r.w.Write(b)
+	r.sum.Write(b[:n])
+	return n, err
+}
+
+// The seal ends every bundle: the SHA-256 of every compressed byte before
+// it, in a frame the decompressors skip (zstd: a skippable frame; gzip:
+// an empty member whose header comment carries it). The trailer's checksum
+// covers what the stream says; the seal also covers what it is wrapped in.
+const (
+	sealTag     = "OMAILSL1"
+	gzipSealTag = "OMAIL-SEAL "
+	zstdSealLen = 8 + len(sealTag) + sha256.Size
+	gzipSealLen = 10 + len(gzipSealTag) + 2*sha256.Size + 1 + 2 + 8
+	maxSealLen  = gzipSealLen
+)
+
+func seal(comp string, sum []byte) []byte {
+	if comp == Gzip {
+		b := []byte{0x1f, 0x8b, 8, 0x10, 0, 0, 0, 0, 0, 0xff}
+		b = append(b, gzipSealTag+hex.EncodeToString(sum)...)
+		b = append(b, 0, 3, 0) // end of comment, an empty final deflate block
+		return append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	}
+	b := []byte{0x50, 0x2a, 0x4d, 0x18, byte(len(sealTag) + sha256.Size), 0, 0, 0}
+	b = append(b, sealTag...)
+	return append(b, sum...)
+}

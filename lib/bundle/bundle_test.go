@@ -1,0 +1,244 @@
+package bundle
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+type msg struct {
+	sender string
+	rcpts  []string
+	body   string
+}
+
+var sample = []msg{
+	{"alice@example.org", []string{"bob@kiosk.example"}, "From: alice\nSubject: hi\n\nhello\nFrom the start\n>From quoted\n"},
+	{"", []string{"a@x", "b@x", "c@x"}, "Subject: bounce\n\nno trailing newline"},
+	{"carol@example.org", []string{"dan@y"}, ""},
+	{"e@f", []string{"g@h"}, "\n\n\nS 00000000\nE 1 00\nM 1 1\n"},
+}
+
+func build(t testing.TB, comp string, msgs []msg) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	id := NewID()
+	w, err := NewWriter(&buf, comp, Header{ID: id, Endpoint: "kiosk1", Created: time.Unix(1700000000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if err := w.Add(m.sender, m.rcpts, int64(len(m.body)), strings.NewReader(m.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), id
+}
+
+func readAll(data []byte) (Header, []msg, error) {
+	r, err := NewReader(bytes.NewReader(data))
+	if err != nil {
+		return Header{}, nil, err
+	}
+	defer r.Close()
+	var out []msg
+	for {
+		m, err := r.Next()
+		if err == io.EOF {
+			return r.Header, out, nil
+		}
+		if err != nil {
+			return r.Header, out, err
+		}
+		b, err := io.ReadAll(m.Body)
+		if err != nil {
+			return r.Header, out, err
+		}
+		out = append(out, msg{m.Sender, m.Rcpts, string(b)})
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, comp := range []string{Zstd, Gzip} {
+		data, id := build(t, comp, sample)
+		h, got, err := readAll(data)
+		if err != nil {
+			t.Fatalf("%s: %v", comp, err)
+		}
+		if h.ID != id || h.Endpoint != "kiosk1" || h.Version != 1 || h.Created.Unix() != 1700000000 {
+			t.Errorf("%s: header %+v", comp, h)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(sample) {
+			t.Errorf("%s: got %q", comp, got)
+		}
+		if _, n, err := Verify(bytes.NewReader(data)); err != nil || n != len(sample) {
+			t.Errorf("%s: Verify %d %v", comp, n, err)
+		}
+	}
+}
+
+// TestSkipBodies: Next skips unread bodies and still checks them.
+func TestSkipBodies(t *testing.T) {
+	data, _ := build(t, Zstd, sample)
+	r, err := NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != len(sample) {
+		t.Fatal(n)
+	}
+}
+
+func mustDamaged(t *testing.T, what string, data []byte) {
+	t.Helper()
+	_, _, err := Verify(bytes.NewReader(data))
+	if !errors.Is(err, ErrDamaged) {
+		t.Errorf("%s: Verify says %v, want damaged", what, err)
+	}
+}
+
+func TestDamage(t *testing.T) {
+	for _, comp := range []string{Zstd, Gzip} {
+		data, _ := build(t, comp, sample)
+		for i := 0; i < 16; i++ {
+			mustDamaged(t, fmt.Sprintf("%s cut at %d/16", comp, i), data[:len(data)*i/16])
+		}
+		for i := 0; i < len(data); i++ {
+			for _, bit := range []byte{1, 0x80} {
+				d := bytes.Clone(data)
+				d[i] ^= bit
+				mustDamaged(t, fmt.Sprintf("%s flip %#x at %d", comp, bit, i), d)
+			}
+		}
+		mustDamaged(t, comp+" trailing data", append(bytes.Clone(data), 0))
+	}
+	mustDamaged(t, "garbage", []byte("this is not a bundle at all\n"))
+	mustDamaged(t, "empty", nil)
+	var buf bytes.Buffer
+	g := gzip.NewWriter(&buf)
+	io.WriteString(g, "OMAIL-BUNDLE 2 0123456789abcdef0123456789abcdef k 0\nE 0 x\n")
+	g.Close()
+	mustDamaged(t, "version 2", buf.Bytes())
+}
+
+// TestInnerDamage: framing damage that the compression's own checksum
+// cannot see, because the stream was compressed after the damage.
+func TestInnerDamage(t *testing.T) {
+	data, _ := build(t, Gzip, sample)
+	g, _ := gzip.NewReader(bytes.NewReader(data))
+	plain, _ := io.ReadAll(g)
+	for i := 0; i < len(plain); i++ {
+		d := bytes.Clone(plain)
+		d[i] ^= 0x04
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		w.Write(d)
+		w.Close()
+		mustDamaged(t, fmt.Sprintf("plain flip at %d", i), buf.Bytes())
+	}
+	for i := 0; i < len(plain); i++ {
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		w.Write(plain[:i])
+		w.Close()
+		mustDamaged(t, fmt.Sprintf("plain cut at %d", i), buf.Bytes())
+	}
+}
+
+func gz(s string) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	io.WriteString(w, s)
+	w.Close()
+	return buf.Bytes()
+}
+
+func TestLegacy(t *testing.T) {
+	mbox := "From alice@example.org Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n>From quoted\n\n" +
+		"From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: two\n\n\nlast\n\n"
+	data := gz(mbox)
+	h, got, err := readAll(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []msg{{"alice@example.org", nil, "Subject: one\n\nbody\nFrom quoted\n"}, {"", nil, "Subject: two\n\n\nlast\n"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %q", got)
+	}
+	if !h.Legacy || !ValidID(h.ID) || !strings.HasPrefix(h.ID, "legacy-") {
+		t.Errorf("header %+v", h)
+	}
+	for i := 1; i < 16; i++ {
+		mustDamaged(t, fmt.Sprintf("legacy cut at %d/16", i), data[:len(data)*i/16])
+	}
+	mustDamaged(t, "gzip of not an mbox", gz("Subject: hello\n\nhi\n"))
+}
+
+func TestMboxReader(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []string
+	}{
+		{"From a x\nA\n\nFrom b y\nB\n", []string{"a:A\n", "b:B\n"}},
+		{"From a x\nA\n\n\nFrom b y\n\nB", []string{"a:A\n\n", "b:\nB"}},
+		{"From a x\n>>From z\n>Fromage\n", []string{"a:>From z\n>Fromage\n"}},
+		{"From a x\n", []string{"a:"}},
+		{"From <a@b> x\nq\n\n\n", []string{"a@b:q\n\n"}},
+	} {
+		m := NewMboxReader(strings.NewReader(c.in))
+		var got []string
+		for {
+			s, b, err := m.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(b)
+			got = append(got, s+":"+string(body))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%q: got %q want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestWriterRefuses(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := NewWriter(&buf, Zstd, Header{ID: "x", Endpoint: "k"}); err == nil {
+		t.Error("bad id accepted")
+	}
+	for _, ep := range []string{"", ".", "..", "a/b", "a b", ".x", "a\nb"} {
+		if _, err := NewWriter(&buf, Zstd, Header{ID: NewID(), Endpoint: ep}); err == nil {
+			t.Errorf("endpoint %q accepted", ep)
+		}
+	}
+	w, _ := NewWriter(&buf, Zstd, Header{ID: NewID(), Endpoint: "k"})
+	if err := w.Add("a\nb", []string{"c"}, 0, strings.NewReader("")); err == nil {
+		t.Error("newline in sender accepted")
+	}
+	w, _ = NewWriter(&buf, Zstd, Header{ID: NewID(), Endpoint: "k"})
+	if err := w.Add("a", []string{"c"}, 10, strings.NewReader("short")); err == nil {
+		t.Error("short body accepted")
+	}
+}

@@ -1,0 +1,45 @@
+package bundle
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// FuzzReader: whatever the bytes, the reader neither panics nor loops,
+// reports either an intact bundle or an error, and never hands out a body
+// longer than its announced size.
+func FuzzReader(f *testing.F) {
+	for _, comp := range []string{Zstd, Gzip} {
+		data, _ := build(f, comp, sample)
+		f.Add(data)
+		f.Add(data[:len(data)/2])
+	}
+	f.Add(gz("From a x\nhello\n\nFrom b y\n>From\n"))
+	f.Add(gz("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 3 1\nF a\nT b\nabc\nS 00000000\nE 1 00\n"))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		for i := 0; ; i++ {
+			m, err := r.Next()
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, ErrDamaged) {
+					t.Fatalf("error neither EOF nor damage from a byte slice: %v", err)
+				}
+				return
+			}
+			n, err := io.Copy(io.Discard, m.Body)
+			if m.Size >= 0 && n > m.Size {
+				t.Fatalf("body %d bytes, announced %d", n, m.Size)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}

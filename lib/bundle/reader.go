@@ -1,0 +1,481 @@
+package bundle
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"omail/lib/envelope"
+)
+
+// ErrDamaged is a file that is not a bundle we can read: truncated,
+// altered, of another version, or not a bundle at all. Any error the
+// reader returns that is not ErrDamaged came from reading the file (an
+// I/O error: try again later).
+var ErrDamaged = errors.New("damaged or unknown bundle")
+
+// DamagedError says what is wrong with a file.
+type DamagedError struct{ Why string }
+
+func (e *DamagedError) Error() string   { return "damaged or unknown bundle: " + e.Why }
+func (e *DamagedError) Is(t error) bool { return t == ErrDamaged }
+
+func damaged(format string, args ...any) error {
+	return &DamagedError{fmt.Sprintf(format, args...)}
+}
+
+// Message is one message of a bundle. Body reads exactly Size bytes
+// (Size is -1 in a legacy mbox, where it is not known ahead) and, at its
+// end, checks the message's checksum: a Body that returns io.EOF was
+// read whole and intact.
+type Message struct {
+	Sender string
+	Rcpts  []string
+	Size   int64
+	Body   io.Reader
+}
+
+// Reader reads a bundle as a stream.
+type Reader struct {
+	Header Header
+	src    *srcReader
+	in     *bufio.Reader // the raw file
+	comp   string
+	dec    io.ReadCloser
+	br     *bufio.Reader
+	sum    hash.Hash
+	count  int
+	body   io.Reader // the current message's body, until drained
+	mbox   *MboxReader
+	done   bool
+	err    error
+}
+
+// srcReader remembers a read error of the file itself, to tell it from
+// damage the decompressor finds.
+type srcReader struct {
+	r    io.Reader
+	err  error
+	sum  hash.Hash // of the raw file but its last maxSealLen bytes
+	tail []byte    // the last bytes read, not yet in sum
+}
+
+func (s *srcReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	s.tail = append(s.tail, b[:n]...)
+	if k := len(s.tail) - maxSealLen; k > 0 {
+		s.sum.Write(s.tail[:k])
+		s.tail = append(s.tail[:0], s.tail[k:]...)
+	}
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// classify turns an error met while reading into an I/O error (the
+// file's own) or damage.
+func (r *Reader) classify(err error, what string) error {
+	if r.src.err != nil {
+		return r.src.err
+	}
+	var d *DamagedError
+	if errors.As(err, &d) {
+		return err
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return damaged("%s: %v", what, err)
+}
+
+// NewReader opens a bundle: it detects the compression, reads the header
+// line and checks the version. Nothing is delivered on the strength of
+// it: a bundle is good only once every message and the trailer have been
+// read (Verify).
+func NewReader(f io.Reader) (*Reader, error) {
+	r := &Reader{src: &srcReader{r: f, sum: sha256.New()}, sum: sha256.New()}
+	in := bufio.NewReaderSize(r.src, 64<<10)
+	r.in = in
+	magic, err := in.Peek(4)
+	if err == nil {
+		r.comp = Gzip
+		if magic[0] == 0x28 {
+			r.comp = Zstd
+		}
+	}
+	if err != nil {
+		return nil, r.classify(err, "reading the magic number")
+	}
+	switch {
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		d, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(1<<40))
+		if err != nil {
+			return nil, err
+		}
+		r.dec = d.IOReadCloser()
+	case magic[0] == 0x1f && magic[1] == 0x8b:
+		g, err := gzip.NewReader(in)
+		if err != nil {
+			return nil, r.classify(err, "gzip header")
+		}
+		r.dec = g
+	default:
+		return nil, damaged("neither zstd nor gzip")
+	}
+	r.br = bufio.NewReaderSize(r.dec, 64<<10)
+	first, err := r.br.Peek(len(Magic) + 1)
+	if err != nil {
+		r.Close()
+		return nil, r.classify(err, "reading the header")
+	}
+	if string(first[:5]) == "From " {
+		r.Header.Legacy = true
+		r.mbox = NewMboxReader(r.br)
+		return r, nil
+	}
+	line, err := r.hline()
+	if err == nil {
+		err = r.parseHeader(line)
+	}
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close releases the decompressor.
+func (r *Reader) Close() error {
+	if r.dec != nil {
+		r.dec.Close()
+	}
+	return nil
+}
+
+// line reads one framing line, adds it to the stream checksum, and
+// returns it without its newline.
+func (r *Reader) line() (string, error) {
+	b, err := r.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull || err == nil && len(b) > maxLine {
+		return "", damaged("framing line too long")
+	}
+	if err != nil {
+		return "", r.classify(err, "reading a framing line")
+	}
+	return string(b[:len(b)-1]), nil
+}
+
+// hline is line, adding the line to the stream checksum.
+func (r *Reader) hline() (string, error) {
+	l, err := r.line()
+	if err == nil {
+		r.sum.Write([]byte(l))
+		r.sum.Write([]byte{'\n'})
+	}
+	return l, err
+}
+
+func (r *Reader) parseHeader(line string) error {
+	f := strings.Split(line, " ")
+	if f[0] != Magic {
+		return damaged("no %s header", Magic)
+	}
+	if len(f) < 2 {
+		return damaged("header without a version")
+	}
+	v, err := strconv.Atoi(f[1])
+	if err != nil || v != Version {
+		return damaged("version %q, this program reads version %d", f[1], Version)
+	}
+	if len(f) != 5 {
+		return damaged("header has %d fields, want 5", len(f))
+	}
+	if !ValidID(f[2]) || strings.HasPrefix(f[2], "legacy-") {
+		return damaged("bad bundle id %q", f[2])
+	}
+	if err := ValidEndpoint(f[3]); err != nil {
+		return damaged("%v", err)
+	}
+	t, err := strconv.ParseInt(f[4], 10, 64)
+	if err != nil {
+		return damaged("bad creation time %q", f[4])
+	}
+	r.Header = Header{Version: v, ID: f[2], Endpoint: f[3], Created: time.Unix(t, 0)}
+	return nil
+}
+
+// Next returns the next message, first skipping what is left of the
+// previous one's body. At the end of an intact bundle it returns io.EOF;
+// any other error is either ErrDamaged or an I/O error, and Next goes on
+// returning it.
+func (r *Reader) Next() (*Message, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	m, err := r.next()
+	if err != nil {
+		r.err = err
+	}
+	return m, err
+}
+
+func (r *Reader) next() (*Message, error) {
+	if r.body != nil {
+		if _, err := io.Copy(io.Discard, r.body); err != nil {
+			return nil, err
+		}
+		r.body = nil
+	}
+	if r.mbox != nil {
+		return r.nextMbox()
+	}
+	if r.done {
+		return nil, io.EOF
+	}
+	line, err := r.line()
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(line, "E ") {
+		return nil, r.trailer(line)
+	}
+	r.sum.Write([]byte(line + "\n"))
+	f := strings.Split(line, " ")
+	if len(f) != 3 || f[0] != "M" {
+		return nil, damaged("record %d: %q where a message or the trailer was expected", r.count+1, trim(line))
+	}
+	size, err1 := strconv.ParseInt(f[1], 10, 64)
+	n, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil || size < 0 || n < 1 || n > MaxRcpts {
+		return nil, damaged("record %d: bad message line %q", r.count+1, trim(line))
+	}
+	crc := crc32.New(castagnoli)
+	crc.Write([]byte(line + "\n"))
+	addr := func(tag string) (string, error) {
+		l, err := r.hline()
+		if err != nil {
+			return "", err
+		}
+		if !strings.HasPrefix(l, tag) {
+			return "", damaged("record %d: %q where %q was expected", r.count+1, trim(l), tag)
+		}
+		crc.Write([]byte(l + "\n"))
+		a := l[len(tag):]
+		if err := envelope.CheckAddress(a); err != nil {
+			return "", damaged("record %d: %v", r.count+1, err)
+		}
+		return a, nil
+	}
+	m := &Message{Size: size}
+	if m.Sender, err = addr("F "); err != nil {
+		return nil, err
+	}
+	for i := 0; i < n; i++ {
+		a, err := addr("T ")
+		if err != nil {
+			return nil, err
+		}
+		if a == "" {
+			return nil, damaged("record %d: empty recipient", r.count+1)
+		}
+		m.Rcpts = append(m.Rcpts, a)
+	}
+	r.count++
+	b := &bodyReader{r: r, left: size, crc: crc, index: r.count}
+	r.body, m.Body = b, b
+	return m, nil
+}
+
+func (r *Reader) trailer(line string) error {
+	f := strings.Split(line, " ")
+	if len(f) != 3 {
+		return damaged("bad trailer %q", trim(line))
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil || n != r.count {
+		return damaged("trailer counts %q messages, the bundle holds %d", f[1], r.count)
+	}
+	// The trailer line itself is not part of the checksum it carries.
+	if f[2] != hex.EncodeToString(r.sum.Sum(nil)) {
+		return damaged("stream checksum mismatch")
+	}
+	// Nothing may follow the trailer, and the compressed stream must end
+	// properly (its own checksum checked).
+	var one [1]byte
+	k, err := io.ReadFull(r.br, one[:])
+	if k > 0 {
+		return damaged("data after the trailer")
+	}
+	if err != io.EOF {
+		return r.classify(err, "end of stream")
+	}
+	if _, err := io.Copy(io.Discard, r.in); err != nil {
+		return r.classify(err, "end of file")
+	}
+	if err := r.checkSeal(); err != nil {
+		return err
+	}
+	r.done = true
+	return io.EOF
+}
+
+// checkSeal compares the seal at the end of the file with the file.
+func (r *Reader) checkSeal() error {
+	n := zstdSealLen
+	if r.comp == Gzip {
+		n = gzipSealLen
+	}
+	t := r.src.tail
+	if len(t) < n {
+		return damaged("no seal")
+	}
+	r.src.sum.Write(t[:len(t)-n])
+	if !bytes.Equal(t[len(t)-n:], seal(r.comp, r.src.sum.Sum(nil))) {
+		return damaged("seal mismatch: the file was changed after it was written")
+	}
+	return nil
+}
+
+// trim shortens a line for an error message.
+func trim(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "..."
+	}
+	return s
+}
+
+// bodyReader reads one message body and checks its checksum at its end.
+type bodyReader struct {
+	r     *Reader
+	left  int64
+	crc   hash.Hash32
+	index int
+	end   bool
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.end {
+		return 0, io.EOF
+	}
+	if b.left == 0 {
+		return 0, b.finish()
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.br.Read(p)
+	b.left -= int64(n)
+	b.crc.Write(p[:n])
+	b.r.sum.Write(p[:n])
+	if err != nil {
+		if n > 0 {
+			return n, nil
+		}
+		err = b.r.classify(err, fmt.Sprintf("message %d", b.index))
+		b.r.err = err
+		return 0, err
+	}
+	return n, nil
+}
+
+// finish reads the separator and the message checksum line.
+func (b *bodyReader) finish() error {
+	nl, err := b.r.br.ReadByte()
+	if err != nil {
+		err = b.r.classify(err, fmt.Sprintf("message %d", b.index))
+	} else if nl != '\n' {
+		err = damaged("message %d: no newline after its body", b.index)
+	}
+	if err == nil {
+		b.r.sum.Write([]byte{'\n'})
+		var l string
+		l, err = b.r.hline()
+		if err == nil && l != fmt.Sprintf("S %08x", b.crc.Sum32()) {
+			err = damaged("message %d: checksum mismatch", b.index)
+		}
+	}
+	if err != nil {
+		b.r.err = err
+		return err
+	}
+	b.end = true
+	return io.EOF
+}
+
+// nextMbox returns the next message of a legacy bundle.
+func (r *Reader) nextMbox() (*Message, error) {
+	sender, body, err := r.mbox.Next()
+	if err == io.EOF {
+		// The gzip stream must end cleanly, its CRC checked, and the
+		// file with it.
+		if _, err := io.Copy(io.Discard, r.br); err != nil {
+			return nil, r.classify(err, "end of gzip stream")
+		}
+		if _, err := io.Copy(io.Discard, r.in); err != nil {
+			return nil, r.classify(err, "end of file")
+		}
+		r.src.sum.Write(r.src.tail)
+		r.Header.ID = "legacy-" + hex.EncodeToString(r.src.sum.Sum(nil))
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, r.classify(err, "legacy mbox")
+	}
+	r.count++
+	b := &legacyBody{r: r, body: body}
+	r.body = b
+	return &Message{Sender: sender, Size: -1, Body: b}, nil
+}
+
+// legacyBody passes decompression errors through classify.
+type legacyBody struct {
+	r    *Reader
+	body io.Reader
+}
+
+func (b *legacyBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.r.classify(err, "legacy mbox")
+		b.r.err = err
+	}
+	return n, err
+}
+
+// Count is the number of messages read so far.
+func (r *Reader) Count() int { return r.count }
+
+// Verify reads a whole bundle, every body included, and reports whether
+// it is intact: nil, ErrDamaged, or an I/O error. It returns the header
+// (for a legacy file, with its id, which needs the whole file) and the
+// number of messages.
+func Verify(f io.Reader) (Header, int, error) {
+	r, err := NewReader(f)
+	if err != nil {
+		return Header{}, 0, err
+	}
+	defer r.Close()
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			return r.Header, r.count, nil
+		}
+		if err != nil {
+			return r.Header, r.count, err
+		}
+	}
+}
