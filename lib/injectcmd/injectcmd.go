@@ -201,15 +201,11 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 		}
 		bw.WriteString("\n")
 		if err := r.WriteBody(bw); err != nil {
-			return &readErr{err}
+			return err
 		}
 		return bw.Flush()
 	}, stderr)
 }
-
-type readErr struct{ error }
-
-func (e *readErr) Unwrap() error { return e.error }
 
 // queueMessage runs the queue program with the message on its fd 0 and
 // the envelope on its fd 1, and turns its exit code into ours.
@@ -244,10 +240,10 @@ func queueMessage(env home.Env, e *envelope.Envelope, writeMsg func(io.Writer) e
 	}
 	envW.Close()
 	err = cmd.Wait()
-	var re *readErr
+	var re *ReadError
 	if errors.As(werr, &re) {
-		// The queue program sees a cut-off envelope and queues nothing.
-		return exitTemp, fmt.Errorf("reading the message: %v", re.error)
+		// The queue program saw no envelope and queued nothing.
+		return exitTemp, re
 	}
 	code := 0
 	var ee *exec.ExitError

@@ -164,6 +164,13 @@ func fieldName(line []byte) (string, bool) {
 	return name, true
 }
 
+// ReadError is a failure to read the caller's input, as opposed to a
+// failure to write it on.
+type ReadError struct{ Err error }
+
+func (e *ReadError) Error() string { return "reading the message: " + e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }
+
 // WriteBody copies the rest of the input to w, line by line.
 func (r *Reader) WriteBody(w io.Writer) error {
 	for {
@@ -172,7 +179,7 @@ func (r *Reader) WriteBody(w io.Writer) error {
 			return nil
 		}
 		if err != nil {
-			return err
+			return &ReadError{err}
 		}
 		if _, err := w.Write(b); err != nil {
 			return err

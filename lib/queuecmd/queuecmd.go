@@ -33,7 +33,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout io.Writer, stderr 
 	}
 	code, err := queueOne(env, stdin, envIn)
 	if err != nil {
-		fmt.Fprintf(stderr, "omail-queue: %s: %v\n", qexit.Describe(code), err)
+		fmt.Fprintf(stderr, "omail-queue: exit %d: %v\n", code, err)
 	}
 	return code
 }
