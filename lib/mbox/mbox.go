@@ -9,8 +9,8 @@
 // and Dovecot take, and, unlike them, also with another Appender in this
 // same process. Both locks are tried without blocking; when either is
 // held by someone else, both are released and the attempt is repeated
-// with a growing pause (10ms doubling to 1s) until LockTimeout has
-// passed, then Open fails with a temporary error (ErrLocked). Never
+// with a growing pause (10ms, doubling up to 320ms) until LockTimeout
+// has passed, then Open fails with a temporary error (ErrLocked). Never
 // holding one lock while waiting for the other keeps us out of deadlocks
 // with programs that take them in the other order.
 //
@@ -138,7 +138,7 @@ func (a *Appender) lock() error {
 			return fmt.Errorf("%w: %s", ErrLocked, a.path)
 		}
 		time.Sleep(pause)
-		if pause < time.Second {
+		if pause < 200*time.Millisecond {
 			pause *= 2
 		}
 	}
