@@ -1,13 +1,14 @@
-// omail-smtpd: see docs/omail-smtpd.md. Not built yet: it says so and
-// exits with a temporary failure, so nothing that calls it loses mail.
+// omail-smtpd receives mail by SMTP on stdin/stdout, one connection per
+// process, as qmail-smtpd. See docs/omail-smtpd.md.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"omail/lib/home"
+	"omail/lib/smtpdcmd"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "omail-smtpd: not implemented yet")
-	os.Exit(111)
+	os.Exit(smtpdcmd.Run(os.Args, home.Env(os.Environ()), os.Stdin, os.Stdout, os.Stderr))
 }

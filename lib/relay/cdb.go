@@ -1,0 +1,81 @@
+package relay
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/colinmarc/cdb"
+
+	"omail/lib/control"
+	"omail/lib/safefile"
+)
+
+// Maps are the compiled control maps omail-smtpd reads, each built from
+// the list file of the same name without ".cdb". Keys are in the form
+// the lookups use, so a hand edit cannot miss by case.
+var Maps = []struct {
+	Source string
+	Key    func(line string) string
+}{
+	{"morercpthosts", control.NormalizeDomain},
+	{"relaymailfrom", mailFromKey},
+}
+
+// Rebuild compiles every map in Maps whose source file exists. Each cdb
+// is written to a temporary file in the control directory, fsynced,
+// renamed over the old one and the directory fsynced, so a reader sees
+// the old map or the new, never a half-written one. It returns the
+// names of the files written.
+func Rebuild(ctl *control.Dir) ([]string, error) {
+	var done []string
+	for _, m := range Maps {
+		ok, err := ctl.Exists(m.Source)
+		if err != nil {
+			return done, err
+		}
+		if !ok {
+			continue
+		}
+		lines, err := ctl.List(m.Source)
+		if err != nil {
+			return done, err
+		}
+		if err := writeCDB(ctl.File(m.Source+".cdb"), lines, m.Key); err != nil {
+			return done, fmt.Errorf("%s.cdb: %w", m.Source, err)
+		}
+		done = append(done, m.Source+".cdb")
+	}
+	return done, nil
+}
+
+// seeker hides the file's Close from cdb.Writer, which would otherwise
+// close it before safefile can fsync and rename it.
+type seeker struct{ io.WriteSeeker }
+
+func writeCDB(path string, lines []string, key func(string) string) error {
+	f, err := safefile.Create(path, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	w, err := cdb.NewWriter(seeker{f}, nil)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, l := range lines {
+		k := key(l)
+		if k == "" || seen[k] {
+			continue
+		}
+		seen[k] = true
+		if err := w.Put([]byte(k), nil); err != nil {
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return f.Commit()
+}
+

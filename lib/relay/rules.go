@@ -1,0 +1,208 @@
+package relay
+
+import (
+	"strings"
+
+	"omail/lib/control"
+)
+
+// Rules are the control files that decide relaying, read once per
+// connection.
+type Rules struct {
+	// rcpt holds the domains we accept mail for: rcpthosts and
+	// morercpthosts.cdb when either exists, else locals and the
+	// virtualdomains keys (we never accept everything, as qmail does
+	// without rcpthosts).
+	rcpt     domains
+	moreRcpt *control.CDB
+
+	relayClients  []string // IP prefixes
+	relayDomains  domains  // client host names
+	mailFrom      map[string]bool
+	mailFromCDB   *control.CDB
+	FromRcptHosts bool // rcpt came from rcpthosts/morercpthosts (for logs and docs)
+}
+
+// domains is a set of domains where an entry ".dom" stands for every
+// domain under dom.
+type domains map[string]bool
+
+func (s domains) has(d string) bool {
+	d = control.NormalizeDomain(d)
+	if d == "" {
+		return false
+	}
+	if s[d] {
+		return true
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] == '.' && s[d[i:]] {
+			return true
+		}
+	}
+	return false
+}
+
+func domainSet(lines []string) domains {
+	s := domains{}
+	for _, l := range lines {
+		if k := control.NormalizeDomain(l); k != "" {
+			s[k] = true
+		}
+	}
+	return s
+}
+
+// Load reads the rules. A control file that exists and cannot be read is
+// an error: better a temporary refusal than a wrong answer.
+func Load(ctl *control.Dir) (*Rules, error) {
+	r := &Rules{}
+	hasRcpt, err := ctl.Exists("rcpthosts")
+	if err != nil {
+		return nil, err
+	}
+	if r.moreRcpt, err = ctl.OpenCDB("morercpthosts.cdb"); err != nil {
+		return nil, err
+	}
+	if hasRcpt || r.moreRcpt != nil {
+		r.FromRcptHosts = true
+		l, err := ctl.List("rcpthosts")
+		if err != nil {
+			return nil, err
+		}
+		r.rcpt = domainSet(l)
+	} else {
+		l, err := ctl.List("locals")
+		if err != nil {
+			return nil, err
+		}
+		r.rcpt = domainSet(l)
+		vd, err := ctl.List("virtualdomains")
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vd {
+			k, _, _ := strings.Cut(v, ":")
+			if k = control.NormalizeDomain(k); k != "" {
+				r.rcpt[k] = true
+			}
+		}
+	}
+	cl, err := ctl.List("relayclients")
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cl {
+		// IndiMail writes "192.168.1.:"; what follows the colon is
+		// not used.
+		c, _, _ = strings.Cut(c, ":")
+		if c = strings.TrimSpace(c); c != "" {
+			r.relayClients = append(r.relayClients, c)
+		}
+	}
+	dl, err := ctl.List("relaydomains")
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range dl {
+		dl[i], _, _ = strings.Cut(d, ":")
+	}
+	r.relayDomains = domainSet(dl)
+	ml, err := ctl.List("relaymailfrom")
+	if err != nil {
+		return nil, err
+	}
+	r.mailFrom = map[string]bool{}
+	for _, m := range ml {
+		if k := mailFromKey(m); k != "" {
+			r.mailFrom[k] = true
+		}
+	}
+	if r.mailFromCDB, err = ctl.OpenCDB("relaymailfrom.cdb"); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close releases the cdb files.
+func (r *Rules) Close() {
+	r.moreRcpt.Close()
+	r.mailFromCDB.Close()
+}
+
+// Accepts reports whether domain is one we take mail for from anyone.
+func (r *Rules) Accepts(domain string) (bool, error) {
+	d := control.NormalizeDomain(domain)
+	if d == "" {
+		return false, nil
+	}
+	if r.rcpt.has(d) {
+		return true, nil
+	}
+	if r.moreRcpt == nil {
+		return false, nil
+	}
+	if _, ok, err := r.moreRcpt.Get(d); ok || err != nil {
+		return ok, err
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] == '.' {
+			if _, ok, err := r.moreRcpt.Get(d[i:]); ok || err != nil {
+				return ok, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// ClientMayRelay reports whether the client, by its IP address
+// (TCPREMOTEIP) or its host name (TCPREMOTEHOST, which only tcprules or
+// tcpserver without -H sets: we never look names up), is allowed to
+// relay, and which rule said so.
+func (r *Rules) ClientMayRelay(ip, host string) (bool, string) {
+	if ip != "" {
+		for _, p := range r.relayClients {
+			if strings.HasPrefix(ip, p) {
+				return true, "relayclients " + p
+			}
+		}
+	}
+	if host != "" && r.relayDomains.has(host) {
+		return true, "relaydomains " + host
+	}
+	return false, ""
+}
+
+// SenderMayRelay reports whether the envelope sender is listed in
+// relaymailfrom.cdb or relaymailfrom, as user@dom or @dom.
+func (r *Rules) SenderMayRelay(sender Addr) (bool, error) {
+	if sender.Null() || sender.Domain == "" {
+		return false, nil
+	}
+	keys := []string{mailFromKey(sender.String()), "@" + sender.Domain}
+	for _, k := range keys {
+		if _, ok, err := r.mailFromCDB.Get(k); ok || err != nil {
+			return ok, err
+		}
+	}
+	for _, k := range keys {
+		if r.mailFrom[k] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// mailFromKey is the form relaymailfrom entries are compared in: the
+// whole address lower-cased, domain normalised.
+func mailFromKey(a string) string {
+	a = strings.TrimSpace(a)
+	at := strings.LastIndexByte(a, '@')
+	if at < 0 {
+		return ""
+	}
+	return strings.ToLower(a[:at]) + "@" + control.NormalizeDomain(a[at+1:])
+}
+
+// MailFromKey is the cdb key written for a relaymailfrom line.
+func MailFromKey(line string) string { return mailFromKey(line) }

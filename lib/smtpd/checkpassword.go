@@ -1,0 +1,52 @@
+package smtpd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+)
+
+// Checkpassword returns an Auth function that runs argv by the
+// checkpassword interface: user NUL password NUL timestamp NUL on fd 3,
+// exit 0 for a good password (the program then runs the rest of argv,
+// conventionally true), 111 for a temporary failure, anything else for
+// a wrong password. The program gets our environment, no stdin, and
+// our stderr as its stdout and stderr: never the client's connection.
+func Checkpassword(argv []string, env []string, stderr io.Writer) func(user, pass string) AuthResult {
+	return func(user, pass string) AuthResult {
+		r, w, err := os.Pipe()
+		if err != nil {
+			fmt.Fprintf(stderr, "omail-smtpd: checkpassword: %v\n", err)
+			return AuthTemp
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = stderr, stderr
+		cmd.ExtraFiles = []*os.File{r}
+		if err := cmd.Start(); err != nil {
+			r.Close()
+			w.Close()
+			fmt.Fprintf(stderr, "omail-smtpd: cannot run %s: %v\n", argv[0], err)
+			return AuthTemp
+		}
+		r.Close()
+		// user and password are at most a few kilobytes: the pipe
+		// buffer takes them without waiting for the program.
+		fmt.Fprintf(w, "%s\x00%s\x00\x00", user, pass)
+		w.Close()
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return AuthOK
+		case errors.As(err, &ee) && ee.ExitCode() == 111:
+			return AuthTemp
+		case errors.As(err, &ee) && ee.ExitCode() >= 0:
+			return AuthFail
+		}
+		fmt.Fprintf(stderr, "omail-smtpd: %s: %v\n", argv[0], err)
+		return AuthTemp
+	}
+}

@@ -1,0 +1,138 @@
+// Package smtpdcmd is the body of omail-smtpd: it reads the control
+// files and the environment tcpserver (or inetd, systemd, omail-inject
+// -bs) gives it, and serves one SMTP connection on stdin/stdout.
+package smtpdcmd
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"omail/lib/control"
+	"omail/lib/home"
+	"omail/lib/qqclient"
+	"omail/lib/relay"
+	"omail/lib/smtpd"
+	"omail/lib/stdioconn"
+)
+
+// Exit codes.
+const (
+	exitOK   = 0
+	exitPerm = 100 // bad usage
+	exitTemp = 111 // cannot start: control files, certificate
+)
+
+// Run is omail-smtpd's main. Arguments, if any, are a checkpassword
+// program and its arguments, for SMTP AUTH; "-cdb" instead rebuilds the
+// control cdb files.
+func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	args = args[1:]
+	ctl := control.New(env.Dir())
+	if len(args) > 0 && args[0] == "-cdb" {
+		return rebuild(ctl, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "omail-smtpd: unknown option %s; usage: omail-smtpd [checkpassword prog...] | omail-smtpd -cdb\n", args[0])
+		return exitPerm
+	}
+	// A client that goes away makes writes fail with EPIPE; it must not
+	// kill us with SIGPIPE while a queue program may still be running.
+	signal.Ignore(syscall.SIGPIPE)
+
+	conn := stdioconn.New(stdin, stdout, env.Get("TCPLOCALIP"), env.Get("TCPREMOTEIP"))
+	cfg, err := loadConfig(ctl, env, args, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
+		fmt.Fprintf(conn, "421 4.3.0 temporary configuration problem, try again later\r\n")
+		conn.Close()
+		return exitTemp
+	}
+	defer cfg.Rules.Close()
+	smtpd.Serve(conn, cfg)
+	return exitOK
+}
+
+func loadConfig(ctl *control.Dir, env home.Env, args []string, stderr io.Writer) (*smtpd.Config, error) {
+	cfg := &smtpd.Config{
+		Log:        stderr,
+		RemoteIP:   env.Get("TCPREMOTEIP"),
+		RemoteHost: env.Get("TCPREMOTEHOST"),
+	}
+	var err error
+	if cfg.Hostname, err = ctl.Me(); err != nil {
+		return nil, err
+	}
+	if cfg.Greeting, err = ctl.Line("smtpgreeting"); err != nil {
+		return nil, err
+	}
+	if cfg.DataBytes, err = ctl.Int("databytes"); err != nil {
+		return nil, err
+	}
+	if v := env.Get("DATABYTES"); v != "" {
+		if _, err := fmt.Sscan(v, &cfg.DataBytes); err != nil || cfg.DataBytes < 0 {
+			return nil, fmt.Errorf("DATABYTES=%q is not a non-negative number", v)
+		}
+	}
+	n, err := ctl.Int("maxrcpt")
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxRcpt = int(n)
+	if n, err = ctl.Int("timeoutsmtpd"); err != nil {
+		return nil, err
+	}
+	cfg.Timeout = time.Duration(n) * time.Second
+	if v, ok := env.Lookup("RELAYCLIENT"); ok {
+		cfg.RelayClient = &v
+	}
+	if v := env.Get("AUTHREQUIRED"); v != "" && v != "0" {
+		cfg.AuthRequired = true
+	}
+	if ok, err := ctl.Exists("servercert.pem"); err != nil {
+		return nil, err
+	} else if ok {
+		f := ctl.File("servercert.pem")
+		cert, err := tls.LoadX509KeyPair(f, f)
+		if err != nil {
+			return nil, fmt.Errorf("control file servercert.pem: %v", err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if len(args) > 0 {
+		cfg.Auth = smtpd.Checkpassword(args, env, stderr)
+	}
+	if cfg.Rules, err = relay.Load(ctl); err != nil {
+		return nil, err
+	}
+	prog := env.QueueProgram()
+	cfg.Queue = func() (smtpd.Sink, error) {
+		c, err := qqclient.Start(prog, env, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return cfg, nil
+}
+
+// rebuild is omail-smtpd -cdb: every control cdb from its source file.
+func rebuild(ctl *control.Dir, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "omail-smtpd: usage: omail-smtpd -cdb")
+		return exitPerm
+	}
+	done, err := relay.Rebuild(ctl)
+	for _, d := range done {
+		fmt.Fprintf(stdout, "omail-smtpd: wrote %s\n", ctl.File(d))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
+		return exitTemp
+	}
+	return exitOK
+}
