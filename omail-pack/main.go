@@ -1,13 +1,14 @@
-// omail-pack: see docs/omail-pack.md. Not built yet: it says so and
-// exits with a temporary failure, so nothing that calls it loses mail.
+// omail-pack writes OCMP bundles from the outbox (and, with
+// proxyscanmail, from mbox files). See docs/omail-pack.md.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"omail/lib/home"
+	"omail/lib/packcmd"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "omail-pack: not implemented yet")
-	os.Exit(111)
+	os.Exit(packcmd.Run(os.Args, home.Env(os.Environ()), os.Stdin, os.Stdout, os.Stderr))
 }

@@ -1,13 +1,15 @@
-// omail-unpack: see docs/omail-unpack.md. Not built yet: it says so and
-// exits with a temporary failure, so nothing that calls it loses mail.
+// omail-unpack is the OCMP hook: `omail-unpack proxy FILE` queues the
+// mail in a bundle, `omail-unpack client USER FILE` delivers it into
+// USER's mailbox. See docs/omail-unpack.md.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"omail/lib/home"
+	"omail/lib/unpackcmd"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "omail-unpack: not implemented yet")
-	os.Exit(111)
+	os.Exit(unpackcmd.Run(os.Args, home.Env(os.Environ()), os.Stdin, os.Stdout, os.Stderr))
 }

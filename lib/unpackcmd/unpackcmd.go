@@ -1,0 +1,564 @@
+// Package unpackcmd is the body of omail-unpack, the OCMP hooks:
+//
+//	omail-unpack proxy FILE        each message into the queue
+//	omail-unpack client USER FILE  every message into mailspool/USER
+//
+// Exit 0: everything in FILE is durable (queued, or in the mailbox) and
+// FILE is removed; or FILE's bundle id was unpacked before, and FILE is
+// removed without delivering anything. Exit 100: FILE is damaged or not
+// a bundle; it is moved to $OMAIL_HOME/quarantine/ and nothing in it was
+// delivered. Exit 111: temporary trouble; FILE is left alone and a
+// re-run finishes the job without delivering anything twice (see
+// docs/omail-unpack.md for the crash windows).
+//
+// Every FILE is read twice: once whole to check it (a bundle's checksums
+// are at its end), then again to deliver. Neither pass keeps more than a
+// buffer in memory.
+package unpackcmd
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"omail/lib/bundle"
+	"omail/lib/control"
+	"omail/lib/envelope"
+	"omail/lib/home"
+	"omail/lib/mbox"
+	"omail/lib/outbox"
+	"omail/lib/qexit"
+	"omail/lib/safefile"
+)
+
+// Exit codes.
+const (
+	OK        = 0
+	Permanent = 100
+	Temporary = 111
+)
+
+// Horizon is how long the id of an unpacked bundle is remembered. A copy
+// of a bundle arriving later than this after the first is unpacked
+// again. OCMP redelivers within hours or days; 90 days is far beyond.
+const Horizon = 90 * 24 * time.Hour
+
+// Seen-ids directory and quarantine, under OMAIL_HOME.
+const (
+	SeenDir       = "unpacked"
+	QuarantineDir = "quarantine"
+)
+
+// Run is omail-unpack.
+func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	u := &Unpacker{Home: env.Dir(), Env: env, Log: stderr, Crash: crashpoint(env)}
+	switch {
+	case len(args) == 4 && args[1] == "client":
+		return u.Unpack(args[3], args[2])
+	case len(args) == 3 && args[1] == "proxy":
+		return u.Unpack(args[2], "")
+	}
+	// A wrong dirapi.conf line: temporary, so OCMP keeps the file until a
+	// person fixes the line.
+	fmt.Fprintln(stderr, "omail-unpack: usage: omail-unpack client USER FILE | omail-unpack proxy FILE")
+	return Temporary
+}
+
+// Unpacker unpacks bundles.
+type Unpacker struct {
+	Home  string
+	Env   home.Env // for the queue program and its environment
+	Log   io.Writer
+	Now   func() time.Time
+	Crash func(point string)
+}
+
+func (u *Unpacker) now() time.Time {
+	if u.Now != nil {
+		return u.Now()
+	}
+	return time.Now()
+}
+
+func (u *Unpacker) crash(point string) {
+	if u.Crash != nil {
+		u.Crash(point)
+	}
+}
+
+func (u *Unpacker) logf(format string, args ...any) {
+	fmt.Fprintf(u.Log, "omail-unpack: "+format+"\n", args...)
+}
+
+// Unpack unpacks file: for user's mailbox when user is not empty (the
+// client hook), into the queue otherwise (the proxy hook).
+func (u *Unpacker) Unpack(file, user string) int {
+	if user != "" {
+		if err := outbox.CheckEndpoint(user); err != nil {
+			u.logf("refusing user %q: %v", user, err)
+			return Temporary
+		}
+	}
+	seen := filepath.Join(u.Home, SeenDir)
+	if err := os.MkdirAll(seen, 0o750); err != nil {
+		u.logf("%v", err)
+		return Temporary
+	}
+	// One unpacker at a time: two copies of one bundle handed over at
+	// once must not both deliver.
+	unlock, err := lockFile(filepath.Join(seen, ".lock"))
+	if err != nil {
+		u.logf("%v", err)
+		return Temporary
+	}
+	defer unlock()
+	u.expire(seen)
+
+	f, err := os.Open(file)
+	if err != nil {
+		u.logf("%v", err)
+		return Temporary
+	}
+	defer f.Close()
+	h, n, err := bundle.Verify(f)
+	if err == nil && user == "" && h.Legacy {
+		err = &bundle.DamagedError{Why: "an mbox fragment: only the client hook reads those"}
+	}
+	if errors.Is(err, bundle.ErrDamaged) {
+		return u.quarantine(file, err)
+	}
+	if err != nil {
+		u.logf("%s: %v", file, err)
+		return Temporary
+	}
+	done := filepath.Join(seen, h.ID)
+	part := done + ".part"
+	if _, err := os.Stat(done); err == nil {
+		u.logf("bundle %s: %s: unpacked before; removing this copy", h.ID, file)
+		if err := removeIfThere(part); err != nil {
+			u.logf("%v", err)
+			return Temporary
+		}
+		return u.finish(file)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		u.logf("%v", err)
+		return Temporary
+	}
+	r, err := bundle.NewReader(f)
+	if err != nil {
+		u.logf("%s: second reading: %v", file, err)
+		return Temporary
+	}
+	defer r.Close()
+	if h.Legacy {
+		r.Header = h // its id comes from Verify
+	}
+	if user != "" {
+		err = u.client(r, user, part)
+	} else {
+		err = u.proxy(r, part)
+	}
+	if err != nil {
+		u.logf("bundle %s: %s: %v; will try again", h.ID, file, err)
+		return Temporary
+	}
+	mark := fmt.Sprintf("%s %s %d %d\n", h.Endpoint, user, n, u.now().Unix())
+	if err := safefile.WriteFile(done, []byte(mark), 0o640); err != nil {
+		u.logf("bundle %s: recording it: %v", h.ID, err)
+		return Temporary
+	}
+	if err := removeIfThere(part); err != nil {
+		u.logf("%v", err)
+		return Temporary
+	}
+	u.crash("unpack-marked")
+	what := "queued"
+	if user != "" {
+		what = "delivered to " + user
+	}
+	u.logf("bundle %s: endpoint %s: %d messages %s", h.ID, h.Endpoint, n, what)
+	return u.finish(file)
+}
+
+// finish removes FILE once everything in it is durable.
+func (u *Unpacker) finish(file string) int {
+	if err := safefile.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		u.logf("removing %s: %v", file, err)
+		return Temporary
+	}
+	return OK
+}
+
+func removeIfThere(path string) error {
+	if err := safefile.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// quarantine moves a damaged file aside, for a person to look at.
+func (u *Unpacker) quarantine(file string, why error) int {
+	q := filepath.Join(u.Home, QuarantineDir)
+	if err := os.MkdirAll(q, 0o750); err != nil {
+		u.logf("%s: %v; cannot quarantine it: %v", file, why, err)
+		return Temporary
+	}
+	to := filepath.Join(q, fmt.Sprintf("%s.%d.%d", filepath.Base(file), u.now().Unix(), os.Getpid()))
+	if err := moveFile(file, to); err != nil {
+		u.logf("%s: %v; cannot quarantine it: %v", file, why, err)
+		return Temporary
+	}
+	u.logf("%s: %v: nothing delivered, moved to %s", file, why, to)
+	return Permanent
+}
+
+// moveFile renames, or copies and removes across file systems (OCMP's
+// download directory need not be on OMAIL_HOME's).
+func moveFile(from, to string) error {
+	err := safefile.Rename(from, to)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if _, err := safefile.WriteFrom(to, in, 0o640); err != nil {
+		return err
+	}
+	return safefile.Remove(from)
+}
+
+// expire forgets bundle ids older than Horizon, at most once a day.
+func (u *Unpacker) expire(seen string) {
+	stamp := filepath.Join(seen, ".expired")
+	if fi, err := os.Stat(stamp); err == nil && u.now().Sub(fi.ModTime()) < 24*time.Hour {
+		return
+	}
+	ents, err := os.ReadDir(seen)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, e := range ents {
+		name := e.Name()
+		if !bundle.ValidID(name) {
+			continue // .part journals stay until their bundle is done
+		}
+		fi, err := e.Info()
+		if err == nil && u.now().Sub(fi.ModTime()) > Horizon {
+			if os.Remove(filepath.Join(seen, name)) == nil {
+				n++
+			}
+		}
+	}
+	safefile.SyncDir(seen)
+	if n > 0 {
+		u.logf("forgot %d bundle ids older than %v", n, Horizon)
+	}
+	now := u.now()
+	if f, err := os.Create(stamp); err == nil {
+		f.Close()
+		os.Chtimes(stamp, now, now)
+	}
+}
+
+// received is the trace line put on each unpacked message. Its
+// parenthesis also marks, in a mailbox, which messages came from which
+// bundle (see client's crash recovery).
+func (u *Unpacker) received(h bundle.Header, i int) string {
+	me, err := control.New(u.Home).Me()
+	if err != nil {
+		me = "localhost"
+	}
+	return fmt.Sprintf("Received: from %s by %s with OCMP (omail-unpack bundle %s message %d); %s",
+		h.Endpoint, me, h.ID, i, u.now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+}
+
+// marker is what identifies message i of a bundle in a Received: line.
+func marker(id string, i int) string {
+	return fmt.Sprintf("(omail-unpack bundle %s message %d)", id, i)
+}
+
+// proxy puts each message into the queue with its envelope. The part
+// journal holds how many messages are queued, durably, so that a re-run
+// after a crash or a temporary failure goes on from there.
+func (u *Unpacker) proxy(r *bundle.Reader, part string) error {
+	start := 0
+	if data, err := os.ReadFile(part); err == nil {
+		start, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		u.logf("bundle %s: %d messages queued by an earlier run", r.Header.ID, start)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for i := 1; ; i++ {
+		m, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if i <= start {
+			continue
+		}
+		code, err := u.queue(r.Header, i, m)
+		if err != nil {
+			return err
+		}
+		switch {
+		case code == qexit.OK:
+			u.logf("bundle %s: message %d from <%s> to %s: queued", r.Header.ID, i, m.Sender, strings.Join(m.Rcpts, ","))
+		case qexit.Permanent(code):
+			// The queue will never take it; retrying would hold up the
+			// whole bundle for ever. Say so loudly and go on.
+			u.logf("bundle %s: message %d from <%s> to %s: the queue refuses it permanently (%s): dropped",
+				r.Header.ID, i, m.Sender, strings.Join(m.Rcpts, ","), qexit.Describe(code))
+		default:
+			return fmt.Errorf("message %d: queue: %s", i, qexit.Describe(code))
+		}
+		u.crash("unpack-queued")
+		if err := safefile.WriteFile(part, []byte(strconv.Itoa(i)+"\n"), 0o640); err != nil {
+			return err
+		}
+		u.crash("unpack-progress")
+	}
+}
+
+// queue runs the queue program for one message: the message (behind a
+// Received: line) on its fd 0, the envelope on its fd 1. The envelope
+// is written only after the whole message was read intact, so a message
+// that turns out damaged is never queued.
+func (u *Unpacker) queue(h bundle.Header, i int, m *bundle.Message) (int, error) {
+	envR, envW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer envW.Close()
+	msgR, msgW, err := os.Pipe()
+	if err != nil {
+		envR.Close()
+		return 0, err
+	}
+	defer msgW.Close()
+	cmd := exec.Command(u.Env.QueueProgram())
+	cmd.Env = u.Env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = msgR, envR, u.Log
+	err = cmd.Start()
+	msgR.Close()
+	envR.Close()
+	if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(msgW, 64<<10)
+	bw.WriteString(u.received(h, i) + "\n")
+	_, copyErr := io.Copy(bw, m.Body)
+	if copyErr == nil {
+		copyErr = bw.Flush()
+	}
+	msgW.Close()
+	if copyErr == nil {
+		copyErr = envelope.Write(envW, &envelope.Envelope{Sender: m.Sender, Rcpts: m.Rcpts})
+	}
+	envW.Close()
+	werr := cmd.Wait()
+	if copyErr != nil {
+		if errors.Is(copyErr, bundle.ErrDamaged) || cmd.ProcessState.ExitCode() == 0 {
+			return 0, copyErr
+		}
+	}
+	code := cmd.ProcessState.ExitCode()
+	if code < 0 {
+		return 0, fmt.Errorf("queue program: %v", werr)
+	}
+	return code, nil
+}
+
+// client appends every message to the user's mbox with one Appender:
+// one lock, one fsync. The part journal records the mbox's length
+// before the append, so that a re-run after a crash can take back what
+// the crashed run wrote.
+func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
+	spool, err := control.New(u.Home).Line("mailspool")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(spool, user)
+	a, err := mbox.Open(path)
+	if err != nil {
+		return err
+	}
+	start := 1
+	if data, err := os.ReadFile(part); err == nil {
+		old, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		if err != nil {
+			a.Abort()
+			return fmt.Errorf("journal %s: %v", part, err)
+		}
+		var cut bool
+		start, cut, err = u.recoverMbox(a, r.Header.ID, old)
+		if err != nil {
+			a.Abort()
+			return err
+		}
+		if cut {
+			// The Appender remembers the length before the cut; open
+			// it again so that an Abort cuts to the right place.
+			a.Commit()
+			if a, err = mbox.Open(path); err != nil {
+				return err
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		a.Abort()
+		return err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		a.Abort()
+		return err
+	}
+	if err := safefile.WriteFile(part, []byte(strconv.FormatInt(fi.Size(), 10)+"\n"), 0o640); err != nil {
+		a.Abort()
+		return err
+	}
+	for i := 1; ; i++ {
+		m, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err == nil && i >= start {
+			rcpt := user
+			prefix := []string{}
+			if !r.Header.Legacy {
+				rcpt = m.Rcpts[0]
+				prefix = append(prefix, "Return-Path: <"+m.Sender+">")
+			}
+			prefix = append(prefix, "Delivered-To: "+rcpt, u.received(r.Header, i))
+			err = a.Add(m.Sender, prefix, m.Body, u.now())
+			if err == nil {
+				u.logf("bundle %s: message %d from <%s>: appended to %s", r.Header.ID, i, m.Sender, path)
+			}
+		}
+		if err != nil {
+			a.Abort()
+			return err
+		}
+	}
+	u.crash("unpack-appended")
+	if err := a.Commit(); err != nil {
+		return err
+	}
+	u.crash("unpack-committed")
+	return nil
+}
+
+// recoverMbox looks at what a crashed run may have appended after old,
+// the mbox's length before it. Our messages carry the bundle's marker in
+// their Received: line. When everything after old is ours, it is cut
+// off and the bundle delivered again whole (cut is true). When someone
+// else appended after the crash, nothing is cut; delivery resumes at
+// the last message of ours found, which may have been cut short (the
+// one duplicate this rare case costs).
+func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64) (start int, cut bool, err error) {
+	f, err := os.OpenFile(a.Path(), os.O_RDWR, 0)
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, false, err
+	}
+	if fi.Size() <= old {
+		return 1, false, nil
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(f, old, fi.Size()-old), 64<<10)
+	last, foreign := 0, false
+	inMsg, ours := false, false
+	header := 0 // head lines of the current message still to look at
+	atStart := true
+	tag := "(omail-unpack bundle " + id + " message "
+	for {
+		l, err := br.ReadSlice('\n')
+		start := atStart
+		atStart = err == nil
+		switch {
+		case start && len(l) > 5 && string(l[:5]) == "From ":
+			// mboxrd quotes every other "From " at a line start, so this
+			// begins a message.
+			if inMsg && !ours {
+				foreign = true
+			}
+			inMsg, ours, header = true, false, 8
+		case start && header > 0:
+			header--
+			s := string(l)
+			if len(l) == 1 {
+				header = 0
+			} else if j := strings.Index(s, tag); j >= 0 && strings.HasPrefix(s, "Received: ") {
+				f := strings.Fields(s[j+len(tag):])
+				if len(f) > 0 {
+					if n, _ := strconv.Atoi(strings.TrimSuffix(f[0], ");")); n > last {
+						last = n
+					}
+				}
+				ours, header = true, 0
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return 0, false, err
+		}
+	}
+	if inMsg && !ours {
+		foreign = true
+	}
+	if !foreign {
+		if err := f.Truncate(old); err != nil {
+			return 0, false, err
+		}
+		if err := f.Sync(); err != nil {
+			return 0, false, err
+		}
+		u.logf("bundle %s: took back %d bytes a crashed run appended to %s", id, fi.Size()-old, a.Path())
+		return 1, true, nil
+	}
+	if last == 0 {
+		last = 1
+	}
+	u.logf("bundle %s: %s changed since a crashed run; resuming at message %d", id, a.Path(), last)
+	return last, false, nil
+}
+
+// lockFile takes an exclusive flock, waiting for it.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
