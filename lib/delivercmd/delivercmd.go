@@ -1,25 +1,140 @@
-// Package delivercmd is the body of omail-deliver, the queue manager.
+// Package delivercmd is the body of omail-deliver, the queue manager:
+//
+//	omail-deliver          run in the foreground (supervise); SIGALRM
+//	                       retries everything now, SIGHUP rereads the
+//	                       control files, SIGTERM finishes the deliveries in
+//	                       progress and exits 0.
+//	omail-deliver -flush   one pass over every message now, then exit.
+//	omail-deliver -init    create the queue under OMAIL_HOME and exit.
+//	omail-deliver -local SENDER RCPT MSGPATH
+//	                       internal: one local delivery in a child process
+//	                       that runs as the recipient's user.
 package delivercmd
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
+	"omail/lib/control"
 	"omail/lib/home"
+	"omail/lib/qmanager"
 	"omail/lib/queue"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitUsage = 100
+	exitTemp  = 111
 )
 
 // Run is omail-deliver's main.
 func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 1 && args[1] == "-init" {
-		// Create the queue directories and the trigger fifo under
-		// OMAIL_HOME, as far as they are missing (make install runs it).
-		if err := queue.New(env.Dir()).Init(); err != nil {
-			fmt.Fprintf(stderr, "omail-deliver: cannot create the queue: %v\n", err)
-			return 111
-		}
-		return 0
+	mode := ""
+	if len(args) > 1 {
+		mode = args[1]
 	}
-	fmt.Fprintln(stderr, "omail-deliver: delivery is not implemented yet; mail stays queued")
-	return 111
+	h := env.Dir()
+	switch mode {
+	case "-init":
+		if err := queue.New(h).Init(); err != nil {
+			fmt.Fprintf(stderr, "omail-deliver: cannot create the queue: %v\n", err)
+			return exitTemp
+		}
+		return exitOK
+	case "-local":
+		return runLocalChild(args[2:], env, stdin, stdout, stderr)
+	case "", "-flush":
+	default:
+		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init]\n")
+		return exitUsage
+	}
+
+	q := queue.New(h)
+	if err := q.Check(); err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: queue not usable (run omail-deliver -init): %v\n", err)
+		return exitTemp
+	}
+	ctl := control.New(h)
+	m := &qmanager.Manager{Q: q, Ctl: ctl, Log: stderr}
+	if err := m.Load(); err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
+		return exitTemp
+	}
+	t, err := transports(h, ctl, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
+		return exitTemp
+	}
+	m.T = t
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if mode == "-flush" {
+		if err := m.Flush(ctx); err != nil {
+			fmt.Fprintf(stderr, "omail-deliver: flush incomplete: %v\n", err)
+			return exitTemp
+		}
+		return exitOK
+	}
+
+	sig, err := signals(q)
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
+		return exitTemp
+	}
+	m.Log.Write([]byte("status: omail-deliver started\n"))
+	if err := m.Run(ctx, sig); err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
+		return exitTemp
+	}
+	fmt.Fprintln(stderr, "status: omail-deliver exiting")
+	return exitOK
+}
+
+// signals turns the trigger fifo, SIGALRM and SIGHUP into the channels
+// the manager waits on.
+func signals(q *queue.Queue) (qmanager.Signals, error) {
+	// Open the fifo read-write: we are then a writer too, so reads block
+	// instead of returning end-of-file whenever the last omail-queue
+	// closes it.
+	fifo, err := os.OpenFile(q.Path(queue.Trigger, ""), os.O_RDWR, 0)
+	if err != nil {
+		return qmanager.Signals{}, fmt.Errorf("trigger fifo: %w", err)
+	}
+	newMail := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, err := fifo.Read(buf); err != nil {
+				return
+			}
+			select {
+			case newMail <- struct{}{}:
+			default: // one pending wake-up is enough
+			}
+		}
+	}()
+	alarm := relay(syscall.SIGALRM)
+	reload := relay(syscall.SIGHUP)
+	return qmanager.Signals{New: newMail, Alarm: alarm, Reload: reload}, nil
+}
+
+func relay(s os.Signal) <-chan struct{} {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, s)
+	out := make(chan struct{}, 1)
+	go func() {
+		for range c {
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out
 }

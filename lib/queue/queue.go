@@ -295,13 +295,13 @@ func (q *Queue) Scan() ([]Entry, error) {
 			out = append(out, e)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return idLess(out[i].ID, out[j].ID) })
+	sort.Slice(out, func(i, j int) bool { return IDLess(out[i].ID, out[j].ID) })
 	return out, nil
 }
 
-// idLess orders ids numerically field by field, so arrival order holds
+// IDLess orders ids numerically field by field, so arrival order holds
 // across a change in the number of digits.
-func idLess(a, b string) bool {
+func IDLess(a, b string) bool {
 	fa, fb := strings.Split(a, "."), strings.Split(b, ".")
 	for i := 0; i < len(fa) && i < len(fb); i++ {
 		na, ea := strconv.ParseUint(fa[i], 10, 64)

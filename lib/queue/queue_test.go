@@ -192,7 +192,7 @@ func FuzzParseState(f *testing.F) {
 }
 
 func TestIDOrder(t *testing.T) {
-	if !idLess("999.000000001.5.1", "1000.000000000.1.1") {
+	if !IDLess("999.000000001.5.1", "1000.000000000.1.1") {
 		t.Error("ids do not sort numerically")
 	}
 	if !ValidID("1700000000.000000005.42.1") || ValidID("../x") || ValidID("") || ValidID("1.2.mess") {

@@ -1,0 +1,67 @@
+package delivercmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"omail/lib/control"
+	"omail/lib/home"
+	"omail/lib/outbox"
+	"omail/lib/qmanager"
+	"omail/lib/remote"
+	"omail/lib/route"
+)
+
+// transports wires the real ways out of the queue into the manager.
+func transports(h string, ctl *control.Dir, env home.Env) (qmanager.Transports, error) {
+	rc, err := remote.FromControl(ctl)
+	if err != nil {
+		return qmanager.Transports{}, err
+	}
+	n, err := ctl.Int("concurrencyremote")
+	if err != nil {
+		return qmanager.Transports{}, err
+	}
+	rc.Limiter = &remote.Limiter{Total: int(max(1, n))}
+	rc.Backoff = &remote.Backoff{}
+	local, err := localTransport(h, ctl, env)
+	if err != nil {
+		return qmanager.Transports{}, err
+	}
+	return qmanager.Transports{
+		Local: local,
+		OCMP: func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error {
+			return outbox.Put(h, endpoint, id, msgPath, sender, rcpts)
+		},
+		Remote: func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
+			rs := rc.Deliver(ctx, dest, msgPath, sender, rcpts)
+			out := make([]qmanager.Result, len(rs))
+			for i, r := range rs {
+				out[i] = qmanager.Result{Status: fromRemote(r.Status), Text: r.Text}
+			}
+			return out
+		},
+	}, nil
+}
+
+func fromRemote(s remote.Status) qmanager.Status {
+	switch s {
+	case remote.OK:
+		return qmanager.OK
+	case remote.Perm:
+		return qmanager.Perm
+	}
+	return qmanager.Temp
+}
+
+// runLocalChild is `omail-deliver -local`: filled in with local delivery.
+func runLocalChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "omail-deliver: -local is not available yet")
+	return exitTemp
+}
+
+// localTransport returns the local delivery function.
+func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.Context, msgPath, sender, rcpt string) qmanager.Result, error) {
+	return nil, nil
+}

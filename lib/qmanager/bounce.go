@@ -1,0 +1,175 @@
+package qmanager
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"omail/lib/envelope"
+	"omail/lib/queue"
+)
+
+// MaxBouncedMessage is the largest original message a bounce carries
+// whole; a larger one is represented by its header only.
+const MaxBouncedMessage = 128 << 10
+
+// bounceFailed reports every Failed recipient of the message in one
+// bounce, then marks them Bounced. The bounce is queued before the state
+// is written: a crash in between sends the bounce twice, never zero times.
+func (m *Manager) bounceFailed(st *queue.State) error {
+	var failed []int
+	for i, r := range st.Rcpts {
+		if r.Status == queue.Failed {
+			failed = append(failed, i)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	c := m.cfg()
+	var to, sender string
+	switch st.Sender {
+	case DoubleBounceSender:
+		// A double bounce that fails: nobody is left to tell.
+		m.logf("msg %s: double bounce failed, discarded: %s", st.ID, st.Rcpts[failed[0]].LastError)
+	case "":
+		to, sender = c.doubleBounceTo, DoubleBounceSender
+	default:
+		to, sender = st.Sender, ""
+	}
+	if to != "" {
+		id, err := m.queueBounce(st, failed, to, sender)
+		if err != nil {
+			return err
+		}
+		m.logf("bounce msg %s qp %s to <%s>", st.ID, id, to)
+		m.Q.Notify()
+	}
+	for _, i := range failed {
+		st.Rcpts[i].Status = queue.Bounced
+	}
+	return m.saveState(st)
+}
+
+// queueBounce writes an RFC 3464 delivery status notification, streaming
+// the original message into it.
+func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) (string, error) {
+	c := m.cfg()
+	orig, err := os.Open(m.Q.Path(queue.DirMess, st.ID))
+	if err != nil {
+		return "", err
+	}
+	defer orig.Close()
+	fi, err := orig.Stat()
+	if err != nil {
+		return "", err
+	}
+	p, err := m.Q.Begin()
+	if err != nil {
+		return "", err
+	}
+	defer p.Abort()
+	w := bufio.NewWriter(p)
+	now := m.now()
+	var rb [12]byte
+	rand.Read(rb[:])
+	boundary := "omail-" + hex.EncodeToString(rb[:])
+	fmt.Fprintf(w, "From: %s (Mail Delivery System)\n", c.bounceFrom)
+	fmt.Fprintf(w, "To: %s\n", to)
+	subject := "failure notice"
+	if sender == DoubleBounceSender {
+		subject = "double bounce: failure notice for a bounce"
+	}
+	fmt.Fprintf(w, "Subject: %s\n", subject)
+	fmt.Fprintf(w, "Date: %s\n", now.Format(time.RFC1123Z))
+	fmt.Fprintf(w, "Message-ID: <%d.bounce.%s@%s>\n", now.Unix(), st.ID, c.me)
+	fmt.Fprintf(w, "Auto-Submitted: auto-replied\n")
+	fmt.Fprintf(w, "MIME-Version: 1.0\n")
+	fmt.Fprintf(w, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary)
+	fmt.Fprintf(w, "This is a MIME-encapsulated delivery status notification.\n\n")
+
+	fmt.Fprintf(w, "--%s\nContent-Type: text/plain; charset=us-ascii\n\n", boundary)
+	fmt.Fprintf(w, "This is the mail system at %s.\n\n", c.me)
+	fmt.Fprintf(w, "I'm sorry, I could not deliver your message to the\n")
+	fmt.Fprintf(w, "following address(es). This is a permanent error; I have given up.\n\n")
+	for _, i := range failed {
+		r := st.Rcpts[i]
+		fmt.Fprintf(w, "<%s>:\n    %s\n\n", r.Addr, r.LastError)
+	}
+
+	fmt.Fprintf(w, "--%s\nContent-Type: message/delivery-status\n\n", boundary)
+	fmt.Fprintf(w, "Reporting-MTA: dns; %s\n", c.me)
+	fmt.Fprintf(w, "X-Omail-Queue-ID: %s\n", st.ID)
+	fmt.Fprintf(w, "Arrival-Date: %s\n", time.Unix(st.Queued, 0).Format(time.RFC1123Z))
+	for _, i := range failed {
+		r := st.Rcpts[i]
+		fmt.Fprintf(w, "\nFinal-Recipient: rfc822; %s\n", r.Addr)
+		fmt.Fprintf(w, "Action: failed\n")
+		fmt.Fprintf(w, "Status: %s\n", statusCode(r.LastError))
+		fmt.Fprintf(w, "Diagnostic-Code: x-omail; %s\n", r.LastError)
+	}
+	fmt.Fprintf(w, "\n")
+
+	if fi.Size() <= MaxBouncedMessage {
+		fmt.Fprintf(w, "--%s\nContent-Type: message/rfc822\n\n", boundary)
+		if _, err := io.Copy(w, orig); err != nil {
+			return "", err
+		}
+	} else {
+		fmt.Fprintf(w, "--%s\nContent-Type: text/rfc822-headers\n\n", boundary)
+		if err := copyHeader(w, orig); err != nil {
+			return "", err
+		}
+	}
+	fmt.Fprintf(w, "\n--%s--\n", boundary)
+	if err := w.Flush(); err != nil {
+		return "", err
+	}
+	return p.Commit(&envelope.Envelope{Sender: sender, Rcpts: []string{to}})
+}
+
+// copyHeader copies the header block of a message, up to the blank line.
+func copyHeader(w io.Writer, r io.Reader) error {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			if string(line) == "\n" {
+				return nil
+			}
+			if _, werr := w.Write(line); werr != nil {
+				return werr
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+var enhanced = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
+
+// statusCode finds the RFC 3463 status in an error text, as Postfix
+// reports the last temporary error of an expired message; without one it
+// says 5.0.0, or 4.4.7 (delivery time expired) for an expired message.
+func statusCode(text string) string {
+	if m := enhanced.FindString(text); m != "" {
+		return m
+	}
+	if strings.HasPrefix(text, "message expired") {
+		return "4.4.7"
+	}
+	return "5.0.0"
+}

@@ -1,0 +1,424 @@
+package qmanager
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"omail/lib/control"
+	"omail/lib/envelope"
+	"omail/lib/queue"
+	"omail/lib/route"
+)
+
+// fixture is a queue, a control directory and a clock under a test's control.
+type fixture struct {
+	t   *testing.T
+	m   *Manager
+	now time.Time
+	mu  sync.Mutex
+	log strings.Builder
+	// calls counts deliveries per recipient, by transport.
+	calls map[string]int
+}
+
+func (f *fixture) Write(b []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.log.Write(b)
+}
+
+func newFixture(t *testing.T, controls map[string]string) *fixture {
+	t.Helper()
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, "control"), 0o755)
+	controls["me"] = "test.example"
+	for k, v := range controls {
+		os.WriteFile(filepath.Join(home, "control", k), []byte(v+"\n"), 0o644)
+	}
+	f := &fixture{t: t, now: time.Unix(1800000000, 0), calls: map[string]int{}}
+	clock := func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
+	q := queue.New(home)
+	q.Now = clock
+	if err := q.Init(); err != nil {
+		t.Fatal(err)
+	}
+	f.m = &Manager{Q: q, Ctl: control.New(home), Now: clock, Log: f}
+	if err := f.m.Load(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+func (f *fixture) count(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[key]
+}
+
+func (f *fixture) bump(key string) {
+	f.mu.Lock()
+	f.calls[key]++
+	f.mu.Unlock()
+}
+
+func (f *fixture) enqueue(sender string, rcpts ...string) string {
+	f.t.Helper()
+	id, err := f.m.Q.Enqueue(strings.NewReader("Subject: test\n\nbody\n"), &envelope.Envelope{Sender: sender, Rcpts: rcpts})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+func (f *fixture) flush() {
+	f.t.Helper()
+	if err := f.m.Flush(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// messages returns the queue's entries by id.
+func (f *fixture) messages() map[string]*queue.State {
+	f.t.Helper()
+	ents, err := f.m.Q.Scan()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]*queue.State{}
+	for _, e := range ents {
+		if e.Err != nil {
+			f.t.Fatalf("msg %s: %v", e.ID, e.Err)
+		}
+		out[e.ID] = e.State
+	}
+	return out
+}
+
+func TestLocalDeliveryFinishesTheMessage(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+		b, err := os.ReadFile(msgPath)
+		if err != nil || !strings.Contains(string(b), "body") {
+			t.Errorf("local transport got %q, %v", b, err)
+		}
+		f.bump(rcpt)
+		return Result{Status: OK, Text: "delivered"}
+	}
+	id := f.enqueue("a@elsewhere.example", "bob@test.example", "carol@test.example")
+	f.flush()
+	if f.count("bob@test.example") != 1 || f.count("carol@test.example") != 1 {
+		t.Errorf("calls = %v", f.calls)
+	}
+	if len(f.messages()) != 0 {
+		t.Errorf("queue not empty: %v", f.messages())
+	}
+	for _, d := range []string{queue.DirMess, queue.DirInfo, queue.DirTodo} {
+		if _, err := os.Stat(f.m.Q.Path(d, id)); !os.IsNotExist(err) {
+			t.Errorf("%s/%s still there", d, id)
+		}
+	}
+	if !strings.Contains(f.log.String(), "delivery msg "+id+" to <bob@test.example>: success: delivered") {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+}
+
+func TestRetryThenExpireThenBounce(t *testing.T) {
+	f := newFixture(t, map[string]string{"queuelifetime": "3600"})
+	fail := true
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+		f.bump(rcpt)
+		if rcpt == "sender@test.example" {
+			return Result{Status: OK, Text: "delivered"}
+		}
+		if fail {
+			return Result{Status: Temp, Text: "4.2.2 mailbox busy"}
+		}
+		return Result{Status: OK}
+	}
+	id := f.enqueue("sender@test.example", "busy@test.example")
+	f.flush()
+	st := f.messages()[id]
+	if st == nil || st.Rcpts[0].Status != queue.Todo || st.Rcpts[0].Attempts != 1 || st.Rcpts[0].LastError != "4.2.2 mailbox busy" {
+		t.Fatalf("after one failure: %+v", st)
+	}
+	if want := f.now.Add(time.Minute).Unix(); st.Rcpts[0].NextTry != want {
+		t.Errorf("next try %d, want %d", st.Rcpts[0].NextTry, want)
+	}
+	// An attempt that is not a flush leaves a recipient alone before
+	// its time.
+	if _, _, err := f.m.attempt(context.Background(), id, false); err != nil {
+		t.Fatal(err)
+	}
+	if f.count("busy@test.example") != 1 {
+		t.Errorf("retried before its time")
+	}
+	// After the lifetime, the next failure is final and bounces.
+	f.advance(2 * time.Hour)
+	f.flush()
+	if f.count("busy@test.example") != 2 {
+		t.Errorf("calls = %v", f.calls)
+	}
+	msgs := f.messages()
+	if _, ok := msgs[id]; ok {
+		t.Errorf("expired message still queued: %+v", msgs[id])
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("want exactly the bounce in the queue, have %d", len(msgs))
+	}
+	for bid, b := range msgs {
+		if b.Sender != "" || b.Rcpts[0].Addr != "sender@test.example" {
+			t.Errorf("bounce envelope: %+v", b)
+		}
+		body, _ := os.ReadFile(f.m.Q.Path(queue.DirMess, bid))
+		for _, want := range []string{
+			"Content-Type: multipart/report; report-type=delivery-status;",
+			"Final-Recipient: rfc822; busy@test.example",
+			"Action: failed",
+			"Status: 4.2.2",
+			"message expired after 1h0m0s in the queue; last error: 4.2.2 mailbox busy",
+			"Content-Type: message/rfc822",
+			"Subject: test",
+			"From: MAILER-DAEMON@test.example",
+		} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("bounce lacks %q:\n%s", want, body)
+			}
+		}
+	}
+	// The bounce itself is delivered and the queue empties.
+	f.flush()
+	if len(f.messages()) != 0 || f.count("sender@test.example") != 1 {
+		t.Errorf("bounce not delivered: %v %v", f.messages(), f.calls)
+	}
+}
+
+func TestPermanentFailureBouncesOnlyThatRecipient(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+		f.bump(rcpt)
+		if strings.HasPrefix(rcpt, "nobody@") {
+			return Result{Status: Perm, Text: "5.1.1 no such user: nobody"}
+		}
+		return Result{Status: OK, Text: "delivered"}
+	}
+	f.enqueue("x@remote.example", "bob@test.example", "nobody@test.example")
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []Result {
+		for _, r := range rcpts {
+			f.bump("remote:" + r)
+		}
+		return []Result{{Status: OK}}
+	}
+	f.flush()
+	if f.count("bob@test.example") != 1 || f.count("nobody@test.example") != 1 {
+		t.Errorf("calls = %v", f.calls)
+	}
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want one bounce queued, have %v", msgs)
+	}
+	for _, b := range msgs {
+		if b.Rcpts[0].Addr != "x@remote.example" || b.Sender != "" {
+			t.Errorf("bounce envelope %+v", b)
+		}
+	}
+	f.flush() // the bounce goes out by SMTP
+	if f.count("remote:x@remote.example") != 1 || len(f.messages()) != 0 {
+		t.Errorf("bounce not sent: %v", f.calls)
+	}
+}
+
+func TestBounceOfABounceEndsAtPostmaster(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+		f.bump(rcpt)
+		return Result{Status: Perm, Text: "5.1.1 unknown"}
+	}
+	f.enqueue("", "gone@test.example") // a bounce to a vanished user
+	f.flush()                            // fails: double bounce to postmaster
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want the double bounce, have %v", msgs)
+	}
+	for _, b := range msgs {
+		if b.Sender != DoubleBounceSender || b.Rcpts[0].Addr != "postmaster@test.example" {
+			t.Errorf("double bounce envelope %+v", b)
+		}
+	}
+	f.flush() // postmaster fails too: discarded, no loop
+	if len(f.messages()) != 0 {
+		t.Errorf("queue not empty: %v", f.messages())
+	}
+	if !strings.Contains(f.log.String(), "double bounce failed, discarded") {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+}
+
+func TestHoldRemoteWaitsForAFlush(t *testing.T) {
+	f := newFixture(t, map[string]string{"holdremote": "1", "smtproutes": ":relay.example"})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+		f.bump(rcpt)
+		return Result{Status: OK}
+	}
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []Result {
+		if dest.Relay != "relay.example" {
+			t.Errorf("dest %+v", dest)
+		}
+		for _, r := range rcpts {
+			f.bump(r)
+		}
+		return []Result{{Status: OK}, {Status: OK}}
+	}
+	id := f.enqueue("a@test.example", "local@test.example", "x@far.example", "y@far.example")
+	next, open, err := f.m.attempt(context.Background(), id, false)
+	if err != nil || !open || next != Never {
+		t.Fatalf("attempt = %d, %v, %v; want Never, open", next, open, err)
+	}
+	if f.count("local@test.example") != 1 || f.count("x@far.example") != 0 {
+		t.Errorf("after a normal attempt: %v", f.calls)
+	}
+	f.flush()
+	if f.count("x@far.example") != 1 || f.count("y@far.example") != 1 || len(f.messages()) != 0 {
+		t.Errorf("after a flush: %v, %v", f.calls, f.messages())
+	}
+}
+
+func TestTwoDeliverersNeverDeliverTwice(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	local := func(ctx context.Context, msgPath, sender, rcpt string) Result {
+		f.bump(rcpt)
+		return Result{Status: OK}
+	}
+	f.m.T.Local = local
+	var rcpts []string
+	for i := 0; i < 30; i++ {
+		r := "u" + string(rune('a'+i%26)) + strings.Repeat("x", i/26) + "@test.example"
+		rcpts = append(rcpts, r)
+		f.enqueue("s@test.example", r)
+	}
+	other := &Manager{Q: f.m.Q, Ctl: f.m.Ctl, Now: f.m.Now, Log: f, T: Transports{Local: local}}
+	if err := other.Load(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, m := range []*Manager{f.m, other} {
+		wg.Add(1)
+		go func(m *Manager) {
+			defer wg.Done()
+			if err := m.Flush(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}(m)
+	}
+	wg.Wait()
+	for _, r := range rcpts {
+		if n := f.count(r); n != 1 {
+			t.Errorf("%s delivered %d times", r, n)
+		}
+	}
+}
+
+func TestDamagedStateGoesToCorrupt(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	id := f.enqueue("a@b", "c@test.example")
+	os.WriteFile(f.m.Q.Path(queue.DirTodo, id), []byte("garbage"), 0o640)
+	f.flush()
+	for _, name := range []string{id + ".info", id + ".mess"} {
+		if _, err := os.Stat(f.m.Q.Path(queue.DirCorrupt, name)); err != nil {
+			t.Errorf("corrupt/%s: %v", name, err)
+		}
+	}
+	if !strings.Contains(f.log.String(), "set aside in corrupt/") {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+}
+
+func TestForwardQueuesACopy(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+		f.bump(rcpt)
+		if rcpt == "list@test.example" {
+			return Result{Status: OK, Forward: []string{"a@test.example", "b@test.example"}}
+		}
+		return Result{Status: OK}
+	}
+	f.enqueue("s@x.example", "list@test.example")
+	f.flush()
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want the forwarded copy, have %v", msgs)
+	}
+	for _, st := range msgs {
+		if st.Sender != "s@x.example" || len(st.Rcpts) != 2 {
+			t.Errorf("forward envelope %+v", st)
+		}
+	}
+	f.flush()
+	if f.count("a@test.example") != 1 || f.count("b@test.example") != 1 {
+		t.Errorf("calls %v", f.calls)
+	}
+}
+
+func TestOCMPRouteAndMissingTransport(t *testing.T) {
+	f := newFixture(t, map[string]string{"ocmproutes": "kiosk.example:kiosk1"})
+	var got []string
+	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error {
+		got = append(got, endpoint+":"+strings.Join(rcpts, ","))
+		return nil
+	}
+	f.enqueue("s@test.example", "a@kiosk.example", "b@kiosk.example", "c@internet.example")
+	f.flush()
+	if len(got) != 1 || got[0] != "kiosk1:a@kiosk.example,b@kiosk.example" {
+		t.Errorf("ocmp calls %q", got)
+	}
+	// No remote transport: the SMTP recipient stays, deferred, not bounced.
+	for _, st := range f.messages() {
+		if len(st.Rcpts) != 3 || st.Rcpts[2].Status != queue.Todo || !strings.Contains(st.Rcpts[2].LastError, "not available") {
+			t.Errorf("state %+v", st)
+		}
+	}
+}
+
+func TestDaemonPicksUpNewMailAndStops(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	delivered := make(chan string, 10)
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+		delivered <- rcpt
+		return Result{Status: OK}
+	}
+	newMail := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{New: newMail}) }()
+	f.enqueue("s@x", "first@test.example")
+	newMail <- struct{}{}
+	if r := <-delivered; r != "first@test.example" {
+		t.Errorf("delivered %q", r)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute}
+	for i, w := range want {
+		if got := Backoff(i + 1); got != w {
+			t.Errorf("Backoff(%d) = %v, want %v", i+1, got, w)
+		}
+	}
+	if Backoff(100) != 4*time.Hour {
+		t.Errorf("Backoff(100) = %v", Backoff(100))
+	}
+}

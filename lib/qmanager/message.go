@@ -1,0 +1,348 @@
+package qmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"omail/lib/envelope"
+	"omail/lib/queue"
+	"omail/lib/safefile"
+)
+
+// DoubleBounceSender is the envelope sender of a double bounce (a bounce
+// of a bounce, sent to doublebounceto). Its own failure is only logged:
+// that is where bounce loops end. qmail uses the same convention.
+const DoubleBounceSender = "#@[]"
+
+// errBusy means another deliverer holds the message.
+var errBusy = errors.New("message busy")
+
+// claim opens the message file and takes an exclusive flock on it. The
+// lock is the claim: two deliverers never work on one message at once,
+// so no recipient is delivered twice. wait=false returns errBusy at once
+// when another deliverer has it.
+func (m *Manager) claim(id string, wait bool) (*os.File, error) {
+	f, err := os.Open(m.Q.Path(queue.DirMess, id))
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_EX
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == unix.EWOULDBLOCK {
+		f.Close()
+		return nil, errBusy
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// attempt is one pass over one message: every due recipient is tried
+// once. It returns the message's next due time and whether it is still in
+// the queue. flush makes every Todo recipient due, holdremote included.
+func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int64, open bool, err error) {
+	lock, err := m.claim(id, flush)
+	if errors.Is(err, fs.ErrNotExist) {
+		// No message file: finished by another deliverer, or an envelope
+		// whose message is missing, which is damage.
+		if m.exists(queue.DirTodo, id) || m.exists(queue.DirInfo, id) {
+			m.setAside(id, "message file missing")
+		}
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, true, err
+	}
+	defer lock.Close()
+
+	// First sight: take the envelope from todo/ into info/, under the
+	// lock, so only one deliverer does it.
+	if m.exists(queue.DirTodo, id) {
+		if err := safefile.Rename(m.Q.Path(queue.DirTodo, id), m.Q.Path(queue.DirInfo, id)); err != nil {
+			return 0, true, err
+		}
+	}
+	data, err := os.ReadFile(m.Q.Path(queue.DirInfo, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil // finished meanwhile
+	}
+	if err != nil {
+		return 0, true, err
+	}
+	st, err := queue.ParseState(id, data)
+	if err != nil {
+		m.setAside(id, err.Error())
+		return 0, false, nil
+	}
+	if st.Rcpts[0].Attempts == 0 && allTodo(st) {
+		m.logf("new msg %s from <%s> to %d recipient(s)", id, st.Sender, len(st.Rcpts))
+	}
+
+	msgPath := m.Q.Path(queue.DirMess, id)
+	now := m.now()
+	lifetime := m.cfg().queueLifetime
+	hold := m.cfg().holdRemote && !flush
+	held := map[int]bool{} // SMTP recipients waiting for a flush
+	// Group the due recipients by route, so that one delivery carries
+	// all the recipients that can travel together.
+	groups := map[string][]int{}
+	var order []string
+	routes := map[string]Route{}
+	for i, r := range st.Rcpts {
+		if r.Status != queue.Todo {
+			continue
+		}
+		rt, err := m.router().Route(r.Addr)
+		if err != nil {
+			if flush || r.NextTry <= now.Unix() {
+				m.record(st, i, Result{Status: Temp, Text: "routing: " + err.Error()}, now, lifetime)
+			}
+			continue
+		}
+		if rt.Kind == RouteSMTP && hold {
+			held[i] = true // the dial-up "expensive mailer": waits for a flush
+			continue
+		}
+		if !flush && r.NextTry > now.Unix() {
+			continue
+		}
+		k := rt.Key(r.Addr)
+		if _, seen := groups[k]; !seen {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+		routes[k] = rt
+	}
+	for _, k := range order {
+		idx := groups[k]
+		rt := routes[k]
+		results := m.deliver(ctx, rt, id, msgPath, st, idx)
+		for j, i := range idx {
+			res := results[j]
+			if res.Status == OK && len(res.Forward) > 0 {
+				if err := m.forward(msgPath, st.Sender, res.Forward); err != nil {
+					res = Result{Status: Temp, Text: "forwarding: " + err.Error()}
+				}
+			}
+			m.record(st, i, res, now, lifetime)
+			m.logDelivery(id, st.Rcpts[i], res)
+		}
+		// Write down each group's outcome before the next group, so that
+		// a crash repeats at most the group in flight.
+		if err := m.saveState(st); err != nil {
+			return 0, true, err
+		}
+	}
+	if err := m.bounceFailed(st); err != nil {
+		m.logf("warning: cannot queue a bounce for msg %s: %v", id, err)
+	}
+	if !st.Open() {
+		if err := m.finish(id); err != nil {
+			return 0, true, err
+		}
+		return 0, false, nil
+	}
+	// The next due time counts only recipients not held for a flush.
+	next = Never
+	for i, r := range st.Rcpts {
+		if r.Status == queue.Todo && !held[i] && r.NextTry < next {
+			next = r.NextTry
+		}
+	}
+	if next == Never && hasFailed(st) {
+		next = now.Unix() + 60 // a bounce could not be queued: try again soon
+	}
+	return next, true, nil
+}
+
+// Never is the due time of a message that waits for a flush.
+const Never = int64(1) << 62
+
+func hasFailed(st *queue.State) bool {
+	for _, r := range st.Rcpts {
+		if r.Status == queue.Failed {
+			return true
+		}
+	}
+	return false
+}
+
+func allTodo(st *queue.State) bool {
+	for _, r := range st.Rcpts {
+		if r.Status != queue.Todo || r.Attempts != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// deliver runs one group of recipients through its transport.
+func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, st *queue.State, idx []int) []Result {
+	rcpts := make([]string, len(idx))
+	for j, i := range idx {
+		rcpts[j] = st.Rcpts[i].Addr
+	}
+	out := make([]Result, len(idx))
+	switch rt.Kind {
+	case RouteLocal:
+		for j, r := range rcpts {
+			if m.T.Local == nil {
+				out[j] = Result{Status: Temp, Text: "local delivery is not available"}
+				continue
+			}
+			out[j] = m.T.Local(ctx, msgPath, st.Sender, r)
+		}
+	case RouteOCMP:
+		res := Result{Status: OK, Text: "in the outbox for OCMP endpoint " + rt.Endpoint}
+		if m.T.OCMP == nil {
+			res = Result{Status: Temp, Text: "OCMP delivery is not available"}
+		} else if err := m.T.OCMP(ctx, rt.Endpoint, id, msgPath, st.Sender, rcpts); err != nil {
+			res = Result{Status: Temp, Text: "outbox " + rt.Endpoint + ": " + err.Error()}
+		}
+		for j := range out {
+			out[j] = res
+		}
+	case RouteSMTP:
+		if m.T.Remote == nil {
+			for j := range out {
+				out[j] = Result{Status: Temp, Text: "remote delivery is not available yet; kept in the queue"}
+			}
+			break
+		}
+		res := m.T.Remote(ctx, rt.Dest, msgPath, st.Sender, rcpts)
+		for j := range out {
+			if j < len(res) {
+				out[j] = res[j]
+			} else {
+				out[j] = Result{Status: Temp, Text: "no result from remote delivery"}
+			}
+		}
+	}
+	return out
+}
+
+// record applies one result to a recipient's state.
+func (m *Manager) record(st *queue.State, i int, res Result, now time.Time, lifetime time.Duration) {
+	r := &st.Rcpts[i]
+	switch res.Status {
+	case OK:
+		r.Status, r.LastError = queue.Done, ""
+	case Perm:
+		r.Status, r.LastError = queue.Failed, res.Text
+	default:
+		r.Attempts++
+		r.LastError = res.Text
+		if now.Sub(time.Unix(st.Queued, 0)) >= lifetime {
+			r.Status = queue.Failed
+			r.LastError = fmt.Sprintf("message expired after %s in the queue; last error: %s", lifetime, res.Text)
+			return
+		}
+		r.NextTry = now.Add(Backoff(r.Attempts)).Unix()
+	}
+}
+
+// Backoff is the wait after the n-th failed attempt: one minute, doubling,
+// at most four hours. An intermittent link does not need a fine
+// schedule: a flush when the link comes up does the real work.
+func Backoff(n int) time.Duration {
+	d := time.Minute
+	for i := 1; i < n && d < 4*time.Hour; i++ {
+		d *= 2
+	}
+	if d > 4*time.Hour {
+		d = 4 * time.Hour
+	}
+	return d
+}
+
+// forward queues a copy of the message to new recipients, with the same
+// sender, as qmail does for forwards and aliases.
+func (m *Manager) forward(msgPath, sender string, rcpts []string) error {
+	f, err := os.Open(msgPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	id, err := m.Q.Enqueue(f, &envelope.Envelope{Sender: sender, Rcpts: rcpts})
+	if err == nil {
+		m.logf("forwarded as msg %s to %d recipient(s)", id, len(rcpts))
+		m.Q.Notify()
+	}
+	return err
+}
+
+func (m *Manager) saveState(st *queue.State) error {
+	return safefile.WriteFile(m.Q.Path(queue.DirInfo, st.ID), st.Marshal(), 0o640)
+}
+
+// finish removes a message all of whose recipients are done or bounced:
+// the envelope first (the commit point of "finished"), then the body.
+func (m *Manager) finish(id string) error {
+	if err := safefile.Remove(m.Q.Path(queue.DirInfo, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(m.Q.Path(queue.DirMess, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	m.logf("end msg %s", id)
+	return nil
+}
+
+func (m *Manager) exists(dir, id string) bool {
+	_, err := os.Lstat(m.Q.Path(dir, id))
+	return err == nil
+}
+
+// setAside moves a damaged message's files into corrupt/ for a person to
+// look at. Nothing is deleted.
+func (m *Manager) setAside(id, why string) {
+	for _, d := range []string{queue.DirTodo, queue.DirInfo, queue.DirMess} {
+		p := m.Q.Path(d, id)
+		if _, err := os.Lstat(p); err == nil {
+			safefile.Rename(p, m.Q.Path(queue.DirCorrupt, id+"."+d))
+		}
+	}
+	m.logf("warning: msg %s set aside in corrupt/: %s", id, why)
+}
+
+func (m *Manager) logDelivery(id string, r queue.Rcpt, res Result) {
+	word := map[Status]string{OK: "success", Temp: "deferral", Perm: "failure"}[res.Status]
+	if res.Status == Temp && r.Status == queue.Failed {
+		word = "failure"
+		res.Text = r.LastError
+	}
+	m.logf("delivery msg %s to <%s>: %s: %s", id, r.Addr, word, res.Text)
+}
+
+// sortedIDs returns the ids in a directory in arrival order.
+func (m *Manager) sortedIDs(dir string) ([]string, error) {
+	ents, err := os.ReadDir(m.Q.Path(dir, ""))
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		if queue.ValidID(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return queue.IDLess(ids[i], ids[j]) })
+	return ids, nil
+}
