@@ -245,7 +245,7 @@ func TestBounceOfABounceEndsAtPostmaster(t *testing.T) {
 		return Result{Status: Perm, Text: "5.1.1 unknown"}
 	}
 	f.enqueue("", "gone@test.example") // a bounce to a vanished user
-	f.flush()                            // fails: double bounce to postmaster
+	f.flush()                          // fails: double bounce to postmaster
 	msgs := f.messages()
 	if len(msgs) != 1 {
 		t.Fatalf("want the double bounce, have %v", msgs)
