@@ -57,6 +57,7 @@ var Defaults = map[string]string{
 	"concurrencyremote": "20",
 	"timeoutconnect":    "60",
 	"timeoutremote":     "1200",
+	"helohost":          FromMe,
 }
 
 // Dir is a control directory.

@@ -1,0 +1,650 @@
+// Package remote delivers one queued message to one SMTP destination
+// (a relay from smtproutes, or a domain's MX hosts) and says, recipient
+// by recipient, what became of it. Scheduling, retries and bounces are
+// the queue manager's; this package only speaks SMTP.
+//
+// The SMTP conversation is written here on net/textproto rather than
+// with go-smtp's client, which (v0.25) cannot send STARTTLS after an
+// EHLO with our own name and always adds BODY=8BITMIME.
+package remote
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"omail/lib/control"
+	"omail/lib/masquerade"
+	"omail/lib/route"
+)
+
+// Status is what happened to a recipient.
+type Status int
+
+const (
+	Temp Status = iota // try again later
+	OK                 // the peer took responsibility
+	Perm               // bounce
+)
+
+func (s Status) String() string {
+	switch s {
+	case OK:
+		return "ok"
+	case Perm:
+		return "perm"
+	}
+	return "temp"
+}
+
+// Result is the outcome for one recipient. Text is a one-line account
+// for logs and bounces, e.g. "127.0.0.1 said: 550 5.1.1 no such user".
+type Result struct {
+	Rcpt   string
+	Status Status
+	Text   string
+	Host   string // the host that gave the answer, if one did
+}
+
+// Client delivers messages by SMTP. Its zero value works (with the
+// system resolver and no timeouts); set at least Helo.
+type Client struct {
+	Helo           string         // name in EHLO/HELO; "localhost" if empty
+	Resolver       route.Resolver // nil: net.DefaultResolver
+	ConnectTimeout time.Duration  // timeoutconnect; 0: none
+	CommandTimeout time.Duration  // timeoutremote: silence allowed on every read and write; 0: none
+	// TLSConfig is the base for STARTTLS (RootCAs, client certificates).
+	// Opportunistic TLS does not verify the peer's certificate (an
+	// unverified encryption still beats plain text, and refusing would
+	// send the mail in clear); a Dest with RequireTLS verifies it
+	// against the host name from smtproutes or the MX record.
+	TLSConfig *tls.Config
+	// Dial opens connections; nil: a net.Dialer with ConnectTimeout.
+	Dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	Masquerade *masquerade.Map // sender rewriting on the way out; nil: none
+	Backoff    *Backoff        // hosts that recently failed are skipped; nil: none
+	Limiter    *Limiter        // connections per host and in all; nil: unbounded
+	// Shuffle orders MX hosts of equal preference; nil: random.
+	Shuffle func(n int, swap func(i, j int))
+}
+
+// FromControl makes a Client from the control files: helohost (default
+// me), timeoutconnect, timeoutremote and masquerade. Routes are read
+// separately with route.Load.
+func FromControl(ctl *control.Dir) (*Client, error) {
+	helo, err := ctl.Line("helohost")
+	if err != nil {
+		return nil, err
+	}
+	tc, err := ctl.Int("timeoutconnect")
+	if err != nil {
+		return nil, err
+	}
+	tr, err := ctl.Int("timeoutremote")
+	if err != nil {
+		return nil, err
+	}
+	m, err := masquerade.Load(ctl)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		Helo:           helo,
+		ConnectTimeout: time.Duration(tc) * time.Second,
+		CommandTimeout: time.Duration(tr) * time.Second,
+		Masquerade:     m,
+	}, nil
+}
+
+func (c *Client) resolver() route.Resolver {
+	if c.Resolver != nil {
+		return c.Resolver
+	}
+	return net.DefaultResolver
+}
+
+// message is what Deliver learns about the message before it connects.
+type message struct {
+	path     string
+	size     int64 // bytes on the wire, before dot-stuffing
+	eightBit bool
+}
+
+// Deliver sends the message in msgPath from sender to rcpts, all of
+// which route to dest, in one SMTP transaction, and returns one Result
+// per recipient in the order given. It tries the destination's hosts in
+// order and goes on to the next one when a host cannot be reached, does
+// not greet, or answers 4xx to EHLO or MAIL; once a host has taken the
+// transaction, its answers are final for this attempt.
+func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, sender string, rcpts []string) []Result {
+	res := make([]Result, len(rcpts))
+	for i, r := range rcpts {
+		res[i] = Result{Rcpt: r, Status: Temp}
+	}
+	all := func(s Status, text, host string) []Result {
+		for i := range res {
+			res[i].Status, res[i].Text, res[i].Host = s, text, host
+		}
+		return res
+	}
+	sender = c.Masquerade.Address(sender)
+	for _, a := range append([]string{sender}, rcpts...) {
+		if strings.ContainsAny(a, "\r\n<>\x00") || len(a) > 1000 {
+			return all(Perm, fmt.Sprintf("5.1.3 address %q cannot be sent by SMTP", a), "")
+		}
+	}
+	msg, err := c.measure(msgPath)
+	if err != nil {
+		return all(Temp, "4.3.0 cannot read the message: "+err.Error(), "")
+	}
+	if until, ok := c.Backoff.Until(dest.Key()); ok {
+		return all(Temp, fmt.Sprintf("4.4.1 %s failed recently; not before %s", dest, until.UTC().Format(time.RFC3339)), "")
+	}
+	hosts, err := route.Hosts(ctx, c.resolver(), dest, c.Shuffle)
+	if err != nil {
+		var re *route.Error
+		if errors.As(err, &re) && re.Perm {
+			return all(Perm, re.Msg, "")
+		}
+		return all(Temp, err.Error(), "")
+	}
+	last := "4.4.1 no host to try"
+	for _, h := range hosts {
+		addrs, err := route.Addrs(ctx, c.resolver(), h)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		for _, a := range addrs {
+			hostport := net.JoinHostPort(a, strconv.Itoa(h.Port))
+			if until, ok := c.Backoff.Until(hostport); ok {
+				last = fmt.Sprintf("4.4.1 %s (%s) failed recently; not before %s", h.Name, hostport, until.UTC().Format(time.RFC3339))
+				continue
+			}
+			if ctx.Err() != nil {
+				return all(Temp, "4.4.2 delivery interrupted", "")
+			}
+			release, err := c.Limiter.Acquire(ctx, hostport)
+			if err != nil {
+				return all(Temp, "4.4.2 delivery interrupted", "")
+			}
+			s := &session{c: c, dest: dest, host: h.Name, addr: hostport, msg: msg, sender: sender, rcpts: rcpts, res: res}
+			next, text := s.run(ctx)
+			release()
+			if !next {
+				c.Backoff.Succeeded(dest.Key())
+				return res
+			}
+			last = text
+		}
+	}
+	// No host took the mail; the hosts that could not be reached are
+	// in back-off already, and so is the destination as a whole.
+	c.Backoff.Failed(dest.Key())
+	return all(Temp, last, "")
+}
+
+// measure reads the message once through the same conversion it gets
+// on the wire, to learn its size for SIZE= and whether it is 8-bit.
+func (c *Client) measure(path string) (*message, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ww := newWireWriter(io.Discard, false)
+	if _, err := c.Masquerade.Copy(ww, f); err != nil {
+		return nil, err
+	}
+	if err := ww.Finish(); err != nil {
+		return nil, err
+	}
+	return &message{path: path, size: ww.n, eightBit: ww.eightBit}, nil
+}
+
+// isASCII reports whether s needs no SMTPUTF8.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// oneLine squeezes a possibly multi-line SMTP reply into one line.
+func oneLine(code int, msg string) string {
+	return strconv.Itoa(code) + " " + strings.ReplaceAll(msg, "\n", " / ")
+}
+
+// timeoutConn sets a fresh deadline before every read and write, so
+// that timeoutremote bounds each silence, not the whole transfer.
+type timeoutConn struct {
+	net.Conn
+	d time.Duration
+}
+
+func (t *timeoutConn) Read(b []byte) (int, error) {
+	if t.d > 0 {
+		t.Conn.SetDeadline(time.Now().Add(t.d))
+	}
+	return t.Conn.Read(b)
+}
+
+func (t *timeoutConn) Write(b []byte) (int, error) {
+	if t.d > 0 {
+		t.Conn.SetDeadline(time.Now().Add(t.d))
+	}
+	return t.Conn.Write(b)
+}
+
+func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if c.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.ConnectTimeout)
+		defer cancel()
+	}
+	if c.Dial != nil {
+		return c.Dial(ctx, "tcp", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// session is one SMTP connection to one host address.
+type session struct {
+	c      *Client
+	dest   route.Dest
+	host   string // name, for TLS and messages
+	addr   string // address:port
+	msg    *message
+	sender string
+	rcpts  []string
+	res    []Result
+
+	conn net.Conn
+	tp   *textproto.Conn
+	ext  map[string]string
+	tls  bool
+}
+
+// errNext is a failure that sends Deliver on to the next host.
+type errNext struct{ text string }
+
+func (e *errNext) Error() string { return e.text }
+
+// run holds the conversation. It returns next=true (with the reason)
+// when Deliver should try the next host; otherwise s.res is filled.
+func (s *session) run(ctx context.Context) (next bool, text string) {
+	err := s.converse(ctx, false)
+	var tlsErr *tlsFailure
+	if errors.As(err, &tlsErr) && !s.dest.RequireTLS {
+		// STARTTLS was offered but did not work; as other MTAs do,
+		// deliver in plain text rather than not at all.
+		err = s.converse(ctx, true)
+	}
+	var nx *errNext
+	if errors.As(err, &nx) {
+		return true, nx.text
+	}
+	return false, ""
+}
+
+type tlsFailure struct{ err error }
+
+func (e *tlsFailure) Error() string { return "TLS: " + e.err.Error() }
+
+func (s *session) setAll(st Status, text string) {
+	for i := range s.res {
+		s.res[i].Status, s.res[i].Text, s.res[i].Host = st, text, s.host
+	}
+}
+
+func (s *session) said(code int, msg string) string {
+	return fmt.Sprintf("%s said: %s", s.host, oneLine(code, msg))
+}
+
+// converse connects and speaks SMTP. An *errNext or *tlsFailure means
+// nothing was decided; any other return has set s.res.
+func (s *session) converse(ctx context.Context, noTLS bool) error {
+	nc, err := s.c.dial(ctx, s.addr)
+	if err != nil {
+		s.c.Backoff.Failed(s.addr)
+		return &errNext{fmt.Sprintf("4.4.1 cannot connect to %s (%s): %v", s.host, s.addr, err)}
+	}
+	s.conn = &timeoutConn{Conn: nc, d: s.c.CommandTimeout}
+	s.tp = textproto.NewConn(s.conn)
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer func() {
+		stop()
+		nc.Close()
+	}()
+
+	code, msg, err := s.reply()
+	if err != nil {
+		s.c.Backoff.Failed(s.addr)
+		return &errNext{fmt.Sprintf("4.4.2 %s (%s) did not greet: %v", s.host, s.addr, err)}
+	}
+	if code/100 == 4 {
+		s.c.Backoff.Failed(s.addr)
+		return &errNext{"4.4.2 " + s.said(code, msg)}
+	}
+	if code/100 != 2 {
+		// As qmail: a host that refuses service outright is a
+		// temporary failure of this delivery, not a bounce.
+		s.quit()
+		s.setAll(Temp, "4.4.2 greeting failed: "+s.said(code, msg))
+		return nil
+	}
+	s.c.Backoff.Succeeded(s.addr)
+	if err := s.hello(); err != nil {
+		return err
+	}
+	if _, ok := s.ext["STARTTLS"]; ok && !noTLS {
+		if err := s.startTLS(ctx); err != nil {
+			return err
+		}
+	}
+	if s.dest.RequireTLS && !s.tls {
+		s.quit()
+		return &errNext{fmt.Sprintf("4.7.10 %s (%s) offers no TLS, which the route requires", s.host, s.addr)}
+	}
+	if s.dest.Auth != nil {
+		if ok, err := s.auth(); !ok {
+			return err
+		}
+	}
+	return s.transaction()
+}
+
+func (s *session) reply() (int, string, error) {
+	code, msg, err := s.tp.ReadResponse(0)
+	if err != nil {
+		return 0, "", err
+	}
+	return code, msg, nil
+}
+
+func (s *session) cmd(format string, args ...any) (int, string, error) {
+	if err := s.tp.PrintfLine(format, args...); err != nil {
+		return 0, "", err
+	}
+	return s.reply()
+}
+
+func (s *session) quit() {
+	s.tp.PrintfLine("QUIT")
+	s.reply()
+}
+
+func (s *session) lost(err error) error {
+	return &errNext{fmt.Sprintf("4.4.2 connection to %s (%s) failed: %v", s.host, s.addr, err)}
+}
+
+// hello says EHLO, or HELO to a peer that does not know EHLO.
+func (s *session) hello() error {
+	helo := s.c.Helo
+	if helo == "" {
+		helo = "localhost"
+	}
+	code, msg, err := s.cmd("EHLO %s", helo)
+	if err != nil {
+		return s.lost(err)
+	}
+	s.ext = map[string]string{}
+	if code/100 == 2 {
+		lines := strings.Split(msg, "\n")
+		for _, l := range lines[1:] {
+			k, v, _ := strings.Cut(l, " ")
+			s.ext[strings.ToUpper(k)] = v
+		}
+		return nil
+	}
+	if code/100 == 5 {
+		code, msg, err = s.cmd("HELO %s", helo)
+		if err != nil {
+			return s.lost(err)
+		}
+		if code/100 == 2 {
+			return nil
+		}
+	}
+	s.quit()
+	return &errNext{"4.4.2 HELO refused: " + s.said(code, msg)}
+}
+
+func (s *session) startTLS(ctx context.Context) error {
+	code, msg, err := s.cmd("STARTTLS")
+	if err != nil {
+		return s.lost(err)
+	}
+	if code != 220 {
+		if s.dest.RequireTLS {
+			s.quit()
+			return &errNext{"4.7.10 STARTTLS refused: " + s.said(code, msg)}
+		}
+		return nil // go on in plain text
+	}
+	cfg := &tls.Config{}
+	if s.c.TLSConfig != nil {
+		cfg = s.c.TLSConfig.Clone()
+	}
+	name := s.host
+	if a, err := route.LiteralAddr(name); err == nil {
+		name = a.String()
+	}
+	cfg.ServerName = name
+	cfg.InsecureSkipVerify = !s.dest.RequireTLS
+	tc := tls.Client(s.conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if s.dest.RequireTLS {
+			return &errNext{fmt.Sprintf("4.7.5 TLS with %s (%s) failed: %v", s.host, s.addr, err)}
+		}
+		return &tlsFailure{err}
+	}
+	// A fresh reader: anything the peer sent after its 220 in plain
+	// text (a command injection) is dropped, as RFC 3207 asks.
+	s.tp = textproto.NewConn(tc)
+	s.tls = true
+	return s.hello()
+}
+
+// auth logs in to a smart host, only ever over TLS, with PLAIN when
+// offered, else LOGIN. A refusal defers the mail: the password is the
+// administrator's to fix, not the sender's fault. ok is false when the
+// transaction must not go on (s.res set, or err says why).
+func (s *session) auth() (ok bool, err error) {
+	if !s.tls {
+		s.quit()
+		return false, &errNext{"4.7.10 will not send a password without TLS to " + s.host}
+	}
+	mechs := " " + strings.ToUpper(s.ext["AUTH"]) + " "
+	cr := s.dest.Auth
+	b64 := base64.StdEncoding.EncodeToString
+	var code int
+	var msg string
+	switch {
+	case strings.Contains(mechs, " PLAIN "):
+		code, msg, err = s.cmd("AUTH PLAIN %s", b64([]byte("\x00"+cr.User+"\x00"+cr.Password)))
+	case strings.Contains(mechs, " LOGIN "):
+		code, msg, err = s.cmd("AUTH LOGIN")
+		if err == nil && code == 334 {
+			code, msg, err = s.cmd("%s", b64([]byte(cr.User)))
+		}
+		if err == nil && code == 334 {
+			code, msg, err = s.cmd("%s", b64([]byte(cr.Password)))
+		}
+	default:
+		s.quit()
+		s.setAll(Temp, fmt.Sprintf("4.7.0 %s offers neither AUTH PLAIN nor LOGIN", s.host))
+		return false, nil
+	}
+	if err != nil {
+		return false, s.lost(err)
+	}
+	if code != 235 {
+		s.quit()
+		s.setAll(Temp, "4.7.0 AUTH failed: "+s.said(code, msg))
+		return false, nil
+	}
+	return true, nil
+}
+
+// status maps a reply code to a recipient status.
+func status(code int) Status {
+	switch code / 100 {
+	case 2:
+		return OK
+	case 5:
+		return Perm
+	}
+	return Temp
+}
+
+// transaction sends MAIL, RCPT for each recipient, and the message.
+func (s *session) transaction() error {
+	_, utf8ok := s.ext["SMTPUTF8"]
+	needUTF8 := !isASCII(s.sender)
+	if needUTF8 && !utf8ok {
+		s.quit()
+		s.setAll(Perm, fmt.Sprintf("5.6.7 the sender address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host))
+		return nil
+	}
+	var active []int // indexes of the recipients sent to this host
+	for i, r := range s.rcpts {
+		if !isASCII(r) {
+			if !utf8ok {
+				s.res[i] = Result{r, Perm, fmt.Sprintf("5.6.7 the address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host), s.host}
+				continue
+			}
+			needUTF8 = true
+		}
+		active = append(active, i)
+	}
+	set := func(idx []int, st Status, text string) {
+		for _, i := range idx {
+			s.res[i] = Result{s.rcpts[i], st, text, s.host}
+		}
+	}
+	if len(active) == 0 {
+		s.quit()
+		return nil
+	}
+	mail := "MAIL FROM:<" + s.sender + ">"
+	if v, ok := s.ext["SIZE"]; ok {
+		if limit, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && limit > 0 && s.msg.size > limit {
+			s.quit()
+			set(active, Perm, fmt.Sprintf("5.3.4 the message (%d bytes) is larger than %s accepts (%d)", s.msg.size, s.host, limit))
+			return nil
+		}
+		mail += " SIZE=" + strconv.FormatInt(s.msg.size, 10)
+	}
+	if _, ok := s.ext["8BITMIME"]; ok && s.msg.eightBit {
+		mail += " BODY=8BITMIME"
+	}
+	// Without 8BITMIME an 8-bit message still goes as it is: that is
+	// what nearly every MTA does, and converting it would alter it.
+	if needUTF8 {
+		mail += " SMTPUTF8"
+	}
+
+	_, pipelining := s.ext["PIPELINING"]
+	w := s.tp.W
+	var accepted []int
+	if pipelining {
+		fmt.Fprintf(w, "%s\r\n", mail)
+		for _, i := range active {
+			fmt.Fprintf(w, "RCPT TO:<%s>\r\n", s.rcpts[i])
+		}
+		if err := w.Flush(); err != nil {
+			return s.lost(err)
+		}
+	} else if err := s.tp.PrintfLine("%s", mail); err != nil {
+		return s.lost(err)
+	}
+	code, msg, err := s.reply()
+	if err != nil {
+		return s.lost(err)
+	}
+	if code/100 == 4 {
+		return &errNext{"4.4.2 MAIL: " + s.said(code, msg)}
+	}
+	if code/100 != 2 {
+		s.quit()
+		set(active, status(code)|Perm, "MAIL: "+s.said(code, msg))
+		return nil
+	}
+	for n, i := range active {
+		if !pipelining {
+			err = s.tp.PrintfLine("RCPT TO:<%s>", s.rcpts[i])
+		}
+		if err == nil {
+			code, msg, err = s.reply()
+		}
+		if err != nil {
+			set(active[n:], Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
+			set(accepted, Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
+			return nil
+		}
+		if code/100 == 2 {
+			accepted = append(accepted, i)
+			continue
+		}
+		s.res[i] = Result{s.rcpts[i], status(code), s.said(code, msg), s.host}
+	}
+	if len(accepted) == 0 {
+		s.quit()
+		return nil
+	}
+	code, msg, err = s.cmd("DATA")
+	if err != nil {
+		set(accepted, Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost at DATA: %v", s.host, s.addr, err))
+		return nil
+	}
+	if code != 354 {
+		s.quit()
+		set(accepted, status(code), "DATA: "+s.said(code, msg))
+		if code/100 == 2 {
+			set(accepted, Temp, "4.5.0 DATA: "+s.said(code, msg))
+		}
+		return nil
+	}
+	if err := s.send(); err != nil {
+		set(accepted, Temp, fmt.Sprintf("4.4.2 sending the message to %s (%s) failed: %v", s.host, s.addr, err))
+		return nil
+	}
+	code, msg, err = s.reply()
+	if err != nil {
+		set(accepted, Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost after the message was sent (it may arrive twice): %v", s.host, s.addr, err))
+		return nil
+	}
+	set(accepted, status(code), s.said(code, msg))
+	s.quit()
+	return nil
+}
+
+// send streams the message: masquerade, CRLF, dot-stuffing.
+func (s *session) send() error {
+	f, err := os.Open(s.msg.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ww := newWireWriter(s.tp.W, true)
+	if _, err := s.c.Masquerade.Copy(ww, f); err != nil {
+		return err
+	}
+	if err := ww.Finish(); err != nil {
+		return err
+	}
+	return s.tp.W.Flush()
+}

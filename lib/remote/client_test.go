@@ -1,0 +1,368 @@
+package remote
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"omail/lib/masquerade"
+	"omail/lib/route"
+)
+
+func writeMsg(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "msg")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func relay(port int) route.Dest {
+	return route.Dest{Domain: "example.test", Relay: "[127.0.0.1]", Port: port}
+}
+
+func statuses(res []Result) string {
+	var b strings.Builder
+	for _, r := range res {
+		fmt.Fprintf(&b, "%s=%s ", r.Rcpt, r.Status)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func checkStatuses(t *testing.T, res []Result, want string) {
+	t.Helper()
+	if got := statuses(res); got != want {
+		t.Errorf("results %s, want %s", got, want)
+		for _, r := range res {
+			t.Logf("  %s: %s", r.Rcpt, r.Text)
+		}
+	}
+}
+
+const sample = "From: Joe <joe@kiosk1.local>\nTo: a@example.test\nSubject: caf\xc3\xa9\n\n.leading dot\n..two dots\nbare\rcr and crlf\r\nlast line without newline"
+
+// The bytes the server gets: every line in CRLF, the bare CR as a line
+// end, and a CRLF added at the end.
+const sampleWire = "From: Joe <joe@kiosk1.local>\r\nTo: a@example.test\r\nSubject: caf\xc3\xa9\r\n\r\n.leading dot\r\n..two dots\r\nbare\r\ncr and crlf\r\nlast line without newline\r\n"
+
+func TestPerRecipientReplies(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	c := &Client{Helo: "omail.test"}
+	res := c.Deliver(context.Background(), relay(ts.port), writeMsg(t, sample), "joe@kiosk1.local",
+		[]string{"ok1@example.test", "perm1@example.test", "temp1@example.test", "ok2@example.test"})
+	checkStatuses(t, res, "ok1@example.test=ok perm1@example.test=perm temp1@example.test=temp ok2@example.test=ok")
+	if !strings.Contains(res[1].Text, "550 5.1.1 no such user") || res[1].Host != "[127.0.0.1]" {
+		t.Errorf("perm text %q host %q", res[1].Text, res[1].Host)
+	}
+	got := ts.got()
+	if len(got) != 1 {
+		t.Fatalf("%d transactions, want 1", len(got))
+	}
+	m := got[0]
+	if string(m.Data) != sampleWire {
+		t.Errorf("data\n%q\nwant\n%q", m.Data, sampleWire)
+	}
+	if m.From != "joe@kiosk1.local" || strings.Join(m.Rcpts, ",") != "ok1@example.test,ok2@example.test" {
+		t.Errorf("envelope %q %q", m.From, m.Rcpts)
+	}
+	if m.MailOpts.Body != smtp.Body8BitMIME || m.MailOpts.Size != int64(len(sampleWire)) {
+		t.Errorf("MAIL options %+v, want BODY=8BITMIME SIZE=%d", m.MailOpts, len(sampleWire))
+	}
+	if m.TLS {
+		t.Error("TLS without a certificate?")
+	}
+}
+
+func TestSevenBitHasNoBody(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	res := (&Client{}).Deliver(context.Background(), relay(ts.port), writeMsg(t, "Subject: x\n\nplain\n"), "", []string{"a@example.test"})
+	checkStatuses(t, res, "a@example.test=ok")
+	m := ts.got()[0]
+	if m.MailOpts.Body != "" || m.From != "" {
+		t.Errorf("BODY=%q from %q", m.MailOpts.Body, m.From)
+	}
+}
+
+func TestDataReplies(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	c := &Client{}
+	msg := writeMsg(t, "x\n")
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "s@x.test", []string{"datatemp@x", "perm@x"}), "datatemp@x=temp perm@x=perm")
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "s@x.test", []string{"dataperm@x", "a@x"}), "dataperm@x=perm a@x=perm")
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "mailperm@x.test", []string{"a@x", "b@x"}), "a@x=perm b@x=perm")
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "mailtemp@x.test", []string{"a@x"}), "a@x=temp")
+	if n := len(ts.got()); n != 0 {
+		t.Errorf("%d messages accepted", n)
+	}
+}
+
+func TestDropAndStall(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	msg := writeMsg(t, "x\n")
+	c := &Client{}
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "s@x", []string{"a@x", "drop@x", "b@x"}), "a@x=temp drop@x=temp b@x=temp")
+
+	// A stalled server: the caller gives up (SIGTERM, say).
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-ts.stalled; cancel() }()
+	checkStatuses(t, c.Deliver(ctx, relay(ts.port), msg, "s@x", []string{"stall@x"}), "stall@x=temp")
+
+	// A stalled server: timeoutremote runs out.
+	c.CommandTimeout = 50 * time.Millisecond
+	res := c.Deliver(context.Background(), relay(ts.port), msg, "s@x", []string{"a@x", "stall@x"})
+	checkStatuses(t, res, "a@x=temp stall@x=temp")
+	if n := len(ts.got()); n != 0 {
+		t.Errorf("%d messages accepted", n)
+	}
+}
+
+func TestSTARTTLS(t *testing.T) {
+	cert, pool := testCert(t)
+	ts := startServer(t, func(s *smtp.Server) { s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}} })
+	msg := writeMsg(t, "x\n")
+
+	// Opportunistic: the certificate is not checked.
+	c := &Client{Helo: "omail.test"}
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "s@x", []string{"a@x"}), "a@x=ok")
+	// Required: checked, and our pool trusts it.
+	d := relay(ts.port)
+	d.RequireTLS = true
+	c.TLSConfig = &tls.Config{RootCAs: pool}
+	checkStatuses(t, c.Deliver(context.Background(), d, msg, "s@x", []string{"b@x"}), "b@x=ok")
+	// Required, and the certificate is not trusted.
+	c.TLSConfig = nil
+	res := c.Deliver(context.Background(), d, msg, "s@x", []string{"c@x"})
+	checkStatuses(t, res, "c@x=temp")
+	if !strings.Contains(res[0].Text, "4.7.5") {
+		t.Errorf("text %q", res[0].Text)
+	}
+	got := ts.got()
+	if len(got) != 2 || !got[0].TLS || !got[1].TLS {
+		t.Fatalf("transactions %d", len(got))
+	}
+
+	// Required, and not offered.
+	plain := startServer(t, func(*smtp.Server) {})
+	d = relay(plain.port)
+	d.RequireTLS = true
+	res = c.Deliver(context.Background(), d, msg, "s@x", []string{"c@x"})
+	checkStatuses(t, res, "c@x=temp")
+	if !strings.Contains(res[0].Text, "4.7.10") || len(plain.got()) != 0 {
+		t.Errorf("text %q", res[0].Text)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	cert, pool := testCert(t)
+	ts := startServer(t, func(s *smtp.Server) { s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}} })
+	ts.user, ts.pass = "joe", "se:cret"
+	msg := writeMsg(t, "x\n")
+	c := &Client{TLSConfig: &tls.Config{RootCAs: pool}}
+	d := route.Dest{Domain: "x", Relay: "relay.test", Port: ts.port, RequireTLS: true, Auth: &route.Credentials{User: "joe", Password: "se:cret"}}
+	c.Resolver = fakeDNS{hosts: map[string][]string{"relay.test": {"127.0.0.1"}}}
+	checkStatuses(t, c.Deliver(context.Background(), d, msg, "s@x", []string{"a@x"}), "a@x=ok")
+	if got := ts.got(); len(got) != 1 || got[0].Authed != "joe" {
+		t.Fatalf("not authenticated: %+v", got)
+	}
+	d.Auth = &route.Credentials{User: "joe", Password: "wrong"}
+	res := c.Deliver(context.Background(), d, msg, "s@x", []string{"a@x"})
+	checkStatuses(t, res, "a@x=temp")
+	if !strings.Contains(res[0].Text, "AUTH failed") {
+		t.Errorf("text %q", res[0].Text)
+	}
+}
+
+func TestMasquerade(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	m, err := masquerade.Parse([]string{"kiosk1.local:example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{Masquerade: m}
+	body := "From: Joe <joe@kiosk1.local>\nReply-To: joe@kiosk1.local\nTo: bob@kiosk1.local\n\nFrom: joe@kiosk1.local\n"
+	res := c.Deliver(context.Background(), relay(ts.port), writeMsg(t, body), "joe@kiosk1.local", []string{"a@x"})
+	checkStatuses(t, res, "a@x=ok")
+	g := ts.got()[0]
+	want := "From: Joe <joe@example.org>\r\nReply-To: joe@example.org\r\nTo: bob@kiosk1.local\r\n\r\nFrom: joe@kiosk1.local\r\n"
+	if g.From != "joe@example.org" || string(g.Data) != want {
+		t.Errorf("got %q %q", g.From, g.Data)
+	}
+	// SIZE counts the rewritten message.
+	if g.MailOpts.Size != int64(len(want)) {
+		t.Errorf("SIZE=%d, want %d", g.MailOpts.Size, len(want))
+	}
+}
+
+func TestSMTPUTF8(t *testing.T) {
+	msg := writeMsg(t, "x\n")
+	without := startServer(t, func(*smtp.Server) {})
+	res := (&Client{}).Deliver(context.Background(), relay(without.port), msg, "s@x", []string{"j\u00f6rg@x", "a@x"})
+	checkStatuses(t, res, "j\u00f6rg@x=perm a@x=ok")
+	if !strings.Contains(res[0].Text, "5.6.7") || !strings.Contains(res[0].Text, "SMTPUTF8") {
+		t.Errorf("text %q", res[0].Text)
+	}
+	res = (&Client{}).Deliver(context.Background(), relay(without.port), msg, "j\u00f6rg@x", []string{"a@x"})
+	checkStatuses(t, res, "a@x=perm")
+
+	with := startServer(t, func(s *smtp.Server) { s.EnableSMTPUTF8 = true })
+	res = (&Client{}).Deliver(context.Background(), relay(with.port), msg, "s@x", []string{"j\u00f6rg@x", "a@x"})
+	checkStatuses(t, res, "j\u00f6rg@x=ok a@x=ok")
+	if g := with.got(); len(g) != 1 || !g[0].MailOpts.UTF8 {
+		t.Errorf("no SMTPUTF8 in MAIL: %+v", g)
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	ts := startServer(t, func(s *smtp.Server) { s.MaxMessageBytes = 10 })
+	res := (&Client{}).Deliver(context.Background(), relay(ts.port), writeMsg(t, "this is longer than ten bytes\n"), "s@x", []string{"a@x"})
+	checkStatuses(t, res, "a@x=perm")
+	if !strings.Contains(res[0].Text, "5.3.4") {
+		t.Errorf("text %q", res[0].Text)
+	}
+}
+
+func TestBadAddress(t *testing.T) {
+	res := (&Client{}).Deliver(context.Background(), relay(1), writeMsg(t, "x\n"), "s@x", []string{"a@x\r\nRSET"})
+	checkStatuses(t, res, "a@x\r\nRSET=perm")
+}
+
+// fakeDNS answers from a map; anything else does not exist.
+type fakeDNS struct {
+	mx    map[string][]*net.MX
+	hosts map[string][]string
+}
+
+func (f fakeDNS) LookupMX(_ context.Context, d string) ([]*net.MX, error) {
+	if m, ok := f.mx[d]; ok {
+		return m, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: d, IsNotFound: true}
+}
+
+func (f fakeDNS) LookupHost(_ context.Context, h string) ([]string, error) {
+	if a, ok := f.hosts[h]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: h, IsNotFound: true}
+}
+
+// deadPort returns a loopback port where nothing listens.
+func deadPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return p
+}
+
+// greeter421 accepts connections and answers 421 to each.
+func greeter421(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("421 4.3.2 too busy\r\n"))
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestMXOrderAndFallback(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	dead := fmt.Sprintf("127.0.0.1:%d", deadPort(t))
+	busy := greeter421(t)
+	// Documentation addresses stand for the hosts; Dial maps them to
+	// the loopback servers, so nothing leaves the machine.
+	where := map[string]string{"192.0.2.1:25": dead, "192.0.2.2:25": busy, "192.0.2.3:25": ts.addr}
+	var dialed []string
+	c := &Client{
+		Resolver: fakeDNS{
+			mx: map[string][]*net.MX{
+				"mx.test":   {{Host: "live.test.", Pref: 30}, {Host: "dead.test.", Pref: 10}, {Host: "busy.test.", Pref: 20}},
+				"null.test": {{Host: ".", Pref: 0}},
+			},
+			hosts: map[string][]string{"dead.test": {"192.0.2.1"}, "busy.test": {"192.0.2.2"}, "live.test": {"192.0.2.3"}},
+		},
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dialed = append(dialed, addr)
+			var d net.Dialer
+			return d.DialContext(ctx, network, where[addr])
+		},
+		Backoff: &Backoff{},
+	}
+	msg := writeMsg(t, "x\n")
+	mx := route.Dest{Domain: "mx.test", Port: 25}
+	checkStatuses(t, c.Deliver(context.Background(), mx, msg, "s@x", []string{"a@mx.test"}), "a@mx.test=ok")
+	if strings.Join(dialed, " ") != "192.0.2.1:25 192.0.2.2:25 192.0.2.3:25" {
+		t.Errorf("dialed %v", dialed)
+	}
+	// The dead and the busy host are in back-off now: not tried again.
+	dialed = nil
+	checkStatuses(t, c.Deliver(context.Background(), mx, msg, "s@x", []string{"b@mx.test"}), "b@mx.test=ok")
+	if strings.Join(dialed, " ") != "192.0.2.3:25" {
+		t.Errorf("dialed %v", dialed)
+	}
+	for dom, want := range map[string]string{"null.test": "5.1.10", "gone.test": "5.1.2"} {
+		res := c.Deliver(context.Background(), route.Dest{Domain: dom, Port: 25}, msg, "s@x", []string{"a@" + dom})
+		checkStatuses(t, res, "a@"+dom+"=perm")
+		if !strings.Contains(res[0].Text, want) {
+			t.Errorf("%s: %q", dom, res[0].Text)
+		}
+	}
+}
+
+func TestDeadRelayDoesNotDelayLiveOne(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	now := time.Unix(1e9, 0)
+	var dials atomic.Int32
+	c := &Client{
+		Backoff: &Backoff{Now: func() time.Time { return now }},
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	msg := writeMsg(t, "x\n")
+	dead := relay(deadPort(t))
+	res := c.Deliver(context.Background(), dead, msg, "s@x", []string{"a@x"})
+	checkStatuses(t, res, "a@x=temp")
+	if !strings.Contains(res[0].Text, "cannot connect") {
+		t.Errorf("text %q", res[0].Text)
+	}
+	if _, ok := c.Backoff.Until(dead.Key()); !ok {
+		t.Error("dead relay not in back-off")
+	}
+	// The live relay is not held up, and the dead one is not dialled
+	// again until its back-off ends.
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "s@x", []string{"b@x"}), "b@x=ok")
+	checkStatuses(t, c.Deliver(context.Background(), dead, msg, "s@x", []string{"c@x"}), "c@x=temp")
+	if n := dials.Load(); n != 2 {
+		t.Errorf("%d dials, want 2", n)
+	}
+	now = now.Add(2 * time.Minute)
+	c.Deliver(context.Background(), dead, msg, "s@x", []string{"c@x"})
+	if n := dials.Load(); n != 3 {
+		t.Errorf("%d dials after the back-off, want 3", n)
+	}
+}
