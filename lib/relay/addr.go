@@ -99,6 +99,13 @@ func Parse(path string) (Addr, error) {
 	}
 	a.Local, a.Quoted = local, quoted
 	if domain != "" {
+		// ASCII only, checked before lower-casing, which turns bytes
+		// that are not UTF-8 into longer replacement characters.
+		for i := 0; i < len(domain); i++ {
+			if domain[i] >= 0x80 {
+				return a, ErrSyntax
+			}
+		}
 		a.Domain = control.NormalizeDomain(domain)
 		if !validDomain(a.Domain) {
 			return a, ErrSyntax
@@ -178,8 +185,9 @@ func splitMailbox(p string) (local, domain string, quoted, ok bool) {
 	return local, domain, false, true
 }
 
-// validDomain accepts a host name (letters, digits, '-', '_', '.') or an
-// address literal in brackets.
+// validDomain accepts a host name (ASCII letters, digits, '-', '_', '.',
+// no empty label: we do not offer SMTPUTF8, so IDNs come as A-labels) or
+// an address literal in brackets.
 func validDomain(d string) bool {
 	if d == "" || d == "." {
 		return false
@@ -196,9 +204,12 @@ func validDomain(d string) bool {
 		}
 		return true
 	}
+	if d[0] == '.' || d[len(d)-1] == '.' || strings.Contains(d, "..") {
+		return false
+	}
 	for i := 0; i < len(d); i++ {
 		c := d[i]
-		if !(isAlnum(c) || c == '-' || c == '.' || c == '_' || c >= 0x80) {
+		if !(isAlnum(c) || c == '-' || c == '.' || c == '_') {
 			return false
 		}
 	}
@@ -212,8 +223,9 @@ func isAlnum(c byte) bool {
 // Trick names the way this address would make a host that accepts it
 // relay somewhere else, or returns "": a percent hack (user%other@us),
 // a bang path (other!user@us), a quoted local part holding an @ or
-// either of those ("user@other"@us), an unbracketed IP address as the
-// domain (user@1.2.3.4), a domain missing.
+// either of those ("user@other"@us) or anything else that needs the
+// quotes ("a b"@us: the envelope holds it unquoted), an unbracketed IP
+// address as the domain (user@1.2.3.4), a domain missing.
 func (a Addr) Trick() string {
 	switch {
 	case strings.ContainsRune(a.Local, '@'):
@@ -222,7 +234,7 @@ func (a Addr) Trick() string {
 		return "percent hack"
 	case strings.ContainsRune(a.Local, '!'):
 		return "bang path"
-	case a.Quoted && strings.ContainsAny(a.Local, ":,; \t"):
+	case a.Quoted && !dotAtom(a.Local):
 		return "quoted local part"
 	case a.Domain == "":
 		return "no domain"
@@ -230,6 +242,20 @@ func (a Addr) Trick() string {
 		return "IP address without brackets"
 	}
 	return ""
+}
+
+// dotAtom reports whether s could have been written without quotes
+// (RFC 5322 dot-atom).
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && !strings.ContainsRune(".!#$%&'*+-/=?^_`{|}~", rune(c)) && c < 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // BareIP reports a domain whose last label is all digits: an IP address

@@ -78,4 +78,3 @@ func writeCDB(path string, lines []string, key func(string) string) error {
 	}
 	return f.Commit()
 }
-

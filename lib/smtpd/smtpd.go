@@ -370,11 +370,13 @@ func (s *session) rcptTo(arg string) {
 		s.reply(452, "4.5.3", "too many recipients")
 		return
 	}
-	if a.Domain == "" && strings.EqualFold(a.Local, "postmaster") {
-		// RFC 5321 4.5.1: <postmaster> without a domain must work.
-		a.Domain = strings.ToLower(s.cfg.Hostname)
-	}
 	why := s.relayReason()
+	if a.Domain == "" && strings.EqualFold(a.Local, "postmaster") {
+		// RFC 5321 4.5.1: <postmaster> without a domain must work; it
+		// is this host's.
+		a.Domain = strings.ToLower(s.cfg.Hostname)
+		why = "postmaster"
+	}
 	if why != "" {
 		switch {
 		case a.Domain == "":

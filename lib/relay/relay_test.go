@@ -1,0 +1,192 @@
+package relay
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"omail/lib/control"
+)
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		in, out string
+		quoted  bool
+		routed  bool
+		trick   string
+		bad     bool
+	}{
+		{in: "user@example.org", out: "user@example.org"},
+		{in: "User@Example.ORG.", out: "User@example.org"},
+		{in: "@a.example,@b.example:user@example.org", out: "user@example.org", routed: true},
+		{in: "@[1.2.3.4]:user@example.org", out: "user@example.org", routed: true},
+		{in: `"user"@example.org`, out: "user@example.org", quoted: true},
+		{in: `"us\"er"@example.org`, out: `us"er@example.org`, quoted: true, trick: "quoted local part"},
+		{in: `"user@other.example"@example.org`, out: "user@other.example@example.org", quoted: true, trick: "@ in the local part"},
+		{in: `"a b"@example.org`, out: "a b@example.org", quoted: true, trick: "quoted local part"},
+		{in: "user%other.example@example.org", out: "user%other.example@example.org", trick: "percent hack"},
+		{in: "other.example!user@example.org", out: "other.example!user@example.org", trick: "bang path"},
+		{in: "user@1.2.3.4", out: "user@1.2.3.4", trick: "IP address without brackets"},
+		{in: "user@[1.2.3.4]", out: "user@[1.2.3.4]"},
+		{in: "user@[IPv6:::1]", out: "user@[ipv6:::1]"},
+		{in: "postmaster", out: "postmaster", trick: "no domain"},
+		{in: "", out: "", trick: "no domain"},
+		{in: "user@", bad: true},
+		{in: "@", bad: true},
+		{in: "@a.example:", bad: true},
+		{in: "a b@example.org", bad: true},
+		{in: "user@exa mple.org", bad: true},
+		{in: "user@example..org", bad: true},
+		{in: "user@.example.org", bad: true},
+		{in: "user@example.org..", bad: true},
+		{in: "user@ex\x00ample.org", bad: true},
+		{in: "user\r@example.org", bad: true},
+		{in: `"unterminated@example.org`, bad: true},
+		{in: `"a"b@example.org`, bad: true},
+		{in: "@", bad: true},
+	}
+	for _, c := range cases {
+		a, err := Parse(c.in)
+		if c.bad {
+			if err == nil {
+				t.Errorf("Parse(%q) = %+v, want an error", c.in, a)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.in, err)
+			continue
+		}
+		if a.String() != c.out || a.Quoted != c.quoted || a.Routed != c.routed || a.Trick() != c.trick {
+			t.Errorf("Parse(%q) = %q quoted=%v routed=%v trick=%q, want %q %v %v %q",
+				c.in, a.String(), a.Quoted, a.Routed, a.Trick(), c.out, c.quoted, c.routed, c.trick)
+		}
+	}
+}
+
+func TestSplitPath(t *testing.T) {
+	cases := []struct{ in, path, params string }{
+		{"<a@b>", "a@b", ""},
+		{" <a@b> SIZE=10  BODY=8BITMIME", "a@b", "SIZE=10  BODY=8BITMIME"},
+		{`<"a>b"@c>`, `"a>b"@c`, ""},
+		{"a@b SIZE=1", "a@b", "SIZE=1"},
+		{"<>", "", ""},
+	}
+	for _, c := range cases {
+		p, ps, err := SplitPath(c.in)
+		if err != nil || p != c.path || ps != c.params {
+			t.Errorf("SplitPath(%q) = %q, %q, %v", c.in, p, ps, err)
+		}
+	}
+	for _, bad := range []string{"<a@b", "<a@b>x", ""} {
+		if _, _, err := SplitPath(bad); err == nil {
+			t.Errorf("SplitPath(%q): no error", bad)
+		}
+	}
+}
+
+func controlDir(t *testing.T, files map[string]string) *control.Dir {
+	ctl := control.New(t.TempDir())
+	os.MkdirAll(ctl.Path, 0o755)
+	for n, c := range files {
+		if err := os.WriteFile(filepath.Join(ctl.Path, n), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctl
+}
+
+func TestRulesAndRebuild(t *testing.T) {
+	ctl := controlDir(t, map[string]string{
+		"me":            "me.example",
+		"rcpthosts":     "one.example\n.wild.example\n",
+		"morercpthosts": "# comment\nTwo.Example.\n.more.example\n",
+		"relaymailfrom": "Boss@Corp.Example\n@friends.example\n",
+		"relayclients":  "10.0.0.:\n192.168.\n",
+		"relaydomains":  "pc.kiosk.lan\n.lan.example\n",
+	})
+	done, err := Rebuild(ctl)
+	if err != nil || len(done) != 2 {
+		t.Fatalf("Rebuild: %v %v", done, err)
+	}
+	// The text file of relaymailfrom is a fallback; remove it to see
+	// that the cdb answers.
+	os.Remove(ctl.File("relaymailfrom"))
+	r, err := Load(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for d, want := range map[string]bool{
+		"one.example": true, "ONE.example.": true, "x.wild.example": true, "wild.example": false,
+		"two.example": true, "a.b.more.example": true, "more.example": false, "me.example": false, "": false,
+	} {
+		if got, err := r.Accepts(d); got != want || err != nil {
+			t.Errorf("Accepts(%q) = %v %v", d, got, err)
+		}
+	}
+	for _, c := range []struct {
+		ip, host string
+		want     bool
+	}{
+		{"10.0.0.7", "", true}, {"10.0.1.7", "", false}, {"192.168.9.9", "", true},
+		{"1.2.3.4", "pc.kiosk.lan", true}, {"1.2.3.4", "PC.Kiosk.Lan.", true}, {"1.2.3.4", "a.lan.example", true},
+		{"1.2.3.4", "lan.example", false}, {"1.2.3.4", "pc.kiosk.lan.evil", false}, {"", "", false},
+	} {
+		if got, _ := r.ClientMayRelay(c.ip, c.host); got != c.want {
+			t.Errorf("ClientMayRelay(%q, %q) = %v", c.ip, c.host, got)
+		}
+	}
+	for s, want := range map[string]bool{
+		"boss@corp.example": true, "BOSS@CORP.EXAMPLE.": true, "worker@corp.example": false,
+		"x@friends.example": true, "x@foes.example": false, "": false,
+	} {
+		a, _ := Parse(s)
+		if got, err := r.SenderMayRelay(a); got != want || err != nil {
+			t.Errorf("SenderMayRelay(%q) = %v %v", s, got, err)
+		}
+	}
+}
+
+func TestNoRcpthosts(t *testing.T) {
+	ctl := controlDir(t, map[string]string{"me": "me.example", "virtualdomains": "v.example:joe\n"})
+	r, err := Load(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]bool{"me.example": true, "v.example": true, "other.example": false} {
+		if got, _ := r.Accepts(d); got != want {
+			t.Errorf("Accepts(%q) = %v", d, got)
+		}
+	}
+	// relaymailfrom without its cdb: the text file answers.
+	ctl = controlDir(t, map[string]string{"me": "me.example", "relaymailfrom": "a@b.example\n"})
+	if r, err = Load(ctl); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := Parse("a@b.example")
+	if ok, _ := r.SenderMayRelay(a); !ok {
+		t.Error("relaymailfrom text file not read")
+	}
+}
+
+// FuzzParse: Parse never panics; what it accepts has a normal form that
+// parses to itself, and a trick-free address holds no relay characters.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"a@b", `"x y"@c.d`, "@r:a@b", "a%b@c", "a!b@c", "u@1.2.3.4", "u@[::1]", "<>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := Parse(s)
+		if err != nil || a.Null() {
+			return
+		}
+		if a.Trick() == "" {
+			b, err := Parse(a.String())
+			if err != nil || b.String() != a.String() {
+				t.Fatalf("%q -> %q -> %q, %v", s, a.String(), b.String(), err)
+			}
+		}
+		SplitPath(s)
+	})
+}
