@@ -2,6 +2,7 @@ package packcmd
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -9,13 +10,21 @@ import (
 	"omail/lib/home"
 )
 
-// crashpoint returns the test hook behind OMAIL_CRASHPOINT=name[:N]: the
-// program kills itself with SIGKILL the Nth time (default the first) it
-// reaches the named point, so tests can crash it at a defined step
-// without timing anything. A set-id program ignores it.
+// crashpoint returns the test hooks at named points of the program:
+//
+//   - OMAIL_CRASHPOINT=name[:N]: the program kills itself with SIGKILL
+//     the Nth time (default the first) it reaches the point, so tests
+//     can crash it at a defined step without timing anything;
+//   - OMAIL_HOOKPOINT=name and OMAIL_HOOKCMD=command: at the point, the
+//     program runs "sh -c command" and waits for it (tests use it to
+//     change things under the program's feet, e.g. deliver mail into an
+//     mbox being packed).
+//
+// A set-id program ignores both.
 func crashpoint(env home.Env) func(string) {
 	spec := env.Trusted("OMAIL_CRASHPOINT")
-	if spec == "" {
+	hook, cmd := env.Trusted("OMAIL_HOOKPOINT"), env.Trusted("OMAIL_HOOKCMD")
+	if spec == "" && (hook == "" || cmd == "") {
 		return nil
 	}
 	name, nth, _ := strings.Cut(spec, ":")
@@ -24,7 +33,12 @@ func crashpoint(env home.Env) func(string) {
 		n = 1
 	}
 	return func(point string) {
-		if point != name {
+		if hook != "" && point == hook {
+			c := exec.Command("/bin/sh", "-c", cmd)
+			c.Stdout, c.Stderr = os.Stderr, os.Stderr
+			c.Run()
+		}
+		if spec == "" || point != name {
 			return
 		}
 		if n--; n == 0 {

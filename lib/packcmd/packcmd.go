@@ -485,6 +485,7 @@ func (p *Packer) packOutbox(ep string) error {
 		if err != nil {
 			return err
 		}
+		p.crash("pack-written")
 		j := &journal{bundles: []pending{pd}}
 		for _, m := range b {
 			j.entries = append(j.entries, strings.TrimPrefix(m.label, "entry "))
@@ -656,6 +657,7 @@ func (p *Packer) packMbox(user, path string) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	p.crash("pack-mbox-measured")
 	// Second pass: the bundles, reading the messages in order.
 	mr = bundle.NewMboxReader(io.NewSectionReader(f, 0, length))
 	for i := range msgs {
