@@ -18,6 +18,8 @@ import (
 type Conn struct {
 	r      io.Reader
 	w      io.Writer
+	// the files given to New, when r and w are duplicates of them
+	origIn, origOut *os.File
 	local  Addr
 	remote Addr
 
@@ -35,30 +37,40 @@ func (Addr) Network() string  { return "stdio" }
 func (a Addr) String() string { return string(a) }
 
 // New makes a Conn from in and out. When both are *os.File their
-// descriptors are put in non-blocking mode and reopened so that Go's
-// poller serves them: that is what makes deadlines work on sockets and
-// pipes. Other readers and writers (tests) get a Conn whose deadlines
-// fail with os.ErrNoDeadline.
+// descriptors are duplicated, put in non-blocking mode and opened as new
+// files, which Go's poller serves: that is what makes deadlines work on
+// sockets and pipes. (A duplicate, because the original may already be
+// registered with the poller, which takes a descriptor only once.) Other
+// readers and writers (tests) get a Conn whose deadlines fail with
+// os.ErrNoDeadline.
 func New(in io.Reader, out io.Writer, local, remote string) *Conn {
 	c := &Conn{r: in, w: out, local: Addr(local), remote: Addr(remote), closed: make(chan struct{})}
 	inF, ok1 := in.(*os.File)
 	outF, ok2 := out.(*os.File)
 	if ok1 && ok2 {
-		c.r = pollable(inF)
-		c.w = pollable(outF)
+		if r, err := pollable(inF); err == nil {
+			c.r, c.origIn = r, inF
+		}
+		if w, err := pollable(outF); err == nil {
+			c.w, c.origOut = w, outF
+		}
 	}
 	return c
 }
 
-// pollable returns a new *os.File for f's descriptor in non-blocking
-// mode, which os.NewFile registers with the poller. A descriptor that
+// pollable returns a non-blocking duplicate of f. A descriptor that
 // cannot be polled (a regular file) still works, without deadlines.
-func pollable(f *os.File) *os.File {
-	fd := int(f.Fd())
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		return f
+func pollable(f *os.File) (*os.File, error) {
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, err
 	}
-	return os.NewFile(uintptr(fd), f.Name())
+	syscall.CloseOnExec(fd)
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // Read reads from the input. A passed deadline is an os.ErrDeadlineExceeded
@@ -88,12 +100,15 @@ func mapErr(err error) error {
 	return &net.OpError{Op: "io", Net: "stdio", Err: err}
 }
 
-// Close closes both descriptors, once. A file in non-blocking mode is
-// put back in blocking mode first (Fd does that), as the descriptor may
-// be shared with a parent, a terminal for example.
+// Close closes both sides, once. A file in non-blocking mode is put
+// back in blocking mode first (Fd does that), as the open file may be
+// shared with a parent, a terminal for example.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		for _, x := range []any{c.r, c.w} {
+		for _, x := range []any{c.r, c.w, c.origIn, c.origOut} {
+			if f, ok := x.(*os.File); ok && f == nil {
+				continue
+			}
 			if f, ok := x.(*os.File); ok {
 				f.Fd()
 				if err := f.Close(); err != nil && c.closeErr == nil {
