@@ -16,12 +16,12 @@ import (
 
 // Conn is a net.Conn over a reader and a writer.
 type Conn struct {
-	r      io.Reader
-	w      io.Writer
+	r io.Reader
+	w io.Writer
 	// the files given to New, when r and w are duplicates of them
 	origIn, origOut *os.File
-	local  Addr
-	remote Addr
+	local           Addr
+	remote          Addr
 
 	closeOnce sync.Once
 	closeErr  error
