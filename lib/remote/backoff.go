@@ -87,3 +87,14 @@ func (b *Backoff) Until(key string) (time.Time, bool) {
 	}
 	return e.until, true
 }
+
+// Reset forgets every failure: a flush (SIGALRM, omail-inject -q) means
+// "try everything now", dead hosts included.
+func (b *Backoff) Reset() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.m = nil
+	b.mu.Unlock()
+}

@@ -32,7 +32,13 @@ func TestBackoff(t *testing.T) {
 	if _, ok := b.Until("h"); ok {
 		t.Error("success did not clear the back-off")
 	}
+	b.Failed("h")
+	b.Reset()
+	if _, ok := b.Until("h"); ok {
+		t.Error("Reset did not clear the back-off")
+	}
 	var none *Backoff
+	none.Reset()
 	none.Failed("h")
 	if _, ok := none.Until("h"); ok {
 		t.Error("nil Backoff remembered")
