@@ -205,7 +205,7 @@ func (r *Routes) Lookup(domain string) Dest {
 	if name == "" {
 		name = d.Domain
 	}
-	if _, _, ok := r.tls.Lookup(strings.Trim(name, "[]")); ok {
+	if _, _, ok := r.tls.Lookup(name); ok {
 		d.RequireTLS = true
 	}
 	if d.Relay != "" {

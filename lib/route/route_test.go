@@ -33,8 +33,8 @@ func ctlWith(t *testing.T, files map[string]string) *control.Dir {
 
 func TestLookup(t *testing.T) {
 	ctl := ctlWith(t, map[string]string{
-		"smtproutes": "example.com:relay.example.net:2525\n.example.org:[127.0.0.1]\nmx.test:\nmxport.test::587\nv6.test:[IPv6:::1]:27\n:smart.example.net\n",
-		"smtptls":    "relay.example.net\nmx.test\n",
+		"smtproutes": "example.com:relay.example.net:2525\n.example.org:[127.0.0.1]\nmx.test:\nmxport.test::587\nv6.test:[IPv6:::1]:27\nlit.test:[127.0.0.2]\n:smart.example.net\n",
+		"smtptls":    "relay.example.net\nmx.test\n[127.0.0.2]\n",
 		"smtpauth":   "smart.example.net:joe:pa:ss\n",
 	})
 	r, err := Load(ctl)
@@ -49,6 +49,7 @@ func TestLookup(t *testing.T) {
 		{"a.b.example.org", Dest{Domain: "a.b.example.org", Relay: "[127.0.0.1]", Port: 25}},
 		{"mx.test", Dest{Domain: "mx.test", Port: 25, RequireTLS: true}},
 		{"mxport.test", Dest{Domain: "mxport.test", Port: 587}},
+		{"lit.test", Dest{Domain: "lit.test", Relay: "[127.0.0.2]", Port: 25, RequireTLS: true}},
 		{"v6.test", Dest{Domain: "v6.test", Relay: "[IPv6:::1]", Port: 27}},
 		{"other.test", Dest{Domain: "other.test", Relay: "smart.example.net", Port: 25, RequireTLS: true, Auth: &Credentials{"joe", "pa:ss"}}},
 	} {
