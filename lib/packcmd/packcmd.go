@@ -580,16 +580,15 @@ func (p *Packer) scanSpool() error {
 // its length is taken until it is cut, so mail delivered meanwhile waits
 // for the lock and is appended after the cut: it stays for the next pass.
 func (p *Packer) packMbox(user, path string) error {
-	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
-		return nil
-	}
-	jdir := outbox.Path(p.Home, user)
-	if err := os.MkdirAll(jdir, 0o750); err != nil {
-		return err
-	}
-	jpath := filepath.Join(jdir, ".mbox-journal")
+	jpath := filepath.Join(outbox.Path(p.Home, user), ".mbox-journal")
 	j, err := readJournal(jpath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if fi, err := os.Stat(path); j == nil && (err != nil || fi.Size() == 0) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(jpath), 0o750); err != nil {
 		return err
 	}
 	if j == nil {
