@@ -137,10 +137,27 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 		return res
 	}
 	sender = c.Masquerade.Address(sender)
-	for _, a := range append([]string{sender}, rcpts...) {
-		if strings.ContainsAny(a, "\r\n<>\x00") || len(a) > 1000 {
-			return all(Perm, fmt.Sprintf("5.1.3 address %q cannot be sent by SMTP", a), "")
+	if !sendable(sender) {
+		return all(Perm, fmt.Sprintf("5.1.7 sender address %q cannot be sent by SMTP", sender), "")
+	}
+	var good []string // the recipients worth a connection
+	var goodIdx []int
+	for i, r := range rcpts {
+		if !sendable(r) || r == "" {
+			res[i] = Result{r, Perm, fmt.Sprintf("5.1.3 address %q cannot be sent by SMTP", r), ""}
+			continue
 		}
+		good, goodIdx = append(good, r), append(goodIdx, i)
+	}
+	if len(good) == 0 {
+		return res
+	}
+	if len(good) < len(rcpts) {
+		sub := c.Deliver(ctx, dest, msgPath, sender, good)
+		for j, i := range goodIdx {
+			res[i] = sub[j]
+		}
+		return res
 	}
 	msg, err := c.measure(msgPath)
 	if err != nil {
@@ -209,6 +226,12 @@ func (c *Client) measure(path string) (*message, error) {
 		return nil, err
 	}
 	return &message{path: path, size: ww.n, eightBit: ww.eightBit}, nil
+}
+
+// sendable reports whether an address can go in MAIL or RCPT as it is:
+// no line breaks, no angle brackets, no NUL, within the RFC 5321 line.
+func sendable(a string) bool {
+	return !strings.ContainsAny(a, "\r\n<>\x00") && len(a) <= 900
 }
 
 // isASCII reports whether s needs no SMTPUTF8.
@@ -580,7 +603,7 @@ func (s *session) transaction() error {
 	}
 	if code/100 != 2 {
 		s.quit()
-		set(active, status(code)|Perm, "MAIL: "+s.said(code, msg))
+		set(active, status(code), "MAIL: "+s.said(code, msg))
 		return nil
 	}
 	for n, i := range active {

@@ -232,8 +232,14 @@ func TestSizeLimit(t *testing.T) {
 }
 
 func TestBadAddress(t *testing.T) {
-	res := (&Client{}).Deliver(context.Background(), relay(1), writeMsg(t, "x\n"), "s@x", []string{"a@x\r\nRSET"})
-	checkStatuses(t, res, "a@x\r\nRSET=perm")
+	ts := startServer(t, func(*smtp.Server) {})
+	res := (&Client{}).Deliver(context.Background(), relay(ts.port), writeMsg(t, "x\n"), "s@x", []string{"a@x\r\nRSET", "b@x"})
+	checkStatuses(t, res, "a@x\r\nRSET=perm b@x=ok")
+	res = (&Client{}).Deliver(context.Background(), relay(ts.port), writeMsg(t, "x\n"), "s@x>", []string{"c@x"})
+	checkStatuses(t, res, "c@x=perm")
+	if g := ts.got(); len(g) != 1 || strings.Join(g[0].Rcpts, ",") != "b@x" {
+		t.Errorf("server got %+v", g)
+	}
 }
 
 // fakeDNS answers from a map; anything else does not exist.
