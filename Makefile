@@ -41,7 +41,7 @@ fuzz:
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
 	  done; done
 
-demo: build
+demo: build deps
 	@demo/run
 
 check:

@@ -7,6 +7,7 @@ import (
 
 	"omail/lib/control"
 	"omail/lib/home"
+	"omail/lib/local"
 	"omail/lib/outbox"
 	"omail/lib/qmanager"
 	"omail/lib/remote"
@@ -63,5 +64,19 @@ func runLocalChild(args []string, env home.Env, stdin io.Reader, stdout, stderr 
 
 // localTransport returns the local delivery function.
 func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.Context, msgPath, sender, rcpt string) qmanager.Result, error) {
-	return nil, nil
+	d := local.New(env)
+	return func(ctx context.Context, msgPath, sender, rcpt string) qmanager.Result {
+		r := d.Deliver(ctx, msgPath, sender, rcpt)
+		return qmanager.Result{Status: fromLocal(r.Status), Text: r.Text, Forward: r.Forward, Prefix: r.Prefix}
+	}, nil
+}
+
+func fromLocal(s local.Status) qmanager.Status {
+	switch s {
+	case local.OK:
+		return qmanager.OK
+	case local.Perm:
+		return qmanager.Perm
+	}
+	return qmanager.Temp
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -137,7 +139,7 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		for j, i := range idx {
 			res := results[j]
 			if res.Status == OK && len(res.Forward) > 0 {
-				if err := m.forward(msgPath, st.Sender, res.Forward); err != nil {
+				if err := m.forward(msgPath, st.Sender, res.Prefix, res.Forward); err != nil {
 					res = Result{Status: Temp, Text: "forwarding: " + err.Error()}
 				}
 			}
@@ -273,14 +275,18 @@ func Backoff(n int) time.Duration {
 }
 
 // forward queues a copy of the message to new recipients, with the same
-// sender, as qmail does for forwards and aliases.
-func (m *Manager) forward(msgPath, sender string, rcpts []string) error {
+// sender, as qmail does for forwards and aliases, behind the prefix lines.
+func (m *Manager) forward(msgPath, sender string, prefix, rcpts []string) error {
 	f, err := os.Open(msgPath)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	id, err := m.Q.Enqueue(f, &envelope.Envelope{Sender: sender, Rcpts: rcpts})
+	var head strings.Builder
+	for _, l := range prefix {
+		head.WriteString(strings.TrimRight(l, "\n") + "\n")
+	}
+	id, err := m.Q.Enqueue(io.MultiReader(strings.NewReader(head.String()), f), &envelope.Envelope{Sender: sender, Rcpts: rcpts})
 	if err == nil {
 		m.logf("forwarded as msg %s to %d recipient(s)", id, len(rcpts))
 		m.Q.Notify()

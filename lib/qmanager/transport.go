@@ -23,6 +23,9 @@ type Result struct {
 	Status  Status
 	Text    string   // one line, for the log, the queue listing and bounces
 	Forward []string // local deliveries only: re-queue the message to these
+	// Prefix are header lines put in front of a forwarded copy: the
+	// Delivered-To line that stops forwarding loops.
+	Prefix []string
 }
 
 // Transports are the ways out of the queue. Each is a function so that
