@@ -283,6 +283,39 @@ func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
+// maxReplyLine bounds a reply line from the server (RFC 5321 allows
+// 512 bytes), so that a broken or hostile server cannot make us buffer
+// without end.
+const maxReplyLine = 64 << 10
+
+// lineLimit fails a read once a line grows past maxReplyLine.
+type lineLimit struct {
+	r   io.Reader
+	cur int
+}
+
+func (l *lineLimit) Read(b []byte) (int, error) {
+	n, err := l.r.Read(b)
+	for _, c := range b[:n] {
+		l.cur++
+		if c == '\n' {
+			l.cur = 0
+		}
+		if l.cur > maxReplyLine {
+			return 0, errors.New("reply line too long")
+		}
+	}
+	return n, err
+}
+
+func newText(c net.Conn) *textproto.Conn {
+	return textproto.NewConn(struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{&lineLimit{r: c}, c, c})
+}
+
 // session is one SMTP connection to one host address.
 type session struct {
 	c      *Client
@@ -345,7 +378,7 @@ func (s *session) converse(ctx context.Context, noTLS bool) error {
 		return &errNext{fmt.Sprintf("4.4.1 cannot connect to %s (%s): %v", s.host, s.addr, err)}
 	}
 	s.conn = &timeoutConn{Conn: nc, d: s.c.CommandTimeout}
-	s.tp = textproto.NewConn(s.conn)
+	s.tp = newText(s.conn)
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer func() {
 		stop()
@@ -476,7 +509,7 @@ func (s *session) startTLS(ctx context.Context) error {
 	}
 	// A fresh reader: anything the peer sent after its 220 in plain
 	// text (a command injection) is dropped, as RFC 3207 asks.
-	s.tp = textproto.NewConn(tc)
+	s.tp = newText(tc)
 	s.tls = true
 	return s.hello()
 }

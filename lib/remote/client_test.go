@@ -372,3 +372,30 @@ func TestDeadRelayDoesNotDelayLiveOne(t *testing.T) {
 		t.Errorf("%d dials after the back-off, want 3", n)
 	}
 }
+
+func TestEndlessReplyLine(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		junk := []byte(strings.Repeat("2", 4096))
+		for {
+			if _, err := c.Write(junk); err != nil {
+				return
+			}
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	res := (&Client{}).Deliver(context.Background(), relay(port), writeMsg(t, "x\n"), "s@x", []string{"a@x"})
+	checkStatuses(t, res, "a@x=temp")
+	if !strings.Contains(res[0].Text, "too long") {
+		t.Errorf("text %q", res[0].Text)
+	}
+}
