@@ -1,0 +1,345 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"omail/lib/home"
+)
+
+// Privilege separation. Go cannot change the uid of one goroutine, so a
+// queue manager running as root delivers to a user by running a child,
+//
+//	omail-deliver -local SENDER RCPT MSGPATH
+//
+// with the user's uid, gid and groups, the message open on its standard
+// input (the user cannot open the queue file itself), and the delivery
+// decided by the parent in OMAIL_LOCAL_STEP:
+//
+//	user<TAB>NAME<TAB>UID<TAB>GID<TAB>HOME<TAB>DASH<TAB>EXT<TAB>SPOOL
+//	        deliver to this user (the parent resolved it; the child may
+//	        not be able to read users/assign.cdb)
+//	aliasfiles
+//	        the program and file targets of RCPT's alias (the child runs
+//	        as the owner of control/aliases)
+//	(unset) resolve and deliver RCPT entirely, as the calling user
+//
+// The child reports on its standard output, and exits 0 whenever it could
+// report:
+//
+//	STATUS NUL TEXT NUL [FORWARD NUL]...
+//
+// STATUS is one letter, K (delivered), Z (temporary failure) or D
+// (permanent failure), as qmail's delivery reports; TEXT is one line;
+// each forwarding address ends with a NUL, which no address can contain.
+// Anything else from the child (no report, a bad one, a non-zero exit) is
+// a temporary failure.
+
+// StepEnv is the environment variable carrying the parent's decision.
+const StepEnv = "OMAIL_LOCAL_STEP"
+
+// RunChild is the body of "omail-deliver -local SENDER RCPT MSGPATH".
+// args is the whole argument vector (args[0] the program name, then
+// -local and the three arguments). The message is read from stdin when
+// that is a regular file, else from MSGPATH.
+func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] != "-local" {
+		args = args[1:]
+	}
+	if len(args) != 4 || args[0] != "-local" {
+		fmt.Fprintln(stderr, "usage: omail-deliver -local SENDER RCPT MSGPATH")
+		return 100
+	}
+	sender, rcpt, msgPath := args[1], args[2], args[3]
+	d := New(env)
+	if p := env.Get("PATH"); p != "" {
+		d.Path = p
+	}
+	var msg io.ReaderAt
+	var size int64
+	if f, ok := stdin.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			msg, size = f, st.Size()
+		}
+	}
+	if msg == nil {
+		f, err := os.Open(msgPath)
+		if err != nil {
+			return report(stdout, temp("4.3.0 cannot open message: %v", err))
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return report(stdout, temp("4.3.0 cannot read message: %v", err))
+		}
+		msg, size = f, st.Size()
+	}
+	ctx := context.Background()
+	step := env.Get(StepEnv)
+	switch {
+	case step == "":
+		return report(stdout, d.deliverFrom(ctx, msg, size, sender, rcpt))
+	case step == "aliasfiles":
+		x, res := d.start(ctx, msg, size, sender, rcpt)
+		if res != nil {
+			return report(stdout, *res)
+		}
+		if x.alias == nil {
+			return report(stdout, temp("4.3.0 %s is no longer an alias", rcpt))
+		}
+		x.alias = fileTargets(x.alias)
+		return report(stdout, x.deliverAlias())
+	case strings.HasPrefix(step, "user\t"):
+		u, err := decodeUser(step)
+		if err != nil {
+			return report(stdout, temp("4.3.0 %v", err))
+		}
+		if geteuid() != u.UID {
+			return report(stdout, temp("4.3.0 delivery child for %s runs as uid %d, not %d", u.Name, geteuid(), u.UID))
+		}
+		// The parent resolved the account; the child may not even be
+		// able to read users/assign.cdb.
+		x, r := d.known(ctx, msg, size, sender, rcpt, u)
+		if r != nil {
+			return report(stdout, *r)
+		}
+		return report(stdout, x.deliverUser(u))
+	}
+	return report(stdout, temp("4.3.0 unknown %s %q", StepEnv, step))
+}
+
+// known starts a delivery to a user resolved already: rcpt's host is
+// checked and the loop test done, aliases and user lookups skipped.
+func (d *Deliverer) known(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string, u *User) (*delivery, *Result) {
+	x := &delivery{d: d, ctx: ctx, msg: msg, size: size, sender: sender}
+	if r := x.resolve(`\`+strings.TrimPrefix(rcpt, `\`), false); r != nil {
+		return nil, r
+	}
+	if r := x.checkLoop(); r != nil {
+		return nil, r
+	}
+	x.user = u
+	return x, nil
+}
+
+func fileTargets(ts []aliasTarget) []aliasTarget {
+	var out []aliasTarget
+	for _, t := range ts {
+		if t.Kind != aliasForward && t.Kind != aliasUser {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func report(w io.Writer, r Result) int {
+	letter := map[Status]string{OK: "K", Temp: "Z", Perm: "D"}[r.Status]
+	var b bytes.Buffer
+	b.WriteString(letter + "\x00" + oneLine(r.Text) + "\x00")
+	for _, a := range r.Forward {
+		b.WriteString(a + "\x00")
+	}
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return 111
+	}
+	return 0
+}
+
+// ParseReport reads a child's report.
+func ParseReport(b []byte) (Result, error) {
+	if len(b) == 0 || b[len(b)-1] != 0 {
+		return Result{}, fmt.Errorf("report not NUL-terminated: %q", b)
+	}
+	f := strings.Split(string(b[:len(b)-1]), "\x00")
+	if len(f) < 2 {
+		return Result{}, fmt.Errorf("short report: %q", b)
+	}
+	var r Result
+	switch f[0] {
+	case "K":
+		r.Status = OK
+	case "Z":
+		r.Status = Temp
+	case "D":
+		r.Status = Perm
+	default:
+		return Result{}, fmt.Errorf("bad status in report: %q", b)
+	}
+	r.Text = oneLine(f[1])
+	for _, a := range f[2:] {
+		if a == "" {
+			return Result{}, fmt.Errorf("empty address in report: %q", b)
+		}
+		r.Forward = append(r.Forward, a)
+	}
+	return r, nil
+}
+
+func encodeUser(u *User) (string, error) {
+	for _, s := range []string{u.Name, u.Home, u.Dash, u.Ext} {
+		if strings.ContainsAny(s, "\t\n\x00") {
+			return "", fmt.Errorf("account %s: tab or newline in its fields", u.Name)
+		}
+	}
+	spool := "0"
+	if u.Spool {
+		spool = "1"
+	}
+	return strings.Join([]string{"user", u.Name, strconv.Itoa(u.UID), strconv.Itoa(u.GID), u.Home, u.Dash, u.Ext, spool}, "\t"), nil
+}
+
+func decodeUser(s string) (*User, error) {
+	f := strings.Split(s, "\t")
+	if len(f) != 8 || f[0] != "user" {
+		return nil, fmt.Errorf("bad %s", StepEnv)
+	}
+	uid, err1 := strconv.Atoi(f[2])
+	gid, err2 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil || badLocal(f[1]) {
+		return nil, fmt.Errorf("bad %s", StepEnv)
+	}
+	return &User{Name: f[1], UID: uid, GID: gid, Home: f[4], Dash: f[5], Ext: f[6], Spool: f[7] == "1"}, nil
+}
+
+// DeliverAs delivers like Deliver, but when this process is root it
+// never writes a user's files or runs a user's programs itself: it runs
+// exe (omail-deliver) as "-local" children with the user's uid, gid and
+// groups, the message on their standard input, and reads their reports.
+//
+// u is normally nil: rcpt is resolved here. A non-nil u skips resolution
+// and delivers to that user (aliases and virtualdomains not consulted).
+//
+// As root: a user with uid 0 is delivered in this process only when it
+// is root itself (or a spool user whose mailbox root owns); alias
+// program and file targets run as the owner of control/aliases, which
+// must not be root. Not as root, everything happens in this process, as
+// this user.
+func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) Result {
+	f, err := os.Open(msgPath)
+	if err != nil {
+		return temp("4.3.0 cannot open message: %v", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return temp("4.3.0 cannot read message: %v", err)
+	}
+	size := st.Size()
+	var x *delivery
+	var res *Result
+	if u != nil {
+		x, res = d.known(ctx, f, size, sender, rcpt, u)
+	} else {
+		x, res = d.start(ctx, f, size, sender, rcpt)
+	}
+	if res != nil {
+		return *res
+	}
+	if geteuid() != 0 {
+		if x.alias != nil {
+			return x.deliverAlias()
+		}
+		return x.deliverUser(x.user)
+	}
+	if x.alias == nil {
+		return d.asUser(ctx, exe, x, f, msgPath)
+	}
+	// An alias as root: forwards here, \user targets each as that user,
+	// programs and files in one child as the owner of control/aliases.
+	var done, fwd []string
+	files := false
+	for _, t := range x.alias {
+		switch t.Kind {
+		case aliasForward:
+			a, err := x.qualify(t.Value)
+			if err != nil {
+				return temp("4.3.5 %v", err)
+			}
+			fwd = append(fwd, a)
+		case aliasUser:
+			r := d.DeliverAs(ctx, exe, nil, msgPath, sender, `\`+t.Value+"@"+x.host)
+			if r.Status != OK {
+				return r
+			}
+			fwd = append(fwd, r.Forward...)
+			done = append(done, strings.TrimPrefix(r.Text, "delivered: "))
+		default:
+			files = true
+		}
+	}
+	if files {
+		uid, gid, err := d.aliasOwner()
+		if err != nil {
+			return temp("4.3.0 control/aliases: %v", err)
+		}
+		if uid == 0 {
+			return temp("4.3.0 alias %s: control/aliases is owned by root; its program and file deliveries run as its owner, never as root: chown it", x.local)
+		}
+		r := d.child(ctx, exe, uid, gid, nil, "aliasfiles", f, msgPath, sender, x.rcpt)
+		if r.Status != OK {
+			return r
+		}
+		done = append(done, strings.TrimPrefix(r.Text, "delivered: "))
+	}
+	return x.ok(done, fwd)
+}
+
+// asUser delivers to u as root: in a child with u's ids, or here for
+// root's own mail.
+func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.File, msgPath string) Result {
+	u := x.user
+	if u.UID == 0 {
+		return x.deliverUser(u)
+	}
+	step, err := encodeUser(u)
+	if err != nil {
+		return temp("4.3.0 %v", err)
+	}
+	groups := append([]int(nil), u.Groups...)
+	// Like a set-gid mail delivery agent, the child may create mailboxes
+	// and dotlocks in a group-writable spool directory.
+	if spool, err := d.Ctl.Line("mailspool"); err == nil {
+		var st syscall.Stat_t
+		if syscall.Stat(spool, &st) == nil && st.Mode&0o020 != 0 {
+			groups = append(groups, int(st.Gid))
+		}
+	}
+	return d.child(ctx, exe, u.UID, u.GID, groups, step, f, msgPath, x.sender, x.rcpt)
+}
+
+// child runs "exe -local SENDER RCPT MSGPATH" with the given ids.
+func (d *Deliverer) child(ctx context.Context, exe string, uid, gid int, groups []int, step string, f *os.File, msgPath, sender, rcpt string) Result {
+	cmd := exec.CommandContext(ctx, exe, "-local", sender, rcpt, msgPath)
+	cmd.Env = []string{"OMAIL_HOME=" + d.Home, "PATH=" + d.path(), StepEnv + "=" + step}
+	cmd.Dir = "/"
+	// The child reads the message through its own descriptor (ReadAt),
+	// so sharing the offset with ours does no harm.
+	cmd.Stdin = f
+	var out bytes.Buffer
+	errs := &limited{max: ProgramOutput}
+	cmd.Stdout, cmd.Stderr = &out, errs
+	g := make([]uint32, len(groups))
+	for i, n := range groups {
+		g[i] = uint32(n)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}}
+	err := cmd.Run()
+	if err != nil {
+		return temp("4.3.0 local delivery child (uid %d): %v %s", uid, err, strings.TrimSpace(errs.String()))
+	}
+	r, perr := ParseReport(out.Bytes())
+	if perr != nil {
+		return temp("4.3.0 local delivery child (uid %d): %v %s", uid, perr, strings.TrimSpace(errs.String()))
+	}
+	if len(r.Forward) > 0 {
+		r.Prefix = []string{"Delivered-To: " + strings.TrimPrefix(rcpt, `\`)}
+	}
+	return r
+}

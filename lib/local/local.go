@@ -1,0 +1,563 @@
+// Package local delivers one message to one local recipient: it resolves
+// the address (virtualdomains, aliases, users/assign, the password
+// database, the mail spool), reads the user's .omail instructions and
+// carries them out (mbox, Maildir, program, forward). docs/local-delivery.md
+// describes the rules; this package is their only implementation.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"omail/lib/aliases"
+	"omail/lib/control"
+	"omail/lib/dotomail"
+	"omail/lib/home"
+	"omail/lib/maildir"
+	"omail/lib/mbox"
+)
+
+// Status is the outcome of a delivery.
+type Status int
+
+const (
+	OK   Status = iota // delivered (or forwarded: see Result.Forward)
+	Temp               // try again later
+	Perm               // bounce
+)
+
+func (s Status) String() string {
+	switch s {
+	case OK:
+		return "ok"
+	case Temp:
+		return "temporary failure"
+	case Perm:
+		return "permanent failure"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// Result is what happened to one recipient.
+type Result struct {
+	Status Status
+	Text   string // one line, e.g. "delivered to mbox /var/mail/bob", "5.1.1 no such user: bob"
+	// Forward holds the addresses the message must be re-queued to, from
+	// aliases, &addr and bare addresses in .omail files. They count only
+	// when Status is OK.
+	Forward []string
+	// Prefix holds the header lines to put in front of the message when
+	// re-queueing it to Forward: the Delivered-To line, which is what
+	// stops forwarding loops (the next delivery finds it and bounces).
+	Prefix []string
+}
+
+// Deliverer delivers to local recipients.
+type Deliverer struct {
+	Ctl  *control.Dir
+	Home string // OMAIL_HOME: users/assign lives under it
+	// LookupUser finds the account of a lower-cased local part (after
+	// virtualdomains): users/assign, then the password database, then
+	// mailspool/NAME. It returns nil, nil for nobody. Tests replace it.
+	LookupUser func(local string) (*User, error)
+	Now        func() time.Time
+	Path       string // PATH for program deliveries
+}
+
+// DefaultPath is the PATH program deliveries get.
+const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// New returns a Deliverer for the OMAIL_HOME of env.
+func New(env home.Env) *Deliverer {
+	d := &Deliverer{Ctl: control.New(env.Dir()), Home: env.Dir(), Now: time.Now, Path: DefaultPath}
+	d.LookupUser = d.lookupUser
+	return d
+}
+
+// delivery is one recipient in progress.
+type delivery struct {
+	d       *Deliverer
+	ctx     context.Context
+	msg     io.ReaderAt
+	size    int64
+	sender  string
+	rcpt    string // as given, without a leading '\'
+	local   string // lower case, after virtualdomains
+	host    string
+	noAlias bool
+	alias   []aliases.Target
+	user    *User
+	prefix  []string // Return-Path, Delivered-To
+}
+
+func temp(format string, a ...any) Result {
+	return Result{Status: Temp, Text: oneLine(fmt.Sprintf(format, a...))}
+}
+func perm(format string, a ...any) Result {
+	return Result{Status: Perm, Text: oneLine(fmt.Sprintf(format, a...))}
+}
+
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 900 {
+		s = s[:900] + "..."
+	}
+	return s
+}
+
+// Deliver delivers the message in msgPath (an immutable queue file, LF
+// line endings) from sender to rcpt (an address in a local or virtual
+// domain), in this process and with its privileges. A recipient whose
+// local part starts with '\' is the user of that name, aliases skipped.
+func (d *Deliverer) Deliver(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f, err := os.Open(msgPath)
+	if err != nil {
+		return temp("4.3.0 cannot open message: %v", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return temp("4.3.0 cannot read message: %v", err)
+	}
+	return d.deliverFrom(ctx, f, st.Size(), sender, rcpt)
+}
+
+func (d *Deliverer) deliverFrom(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) Result {
+	x, res := d.start(ctx, msg, size, sender, rcpt)
+	if res != nil {
+		return *res
+	}
+	if x.alias != nil {
+		return x.deliverAlias()
+	}
+	return x.deliverUser(x.user)
+}
+
+// start resolves the recipient and checks for loops.
+func (d *Deliverer) start(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) (*delivery, *Result) {
+	x := &delivery{d: d, ctx: ctx, msg: msg, size: size, sender: sender}
+	if res := x.resolve(rcpt, true); res != nil {
+		return nil, res
+	}
+	if res := x.checkLoop(); res != nil {
+		return nil, res
+	}
+	return x, nil
+}
+
+// badLocal reports a local part that could become something other than a
+// name if it reached a path or a command line.
+func badLocal(s string) bool {
+	return s == "" || s[0] == '.' || strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == '/'
+	})
+}
+
+// resolve works out the local part, the host and the alias or user of
+// rcpt. Without lookup it stops before aliases and users: a caller that
+// already knows the user (the parent of a delivery child) sets x.user.
+func (x *delivery) resolve(rcpt string, lookup bool) *Result {
+	d := x.d
+	if strings.HasPrefix(rcpt, `\`) {
+		rcpt, x.noAlias = rcpt[1:], true
+	}
+	x.rcpt = rcpt
+	local, host := rcpt, ""
+	if i := strings.LastIndexByte(rcpt, '@'); i >= 0 {
+		local, host = rcpt[:i], rcpt[i+1:]
+	}
+	if badLocal(local) {
+		r := perm("5.1.3 bad local part: %q", local)
+		return &r
+	}
+	if host == "" {
+		me, err := d.Ctl.Me()
+		if err != nil {
+			r := temp("4.3.5 %v", err)
+			return &r
+		}
+		host = me
+	}
+	x.host = control.NormalizeDomain(host)
+	x.local = aliases.LowerASCII(local)
+	locals, err := d.Ctl.DomainSet("locals")
+	if err != nil {
+		r := temp("4.3.5 %v", err)
+		return &r
+	}
+	if !locals.Has(x.host) {
+		vd, err := d.Ctl.DomainMap("virtualdomains")
+		if err != nil {
+			r := temp("4.3.5 %v", err)
+			return &r
+		}
+		prefix, _, ok := vd.Lookup(x.host)
+		if !ok || prefix == "" {
+			r := perm("5.1.2 %s is not a local domain", x.host)
+			return &r
+		}
+		x.local = aliases.LowerASCII(prefix) + "-" + x.local
+		if badLocal(x.local) {
+			r := perm("5.1.3 bad local part: %q", x.local)
+			return &r
+		}
+	}
+	x.prefix = []string{"Return-Path: <" + x.sender + ">", "Delivered-To: " + x.rcpt}
+	if !lookup {
+		return nil
+	}
+	if !x.noAlias {
+		a, err := d.loadAliases()
+		if err != nil {
+			r := temp("4.3.5 control/aliases: %v", err)
+			return &r
+		}
+		if t, ok := a.Lookup(x.local); ok {
+			x.alias = t
+			return nil
+		}
+	}
+	lookupUser := d.LookupUser
+	if lookupUser == nil {
+		lookupUser = d.lookupUser
+	}
+	u, err := lookupUser(x.local)
+	if err != nil {
+		r := temp("4.3.0 looking up %s: %v", x.local, err)
+		return &r
+	}
+	if u == nil {
+		r := perm("5.1.1 no such user: %s", x.local)
+		return &r
+	}
+	if badLocal(u.Name) {
+		r := temp("4.3.5 unusable account name %q for %s", u.Name, x.local)
+		return &r
+	}
+	x.user = u
+	return nil
+}
+
+// AliasesFile is the aliases file, in the control directory.
+const AliasesFile = "aliases"
+
+func (d *Deliverer) loadAliases() (*aliases.Aliases, error) {
+	f, err := os.Open(d.Ctl.File(AliasesFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return aliases.Parse(f)
+}
+
+// aliasOwner returns the owner of the aliases file: alias program and
+// file deliveries run as that user.
+func (d *Deliverer) aliasOwner() (uid, gid int, err error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(d.Ctl.File(AliasesFile), &st); err != nil {
+		return 0, 0, err
+	}
+	return int(st.Uid), int(st.Gid), nil
+}
+
+func (x *delivery) reader() *io.SectionReader { return io.NewSectionReader(x.msg, 0, x.size) }
+
+// qualify completes an address without a domain with control/me.
+func (x *delivery) qualify(a string) (string, error) {
+	if strings.Contains(a, "@") {
+		return a, nil
+	}
+	me, err := x.d.Ctl.Me()
+	return a + "@" + me, err
+}
+
+// deliverAlias carries out an alias in this process (DeliverAs does it
+// differently as root).
+func (x *delivery) deliverAlias() Result {
+	var done []string
+	var fwd []string
+targets:
+	for _, t := range x.alias {
+		switch t.Kind {
+		case aliases.Forward:
+			a, err := x.qualify(t.Value)
+			if err != nil {
+				return temp("4.3.5 %v", err)
+			}
+			fwd = append(fwd, a)
+		case aliases.User:
+			r := x.d.deliverFrom(x.ctx, x.msg, x.size, x.sender, `\`+t.Value+"@"+x.host)
+			if r.Status != OK {
+				return r
+			}
+			fwd = append(fwd, r.Forward...)
+			done = append(done, r.Text)
+		default:
+			if geteuid() == 0 {
+				// Only a child running as the owner of control/aliases
+				// may do this (DeliverAs); never root itself.
+				return temp("4.3.0 alias %s: program and file deliveries run as the owner of control/aliases, never as root", x.local)
+			}
+			text, stop, r := x.do(dotomail.Instruction{Kind: aliasKind(t.Kind), Value: t.Value}, nil)
+			if r != nil {
+				return *r
+			}
+			done = append(done, text)
+			if stop {
+				break targets
+			}
+		}
+	}
+	return x.ok(done, fwd)
+}
+
+func aliasKind(k aliases.Kind) dotomail.Kind {
+	switch k {
+	case aliases.Program:
+		return dotomail.Program
+	case aliases.Mbox:
+		return dotomail.Mbox
+	case aliases.Maildir:
+		return dotomail.Maildir
+	}
+	return dotomail.Forward
+}
+
+func (x *delivery) ok(done, fwd []string) Result {
+	for _, a := range fwd {
+		done = append(done, "forward "+a)
+	}
+	r := Result{Status: OK, Text: oneLine("delivered: " + strings.Join(done, "; ")), Forward: fwd}
+	if len(fwd) > 0 {
+		r.Prefix = []string{"Delivered-To: " + x.rcpt}
+	}
+	return r
+}
+
+// mayDeliverAs says whether this process may write files or run programs
+// for u: as an ordinary user always (it delivers as itself); as root only
+// for root itself and for spool users whose mailbox root owns, never
+// into an ordinary user's files.
+func mayDeliverAs(u *User) error {
+	if geteuid() != 0 {
+		return nil
+	}
+	if u.UID != 0 {
+		return fmt.Errorf("running as root: %s (uid %d) must be delivered by a child with its uid (DeliverAs)", u.Name, u.UID)
+	}
+	if u.Name != "root" && !u.Spool {
+		return fmt.Errorf("%s has uid 0 but is not root: refusing to deliver as root", u.Name)
+	}
+	return nil
+}
+
+func (x *delivery) deliverUser(u *User) Result {
+	if err := mayDeliverAs(u); err != nil {
+		return temp("4.3.0 %v", err)
+	}
+	ins, defaultPart, res := x.instructions(u)
+	if res != nil {
+		return *res
+	}
+	var done, fwd []string
+	for _, in := range ins {
+		if in.Kind == dotomail.Forward {
+			a, err := x.qualify(in.Value)
+			if err != nil {
+				return temp("4.3.5 %v", err)
+			}
+			fwd = append(fwd, a)
+			continue
+		}
+		text, stop, r := x.do(in, &userEnv{u: u, def: defaultPart})
+		if r != nil {
+			return *r
+		}
+		done = append(done, text)
+		if stop {
+			break
+		}
+	}
+	return x.ok(done, fwd)
+}
+
+// instructions finds what to do for u: its .omail file, or the default.
+func (x *delivery) instructions(u *User) (ins []dotomail.Instruction, defaultPart string, res *Result) {
+	spool, err := x.d.Ctl.Line("mailspool")
+	if err != nil {
+		r := temp("4.3.5 %v", err)
+		return nil, "", &r
+	}
+	spoolBox := []dotomail.Instruction{{Kind: dotomail.Mbox, Value: filepath.Join(spool, u.Name)}}
+	if u.Home == "" {
+		if u.Ext != "" {
+			r := perm("5.1.1 no mailbox here by that name: %s", x.local)
+			return nil, "", &r
+		}
+		return spoolBox, "", nil
+	}
+	st, err := os.Stat(u.Home)
+	if err != nil {
+		r := temp("4.2.1 home directory of %s: %v", u.Name, err)
+		return nil, "", &r
+	}
+	if st.Mode().Perm()&0o002 != 0 {
+		r := temp("4.7.0 home directory %s is writable by others", u.Home)
+		return nil, "", &r
+	}
+	ins, defaultPart, found, err := dotFile(u)
+	if err != nil {
+		r := temp("4.7.0 %v", err)
+		return nil, "", &r
+	}
+	if !found && u.Ext != "" {
+		r := perm("5.1.1 no mailbox here by that name: %s", x.local)
+		return nil, "", &r
+	}
+	if len(ins) > 0 {
+		return ins, defaultPart, nil
+	}
+	lines, err := x.d.Ctl.List("defaultdelivery")
+	if err != nil {
+		r := temp("4.3.5 %v", err)
+		return nil, "", &r
+	}
+	for i, l := range lines {
+		in, ok, err := dotomail.ParseLine(l, i+1)
+		if err != nil {
+			r := temp("4.3.5 control/defaultdelivery: %v", err)
+			return nil, "", &r
+		}
+		if ok {
+			ins = append(ins, in)
+		}
+	}
+	if len(ins) == 0 {
+		return spoolBox, defaultPart, nil
+	}
+	return ins, defaultPart, nil
+}
+
+// dotFile reads the instruction file for u. For an extension "a-b" it
+// tries .omail-a-b, .omail-a-default, .omail-default, as qmail; '.' in
+// the extension is ':' in file names, so that no extension can name a
+// path outside the home. defaultPart is what "default" stood for.
+func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found bool, err error) {
+	var names, defs []string
+	if u.Ext == "" {
+		names, defs = []string{".omail"}, []string{""}
+	} else {
+		ext := strings.ReplaceAll(aliases.LowerASCII(u.Ext), ".", ":")
+		names, defs = append(names, ".omail"+u.Dash+ext), append(defs, "")
+		for i := len(ext) - 1; i >= 0; i-- {
+			if ext[i] == '-' {
+				names, defs = append(names, ".omail"+u.Dash+ext[:i+1]+"default"), append(defs, ext[i+1:])
+			}
+		}
+		names, defs = append(names, ".omail"+u.Dash+"default"), append(defs, ext)
+	}
+	for i, n := range names {
+		if strings.Contains(n, "/") {
+			continue
+		}
+		path := filepath.Join(u.Home, n)
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, "", false, fmt.Errorf("%s: %v", path, err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return nil, "", false, fmt.Errorf("%s: %v", path, err)
+		}
+		if st.Mode().Perm()&0o002 != 0 {
+			return nil, "", false, fmt.Errorf("%s is writable by others", path)
+		}
+		ins, err := dotomail.Parse(f)
+		if err != nil {
+			return nil, "", false, fmt.Errorf("%s: %v", path, err)
+		}
+		return ins, defs[i], true, nil
+	}
+	return nil, "", false, nil
+}
+
+// do carries out one file or program instruction. stop is a program's
+// "delivered, ignore the rest" (exit 99).
+func (x *delivery) do(in dotomail.Instruction, ue *userEnv) (text string, stop bool, res *Result) {
+	path := in.Value
+	if in.Kind != dotomail.Program && !filepath.IsAbs(path) {
+		if ue == nil || ue.u.Home == "" {
+			r := temp("4.3.5 relative path %q without a home", path)
+			return "", false, &r
+		}
+		path = filepath.Join(ue.u.Home, path)
+	}
+	switch in.Kind {
+	case dotomail.Mbox:
+		if err := x.mbox(path); err != nil {
+			r := temp("4.3.0 mbox %s: %v", path, err)
+			return "", false, &r
+		}
+		return "mbox " + path, false, nil
+	case dotomail.Maildir:
+		if _, err := maildir.Deliver(path, x.prefix, x.reader()); err != nil {
+			r := temp("4.3.0 %v", err)
+			return "", false, &r
+		}
+		return "maildir " + path, false, nil
+	case dotomail.Program:
+		return x.program(in.Value, ue)
+	}
+	r := temp("4.3.5 unknown instruction %v", in.Kind)
+	return "", false, &r
+}
+
+func (x *delivery) mbox(path string) error {
+	a, err := mbox.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := a.Add(x.sender, x.prefix, x.reader(), x.d.now()); err != nil {
+		a.Abort()
+		return err
+	}
+	return a.Commit()
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+type aliasTarget = aliases.Target
+
+const (
+	aliasForward = aliases.Forward
+	aliasUser    = aliases.User
+)
+
+// geteuid is os.Geteuid; tests running as root pretend to be an ordinary
+// user with it.
+var geteuid = os.Geteuid

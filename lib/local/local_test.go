@@ -1,0 +1,437 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"omail/lib/home"
+)
+
+var when = time.Date(2026, 11, 5, 9, 4, 5, 0, time.UTC)
+
+func TestMain(m *testing.M) {
+	// The privilege tests run this binary as the delivery child.
+	if len(os.Args) > 1 && os.Args[1] == "-local" {
+		os.Exit(RunChild(os.Args, home.Env(os.Environ()), os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// world is an OMAIL_HOME with a spool and a home for bob.
+type world struct {
+	t       *testing.T
+	dir     string
+	home    string // OMAIL_HOME
+	spool   string
+	bobHome string
+	d       *Deliverer
+	users   map[string]*User
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	old := geteuid
+	geteuid = func() int { return 1000 } // an ordinary user, even when root
+	t.Cleanup(func() { geteuid = old })
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, home: filepath.Join(dir, "omail"), spool: filepath.Join(dir, "spool"), bobHome: filepath.Join(dir, "bob")}
+	for _, d := range []string{w.home + "/control", w.spool, w.bobHome} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.control("me", "test.example")
+	w.control("mailspool", w.spool)
+	w.d = New(home.Env{"OMAIL_HOME=" + w.home})
+	w.d.Now = func() time.Time { return when }
+	w.users = map[string]*User{
+		"bob": {Name: "bob", UID: 1000, GID: 1000, Home: w.bobHome, Dash: "-"},
+	}
+	w.d.LookupUser = func(local string) (*User, error) {
+		if u, ok := w.users[local]; ok {
+			c := *u
+			return &c, nil
+		}
+		name, ext, ok := strings.Cut(local, "-")
+		if u, found := w.users[name]; ok && found {
+			c := *u
+			c.Ext = ext
+			return &c, nil
+		}
+		return w.d.lookupSpool(local)
+	}
+	return w
+}
+
+func (w *world) control(name, value string) {
+	w.t.Helper()
+	if err := os.WriteFile(filepath.Join(w.home, "control", name), []byte(value+"\n"), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) file(path, content string) {
+	w.t.Helper()
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) msg(content string) string {
+	p := filepath.Join(w.dir, fmt.Sprintf("msg%d", time.Now().UnixNano()))
+	w.file(p, content)
+	return p
+}
+
+func (w *world) read(path string) string {
+	w.t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (w *world) maildir(path string) {
+	for _, s := range []string{"tmp", "new", "cur"} {
+		os.MkdirAll(filepath.Join(path, s), 0o700)
+	}
+}
+
+func (w *world) deliver(sender, rcpt, msg string) Result {
+	return w.d.Deliver(context.Background(), w.msg(msg), sender, rcpt)
+}
+
+func want(t *testing.T, r Result, status Status, text string) {
+	t.Helper()
+	if r.Status != status || !strings.Contains(r.Text, text) {
+		t.Fatalf("result %v %q, want %v containing %q", r.Status, r.Text, status, text)
+	}
+}
+
+const hello = "Received: from x\nSubject: hi\n\nFrom me\nhello\n"
+
+func TestDefaultMboxInSpool(t *testing.T) {
+	w := newWorld(t)
+	r := w.deliver("ann@example.org", "Bob@Test.Example", hello)
+	want(t, r, OK, "mbox "+w.spool+"/bob")
+	got := w.read(filepath.Join(w.spool, "bob"))
+	exp := "From ann@example.org Thu Nov  5 09:04:05 2026\nReturn-Path: <ann@example.org>\nDelivered-To: Bob@Test.Example\n" +
+		"Received: from x\nSubject: hi\n\n>From me\nhello\n\n"
+	if got != exp {
+		t.Fatalf("mbox %q, want %q", got, exp)
+	}
+	if len(r.Forward) != 0 || r.Prefix != nil {
+		t.Errorf("forward %v prefix %v", r.Forward, r.Prefix)
+	}
+}
+
+func TestUnknownUser(t *testing.T) {
+	w := newWorld(t)
+	want(t, w.deliver("a@b", "nobody@test.example", hello), Perm, "5.1.1")
+}
+
+func TestNotALocalDomain(t *testing.T) {
+	w := newWorld(t)
+	want(t, w.deliver("a@b", "bob@elsewhere.example", hello), Perm, "5.1.2")
+}
+
+func TestSpoolUser(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.spool, "kiosk1"), "")
+	want(t, w.deliver("a@b", "kiosk1@test.example", hello), OK, "mbox")
+	if !strings.Contains(w.read(filepath.Join(w.spool, "kiosk1")), "hello") {
+		t.Fatal("not delivered")
+	}
+	want(t, w.deliver("a@b", "kiosk1-x@test.example", hello), Perm, "5.1.1")
+}
+
+func TestBadLocalParts(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.spool, "x"), "")
+	for _, rcpt := range []string{"../x@test.example", "a/b@test.example", ".x@test.example", "a\x01b@test.example", "a b@test.example", "@test.example"} {
+		want(t, w.deliver("a@b", rcpt, hello), Perm, "5.1.3")
+	}
+	if w.read(filepath.Join(w.spool, "x")) != "" {
+		t.Fatal("a bad local part reached a mailbox")
+	}
+}
+
+func TestDotOmailAllKinds(t *testing.T) {
+	w := newWorld(t)
+	w.maildir(filepath.Join(w.bobHome, "Maildir"))
+	w.file(filepath.Join(w.bobHome, ".omail"), "# bob's mail\n./Maildir/\n./mbox\n&carl@example.org\ndave\n|cat > prog.out; env > prog.env\n")
+	r := w.deliver("ann@example.org", "bob@test.example", hello)
+	want(t, r, OK, "maildir "+w.bobHome+"/Maildir;")
+	if !reflect.DeepEqual(r.Forward, []string{"carl@example.org", "dave@test.example"}) {
+		t.Errorf("forward %v", r.Forward)
+	}
+	if !reflect.DeepEqual(r.Prefix, []string{"Delivered-To: bob@test.example"}) {
+		t.Errorf("prefix %v", r.Prefix)
+	}
+	ents, _ := os.ReadDir(filepath.Join(w.bobHome, "Maildir/new"))
+	if len(ents) != 1 {
+		t.Fatalf("maildir holds %d", len(ents))
+	}
+	if got := w.read(filepath.Join(w.bobHome, "Maildir/new", ents[0].Name())); got != "Return-Path: <ann@example.org>\nDelivered-To: bob@test.example\n"+hello {
+		t.Errorf("maildir message %q", got)
+	}
+	if !strings.Contains(w.read(filepath.Join(w.bobHome, "mbox")), "\n>From me\n") {
+		t.Error("mbox not written")
+	}
+	// The program gets the message as it is, and qmail's environment.
+	if got := w.read(filepath.Join(w.bobHome, "prog.out")); got != hello {
+		t.Errorf("program stdin %q", got)
+	}
+	env := w.read(filepath.Join(w.bobHome, "prog.env"))
+	for _, v := range []string{"SENDER=ann@example.org", "NEWSENDER=ann@example.org", "RECIPIENT=bob@test.example",
+		"USER=bob", "HOME=" + w.bobHome, "LOCAL=bob", "HOST=test.example", "HOST2=test", "HOST3=\n", "EXT=\n",
+		"DTLINE=Delivered-To: bob@test.example\n", "RPLINE=Return-Path: <ann@example.org>\n",
+		"UFLINE=From ann@example.org Thu Nov  5 09:04:05 2026\n"} {
+		if !strings.Contains(env, "\n"+v) && !strings.HasPrefix(env, v) {
+			t.Errorf("program environment lacks %q:\n%s", v, env)
+		}
+	}
+}
+
+func TestExtensions(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.bobHome, ".omail-foo"), "|echo foo >> ext.log\n")
+	w.file(filepath.Join(w.bobHome, ".omail-list-default"), "|echo \"list $DEFAULT $EXT $EXT2\" >> ext.log\n")
+	want(t, w.deliver("a@b", "bob-foo@test.example", hello), OK, "program")
+	want(t, w.deliver("a@b", "bob-list-x-y@test.example", hello), OK, "program")
+	want(t, w.deliver("a@b", "bob-other@test.example", hello), Perm, "5.1.1")
+	w.file(filepath.Join(w.bobHome, ".omail-default"), "|echo \"default $DEFAULT\" >> ext.log\n")
+	want(t, w.deliver("a@b", "bob-other@test.example", hello), OK, "program")
+	// '.' in an extension is ':' in the file name: no way up and out.
+	w.file(filepath.Join(w.bobHome, ".omail-:"), "|echo dots >> ext.log\n")
+	want(t, w.deliver("a@b", "bob-.@test.example", hello), OK, "program")
+	if got := w.read(filepath.Join(w.bobHome, "ext.log")); got != "foo\nlist x-y list-x-y x-y\ndefault other\ndots\n" {
+		t.Errorf("ext.log %q", got)
+	}
+	// Without an extension and without .omail: the default, the spool.
+	want(t, w.deliver("a@b", "bob@test.example", hello), OK, "mbox "+w.spool+"/bob")
+}
+
+func TestAddressReachesProgramOnlyThroughEnvironment(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.bobHome, ".omail-default"), "|printf '%s\\n' \"$EXT\" \"$SENDER\" > got\n")
+	ext := "$(touch${IFS}pwned)`touch${IFS}pwned2`;touch${IFS}pwned3"
+	sender := "x$(touch pwned4)'\"@example.org"
+	want(t, w.deliver(sender, "bob-"+ext+"@test.example", hello), OK, "program")
+	if got := w.read(filepath.Join(w.bobHome, "got")); got != aliasesLower(ext)+"\n"+sender+"\n" {
+		t.Errorf("program saw %q", got)
+	}
+	for _, p := range []string{"pwned", "pwned2", "pwned3", "pwned4"} {
+		if _, err := os.Stat(filepath.Join(w.bobHome, p)); err == nil {
+			t.Errorf("the shell ran part of an address: %s exists", p)
+		}
+	}
+}
+
+func aliasesLower(s string) string { return strings.ToLower(s) }
+
+func TestProgramExitCodes(t *testing.T) {
+	w := newWorld(t)
+	cases := []struct {
+		prog   string
+		status Status
+		text   string
+	}{
+		{"exit 0", OK, "program"},
+		{"echo fine; exit 99", OK, "fine"},
+		{"echo no such list; exit 100", Perm, "no such list"},
+		{"echo busy; exit 111", Temp, "busy"},
+		{"exit 1", Temp, "exit 1"},
+		{"kill -9 $$", Temp, "killed"},
+	}
+	for _, c := range cases {
+		w.file(filepath.Join(w.bobHome, ".omail"), "|"+c.prog+"\n|echo after >> after.log\n")
+		want(t, w.deliver("a@b", "bob@test.example", hello), c.status, c.text)
+	}
+	// Only exit 0 lets the second line run; 99 stops the rest.
+	if got := w.read(filepath.Join(w.bobHome, "after.log")); got != "after\n" {
+		t.Errorf("after.log %q", got)
+	}
+}
+
+func TestDefaultDeliveryMaildir(t *testing.T) {
+	w := newWorld(t)
+	w.control("defaultdelivery", "./Maildir/")
+	w.maildir(filepath.Join(w.bobHome, "Maildir"))
+	want(t, w.deliver("a@b", "bob@test.example", hello), OK, "maildir")
+	// An empty .omail means the default too, as in qmail.
+	w.file(filepath.Join(w.bobHome, ".omail"), "# nothing\n")
+	want(t, w.deliver("a@b", "bob@test.example", hello), OK, "maildir")
+	ents, _ := os.ReadDir(filepath.Join(w.bobHome, "Maildir/new"))
+	if len(ents) != 2 {
+		t.Fatalf("%d messages", len(ents))
+	}
+	// A missing Maildir is a temporary failure, not a lost message.
+	os.RemoveAll(filepath.Join(w.bobHome, "Maildir"))
+	want(t, w.deliver("a@b", "bob@test.example", hello), Temp, "4.3.0")
+}
+
+func TestUnsafeFiles(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.bobHome, ".omail"), "./mbox\n")
+	os.Chmod(filepath.Join(w.bobHome, ".omail"), 0o666)
+	want(t, w.deliver("a@b", "bob@test.example", hello), Temp, "writable by others")
+	os.Chmod(filepath.Join(w.bobHome, ".omail"), 0o644)
+	os.Chmod(w.bobHome, 0o777)
+	want(t, w.deliver("a@b", "bob@test.example", hello), Temp, "writable by others")
+	os.Chmod(w.bobHome, 0o755)
+	w.file(filepath.Join(w.bobHome, ".omail"), "<bad>\n")
+	want(t, w.deliver("a@b", "bob@test.example", hello), Temp, "line 1")
+}
+
+func TestLoops(t *testing.T) {
+	w := newWorld(t)
+	want(t, w.deliver("a@b", "bob@test.example", "Delivered-To: BOB@test.example\nSubject: x\n\nbody\n"), Perm, "5.4.6")
+	// The same line in the body is no loop.
+	want(t, w.deliver("a@b", "bob@test.example", "Subject: x\n\nDelivered-To: bob@test.example\n"), OK, "mbox")
+	many := strings.Repeat("Received: x\n", 60) + strings.Repeat("Delivered-To: other@x\n", 41) + "\nbody\n"
+	want(t, w.deliver("a@b", "bob@test.example", many), Perm, "5.4.6")
+	fine := strings.Repeat("Received: x\n", 100) + "\nbody\n"
+	want(t, w.deliver("a@b", "bob@test.example", fine), OK, "mbox")
+}
+
+func TestAliases(t *testing.T) {
+	w := newWorld(t)
+	w.maildir(filepath.Join(w.dir, "archive"))
+	w.control("aliases", `postmaster: root
+root: bob, admin@example.org
+bob: \bob, bob@elsewhere.example
+archive: `+w.dir+`/archive/, `+w.dir+`/archive.mbox, "|cat > `+w.dir+`/alias.out"
+Loop: loop
+`)
+	r := w.deliver("a@b", "postmaster@test.example", hello)
+	want(t, r, OK, "forward root@test.example")
+	if !reflect.DeepEqual(r.Forward, []string{"root@test.example"}) || !reflect.DeepEqual(r.Prefix, []string{"Delivered-To: postmaster@test.example"}) {
+		t.Errorf("forward %v prefix %v", r.Forward, r.Prefix)
+	}
+	r = w.deliver("a@b", "bob@test.example", hello)
+	want(t, r, OK, "mbox "+w.spool+"/bob")
+	if !reflect.DeepEqual(r.Forward, []string{"bob@elsewhere.example"}) {
+		t.Errorf("forward %v", r.Forward)
+	}
+	if !strings.Contains(w.read(filepath.Join(w.spool, "bob")), "Delivered-To: bob@test.example\n") {
+		t.Error("\\bob not delivered to bob's mailbox")
+	}
+	want(t, w.deliver("a@b", "archive@test.example", hello), OK, "maildir")
+	if w.read(filepath.Join(w.dir, "alias.out")) != hello || !strings.Contains(w.read(filepath.Join(w.dir, "archive.mbox")), "hello") {
+		t.Error("alias files not delivered")
+	}
+	// A forwarding loop ends at the Delivered-To line.
+	r = w.deliver("a@b", "loop@test.example", hello)
+	want(t, r, OK, "forward loop@test.example")
+	want(t, w.deliver("a@b", "loop@test.example", r.Prefix[0]+"\n"+hello), Perm, "5.4.6")
+	// A broken aliases file defers everything rather than guess.
+	w.control("aliases", "broken\n")
+	want(t, w.deliver("a@b", "bob@test.example", hello), Temp, "aliases")
+}
+
+func TestVirtualDomainsAndAssign(t *testing.T) {
+	w := newWorld(t)
+	w.d.LookupUser = w.d.lookupUser // the real one: users/assign first
+	alice := filepath.Join(w.dir, "alice")
+	os.MkdirAll(alice, 0o755)
+	w.file(filepath.Join(w.home, "users/assign"), fmt.Sprintf("=alice:alice:%d:%d:%s:::\n+v-:vuser:%d:%d:%s:-::\n.\n=late:x:1:1:/x:::\n",
+		os.Getuid(), os.Getgid(), alice, os.Getuid(), os.Getgid(), w.bobHome))
+	w.control("virtualdomains", "virt.example:v")
+	w.file(filepath.Join(w.bobHome, ".omail-default"), "|echo \"$LOCAL $EXT $DEFAULT $RECIPIENT\" >> v.log\n")
+	want(t, w.deliver("a@b", "Sales@Virt.Example", hello), OK, "program")
+	if got := w.read(filepath.Join(w.bobHome, "v.log")); got != "v-sales sales sales v-sales@virt.example\n" {
+		t.Errorf("v.log %q", got)
+	}
+	w.file(filepath.Join(alice, ".omail"), "./box\n")
+	want(t, w.deliver("a@b", "alice@test.example", hello), OK, "mbox "+alice+"/box")
+	// After the "." line nothing counts.
+	want(t, w.deliver("a@b", "late@test.example", hello), Perm, "5.1.1")
+
+	// The same map as a cdb: key "=local" or "+prefix", value the rest.
+	u, err := parseAssign(fmt.Sprintf("alice:%d:%d:%s:::", os.Getuid(), os.Getgid(), alice), "")
+	if err != nil || u.Name != "alice" || u.Home != alice || u.Ext != "" {
+		t.Fatalf("parseAssign: %+v %v", u, err)
+	}
+}
+
+func TestAssignCDB(t *testing.T) {
+	w := newWorld(t)
+	os.MkdirAll(filepath.Join(w.home, "users"), 0o755)
+	writeCDB(t, filepath.Join(w.home, AssignCDB), map[string]string{
+		"=alice": "alice:1001:1002:/home/alice:::",
+		"+list-": "lists:1003:1003:/home/lists:-:x-:",
+	})
+	u, err := w.d.lookupAssign("alice")
+	if err != nil || u == nil || u.UID != 1001 || u.GID != 1002 || u.Home != "/home/alice" {
+		t.Fatalf("alice: %+v %v", u, err)
+	}
+	u, err = w.d.lookupAssign("list-foo-bar")
+	if err != nil || u == nil || u.Name != "lists" || u.Ext != "x-foo-bar" || u.Dash != "-" {
+		t.Fatalf("list-foo-bar: %+v %v", u, err)
+	}
+	if u, err := w.d.lookupAssign("bob"); u != nil || err != nil {
+		t.Fatalf("bob: %+v %v", u, err)
+	}
+}
+
+func TestPasswd(t *testing.T) {
+	u, err := lookupPasswd("root")
+	if err != nil || u == nil || u.UID != 0 || u.Ext != "" {
+		t.Fatalf("root: %+v %v", u, err)
+	}
+	u, err = lookupPasswd("root-some-ext")
+	if err != nil || u == nil || u.Name != "root" || u.Ext != "some-ext" {
+		t.Fatalf("root-some-ext: %+v %v", u, err)
+	}
+	if u, err := lookupPasswd("no-such-user-here"); u != nil || err != nil {
+		t.Fatalf("unknown: %+v %v", u, err)
+	}
+}
+
+func TestReportRoundTrip(t *testing.T) {
+	for _, r := range []Result{
+		{Status: OK, Text: "delivered: mbox /var/mail/bob", Forward: []string{"a@b", "c d@e"}},
+		{Status: Temp, Text: "4.3.0 busy"},
+		{Status: Perm, Text: "5.1.1 no"},
+	} {
+		var b strings.Builder
+		report(&b, r)
+		got, err := ParseReport([]byte(b.String()))
+		if err != nil || !reflect.DeepEqual(got, r) {
+			t.Errorf("%+v -> %q -> %+v %v", r, b.String(), got, err)
+		}
+	}
+	for _, bad := range []string{"", "K", "K\x00x", "X\x00t\x00", "K\x00t\x00\x00"} {
+		if _, err := ParseReport([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// FuzzParseReport: no report panics the parent, and what it accepts
+// survives a round trip.
+func FuzzParseReport(f *testing.F) {
+	f.Add([]byte("K\x00delivered\x00a@b\x00"))
+	f.Add([]byte("Z\x004.3.0 x\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseReport(b)
+		if err != nil {
+			return
+		}
+		var out strings.Builder
+		report(&out, r)
+		r2, err := ParseReport([]byte(out.String()))
+		if err != nil || !reflect.DeepEqual(r, r2) {
+			t.Fatalf("%q: %+v then %+v %v", b, r, r2, err)
+		}
+	})
+}

@@ -1,0 +1,151 @@
+package local
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"omail/lib/mbox"
+)
+
+// userEnv is what a program delivery needs to know about its user.
+type userEnv struct {
+	u   *User
+	def string // the part of the extension that "default" matched
+}
+
+// programEnv builds qmail-command(8)'s environment. Addresses reach the
+// program only here, never in its command line.
+func (x *delivery) programEnv(ue *userEnv) []string {
+	var u User
+	if ue != nil {
+		u = *ue.u
+	}
+	homeDir := u.Home
+	if homeDir == "" {
+		homeDir = "/"
+	}
+	env := []string{
+		"PATH=" + x.d.path(),
+		"SHELL=/bin/sh",
+		"HOME=" + homeDir,
+		"USER=" + u.Name,
+		"SENDER=" + x.sender,
+		"NEWSENDER=" + x.sender,
+		"RECIPIENT=" + x.local + "@" + x.host,
+		"LOCAL=" + x.local,
+		"HOST=" + x.host,
+		"EXT=" + u.Ext,
+		"DEFAULT=",
+		"DTLINE=Delivered-To: " + x.rcpt + "\n",
+		"RPLINE=Return-Path: <" + x.sender + ">\n",
+		"UFLINE=From " + mbox.FromSender(x.sender) + " " + x.d.now().Format("Mon Jan _2 15:04:05 2006") + "\n",
+	}
+	if ue != nil {
+		env[len(env)-4] = "DEFAULT=" + ue.def
+	}
+	// EXT2..EXT4: the extension without its first one to three
+	// dash-separated parts; HOST2..HOST4: the host without its last one
+	// to three dot-separated parts.
+	ext := u.Ext
+	for i := 2; i <= 4; i++ {
+		if j := strings.IndexByte(ext, '-'); j >= 0 {
+			ext = ext[j+1:]
+		} else {
+			ext = ""
+		}
+		env = append(env, "EXT"+string(rune('0'+i))+"="+ext)
+	}
+	host := x.host
+	for i := 2; i <= 4; i++ {
+		if j := strings.LastIndexByte(host, '.'); j >= 0 {
+			host = host[:j]
+		} else {
+			host = ""
+		}
+		env = append(env, "HOST"+string(rune('0'+i))+"="+host)
+	}
+	return env
+}
+
+func (d *Deliverer) path() string {
+	if d.Path != "" {
+		return d.Path
+	}
+	return DefaultPath
+}
+
+// ProgramOutput bounds how much of a program's output is kept for the
+// delivery report (and so for a bounce).
+const ProgramOutput = 1000
+
+// program runs cmd with /bin/sh -c, the message on stdin, cwd the home.
+// Exit 0: delivered; 99: delivered, ignore the rest of the instructions;
+// 100: permanent failure; anything else, a signal included: temporary.
+func (x *delivery) program(cmdline string, ue *userEnv) (text string, stop bool, res *Result) {
+	cmd := exec.CommandContext(x.ctx, "/bin/sh", "-c", cmdline)
+	cmd.Env = x.programEnv(ue)
+	cmd.Dir = "/"
+	if ue != nil && ue.u.Home != "" {
+		cmd.Dir = ue.u.Home
+	}
+	cmd.Stdin = x.reader()
+	out := &limited{max: ProgramOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	// The program and anything it starts are one process group, killed
+	// together when the delivery is cancelled.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	said := strings.TrimSpace(out.String())
+	desc := "program"
+	if said != "" {
+		desc += ": " + said
+	}
+	if err == nil {
+		return desc, false, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		switch code := ee.ExitCode(); code {
+		case 99:
+			return desc, true, nil
+		case 100:
+			r := perm("5.2.0 program said: %s", orDefault(said, "exit 100"))
+			return "", false, &r
+		case -1:
+			r := temp("4.3.0 program killed: %v %s", err, said)
+			return "", false, &r
+		default:
+			r := temp("4.3.0 program exit %d: %s", code, orDefault(said, "no output"))
+			return "", false, &r
+		}
+	}
+	r := temp("4.3.0 program: %v", err)
+	return "", false, &r
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// limited keeps the first max bytes written to it and drops the rest.
+type limited struct {
+	max int
+	b   []byte
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if room := l.max - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limited) String() string { return string(l.b) }
