@@ -253,8 +253,20 @@ func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath,
 	}
 	// An alias as root: forwards here, \user targets each as that user,
 	// programs and files in one child as the owner of control/aliases.
+	// Who runs the programs and files is settled first, so that a
+	// refusal comes before any delivery is made.
+	files := len(fileTargets(x.alias)) > 0
+	var ownerUID, ownerGID int
+	if files {
+		var err error
+		if ownerUID, ownerGID, err = d.aliasOwner(); err != nil {
+			return temp("4.3.0 control/aliases: %v", err)
+		}
+		if ownerUID == 0 {
+			return temp("4.3.0 alias %s: control/aliases is owned by root; its program and file deliveries run as its owner, never as root: chown it", x.local)
+		}
+	}
 	var done, fwd []string
-	files := false
 	for _, t := range x.alias {
 		switch t.Kind {
 		case aliasForward:
@@ -270,19 +282,10 @@ func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath,
 			}
 			fwd = append(fwd, r.Forward...)
 			done = append(done, strings.TrimPrefix(r.Text, "delivered: "))
-		default:
-			files = true
 		}
 	}
 	if files {
-		uid, gid, err := d.aliasOwner()
-		if err != nil {
-			return temp("4.3.0 control/aliases: %v", err)
-		}
-		if uid == 0 {
-			return temp("4.3.0 alias %s: control/aliases is owned by root; its program and file deliveries run as its owner, never as root: chown it", x.local)
-		}
-		r := d.child(ctx, exe, uid, gid, nil, "aliasfiles", f, msgPath, sender, x.rcpt)
+		r := d.child(ctx, exe, ownerUID, ownerGID, nil, "aliasfiles", f, msgPath, sender, x.rcpt)
 		if r.Status != OK {
 			return r
 		}

@@ -1,0 +1,167 @@
+package local
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	bobUID, carlUID, aliasUID = 4321, 4322, 4323
+	mailGID                   = 4242
+)
+
+// copyExe puts this test binary where the unprivileged children can run it.
+func copyExe(t *testing.T, dir string) string {
+	t.Helper()
+	src, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	exe := filepath.Join(dir, "omail-deliver")
+	dst, err := os.OpenFile(exe, os.O_WRONLY|os.O_CREATE, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func owner(t *testing.T, path string) (uid, gid int) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int(st.Uid), int(st.Gid)
+}
+
+// Not root, DeliverAs delivers in this process, as this user: it never
+// runs the child (the program given does not even exist).
+func TestDeliverAsOrdinaryUser(t *testing.T) {
+	w := newWorld(t)
+	r := w.d.DeliverAs(context.Background(), "/nonexistent/omail-deliver", nil, w.msg(hello), "a@b", "bob@test.example")
+	want(t, r, OK, "mbox "+w.spool+"/bob")
+}
+
+// As root, deliveries to users run in children with the users' ids; root
+// never writes an ordinary user's files itself.
+func TestDeliverAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		// The rules for root cannot be exercised without root; the
+		// ordinary-user half is TestDeliverAsOrdinaryUser.
+		t.Log("not root: checking that root-only rules do not apply")
+		TestDeliverAsOrdinaryUser(t)
+		return
+	}
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	exe := copyExe(t, dir)
+	omailHome := filepath.Join(dir, "omail")
+	spool := filepath.Join(dir, "spool")
+	bobHome := filepath.Join(dir, "bob")
+	rootHome := filepath.Join(dir, "root")
+	private := filepath.Join(dir, "queue")
+	for _, d := range []string{omailHome + "/control", spool, bobHome, rootHome, private} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The spool is root:mail 1775-like: group-writable, so the children
+	// get the mail group to create mailboxes and dotlocks in it.
+	os.Chown(spool, 0, mailGID)
+	os.Chmod(spool, 0o1775)
+	os.Chown(bobHome, bobUID, bobUID)
+	os.Chmod(private, 0o700)
+	write := func(path, s string, uid int) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(path, uid, uid)
+	}
+	write(omailHome+"/control/me", "test.example\n", 0)
+	write(omailHome+"/control/mailspool", spool+"\n", 0)
+	write(bobHome+"/.omail", "./mbox\n|id -u > uid.out; id -G > groups.out; cat > prog.out\n", bobUID)
+	msg := filepath.Join(private, "msg")
+	write(msg, hello, 0)
+	os.Chmod(msg, 0o600) // the children cannot open it by name
+
+	d := New(nil)
+	d.Ctl.Path = omailHome + "/control"
+	d.Home = omailHome
+	d.Now = func() time.Time { return when }
+	users := map[string]*User{
+		"bob":  {Name: "bob", UID: bobUID, GID: bobUID, Home: bobHome, Dash: "-"},
+		"carl": {Name: "carl", UID: carlUID, GID: carlUID},
+		"toor": {Name: "toor", UID: 0, GID: 0, Home: rootHome},
+		"root": {Name: "root", UID: 0, GID: 0, Home: rootHome},
+	}
+	d.LookupUser = func(l string) (*User, error) { return users[l], nil }
+	ctx := context.Background()
+
+	r := d.DeliverAs(ctx, exe, nil, msg, "ann@example.org", "bob@test.example")
+	want(t, r, OK, "mbox "+bobHome+"/mbox")
+	if uid, _ := owner(t, bobHome+"/mbox"); uid != bobUID {
+		t.Errorf("bob's mbox owned by %d", uid)
+	}
+	if got, _ := os.ReadFile(bobHome + "/uid.out"); string(got) != "4321\n" {
+		t.Errorf("program ran as uid %q", got)
+	}
+	if got, _ := os.ReadFile(bobHome + "/groups.out"); !strings.Contains(string(got), "4242") {
+		t.Errorf("program groups %q lack the spool group", got)
+	}
+	if got, _ := os.ReadFile(bobHome + "/prog.out"); string(got) != hello {
+		t.Errorf("program read %q", got)
+	}
+
+	// carl has no home: the spool mbox, created by carl through the group.
+	r = d.DeliverAs(ctx, exe, nil, msg, "ann@example.org", "carl@test.example")
+	want(t, r, OK, "mbox "+spool+"/carl")
+	if uid, _ := owner(t, spool+"/carl"); uid != carlUID {
+		t.Errorf("carl's mbox owned by %d", uid)
+	}
+	if b, _ := os.ReadFile(spool + "/carl"); !strings.Contains(string(b), "Delivered-To: carl@test.example\n") {
+		t.Errorf("carl's mbox: %q", b)
+	}
+
+	// uid 0 but not root: refused. root itself: delivered, as root.
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "toor@test.example"), Temp, "not root")
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "root@test.example"), OK, "mbox "+spool+"/root")
+
+	// Deliver (in this process) as root refuses an ordinary user.
+	want(t, d.Deliver(ctx, msg, "a@b", "bob@test.example"), Temp, "DeliverAs")
+
+	// Alias files run as the owner of control/aliases, never as root.
+	archive := filepath.Join(dir, "archive")
+	os.MkdirAll(archive, 0o755)
+	os.Chown(archive, aliasUID, aliasUID)
+	write(omailHome+"/control/aliases", "arch: "+archive+"/box, |id -u > "+archive+"/uid, \\carl, x@example.org\n", 0)
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example"), Temp, "owned by root")
+	os.Chown(omailHome+"/control/aliases", aliasUID, aliasUID)
+	r = d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example")
+	want(t, r, OK, "mbox "+archive+"/box")
+	if len(r.Forward) != 1 || r.Forward[0] != "x@example.org" {
+		t.Errorf("forward %v", r.Forward)
+	}
+	if uid, _ := owner(t, archive+"/box"); uid != aliasUID {
+		t.Errorf("alias mbox owned by %d", uid)
+	}
+	if got, _ := os.ReadFile(archive + "/uid"); string(got) != "4323\n" {
+		t.Errorf("alias program ran as %q", got)
+	}
+	if b, _ := os.ReadFile(spool + "/carl"); strings.Count(string(b), "\nhello\n") != 2 {
+		t.Errorf("\\carl not delivered to carl: %q", b)
+	}
+}
