@@ -64,6 +64,7 @@ type Appender struct {
 	tail    [2]byte // the last two bytes of the file, for separating messages
 	tailN   int     // how many of tail are valid (0, 1 or 2)
 	err     error   // first error; after it the appender only aborts
+	added   bool    // whether Add wrote anything (else Abort has nothing to undo)
 	done    bool
 }
 
@@ -227,6 +228,7 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 			return a.err
 		}
 	}
+	a.added = true
 	// A new message starts at the beginning of a line after a blank line,
 	// whatever the previous writer left.
 	switch {
@@ -309,14 +311,23 @@ func (a *Appender) Commit() error {
 
 // Abort cuts the file back to its length at Open, fsyncs it, and releases
 // the locks. It returns an error only when the file could not be restored.
+// An Appender that added nothing leaves the file alone (a caller may use
+// one only as the lock and change the file itself), and the file is never
+// made longer than it is.
 func (a *Appender) Abort() error {
 	if a.done {
 		return nil
 	}
 	a.done = true
-	err := a.f.Truncate(a.oldLen)
-	if err == nil {
-		err = a.f.Sync()
+	var err error
+	if a.added {
+		var st os.FileInfo
+		if st, err = a.f.Stat(); err == nil && st.Size() > a.oldLen {
+			err = a.f.Truncate(a.oldLen)
+		}
+		if err == nil {
+			err = a.f.Sync()
+		}
 	}
 	a.unlock()
 	if err != nil {

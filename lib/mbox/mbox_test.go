@@ -439,3 +439,23 @@ func FuzzQuoting(f *testing.F) {
 		}
 	})
 }
+
+// An Appender used only as the lock (as omail-pack does) never changes
+// the file, even when the holder shortened it meanwhile.
+func TestLockOnlyLeavesFileAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "box")
+	add(t, path, "a@b", nil, strings.Repeat("x\n", 100))
+	a, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st.Size() != 10 {
+		t.Fatalf("size %d after Abort, want 10", st.Size())
+	}
+}
