@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -434,4 +435,26 @@ func FuzzParseReport(f *testing.F) {
 			t.Fatalf("%q: %+v then %+v %v", b, r, r2, err)
 		}
 	})
+}
+
+// The rebuild command docs/local-delivery.md gives makes a cdb we read.
+func TestAssignCDBFromDocumentedCommand(t *testing.T) {
+	w := newWorld(t)
+	users := filepath.Join(w.home, "users")
+	w.file(filepath.Join(users, "assign"), "=alice:alice:1001:1002:/home/alice:::\n+list-:lists:1003:1003:/home/lists:-:x-:\n.\n=late:x:1:1:/x:::\n")
+	cmd := exec.Command("sh", "-c", `sed -n '/^\.$/q; s/^\([=+][^:]*\):\(.*\)$/\1 \2/p' assign | cdb -c -m assign.cdb`)
+	cmd.Dir = users
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	os.Remove(filepath.Join(users, "assign")) // the cdb alone must do
+	if u, err := w.d.lookupAssign("alice"); err != nil || u == nil || u.UID != 1001 {
+		t.Fatalf("alice: %+v %v", u, err)
+	}
+	if u, err := w.d.lookupAssign("list-a"); err != nil || u == nil || u.Ext != "x-a" {
+		t.Fatalf("list-a: %+v %v", u, err)
+	}
+	if u, err := w.d.lookupAssign("late"); err != nil || u != nil {
+		t.Fatalf("late: %+v %v", u, err)
+	}
 }
