@@ -458,3 +458,43 @@ func TestAssignCDBFromDocumentedCommand(t *testing.T) {
 		t.Fatalf("late: %+v %v", u, err)
 	}
 }
+
+func TestScanHeader(t *testing.T) {
+	msg := "Received: a\nDELIVERED-TO:  Bob@X \nX: y\n" + strings.Repeat("Z", 10000) + "Delivered-To: bob@x\n\nDelivered-To: bob@x\nReceived: b\n"
+	hops, seen, err := scanHeader(strings.NewReader(msg), "bob@x")
+	if err != nil || hops != 2 || !seen {
+		t.Fatalf("hops %d seen %v err %v", hops, seen, err)
+	}
+	if _, seen, _ := scanHeader(strings.NewReader("Subject: x\n\nDelivered-To: bob@x\n"), "bob@x"); seen {
+		t.Fatal("a body line counted")
+	}
+}
+
+// FuzzScanHeader: against a plain reading of the header, line by line.
+func FuzzScanHeader(f *testing.F) {
+	f.Add("Received: a\nDelivered-To: bob@x\n\nbody\n", "bob@x")
+	f.Fuzz(func(t *testing.T, msg, rcpt string) {
+		hops, seen, err := scanHeader(strings.NewReader(msg), rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantHops, wantSeen := 0, false
+		for _, l := range strings.SplitAfter(msg, "\n") {
+			if l == "" || l == "\n" || l == "\r\n" {
+				break
+			}
+			lower := strings.ToLower(l)
+			if strings.HasPrefix(lower, "received:") {
+				wantHops++
+			} else if strings.HasPrefix(lower, "delivered-to:") {
+				wantHops++
+				if strings.EqualFold(strings.TrimSpace(l[len("delivered-to:"):]), rcpt) {
+					wantSeen = true
+				}
+			}
+		}
+		if hops != wantHops || seen != wantSeen {
+			t.Fatalf("%q: hops %d seen %v, want %d %v", msg, hops, seen, wantHops, wantSeen)
+		}
+	})
+}
