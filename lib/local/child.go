@@ -46,18 +46,24 @@ import (
 const StepEnv = "OMAIL_LOCAL_STEP"
 
 // RunChild is the body of "omail-deliver -local SENDER RCPT MSGPATH".
-// args is the whole argument vector (args[0] the program name, then
-// -local and the three arguments). The message is read from stdin when
+// args is the whole argument vector ({"omail-deliver", "-local", SENDER,
+// RCPT, MSGPATH}), or it without the program name, or the three
+// arguments alone. The message is read from stdin when
 // that is a regular file, else from MSGPATH.
 func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] != "-local" {
+	// Accept the whole argument vector, or it without the program name,
+	// or just the three arguments.
+	switch {
+	case len(args) == 5 && args[1] == "-local":
+		args = args[2:]
+	case len(args) == 4 && args[0] == "-local":
 		args = args[1:]
 	}
-	if len(args) != 4 || args[0] != "-local" {
+	if len(args) != 3 || args[0] == "-local" || args[1] == "-local" {
 		fmt.Fprintln(stderr, "usage: omail-deliver -local SENDER RCPT MSGPATH")
 		return 100
 	}
-	sender, rcpt, msgPath := args[1], args[2], args[3]
+	sender, rcpt, msgPath := args[0], args[1], args[2]
 	d := New(env)
 	if p := env.Get("PATH"); p != "" {
 		d.Path = p

@@ -498,3 +498,34 @@ func FuzzScanHeader(f *testing.F) {
 		}
 	})
 }
+
+// RunChild run by hand (no OMAIL_LOCAL_STEP) resolves and delivers as
+// the calling user, and reports in the documented format.
+func TestRunChildByHand(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.spool, "kiosk7"), "")
+	msg := w.msg(hello)
+	env := home.Env{"OMAIL_HOME=" + w.home}
+	for _, args := range [][]string{
+		{"omail-deliver", "-local", "a@b", "kiosk7@test.example", msg},
+		{"-local", "a@b", "kiosk7@test.example", msg},
+		{"a@b", "kiosk7@test.example", msg},
+	} {
+		var out, errs strings.Builder
+		if code := RunChild(args, env, strings.NewReader("not a file"), &out, &errs); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs.String())
+		}
+		r, err := ParseReport([]byte(out.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, r, OK, "mbox "+w.spool+"/kiosk7")
+	}
+	if got := strings.Count(w.read(filepath.Join(w.spool, "kiosk7")), "\nhello\n"); got != 3 {
+		t.Fatalf("%d deliveries", got)
+	}
+	var out, errs strings.Builder
+	if code := RunChild([]string{"omail-deliver", "-local", "a@b"}, env, nil, &out, &errs); code != 100 {
+		t.Fatalf("bad usage: exit %d", code)
+	}
+}
