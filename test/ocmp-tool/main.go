@@ -5,13 +5,19 @@
 //
 //	ocmp-tool put ENDPOINT ID SENDER RCPT... < message
 //	ocmp-tool mboxadd MBOX SENDER < message
+//	ocmp-tool genmail MBYTES > mbox       synthetic mail, as an mbox
+//	ocmp-tool genbundle FILE MBYTES       the same mail as a zstd bundle
+//	ocmp-tool rss CMD ARGS...             run CMD, print its peak RSS in KiB
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 
 	"omail/lib/home"
@@ -53,6 +59,30 @@ func run(args []string) error {
 			return err
 		}
 		return a.Commit()
+	case args[0] == "genmail" && len(args) == 2:
+		mb, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		return genMbox(os.Stdout, int64(mb)<<20)
+	case args[0] == "genbundle" && len(args) == 3:
+		mb, err := strconv.Atoi(args[2])
+		if err != nil {
+			return err
+		}
+		return genBundle(args[1], int64(mb)<<20)
+	case args[0] == "rss" && len(args) >= 2:
+		c := exec.Command(args[1], args[2:]...)
+		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stderr, os.Stderr
+		err := c.Run()
+		if c.ProcessState == nil {
+			return err
+		}
+		fmt.Println(c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+		if code := c.ProcessState.ExitCode(); code != 0 {
+			os.Exit(code)
+		}
+		return nil
 	}
 	return fmt.Errorf("bad arguments %q", args)
 }
