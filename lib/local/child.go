@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"omail/lib/aliases"
 	"omail/lib/home"
 )
 
@@ -91,6 +92,9 @@ func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Wr
 	step := env.Get(StepEnv)
 	switch {
 	case step == "":
+		if r := checkAddresses(sender, rcpt); r != nil {
+			return report(stdout, *r)
+		}
 		return report(stdout, d.deliverFrom(ctx, msg, size, sender, rcpt))
 	case step == "aliasfiles":
 		x, res := d.start(ctx, msg, size, sender, rcpt)
@@ -135,10 +139,10 @@ func (d *Deliverer) known(ctx context.Context, msg io.ReaderAt, size int64, send
 	return x, nil
 }
 
-func fileTargets(ts []aliasTarget) []aliasTarget {
-	var out []aliasTarget
+func fileTargets(ts []aliases.Target) []aliases.Target {
+	var out []aliases.Target
 	for _, t := range ts {
-		if t.Kind != aliasForward && t.Kind != aliasUser {
+		if t.Kind != aliases.Forward && t.Kind != aliases.User {
 			out = append(out, t)
 		}
 	}
@@ -228,6 +232,14 @@ func decodeUser(s string) (*User, error) {
 // must not be root. Not as root, everything happens in this process, as
 // this user.
 func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) Result {
+	if r := checkAddresses(sender, rcpt); r != nil {
+		return *r
+	}
+	return d.deliverAs(ctx, exe, u, msgPath, sender, rcpt)
+}
+
+// deliverAs is DeliverAs for addresses checked already (and for \user).
+func (d *Deliverer) deliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) Result {
 	f, err := os.Open(msgPath)
 	if err != nil {
 		return temp("4.3.0 cannot open message: %v", err)
@@ -275,14 +287,14 @@ func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath,
 	var done, fwd []string
 	for _, t := range x.alias {
 		switch t.Kind {
-		case aliasForward:
+		case aliases.Forward:
 			a, err := x.qualify(t.Value)
 			if err != nil {
 				return temp("4.3.5 %v", err)
 			}
 			fwd = append(fwd, a)
-		case aliasUser:
-			r := d.DeliverAs(ctx, exe, nil, msgPath, sender, `\`+t.Value+"@"+x.host)
+		case aliases.User:
+			r := d.deliverAs(ctx, exe, nil, msgPath, sender, `\`+t.Value+"@"+x.host)
 			if r.Status != OK {
 				return r
 			}

@@ -120,9 +120,11 @@ func oneLine(s string) string {
 
 // Deliver delivers the message in msgPath (an immutable queue file, LF
 // line endings) from sender to rcpt (an address in a local or virtual
-// domain), in this process and with its privileges. A recipient whose
-// local part starts with '\' is the user of that name, aliases skipped.
+// domain), in this process and with its privileges.
 func (d *Deliverer) Deliver(ctx context.Context, msgPath, sender, rcpt string) Result {
+	if r := checkAddresses(sender, rcpt); r != nil {
+		return *r
+	}
 	f, err := os.Open(msgPath)
 	if err != nil {
 		return temp("4.3.0 cannot open message: %v", err)
@@ -156,6 +158,25 @@ func (d *Deliverer) start(ctx context.Context, msg io.ReaderAt, size int64, send
 		return nil, res
 	}
 	return x, nil
+}
+
+// checkAddresses refuses what must not come from outside: control
+// characters anywhere (they would break the header lines we add), and a
+// recipient starting with '\', which inside this package means "the
+// user of that name, aliases skipped" (the \user of an alias).
+func checkAddresses(sender, rcpt string) *Result {
+	bad := func(s string) bool {
+		return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+	}
+	if bad(sender) {
+		r := perm("5.1.7 bad sender address %q", sender)
+		return &r
+	}
+	if bad(rcpt) || strings.HasPrefix(rcpt, `\`) {
+		r := perm("5.1.3 bad recipient address %q", rcpt)
+		return &r
+	}
+	return nil
 }
 
 // badLocal reports a local part that could become something other than a
@@ -550,13 +571,6 @@ func (d *Deliverer) now() time.Time {
 	}
 	return time.Now()
 }
-
-type aliasTarget = aliases.Target
-
-const (
-	aliasForward = aliases.Forward
-	aliasUser    = aliases.User
-)
 
 // geteuid is os.Geteuid; tests running as root pretend to be an ordinary
 // user with it.

@@ -529,3 +529,11 @@ func TestRunChildByHand(t *testing.T) {
 		t.Fatalf("bad usage: exit %d", code)
 	}
 }
+
+func TestAddressesFromOutsideChecked(t *testing.T) {
+	w := newWorld(t)
+	want(t, w.deliver("a@b", `\bob@test.example`, hello), Perm, "5.1.3")
+	want(t, w.deliver("a@b", "bob@test.example\nX: y", hello), Perm, "5.1.3")
+	want(t, w.deliver("a\r@b", "bob@test.example", hello), Perm, "5.1.7")
+	want(t, w.d.DeliverAs(context.Background(), "/nonexistent", nil, w.msg(hello), "a@b", `\bob@test.example`), Perm, "5.1.3")
+}
