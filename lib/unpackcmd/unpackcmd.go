@@ -286,11 +286,6 @@ func (u *Unpacker) received(h bundle.Header, i int) string {
 		h.Endpoint, me, h.ID, i, u.now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 }
 
-// marker is what identifies message i of a bundle in a Received: line.
-func marker(id string, i int) string {
-	return fmt.Sprintf("(omail-unpack bundle %s message %d)", id, i)
-}
-
 // proxy puts each message into the queue with its envelope. The part
 // journal holds how many messages are queued, durably, so that a re-run
 // after a crash or a temporary failure goes on from there.

@@ -1,0 +1,182 @@
+package packcmd
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"omail/lib/bundle"
+	"omail/lib/mbox"
+	"omail/lib/outbox"
+)
+
+func TestBatches(t *testing.T) {
+	var msgs []source
+	for _, n := range []int64{10, 10, 10, 50, 5, 5} {
+		msgs = append(msgs, source{size: n})
+	}
+	var got []string
+	for _, b := range batches(msgs, 20) {
+		var s []string
+		for _, m := range b {
+			s = append(s, fmt.Sprint(m.size))
+		}
+		got = append(got, strings.Join(s, "+"))
+	}
+	if strings.Join(got, " ") != "10+10 10 50 5+5" {
+		t.Errorf("batches %v", got)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func setup(t *testing.T) (*Packer, string) {
+	h := t.TempDir()
+	os.MkdirAll(filepath.Join(h, "control"), 0o755)
+	ctl := func(name, v string) { os.WriteFile(filepath.Join(h, "control", name), []byte(v+"\n"), 0o644) }
+	ctl("ocmpdir", filepath.Join(h, "ocmp"))
+	ctl("mailspool", filepath.Join(h, "spool"))
+	ctl("ocmpcreateuserdir", "1")
+	os.MkdirAll(filepath.Join(h, "spool"), 0o755)
+	return &Packer{Home: h, Log: &syncBuf{}}, h
+}
+
+// readBundles returns the messages of every bundle for an endpoint.
+func readBundles(t *testing.T, h, ep string) []string {
+	files, _ := filepath.Glob(filepath.Join(h, "ocmp", ep, "mail", "upload", "*"))
+	var out []string
+	for _, f := range files {
+		fd, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := bundle.NewReader(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(m.Body)
+			out = append(out, m.Sender+">"+strings.Join(m.Rcpts, ",")+":"+string(b))
+		}
+		r.Close()
+		fd.Close()
+	}
+	return out
+}
+
+func TestWatch(t *testing.T) {
+	p, h := setup(t)
+	msg := filepath.Join(h, "m")
+	os.WriteFile(msg, []byte("Subject: x\n"), 0o644)
+	wake, stop := make(chan struct{}), make(chan struct{})
+	passes := make(chan error)
+	done := make(chan struct{})
+	go func() { p.Watch(wake, stop, func(err error) { passes <- err }); close(done) }()
+	if err := <-passes; err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.Put(h, "k1", "1", msg, "a@b", []string{"c@d"}); err != nil {
+		t.Fatal(err)
+	}
+	wake <- struct{}{}
+	if err := <-passes; err != nil {
+		t.Fatal(err)
+	}
+	if got := readBundles(t, h, "k1"); len(got) != 1 || got[0] != "a@b>c@d:Subject: x\n" {
+		t.Errorf("bundles hold %q", got)
+	}
+	close(stop)
+	<-done
+}
+
+// TestMboxTail: mail appended to the mbox while it is packed, by a
+// deliverer that takes the locks (it waits) and by one that does not
+// (its bytes are moved to the front), stays for the next pass.
+func TestMboxTail(t *testing.T) {
+	p, h := setup(t)
+	os.WriteFile(filepath.Join(h, "control", "proxyscanmail"), []byte("1\n"), 0o644)
+	path := filepath.Join(h, "spool", "bob")
+	add := func(sender, body string) {
+		a, err := mbox.Open(path)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := a.Add(sender, nil, strings.NewReader(body), time.Unix(0, 0)); err != nil {
+			t.Error(err)
+		}
+		if err := a.Commit(); err != nil {
+			t.Error(err)
+		}
+	}
+	add("one@x", "Subject: 1\n\nFrom a\n")
+	add("two@x", "Subject: 2\n")
+	var wg sync.WaitGroup
+	p.Crash = func(point string) {
+		if point != "pack-mbox-measured" {
+			return
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); add("late@x", "Subject: late\n") }()
+		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		f.WriteString("From rogue@x Thu Jan  1 00:00:00 1970\nSubject: rogue\n\n")
+		f.Close()
+	}
+	if err := p.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	got := readBundles(t, h, "bob")
+	if strings.Join(got, "|") != "one@x>bob:Subject: 1\n\nFrom a\n|two@x>bob:Subject: 2\n" {
+		t.Errorf("first pass packed %q", got)
+	}
+	left, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(left), "From rogue@x ") || !strings.Contains(string(left), "Subject: late") {
+		t.Errorf("mbox after the pass: %q", left)
+	}
+	p.Crash = nil
+	if err := p.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBundles(t, h, "bob"); len(got) != 4 {
+		t.Errorf("after the second pass: %q", got)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 0 {
+		t.Errorf("mbox holds %d bytes", fi.Size())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var log bytes.Buffer
+	if code := Run([]string{"omail-pack", "-x"}, nil, nil, io.Discard, &log); code != 100 {
+		t.Errorf("exit %d", code)
+	}
+}

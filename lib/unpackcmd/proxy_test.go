@@ -1,0 +1,96 @@
+package unpackcmd
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"omail/lib/home"
+)
+
+// fakeQueue is a queue program that keeps each message and envelope in
+// dir, and exits with the code in dir/code (0 when missing). When a
+// message holds "refuse-me" it exits 31.
+func fakeQueue(t *testing.T, dir string) home.Env {
+	script := filepath.Join(dir, "queue")
+	os.WriteFile(script, []byte(`#!/bin/sh
+d=`+dir+`
+n=$(ls $d | grep -c '^msg')
+cat >$d/msg$n
+tr '\0' '\n' <&1 >$d/env$n
+grep -q refuse-me $d/msg$n && exit 31
+[ -e $d/code ] && { rm $d/msg$n; exit $(cat $d/code); }
+exit 0
+`), 0o755)
+	return home.Env{"QMAILQUEUE=" + script, "PATH=/usr/bin:/bin"}
+}
+
+func TestProxy(t *testing.T) {
+	u, h := setup(t)
+	q := t.TempDir()
+	u.Env = fakeQueue(t, q)
+	file := filepath.Join(h, "in")
+	id := writeBundle(t, file, []msg{
+		{"a@x", []string{"r1@y", "r2@y"}, "Subject: one\n\nhello\n"},
+		{"", []string{"r3@y"}, "Subject: two\n\nrefuse-me\n"},
+		{"b@x", []string{"r4@y"}, "Subject: three\n\nbye\n"},
+	})
+	// The queue fails for the first attempt: 111, FILE stays, nothing kept.
+	os.WriteFile(filepath.Join(q, "code"), []byte("53"), 0o644)
+	if code := u.Unpack(file, ""); code != Temporary {
+		t.Fatalf("exit %d, want 111", code)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Fatal("FILE removed after a temporary failure")
+	}
+	os.Remove(filepath.Join(q, "code"))
+	if code := u.Unpack(file, ""); code != OK {
+		t.Fatalf("exit %d: %s", code, u.Log)
+	}
+	m0, _ := os.ReadFile(filepath.Join(q, "msg0"))
+	e0, _ := os.ReadFile(filepath.Join(q, "env0"))
+	if !strings.HasPrefix(string(m0), "Received: from proxy by kiosk.example with OCMP (omail-unpack bundle "+id+" message 1); ") ||
+		!strings.HasSuffix(string(m0), "\nSubject: one\n\nhello\n") {
+		t.Errorf("message: %q", m0)
+	}
+	if string(e0) != "Fa@x\nTr1@y\nTr2@y\n\n" {
+		t.Errorf("envelope: %q", e0)
+	}
+	m2, _ := os.ReadFile(filepath.Join(q, "msg2"))
+	if !strings.Contains(string(m2), "Subject: three") {
+		t.Errorf("third message: %q", m2)
+	}
+	if !strings.Contains(u.Log.(interface{ String() string }).String(), "refuses it permanently") {
+		t.Errorf("no log of the refusal: %s", u.Log)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Error("FILE not removed")
+	}
+}
+
+// TestProxyResume: a part journal from an earlier run makes the re-run
+// skip what was queued.
+func TestProxyResume(t *testing.T) {
+	u, h := setup(t)
+	q := t.TempDir()
+	u.Env = fakeQueue(t, q)
+	file := filepath.Join(h, "in")
+	id := writeBundle(t, file, []msg{
+		{"a@x", []string{"r@y"}, "Subject: one\n"},
+		{"a@x", []string{"r@y"}, "Subject: two\n"},
+	})
+	os.MkdirAll(filepath.Join(h, SeenDir), 0o755)
+	os.WriteFile(filepath.Join(h, SeenDir, id+".part"), []byte("1\n"), 0o644)
+	if code := u.Unpack(file, ""); code != OK {
+		t.Fatalf("exit %d: %s", code, u.Log)
+	}
+	ents, _ := filepath.Glob(filepath.Join(q, "msg*"))
+	m0, _ := os.ReadFile(filepath.Join(q, "msg0"))
+	if len(ents) != 1 || !strings.Contains(string(m0), "Subject: two") {
+		t.Errorf("queued %v: %q", ents, m0)
+	}
+	if _, err := os.Stat(filepath.Join(h, SeenDir, id+".part")); !os.IsNotExist(err) {
+		t.Error("part journal left")
+	}
+}
