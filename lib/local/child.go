@@ -49,11 +49,10 @@ const StepEnv = "OMAIL_LOCAL_STEP"
 // RunChild is the body of "omail-deliver -local SENDER RCPT MSGPATH".
 // args is the whole argument vector ({"omail-deliver", "-local", SENDER,
 // RCPT, MSGPATH}), or it without the program name, or the three
-// arguments alone. The message is read from stdin when
-// that is a regular file, else from MSGPATH.
+// arguments alone. The message is read from stdin when that is a regular
+// file, else from MSGPATH. The exit code is 0 whenever a report was
+// written (whatever it says), 100 for a usage error.
 func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
-	// Accept the whole argument vector, or it without the program name,
-	// or just the three arguments.
 	switch {
 	case len(args) == 5 && args[1] == "-local":
 		args = args[2:]
