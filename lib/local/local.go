@@ -241,12 +241,12 @@ func (x *delivery) resolve(rcpt string, lookup bool) *Result {
 		return nil
 	}
 	if !x.noAlias {
-		a, err := d.loadAliases()
+		t, ok, err := d.lookupAlias(x.local)
 		if err != nil {
-			r := temp("4.3.5 control/aliases: %v", err)
+			r := temp("4.3.5 aliases: %v", err)
 			return &r
 		}
-		if t, ok := a.Lookup(x.local); ok {
+		if ok {
 			x.alias = t
 			return nil
 		}
@@ -272,19 +272,46 @@ func (x *delivery) resolve(rcpt string, lookup bool) *Result {
 	return nil
 }
 
-// AliasesFile is the aliases file, in the control directory.
-const AliasesFile = "aliases"
+// AliasesFile is the aliases file, in the control directory; AliasesCDB
+// its compiled form, used instead of it when present (keys: the names in
+// lower case; values: the whole entry, "name: target, ...").
+const (
+	AliasesFile = "aliases"
+	AliasesCDB  = "aliases.cdb"
+)
 
-func (d *Deliverer) loadAliases() (*aliases.Aliases, error) {
+// lookupAlias finds the alias of a lower-case name.
+func (d *Deliverer) lookupAlias(name string) ([]aliases.Target, bool, error) {
+	db, err := d.Ctl.OpenCDB(AliasesCDB)
+	if err != nil {
+		return nil, false, err
+	}
+	if db != nil {
+		defer db.Close()
+		entry, ok, err := db.Get(name)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		_, t, err := aliases.ParseEntry(entry)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %s: %v", AliasesCDB, name, err)
+		}
+		return t, true, nil
+	}
 	f, err := os.Open(d.Ctl.File(AliasesFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer f.Close()
-	return aliases.Parse(f)
+	a, err := aliases.Parse(f)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %v", AliasesFile, err)
+	}
+	t, ok := a.Lookup(name)
+	return t, ok, nil
 }
 
 // aliasOwner returns the owner of the aliases file: alias program and

@@ -537,3 +537,34 @@ func TestAddressesFromOutsideChecked(t *testing.T) {
 	want(t, w.deliver("a\r@b", "bob@test.example", hello), Perm, "5.1.7")
 	want(t, w.d.DeliverAs(context.Background(), "/nonexistent", nil, w.msg(hello), "a@b", `\bob@test.example`), Perm, "5.1.3")
 }
+
+// aliases.cdb, built with the command docs/local-delivery.md gives, is
+// used instead of the text file.
+func TestAliasesCDB(t *testing.T) {
+	w := newWorld(t)
+	ctl := filepath.Join(w.home, "control")
+	w.control("aliases", "# comment\nPostMaster: root\n\"staff\" : bob,\n\n  # inside\n    carl@example.org\nlist: \"|echo a, b\"\n")
+	cmd := exec.Command("sh", "-c", aliasesCDBCommand)
+	cmd.Dir = ctl
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	w.control("aliases", "broken, and not read\n")
+	r := w.deliver("a@b", "postmaster@test.example", hello)
+	want(t, r, OK, "forward root@test.example")
+	r = w.deliver("a@b", "staff@test.example", hello)
+	if !reflect.DeepEqual(r.Forward, []string{"bob@test.example", "carl@example.org"}) {
+		t.Fatalf("staff: %+v", r)
+	}
+	want(t, w.deliver("a@b", "list@test.example", hello), OK, "program: a, b")
+	want(t, w.deliver("a@b", "bob@test.example", hello), OK, "mbox")
+}
+
+// aliasesCDBCommand is the rebuild command of docs/local-delivery.md.
+const aliasesCDBCommand = `awk '
+/^[ \t]*(#|$)/ { next }
+/^[ \t]/ { sub(/^[ \t]+/, ""); e = e " " $0; next }
+{ if (e != "") out(e); e = $0 }
+END { if (e != "") out(e) }
+function out(s, k) { k = s; sub(/:.*/, "", k); gsub(/["\t ]/, "", k); print tolower(k), s }
+' aliases | cdb -c -m aliases.cdb`
