@@ -518,16 +518,29 @@ func (p *Packer) finishOutbox(ep, jpath string, j *journal) error {
 	return safefile.Remove(jpath)
 }
 
-// cleanTmp removes what a crashed pass left in the temporary directory.
-// Only bundles no journal names are left there: those the next step
-// needs were published by finishing the journals first.
+// cleanTmp removes what a crashed pass left in the temporary directory:
+// bundles that no journal names. (The outbox and the mbox of one name
+// share the directory; each finishes its own journal first, but the
+// other's may still be pending.)
 func (p *Packer) cleanTmp(ep, tmp string) error {
 	ents, err := os.ReadDir(tmp)
 	if err != nil {
 		return err
 	}
+	keep := map[string]bool{}
+	for _, jn := range []string{".journal", ".mbox-journal"} {
+		j, err := readJournal(filepath.Join(outbox.Path(p.Home, ep), jn))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if j != nil {
+			for _, pd := range j.bundles {
+				keep[filepath.Base(pd.tmp)] = true
+			}
+		}
+	}
 	for _, e := range ents {
-		if bundle.ValidID(e.Name()) {
+		if bundle.ValidID(e.Name()) && !keep[e.Name()] {
 			p.logf("endpoint %s: removing unfinished bundle %s", ep, e.Name())
 			if err := os.Remove(filepath.Join(tmp, e.Name())); err != nil {
 				return err

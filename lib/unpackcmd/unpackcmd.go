@@ -80,6 +80,8 @@ type Unpacker struct {
 	Log   io.Writer
 	Now   func() time.Time
 	Crash func(point string)
+
+	me string // control/me, read once
 }
 
 func (u *Unpacker) now() time.Time {
@@ -278,12 +280,15 @@ func (u *Unpacker) expire(seen string) {
 // parenthesis also marks, in a mailbox, which messages came from which
 // bundle (see client's crash recovery).
 func (u *Unpacker) received(h bundle.Header, i int) string {
-	me, err := control.New(u.Home).Me()
-	if err != nil {
-		me = "localhost"
+	if u.me == "" {
+		me, err := control.New(u.Home).Me()
+		if err != nil {
+			me = "localhost"
+		}
+		u.me = me
 	}
 	return fmt.Sprintf("Received: from %s by %s with OCMP (omail-unpack bundle %s message %d); %s",
-		h.Endpoint, me, h.ID, i, u.now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+		h.Endpoint, u.me, h.ID, i, u.now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 }
 
 // proxy puts each message into the queue with its envelope. The part
