@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"omail/lib/control"
 	"omail/lib/masquerade"
 	"omail/lib/route"
 )
@@ -179,6 +181,89 @@ func TestAuth(t *testing.T) {
 	checkStatuses(t, res, "a@x=temp")
 	if !strings.Contains(res[0].Text, "AUTH failed") {
 		t.Errorf("text %q", res[0].Text)
+	}
+	// LOGIN where PLAIN is not offered.
+	ts.login = true
+	d.Auth = &route.Credentials{User: "joe", Password: "se:cret"}
+	checkStatuses(t, c.Deliver(context.Background(), d, msg, "s@x", []string{"b@x"}), "b@x=ok")
+	if got := ts.got(); len(got) != 2 || got[1].Authed != "joe" {
+		t.Fatalf("not authenticated by LOGIN: %+v", got)
+	}
+	// Never a password in clear: with no TLS there is no AUTH at all
+	// (even for a Dest that, wrongly, does not require TLS).
+	plain := startServer(t, func(*smtp.Server) {})
+	plain.user, plain.pass = "joe", "se:cret"
+	d = relay(plain.port)
+	d.Auth = &route.Credentials{User: "joe", Password: "se:cret"}
+	res = c.Deliver(context.Background(), d, msg, "s@x", []string{"c@x"})
+	checkStatuses(t, res, "c@x=temp")
+	if !strings.Contains(res[0].Text, "without TLS") || len(plain.got()) != 0 {
+		t.Errorf("text %q", res[0].Text)
+	}
+}
+
+// A server that offers STARTTLS and then fails the handshake still gets
+// the mail, in plain text, unless the route requires TLS.
+func TestBrokenSTARTTLS(t *testing.T) {
+	ts := startServer(t, func(s *smtp.Server) { s.TLSConfig = &tls.Config{} }) // no certificate
+	msg := writeMsg(t, "x\n")
+	checkStatuses(t, (&Client{}).Deliver(context.Background(), relay(ts.port), msg, "s@x", []string{"a@x"}), "a@x=ok")
+	if g := ts.got(); len(g) != 1 || g[0].TLS {
+		t.Errorf("got %+v", g)
+	}
+	d := relay(ts.port)
+	d.RequireTLS = true
+	checkStatuses(t, (&Client{}).Deliver(context.Background(), d, msg, "s@x", []string{"b@x"}), "b@x=temp")
+}
+
+// A 5xx greeting defers (as qmail), it does not bounce.
+func TestGreeting554(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("554 5.7.1 no service\r\n"))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		if line == "QUIT\r\n" {
+			c.Write([]byte("221 bye\r\n"))
+		}
+	}()
+	res := (&Client{}).Deliver(context.Background(), relay(ln.Addr().(*net.TCPAddr).Port), writeMsg(t, "x\n"), "s@x", []string{"a@x"})
+	checkStatuses(t, res, "a@x=temp")
+	if !strings.Contains(res[0].Text, "554 5.7.1 no service") {
+		t.Errorf("text %q", res[0].Text)
+	}
+}
+
+func TestFromControl(t *testing.T) {
+	ctl := control.New(t.TempDir())
+	if err := os.MkdirAll(ctl.Path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"me": "kiosk.test\n", "timeoutremote": "7\n", "masquerade": "kiosk.test:example.org\n"} {
+		if err := os.WriteFile(ctl.File(name), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := FromControl(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Helo != "kiosk.test" || c.CommandTimeout != 7*time.Second || c.ConnectTimeout != 60*time.Second || c.Masquerade.Address("a@kiosk.test") != "a@example.org" {
+		t.Errorf("client %+v", c)
+	}
+	if err := os.WriteFile(ctl.File("timeoutconnect"), []byte("soon\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromControl(ctl); err == nil {
+		t.Error("bad timeoutconnect accepted")
 	}
 }
 

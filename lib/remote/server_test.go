@@ -32,8 +32,9 @@ type testServer struct {
 	srv     *smtp.Server
 	addr    string
 	port    int
-	user    string // AUTH PLAIN credentials, if set
+	user    string // AUTH credentials, if set
 	pass    string
+	login   bool          // offer AUTH LOGIN only, not PLAIN
 	stalled chan struct{} // a stall recipient has arrived
 	release chan struct{}
 
@@ -150,17 +151,49 @@ func (s *testSession) AuthMechanisms() []string {
 	if s.ts.user == "" {
 		return nil
 	}
+	if s.ts.login {
+		return []string{sasl.Login}
+	}
 	return []string{sasl.Plain}
 }
 
+func (s *testSession) check(user, pass string) error {
+	if user != s.ts.user || pass != s.ts.pass {
+		return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+	}
+	s.cur.Authed = user
+	return nil
+}
+
 func (s *testSession) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, user, pass string) error {
-		if user != s.ts.user || pass != s.ts.pass {
-			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+	if mech == sasl.Login {
+		return &loginServer{check: s.check}, nil
+	}
+	return sasl.NewPlainServer(func(identity, user, pass string) error { return s.check(user, pass) }), nil
+}
+
+// loginServer is the server side of AUTH LOGIN, which go-sasl lacks.
+type loginServer struct {
+	check func(user, pass string) error
+	step  int
+	user  string
+}
+
+func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
+	l.step++
+	switch l.step {
+	case 1:
+		if len(resp) > 0 { // an initial response: the user name
+			l.user = string(resp)
+			l.step++
+			return []byte("Password:"), false, nil
 		}
-		s.cur.Authed = user
-		return nil
-	}), nil
+		return []byte("Username:"), false, nil
+	case 2:
+		l.user = string(resp)
+		return []byte("Password:"), false, nil
+	}
+	return nil, true, l.check(l.user, string(resp))
 }
 
 // testCert makes a self-signed certificate for 127.0.0.1 and
