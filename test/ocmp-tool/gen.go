@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"strings"
 	"time"
 
 	"omail/lib/bundle"
@@ -14,29 +15,24 @@ import (
 
 // A generator of plausible mail, the same for every run (fixed seed):
 // headers that repeat with variations, as real mail does, bodies of
-// words from a vocabulary with a Zipf-like spread, and now and then a
+// English words with a Zipf-like spread, replies that quote an earlier
+// message, HTML parts that repeat the text part, and now and then a
 // base64 "attachment" of random bytes, which compresses as badly as real
-// attachments do.
+// (already compressed) attachments do.
 type gen struct {
-	r     *rand.Rand
-	words []string
-	zipf  *rand.Zipf
-	n     int
+	r      *rand.Rand
+	words  []string
+	zipf   *rand.Zipf
+	n      int
+	bodies [][]byte // recent bodies, for replies to quote
 }
+
+const vocabulary = "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her all she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three meeting village kiosk water school market price tomorrow please thanks regards attached report field clinic bus driver schedule payment account mobile network link message send receive weather rain harvest seed family health doctor teacher children lesson exam result office form copy letter"
 
 func newGen() *gen {
 	r := rand.New(rand.NewSource(1))
-	g := &gen{r: r, zipf: rand.NewZipf(r, 1.1, 2, 4999)}
-	const letters = "etaoinshrdlcumwfgypbvkjxqz"
-	for i := 0; i < 5000; i++ {
-		n := 2 + r.Intn(8)
-		w := make([]byte, n)
-		for j := range w {
-			w[j] = letters[int(r.ExpFloat64()*5)%len(letters)]
-		}
-		g.words = append(g.words, string(w))
-	}
-	return g
+	words := strings.Fields(vocabulary)
+	return &gen{r: r, words: words, zipf: rand.NewZipf(r, 1.2, 3, uint64(len(words)-1))}
 }
 
 var people = []string{"alice", "bob", "carol", "dan", "erin", "frank", "grace", "heidi", "ivan", "judy"}
@@ -46,16 +42,8 @@ func (g *gen) addr() string {
 	return people[g.r.Intn(len(people))] + "@" + domains[g.r.Intn(len(domains))]
 }
 
-// message returns one message and its envelope sender.
-func (g *gen) message() ([]byte, string) {
-	g.n++
+func (g *gen) text(size int) []byte {
 	var b bytes.Buffer
-	from := g.addr()
-	t := time.Unix(1700000000+int64(g.n)*37, 0).UTC()
-	fmt.Fprintf(&b, "Received: from mx%d.%s by proxy.example with ESMTP id %08x; %s\n", g.r.Intn(9), domains[g.r.Intn(4)], g.r.Uint32(), t.Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "From: %s\nTo: %s\nSubject: %s %s %s\nDate: %s\nMessage-ID: <%d.%x@%s>\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n",
-		from, g.addr(), g.words[g.zipf.Uint64()], g.words[g.zipf.Uint64()], g.words[g.zipf.Uint64()], t.Format(time.RFC1123Z), g.n, g.r.Uint64(), domains[g.r.Intn(4)])
-	size := 500 + int(g.r.ExpFloat64()*3000)
 	col := 0
 	for b.Len() < size {
 		w := g.words[g.zipf.Uint64()]
@@ -70,20 +58,73 @@ func (g *gen) message() ([]byte, string) {
 		col += len(w)
 	}
 	b.WriteString("\n")
-	if g.r.Intn(10) == 0 {
-		raw := make([]byte, 2000+g.r.Intn(30000))
-		g.r.Read(raw)
-		b.WriteString("\n--attachment\nContent-Transfer-Encoding: base64\n\n")
-		enc := make([]byte, 4*((len(raw)+2)/3))
-		encodeBase64(enc, raw)
-		for len(enc) > 76 {
-			b.Write(enc[:76])
-			b.WriteByte('\n')
-			enc = enc[76:]
-		}
-		b.Write(enc)
+	return b.Bytes()
+}
+
+func (g *gen) b64(n int) []byte {
+	raw := make([]byte, n)
+	g.r.Read(raw)
+	enc := make([]byte, 4*((len(raw)+2)/3))
+	encodeBase64(enc, raw)
+	var b bytes.Buffer
+	for len(enc) > 76 {
+		b.Write(enc[:76])
 		b.WriteByte('\n')
+		enc = enc[76:]
 	}
+	b.Write(enc)
+	b.WriteByte('\n')
+	return b.Bytes()
+}
+
+// message returns one message and its envelope sender.
+func (g *gen) message() ([]byte, string) {
+	g.n++
+	var b bytes.Buffer
+	from := g.addr()
+	t := time.Unix(1700000000+int64(g.n)*37, 0).UTC()
+	for i := 0; i < 3; i++ {
+		fmt.Fprintf(&b, "Received: from mx%d.%s (mx%d.%s [192.0.2.%d])\n\tby proxy.example with ESMTP id %08x\n\tfor <%s>; %s\n",
+			g.r.Intn(9), domains[g.r.Intn(4)], g.r.Intn(9), domains[g.r.Intn(4)], g.r.Intn(250), g.r.Uint32(), g.addr(), t.Format(time.RFC1123Z))
+	}
+	fmt.Fprintf(&b, "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=%s; s=mail;\n\th=from:to:subject:date:message-id; bh=%s\tb=%s", domains[g.r.Intn(4)], g.b64(32), g.b64(192))
+	subject := g.words[g.zipf.Uint64()] + " " + g.words[g.zipf.Uint64()] + " " + g.words[g.zipf.Uint64()]
+	body := g.text(300 + int(g.r.ExpFloat64()*1500))
+	if len(g.bodies) > 0 && g.r.Intn(10) < 4 {
+		old := g.bodies[g.r.Intn(len(g.bodies))]
+		subject = "Re: " + subject
+		var q bytes.Buffer
+		q.Write(body)
+		q.WriteString("\nOn an earlier day someone wrote:\n")
+		for _, l := range bytes.SplitAfter(old, []byte("\n")) {
+			if len(l) > 0 {
+				q.WriteString("> ")
+				q.Write(l)
+			}
+		}
+		body = q.Bytes()
+	}
+	if len(g.bodies) < 500 {
+		g.bodies = append(g.bodies, body)
+	} else {
+		g.bodies[g.r.Intn(len(g.bodies))] = body
+	}
+	fmt.Fprintf(&b, "From: %s\nTo: %s\nSubject: %s\nDate: %s\nMessage-ID: <%d.%x@%s>\nMIME-Version: 1.0\n",
+		from, g.addr(), subject, t.Format(time.RFC1123Z), g.n, g.r.Uint64(), domains[g.r.Intn(4)])
+	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\nContent-Type: text/plain; charset=utf-8\n\n", g.n, g.n)
+	b.Write(body)
+	if g.r.Intn(3) == 0 {
+		fmt.Fprintf(&b, "\n--b%d\nContent-Type: text/html; charset=utf-8\n\n<html><body>\n", g.n)
+		for _, p := range bytes.Split(body, []byte("\n")) {
+			fmt.Fprintf(&b, "<p style=\"margin:0\">%s</p>\n", p)
+		}
+		b.WriteString("</body></html>\n")
+	}
+	if g.r.Intn(20) == 0 {
+		fmt.Fprintf(&b, "\n--b%d\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n", g.n)
+		b.Write(g.b64(2000 + g.r.Intn(30000)))
+	}
+	fmt.Fprintf(&b, "\n--b%d--\n", g.n)
 	return b.Bytes(), from
 }
 
