@@ -448,6 +448,7 @@ func (p *Packer) packOutbox(ep string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	p.cleanOutbox(ep)
 	names, err := outbox.List(p.Home, ep)
 	if err != nil || len(names) == 0 {
 		return err
@@ -548,6 +549,28 @@ func (p *Packer) cleanTmp(ep, tmp string) error {
 		}
 	}
 	return nil
+}
+
+// cleanOutbox removes temporary files a crashed outbox.Put left: dot
+// files other than the journals, not touched for a day (a Put in
+// progress touches its file all the time).
+func (p *Packer) cleanOutbox(ep string) {
+	dir := outbox.Path(p.Home, ep)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n[0] != '.' || n == ".journal" || n == ".mbox-journal" || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && p.now().Sub(fi.ModTime()) > 24*time.Hour {
+			if os.Remove(filepath.Join(dir, n)) == nil {
+				p.logf("endpoint %s: removed %s, left by an interrupted delivery", ep, n)
+			}
+		}
+	}
 }
 
 // quarantine moves a damaged outbox entry out of the way.

@@ -116,10 +116,13 @@ func TestExpire(t *testing.T) {
 	}
 	now := u.now()
 	os.Chtimes(filepath.Join(seen, old), now.Add(-Horizon-time.Hour), now.Add(-Horizon-time.Hour))
-	os.Chtimes(filepath.Join(seen, fresh+".part"), now.Add(-2*Horizon), now.Add(-2*Horizon))
+	os.WriteFile(filepath.Join(seen, old+".part"), nil, 0o644)
+	os.Chtimes(filepath.Join(seen, old+".part"), now.Add(-2*Horizon), now.Add(-2*Horizon))
 	u.expire(seen)
-	if _, err := os.Stat(filepath.Join(seen, old)); !os.IsNotExist(err) {
-		t.Error("old id kept")
+	for _, n := range []string{old, old + ".part"} {
+		if _, err := os.Stat(filepath.Join(seen, n)); !os.IsNotExist(err) {
+			t.Errorf("%s kept", n)
+		}
 	}
 	for _, n := range []string{fresh, fresh + ".part"} {
 		if _, err := os.Stat(filepath.Join(seen, n)); err != nil {

@@ -255,9 +255,11 @@ func (u *Unpacker) expire(seen string) {
 	n := 0
 	for _, e := range ents {
 		name := e.Name()
-		if !bundle.ValidID(name) {
-			continue // .part journals stay until their bundle is done
+		if !bundle.ValidID(strings.TrimSuffix(name, ".part")) {
+			continue
 		}
+		// A .part journal is progress of a bundle not finished; after
+		// the horizon, OCMP has given up on that file long ago.
 		fi, err := e.Info()
 		if err == nil && u.now().Sub(fi.ModTime()) > Horizon {
 			if os.Remove(filepath.Join(seen, name)) == nil {
