@@ -1,13 +1,15 @@
 """Speaks raw bytes to an SMTP server, for the tests that need bytes no
 polite client sends.
 
-  raw.py PORT [--tls] SCRIPT
+  raw.py PORT [--tls|--hold] SCRIPT
 
 SCRIPT is a Python bytes literal body (escapes allowed), sent in one
-write after the greeting. With --tls the script is sent after EHLO and a
-completed STARTTLS. Every reply line is printed; the program reads until
-the server closes the connection, so a script that does not end the
-session must end in QUIT. Exit 0 when the server closed the connection.
+write after the greeting; then the client shuts down its sending side,
+so the server reads end-of-file after the script. With --tls the script
+is sent after EHLO and a completed STARTTLS (and the session must end
+in QUIT); with --hold the sending side stays open, for a server that has
+to give up by itself. Every reply line is printed; the program reads
+until the server closes the connection, then prints "closed".
 """
 import ast
 import socket
@@ -29,9 +31,12 @@ def read_reply(f):
 def main():
     port = int(sys.argv[1])
     args = sys.argv[2:]
-    use_tls = False
+    use_tls = hold = False
     if args and args[0] == '--tls':
         use_tls = True
+        args = args[1:]
+    elif args and args[0] == '--hold':
+        hold = True
         args = args[1:]
     script = ast.literal_eval('b"' + args[0].replace('"', '\\"') + '"')
     # The timeout only guards against a broken server; no test waits on it.
@@ -53,6 +58,8 @@ def main():
         f = s.makefile('rb')
     try:
         s.sendall(script)
+        if not use_tls and not hold:
+            s.shutdown(socket.SHUT_WR)
     except OSError as e:
         print('send failed: %s' % e)
     while True:
