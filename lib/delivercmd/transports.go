@@ -2,8 +2,8 @@ package delivercmd
 
 import (
 	"context"
-	"fmt"
 	"io"
+	"os"
 
 	"omail/lib/control"
 	"omail/lib/home"
@@ -56,17 +56,23 @@ func fromRemote(s remote.Status) qmanager.Status {
 	return qmanager.Temp
 }
 
-// runLocalChild is `omail-deliver -local`: filled in with local delivery.
+// runLocalChild is `omail-deliver -local SENDER RCPT MSGPATH`, the child
+// that delivers to one local recipient as that recipient's user.
 func runLocalChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "omail-deliver: -local is not available yet")
-	return exitTemp
+	return local.RunChild(args, env, stdin, stdout, stderr)
 }
 
 // localTransport returns the local delivery function.
 func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.Context, msgPath, sender, rcpt string) qmanager.Result, error) {
 	d := local.New(env)
+	// As root, each delivery runs in a child, this same program, with the
+	// recipient's ids; otherwise in-process, as the user we are.
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
 	return func(ctx context.Context, msgPath, sender, rcpt string) qmanager.Result {
-		r := d.Deliver(ctx, msgPath, sender, rcpt)
+		r := d.DeliverAs(ctx, exe, nil, msgPath, sender, rcpt)
 		return qmanager.Result{Status: fromLocal(r.Status), Text: r.Text, Forward: r.Forward, Prefix: r.Prefix}
 	}, nil
 }
