@@ -44,7 +44,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	// kill us with SIGPIPE while a queue program may still be running.
 	signal.Ignore(syscall.SIGPIPE)
 
-	conn := stdioconn.New(stdin, stdout, env.Get("TCPLOCALIP"), env.Get("TCPREMOTEIP"))
+	conn := stdioconn.New(stdin, stdout, env.Get("TCPLOCALIP"), remoteIP(env))
 	cfg, err := loadConfig(ctl, env, args, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
@@ -60,7 +60,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 func loadConfig(ctl *control.Dir, env home.Env, args []string, stderr io.Writer) (*smtpd.Config, error) {
 	cfg := &smtpd.Config{
 		Log:        stderr,
-		RemoteIP:   env.Get("TCPREMOTEIP"),
+		RemoteIP:   remoteIP(env),
 		RemoteHost: env.Get("TCPREMOTEHOST"),
 	}
 	var err error
@@ -118,6 +118,17 @@ func loadConfig(ctl *control.Dir, env home.Env, args []string, stderr io.Writer)
 		return c, nil
 	}
 	return cfg, nil
+}
+
+// remoteIP is $TCPREMOTEIP, as an IPv4 address when it is one mapped
+// into IPv6 (a dual-stack listener, systemd's REMOTE_ADDR), so that
+// relayclients prefixes like "192.168.1." match.
+func remoteIP(env home.Env) string {
+	ip := env.Get("TCPREMOTEIP")
+	if v4, ok := strings.CutPrefix(strings.ToLower(ip), "::ffff:"); ok && strings.Contains(v4, ".") {
+		return v4
+	}
+	return ip
 }
 
 // rebuild is omail-smtpd -cdb: every control cdb from its source file.
