@@ -1,0 +1,42 @@
+package packcmd
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestJournalRoundTrip(t *testing.T) {
+	j := &journal{
+		bundles: []pending{{"0123456789abcdef0123456789abcdef", "/o/k/mail/.omail-tmp/0123456789abcdef0123456789abcdef", "/o/k/mail/upload/omail-0123456789abcdef0123456789abcdef.zst"}},
+		entries: []string{"1.2.3.4", "1.2.3.4-2"},
+		mboxLen: 712, mboxSum: "ab",
+	}
+	p := filepath.Join(t.TempDir(), "j")
+	os.WriteFile(p, j.marshal(), 0o644)
+	got, err := readJournal(p)
+	if err != nil || !reflect.DeepEqual(got, j) {
+		t.Errorf("got %+v, %v", got, err)
+	}
+	os.WriteFile(p, j.marshal()[:20], 0o644)
+	if _, err := readJournal(p); err == nil {
+		t.Error("a journal without its end line was accepted")
+	}
+}
+
+// FuzzJournal: the journal parser never panics, and accepts only
+// journals with their end line.
+func FuzzJournal(f *testing.F) {
+	f.Add([]byte("bundle a /t/a /u/a\nentry 1\nend\n"))
+	f.Add([]byte("mbox 10 ab\nend\n"))
+	f.Add([]byte("bundle a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "j")
+		os.WriteFile(p, data, 0o644)
+		j, err := readJournal(p)
+		if err == nil && j == nil {
+			t.Fatal("nil journal without an error")
+		}
+	})
+}
