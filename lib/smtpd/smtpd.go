@@ -106,7 +106,11 @@ func Serve(conn net.Conn, cfg *Config) {
 	} else if ok, why := cfg.Rules.ClientMayRelay(cfg.RemoteIP, cfg.RemoteHost); ok {
 		s.clientOK = why
 	}
-	s.log("connect host=%s relay=%s", clean(cfg.RemoteHost), orNo(s.clientOK))
+	if cfg.RemoteHost != "" {
+		s.log("connect host=%s relay=%s", clean(cfg.RemoteHost), orNo(s.clientOK))
+	} else {
+		s.log("connect relay=%s", orNo(s.clientOK))
+	}
 	s.reply(220, "", cfg.Greeting+" ESMTP")
 	for !s.closed {
 		line, long, err := s.readLine(maxCommand)

@@ -1,0 +1,104 @@
+package smtpdcmd
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"omail/lib/home"
+)
+
+// setup makes an OMAIL_HOME with control files and a fake queue program
+// that keeps the message and envelope in the home and exits $QEXIT.
+func setup(t *testing.T, files map[string]string) home.Env {
+	h := t.TempDir()
+	os.MkdirAll(filepath.Join(h, "control"), 0o755)
+	files["me"] = "mx.us.example"
+	for n, c := range files {
+		os.WriteFile(filepath.Join(h, "control", n), []byte(c+"\n"), 0o644)
+	}
+	q := filepath.Join(h, "fakequeue")
+	os.WriteFile(q, []byte("#!/bin/sh\ncat >\"$OMAIL_HOME/msg\"\ncat 0<&1 >\"$OMAIL_HOME/env\"\nexit ${QEXIT:-0}\n"), 0o755)
+	return home.Env{"OMAIL_HOME=" + h, "OMAILQUEUE=" + q, "TCPREMOTEIP=::ffff:192.168.1.9", "PATH=" + os.Getenv("PATH")}
+}
+
+func session(t *testing.T, env home.Env, args []string, script string) (string, string, int) {
+	var out, errb bytes.Buffer
+	code := Run(append([]string{"omail-smtpd"}, args...), env, strings.NewReader(script), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestRun(t *testing.T) {
+	env := setup(t, map[string]string{"rcpthosts": "us.example", "relayclients": "192.168.1.", "smtpgreeting": "hello there", "databytes": "50"})
+	out, log, code := session(t, env, nil, "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@far.example>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, log)
+	}
+	for _, want := range []string{"220 hello there ESMTP\r\n", "SIZE 50\r\n", "250 2.1.5", "250 2.0.0 ok", "221 2.0.0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replies lack %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(log, `relay="relayclients 192.168.1."`) {
+		t.Errorf("log: %s", log)
+	}
+	h := env.Dir()
+	msg, _ := os.ReadFile(filepath.Join(h, "msg"))
+	envl, _ := os.ReadFile(filepath.Join(h, "env"))
+	if !strings.HasPrefix(string(msg), "Received: from x ([192.168.1.9])\n\tby mx.us.example with ESMTP id ") ||
+		!strings.HasSuffix(string(msg), "\nSubject: hi\n\nbody\n") {
+		t.Errorf("message %q", msg)
+	}
+	if string(envl) != "Fa@b\x00Tu@far.example\x00\x00" {
+		t.Errorf("envelope %q", envl)
+	}
+}
+
+func TestRunQueueFailure(t *testing.T) {
+	env := setup(t, map[string]string{"rcpthosts": "us.example"})
+	env = append(env, "QEXIT=53", "DATABYTES=10")
+	out, _, _ := session(t, env, nil, "HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@us.example>\r\nDATA\r\nshort\r\n.\r\nQUIT\r\n")
+	if !strings.Contains(out, "451 4.3.0") {
+		t.Errorf("replies:\n%s", out)
+	}
+}
+
+func TestRunBadConfig(t *testing.T) {
+	for _, files := range []map[string]string{
+		{"maxrcpt": "lots"},
+		{"servercert.pem": "not a certificate"},
+	} {
+		env := setup(t, files)
+		out, log, code := session(t, env, nil, "QUIT\r\n")
+		if code != exitTemp || !strings.HasPrefix(out, "421 4.3.0") {
+			t.Errorf("%v: exit %d, %q, %s", files, code, out, log)
+		}
+	}
+	env := setup(t, map[string]string{})
+	env = append(env, "DATABYTES=x")
+	if _, _, code := session(t, env, nil, "QUIT\r\n"); code != exitTemp {
+		t.Errorf("DATABYTES=x: exit %d", code)
+	}
+}
+
+func TestRunCDB(t *testing.T) {
+	env := setup(t, map[string]string{"morercpthosts": "More.Example.", "relaymailfrom": "@friends.example"})
+	out, log, code := session(t, env, []string{"-cdb"}, "")
+	if code != 0 || !strings.Contains(out, "morercpthosts.cdb") || !strings.Contains(out, "relaymailfrom.cdb") {
+		t.Fatalf("exit %d %s %s", code, out, log)
+	}
+	os.Remove(filepath.Join(env.Dir(), "control", "relaymailfrom"))
+	out, _, _ = session(t, env, nil, "HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@more.example>\r\n"+
+		"RSET\r\nMAIL FROM:<x@Friends.Example>\r\nRCPT TO:<u@far.example>\r\nQUIT\r\n")
+	if strings.Count(out, "250 2.1.5") != 2 {
+		t.Errorf("replies:\n%s", out)
+	}
+	if _, _, code := session(t, env, []string{"-cdb", "x"}, ""); code != exitPerm {
+		t.Errorf("-cdb x: exit %d", code)
+	}
+	if _, _, code := session(t, env, []string{"-v"}, ""); code != exitPerm {
+		t.Errorf("-v: exit %d", code)
+	}
+}
