@@ -5,6 +5,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/bin
 export PATH="$BIN:$PATH"
 T=$(mktemp -d /tmp/omail-test.XXXXXX)
+# As root, omail-deliver runs local and SMTP deliveries as other users
+# (the recipient, nobody), who must be able to reach the test's files.
+chmod 755 "$T"
 export OMAIL_HOME=$T/home
 # Never let a test's mail client or tool read the invoking user's files.
 export HOME=$T/userhome

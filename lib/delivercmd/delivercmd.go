@@ -9,6 +9,8 @@
 //	omail-deliver -local SENDER RCPT MSGPATH
 //	                       internal: one local delivery in a child process
 //	                       that runs as the recipient's user.
+//	omail-deliver -remote  internal: one SMTP delivery in an unprivileged
+//	                       child (see remotechild.go).
 package delivercmd
 
 import (
@@ -48,6 +50,8 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return exitOK
 	case "-local":
 		return runLocalChild(args[2:], env, stdin, stdout, stderr)
+	case "-remote":
+		return runRemoteChild(env, stdin, stdout, stderr)
 	case "", "-flush":
 	default:
 		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init]\n")
@@ -65,7 +69,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		return exitTemp
 	}
-	t, err := transports(h, ctl, env)
+	t, err := transports(h, ctl, env, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		return exitTemp

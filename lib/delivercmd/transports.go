@@ -15,7 +15,7 @@ import (
 )
 
 // transports wires the real ways out of the queue into the manager.
-func transports(h string, ctl *control.Dir, env home.Env) (qmanager.Transports, error) {
+func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qmanager.Transports, error) {
 	rc, err := remote.FromControl(ctl)
 	if err != nil {
 		return qmanager.Transports{}, err
@@ -24,17 +24,24 @@ func transports(h string, ctl *control.Dir, env home.Env) (qmanager.Transports, 
 	if err != nil {
 		return qmanager.Transports{}, err
 	}
-	rc.Limiter = &remote.Limiter{Total: int(max(1, n))}
+	// At most concurrencyremote connections in all, and a few per host so
+	// that one slow host cannot take every slot.
+	rc.Limiter = &remote.Limiter{Total: int(max(1, n)), PerHost: int(max(1, min(n, 5)))}
 	rc.Backoff = &remote.Backoff{}
 	local, err := localTransport(h, ctl, env)
 	if err != nil {
 		return qmanager.Transports{}, err
 	}
-	return qmanager.Transports{
+	exe, err := os.Executable()
+	if err != nil {
+		return qmanager.Transports{}, err
+	}
+	t := qmanager.Transports{
 		Local: local,
 		OCMP: func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error {
 			return outbox.Put(h, endpoint, id, msgPath, sender, rcpts)
 		},
+		Retry: rc.Backoff.Reset,
 		Remote: func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
 			rs := rc.Deliver(ctx, dest, msgPath, sender, rcpts)
 			out := make([]qmanager.Result, len(rs))
@@ -43,7 +50,15 @@ func transports(h string, ctl *control.Dir, env home.Env) (qmanager.Transports, 
 			}
 			return out
 		},
-	}, nil
+	}
+	if os.Geteuid() == 0 {
+		uid, gid, err := remoteIDs(h)
+		if err != nil {
+			return qmanager.Transports{}, err
+		}
+		t.Remote = remoteViaChild(env, exe, uid, gid, stderr)
+	}
+	return t, nil
 }
 
 func fromRemote(s remote.Status) qmanager.Status {

@@ -324,6 +324,9 @@ func (m *Manager) Run(ctx context.Context, sig Signals) error {
 				}
 			}
 		case <-sig.Alarm:
+			if m.T.Retry != nil {
+				m.T.Retry()
+			}
 			for i := range sched {
 				sched[i].due, sched[i].flush = 0, true
 			}

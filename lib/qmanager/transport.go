@@ -38,6 +38,9 @@ type Transports struct {
 	OCMP func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error
 	// Remote delivers by SMTP to rcpts that share one destination.
 	Remote func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []Result
+	// Retry forgets what transports remember about failing hosts, so that
+	// SIGALRM ("retry everything now") means it. May be nil.
+	Retry func()
 }
 
 // RouteKind is where a recipient goes.

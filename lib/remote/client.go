@@ -75,6 +75,17 @@ type Client struct {
 	Limiter    *Limiter        // connections per host and in all; nil: unbounded
 	// Shuffle orders MX hosts of equal preference; nil: random.
 	Shuffle func(n int, swap func(i, j int))
+	// Open opens the message each time it is read; nil: os.Open. An
+	// unprivileged child delivering a message its parent opened for it
+	// reads it from that descriptor instead.
+	Open func(path string) (io.ReadCloser, error)
+}
+
+func (c *Client) open(path string) (io.ReadCloser, error) {
+	if c.Open != nil {
+		return c.Open(path)
+	}
+	return os.Open(path)
 }
 
 // FromControl makes a Client from the control files: helohost (default
@@ -213,7 +224,7 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 // measure reads the message once through the same conversion it gets
 // on the wire, to learn its size for SIZE= and whether it is 8-bit.
 func (c *Client) measure(path string) (*message, error) {
-	f, err := os.Open(path)
+	f, err := c.open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -690,7 +701,7 @@ func (s *session) transaction() error {
 
 // send streams the message: masquerade, CRLF, dot-stuffing.
 func (s *session) send() error {
-	f, err := os.Open(s.msg.path)
+	f, err := s.c.open(s.msg.path)
 	if err != nil {
 		return err
 	}
