@@ -155,6 +155,9 @@ func (p *Packer) Pass() error {
 }
 
 func (p *Packer) pass() error {
+	if fi, err := os.Stat(p.Home); err != nil || !fi.IsDir() {
+		return fmt.Errorf("OMAIL_HOME %s is not a directory", p.Home)
+	}
 	p.ctl = control.New(p.Home)
 	var err error
 	if p.base, err = p.ctl.Line("ocmpdir"); err != nil {

@@ -110,6 +110,10 @@ func (u *Unpacker) Unpack(file, user string) int {
 			return Temporary
 		}
 	}
+	if fi, err := os.Stat(u.Home); err != nil || !fi.IsDir() {
+		u.logf("OMAIL_HOME %s is not a directory", u.Home)
+		return Temporary
+	}
 	seen := filepath.Join(u.Home, SeenDir)
 	if err := os.MkdirAll(seen, 0o750); err != nil {
 		u.logf("%v", err)
@@ -164,6 +168,8 @@ func (u *Unpacker) Unpack(file, user string) int {
 	defer r.Close()
 	if h.Legacy {
 		r.Header = h // its id comes from Verify
+	} else if user != "" && h.Endpoint != user {
+		u.logf("bundle %s: packed for endpoint %s, delivered to user %s as OCMP asks", h.ID, h.Endpoint, user)
 	}
 	if user != "" {
 		err = u.client(r, user, part)
