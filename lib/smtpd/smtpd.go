@@ -452,20 +452,23 @@ func (s *session) receivedLine(id string) string {
 	if helo == "" {
 		helo = "unknown"
 	}
-	ip := clean(s.cfg.RemoteIP)
-	if strings.Contains(ip, ":") {
-		ip = "IPv6:" + ip
-	}
-	info := "[" + ip + "]"
-	if h := clean(s.cfg.RemoteHost); h != "" {
-		info = h + " " + info
+	from := helo
+	if ip := clean(s.cfg.RemoteIP); ip != "" {
+		if strings.Contains(ip, ":") {
+			ip = "IPv6:" + ip
+		}
+		info := "[" + ip + "]"
+		if h := clean(s.cfg.RemoteHost); h != "" {
+			info = h + " " + info
+		}
+		from += " (" + info + ")"
 	}
 	now := time.Now
 	if s.cfg.Now != nil {
 		now = s.cfg.Now
 	}
-	return fmt.Sprintf("Received: from %s (%s)\n\tby %s with %s id %s;\n\t%s\n",
-		helo, info, clean(s.cfg.Hostname), s.protocol(), id, now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+	return fmt.Sprintf("Received: from %s\n\tby %s with %s id %s;\n\t%s\n",
+		from, clean(s.cfg.Hostname), s.protocol(), id, now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 }
 
 func newID() string {

@@ -1,0 +1,37 @@
+package smtpd
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestCheckpassword(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "checkpw")
+	// Reads fd 3 whole and compares; on success runs its arguments.
+	script := "#!/bin/sh\nin=$(tr '\\0' : <&3)\ncase $in in\n  joe:secret::) exec \"$@\";;\n  down:*) exit 111;;\nesac\nexit 1\n"
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	check := Checkpassword([]string{prog, "true"}, env, io.Discard)
+	for _, c := range []struct {
+		user, pass string
+		want       AuthResult
+	}{
+		{"joe", "secret", AuthOK}, {"joe", "wrong", AuthFail}, {"down", "x", AuthTemp},
+	} {
+		if got := check(c.user, c.pass); got != c.want {
+			t.Errorf("%s/%s: %v, want %v", c.user, c.pass, got, c.want)
+		}
+	}
+	// The program's own command failing after a good password is a failure.
+	if got := Checkpassword([]string{prog, "false"}, env, io.Discard)("joe", "secret"); got != AuthFail {
+		t.Errorf("good password, then false: %v", got)
+	}
+	if got := Checkpassword([]string{filepath.Join(dir, "missing")}, env, io.Discard)("joe", "secret"); got != AuthTemp {
+		t.Errorf("missing program: %v", got)
+	}
+}
