@@ -113,12 +113,15 @@ func Serve(conn net.Conn, cfg *Config) {
 	}
 	s.reply(220, "", cfg.Greeting+" ESMTP")
 	for !s.closed {
-		line, long, err := s.readLine(maxCommand)
+		// AUTH with an initial response may be as long as an AUTH
+		// continuation line (RFC 4954); every other command is held to
+		// maxCommand.
+		line, long, err := s.readLine(maxAuthLine)
 		if err != nil {
 			s.readFailed(err)
 			break
 		}
-		if long {
+		if _, auth := cutPrefixFold(string(line[:min(len(line), 5)]), "AUTH "); long || (len(line) > maxCommand && !auth) {
 			s.protocolError(500, "5.5.2", "line too long")
 			continue
 		}

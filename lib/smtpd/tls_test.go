@@ -129,6 +129,8 @@ func TestSTARTTLSAndAuth(t *testing.T) {
 	c.cmd("AUTH PLAIN "+b64("\x00joe\x00secret"), "503") // not inside a transaction
 	c.cmd("RSET", "250")
 	c.cmd("AUTH PLAIN "+b64("\x00temp\x00x"), "454")
+	c.cmd("AUTH PLAIN "+b64("\x00temp\x00"+strings.Repeat("x", 2000)), "454") // long initial response
+	c.cmd("NOOP "+strings.Repeat("x", 2000), "500")
 	c.cmd("AUTH PLAIN", "334")
 	c.cmd(b64("\x00joe\x00secret"), "235")
 	c.cmd("AUTH PLAIN "+b64("\x00joe\x00secret"), "503")
