@@ -148,7 +148,11 @@ func (s *session) log(format string, a ...any) {
 	if s.cfg.Log == nil {
 		return
 	}
-	fmt.Fprintf(s.cfg.Log, "omail-smtpd: %s %s\n", clean(s.cfg.RemoteIP), fmt.Sprintf(format, a...))
+	ip := clean(s.cfg.RemoteIP)
+	if ip == "" {
+		ip = "unknown"
+	}
+	fmt.Fprintf(s.cfg.Log, "omail-smtpd: %s %s\n", ip, fmt.Sprintf(format, a...))
 }
 
 // reply writes a reply; multi-line text is sent as continuation lines.
