@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -16,6 +18,7 @@ import (
 	"omail/lib/home"
 	"omail/lib/qqclient"
 	"omail/lib/relay"
+	"omail/lib/safefile"
 	"omail/lib/smtpd"
 	"omail/lib/stdioconn"
 )
@@ -131,7 +134,9 @@ func remoteIP(env home.Env) string {
 	return ip
 }
 
-// rebuild is omail-smtpd -cdb: every control cdb from its source file.
+// rebuild is omail-smtpd -cdb: every control cdb from its source file,
+// and control/tcp.smtp.cdb from control/tcp.smtp by tcprules (which
+// writes tcp.smtp.tmp and renames it), so one command does it all.
 func rebuild(ctl *control.Dir, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		fmt.Fprintln(stderr, "omail-smtpd: usage: omail-smtpd -cdb")
@@ -145,5 +150,33 @@ func rebuild(ctl *control.Dir, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
 		return exitTemp
 	}
+	ok, err := ctl.Exists("tcp.smtp")
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
+		return exitTemp
+	}
+	if ok {
+		if err := tcprules(ctl, stderr); err != nil {
+			fmt.Fprintf(stderr, "omail-smtpd: tcp.smtp: %v\n", err)
+			return exitTemp
+		}
+		fmt.Fprintf(stdout, "omail-smtpd: wrote %s\n", ctl.File("tcp.smtp.cdb"))
+	}
 	return exitOK
+}
+
+// tcprules compiles control/tcp.smtp with ucspi-tcp's tcprules.
+func tcprules(ctl *control.Dir, stderr io.Writer) error {
+	src, err := os.Open(ctl.File("tcp.smtp"))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	cmd := exec.Command("tcprules", ctl.File("tcp.smtp.cdb"), ctl.File("tcp.smtp.tmp"))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = src, stderr, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("tcprules: %v", err)
+	}
+	// tcprules renames but does not fsync the directory.
+	return safefile.SyncDir(ctl.Path)
 }
