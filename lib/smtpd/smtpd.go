@@ -128,7 +128,8 @@ func Serve(conn net.Conn, cfg *Config) {
 		s.command(string(line))
 	}
 	s.flush()
-	conn.Close()
+	// Through TLS when it is on, so that the client gets close_notify.
+	s.conn.Close()
 }
 
 func (s *session) setConn(c net.Conn) {
