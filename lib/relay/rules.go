@@ -16,11 +16,10 @@ type Rules struct {
 	rcpt     domains
 	moreRcpt *control.CDB
 
-	relayClients  []string // IP prefixes
-	relayDomains  domains  // client host names
-	mailFrom      map[string]bool
-	mailFromCDB   *control.CDB
-	FromRcptHosts bool // rcpt came from rcpthosts/morercpthosts (for logs and docs)
+	relayClients []string // IP prefixes
+	relayDomains domains  // client host names
+	mailFrom     map[string]bool
+	mailFromCDB  *control.CDB
 }
 
 // domains is a set of domains where an entry ".dom" stands for every
@@ -65,7 +64,6 @@ func Load(ctl *control.Dir) (*Rules, error) {
 		return nil, err
 	}
 	if hasRcpt || r.moreRcpt != nil {
-		r.FromRcptHosts = true
 		l, err := ctl.List("rcpthosts")
 		if err != nil {
 			return nil, err
