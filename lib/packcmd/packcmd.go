@@ -627,14 +627,14 @@ func (p *Packer) packMbox(user, path string) error {
 	if fi, err := os.Stat(path); j == nil && (err != nil || fi.Size() == 0) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(jpath), 0o750); err != nil {
-		return err
-	}
 	if j == nil {
 		upload, _, ok, err := p.dirs(user)
 		if err != nil || !ok || upload == "" {
 			return err
 		}
+	}
+	if err := os.MkdirAll(filepath.Dir(jpath), 0o750); err != nil {
+		return err
 	}
 	a, err := mbox.Open(path)
 	if err != nil {
