@@ -377,8 +377,14 @@ func (s *session) rcptTo(arg string) {
 		s.reply(555, "5.5.4", "unsupported RCPT parameter")
 		return
 	}
-	if s.cfg.MaxRcpt > 0 && len(s.rcpts) >= s.cfg.MaxRcpt {
-		s.log("refused: more than %d recipients", s.cfg.MaxRcpt)
+	// maxrcpt 0 means no limit of ours, but never more than the queue
+	// takes in one envelope.
+	limit := s.cfg.MaxRcpt
+	if limit <= 0 || limit > envelope.MaxRecipients {
+		limit = envelope.MaxRecipients
+	}
+	if len(s.rcpts) >= limit {
+		s.log("refused: more than %d recipients", limit)
 		s.reply(452, "4.5.3", "too many recipients")
 		return
 	}
