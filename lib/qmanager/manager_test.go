@@ -381,10 +381,36 @@ func TestOCMPRouteAndMissingTransport(t *testing.T) {
 	if len(got) != 1 || got[0] != "kiosk1:a@kiosk.example,b@kiosk.example" {
 		t.Errorf("ocmp calls %q", got)
 	}
+	if !strings.Contains(f.log.String(), "success: in the outbox for OCMP endpoint kiosk1") {
+		t.Errorf("log:\n%s", f.log.String())
+	}
 	// No remote transport: the SMTP recipient stays, deferred, not bounced.
 	for _, st := range f.messages() {
 		if len(st.Rcpts) != 3 || st.Rcpts[2].Status != queue.Todo || !strings.Contains(st.Rcpts[2].LastError, "not available") {
 			t.Errorf("state %+v", st)
+		}
+	}
+}
+
+func TestBadPerUserEndpointBounces(t *testing.T) {
+	f := newFixture(t, map[string]string{"ocmproutes": "kiosk.example:%u"})
+	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error {
+		t.Errorf("outbox Put for %q", endpoint)
+		return nil
+	}
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result { return Result{Status: OK} }
+	f.enqueue("s@test.example", ".hidden@kiosk.example")
+	f.flush()
+	if !strings.Contains(f.log.String(), "failure: 5.1.3") {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want the bounce, have %v", msgs)
+	}
+	for _, st := range msgs {
+		if st.Sender != "" || st.Rcpts[0].Addr != "s@test.example" {
+			t.Errorf("bounce %+v", st)
 		}
 	}
 }

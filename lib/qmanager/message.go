@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"omail/lib/envelope"
+	"omail/lib/outbox"
 	"omail/lib/queue"
 	"omail/lib/safefile"
 )
@@ -107,6 +108,7 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 	groups := map[string][]int{}
 	var order []string
 	routes := map[string]Route{}
+	unrouted := false // a routing failure was recorded, to be saved
 	for i, r := range st.Rcpts {
 		if r.Status != queue.Todo {
 			continue
@@ -114,7 +116,15 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		rt, err := m.router().Route(r.Addr)
 		if err != nil {
 			if flush || r.NextTry <= now.Unix() {
-				m.record(st, i, Result{Status: Temp, Text: "routing: " + err.Error()}, now, lifetime)
+				res := Result{Status: Temp, Text: "routing: " + err.Error()}
+				if errors.Is(err, outbox.ErrBadEndpoint) {
+					// %u made an endpoint no directory may have: no
+					// amount of waiting fixes that.
+					res = Result{Status: Perm, Text: "5.1.3 " + err.Error()}
+				}
+				m.record(st, i, res, now, lifetime)
+				m.logDelivery(id, st.Rcpts[i], res)
+				unrouted = true
 			}
 			continue
 		}
@@ -148,6 +158,11 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		}
 		// Write down each group's outcome before the next group, so that
 		// a crash repeats at most the group in flight.
+		if err := m.saveState(st); err != nil {
+			return 0, true, err
+		}
+	}
+	if unrouted && len(order) == 0 {
 		if err := m.saveState(st); err != nil {
 			return 0, true, err
 		}
