@@ -22,6 +22,7 @@ import (
 	"omail/lib/envelope"
 	"omail/lib/home"
 	"omail/lib/qexit"
+	"omail/lib/qqclient"
 	"omail/lib/queue"
 )
 
@@ -210,63 +211,24 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 // queueMessage runs the queue program with the message on its fd 0 and
 // the envelope on its fd 1, and turns its exit code into ours.
 func queueMessage(env home.Env, e *envelope.Envelope, writeMsg func(io.Writer) error, stderr io.Writer) (int, error) {
-	msgR, msgW, err := os.Pipe()
+	c, err := qqclient.Start(env.QueueProgram(), env, stderr)
 	if err != nil {
 		return exitTemp, err
 	}
-	envR, envW, err := os.Pipe()
-	if err != nil {
-		msgR.Close()
-		msgW.Close()
+	// qqclient.Write never fails (it reports the queue's trouble at
+	// Commit), so an error here is ours: reading the caller's input.
+	if err := writeMsg(c); err != nil {
+		c.Abort() // the queue program sees no envelope and queues nothing
 		return exitTemp, err
 	}
-	prog := env.QueueProgram()
-	cmd := exec.Command(prog)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = msgR, envR, stderr
-	cmd.Env = env
-	if err := cmd.Start(); err != nil {
-		msgR.Close()
-		msgW.Close()
-		envR.Close()
-		envW.Close()
-		return exitTemp, fmt.Errorf("cannot run %s: %v", prog, err)
-	}
-	msgR.Close()
-	envR.Close()
-	werr := writeMsg(msgW)
-	msgW.Close()
-	if werr == nil {
-		werr = envelope.Write(envW, e)
-	}
-	envW.Close()
-	err = cmd.Wait()
-	var re *ReadError
-	if errors.As(werr, &re) {
-		// The queue program saw no envelope and queued nothing.
-		return exitTemp, re
-	}
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-		if code < 0 {
-			return exitTemp, fmt.Errorf("%s: %v", prog, err)
-		}
-	} else if err != nil {
-		return exitTemp, err
-	}
+	code, err := c.Commit(e)
 	switch {
 	case code == 0:
-		if werr != nil {
-			// Exit 0 with our write failing cannot be: the queue would
-			// have seen no envelope. Say so rather than claim success.
-			return exitTemp, fmt.Errorf("%s exited 0 but writing to it failed: %v", prog, werr)
-		}
 		return exitOK, nil
 	case qexit.Permanent(code):
-		return exitPerm, fmt.Errorf("queue refused the message: %s", qexit.Describe(code))
+		return exitPerm, fmt.Errorf("queue refused the message: %v", err)
 	default:
-		return exitTemp, fmt.Errorf("queue failed: %s", qexit.Describe(code))
+		return exitTemp, fmt.Errorf("queue failed: %v", err)
 	}
 }
 

@@ -39,7 +39,9 @@ import (
 
 	"omail/lib/bundle"
 	"omail/lib/control"
+	"omail/lib/crashpoint"
 	"omail/lib/home"
+	"omail/lib/lockfile"
 	"omail/lib/mbox"
 	"omail/lib/outbox"
 	"omail/lib/safefile"
@@ -59,7 +61,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 			return 100
 		}
 	}
-	p := &Packer{Home: env.Dir(), Log: stderr, Crash: crashpoint(env)}
+	p := &Packer{Home: env.Dir(), Log: stderr, Crash: crashpoint.New(env)}
 	if !watch {
 		if err := p.Pass(); err != nil {
 			return 111
@@ -199,7 +201,7 @@ func (p *Packer) pass() error {
 	if err := os.MkdirAll(filepath.Join(p.Home, outbox.Dir), 0o750); err != nil {
 		return err
 	}
-	unlock, err := lockFile(filepath.Join(p.Home, outbox.Dir, ".pack.lock"))
+	unlock, err := lockfile.Lock(filepath.Join(p.Home, outbox.Dir, ".pack.lock"))
 	if err != nil {
 		return err
 	}
@@ -226,25 +228,6 @@ func (p *Packer) pass() error {
 		return errors.New("pass ended with trouble; what was not packed stays for the next pass")
 	}
 	return nil
-}
-
-// lockFile takes an exclusive flock, waiting for it.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
 }
 
 // dirs returns an endpoint's upload and temporary directories, creating

@@ -23,7 +23,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
+
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,11 +32,14 @@ import (
 
 	"omail/lib/bundle"
 	"omail/lib/control"
+	"omail/lib/crashpoint"
 	"omail/lib/envelope"
 	"omail/lib/home"
+	"omail/lib/lockfile"
 	"omail/lib/mbox"
 	"omail/lib/outbox"
 	"omail/lib/qexit"
+	"omail/lib/qqclient"
 	"omail/lib/safefile"
 )
 
@@ -60,7 +63,7 @@ const (
 
 // Run is omail-unpack.
 func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
-	u := &Unpacker{Home: env.Dir(), Env: env, Log: stderr, Crash: crashpoint(env)}
+	u := &Unpacker{Home: env.Dir(), Env: env, Log: stderr, Crash: crashpoint.New(env)}
 	switch {
 	case len(args) == 4 && args[1] == "client":
 		return u.Unpack(args[3], args[2])
@@ -121,7 +124,7 @@ func (u *Unpacker) Unpack(file, user string) int {
 	}
 	// One unpacker at a time: two copies of one bundle handed over at
 	// once must not both deliver.
-	unlock, err := lockFile(filepath.Join(seen, ".lock"))
+	unlock, err := lockfile.Lock(filepath.Join(seen, ".lock"))
 	if err != nil {
 		u.logf("%v", err)
 		return Temporary
@@ -349,46 +352,24 @@ func (u *Unpacker) proxy(r *bundle.Reader, part string) error {
 // is written only after the whole message was read intact, so a message
 // that turns out damaged is never queued.
 func (u *Unpacker) queue(h bundle.Header, i int, m *bundle.Message) (int, error) {
-	envR, envW, err := os.Pipe()
+	c, err := qqclient.Start(u.Env.QueueProgram(), u.Env, u.Log)
 	if err != nil {
 		return 0, err
 	}
-	defer envW.Close()
-	msgR, msgW, err := os.Pipe()
-	if err != nil {
-		envR.Close()
-		return 0, err
-	}
-	defer msgW.Close()
-	cmd := exec.Command(u.Env.QueueProgram())
-	cmd.Env = u.Env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = msgR, envR, u.Log
-	err = cmd.Start()
-	msgR.Close()
-	envR.Close()
-	if err != nil {
-		return 0, err
-	}
-	bw := bufio.NewWriterSize(msgW, 64<<10)
+	bw := bufio.NewWriterSize(c, 64<<10)
 	bw.WriteString(u.received(h, i) + "\n")
+	// c never fails a write, so an error here is reading the bundle.
 	_, copyErr := io.Copy(bw, m.Body)
 	if copyErr == nil {
 		copyErr = bw.Flush()
 	}
-	msgW.Close()
-	if copyErr == nil {
-		copyErr = envelope.Write(envW, &envelope.Envelope{Sender: m.Sender, Rcpts: m.Rcpts})
-	}
-	envW.Close()
-	werr := cmd.Wait()
 	if copyErr != nil {
-		if errors.Is(copyErr, bundle.ErrDamaged) || cmd.ProcessState.ExitCode() == 0 {
-			return 0, copyErr
-		}
+		c.Abort() // no envelope: nothing is queued
+		return 0, copyErr
 	}
-	code := cmd.ProcessState.ExitCode()
-	if code < 0 {
-		return 0, fmt.Errorf("queue program: %v", werr)
+	code, err := c.Commit(&envelope.Envelope{Sender: m.Sender, Rcpts: m.Rcpts})
+	if code != 0 {
+		u.logf("bundle %s: message %d: %v", h.ID, i+1, err)
 	}
 	return code, nil
 }
@@ -550,23 +531,4 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64) (start in
 	}
 	u.logf("bundle %s: %s changed since a crashed run; resuming at message %d", id, a.Path(), last)
 	return last, false, nil
-}
-
-// lockFile takes an exclusive flock, waiting for it.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
 }

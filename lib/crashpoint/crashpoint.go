@@ -1,4 +1,6 @@
-package packcmd
+// Package crashpoint gives programs named points where tests can crash
+// them or run a command, to test what a crash at each step leaves.
+package crashpoint
 
 import (
 	"os"
@@ -10,7 +12,7 @@ import (
 	"omail/lib/home"
 )
 
-// crashpoint returns the test hooks at named points of the program:
+// New returns the test hooks at named points of the program:
 //
 //   - OMAIL_CRASHPOINT=name[:N]: the program kills itself with SIGKILL
 //     the Nth time (default the first) it reaches the point, so tests
@@ -21,7 +23,7 @@ import (
 //     mbox being packed).
 //
 // A set-id program ignores both.
-func crashpoint(env home.Env) func(string) {
+func New(env home.Env) func(string) {
 	spec := env.Trusted("OMAIL_CRASHPOINT")
 	hook, cmd := env.Trusted("OMAIL_HOOKPOINT"), env.Trusted("OMAIL_HOOKCMD")
 	if spec == "" && (hook == "" || cmd == "") {
