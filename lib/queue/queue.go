@@ -96,16 +96,26 @@ func (q *Queue) newID() string {
 	return fmt.Sprintf("%d.%09d.%d.%d", t.Unix(), t.Nanosecond(), os.Getpid(), idSeq.Add(1))
 }
 
-// ValidID reports whether a directory entry can be a queue id; anything
-// else in a queue directory is a stranger and is left alone.
+// ValidID reports whether a directory entry is a queue id: four fields
+// of digits separated by dots, as newID makes them. Anything else in a
+// queue directory (the temporary ".ID123..." files of a state being
+// rewritten, a stranger's file) is not a message and is left alone.
 func ValidID(id string) bool {
-	if id == "" || len(id) > 100 {
+	if len(id) > 100 {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < '0' || c > '9') && c != '.' {
+	fields := strings.Split(id, ".")
+	if len(fields) != 4 {
+		return false
+	}
+	for _, f := range fields {
+		if f == "" {
 			return false
+		}
+		for i := 0; i < len(f); i++ {
+			if f[i] < '0' || f[i] > '9' {
+				return false
+			}
 		}
 	}
 	return true

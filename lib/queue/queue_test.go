@@ -195,7 +195,8 @@ func TestIDOrder(t *testing.T) {
 	if !IDLess("999.000000001.5.1", "1000.000000000.1.1") {
 		t.Error("ids do not sort numerically")
 	}
-	if !ValidID("1700000000.000000005.42.1") || ValidID("../x") || ValidID("") || ValidID("1.2.mess") {
+	if !ValidID("1700000000.000000005.42.1") || ValidID("../x") || ValidID("") || ValidID("1.2.mess") ||
+		ValidID(".1700000000.000000005.42.15944504559462525916") || ValidID("1.2.3") || ValidID("1..2.3") {
 		t.Error("ValidID")
 	}
 }
