@@ -333,7 +333,7 @@ func TestDamagedStateGoesToCorrupt(t *testing.T) {
 	id := f.enqueue("a@b", "c@test.example")
 	os.WriteFile(f.m.Q.Path(queue.DirTodo, id), []byte("garbage"), 0o640)
 	f.flush()
-	for _, name := range []string{id + ".info", id + ".mess"} {
+	for _, name := range []string{id + ".todo", id + ".mess"} {
 		if _, err := os.Stat(f.m.Q.Path(queue.DirCorrupt, name)); err != nil {
 			t.Errorf("corrupt/%s: %v", name, err)
 		}

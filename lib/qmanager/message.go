@@ -75,16 +75,24 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 	}
 	defer lock.Close()
 
-	// First sight: take the envelope from todo/ into info/, under the
-	// lock, so only one deliverer does it.
-	if m.exists(queue.DirTodo, id) {
-		if err := safefile.Rename(m.Q.Path(queue.DirTodo, id), m.Q.Path(queue.DirInfo, id)); err != nil {
-			return 0, true, err
-		}
-	}
+	// The state is in info/ once an attempt has written it; before that,
+	// it is the envelope omail-queue committed to todo/. A message that
+	// is finished by its first attempt never goes to info/ at all, which
+	// saves a rename and a state write (and their fsyncs) per message.
+	dir := queue.DirInfo
 	data, err := os.ReadFile(m.Q.Path(queue.DirInfo, id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil // finished meanwhile
+		dir = queue.DirTodo
+		data, err = os.ReadFile(m.Q.Path(queue.DirTodo, id))
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, false, nil // finished meanwhile
+		}
+	} else if err == nil && m.exists(queue.DirTodo, id) {
+		// A crash came between writing info/ and removing todo/: info/
+		// is the newer.
+		if err := safefile.Remove(m.Q.Path(queue.DirTodo, id)); err != nil {
+			return 0, true, err
+		}
 	}
 	if err != nil {
 		return 0, true, err
@@ -94,6 +102,7 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		m.setAside(id, err.Error())
 		return 0, false, nil
 	}
+	st.Dir = dir
 	if st.Rcpts[0].Attempts == 0 && allTodo(st) {
 		m.logf("new msg %s from <%s> to %d recipient(s)", id, st.Sender, len(st.Rcpts))
 	}
@@ -171,7 +180,7 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		m.logf("warning: cannot queue a bounce for msg %s: %v", id, err)
 	}
 	if !st.Open() {
-		if err := m.finish(id); err != nil {
+		if err := m.finish(st); err != nil {
 			return 0, true, err
 		}
 		return 0, false, nil
@@ -309,14 +318,26 @@ func (m *Manager) forward(msgPath, sender string, prefix, rcpts []string) error 
 	return err
 }
 
+// saveState writes the state durably to info/, and then, the first
+// time, removes the envelope from todo/.
 func (m *Manager) saveState(st *queue.State) error {
-	return safefile.WriteFile(m.Q.Path(queue.DirInfo, st.ID), st.Marshal(), 0o640)
+	if err := safefile.WriteFile(m.Q.Path(queue.DirInfo, st.ID), st.Marshal(), 0o640); err != nil {
+		return err
+	}
+	if st.Dir == queue.DirTodo {
+		if err := safefile.Remove(m.Q.Path(queue.DirTodo, st.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	st.Dir = queue.DirInfo
+	return nil
 }
 
 // finish removes a message all of whose recipients are done or bounced:
 // the envelope first (the commit point of "finished"), then the body.
-func (m *Manager) finish(id string) error {
-	if err := safefile.Remove(m.Q.Path(queue.DirInfo, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+func (m *Manager) finish(st *queue.State) error {
+	id := st.ID
+	if err := safefile.Remove(m.Q.Path(st.Dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	if err := os.Remove(m.Q.Path(queue.DirMess, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {

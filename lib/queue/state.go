@@ -56,6 +56,7 @@ type Rcpt struct {
 // It is the content of the files in todo/ and info/.
 type State struct {
 	ID     string
+	Dir    string // where it was read from, DirTodo or DirInfo; not stored
 	Queued int64 // unix seconds
 	Sender string
 	Rcpts  []Rcpt
