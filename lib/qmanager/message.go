@@ -166,7 +166,11 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 			m.logDelivery(id, st.Rcpts[i], res)
 		}
 		// Write down each group's outcome before the next group, so that
-		// a crash repeats at most the group in flight.
+		// a crash repeats at most the group in flight. When nothing is left
+		// to do, finishing is the record: no state write is needed.
+		if !st.Open() {
+			break
+		}
 		if err := m.saveState(st); err != nil {
 			return 0, true, err
 		}
