@@ -2,12 +2,16 @@
 # directory, the built binaries on PATH, and small assertion helpers.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=$ROOT/bin
-export PATH="$BIN:$PATH"
 T=$(mktemp -d /tmp/omail-test.XXXXXX)
 # As root, omail-deliver runs local and SMTP deliveries as other users
-# (the recipient, nobody), who must be able to reach the test's files.
+# (the recipient, nobody), who must be able to reach the test's files and
+# run omail-deliver itself: the checkout may sit in a directory only root
+# can enter, so the tests run a copy of bin/ (hard links where possible).
 chmod 755 "$T"
+cp -al "$ROOT/bin" "$T/bin" 2>/dev/null || cp -a "$ROOT/bin" "$T/bin"
+chmod 755 "$T/bin"
+BIN=$T/bin
+export PATH="$BIN:$PATH"
 export OMAIL_HOME=$T/home
 # Never let a test's mail client or tool read the invoking user's files.
 export HOME=$T/userhome
