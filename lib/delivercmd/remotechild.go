@@ -1,0 +1,201 @@
+package delivercmd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"omail/lib/control"
+	"omail/lib/home"
+	"omail/lib/qmanager"
+	"omail/lib/remote"
+	"omail/lib/route"
+)
+
+// Remote delivery talks to the network, so it never runs as root: an
+// omail-deliver started as root runs each SMTP delivery in a child,
+// `omail-deliver -remote`, with the ids of the queue's owner (or of
+// nobody when root owns the queue). The parent opens the message and
+// hands it over as fd 0, so the child needs no access to the queue; the
+// request (destination, credentials, envelope) comes on fd 3, never in
+// argv where ps would show a password; the child prints one line per
+// recipient: a status digit, a space, the text.
+
+// remoteIDs are the ids SMTP deliveries run with when we are root.
+func remoteIDs(h string) (uid, gid uint32, err error) {
+	if fi, err := os.Stat(h + "/queue"); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			return st.Uid, st.Gid, nil
+		}
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return 0, 0, fmt.Errorf("no unprivileged user for remote delivery: %v", err)
+	}
+	id, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	g, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil || id == 0 {
+		return 0, 0, errors.New("user nobody has odd ids")
+	}
+	return uint32(id), uint32(g), nil
+}
+
+// request encodes what the child needs, NUL-separated.
+func request(dest route.Dest, sender string, rcpts []string) []byte {
+	f := []string{"R1", dest.Domain, dest.Relay, strconv.Itoa(dest.Port), boolField(dest.RequireTLS)}
+	if dest.Auth != nil {
+		f = append(f, "1", dest.Auth.User, dest.Auth.Password)
+	} else {
+		f = append(f, "0", "", "")
+	}
+	f = append(f, sender)
+	f = append(f, rcpts...)
+	return []byte(strings.Join(f, "\x00"))
+}
+
+func boolField(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func parseRequest(b []byte) (dest route.Dest, sender string, rcpts []string, err error) {
+	f := strings.Split(string(b), "\x00")
+	if len(f) < 10 || f[0] != "R1" {
+		return dest, "", nil, errors.New("malformed request")
+	}
+	port, err := strconv.Atoi(f[3])
+	if err != nil {
+		return dest, "", nil, errors.New("malformed port")
+	}
+	dest = route.Dest{Domain: f[1], Relay: f[2], Port: port, RequireTLS: f[4] == "1"}
+	if f[5] == "1" {
+		dest.Auth = &route.Credentials{User: f[6], Password: f[7]}
+	}
+	return dest, f[8], f[9:], nil
+}
+
+// remoteViaChild returns the Remote transport for a root omail-deliver.
+func remoteViaChild(env home.Env, exe string, uid, gid uint32, stderr io.Writer) func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
+	return func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
+		all := func(text string) []qmanager.Result {
+			out := make([]qmanager.Result, len(rcpts))
+			for i := range out {
+				out[i] = qmanager.Result{Status: qmanager.Temp, Text: text}
+			}
+			return out
+		}
+		msg, err := os.Open(msgPath)
+		if err != nil {
+			return all("4.3.0 cannot open the message: " + err.Error())
+		}
+		defer msg.Close()
+		reqR, reqW, err := os.Pipe()
+		if err != nil {
+			return all("4.3.0 " + err.Error())
+		}
+		cmd := exec.CommandContext(ctx, exe, "-remote")
+		cmd.Env = env
+		cmd.Stdin = msg
+		cmd.Stderr = stderr
+		cmd.ExtraFiles = []*os.File{reqR}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			reqR.Close()
+			reqW.Close()
+			return all("4.3.0 " + err.Error())
+		}
+		if err := cmd.Start(); err != nil {
+			reqR.Close()
+			reqW.Close()
+			return all("4.3.0 cannot start remote delivery: " + err.Error())
+		}
+		reqR.Close()
+		reqW.Write(request(dest, sender, rcpts))
+		reqW.Close()
+		res := make([]qmanager.Result, 0, len(rcpts))
+		sc := bufio.NewScanner(out)
+		for sc.Scan() && len(res) < len(rcpts) {
+			line := sc.Text()
+			st, text, _ := strings.Cut(line, " ")
+			r := qmanager.Result{Status: qmanager.Temp, Text: text}
+			switch st {
+			case "0":
+				r.Status = qmanager.OK
+			case "2":
+				r.Status = qmanager.Perm
+			}
+			res = append(res, r)
+		}
+		io.Copy(io.Discard, out)
+		werr := cmd.Wait()
+		if len(res) != len(rcpts) {
+			return all(fmt.Sprintf("4.3.0 remote delivery child gave %d of %d answers (%v)", len(res), len(rcpts), werr))
+		}
+		return res
+	}
+}
+
+// runRemoteChild is `omail-deliver -remote`: one SMTP delivery, as the
+// unprivileged user the parent chose, of the message on fd 0.
+func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	if os.Geteuid() == 0 {
+		fmt.Fprintln(stderr, "omail-deliver: -remote refuses to run as root")
+		return exitTemp
+	}
+	msg, ok := stdin.(*os.File)
+	if !ok {
+		fmt.Fprintln(stderr, "omail-deliver: -remote needs the message as a file on fd 0")
+		return exitTemp
+	}
+	reqFile := os.NewFile(3, "request")
+	req, err := io.ReadAll(io.LimitReader(reqFile, 16<<20))
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: -remote: reading the request: %v\n", err)
+		return exitTemp
+	}
+	dest, sender, rcpts, err := parseRequest(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: -remote: %v\n", err)
+		return exitTemp
+	}
+	fi, err := msg.Stat()
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: -remote: %v\n", err)
+		return exitTemp
+	}
+	c, err := remote.FromControl(control.New(env.Dir()))
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: -remote: %v\n", err)
+		return exitTemp
+	}
+	size := fi.Size()
+	c.Open = func(string) (io.ReadCloser, error) {
+		return io.NopCloser(io.NewSectionReader(msg, 0, size)), nil
+	}
+	w := bufio.NewWriter(stdout)
+	for _, r := range c.Deliver(context.Background(), dest, "fd 0", sender, rcpts) {
+		code := "1"
+		switch r.Status {
+		case remote.OK:
+			code = "0"
+		case remote.Perm:
+			code = "2"
+		}
+		fmt.Fprintf(w, "%s %s\n", code, strings.ReplaceAll(r.Text, "\n", " "))
+	}
+	if err := w.Flush(); err != nil {
+		return exitTemp
+	}
+	return exitOK
+}
