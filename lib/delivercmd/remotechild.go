@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"omail/lib/control"
+	"omail/lib/envelope"
 	"omail/lib/home"
 	"omail/lib/qmanager"
 	"omail/lib/remote"
@@ -81,11 +82,24 @@ func parseRequest(b []byte) (dest route.Dest, sender string, rcpts []string, err
 	if f[5] == "1" {
 		dest.Auth = &route.Credentials{User: f[6], Password: f[7]}
 	}
+	for _, a := range append([]string{f[8]}, f[9:]...) {
+		if envelope.CheckAddress(a) != nil {
+			return dest, "", nil, errors.New("malformed address")
+		}
+	}
+	for _, r := range f[9:] {
+		if r == "" {
+			return dest, "", nil, errors.New("empty recipient")
+		}
+	}
 	return dest, f[8], f[9:], nil
 }
 
 // remoteViaChild returns the Remote transport for a root omail-deliver.
-func remoteViaChild(env home.Env, exe string, uid, gid uint32, stderr io.Writer) func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
+// Each child lives for one delivery, so what must outlive one (the
+// connection limit, the back-off of a destination that failed) is kept
+// here in the parent, per destination.
+func remoteViaChild(env home.Env, exe string, uid, gid uint32, limiter *remote.Limiter, backoff *remote.Backoff, stderr io.Writer) func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
 	return func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
 		all := func(text string) []qmanager.Result {
 			out := make([]qmanager.Result, len(rcpts))
@@ -94,56 +108,77 @@ func remoteViaChild(env home.Env, exe string, uid, gid uint32, stderr io.Writer)
 			}
 			return out
 		}
-		msg, err := os.Open(msgPath)
+		if until, ok := backoff.Until(dest.Key()); ok {
+			return all(fmt.Sprintf("4.4.1 %s failed recently; not before %s", dest, until.UTC().Format("2006-01-02T15:04:05Z")))
+		}
+		release, err := limiter.Acquire(ctx, dest.Key())
 		if err != nil {
-			return all("4.3.0 cannot open the message: " + err.Error())
+			return all("4.4.2 delivery interrupted")
 		}
-		defer msg.Close()
-		reqR, reqW, err := os.Pipe()
-		if err != nil {
-			return all("4.3.0 " + err.Error())
-		}
-		cmd := exec.CommandContext(ctx, exe, "-remote")
-		cmd.Env = env
-		cmd.Stdin = msg
-		cmd.Stderr = stderr
-		cmd.ExtraFiles = []*os.File{reqR}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			reqR.Close()
-			reqW.Close()
-			return all("4.3.0 " + err.Error())
-		}
-		if err := cmd.Start(); err != nil {
-			reqR.Close()
-			reqW.Close()
-			return all("4.3.0 cannot start remote delivery: " + err.Error())
-		}
-		reqR.Close()
-		reqW.Write(request(dest, sender, rcpts))
-		reqW.Close()
-		res := make([]qmanager.Result, 0, len(rcpts))
-		sc := bufio.NewScanner(out)
-		for sc.Scan() && len(res) < len(rcpts) {
-			line := sc.Text()
-			st, text, _ := strings.Cut(line, " ")
-			r := qmanager.Result{Status: qmanager.Temp, Text: text}
-			switch st {
-			case "0":
-				r.Status = qmanager.OK
-			case "2":
-				r.Status = qmanager.Perm
+		defer release()
+		res := runRemote(ctx, env, exe, uid, gid, stderr, dest, msgPath, sender, rcpts, all)
+		for _, r := range res {
+			if r.Status != qmanager.Temp {
+				backoff.Succeeded(dest.Key())
+				return res
 			}
-			res = append(res, r)
 		}
-		io.Copy(io.Discard, out)
-		werr := cmd.Wait()
-		if len(res) != len(rcpts) {
-			return all(fmt.Sprintf("4.3.0 remote delivery child gave %d of %d answers (%v)", len(res), len(rcpts), werr))
-		}
+		backoff.Failed(dest.Key())
 		return res
 	}
+}
+
+// runRemote runs one `omail-deliver -remote` child and reads its answers.
+func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, stderr io.Writer, dest route.Dest, msgPath, sender string, rcpts []string, all func(string) []qmanager.Result) []qmanager.Result {
+	msg, err := os.Open(msgPath)
+	if err != nil {
+		return all("4.3.0 cannot open the message: " + err.Error())
+	}
+	defer msg.Close()
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return all("4.3.0 " + err.Error())
+	}
+	cmd := exec.CommandContext(ctx, exe, "-remote")
+	cmd.Env = env
+	cmd.Stdin = msg
+	cmd.Stderr = stderr
+	cmd.ExtraFiles = []*os.File{reqR}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		return all("4.3.0 " + err.Error())
+	}
+	if err := cmd.Start(); err != nil {
+		reqR.Close()
+		reqW.Close()
+		return all("4.3.0 cannot start remote delivery: " + err.Error())
+	}
+	reqR.Close()
+	reqW.Write(request(dest, sender, rcpts))
+	reqW.Close()
+	res := make([]qmanager.Result, 0, len(rcpts))
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && len(res) < len(rcpts) {
+		line := sc.Text()
+		st, text, _ := strings.Cut(line, " ")
+		r := qmanager.Result{Status: qmanager.Temp, Text: text}
+		switch st {
+		case "0":
+			r.Status = qmanager.OK
+		case "2":
+			r.Status = qmanager.Perm
+		}
+		res = append(res, r)
+	}
+	io.Copy(io.Discard, out)
+	werr := cmd.Wait()
+	if len(res) != len(rcpts) {
+		return all(fmt.Sprintf("4.3.0 remote delivery child gave %d of %d answers (%v)", len(res), len(rcpts), werr))
+	}
+	return res
 }
 
 // runRemoteChild is `omail-deliver -remote`: one SMTP delivery, as the

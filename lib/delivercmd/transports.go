@@ -39,7 +39,7 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 	t := qmanager.Transports{
 		Local: local,
 		OCMP: func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error {
-			return outbox.Put(h, endpoint, id, msgPath, sender, rcpts)
+			return outbox.PutMasqueraded(h, endpoint, id, msgPath, sender, rcpts, rc.Masquerade)
 		},
 		Retry: rc.Backoff.Reset,
 		Remote: func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
@@ -56,7 +56,7 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 		if err != nil {
 			return qmanager.Transports{}, err
 		}
-		t.Remote = remoteViaChild(env, exe, uid, gid, stderr)
+		t.Remote = remoteViaChild(env, exe, uid, gid, rc.Limiter, rc.Backoff, stderr)
 	}
 	return t, nil
 }

@@ -31,6 +31,7 @@ import (
 	"omail/lib/bundle"
 	"omail/lib/control"
 	"omail/lib/envelope"
+	"omail/lib/masquerade"
 	"omail/lib/safefile"
 )
 
@@ -108,6 +109,14 @@ func Route(ctl *control.Dir, rcpt string) (endpoint string, ok bool, err error) 
 // omail-pack has packed an entry, a second Put makes a second copy: that
 // is the window documented in docs/omail-pack.md.
 func Put(home, endpoint, id, msgPath, sender string, rcpts []string) error {
+	return PutMasqueraded(home, endpoint, id, msgPath, sender, rcpts, nil)
+}
+
+// PutMasqueraded is Put with sender domains rewritten on the way out, as
+// the masquerade control file says: the envelope sender, and the From:,
+// Sender: and Reply-To: fields (lib/masquerade). A nil masq is Put.
+func PutMasqueraded(home, endpoint, id, msgPath, sender string, rcpts []string, masq *masquerade.Map) error {
+	sender = masq.Address(sender)
 	if err := CheckEndpoint(endpoint); err != nil {
 		return err
 	}
@@ -179,7 +188,7 @@ func Put(home, endpoint, id, msgPath, sender string, rcpts []string) error {
 		fmt.Fprintf(bw, "T %s\n", r)
 	}
 	bw.WriteString("\n")
-	if _, err := io.Copy(bw, in); err != nil {
+	if _, err := masq.Copy(bw, in); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {

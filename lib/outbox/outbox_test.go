@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"omail/lib/control"
+	"omail/lib/masquerade"
 )
 
 func msgFile(t testing.TB, body string) string {
@@ -134,4 +135,26 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("size %d read %d rcpts %d", e.Size, len(b), len(e.Rcpts))
 		}
 	})
+}
+
+func TestPutMasqueraded(t *testing.T) {
+	home := t.TempDir()
+	m := msgFile(t, "From: Amina <amina@kiosk.example>\nTo: friend@example.org\nSubject: x\n\nFrom amina@kiosk.example, in the body: untouched\n")
+	masq, err := masquerade.Parse([]string{"kiosk.example:village.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := PutMasqueraded(home, "kiosk1", "1700.5.42.1", m, "amina@kiosk.example", []string{"friend@example.org"}, masq); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(home, "kiosk1", "1700.5.42.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(e)
+	e.Close()
+	want := "From: Amina <amina@village.org>\nTo: friend@example.org\nSubject: x\n\nFrom amina@kiosk.example, in the body: untouched\n"
+	if e.Sender != "amina@village.org" || string(b) != want || e.Size != int64(len(b)) {
+		t.Errorf("entry %+v\n%q", e, b)
+	}
 }

@@ -1,0 +1,48 @@
+package delivercmd
+
+import (
+	"reflect"
+	"testing"
+
+	"omail/lib/route"
+)
+
+func TestRequestRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		dest   route.Dest
+		sender string
+		rcpts  []string
+	}{
+		{route.Dest{Domain: "example.org", Port: 25}, "", []string{"a@example.org"}},
+		{route.Dest{Domain: "example.org", Relay: "[127.0.0.1]", Port: 2525, RequireTLS: true,
+			Auth: &route.Credentials{User: "kiosk", Password: "pa:ss word"}}, "s@kiosk.example", []string{"a@example.org", "b@example.org"}},
+	} {
+		d, s, r, err := parseRequest(request(c.dest, c.sender, c.rcpts))
+		if err != nil || !reflect.DeepEqual(d, c.dest) || s != c.sender || !reflect.DeepEqual(r, c.rcpts) {
+			t.Errorf("round trip of %+v: %+v %q %q %v", c, d, s, r, err)
+		}
+	}
+	for _, bad := range []string{"", "R2\x00a", "R1\x00d\x00r\x00notaport\x000\x000\x00\x00\x00s\x00r"} {
+		if _, _, _, err := parseRequest([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	f.Add(request(route.Dest{Domain: "x.org", Relay: "r", Port: 25}, "s@x", []string{"a@b"}))
+	f.Add([]byte("R1\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, s, r, err := parseRequest(b)
+		if err != nil {
+			return
+		}
+		if len(r) == 0 {
+			t.Fatalf("no recipients from %q", b)
+		}
+		d2, s2, r2, err := parseRequest(request(d, s, r))
+		if err != nil || !reflect.DeepEqual(d, d2) || s != s2 || !reflect.DeepEqual(r, r2) {
+			t.Fatalf("re-encoding %q differs", b)
+		}
+	})
+}
