@@ -57,7 +57,7 @@ type Rcpt struct {
 type State struct {
 	ID     string
 	Dir    string // where it was read from, DirTodo or DirInfo; not stored
-	Queued int64 // unix seconds
+	Queued int64  // unix seconds
 	Sender string
 	Rcpts  []Rcpt
 }
