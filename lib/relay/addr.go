@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 
+	"omail/lib/addr"
 	"omail/lib/control"
 )
 
@@ -20,12 +21,17 @@ type Addr struct {
 }
 
 // String is the address as it goes into the envelope: local@domain, or
-// the local part alone when there is no domain, "" for the null path.
+// the local part alone when there is no domain, "" for the null path. A
+// local part that is not a dot-atom keeps its quotes ("john smith"@x),
+// so that it cannot change meaning on the next hop.
 func (a Addr) String() string {
-	if a.Domain == "" {
-		return a.Local
+	if a.Null() {
+		return ""
 	}
-	return a.Local + "@" + a.Domain
+	if a.Domain == "" {
+		return addr.QuoteLocal(a.Local)
+	}
+	return addr.QuoteLocal(a.Local) + "@" + a.Domain
 }
 
 // Null reports the null reverse path <>.

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"omail/lib/addr"
 	"omail/lib/control"
 	"omail/lib/masquerade"
 	"omail/lib/route"
@@ -239,10 +240,13 @@ func (c *Client) measure(path string) (*message, error) {
 	return &message{path: path, size: ww.n, eightBit: ww.eightBit}, nil
 }
 
-// sendable reports whether an address can go in MAIL or RCPT as it is:
-// no line breaks, no angle brackets, no NUL, within the RFC 5321 line.
+// sendable reports whether an address can go in MAIL or RCPT: no line
+// breaks or NUL anywhere, nothing in the domain that would end the path,
+// within the RFC 5321 line. The local part may hold anything else: it is
+// quoted on the wire (addr.ForSMTP), so it cannot smuggle parameters.
 func sendable(a string) bool {
-	return !strings.ContainsAny(a, "\r\n<>\x00") && len(a) <= 900
+	_, domain := addr.Split(a)
+	return !strings.ContainsAny(a, "\r\n\x00") && !strings.ContainsAny(domain, " <>\"\\") && len(a) <= 900
 }
 
 // isASCII reports whether s needs no SMTPUTF8.
@@ -606,7 +610,7 @@ func (s *session) transaction() error {
 		s.quit()
 		return nil
 	}
-	mail := "MAIL FROM:<" + s.sender + ">"
+	mail := "MAIL FROM:<" + addr.ForSMTP(s.sender) + ">"
 	if v, ok := s.ext["SIZE"]; ok {
 		if limit, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && limit > 0 && s.msg.size > limit {
 			s.quit()
@@ -630,7 +634,7 @@ func (s *session) transaction() error {
 	if pipelining {
 		fmt.Fprintf(w, "%s\r\n", mail)
 		for _, i := range active {
-			fmt.Fprintf(w, "RCPT TO:<%s>\r\n", s.rcpts[i])
+			fmt.Fprintf(w, "RCPT TO:<%s>\r\n", addr.ForSMTP(s.rcpts[i]))
 		}
 		if err := w.Flush(); err != nil {
 			return s.lost(err)
@@ -652,7 +656,7 @@ func (s *session) transaction() error {
 	}
 	for n, i := range active {
 		if !pipelining {
-			err = s.tp.PrintfLine("RCPT TO:<%s>", s.rcpts[i])
+			err = s.tp.PrintfLine("RCPT TO:<%s>", addr.ForSMTP(s.rcpts[i]))
 		}
 		if err == nil {
 			code, msg, err = s.reply()

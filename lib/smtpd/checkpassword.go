@@ -1,11 +1,14 @@
 package smtpd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
+	"time"
 )
 
 // Checkpassword returns an Auth function that runs argv by the
@@ -14,17 +17,27 @@ import (
 // conventionally true), 111 for a temporary failure, anything else for
 // a wrong password. The program gets our environment, no stdin, and
 // our stderr as its stdout and stderr: never the client's connection.
-func Checkpassword(argv []string, env []string, stderr io.Writer) func(user, pass string) AuthResult {
+// A program that takes longer than timeout (a hung password database)
+// is killed, with everything it started, and the answer is temporary.
+func Checkpassword(argv []string, env []string, stderr io.Writer, timeout time.Duration) func(user, pass string) AuthResult {
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
 	return func(user, pass string) AuthResult {
 		r, w, err := os.Pipe()
 		if err != nil {
 			fmt.Fprintf(stderr, "omail-smtpd: checkpassword: %v\n", err)
 			return AuthTemp
 		}
-		cmd := exec.Command(argv[0], argv[1:]...)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env = env
 		cmd.Stdout, cmd.Stderr = stderr, stderr
 		cmd.ExtraFiles = []*os.File{r}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
 		if err := cmd.Start(); err != nil {
 			r.Close()
 			w.Close()
@@ -39,6 +52,9 @@ func Checkpassword(argv []string, env []string, stderr io.Writer) func(user, pas
 		err = cmd.Wait()
 		var ee *exec.ExitError
 		switch {
+		case ctx.Err() != nil:
+			fmt.Fprintf(stderr, "omail-smtpd: %s took longer than %v; killed\n", argv[0], timeout)
+			return AuthTemp
 		case err == nil:
 			return AuthOK
 		case errors.As(err, &ee) && ee.ExitCode() == 111:

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestCheckpassword(t *testing.T) {
@@ -16,7 +17,7 @@ func TestCheckpassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"PATH=" + os.Getenv("PATH")}
-	check := Checkpassword([]string{prog, "true"}, env, io.Discard)
+	check := Checkpassword([]string{prog, "true"}, env, io.Discard, time.Minute)
 	for _, c := range []struct {
 		user, pass string
 		want       AuthResult
@@ -28,10 +29,24 @@ func TestCheckpassword(t *testing.T) {
 		}
 	}
 	// The program's own command failing after a good password is a failure.
-	if got := Checkpassword([]string{prog, "false"}, env, io.Discard)("joe", "secret"); got != AuthFail {
+	if got := Checkpassword([]string{prog, "false"}, env, io.Discard, time.Minute)("joe", "secret"); got != AuthFail {
 		t.Errorf("good password, then false: %v", got)
 	}
-	if got := Checkpassword([]string{filepath.Join(dir, "missing")}, env, io.Discard)("joe", "secret"); got != AuthTemp {
+	if got := Checkpassword([]string{filepath.Join(dir, "missing")}, env, io.Discard, time.Minute)("joe", "secret"); got != AuthTemp {
 		t.Errorf("missing program: %v", got)
+	}
+}
+
+// A checkpassword that never answers (a hung password database) is
+// killed at the timeout, children and all, and the answer is temporary.
+func TestCheckpasswordHung(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "hang")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\ntail -f /dev/null\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got := Checkpassword([]string{prog}, []string{"PATH=" + os.Getenv("PATH")}, io.Discard, 200*time.Millisecond)("joe", "x")
+	if got != AuthTemp {
+		t.Errorf("hung checkpassword: %v, want AuthTemp", got)
 	}
 }

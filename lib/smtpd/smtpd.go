@@ -522,21 +522,23 @@ func (s *session) data(arg string) {
 	inHeader := true
 	tooLong, tooBig := false, false
 	for {
-		line, long, err := s.readLine(maxText)
+		// The limit is on the text: a dot added by dot-stuffing does not
+		// count (RFC 5321 4.5.3.1.6), so the wire may carry one more.
+		line, long, err := s.readLine(maxText + 1)
 		if err != nil {
 			sink.Abort()
 			s.readFailed(err)
 			return
-		}
-		if long {
-			tooLong = true
-			continue
 		}
 		if len(line) == 1 && line[0] == '.' {
 			break
 		}
 		if len(line) > 0 && line[0] == '.' {
 			line = line[1:]
+		}
+		if long || len(line) > maxText {
+			tooLong = true
+			continue
 		}
 		if inHeader {
 			if len(line) == 0 {

@@ -348,6 +348,23 @@ func TestLongLines(t *testing.T) {
 	}
 }
 
+// A 998-octet text line that starts with a dot travels as 999 octets
+// after dot-stuffing, and must be taken (RFC 5321 4.5.3.1.6); one octet
+// more of text is too long.
+func TestLongDotStuffedLine(t *testing.T) {
+	q := &memQueue{}
+	text := "." + strings.Repeat("d", 997)
+	over := "." + strings.Repeat("e", 998)
+	r := run(testConfig(t, q, nil), lines("HELO x", "MAIL FROM:<a@b>", "RCPT TO:<a@us.example>", "DATA", "."+text, ".",
+		"MAIL FROM:<a@b>", "RCPT TO:<a@us.example>", "DATA", "."+over, ".", "QUIT"))
+	if got := codes(r); got != "220 250 250 250 354 250 250 250 354 554 221" {
+		t.Errorf("%s\n%s", got, strings.Join(r, "\n"))
+	}
+	if len(q.msgs) != 1 || !strings.Contains(q.msgs[0].msg, "\n"+text+"\n") {
+		t.Errorf("queued %d: %+v", len(q.msgs), q.msgs)
+	}
+}
+
 func TestReceivedLoop(t *testing.T) {
 	q := &memQueue{}
 	hdr := strings.Repeat("Received: from a by b; date\r\n", 101)

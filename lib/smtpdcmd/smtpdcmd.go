@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,11 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	// kill us with SIGPIPE while a queue program may still be running.
 	signal.Ignore(syscall.SIGPIPE)
 
+	// inetd gives the connection as fds 0, 1 and 2 alike: log lines on
+	// fd 2 would then go to the client, into the SMTP dialogue. Never.
+	if sameFile(stderr, stdin) || sameFile(stderr, stdout) {
+		stderr = io.Discard
+	}
 	conn := stdioconn.New(stdin, stdout, env.Get("TCPLOCALIP"), remoteIP(env))
 	cfg, err := loadConfig(ctl, env, args, stderr)
 	if err != nil {
@@ -77,9 +83,11 @@ func loadConfig(ctl *control.Dir, env home.Env, args []string, stderr io.Writer)
 		return nil, err
 	}
 	if v := env.Get("DATABYTES"); v != "" {
-		if _, err := fmt.Sscan(v, &cfg.DataBytes); err != nil || cfg.DataBytes < 0 {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
 			return nil, fmt.Errorf("DATABYTES=%q is not a non-negative number", v)
 		}
+		cfg.DataBytes = n
 	}
 	n, err := ctl.Int("maxrcpt")
 	if err != nil {
@@ -107,7 +115,7 @@ func loadConfig(ctl *control.Dir, env home.Env, args []string, stderr io.Writer)
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if len(args) > 0 {
-		cfg.Auth = smtpd.Checkpassword(args, env, stderr)
+		cfg.Auth = smtpd.Checkpassword(args, env, stderr, cfg.Timeout)
 	}
 	if cfg.Rules, err = relay.Load(ctl); err != nil {
 		return nil, err
@@ -179,4 +187,17 @@ func tcprules(ctl *control.Dir, stderr io.Writer) error {
 	}
 	// tcprules renames but does not fsync the directory.
 	return safefile.SyncDir(ctl.Path)
+}
+
+// sameFile reports whether two of our standard streams are one open file
+// (one socket), by device and inode.
+func sameFile(a, b any) bool {
+	fa, ok1 := a.(*os.File)
+	fb, ok2 := b.(*os.File)
+	if !ok1 || !ok2 {
+		return false
+	}
+	sa, err1 := fa.Stat()
+	sb, err2 := fb.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
