@@ -9,7 +9,7 @@ import (
 
 func TestJournalRoundTrip(t *testing.T) {
 	j := &journal{
-		bundles: []pending{{"0123456789abcdef0123456789abcdef", "/o/k/mail/.omail-tmp/0123456789abcdef0123456789abcdef", "/o/k/mail/upload/omail-0123456789abcdef0123456789abcdef.zst"}},
+		bundles: []pending{{"0123456789abcdef0123456789abcdef", "/o c/k/mail/.omail-tmp/0123456789abcdef0123456789abcdef", "/o c/k/mail/upload/omail-0123456789abcdef0123456789abcdef.zst"}},
 		entries: []string{"1.2.3.4", "1.2.3.4-2"},
 		mboxLen: 712, mboxSum: "ab",
 	}
@@ -23,12 +23,26 @@ func TestJournalRoundTrip(t *testing.T) {
 	if _, err := readJournal(p); err == nil {
 		t.Error("a journal without its end line was accepted")
 	}
+	// A line not understood, or a journal that removes mail without a
+	// bundle, is refused: it decides what is deleted.
+	for _, bad := range []string{
+		"bundle a /t/a /u/a\nentry 1\nend\n", // unquoted paths
+		"bundle a \"/t a\" \"/u\"\nentri 1\nend\n",
+		"entry 1\nend\n",
+		"mbox 10 ab\nend\n",
+		"bundle a \"/t\" \"/u\"\nend\nentry 1\n",
+	} {
+		os.WriteFile(p, []byte(bad), 0o644)
+		if _, err := readJournal(p); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
 }
 
 // FuzzJournal: the journal parser never panics, and accepts only
 // journals with their end line.
 func FuzzJournal(f *testing.F) {
-	f.Add([]byte("bundle a /t/a /u/a\nentry 1\nend\n"))
+	f.Add([]byte("bundle a \"/t/a\" \"/u/a\"\nentry 1\nend\n"))
 	f.Add([]byte("mbox 10 ab\nend\n"))
 	f.Add([]byte("bundle a\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -383,7 +383,8 @@ type journal struct {
 func (j *journal) marshal() []byte {
 	var b strings.Builder
 	for _, pd := range j.bundles {
-		fmt.Fprintf(&b, "bundle %s %s %s\n", pd.id, pd.tmp, pd.upload)
+		// Paths are quoted: ocmpdir may hold spaces.
+		fmt.Fprintf(&b, "bundle %s %s %s\n", pd.id, strconv.Quote(pd.tmp), strconv.Quote(pd.upload))
 	}
 	for _, e := range j.entries {
 		fmt.Fprintf(&b, "entry %s\n", e)
@@ -402,24 +403,72 @@ func readJournal(path string) (*journal, error) {
 	}
 	j := &journal{}
 	complete := false
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Fields(l)
-		switch {
-		case len(f) == 4 && f[0] == "bundle":
-			j.bundles = append(j.bundles, pending{f[1], f[2], f[3]})
-		case len(f) == 2 && f[0] == "entry":
-			j.entries = append(j.entries, f[1])
-		case len(f) == 3 && f[0] == "mbox":
-			j.mboxLen, _ = strconv.ParseInt(f[1], 10, 64)
-			j.mboxSum = f[2]
-		case len(f) == 1 && f[0] == "end":
+	// Every line must be understood: a journal decides what is removed,
+	// so a line skipped could lose mail.
+	bad := func(l string) error { return fmt.Errorf("journal %s: line %q not understood; left for a person", path, l) }
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for _, l := range lines {
+		if complete {
+			return nil, bad(l)
+		}
+		key, rest, _ := strings.Cut(l, " ")
+		switch key {
+		case "bundle":
+			id, paths, ok := strings.Cut(rest, " ")
+			if !ok {
+				return nil, bad(l)
+			}
+			tmp, after, err1 := unquoteNext(paths)
+			upload, tail, err2 := unquoteNext(after)
+			if err1 != nil || err2 != nil || tail != "" || id == "" {
+				return nil, bad(l)
+			}
+			j.bundles = append(j.bundles, pending{id, tmp, upload})
+		case "entry":
+			if rest == "" || strings.ContainsAny(rest, " /") {
+				return nil, bad(l)
+			}
+			j.entries = append(j.entries, rest)
+		case "mbox":
+			f := strings.Fields(rest)
+			if len(f) != 2 {
+				return nil, bad(l)
+			}
+			n, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil || n < 0 {
+				return nil, bad(l)
+			}
+			j.mboxLen, j.mboxSum = n, f[1]
+		case "end":
+			if rest != "" {
+				return nil, bad(l)
+			}
 			complete = true
+		default:
+			return nil, bad(l)
 		}
 	}
 	if !complete {
 		return nil, fmt.Errorf("journal %s is incomplete", path)
 	}
+	if len(j.bundles) == 0 && (len(j.entries) > 0 || j.mboxSum != "") {
+		return nil, fmt.Errorf("journal %s removes mail but names no bundle; left for a person", path)
+	}
 	return j, nil
+}
+
+// unquoteNext reads one Go-quoted string at the start of s and returns
+// it and what follows, without the separating space.
+func unquoteNext(s string) (string, string, error) {
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil {
+		return "", "", err
+	}
+	v, err := strconv.Unquote(q)
+	if err != nil {
+		return "", "", err
+	}
+	return v, strings.TrimPrefix(s[len(q):], " "), nil
 }
 
 // packOutbox packs one endpoint's outbox.
