@@ -376,6 +376,7 @@ func batches(msgs []source, max int64) [][]source {
 type journal struct {
 	bundles []pending
 	entries []string
+	stamps  map[string]string // identity of each entry when journalled
 	mboxLen int64
 	mboxSum string
 }
@@ -387,7 +388,7 @@ func (j *journal) marshal() []byte {
 		fmt.Fprintf(&b, "bundle %s %s %s\n", pd.id, strconv.Quote(pd.tmp), strconv.Quote(pd.upload))
 	}
 	for _, e := range j.entries {
-		fmt.Fprintf(&b, "entry %s\n", e)
+		fmt.Fprintf(&b, "entry %s %s\n", e, j.stamps[e])
 	}
 	if j.mboxSum != "" {
 		fmt.Fprintf(&b, "mbox %d %s\n", j.mboxLen, j.mboxSum)
@@ -405,7 +406,9 @@ func readJournal(path string) (*journal, error) {
 	complete := false
 	// Every line must be understood: a journal decides what is removed,
 	// so a line skipped could lose mail.
-	bad := func(l string) error { return fmt.Errorf("journal %s: line %q not understood; left for a person", path, l) }
+	bad := func(l string) error {
+		return fmt.Errorf("journal %s: line %q not understood; left for a person", path, l)
+	}
 	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 	for _, l := range lines {
 		if complete {
@@ -425,10 +428,15 @@ func readJournal(path string) (*journal, error) {
 			}
 			j.bundles = append(j.bundles, pending{id, tmp, upload})
 		case "entry":
-			if rest == "" || strings.ContainsAny(rest, " /") {
+			name, stamp, ok := strings.Cut(rest, " ")
+			if !ok || name == "" || strings.Contains(name, "/") || stamp == "" || strings.Contains(stamp, " ") {
 				return nil, bad(l)
 			}
-			j.entries = append(j.entries, rest)
+			if j.stamps == nil {
+				j.stamps = map[string]string{}
+			}
+			j.entries = append(j.entries, name)
+			j.stamps[name] = stamp
 		case "mbox":
 			f := strings.Fields(rest)
 			if len(f) != 2 {
@@ -455,6 +463,21 @@ func readJournal(path string) (*journal, error) {
 		return nil, fmt.Errorf("journal %s removes mail but names no bundle; left for a person", path)
 	}
 	return j, nil
+}
+
+// stamp identifies one file, not one name: its inode and its change
+// time to the nanosecond (an inode number alone is reused at once after
+// a removal). "-" when there is no such file.
+func stamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "-"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%d.%d.%d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec)
 }
 
 // unquoteNext reads one Go-quoted string at the start of s and returns
@@ -522,9 +545,11 @@ func (p *Packer) packOutbox(ep string) error {
 			return err
 		}
 		p.crash("pack-written")
-		j := &journal{bundles: []pending{pd}}
+		j := &journal{bundles: []pending{pd}, stamps: map[string]string{}}
 		for _, m := range b {
-			j.entries = append(j.entries, strings.TrimPrefix(m.label, "entry "))
+			name := strings.TrimPrefix(m.label, "entry ")
+			j.entries = append(j.entries, name)
+			j.stamps[name] = stamp(filepath.Join(outbox.Path(p.Home, ep), name))
 		}
 		if err := safefile.WriteFile(jpath, j.marshal(), 0o640); err != nil {
 			os.Remove(pd.tmp)
@@ -547,7 +572,15 @@ func (p *Packer) finishOutbox(ep, jpath string, j *journal) error {
 		p.logf("bundle %s: endpoint %s: in %s", pd.id, ep, pd.upload)
 	}
 	p.crash("pack-published")
-	if err := outbox.Remove(p.Home, ep, j.entries); err != nil {
+	// Remove only the entries the journal means: after a crash, a later
+	// Put may have made a new entry with a name packed before.
+	var packed []string
+	for _, e := range j.entries {
+		if stamp(filepath.Join(outbox.Path(p.Home, ep), e)) == j.stamps[e] {
+			packed = append(packed, e)
+		}
+	}
+	if err := outbox.Remove(p.Home, ep, packed); err != nil {
 		return err
 	}
 	p.crash("pack-removed")
