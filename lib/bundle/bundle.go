@@ -61,8 +61,12 @@ const (
 // envelope.MaxAddress bytes, so anything longer is damage.
 const maxLine = envelope.MaxAddress + 64
 
-// MaxRcpts bounds the recipients of one record.
-const MaxRcpts = envelope.MaxRecipients
+// MaxRcpts bounds the recipients of one record, and MaxRcptBytes their
+// total length, so that reading an envelope takes bounded memory.
+const (
+	MaxRcpts     = envelope.MaxRecipients
+	MaxRcptBytes = 1 << 20
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -172,8 +176,12 @@ func (w *Writer) Add(sender string, rcpts []string, size int64, body io.Reader) 
 	if w.err != nil {
 		return w.err
 	}
-	if len(rcpts) == 0 || len(rcpts) > MaxRcpts {
-		return fmt.Errorf("bundle: %d recipients", len(rcpts))
+	total := 0
+	for _, r := range rcpts {
+		total += len(r)
+	}
+	if len(rcpts) == 0 || len(rcpts) > MaxRcpts || total > MaxRcptBytes {
+		return fmt.Errorf("bundle: %d recipients, %d bytes: more than a reader takes", len(rcpts), total)
 	}
 	for _, a := range append([]string{sender}, rcpts...) {
 		if err := envelope.CheckAddress(a); err != nil {

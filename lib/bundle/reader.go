@@ -284,6 +284,7 @@ func (r *Reader) next() (*Message, error) {
 	if m.Sender, err = addr("F "); err != nil {
 		return nil, err
 	}
+	rcptBytes := 0
 	for i := 0; i < n; i++ {
 		a, err := addr("T ")
 		if err != nil {
@@ -291,6 +292,11 @@ func (r *Reader) next() (*Message, error) {
 		}
 		if a == "" {
 			return nil, damaged("record %d: empty recipient", r.count+1)
+		}
+		// A hostile record could claim 100,000 long recipients: memory
+		// for the envelope is bounded, not only the count.
+		if rcptBytes += len(a); rcptBytes > MaxRcptBytes {
+			return nil, damaged("record %d: recipients over %d bytes", r.count+1, MaxRcptBytes)
 		}
 		m.Rcpts = append(m.Rcpts, a)
 	}
