@@ -33,7 +33,7 @@ func TestProxy(t *testing.T) {
 	file := filepath.Join(h, "in")
 	id := writeBundle(t, file, []msg{
 		{"a@x", []string{"r1@y", "r2@y"}, "Subject: one\n\nhello\n"},
-		{"", []string{"r3@y"}, "Subject: two\n\nrefuse-me\n"},
+		{"c@x", []string{"r3@y"}, "Subject: two\n\nrefuse-me\n"},
 		{"b@x", []string{"r4@y"}, "Subject: three\n\nbye\n"},
 	})
 	// The queue fails for the first attempt: 111, FILE stays, nothing kept.
@@ -57,9 +57,15 @@ func TestProxy(t *testing.T) {
 	if string(e0) != "Fa@x\nTr1@y\nTr2@y\n\n" {
 		t.Errorf("envelope: %q", e0)
 	}
+	// The refused message is bounced to its sender, then the rest goes on.
 	m2, _ := os.ReadFile(filepath.Join(q, "msg2"))
-	if !strings.Contains(string(m2), "Subject: three") {
-		t.Errorf("third message: %q", m2)
+	e2, _ := os.ReadFile(filepath.Join(q, "env2"))
+	if !strings.Contains(string(m2), "Subject: failure notice") || !strings.Contains(string(m2), "<r3@y>") || string(e2) != "F\nTc@x\n\n" {
+		t.Errorf("bounce: %q %q", m2, e2)
+	}
+	m3, _ := os.ReadFile(filepath.Join(q, "msg3"))
+	if !strings.Contains(string(m3), "Subject: three") {
+		t.Errorf("third message: %q", m3)
 	}
 	if !strings.Contains(u.Log.(interface{ String() string }).String(), "refuses it permanently") {
 		t.Errorf("no log of the refusal: %s", u.Log)

@@ -333,9 +333,13 @@ func (u *Unpacker) proxy(r *bundle.Reader, part string) error {
 			u.logf("bundle %s: message %d from <%s> to %s: queued", r.Header.ID, i, m.Sender, strings.Join(m.Rcpts, ","))
 		case qexit.Permanent(code):
 			// The queue will never take it; retrying would hold up the
-			// whole bundle for ever. Say so loudly and go on.
-			u.logf("bundle %s: message %d from <%s> to %s: the queue refuses it permanently (%s): dropped",
+			// whole bundle for ever. The sender is told, as any MTA
+			// would bounce it, and the rest of the bundle goes on.
+			u.logf("bundle %s: message %d from <%s> to %s: the queue refuses it permanently (%s): bounced",
 				r.Header.ID, i, m.Sender, strings.Join(m.Rcpts, ","), qexit.Describe(code))
+			if err := u.bounceRefused(r.Header, i, m, code); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("message %d: queue: %s", i, qexit.Describe(code))
 		}
@@ -372,6 +376,39 @@ func (u *Unpacker) queue(h bundle.Header, i int, m *bundle.Message) (int, error)
 		u.logf("bundle %s: message %d: %v", h.ID, i+1, err)
 	}
 	return code, nil
+}
+
+// bounceRefused tells the sender of a message the queue refused for
+// good. A bounce cannot be bounced: a refused bounce is only logged.
+func (u *Unpacker) bounceRefused(h bundle.Header, i int, m *bundle.Message, code int) error {
+	if m.Sender == "" || m.Sender == "#@[]" {
+		return nil
+	}
+	me, err := control.New(u.Home).Me()
+	if err != nil {
+		return err
+	}
+	c, err := qqclient.Start(u.Env.QueueProgram(), u.Env, u.Log)
+	if err != nil {
+		return err
+	}
+	now := u.now()
+	fmt.Fprintf(c, "From: MAILER-DAEMON@%s (Mail Delivery System)\nTo: %s\nSubject: failure notice\n", me, m.Sender)
+	fmt.Fprintf(c, "Date: %s\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n", now.Format(time.RFC1123Z))
+	fmt.Fprintf(c, "This is omail-unpack at %s.\n\nYour message to\n", me)
+	for _, r := range m.Rcpts {
+		fmt.Fprintf(c, "    <%s>\n", r)
+	}
+	fmt.Fprintf(c, "\ncame here from endpoint %s (bundle %s, message %d), and the mail queue\nrefused it for good: %s.\nThis is a permanent error; it was not delivered.\n", h.Endpoint, h.ID, i, qexit.Describe(code))
+	qc, err := c.Commit(&envelope.Envelope{Sender: "", Rcpts: []string{m.Sender}})
+	if qc != 0 {
+		if qexit.Permanent(qc) {
+			u.logf("bundle %s: message %d: the bounce was refused too (%v); not bounced", h.ID, i, err)
+			return nil
+		}
+		return fmt.Errorf("queueing a bounce: %v", err)
+	}
+	return nil
 }
 
 // client appends every message to the user's mbox with one Appender:
