@@ -18,6 +18,7 @@ package unpackcmd
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -425,15 +426,21 @@ func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
 	if err != nil {
 		return err
 	}
-	start := 1
+	skip := map[int]bool{}
 	if data, err := os.ReadFile(part); err == nil {
-		old, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		f := strings.Fields(string(data))
+		var old int64
+		if len(f) == 2 {
+			old, err = strconv.ParseInt(f[0], 10, 64)
+		} else {
+			err = errors.New("not \"LENGTH SIGNATURE\"")
+		}
 		if err != nil {
 			a.Abort()
 			return fmt.Errorf("journal %s: %v", part, err)
 		}
 		var cut bool
-		start, cut, err = u.recoverMbox(a, r.Header.ID, old)
+		skip, cut, err = u.recoverMbox(a, r.Header.ID, old, f[1])
 		if err != nil {
 			a.Abort()
 			return err
@@ -455,7 +462,15 @@ func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
 		a.Abort()
 		return err
 	}
-	if err := safefile.WriteFile(part, []byte(strconv.FormatInt(fi.Size(), 10)+"\n"), 0o640); err != nil {
+	// The length before our append, and a signature of what lies before
+	// it, so that a re-run after a crash can tell whether the mailbox was
+	// changed meanwhile (a mail reader rewrote it) before it cuts.
+	sig, err := mboxSignature(path, fi.Size())
+	if err != nil {
+		a.Abort()
+		return err
+	}
+	if err := safefile.WriteFile(part, []byte(strconv.FormatInt(fi.Size(), 10)+" "+sig+"\n"), 0o640); err != nil {
 		a.Abort()
 		return err
 	}
@@ -464,7 +479,7 @@ func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
 		if err == io.EOF {
 			break
 		}
-		if err == nil && i >= start {
+		if err == nil && !skip[i] {
 			rcpt := user
 			prefix := []string{}
 			if !r.Header.Legacy {
@@ -497,18 +512,34 @@ func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
 // else appended after the crash, nothing is cut; delivery resumes at
 // the last message of ours found, which may have been cut short (the
 // one duplicate this rare case costs).
-func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64) (start int, cut bool, err error) {
+func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig string) (skip map[int]bool, cut bool, err error) {
 	f, err := os.OpenFile(a.Path(), os.O_RDWR, 0)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
-	if fi.Size() <= old {
-		return 1, false, nil
+	now, err := mboxSignature(a.Path(), min(old, fi.Size()))
+	if err != nil {
+		return nil, false, err
+	}
+	if fi.Size() < old || now != sig {
+		// Someone rewrote the mailbox since the crashed run (a reader
+		// marked mail read, or deleted some): the length we wrote down
+		// means nothing now, and cutting there could destroy their mail.
+		// Never cut; deliver only the messages of ours not in it.
+		have, err := ourMessages(f, 0, fi.Size(), id)
+		if err != nil {
+			return nil, false, err
+		}
+		u.logf("bundle %s: %s was rewritten since a crashed run; adding only the %s", id, a.Path(), "messages not in it")
+		return have, false, nil
+	}
+	if fi.Size() == old {
+		return map[int]bool{}, false, nil
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, old, fi.Size()-old), 64<<10)
 	last, foreign := 0, false
@@ -547,7 +578,7 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64) (start in
 			break
 		}
 		if err != nil && err != bufio.ErrBufferFull {
-			return 0, false, err
+			return nil, false, err
 		}
 	}
 	if inMsg && !ours {
@@ -555,17 +586,74 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64) (start in
 	}
 	if !foreign {
 		if err := f.Truncate(old); err != nil {
-			return 0, false, err
+			return nil, false, err
 		}
 		if err := f.Sync(); err != nil {
-			return 0, false, err
+			return nil, false, err
 		}
 		u.logf("bundle %s: took back %d bytes a crashed run appended to %s", id, fi.Size()-old, a.Path())
-		return 1, true, nil
+		return map[int]bool{}, true, nil
 	}
 	if last == 0 {
 		last = 1
 	}
 	u.logf("bundle %s: %s changed since a crashed run; resuming at message %d", id, a.Path(), last)
-	return last, false, nil
+	skip = map[int]bool{}
+	for i := 1; i < last; i++ {
+		skip[i] = true
+	}
+	return skip, false, nil
+}
+
+// mboxSignature identifies the first n bytes of a mailbox: its inode, n,
+// and a SHA-256 of the (up to) 4 KiB before n.
+func mboxSignature(path string, n int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	from := max(0, n-4096)
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, from, n-from)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d:%d:%x", ino, n, h.Sum(nil)[:16]), nil
+}
+
+// ourMessages finds the messages of bundle id already in a mailbox, by
+// the Received: line omail-unpack puts on each.
+func ourMessages(f *os.File, from, to int64, id string) (map[int]bool, error) {
+	have := map[int]bool{}
+	tag := "(omail-unpack bundle " + id + " message "
+	br := bufio.NewReaderSize(io.NewSectionReader(f, from, to-from), 64<<10)
+	atStart := true
+	for {
+		l, err := br.ReadSlice('\n')
+		if atStart && len(l) > 10 && string(l[:10]) == "Received: " {
+			if j := strings.Index(string(l), tag); j >= 0 {
+				fs := strings.Fields(string(l[j+len(tag):]))
+				if len(fs) > 0 {
+					if n, err := strconv.Atoi(strings.TrimSuffix(fs[0], ");")); err == nil {
+						have[n] = true
+					}
+				}
+			}
+		}
+		atStart = err == nil
+		if err == io.EOF {
+			return have, nil
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return nil, err
+		}
+	}
 }
