@@ -6,7 +6,10 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 OMAIL_HOME ?= /var/omail
 PROGS       = omail-queue omail-pack omail-unpack omail-inject omail-deliver omail-smtpd
-LDFLAGS     = -X omail/lib/home.Default=$(OMAIL_HOME)
+# Static and stripped: every message costs program starts (tcpserver
+# starts omail-smtpd, which starts omail-queue), and a static binary
+# without symbols starts faster (docs/BENCHMARKS.md).
+LDFLAGS     = -s -w -X omail/lib/home.Default=$(OMAIL_HOME)
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN      := $(shell $(GO) env GOPATH)/bin
 
@@ -16,7 +19,7 @@ all: build
 
 build:
 	@mkdir -p bin
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./,$(PROGS))
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./,$(PROGS))
 
 # Every test: Go unit tests (with the race detector, fuzz seed corpora
 # included) and the scenario tests that drive the built binaries with
