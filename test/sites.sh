@@ -36,7 +36,7 @@ smtpd() {
   exec {fd}<>"$T/$name.ready"
   OMAIL_HOME=$h bg tcpserver -v -RHl0 -b 128 -x "$h/control/tcp.smtp.cdb" 127.0.0.1 "$port" "$BIN/omail-smtpd" 2>"$T/$name.ready"
   read -r line <&$fd
-  case $line in *status*) ;; *) fail "tcpserver for $name did not start: $line";; esac
+  case $line in *status*) ;; *) fail "the SMTP listener for $name did not start: $line";; esac
   # Keep draining tcpserver's log so it never blocks on a full pipe.
   bg cat <&$fd >"$T/$name.smtpd.log"
   exec {fd}<&-

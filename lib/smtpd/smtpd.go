@@ -59,7 +59,7 @@ type Config struct {
 	// value is appended to every recipient.
 	RelayClient *string
 	RemoteIP    string // $TCPREMOTEIP
-	RemoteHost  string // $TCPREMOTEHOST, only as tcprules or tcpserver set it
+	RemoteHost  string // $TCPREMOTEHOST, only as tcprules (or the listener) set it
 	Rules       *relay.Rules
 	// Queue starts a message on its way into the queue.
 	Queue func() (Sink, error)

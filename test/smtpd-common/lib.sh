@@ -20,7 +20,7 @@ start_smtpd() {
   # which would block opening the fifo before anyone reads it.
   tcpserver -1 -RHl0 -x "$T/tcp.smtp.cdb" 127.0.0.1 0 omail-smtpd "$@" >"$T/port.fifo" 2>>"$T/smtpd.log" &
   _bg_pids+=($!)
-  read -r PORT <"$T/port.fifo" || fail "tcpserver did not start: $(cat "$T/smtpd.log")"
+  read -r PORT <"$T/port.fifo" || fail "the SMTP listener did not start: $(cat "$T/smtpd.log")"
   export PORT
 }
 
