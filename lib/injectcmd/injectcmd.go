@@ -211,7 +211,7 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 // queueMessage runs the queue program with the message on its fd 0 and
 // the envelope on its fd 1, and turns its exit code into ours.
 func queueMessage(env home.Env, e *envelope.Envelope, writeMsg func(io.Writer) error, stderr io.Writer) (int, error) {
-	c, err := qqclient.Start(env.QueueProgram(), env, stderr)
+	c, err := qqclient.Open(env, stderr)
 	if err != nil {
 		return exitTemp, err
 	}

@@ -2,11 +2,17 @@ package qqclient
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"omail/lib/envelope"
+	"omail/lib/home"
+	"omail/lib/qexit"
+	"omail/lib/queue"
 )
 
 // fakeQueue writes a queue program that saves message and envelope in
@@ -98,3 +104,116 @@ func TestNoProgram(t *testing.T) {
 }
 
 func itoa(n int) string { return string(rune('0'+n/10)) + string(rune('0'+n%10)) }
+
+// ownQueue makes an OMAIL_HOME with a queue, and a bin directory whose
+// omail-queue is a stand-in that refuses everything with exit 81: a
+// message it takes was queued in process, not by running it.
+func ownQueue(t *testing.T) (env home.Env, q *queue.Queue, prog string) {
+	h := t.TempDir()
+	q = queue.New(h)
+	if err := q.Init(); err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	prog = filepath.Join(bin, "omail-queue")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexit 81\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return home.Env{"OMAIL_HOME=" + h, "OMAIL_BINDIR=" + bin}, q, prog
+}
+
+func queued(t *testing.T, q *queue.Queue) []queue.Entry {
+	t.Helper()
+	es, err := q.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func TestOpenQueuesInProcess(t *testing.T) {
+	env, q, _ := ownQueue(t)
+	c, err := Open(env, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("Subject: x\n\nbody\n"))
+	e := &envelope.Envelope{Sender: "a@b", Rcpts: []string{"c@d", "e@f"}}
+	if code, err := c.Commit(e); code != 0 || err != nil {
+		t.Fatalf("Commit = %d %v", code, err)
+	}
+	es := queued(t, q)
+	if len(es) != 1 || es[0].State.Sender != "a@b" || len(es[0].State.Rcpts) != 2 {
+		t.Fatalf("queue holds %+v", es)
+	}
+	msg, _ := os.ReadFile(q.Path(queue.DirMess, es[0].ID))
+	want := fmt.Sprintf("Received: (omail-queue %d invoked by uid %d); ", os.Getpid(), os.Getuid())
+	if !strings.HasPrefix(string(msg), want) || !strings.HasSuffix(string(msg), "\nSubject: x\n\nbody\n") {
+		t.Errorf("queued message %q", msg)
+	}
+	if tmp, _ := os.ReadDir(q.Path(queue.DirTmp, "")); len(tmp) != 0 {
+		t.Errorf("left in tmp/: %v", tmp)
+	}
+}
+
+func TestOpenRunsTheProgram(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(env *home.Env, prog string)
+	}{
+		{"set-gid omail-queue", func(_ *home.Env, prog string) { os.Chmod(prog, os.ModeSetgid|0o755) }},
+		{"set-uid omail-queue", func(_ *home.Env, prog string) { os.Chmod(prog, os.ModeSetuid|0o755) }},
+		{"OMAILQUEUE", func(env *home.Env, prog string) { *env = append(*env, "OMAILQUEUE="+prog) }},
+		{"QMAILQUEUE", func(env *home.Env, prog string) { *env = append(*env, "QMAILQUEUE="+prog) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, q, prog := ownQueue(t)
+			tc.setup(&env, prog)
+			c, err := Open(env, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte("x\n"))
+			if code, _ := c.Commit(&envelope.Envelope{Rcpts: []string{"a@b"}}); code != 81 {
+				t.Errorf("Commit = %d, want the program's 81", code)
+			}
+			if es := queued(t, q); len(es) != 0 {
+				t.Errorf("queued in process: %+v", es)
+			}
+		})
+	}
+}
+
+func TestOpenInProcessFailures(t *testing.T) {
+	env, q, _ := ownQueue(t)
+	long := strings.Repeat("x", envelope.MaxAddress+1) + "@b"
+	var log strings.Builder
+	c, _ := Open(env, &log)
+	c.Write([]byte("x\n"))
+	if code, err := c.Commit(&envelope.Envelope{Rcpts: []string{long}}); code != qexit.AddressTooLong || err == nil {
+		t.Errorf("too long an address: Commit = %d %v", code, err)
+	}
+	if !strings.Contains(log.String(), "omail-queue: exit 11:") {
+		t.Errorf("log %q", log.String())
+	}
+
+	c, _ = Open(env, io.Discard)
+	c.Write([]byte("x\n"))
+	c.Abort()
+	if code, _ := c.Commit(&envelope.Envelope{Rcpts: []string{"a@b"}}); code == 0 {
+		t.Error("Commit after Abort succeeded")
+	}
+	if es := queued(t, q); len(es) != 0 {
+		t.Errorf("queued: %+v", es)
+	}
+	if tmp, _ := os.ReadDir(q.Path(queue.DirTmp, "")); len(tmp) != 0 {
+		t.Errorf("left in tmp/: %v", tmp)
+	}
+
+	os.RemoveAll(q.Path(queue.DirTodo, ""))
+	c, _ = Open(env, io.Discard)
+	c.Write([]byte("x\n"))
+	if code, _ := c.Commit(&envelope.Envelope{Rcpts: []string{"a@b"}}); code != qexit.QueueError {
+		t.Errorf("broken queue: Commit = %d, want %d", code, qexit.QueueError)
+	}
+}

@@ -41,19 +41,10 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout io.Writer, stderr 
 // queueOne does the work in a goroutine, so that a caller who stalls
 // can be timed out while a read is blocked.
 func queueOne(env home.Env, msg, envIn io.Reader) (int, error) {
-	h := env.Dir()
-	if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
-		return qexit.HomeError, fmt.Errorf("OMAIL_HOME %s: %v", h, err)
-	}
-	q := queue.New(h)
-	if err := q.Check(); err != nil {
-		return qexit.QueueError, err
-	}
-	p, err := q.Begin()
+	m, code, err := Begin(env)
 	if err != nil {
-		return qexit.Code(err, qexit.WriteError), fmt.Errorf("creating the message file: %w", err)
+		return code, err
 	}
-
 	var mu sync.Mutex // orders the timeout's abort and the commit
 	timedOut := false
 	type result struct {
@@ -62,67 +53,115 @@ func queueOne(env home.Env, msg, envIn io.Reader) (int, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := fill(p, msg, envIn, func() bool { return timedOut }, &mu)
+		code, err := fill(m, msg, envIn, func() bool { return timedOut }, &mu)
 		done <- result{code, err}
 	}()
 	t := time.NewTimer(Timeout)
 	defer t.Stop()
 	select {
 	case r := <-done:
-		if r.code == qexit.OK {
-			q.Notify()
-		}
 		return r.code, r.err
 	case <-t.C:
 		mu.Lock()
 		timedOut = true
-		p.Abort()
+		m.Abort()
 		mu.Unlock()
 		return qexit.Timeout, fmt.Errorf("no message and envelope within %v", Timeout)
 	}
 }
 
-// fill copies the message in behind its Received: line, reads the
-// envelope, and commits. Nothing is visible in the queue before Commit.
-func fill(p *queue.Pending, msg, envIn io.Reader, timedOut func() bool, mu *sync.Mutex) (int, error) {
+// fill copies the message in, reads the envelope, and commits.
+func fill(m *Message, msg, envIn io.Reader, timedOut func() bool, mu *sync.Mutex) (int, error) {
 	defer func() {
 		mu.Lock()
-		p.Abort()
+		m.Abort()
 		mu.Unlock()
 	}()
-	bw := bufio.NewWriterSize(p, 64*1024)
-	fmt.Fprintf(bw, "Received: (omail-queue %d invoked by uid %d); %s\n",
-		os.Getpid(), os.Getuid(), time.Now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 	src := &errReader{r: msg}
-	if _, err := io.Copy(bw, src); err != nil {
+	if _, err := io.Copy(m, src); err != nil {
 		if src.err != nil {
 			return qexit.ReadError, fmt.Errorf("reading the message: %w", err)
 		}
 		return qexit.Code(err, qexit.WriteError), err
 	}
-	if err := bw.Flush(); err != nil {
-		return qexit.Code(err, qexit.WriteError), err
-	}
-	e, err := envelope.Read(envIn)
+	e, code, err := ReadEnvelope(envIn)
 	if err != nil {
-		if errors.Is(err, envelope.ErrFormat) {
-			if errors.Is(err, envelope.ErrTooLong) {
-				return qexit.AddressTooLong, err
-			}
-			return qexit.EnvelopeFormat, err
-		}
-		return qexit.ReadError, err
+		return code, err
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if timedOut() {
 		return qexit.Timeout, errors.New("timed out")
 	}
-	if _, err := p.Commit(e); err != nil {
+	return m.Commit(e)
+}
+
+// ReadEnvelope reads and checks an envelope in qmail-queue's format,
+// with omail-queue's exit code for what is wrong with it.
+func ReadEnvelope(r io.Reader) (*envelope.Envelope, int, error) {
+	e, err := envelope.Read(r)
+	switch {
+	case err == nil:
+		return e, qexit.OK, nil
+	case errors.Is(err, envelope.ErrTooLong):
+		return nil, qexit.AddressTooLong, err
+	case errors.Is(err, envelope.ErrFormat):
+		return nil, qexit.EnvelopeFormat, err
+	}
+	return nil, qexit.ReadError, err
+}
+
+// Message is omail-queue's work without its pipes: one message on its
+// way into the queue. omail-queue runs it between fd 0 and fd 1;
+// qqclient runs it in the caller's process when exec-ing omail-queue
+// would change nothing but the cost of a program start.
+type Message struct {
+	q  *queue.Queue
+	p  *queue.Pending
+	bw *bufio.Writer
+}
+
+// Begin checks OMAIL_HOME and the queue, creates the message file and
+// writes omail-queue's Received: line. On failure it returns the exit
+// code omail-queue would give.
+func Begin(env home.Env) (*Message, int, error) {
+	h := env.Dir()
+	if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
+		return nil, qexit.HomeError, fmt.Errorf("OMAIL_HOME %s: %v", h, err)
+	}
+	q := queue.New(h)
+	if err := q.Check(); err != nil {
+		return nil, qexit.QueueError, err
+	}
+	p, err := q.Begin()
+	if err != nil {
+		return nil, qexit.Code(err, qexit.WriteError), fmt.Errorf("creating the message file: %w", err)
+	}
+	m := &Message{q: q, p: p, bw: bufio.NewWriterSize(p, 64*1024)}
+	fmt.Fprintf(m.bw, "Received: (omail-queue %d invoked by uid %d); %s\n",
+		os.Getpid(), os.Getuid(), time.Now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+	return m, qexit.OK, nil
+}
+
+// Write appends message bytes; an error is the queue's (disk full...).
+func (m *Message) Write(b []byte) (int, error) { return m.bw.Write(b) }
+
+// Commit makes the message part of the queue with envelope e, at the
+// queue's commit point, and wakes omail-deliver. It returns omail-queue's
+// exit code: 0 only when the message is durably queued.
+func (m *Message) Commit(e *envelope.Envelope) (int, error) {
+	if err := m.bw.Flush(); err != nil {
+		return qexit.Code(err, qexit.WriteError), err
+	}
+	if _, err := m.p.Commit(e); err != nil {
 		return qexit.Code(err, qexit.WriteError), fmt.Errorf("committing: %w", err)
 	}
+	m.q.Notify()
 	return qexit.OK, nil
 }
+
+// Abort throws the message away; after Commit it does nothing.
+func (m *Message) Abort() { m.p.Abort() }
 
 // errReader remembers a read error, to tell it from a write error after
 // io.Copy.

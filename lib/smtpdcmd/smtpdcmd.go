@@ -120,9 +120,8 @@ func loadConfig(ctl *control.Dir, env home.Env, args []string, stderr io.Writer)
 	if cfg.Rules, err = relay.Load(ctl); err != nil {
 		return nil, err
 	}
-	prog := env.QueueProgram()
 	cfg.Queue = func() (smtpd.Sink, error) {
-		c, err := qqclient.Start(prog, env, stderr)
+		c, err := qqclient.Open(env, stderr)
 		if err != nil {
 			return nil, err
 		}
