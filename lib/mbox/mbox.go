@@ -61,6 +61,7 @@ type Appender struct {
 	dotlock string // "" when we hold no dotlock
 	oldLen  int64
 	w       *bufio.Writer
+	buf     []byte  // Add's copy buffer, one for all messages
 	tail    [2]byte // the last two bytes of the file, for separating messages
 	tailN   int     // how many of tail are valid (0, 1 or 2)
 	err     error   // first error; after it the appender only aborts
@@ -244,7 +245,12 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 	}
 	if a.err == nil {
 		q := quoter{w: a.w, start: true}
-		if _, err := io.Copy(&q, r); err != nil {
+		if a.buf == nil {
+			a.buf = make([]byte, 32<<10)
+		}
+		// io.Copy would allocate a buffer per message: garbage that,
+		// message after message, costs more than the copying.
+		if _, err := io.CopyBuffer(&q, r, a.buf); err != nil {
 			a.fail(err)
 		} else if err := q.close(); err != nil {
 			a.fail(err)
