@@ -241,3 +241,50 @@ func TestWriterRefuses(t *testing.T) {
 		t.Error("short body accepted")
 	}
 }
+
+// checkSeal opens data and checks its seal as omail-unpack client does.
+func checkSeal(data []byte) (*Reader, error) {
+	r, err := NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r, r.CheckSeal(bytes.NewReader(data), int64(len(data)))
+}
+
+func TestCheckSeal(t *testing.T) {
+	for _, comp := range []string{Zstd, Gzip} {
+		data, _ := build(t, comp, sample)
+		if _, err := checkSeal(data); err != nil {
+			t.Fatalf("%s: intact: %v", comp, err)
+		}
+		// Every cut and every flipped byte past the first block (which
+		// NewReader itself may find) is found by the seal alone.
+		for i := 1; i < 16; i++ {
+			if _, err := checkSeal(data[:len(data)*i/16]); err != nil && !errors.Is(err, ErrDamaged) {
+				t.Errorf("%s cut at %d/16: %v", comp, i, err)
+			} else if err == nil {
+				t.Errorf("%s cut at %d/16: not found", comp, i)
+			}
+		}
+		for i := 0; i < len(data); i++ {
+			d := bytes.Clone(data)
+			d[i] ^= 0x10
+			if _, err := checkSeal(d); err == nil {
+				t.Errorf("%s flip at %d: not found", comp, i)
+			} else if !errors.Is(err, ErrDamaged) {
+				t.Errorf("%s flip at %d: %v", comp, i, err)
+			}
+		}
+	}
+	// A legacy file has no seal: its id is the one reading it whole gives.
+	data := gz("From alice@example.org Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n\n")
+	r, err := checkSeal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := Verify(bytes.NewReader(data))
+	if err != nil || r.Header.ID != h.ID || !strings.HasPrefix(h.ID, "legacy-") {
+		t.Errorf("legacy id %q, Verify says %q (%v)", r.Header.ID, h.ID, err)
+	}
+}

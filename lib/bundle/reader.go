@@ -356,6 +356,51 @@ func (r *Reader) checkSeal() error {
 	return nil
 }
 
+// CheckSeal reads the raw file, size bytes through ra (apart from the
+// stream r reads, which it leaves where it is), and compares the seal at
+// its end with the rest: a file cut short or with a byte changed
+// anywhere is found without decompressing anything. It returns nil,
+// ErrDamaged or an I/O error. A legacy file has no seal: CheckSeal sets
+// its id (which needs the whole file) instead.
+//
+// It does not replace reading the stream to its end: only that checks
+// what the stream says (a packer's bug, or a file written to look
+// sealed), and a reader must still undo what it did with a bundle whose
+// stream turns out damaged. What CheckSeal spares is that undoing for
+// the damage met in practice, files cut or altered on their way.
+func (r *Reader) CheckSeal(ra io.ReaderAt, size int64) error {
+	h := sha256.New()
+	buf := make([]byte, 128<<10)
+	if r.Header.Legacy {
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(ra, 0, size), buf); err != nil {
+			return err
+		}
+		r.Header.ID = "legacy-" + hex.EncodeToString(h.Sum(nil))
+		return nil
+	}
+	n := int64(zstdSealLen)
+	if r.comp == Gzip {
+		n = int64(gzipSealLen)
+	}
+	if size < n {
+		return damaged("no seal")
+	}
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(ra, 0, size-n), buf); err != nil {
+		return err
+	}
+	tail := buf[:n]
+	if k, err := ra.ReadAt(tail, size-n); k < len(tail) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF // shorter than its size a moment ago
+		}
+		return err
+	}
+	if !bytes.Equal(tail, seal(r.comp, h.Sum(nil))) {
+		return damaged("seal mismatch: the file was cut or changed after it was written")
+	}
+	return nil
+}
+
 // trim shortens a line for an error message.
 func trim(s string) string {
 	if len(s) > 60 {

@@ -2,7 +2,9 @@ package unpackcmd
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand"
 	"os"
@@ -10,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"omail/lib/bundle"
 )
@@ -163,5 +168,112 @@ func BenchmarkClient(b *testing.B) {
 		if code := u.Unpack(src, "u"); code != OK {
 			b.Fatal(code)
 		}
+	}
+}
+
+// sealed compresses stream with zstd and seals it as omail-pack would
+// (docs/BUNDLES.md, "The seal"), whatever the stream says.
+func sealed(t *testing.T, path string, stream string) {
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write([]byte(stream))
+	zw.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	buf.Write([]byte{0x50, 0x2a, 0x4d, 0x18, 40, 0, 0, 0})
+	buf.WriteString("OMAILSL1")
+	buf.Write(sum[:])
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A bundle whose seal is right but whose stream is damaged (a faulty
+// packer) is found while appending: the mailbox is cut back to what it
+// was, and the file is quarantined.
+func TestClientDamagedStreamCutBack(t *testing.T) {
+	u, h := setup(t)
+	mb := filepath.Join(h, "mail", "bob")
+	old := "From x@y Thu Jan  1 00:00:00 1970\nSubject: old\n\nold mail\n\n"
+	os.WriteFile(mb, []byte(old), 0o600)
+	id := bundle.NewID()
+	rec := func(body string) string {
+		head := fmt.Sprintf("M %d 1\nF a@x\nT bob@k\n", len(body))
+		return head + body + "\n" + fmt.Sprintf("S %08x\n", crc32.Checksum([]byte(head+body), crc32.MakeTable(crc32.Castagnoli)))
+	}
+	stream := "OMAIL-BUNDLE 1 " + id + " proxy 0\n" + rec("Subject: 1\n\none\n") + rec("Subject: 2\n\ntwo\n")
+	for name, bad := range map[string]string{
+		"bad crc":      stream + "M 4 1\nF a@x\nT bob@k\nfour\nS 00000000\n",
+		"bad checksum": stream + "E 2 " + strings.Repeat("0", 64) + "\n",
+		"no trailer":   stream,
+	} {
+		file := filepath.Join(h, strings.ReplaceAll(name, " ", "-"))
+		sealed(t, file, bad)
+		if code := u.Unpack(file, "bob"); code != Permanent {
+			t.Fatalf("%s: exit %d: %s", name, code, u.Log)
+		}
+		if got, _ := os.ReadFile(mb); string(got) != old {
+			t.Errorf("%s: mailbox not cut back:\n%s", name, got)
+		}
+		if _, err := os.Stat(file); !os.IsNotExist(err) {
+			t.Errorf("%s: FILE not quarantined", name)
+		}
+		for _, n := range []string{id, id + ".part"} {
+			if _, err := os.Stat(filepath.Join(h, SeenDir, n)); !os.IsNotExist(err) {
+				t.Errorf("%s: %s left behind", name, n)
+			}
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(h, QuarantineDir)); len(ents) != 3 {
+		t.Errorf("%d files in quarantine, want 3", len(ents))
+	}
+}
+
+// A file cut short or altered is found by its seal before the mailbox is
+// even opened.
+func TestClientBadSealTouchesNothing(t *testing.T) {
+	u, h := setup(t)
+	file := filepath.Join(h, "in")
+	writeBundle(t, file, []msg{{"a@x", []string{"bob@k"}, "Subject: one\n\nhello\n"}})
+	data, _ := os.ReadFile(file)
+	for i, bad := range [][]byte{data[:len(data)-1], append(append([]byte{}, data[:len(data)-3]...), 0, 0, 0)} {
+		os.WriteFile(file, bad, 0o644)
+		if code := u.Unpack(file, "bob"); code != Permanent {
+			t.Fatalf("%d: exit %d: %s", i, code, u.Log)
+		}
+		if _, err := os.Stat(filepath.Join(h, "mail", "bob")); !os.IsNotExist(err) {
+			t.Errorf("%d: mailbox created", i)
+		}
+	}
+}
+
+// The original omail's gzip'd mbox has only gzip's CRC, at its very end:
+// damage there is found after every message was appended, and all of
+// them are taken back.
+func TestClientLegacyDamagedCutBack(t *testing.T) {
+	u, h := setup(t)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("From a@x Mon Jan  1 00:00:00 2024\nSubject: legacy-1\n\none\n\nFrom b@x Mon Jan  1 00:00:00 2024\nSubject: legacy-2\n\ntwo\n\n"))
+	zw.Close()
+	data := gz.Bytes()
+	data[len(data)-6] ^= 0x20 // in the CRC-32
+	file := filepath.Join(h, "in")
+	os.WriteFile(file, data, 0o644)
+	if code := u.Unpack(file, "bob"); code != Permanent {
+		t.Fatalf("exit %d: %s", code, u.Log)
+	}
+	if got, _ := os.ReadFile(filepath.Join(h, "mail", "bob")); len(got) != 0 {
+		t.Errorf("mailbox not cut back:\n%s", got)
+	}
+	data[len(data)-6] ^= 0x20
+	os.WriteFile(file, data, 0o644)
+	if code := u.Unpack(file, "bob"); code != OK {
+		t.Fatalf("intact: exit %d: %s", code, u.Log)
+	}
+	if got, _ := os.ReadFile(filepath.Join(h, "mail", "bob")); !strings.Contains(string(got), "legacy-2") {
+		t.Errorf("intact legacy file not delivered:\n%s", got)
 	}
 }

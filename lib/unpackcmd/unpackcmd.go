@@ -11,9 +11,13 @@
 // re-run finishes the job without delivering anything twice (see
 // docs/omail-unpack.md for the crash windows).
 //
-// Every FILE is read twice: once whole to check it (a bundle's checksums
-// are at its end), then again to deliver. Neither pass keeps more than a
-// buffer in memory.
+// A bundle's checksums are at its end. The proxy hook reads every FILE
+// twice: once whole to check it, then again to queue its messages, which
+// cannot be taken back. The client hook decompresses FILE once: it
+// checks the seal over the raw file first (a file cut or changed on its
+// way never reaches the mailbox), appends while reading, and cuts the
+// mailbox back to its old length when the stream turns out damaged.
+// Neither keeps more than a buffer in memory.
 package unpackcmd
 
 import (
@@ -139,9 +143,11 @@ func (u *Unpacker) Unpack(file, user string) int {
 		return Temporary
 	}
 	defer f.Close()
-	h, n, err := bundle.Verify(f)
-	if err == nil && user == "" && h.Legacy {
-		err = &bundle.DamagedError{Why: "an mbox fragment: only the client hook reads those"}
+	var r *bundle.Reader
+	if user == "" {
+		r, err = u.openVerified(f)
+	} else {
+		r, err = openSealed(f)
 	}
 	if errors.Is(err, bundle.ErrDamaged) {
 		return u.quarantine(file, err)
@@ -150,6 +156,8 @@ func (u *Unpacker) Unpack(file, user string) int {
 		u.logf("%s: %v", file, err)
 		return Temporary
 	}
+	defer r.Close()
+	h := r.Header
 	done := filepath.Join(seen, h.ID)
 	part := done + ".part"
 	if _, err := os.Stat(done); err == nil {
@@ -160,19 +168,7 @@ func (u *Unpacker) Unpack(file, user string) int {
 		}
 		return u.finish(file)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		u.logf("%v", err)
-		return Temporary
-	}
-	r, err := bundle.NewReader(f)
-	if err != nil {
-		u.logf("%s: second reading: %v", file, err)
-		return Temporary
-	}
-	defer r.Close()
-	if h.Legacy {
-		r.Header = h // its id comes from Verify
-	} else if user != "" && h.Endpoint != user {
+	if user != "" && !h.Legacy && h.Endpoint != user {
 		u.logf("bundle %s: packed for endpoint %s, delivered to user %s as OCMP asks", h.ID, h.Endpoint, user)
 	}
 	if user != "" {
@@ -180,10 +176,22 @@ func (u *Unpacker) Unpack(file, user string) int {
 	} else {
 		err = u.proxy(r, part)
 	}
+	if user != "" && errors.Is(err, bundle.ErrDamaged) {
+		// The client has cut the mailbox back: nothing from FILE was
+		// delivered, and its journal has nothing left to undo. (The
+		// proxy verified the whole file first; damage now is a file
+		// changed under it: tried again, that is quarantined.)
+		if err := removeIfThere(part); err != nil {
+			u.logf("%v", err)
+			return Temporary
+		}
+		return u.quarantine(file, err)
+	}
 	if err != nil {
 		u.logf("bundle %s: %s: %v; will try again", h.ID, file, err)
 		return Temporary
 	}
+	n := r.Count()
 	mark := fmt.Sprintf("%s %s %d %d\n", h.Endpoint, user, n, u.now().Unix())
 	if err := safefile.WriteFile(done, []byte(mark), 0o640); err != nil {
 		u.logf("bundle %s: recording it: %v", h.ID, err)
@@ -200,6 +208,49 @@ func (u *Unpacker) Unpack(file, user string) int {
 	}
 	u.logf("bundle %s: endpoint %s: %d messages %s", h.ID, h.Endpoint, n, what)
 	return u.finish(file)
+}
+
+// openVerified reads the whole of f to check it, then opens it again to
+// deliver: the proxy hook reads every file twice, since a message in the
+// queue cannot be taken back when a later part of its bundle turns out
+// damaged.
+func (u *Unpacker) openVerified(f *os.File) (*bundle.Reader, error) {
+	h, _, err := bundle.Verify(f)
+	if err == nil && h.Legacy {
+		err = &bundle.DamagedError{Why: "an mbox fragment: only the client hook reads those"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	r, err := bundle.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("second reading: %v", err) // not ErrDamaged: it was intact
+	}
+	return r, nil
+}
+
+// openSealed opens f for the client hook, which decompresses it once:
+// the seal, checked here on the raw file, finds a file cut or changed on
+// its way before anything is appended; damage in the stream itself
+// (only a faulty packer makes that) is found while appending, and the
+// mailbox is then cut back to where it was.
+func openSealed(f *os.File) (*bundle.Reader, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	r, err := bundle.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.CheckSeal(f, fi.Size()); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 // finish removes FILE once everything in it is durable.
@@ -493,7 +544,14 @@ func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
 			}
 		}
 		if err != nil {
-			a.Abort()
+			// Cut the mailbox back to where it was: nothing of a damaged
+			// bundle stays, and a re-run after trouble starts afresh.
+			if aerr := a.Abort(); aerr != nil {
+				return fmt.Errorf("%v; %v", err, aerr) // not ErrDamaged: the mailbox needs the journal
+			}
+			if errors.Is(err, bundle.ErrDamaged) && len(skip) > 0 {
+				u.logf("bundle %s: damaged; the messages an earlier run appended to %s before other mail stay there", r.Header.ID, path)
+			}
 			return err
 		}
 	}
