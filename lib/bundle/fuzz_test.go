@@ -78,3 +78,39 @@ func FuzzMbox(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFraming is FuzzReader on the stream itself: the input is
+// compressed before reading, so the fuzzer works on the framing lines
+// rather than on compressed bytes.
+func FuzzFraming(f *testing.F) {
+	f.Add([]byte("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 3 1\nF a\nT b\nabc\nS 00000000\nE 1 00\n"))
+	f.Add([]byte("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 0 2\nF \nT b\nT c\n\nS 1a2b3c4d\nE 1 00\n"))
+	f.Add([]byte("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 18446744073709551616 1\nF a\n"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		data := gz(string(stream))
+		r, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		for {
+			m, err := r.Next()
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, ErrDamaged) {
+					t.Fatalf("error neither EOF nor damage from a byte slice: %v", err)
+				}
+				return
+			}
+			if len(m.Rcpts) == 0 && m.Size >= 0 {
+				t.Fatal("a record without recipients")
+			}
+			n, err := io.Copy(io.Discard, m.Body)
+			if m.Size >= 0 && n > m.Size {
+				t.Fatalf("body %d bytes, announced %d", n, m.Size)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}

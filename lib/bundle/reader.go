@@ -121,7 +121,7 @@ func NewReader(f io.Reader) (*Reader, error) {
 	}
 	switch {
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		d, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(2), zstd.WithDecoderLowmem(false),
+		d, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false),
 			zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(1<<40))
 		if err != nil {
 			return nil, err
@@ -149,7 +149,7 @@ func NewReader(f io.Reader) (*Reader, error) {
 	}
 	line, err := r.hline()
 	if err == nil {
-		err = r.parseHeader(line)
+		err = r.parseHeader(string(line[:len(line)-1]))
 	}
 	if err != nil {
 		r.Close()
@@ -166,27 +166,51 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// line reads one framing line, adds it to the stream checksum, and
-// returns it without its newline.
-func (r *Reader) line() (string, error) {
+// line reads one framing line and returns it with its newline. The
+// slice is the reader's buffer: good until the next read. (Framing is
+// parsed in place: a bundle has a few lines per message, and a string
+// for each was most of what unpacking allocated.)
+func (r *Reader) line() ([]byte, error) {
 	b, err := r.br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull || err == nil && len(b) > maxLine {
-		return "", damaged("framing line too long")
+		return nil, damaged("framing line too long")
 	}
 	if err != nil {
-		return "", r.classify(err, "reading a framing line")
+		return nil, r.classify(err, "reading a framing line")
 	}
-	return string(b[:len(b)-1]), nil
+	return b, nil
 }
 
 // hline is line, adding the line to the stream checksum.
-func (r *Reader) hline() (string, error) {
+func (r *Reader) hline() ([]byte, error) {
 	l, err := r.line()
 	if err == nil {
-		r.sum.Write([]byte(l))
-		r.sum.Write([]byte{'\n'})
+		r.sum.Write(l)
 	}
 	return l, err
+}
+
+// text is a framing line without its newline, as a string for messages.
+func text(l []byte) string {
+	return trim(string(bytes.TrimSuffix(l, newline)))
+}
+
+var newline = []byte{'\n'}
+
+// decimal parses a number of the framing: decimal digits only, at most
+// 18 of them (no sign, no overflow).
+func decimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 func (r *Reader) parseHeader(line string) error {
@@ -246,47 +270,33 @@ func (r *Reader) next() (*Message, error) {
 	if r.done {
 		return nil, io.EOF
 	}
-	line, err := r.line()
+	l, err := r.line()
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(line, "E ") {
-		return nil, r.trailer(line)
+	if bytes.HasPrefix(l, []byte("E ")) {
+		return nil, r.trailer(string(l[:len(l)-1]))
 	}
-	r.sum.Write([]byte(line + "\n"))
-	f := strings.Split(line, " ")
-	if len(f) != 3 || f[0] != "M" {
-		return nil, damaged("record %d: %q where a message or the trailer was expected", r.count+1, trim(line))
+	r.sum.Write(l)
+	// "M <size> <nrcpt>"
+	rest, isM := bytes.CutPrefix(l[:len(l)-1], []byte("M "))
+	sz, nr, two := bytes.Cut(rest, []byte(" "))
+	if !isM || !two || bytes.IndexByte(nr, ' ') >= 0 {
+		return nil, damaged("record %d: %q where a message or the trailer was expected", r.count+1, text(l))
 	}
-	size, err1 := strconv.ParseInt(f[1], 10, 64)
-	n, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || size < 0 || n < 1 || n > MaxRcpts {
-		return nil, damaged("record %d: bad message line %q", r.count+1, trim(line))
+	size, ok1 := decimal(sz)
+	n, ok2 := decimal(nr)
+	if !ok1 || !ok2 || n < 1 || n > MaxRcpts {
+		return nil, damaged("record %d: bad message line %q", r.count+1, text(l))
 	}
-	crc := crc32.New(castagnoli)
-	crc.Write([]byte(line + "\n"))
-	addr := func(tag string) (string, error) {
-		l, err := r.hline()
-		if err != nil {
-			return "", err
-		}
-		if !strings.HasPrefix(l, tag) {
-			return "", damaged("record %d: %q where %q was expected", r.count+1, trim(l), tag)
-		}
-		crc.Write([]byte(l + "\n"))
-		a := l[len(tag):]
-		if err := envelope.CheckAddress(a); err != nil {
-			return "", damaged("record %d: %v", r.count+1, err)
-		}
-		return a, nil
-	}
+	crc := crc32.Update(0, castagnoli, l)
 	m := &Message{Size: size}
-	if m.Sender, err = addr("F "); err != nil {
+	if m.Sender, err = r.addr("F ", &crc); err != nil {
 		return nil, err
 	}
 	rcptBytes := 0
-	for i := 0; i < n; i++ {
-		a, err := addr("T ")
+	for i := int64(0); i < n; i++ {
+		a, err := r.addr("T ", &crc)
 		if err != nil {
 			return nil, err
 		}
@@ -304,6 +314,24 @@ func (r *Reader) next() (*Message, error) {
 	b := &bodyReader{r: r, left: size, crc: crc, index: r.count}
 	r.body, m.Body = b, b
 	return m, nil
+}
+
+// addr reads an envelope line, "F <sender>" or "T <recipient>" (tag),
+// adds it to the record's CRC, and returns the address.
+func (r *Reader) addr(tag string, crc *uint32) (string, error) {
+	l, err := r.hline()
+	if err != nil {
+		return "", err
+	}
+	if !bytes.HasPrefix(l, []byte(tag)) {
+		return "", damaged("record %d: %q where %q was expected", r.count+1, text(l), tag)
+	}
+	*crc = crc32.Update(*crc, castagnoli, l)
+	a := string(l[len(tag) : len(l)-1])
+	if err := envelope.CheckAddress(a); err != nil {
+		return "", damaged("record %d: %v", r.count+1, err)
+	}
+	return a, nil
 }
 
 func (r *Reader) trailer(line string) error {
@@ -413,7 +441,7 @@ func trim(s string) string {
 type bodyReader struct {
 	r     *Reader
 	left  int64
-	crc   hash.Hash32
+	crc   uint32 // CRC-32C of the record so far
 	index int
 	end   bool
 }
@@ -430,7 +458,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.br.Read(p)
 	b.left -= int64(n)
-	b.crc.Write(p[:n])
+	b.crc = crc32.Update(b.crc, castagnoli, p[:n])
 	b.r.sum.Write(p[:n])
 	if err != nil {
 		if n > 0 {
@@ -452,10 +480,10 @@ func (b *bodyReader) finish() error {
 		err = damaged("message %d: no newline after its body", b.index)
 	}
 	if err == nil {
-		b.r.sum.Write([]byte{'\n'})
-		var l string
+		b.r.sum.Write(newline)
+		var l []byte
 		l, err = b.r.hline()
-		if err == nil && l != fmt.Sprintf("S %08x", b.crc.Sum32()) {
+		if want := crcLine(b.crc); err == nil && !bytes.Equal(l, want[:]) {
 			err = damaged("message %d: checksum mismatch", b.index)
 		}
 	}
@@ -465,6 +493,18 @@ func (b *bodyReader) finish() error {
 	}
 	b.end = true
 	return io.EOF
+}
+
+// crcLine is the checksum line of a record whose CRC is crc, with its
+// newline: "S " and 8 lower-case hex digits.
+func crcLine(crc uint32) [11]byte {
+	const hexDigits = "0123456789abcdef"
+	l := [11]byte{'S', ' ', 10: '\n'}
+	for i := 9; i >= 2; i-- {
+		l[i] = hexDigits[crc&0xf]
+		crc >>= 4
+	}
+	return l
 }
 
 // nextMbox returns the next message of a legacy bundle.
