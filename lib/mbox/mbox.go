@@ -62,6 +62,7 @@ type Appender struct {
 	oldLen  int64
 	w       *bufio.Writer
 	buf     []byte  // Add's copy buffer, one for all messages
+	date    []byte  // Add's From_ line date
 	tail    [2]byte // the last two bytes of the file, for separating messages
 	tailN   int     // how many of tail are valid (0, 1 or 2)
 	err     error   // first error; after it the appender only aborts
@@ -239,9 +240,24 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 	case a.tailN == 2 && a.tail[0] != '\n':
 		a.write("\n")
 	}
-	a.write("From " + FromSender(sender) + " " + t.Format("Mon Jan _2 15:04:05 2006") + "\n")
+	// Piece by piece: no string built per message.
+	a.write("From ")
+	if fromSenderClean(sender) {
+		a.write(sender)
+	} else {
+		a.write(FromSender(sender))
+	}
+	a.write(" ")
+	a.date = t.AppendFormat(a.date[:0], "Mon Jan _2 15:04:05 2006")
+	if a.err == nil {
+		if _, err := a.w.Write(a.date); err != nil {
+			a.fail(err)
+		}
+	}
+	a.write("\n")
 	for _, p := range prefix {
-		a.write(strings.TrimSuffix(p, "\n") + "\n")
+		a.write(strings.TrimSuffix(p, "\n"))
+		a.write("\n")
 	}
 	if a.err == nil {
 		q := quoter{w: a.w, start: true}
@@ -274,6 +290,19 @@ func (a *Appender) fail(err error) {
 	if a.err == nil {
 		a.err = fmt.Errorf("mbox %s: %w", a.path, err)
 	}
+}
+
+// fromSenderClean reports whether FromSender would return sender as it is.
+func fromSenderClean(sender string) bool {
+	if sender == "" {
+		return false
+	}
+	for i := 0; i < len(sender); i++ {
+		if c := sender[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // FromSender is the envelope sender as it appears on a "From " line:
