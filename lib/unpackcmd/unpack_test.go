@@ -277,3 +277,46 @@ func TestClientLegacyDamagedCutBack(t *testing.T) {
 		t.Errorf("intact legacy file not delivered:\n%s", got)
 	}
 }
+
+// writes records each Write.
+type writes struct{ w []string }
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.w = append(w.w, string(p))
+	return len(p), nil
+}
+
+// The lines of the messages go out in batches of whole lines, each
+// write at most logBatch bytes (atomic on a pipe), all of them before
+// Unpack returns.
+func TestClientLogBatches(t *testing.T) {
+	u, h := setup(t)
+	var log writes
+	u.Log = &log
+	var msgs []msg
+	for i := 0; i < 500; i++ {
+		msgs = append(msgs, msg{fmt.Sprintf("sender%d@x", i), []string{"bob@k"}, fmt.Sprintf("Subject: %d\n\nhi\n", i)})
+	}
+	file := filepath.Join(h, "in")
+	id := writeBundle(t, file, msgs)
+	if code := u.Unpack(file, "bob"); code != OK {
+		t.Fatalf("exit %d: %s", code, strings.Join(log.w, ""))
+	}
+	if len(log.w) > 100 {
+		t.Errorf("%d writes for 500 messages", len(log.w))
+	}
+	for _, w := range log.w {
+		if !strings.HasSuffix(w, "\n") || len(w) > logBatch && strings.Count(w, "\n") > 1 {
+			t.Errorf("write of %d bytes, %d lines, ending %q", len(w), strings.Count(w, "\n"), w[max(0, len(w)-20):])
+		}
+	}
+	all := strings.Join(log.w, "")
+	for i := 1; i <= 500; i++ {
+		if !strings.Contains(all, fmt.Sprintf("bundle %s: message %d from <sender%d@x>: appended", id, i, i-1)) {
+			t.Errorf("no line for message %d", i)
+		}
+	}
+	if !strings.HasSuffix(all, "500 messages delivered to bob\n") {
+		t.Errorf("log ends %q", all[len(all)-80:])
+	}
+}

@@ -89,8 +89,17 @@ type Unpacker struct {
 	Now   func() time.Time
 	Crash func(point string)
 
-	me string // control/me, read once
+	me     string // control/me, read once
+	date   string // the Received: date of second dateAt
+	dateAt int64
+	lines  []byte // per-message log lines not yet written
 }
+
+// logBatch is how many bytes of per-message log lines are written at
+// once: a write up to PIPE_BUF (4 KiB) is never interleaved with another
+// writer's on a pipe, and a bundle of 1,500 messages is 40 writes rather
+// than 1,500.
+const logBatch = 4096
 
 func (u *Unpacker) now() time.Time {
 	if u.Now != nil {
@@ -101,17 +110,40 @@ func (u *Unpacker) now() time.Time {
 
 func (u *Unpacker) crash(point string) {
 	if u.Crash != nil {
+		u.flushLog()
 		u.Crash(point)
 	}
 }
 
+// logf writes one line to the log, after the message lines held back.
 func (u *Unpacker) logf(format string, args ...any) {
-	fmt.Fprintf(u.Log, "omail-unpack: "+format+"\n", args...)
+	u.lines = fmt.Appendf(u.lines, "omail-unpack: "+format+"\n", args...)
+	u.flushLog()
+}
+
+// msgf is logf for the line of each message, which is held back until
+// logBatch bytes of lines, or any other line, are to be written (and,
+// at the latest, until Unpack returns).
+func (u *Unpacker) msgf(format string, args ...any) {
+	n := len(u.lines)
+	u.lines = fmt.Appendf(u.lines, "omail-unpack: "+format+"\n", args...)
+	if len(u.lines) > logBatch && n > 0 {
+		u.Log.Write(u.lines[:n]) // whole lines only
+		u.lines = u.lines[:copy(u.lines, u.lines[n:])]
+	}
+}
+
+func (u *Unpacker) flushLog() {
+	if len(u.lines) > 0 {
+		u.Log.Write(u.lines)
+		u.lines = u.lines[:0]
+	}
 }
 
 // Unpack unpacks file: for user's mailbox when user is not empty (the
 // client hook), into the queue otherwise (the proxy hook).
 func (u *Unpacker) Unpack(file, user string) int {
+	defer u.flushLog()
 	if user != "" {
 		if err := outbox.CheckEndpoint(user); err != nil {
 			u.logf("refusing user %q: %v", user, err)
@@ -350,8 +382,11 @@ func (u *Unpacker) received(h bundle.Header, i int) string {
 		}
 		u.me = me
 	}
-	return fmt.Sprintf("Received: from %s by %s with OCMP (omail-unpack bundle %s message %d); %s",
-		h.Endpoint, u.me, h.ID, i, u.now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+	if now := u.now(); now.Unix() != u.dateAt || u.date == "" {
+		u.date, u.dateAt = now.Format("Mon, 02 Jan 2006 15:04:05 -0700"), now.Unix()
+	}
+	return "Received: from " + h.Endpoint + " by " + u.me + " with OCMP (omail-unpack bundle " + h.ID +
+		" message " + strconv.Itoa(i) + "); " + u.date
 }
 
 // proxy puts each message into the queue with its envelope. The part
@@ -525,6 +560,7 @@ func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
 		a.Abort()
 		return err
 	}
+	var prefix []string
 	for i := 1; ; i++ {
 		m, err := r.Next()
 		if err == io.EOF {
@@ -532,7 +568,7 @@ func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
 		}
 		if err == nil && !skip[i] {
 			rcpt := user
-			prefix := []string{}
+			prefix = prefix[:0]
 			if !r.Header.Legacy {
 				rcpt = m.Rcpts[0]
 				prefix = append(prefix, "Return-Path: <"+m.Sender+">")
@@ -540,7 +576,7 @@ func (u *Unpacker) client(r *bundle.Reader, user, part string) error {
 			prefix = append(prefix, "Delivered-To: "+rcpt, u.received(r.Header, i))
 			err = a.Add(m.Sender, prefix, m.Body, u.now())
 			if err == nil {
-				u.logf("bundle %s: message %d from <%s>: appended to %s", r.Header.ID, i, m.Sender, path)
+				u.msgf("bundle %s: message %d from <%s>: appended to %s", r.Header.ID, i, m.Sender, path)
 			}
 		}
 		if err != nil {
