@@ -34,6 +34,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"omail/lib/bundle"
 	"omail/lib/control"
@@ -189,6 +190,9 @@ func (u *Unpacker) Unpack(file, user string) int {
 		return Temporary
 	}
 	defer r.Close()
+	// The decoder has its window now: the heap holding it (and r) gets
+	// huge pages for the bytes about to be written into it.
+	adviseHugePages(unsafe.Pointer(r))
 	h := r.Header
 	done := filepath.Join(seen, h.ID)
 	part := done + ".part"
