@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -27,6 +29,11 @@ type Manager struct {
 	T   Transports
 	Now func() time.Time
 	Log io.Writer
+
+	// Test hooks of the start-up scan: batch size, and a call before each
+	// batch is handed over, with the number of state files read so far.
+	scanBatch int
+	scanHook  func(read int)
 
 	mu   sync.Mutex
 	conf *config
@@ -122,11 +129,11 @@ func (m *Manager) logf(format string, a ...any) {
 // Flush makes one delivery pass over every message in the queue now,
 // waiting for messages another deliverer holds, and returns when done.
 func (m *Manager) Flush(ctx context.Context) error {
-	m.Cleanup()
-	ids, err := m.allIDs()
+	ids, err := m.Q.AllIDs()
 	if err != nil {
 		return err
 	}
+	m.cleanup(ids)
 	work := make(chan string)
 	var wg sync.WaitGroup
 	var firstErr error
@@ -155,71 +162,82 @@ func (m *Manager) Flush(ctx context.Context) error {
 	return firstErr
 }
 
-// allIDs lists the messages in todo/ and info/, in arrival order.
-func (m *Manager) allIDs() ([]string, error) {
-	todo, err := m.sortedIDs(queue.DirTodo)
-	if err != nil {
-		return nil, err
-	}
-	info, err := m.sortedIDs(queue.DirInfo)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, id := range append(info, todo...) {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out, nil
-}
-
 // OrphanAge is how old a message file without an envelope, or a file in
 // tmp/, must be before it is removed: far longer than any omail-queue
 // run (its own timeout is a day).
 const OrphanAge = 36 * time.Hour
 
-// Cleanup removes what crashed writers left: files in tmp/ and message
+// cleanup removes what crashed writers left: files in tmp/ and message
 // files that never got an envelope, once they are older than OrphanAge.
-func (m *Manager) Cleanup() {
+// known are sorted lists (queue.SortIDs) of ids just seen in todo/ or
+// info/: their message files are not looked at.
+func (m *Manager) cleanup(known ...[]string) {
 	// File times are the real clock's, whatever clock the schedule runs on.
 	cutoff := time.Now().Add(-OrphanAge)
+	isKnown := func(id string) bool {
+		for _, ids := range known {
+			i := sort.Search(len(ids), func(i int) bool { return !queue.IDLess(ids[i], id) })
+			if i < len(ids) && ids[i] == id {
+				return true
+			}
+		}
+		return false
+	}
 	for _, dir := range []string{queue.DirTmp, queue.DirMess} {
-		ents, err := os.ReadDir(m.Q.Path(dir, ""))
+		names, err := m.Q.Names(dir)
 		if err != nil {
 			continue
 		}
-		for _, e := range ents {
-			fi, err := e.Info()
+		for _, name := range names {
+			if dir == queue.DirMess && isKnown(name) {
+				continue
+			}
+			p := m.Q.Path(dir, name)
+			fi, err := os.Lstat(p)
 			if err != nil || fi.ModTime().After(cutoff) {
 				continue
 			}
-			name := e.Name()
-			if dir == queue.DirMess && (m.exists(queue.DirTodo, name) || m.exists(queue.DirInfo, name)) {
+			if dir == queue.DirMess && !m.removeOrphan(name) {
 				continue
 			}
-			if os.Remove(filepath.Join(m.Q.Dir, dir, name)) == nil {
-				m.logf("removed %s/%s left by a crash", dir, name)
+			if dir == queue.DirTmp && os.Remove(p) != nil {
+				continue
 			}
+			m.logf("removed %s/%s left by a crash", dir, name)
 		}
 	}
+}
+
+// removeOrphan removes a message file that has no envelope, under the
+// message's lock, so never one a deliverer is finishing or setting aside.
+func (m *Manager) removeOrphan(id string) bool {
+	lock, err := m.claim(id, false)
+	if err != nil {
+		return false
+	}
+	defer lock.Close()
+	if m.exists(queue.DirTodo, id) || m.exists(queue.DirInfo, id) {
+		return false
+	}
+	return os.Remove(m.Q.Path(queue.DirMess, id)) == nil
 }
 
 // item is a message waiting in the daemon's schedule.
 type item struct {
 	id    string
 	due   int64
-	flush bool // SIGALRM: deliver held recipients too
+	seq   uint64 // order of arrival in the schedule, among equal due times
+	flush bool   // SIGALRM: deliver held recipients too
 }
 
 type schedule []item
 
-func (s schedule) Len() int           { return len(s) }
-func (s schedule) Less(i, j int) bool { return s[i].due < s[j].due }
-func (s schedule) Swap(i, j int)      { s[i], s[j] = s[j], s[i] }
-func (s *schedule) Push(x any)        { *s = append(*s, x.(item)) }
+func (s schedule) Len() int { return len(s) }
+func (s schedule) Less(i, j int) bool {
+	return s[i].due < s[j].due || s[i].due == s[j].due && s[i].seq < s[j].seq
+}
+func (s schedule) Swap(i, j int) { s[i], s[j] = s[j], s[i] }
+func (s *schedule) Push(x any)   { *s = append(*s, x.(item)) }
 func (s *schedule) Pop() any {
 	old := *s
 	it := old[len(old)-1]
@@ -235,25 +253,57 @@ type Signals struct {
 	Reload <-chan struct{} // SIGHUP: reread control files
 }
 
-// Run is the daemon: it keeps a schedule of every message in memory,
-// reading each state file once at start and after each attempt, and
-// looks into todo/ only when told there is something new. It returns
-// when ctx is cancelled, after the deliveries in progress have finished.
-func (m *Manager) Run(ctx context.Context, sig Signals) error {
-	m.Cleanup()
+// scanBatch is how many messages the start-up scan hands to the schedule
+// at a time.
+const scanBatch = 256
+
+// Run is the daemon: it keeps a schedule of every message in memory (a
+// heap of due times) and looks into todo/ only at start and when the
+// trigger fifo says there is something new. The state files in info/ are
+// read once, by a scan at start that runs beside the deliveries and feeds
+// the schedule as it goes: new mail, and what the scan has found due, is
+// delivered while a big queue is still being read. After that a state
+// file is read only by the attempts. Run returns when ctx is cancelled,
+// after the deliveries in progress have finished.
+func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	var sched schedule
+	var seq uint64
 	queued := map[string]bool{} // in sched or being delivered
-	push := func(id string, due int64) {
-		heap.Push(&sched, item{id: id, due: due})
+	alarmed := false            // a SIGALRM came while the scan ran
+	push := func(id string, due int64, flush bool) {
+		seq++
+		heap.Push(&sched, item{id: id, due: due, seq: seq, flush: flush})
 		queued[id] = true
 	}
-	ids, err := m.allIDs()
-	if err != nil {
-		return err
+	pickUpNew := func() []string {
+		todo, err := m.Q.IDs(queue.DirTodo)
+		if err != nil {
+			m.logf("warning: cannot read todo/: %v", err)
+		}
+		for _, id := range todo {
+			if !queued[id] {
+				push(id, 0, false)
+			}
+		}
+		return todo
 	}
-	for _, id := range ids {
-		push(id, m.dueOf(id))
-	}
+	// todo/ is listed before the scan lists info/: a message another
+	// deliverer moves from one to the other meanwhile is in one of them.
+	todo := pickUpNew()
+	found := make(chan []item)
+	var scanErr error
+	scanCtx, stopScan := context.WithCancel(ctx)
+	go func() {
+		scanErr = m.scan(scanCtx, found, todo)
+		close(found)
+	}()
+	defer func() {
+		stopScan()
+		if found != nil {
+			for range found { // until the scan has stopped
+			}
+		}
+	}()
 
 	type done struct {
 		id   string
@@ -282,7 +332,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) error {
 			}(it)
 		}
 		if stopping && running == 0 {
-			return nil
+			return runErr
 		}
 		wait := time.Hour
 		if sched.Len() > 0 && running < limit {
@@ -300,29 +350,40 @@ func (m *Manager) Run(ctx context.Context, sig Signals) error {
 		select {
 		case <-ctxDone:
 			stopping, ctxDone = true, nil
+		case b, ok := <-found:
+			if !ok {
+				found = nil
+				if scanErr != nil {
+					// As when the queue cannot be read at start: exit
+					// (after the deliveries in progress), for supervise
+					// to start us again.
+					runErr, stopping, ctxDone = scanErr, true, nil
+				}
+				break
+			}
+			for _, it := range b {
+				if !queued[it.id] {
+					if alarmed {
+						it.due, it.flush = 0, true
+					}
+					push(it.id, it.due, it.flush)
+				}
+			}
 		case r := <-results:
 			running--
 			delete(queued, r.id)
 			switch {
 			case errors.Is(r.err, errBusy):
 				// A flush holds it; look again a little later.
-				push(r.id, m.now().Unix()+busyRetry)
+				push(r.id, m.now().Unix()+busyRetry, false)
 			case r.err != nil:
 				m.logf("warning: msg %s: %v", r.id, r.err)
-				push(r.id, m.now().Unix()+busyRetry)
+				push(r.id, m.now().Unix()+busyRetry, false)
 			case r.open:
-				push(r.id, r.next)
+				push(r.id, r.next, false)
 			}
 		case <-sig.New:
-			todo, err := m.sortedIDs(queue.DirTodo)
-			if err != nil {
-				m.logf("warning: cannot read todo/: %v", err)
-			}
-			for _, id := range todo {
-				if !queued[id] {
-					push(id, 0)
-				}
-			}
+			pickUpNew()
 		case <-sig.Alarm:
 			if m.T.Retry != nil {
 				m.T.Retry()
@@ -331,6 +392,8 @@ func (m *Manager) Run(ctx context.Context, sig Signals) error {
 				sched[i].due, sched[i].flush = 0, true
 			}
 			heap.Init(&sched)
+			// What the scan has still to hand over is due now too.
+			alarmed = found != nil
 		case <-sig.Reload:
 			if err := m.Load(); err != nil {
 				m.logf("warning: control files not reread, keeping the old ones: %v", err)
@@ -342,20 +405,60 @@ func (m *Manager) Run(ctx context.Context, sig Signals) error {
 	}
 }
 
-// dueOf reads a message's state once, to place it in the schedule. A
-// message that cannot be read now is due at once; attempt sorts it out.
-func (m *Manager) dueOf(id string) int64 {
-	data, err := os.ReadFile(m.Q.Path(queue.DirInfo, id))
+// scan is the daemon's start-up scan: it reads the due time of every
+// message in info/ and hands them to the schedule in batches on found,
+// which its caller closes when it returns; then it removes what crashes left (todo
+// holds the ids Run found in todo/). It stops early when ctx is done.
+func (m *Manager) scan(ctx context.Context, found chan<- []item, todo []string) error {
+	start := time.Now()
+	ids, err := m.Q.IDs(queue.DirInfo)
 	if err != nil {
-		return 0
+		m.logf("warning: cannot read info/: %v", err)
+		return err
 	}
-	st, err := queue.ParseState(id, data)
-	if err != nil {
-		return 0
+	size := scanBatch
+	if m.scanBatch > 0 {
+		size = m.scanBatch
 	}
-	n, ok := st.NextTry()
-	if !ok {
-		return 0 // bounces or removal pending
+	batch := make([]item, 0, size)
+	read := 0
+	send := func() bool {
+		if m.scanHook != nil {
+			m.scanHook(read)
+		}
+		select {
+		case found <- batch:
+			batch = make([]item, 0, size)
+			return true
+		case <-ctx.Done():
+			return false
+		}
 	}
-	return n
+	const gone = -1
+	queue.ReadAhead(m.Q, runtime.GOMAXPROCS(0), len(ids), func(r *queue.Reader, i int) int64 {
+		data, err := r.ReadState(queue.DirInfo, ids[i])
+		if errors.Is(err, fs.ErrNotExist) {
+			return gone // finished since the listing
+		}
+		if err != nil {
+			return 0 // due now: the attempt sorts it out
+		}
+		next, ok := queue.NextTryOf(data)
+		if !ok {
+			return 0 // bounces or removal pending, or damage
+		}
+		return next
+	}, func(i int, due int64) bool {
+		read++
+		if due != gone {
+			batch = append(batch, item{id: ids[i], due: due})
+		}
+		return len(batch) < size || send()
+	})
+	if ctx.Err() != nil || len(batch) > 0 && !send() {
+		return nil
+	}
+	m.logf("status: start-up scan done: %d message(s) in info/ read in %.2fs", len(ids), time.Since(start).Seconds())
+	m.cleanup(todo, ids)
+	return nil
 }

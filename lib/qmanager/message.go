@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -375,20 +374,4 @@ func (m *Manager) logDelivery(id string, r queue.Rcpt, res Result) {
 		res.Text = r.LastError
 	}
 	m.logf("delivery msg %s to <%s>: %s: %s", id, r.Addr, word, res.Text)
-}
-
-// sortedIDs returns the ids in a directory in arrival order.
-func (m *Manager) sortedIDs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(m.Q.Path(dir, ""))
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, e := range ents {
-		if queue.ValidID(e.Name()) {
-			ids = append(ids, e.Name())
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool { return queue.IDLess(ids[i], ids[j]) })
-	return ids, nil
 }

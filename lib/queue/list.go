@@ -11,29 +11,31 @@ import (
 // show: one line per message (id, age, size, sender), then one line per
 // recipient with its state.
 func (q *Queue) List(w io.Writer) error {
-	ents, err := q.Scan()
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
 	now := q.now()
-	if len(ents) == 0 {
-		fmt.Fprintln(bw, "Mail queue is empty")
-		return bw.Flush()
-	}
-	for _, e := range ents {
+	n := 0
+	// One message at a time: a listing of 100,000 holds their ids, not
+	// their states.
+	err := q.each(func(e Entry) {
+		n++
 		if e.Err != nil {
 			fmt.Fprintf(bw, "%s  unreadable: %v\n", e.ID, e.Err)
-			continue
+			return
 		}
 		st := e.State
-		sender := st.Sender
-		fmt.Fprintf(bw, "%s  age %s  %d bytes  from <%s>\n", e.ID, age(now, time.Unix(st.Queued, 0)), e.Size, sender)
+		fmt.Fprintf(bw, "%s  age %s  %d bytes  from <%s>\n", e.ID, age(now, time.Unix(st.Queued, 0)), e.Size, st.Sender)
 		for _, r := range st.Rcpts {
 			fmt.Fprintf(bw, "    %-8s <%s>%s\n", rcptState(r), r.Addr, rcptDetail(now, r))
 		}
+	})
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(bw, "%d message(s) in the queue\n", len(ents))
+	if n == 0 {
+		fmt.Fprintln(bw, "Mail queue is empty")
+	} else {
+		fmt.Fprintf(bw, "%d message(s) in the queue\n", n)
+	}
 	return bw.Flush()
 }
 

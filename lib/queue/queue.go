@@ -11,8 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -104,21 +102,14 @@ func ValidID(id string) bool {
 	if len(id) > 100 {
 		return false
 	}
-	fields := strings.Split(id, ".")
-	if len(fields) != 4 {
-		return false
-	}
-	for _, f := range fields {
-		if f == "" {
+	for i := 0; i < 3; i++ {
+		f, rest, ok := strings.Cut(id, ".")
+		if !ok || !digits(f) {
 			return false
 		}
-		for i := 0; i < len(f); i++ {
-			if f[i] < '0' || f[i] > '9' {
-				return false
-			}
-		}
+		id = rest
 	}
-	return true
+	return digits(id)
 }
 
 // Pending is a message being written into the queue.
@@ -278,53 +269,6 @@ type Entry struct {
 // Scan lists the messages in todo/ and info/, sorted by id (arrival).
 func (q *Queue) Scan() ([]Entry, error) {
 	var out []Entry
-	seen := map[string]bool{}
-	for _, dir := range []string{DirInfo, DirTodo} {
-		ents, err := os.ReadDir(filepath.Join(q.Dir, dir))
-		if err != nil {
-			return nil, err
-		}
-		for _, de := range ents {
-			id := de.Name()
-			if !ValidID(id) || seen[id] {
-				continue
-			}
-			e := Entry{ID: id, Dir: dir, Size: -1}
-			data, err := os.ReadFile(q.Path(dir, id))
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // moved or finished while we looked
-			}
-			if err == nil {
-				e.State, err = ParseState(id, data)
-			}
-			e.Err = err
-			if fi, err := os.Stat(q.Path(DirMess, id)); err == nil {
-				e.Size = fi.Size()
-			}
-			seen[id] = true
-			out = append(out, e)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return IDLess(out[i].ID, out[j].ID) })
-	return out, nil
-}
-
-// IDLess orders ids numerically field by field, so arrival order holds
-// across a change in the number of digits.
-func IDLess(a, b string) bool {
-	fa, fb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(fa) && i < len(fb); i++ {
-		na, ea := strconv.ParseUint(fa[i], 10, 64)
-		nb, eb := strconv.ParseUint(fb[i], 10, 64)
-		if ea != nil || eb != nil {
-			if fa[i] != fb[i] {
-				return fa[i] < fb[i]
-			}
-			continue
-		}
-		if na != nb {
-			return na < nb
-		}
-	}
-	return len(fa) < len(fb)
+	err := q.each(func(e Entry) { out = append(out, e) })
+	return out, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -231,4 +232,64 @@ func NewState(id string, queued time.Time, env *envelope.Envelope) *State {
 		st.Rcpts = append(st.Rcpts, Rcpt{Addr: r, Status: Todo})
 	}
 	return st
+}
+
+// NextTryOf is State.NextTry read straight from a state file's bytes, for
+// omail-deliver's start-up scan of a big queue: it looks only at the
+// status and next-try fields of the recipient records, and builds
+// nothing. ok is false when no recipient is Todo or when the bytes do not
+// read as a state file; it checks no more than it reads: ParseState,
+// which every delivery attempt runs, is the judge of damage.
+func NextTryOf(data []byte) (next int64, ok bool) {
+	if !bytes.HasPrefix(data, []byte(stateVersion+"\x00")) || !ended(data) {
+		return 0, false
+	}
+	for rest := data; len(rest) > 0; {
+		i := bytes.IndexByte(rest, 0)
+		rec := rest[:i]
+		rest = rest[i+1:]
+		// R<status> <attempts> <nexttry> <address>
+		if len(rec) < 3 || rec[0] != 'R' || rec[1] != byte(Todo) || rec[2] != ' ' {
+			continue
+		}
+		f := rec[3:]
+		sp := bytes.IndexByte(f, ' ')
+		if sp < 0 {
+			return 0, false
+		}
+		f = f[sp+1:]
+		if sp = bytes.IndexByte(f, ' '); sp < 0 {
+			return 0, false
+		}
+		t, good := parseUint(f[:sp])
+		if !good {
+			return 0, false
+		}
+		if !ok || t < next {
+			next, ok = t, true
+		}
+	}
+	return next, ok
+}
+
+// parseUint reads a number as strconv.ParseInt does for ParseState (an
+// optional plus sign, decimal digits, below 2^63), without allocating.
+func parseUint(b []byte) (int64, bool) {
+	if len(b) > 0 && b[0] == '+' {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+		if n > math.MaxInt64 {
+			return 0, false
+		}
+	}
+	return int64(n), true
 }
