@@ -442,12 +442,13 @@ func (u *Unpacker) proxy(r *bundle.Reader, part string) error {
 	}
 }
 
-// queue runs the queue program for one message: the message (behind a
-// Received: line) on its fd 0, the envelope on its fd 1. The envelope
-// is written only after the whole message was read intact, so a message
-// that turns out damaged is never queued.
+// queue puts one message into the queue: the message (behind a
+// Received: line) on the queue program's fd 0, the envelope on its fd 1,
+// or the same in this process (qqclient.Open). The envelope is written
+// only after the whole message was read intact, so a message that turns
+// out damaged is never queued.
 func (u *Unpacker) queue(h bundle.Header, i int, m *bundle.Message) (int, error) {
-	c, err := qqclient.Start(u.Env.QueueProgram(), u.Env, u.Log)
+	c, err := qqclient.Open(u.Env, u.Log)
 	if err != nil {
 		return 0, err
 	}
@@ -479,7 +480,7 @@ func (u *Unpacker) bounceRefused(h bundle.Header, i int, m *bundle.Message, code
 	if err != nil {
 		return err
 	}
-	c, err := qqclient.Start(u.Env.QueueProgram(), u.Env, u.Log)
+	c, err := qqclient.Open(u.Env, u.Log)
 	if err != nil {
 		return err
 	}
