@@ -3,12 +3,17 @@ package bundle
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 type msg struct {
@@ -286,5 +291,73 @@ func TestCheckSeal(t *testing.T) {
 	h, _, err := Verify(bytes.NewReader(data))
 	if err != nil || r.Header.ID != h.ID || !strings.HasPrefix(h.ID, "legacy-") {
 		t.Errorf("legacy id %q, Verify says %q (%v)", r.Header.ID, h.ID, err)
+	}
+}
+
+// sealedStream compresses a hand-made stream with zstd and seals it, as
+// a faulty packer would.
+func sealedStream(t *testing.T, stream string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(zw, stream)
+	zw.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	buf.Write(seal(Zstd, sum[:]))
+	return buf.Bytes()
+}
+
+// The trailer's SHA-256 is checked by a reader that has not checked the
+// seal first (Verify); after CheckSeal it is only checked for form,
+// since the seal (checked again at the end) and the zstd checksum cover
+// what it could find.
+func TestTrailerSumAfterSeal(t *testing.T) {
+	id := NewID()
+	rec := "M 4 1\nF a@x\nT b@k\nfour\n"
+	head := "OMAIL-BUNDLE 1 " + id + " k 0\n"
+	crc := fmt.Sprintf("S %08x\n", crc32.Checksum([]byte("M 4 1\nF a@x\nT b@k\nfour"), castagnoli))
+	good := sha256.Sum256([]byte(head + rec + crc))
+	readSealed := func(data []byte) error {
+		r, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if err := r.CheckSeal(bytes.NewReader(data), int64(len(data))); err != nil {
+			return err
+		}
+		for {
+			m, err := r.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(io.Discard, m.Body); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range []struct {
+		name           string
+		sum            string
+		verify, sealed bool // accepted by Verify, by a reader after CheckSeal
+	}{
+		{"right sum", hex.EncodeToString(good[:]), true, true},
+		{"wrong sum", strings.Repeat("0", 64), false, true},
+		{"short sum", "00", false, false},
+		{"upper-case sum", strings.ToUpper(hex.EncodeToString(good[:])), false, false},
+	} {
+		data := sealedStream(t, head+rec+crc+"E 1 "+c.sum+"\n")
+		if _, _, err := Verify(bytes.NewReader(data)); (err == nil) != c.verify {
+			t.Errorf("%s: Verify says %v", c.name, err)
+		}
+		if err := readSealed(data); (err == nil) != c.sealed {
+			t.Errorf("%s: after CheckSeal: %v", c.name, err)
+		}
 	}
 }

@@ -205,9 +205,9 @@ func TestClientDamagedStreamCutBack(t *testing.T) {
 	}
 	stream := "OMAIL-BUNDLE 1 " + id + " proxy 0\n" + rec("Subject: 1\n\none\n") + rec("Subject: 2\n\ntwo\n")
 	for name, bad := range map[string]string{
-		"bad crc":      stream + "M 4 1\nF a@x\nT bob@k\nfour\nS 00000000\n",
-		"bad checksum": stream + "E 2 " + strings.Repeat("0", 64) + "\n",
-		"no trailer":   stream,
+		"bad crc":    stream + "M 4 1\nF a@x\nT bob@k\nfour\nS 00000000\n",
+		"bad count":  stream + "E 3 " + strings.Repeat("0", 64) + "\n",
+		"no trailer": stream,
 	} {
 		file := filepath.Join(h, strings.ReplaceAll(name, " ", "-"))
 		sealed(t, file, bad)
