@@ -86,8 +86,14 @@ func ValidID(id string) bool {
 	if len(h) != 32 && len(h) != 64 || (len(h) == 64) != (len(id) != len(h)) {
 		return false
 	}
-	for i := 0; i < len(h); i++ {
-		if !('0' <= h[i] && h[i] <= '9' || 'a' <= h[i] && h[i] <= 'f') {
+	return lowerHex(h)
+}
+
+// lowerHex reports whether s is all lower-case hex digits, as the format
+// writes ids and checksums.
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
 			return false
 		}
 	}

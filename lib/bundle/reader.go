@@ -351,7 +351,7 @@ func (r *Reader) trailer(line string) error {
 		return damaged("trailer counts %q messages, the bundle holds %d", f[1], r.count)
 	}
 	// The trailer line itself is not part of the checksum it carries.
-	if r.sum != nil && f[2] != hex.EncodeToString(r.sum.Sum(nil)) || !isSHA256Hex(f[2]) {
+	if len(f[2]) != 2*sha256.Size || !lowerHex(f[2]) || r.sum != nil && f[2] != hex.EncodeToString(r.sum.Sum(nil)) {
 		return damaged("stream checksum mismatch")
 	}
 	// Nothing may follow the trailer, and the compressed stream must end
@@ -440,19 +440,6 @@ func (r *Reader) CheckSeal(ra io.ReaderAt, size int64) error {
 	// a tenth of an unpack's CPU; the trailer's count is still checked.
 	r.sum = nil
 	return nil
-}
-
-// isSHA256Hex reports whether s is a SHA-256 as the trailer writes it.
-func isSHA256Hex(s string) bool {
-	if len(s) != 2*sha256.Size {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // trim shortens a line for an error message.
