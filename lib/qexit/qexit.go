@@ -1,6 +1,7 @@
-// Package qexit holds qmail-queue's exit codes, the contract between
-// omail-queue and every program that hands it a message, and turns Go
-// errors into them.
+// Package qexit holds the exit codes that are the contract between
+// omail's programs: qmail-queue's codes (omail-queue and every program
+// that hands it a message), the 0/100/111 of every other command, and
+// the mapping of Go errors onto them.
 package qexit
 
 import (
@@ -27,6 +28,17 @@ const (
 	TempRefused     = 71
 	PermanentLowest = 11
 	PermanentHigh   = 40
+)
+
+// The exit codes of every omail command but omail-queue, qmail's
+// convention for delivery programs: 0 done, 100 permanent failure
+// (do not try again), 111 temporary failure (try again later). A usage
+// error is permanent, except where a caller must retry (omail-unpack's
+// hooks use Temp for it, so that OCMP keeps the file).
+const (
+	Perm  = 100
+	Temp  = 111
+	Usage = Perm
 )
 
 // Permanent reports whether an exit code means "do not try again".
