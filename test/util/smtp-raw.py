@@ -1,7 +1,7 @@
 """Speaks raw bytes to an SMTP server, for the tests that need bytes no
 polite client sends.
 
-  raw.py PORT [--tls|--hold] SCRIPT
+  smtp-raw.py PORT [--tls|--hold] SCRIPT
 
 SCRIPT is a Python bytes literal body (escapes allowed), sent in one
 write after the greeting; then the client shuts down its sending side,

@@ -1,7 +1,7 @@
-# Sourced by the test/smtpd-* scenario tests, after test/lib.sh: starts
+# Sourced by the test/smtpd-* scenario tests, after test/util/lib.sh: starts
 # omail-smtpd under a real tcpserver -RHl0 with a real tcprules cdb on
 # 127.0.0.1, and small helpers for its clients.
-SMTPD_COMMON=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SMTPD_UTIL=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # rules TEXT: write tcp.smtp and compile it with tcprules, as an admin
 # would; tcpserver reads the cdb afresh for every connection.
@@ -36,5 +36,5 @@ swaks_to() {
 # listq: the queue as omail-inject -bp shows it.
 listq() { omail-inject -bp 2>&1 || true; }
 
-# raw: python helper speaking raw bytes (see raw.py).
-raw() { python3 "$SMTPD_COMMON/raw.py" "$PORT" "$@"; }
+# raw: python helper speaking raw bytes (see smtp-raw.py).
+raw() { python3 "$SMTPD_UTIL/smtp-raw.py" "$PORT" "$@"; }

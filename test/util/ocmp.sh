@@ -1,11 +1,11 @@
-# Sourced by the test/ocmp-* scenario tests, after ../lib.sh. Builds
+# Sourced by the test/ocmp-* scenario tests, after test/util/lib.sh. Builds
 # ocmp-tool (outbox.Put and lib/mbox from the command line) and gives
 # helpers for OCMP homes, messages and counting them.
 
 # The build uses the invoking user's Go caches: lib.sh points HOME at a
 # temporary directory, where there is no module cache (and no network).
 realhome=$(getent passwd "$(id -u)" | cut -d: -f6)
-(cd "$ROOT" && HOME=$realhome go build -o "$T/ocmp-tool" ./test/ocmp-tool) || fail "building ocmp-tool"
+(cd "$ROOT" && HOME=$realhome go build -o "$T/ocmp-tool" ./test/util/ocmp-tool) || fail "building ocmp-tool"
 TOOL=$T/ocmp-tool
 OCMP=$T/ocmp
 SPOOL=$T/mail

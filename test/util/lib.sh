@@ -1,14 +1,19 @@
 # Sourced by every scenario test. Gives a private OMAIL_HOME under a temp
 # directory, the built binaries on PATH, and small assertion helpers.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# The programs under test: bin/ as `make build` leaves it, or another
+# directory of them in OMAIL_TEST_BIN (`make cover` points it at
+# coverage-instrumented builds).
+TESTBIN=${OMAIL_TEST_BIN:-$ROOT/bin}
+[ -x "$TESTBIN/omail-queue" ] || { echo "FAIL: no built programs in $TESTBIN (make build)" >&2; exit 1; }
 T=$(mktemp -d /tmp/omail-test.XXXXXX)
 # As root, omail-deliver runs local and SMTP deliveries as other users
 # (the recipient, nobody), who must be able to reach the test's files and
 # run omail-deliver itself: the checkout may sit in a directory only root
-# can enter, so the tests run a copy of bin/ (hard links where possible).
+# can enter, so the tests run a copy of $TESTBIN (hard links where possible).
 chmod 755 "$T"
-cp -al "$ROOT/bin" "$T/bin" 2>/dev/null || cp -a "$ROOT/bin" "$T/bin"
+cp -al "$TESTBIN" "$T/bin" 2>/dev/null || cp -a "$TESTBIN" "$T/bin"
 chmod 755 "$T/bin"
 BIN=$T/bin
 export PATH="$BIN:$PATH"
