@@ -1,5 +1,6 @@
 # omail: see README.md. `make` builds bin/, `make test` runs every test,
-# `make demo` shows the main job, `make check` lints.
+# `make demo` shows the main job, `make check` lints, `make cover`
+# measures what the tests exercise.
 
 GO         ?= go
 PREFIX     ?= /usr/local
@@ -13,7 +14,7 @@ LDFLAGS     = -s -w -X omail/lib/home.Default=$(OMAIL_HOME)
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN      := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test unit scenario fuzz demo check install bench clean deps
+.PHONY: all build test unit scenario fuzz demo check cover install bench clean deps
 
 all: build
 
@@ -47,12 +48,21 @@ fuzz:
 demo: build deps
 	@demo/run
 
+# go.mod and go.sum must be what `go mod tidy` writes: every module the
+# code imports listed as direct, nothing stale.
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum differ from what go mod tidy writes (above): run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
 	$(GOBIN)/staticcheck ./...
+
+# Unit and scenario coverage merged, reported under build/cover/
+# (git-ignored): see test/util/cover. The programs it measures are
+# built there with -cover; bin/ is left as `make build` makes it.
+cover: deps
+	@GO="$(GO)" LDFLAGS="$(LDFLAGS)" PROGS="$(PROGS)" test/util/cover
 
 bench: build
 	@bench/run
@@ -70,4 +80,4 @@ install: build
 	OMAIL_HOME=$(DESTDIR)$(OMAIL_HOME) bin/omail-deliver -init
 
 clean:
-	rm -rf bin
+	rm -rf bin build
