@@ -16,26 +16,31 @@ import (
 // unwritten, as a client that aborts. It returns the exit code.
 func feed(t *testing.T, prog string, msg, env []byte) int {
 	t.Helper()
-	msgR, msgW, err := os.Pipe()
+	code, err := runQueue(prog, msg, env)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", prog, err)
 	}
+	return code
+}
+
+// runQueue is feed without t, for goroutines (where t.Fatal must not
+// be called).
+func runQueue(prog string, msg, env []byte) (int, error) {
 	envR, envW, err := os.Pipe()
 	if err != nil {
-		t.Fatal(err)
+		return -1, err
 	}
 	cmd := exec.Command(prog)
 	cmd.Env = []string{} // the fake needs nothing from its environment
-	cmd.Stdin, cmd.Stdout = msgR, envR
+	cmd.Stdin, cmd.Stdout = bytes.NewReader(msg), envR
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		envR.Close()
+		envW.Close()
+		return -1, err
 	}
-	msgR.Close()
 	envR.Close()
-	msgW.Write(msg)
-	msgW.Close()
 	if env != nil {
 		envW.Write(env)
 	}
@@ -44,12 +49,11 @@ func feed(t *testing.T, prog string, msg, env []byte) int {
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
-		return 0
+		return 0, nil
 	case errors.As(err, &exit):
-		return exit.ExitCode()
+		return exit.ExitCode(), nil
 	}
-	t.Fatalf("%s: %v %s", prog, err, stderr.Bytes())
-	return -1
+	return -1, fmt.Errorf("%v %s", err, stderr.Bytes())
 }
 
 const envAB = "Fa@b\x00Tc@d\x00Te@f\x00\x00"
@@ -163,7 +167,11 @@ func TestQueueConcurrentRuns(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i] = feedNoFatal(q.Prog, fmt.Sprintf("m%d\n", i))
+			code, err := runQueue(q.Prog, []byte(fmt.Sprintf("m%d\n", i)), []byte(envAB))
+			if err != nil {
+				code = -1
+			}
+			codes[i] = code
 		}()
 	}
 	wg.Wait()
@@ -179,26 +187,6 @@ func TestQueueConcurrentRuns(t *testing.T) {
 	if len(seen) != n {
 		t.Errorf("%d distinct runs kept, want %d", len(seen), n)
 	}
-}
-
-// feedNoFatal is feed for goroutines, where t.Fatal must not be called.
-func feedNoFatal(prog, msg string) int {
-	envR, envW, err := os.Pipe()
-	if err != nil {
-		return -1
-	}
-	cmd := exec.Command(prog)
-	cmd.Stdin, cmd.Stdout = bytes.NewReader([]byte(msg)), envR
-	if err := cmd.Start(); err != nil {
-		return -1
-	}
-	envR.Close()
-	envW.Write([]byte(envAB))
-	envW.Close()
-	if err := cmd.Wait(); err != nil {
-		return -1
-	}
-	return 0
 }
 
 // TestQueueOddDirectory: the directory is quoted for the shell.
