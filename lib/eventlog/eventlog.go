@@ -56,6 +56,15 @@ func (l *Log) Flush() {
 	}
 }
 
+// Raw writes the lines held back and returns the writer under the log,
+// for lines that another program, or code that writes its own, puts
+// there (a queue program's stderr is this writer itself when it is a
+// file).
+func (l *Log) Raw() io.Writer {
+	l.Flush()
+	return l.w
+}
+
 func (l *Log) line(b []byte, format string, args []any) []byte {
 	b = append(b, l.prefix...)
 	b = fmt.Appendf(b, format, args...)

@@ -64,3 +64,13 @@ func TestHold(t *testing.T) {
 		t.Error("Flush with nothing held wrote")
 	}
 }
+
+// Raw hands out the writer itself, after the held lines.
+func TestRaw(t *testing.T) {
+	var w writes
+	l := New(&w, "omail-x")
+	l.Hold("held")
+	if l.Raw() != &w || len(w.w) != 1 || w.w[0] != "omail-x: held\n" {
+		t.Errorf("Raw after %q", w.w)
+	}
+}
