@@ -34,11 +34,8 @@ func (p *Packer) packOutbox(ep string) error {
 	if err != nil || len(names) == 0 {
 		return err
 	}
-	upload, tmp, ok, err := p.dirs(ep)
+	upload, tmp, ok, err := p.workDirs(ep)
 	if err != nil || !ok {
-		return err
-	}
-	if err := p.cleanTmp(ep, tmp); err != nil {
 		return err
 	}
 	var msgs []source
@@ -88,11 +85,8 @@ func (p *Packer) packOutbox(ep string) error {
 
 // finishOutbox does steps 3 to 5 for a journalled bundle.
 func (p *Packer) finishOutbox(ep, jpath string, j *journal) error {
-	for _, pd := range j.bundles {
-		if err := publish(pd); err != nil {
-			return err
-		}
-		p.Log.Printf("bundle %s: endpoint %s: in %s", pd.id, ep, pd.upload)
+	if err := p.publishAll(ep, j); err != nil {
+		return err
 	}
 	p.Crash.At("pack-published")
 	// Remove only the entries the journal means: after a crash, a later

@@ -274,6 +274,30 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	return pd, nil
 }
 
+// workDirs is dirs, with what a crashed pass left in the temporary
+// directory removed: the directories a pass of ep writes bundles in.
+func (p *Packer) workDirs(ep string) (upload, tmp string, ok bool, err error) {
+	upload, tmp, ok, err = p.dirs(ep)
+	if err != nil || !ok {
+		return "", "", ok, err
+	}
+	if err := p.cleanTmp(ep, tmp); err != nil {
+		return "", "", false, err
+	}
+	return upload, tmp, true, nil
+}
+
+// publishAll publishes every bundle of a journal, for endpoint ep.
+func (p *Packer) publishAll(ep string, j *journal) error {
+	for _, pd := range j.bundles {
+		if err := publish(pd); err != nil {
+			return err
+		}
+		p.Log.Printf("bundle %s: endpoint %s: in %s", pd.id, ep, pd.upload)
+	}
+	return nil
+}
+
 // publish renames a durable bundle into upload/ durably. A bundle no
 // longer in the temporary directory was published before a crash.
 func publish(pd pending) error {

@@ -87,11 +87,8 @@ func (p *Packer) packMbox(user, path string) error {
 	if err != nil || fi.Size() == 0 {
 		return err
 	}
-	upload, tmp, ok, err := p.dirs(user)
+	upload, tmp, ok, err := p.workDirs(user)
 	if err != nil || !ok {
-		return err
-	}
-	if err := p.cleanTmp(user, tmp); err != nil {
 		return err
 	}
 	length := fi.Size()
@@ -153,11 +150,8 @@ func (p *Packer) packMbox(user, path string) error {
 // finishMbox publishes a journal's bundles and, when the mbox still
 // starts with the packed part, cuts that part off.
 func (p *Packer) finishMbox(user string, f *os.File, jpath string, j *journal) error {
-	for _, pd := range j.bundles {
-		if err := publish(pd); err != nil {
-			return err
-		}
-		p.Log.Printf("bundle %s: endpoint %s: in %s", pd.id, user, pd.upload)
+	if err := p.publishAll(user, j); err != nil {
+		return err
 	}
 	p.Crash.At("pack-mbox-published")
 	fi, err := f.Stat()
