@@ -20,8 +20,8 @@ import (
 )
 
 // proxy puts each message into the queue with its envelope. The
-// progress journal holds how many messages are queued, durably, so that a re-run
-// after a crash or a temporary failure goes on from there.
+// progress journal holds how many messages are queued, durably, so that
+// a re-run after a crash or a temporary failure goes on from there.
 func (u *Unpacker) proxy(r *bundle.Reader, st *seen.Store) error {
 	start := 0
 	if data, err := st.Progress(r.Header.ID); err == nil {
