@@ -71,25 +71,26 @@ func (s *Store) Record(id, endpoint, user string, messages int) error {
 // it, or an error satisfying errors.Is(err, fs.ErrNotExist) when there is
 // none. What it holds is the unpacker's business.
 func (s *Store) Progress(id string) ([]byte, error) {
-	return os.ReadFile(s.progressPath(id))
+	return os.ReadFile(s.ProgressFile(id))
 }
 
 // SetProgress replaces bundle id's progress journal, durably.
 func (s *Store) SetProgress(id string, data []byte) error {
-	return safefile.WriteFile(s.progressPath(id), data, 0o640)
+	return safefile.WriteFile(s.ProgressFile(id), data, 0o640)
 }
 
 // ClearProgress removes bundle id's progress journal, durably, if there
 // is one.
 func (s *Store) ClearProgress(id string) error {
-	if err := safefile.Remove(s.progressPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := safefile.Remove(s.ProgressFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
-// progressPath is the file that holds bundle id's progress journal.
-func (s *Store) progressPath(id string) string { return filepath.Join(s.dir, id+".part") }
+// ProgressFile is the file that holds bundle id's progress journal, for
+// messages that name it.
+func (s *Store) ProgressFile(id string) string { return filepath.Join(s.dir, id+".part") }
 
 // Expire forgets the bundle ids older than Horizon, and the progress of
 // bundles that old, at most once a day. It returns how many files it
