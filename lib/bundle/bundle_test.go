@@ -197,36 +197,6 @@ func TestLegacy(t *testing.T) {
 	mustDamaged(t, "gzip of not an mbox", gz("Subject: hello\n\nhi\n"))
 }
 
-func TestMboxReader(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want []string
-	}{
-		{"From a x\nA\n\nFrom b y\nB\n", []string{"a:A\n", "b:B\n"}},
-		{"From a x\nA\n\n\nFrom b y\n\nB", []string{"a:A\n\n", "b:\nB"}},
-		{"From a x\n>>From z\n>Fromage\n", []string{"a:>From z\n>Fromage\n"}},
-		{"From a x\n", []string{"a:"}},
-		{"From <a@b> x\nq\n\n\n", []string{"a@b:q\n\n"}},
-	} {
-		m := NewMboxReader(strings.NewReader(c.in))
-		var got []string
-		for {
-			s, b, err := m.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(b)
-			got = append(got, s+":"+string(body))
-		}
-		if fmt.Sprint(got) != fmt.Sprint(c.want) {
-			t.Errorf("%q: got %q want %q", c.in, got, c.want)
-		}
-	}
-}
-
 func TestWriterRefuses(t *testing.T) {
 	var buf bytes.Buffer
 	if _, err := NewWriter(&buf, Zstd, Header{ID: "x", Endpoint: "k"}); err == nil {

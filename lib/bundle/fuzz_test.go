@@ -44,41 +44,6 @@ func FuzzReader(f *testing.F) {
 	})
 }
 
-// FuzzMbox: the mbox splitter never panics, never returns more body
-// bytes than it was given, and finds no more messages than there are
-// lines starting "From ".
-func FuzzMbox(f *testing.F) {
-	f.Add([]byte("From a x\nA\n\nFrom b y\nB\n"))
-	f.Add([]byte("From a x\n>From z\n\n\n>>From q\nFrom b\n"))
-	f.Add([]byte("not an mbox\n"))
-	f.Add([]byte("From a x\n\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		m := NewMboxReader(bytes.NewReader(data))
-		total, n := 0, 0
-		froms := bytes.Count(data, []byte("\nFrom "))
-		if bytes.HasPrefix(data, []byte("From ")) {
-			froms++
-		}
-		for {
-			_, body, err := m.Next()
-			if err != nil {
-				return
-			}
-			if n++; n > froms {
-				t.Fatalf("%d messages from %d From_ lines", n, froms)
-			}
-			b, err := io.ReadAll(body)
-			if err != nil {
-				return
-			}
-			total += len(b)
-			if total > len(data) {
-				t.Fatalf("%d body bytes from %d input bytes", total, len(data))
-			}
-		}
-	})
-}
-
 // FuzzFraming is FuzzReader on the stream itself: the input is
 // compressed before reading, so the fuzzer works on the framing lines
 // rather than on compressed bytes.

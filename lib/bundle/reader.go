@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"omail/lib/envelope"
+	"omail/lib/mbox"
 )
 
 // ErrDamaged is a file that is not a bundle we can read: truncated,
@@ -58,7 +59,7 @@ type Reader struct {
 	sum    hash.Hash // of the stream; nil once CheckSeal made it redundant
 	count  int
 	body   io.Reader // the current message's body, until drained
-	mbox   *MboxReader
+	mbox   *mbox.Reader
 	done   bool
 	err    error
 }
@@ -144,7 +145,7 @@ func NewReader(f io.Reader) (*Reader, error) {
 	}
 	if string(first[:5]) == "From " {
 		r.Header.Legacy = true
-		r.mbox = NewMboxReader(r.br)
+		r.mbox = mbox.NewReader(r.br)
 		return r, nil
 	}
 	line, err := r.hline()
@@ -537,6 +538,10 @@ func (r *Reader) nextMbox() (*Message, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
+		if errors.Is(err, mbox.ErrNotMbox) && r.src.err == nil {
+			// A From_ line too long to be one: damage, in mbox's words.
+			return nil, damaged("%v", err)
+		}
 		return nil, r.classify(err, "legacy mbox")
 	}
 	r.count++

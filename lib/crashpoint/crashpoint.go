@@ -22,8 +22,8 @@ import (
 //     change things under the program's feet, e.g. deliver mail into an
 //     mbox being packed).
 //
-// A set-id program ignores both.
-func New(env home.Env) func(string) {
+// A set-id program ignores both. With neither set, New returns nil.
+func New(env home.Env) Hook {
 	spec := env.Trusted("OMAIL_CRASHPOINT")
 	hook, cmd := env.Trusted("OMAIL_HOOKPOINT"), env.Trusted("OMAIL_HOOKCMD")
 	if spec == "" && (hook == "" || cmd == "") {
@@ -47,5 +47,16 @@ func New(env home.Env) func(string) {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // the signal is on its way
 		}
+	}
+}
+
+// Hook is a program's test hooks, called with the name of each point the
+// program reaches. nil means none.
+type Hook func(point string)
+
+// At runs the hooks for point; a nil Hook does nothing.
+func (h Hook) At(point string) {
+	if h != nil {
+		h(point)
 	}
 }

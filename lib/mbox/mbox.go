@@ -1,6 +1,9 @@
-// Package mbox appends messages to a classic Unix mbox file the way mail
-// readers expect: locked against them, mboxrd-quoted, and either wholly
-// appended or not at all.
+// Package mbox is omail's one knowledge of the classic Unix mbox format
+// (mboxrd): Appender (this file) appends messages the way mail readers
+// expect, locked against them, quoted, and either wholly appended or not
+// at all; Reader (reader.go) splits an mbox into messages as a stream;
+// Lines and Signature (scan.go) let a program look over a mailbox it
+// appended to, to recover after a crash.
 //
 // Locking. Open takes two locks, as Dovecot does for writes and mutt for
 // any change: a dotlock (path + ".lock", created with O_EXCL) and a

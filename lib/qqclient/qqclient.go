@@ -19,7 +19,7 @@ import (
 	"omail/lib/envelope"
 	"omail/lib/home"
 	"omail/lib/qexit"
-	"omail/lib/queuecmd"
+	"omail/lib/queue"
 )
 
 // Client is one message on its way into the queue.
@@ -31,7 +31,7 @@ type Client struct {
 	werr error    // first error writing the message
 	done bool
 
-	inproc *queuecmd.Message // set when queueing in this process
+	inproc *queue.Submission // set when queueing in this process
 	stderr io.Writer         // for its log lines
 }
 
@@ -48,7 +48,7 @@ func Open(env home.Env, stderr io.Writer) (*Client, error) {
 	if !sameProcessOK(env, prog) {
 		return Start(prog, env, stderr)
 	}
-	m, code, err := queuecmd.Begin(env)
+	m, code, err := queue.Submit(env.Dir())
 	if err != nil {
 		// Reported by Commit, as omail-queue's exit code would be.
 		return &Client{prog: prog, werr: &qexit.Error{Code: code, Err: err}, stderr: stderr}, nil
@@ -131,7 +131,7 @@ func (c *Client) Commit(e *envelope.Envelope) (int, error) {
 	eerr := envelope.Write(c.env, e)
 	c.env.Close()
 	err := c.cmd.Wait()
-	code := 0
+	code := qexit.OK
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
@@ -141,7 +141,7 @@ func (c *Client) Commit(e *envelope.Envelope) (int, error) {
 	} else if err != nil {
 		return qexit.Bug, fmt.Errorf("%s: %v", c.prog, err)
 	}
-	if code != 0 {
+	if code != qexit.OK {
 		return code, fmt.Errorf("%s: %s", c.prog, qexit.Describe(code))
 	}
 	if c.werr != nil || eerr != nil {
@@ -149,7 +149,7 @@ func (c *Client) Commit(e *envelope.Envelope) (int, error) {
 		// exit 0 here is a broken queue program. Never say accepted.
 		return qexit.Bug, fmt.Errorf("%s exited 0 but writing to it failed: %v %v", c.prog, c.werr, eerr)
 	}
-	return 0, nil
+	return qexit.OK, nil
 }
 
 // Abort ends the message without an envelope: the queue program sees
@@ -181,7 +181,7 @@ func (c *Client) commitHere(e *envelope.Envelope) (int, error) {
 		var wire bytes.Buffer
 		if err = envelope.Write(&wire, e); err != nil {
 			code = qexit.Bug
-		} else if e, code, err = queuecmd.ReadEnvelope(&wire); err == nil {
+		} else if e, code, err = queue.ReadEnvelope(&wire); err == nil {
 			code, err = c.inproc.Commit(e)
 		}
 	}

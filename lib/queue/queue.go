@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"omail/lib/clock"
 	"omail/lib/envelope"
 	"omail/lib/safefile"
 )
@@ -43,12 +44,7 @@ func New(home string) *Queue {
 	return &Queue{Dir: filepath.Join(home, "queue"), Now: time.Now}
 }
 
-func (q *Queue) now() time.Time {
-	if q.Now == nil {
-		return time.Now()
-	}
-	return q.Now()
-}
+func (q *Queue) now() time.Time { return clock.Now(q.Now) }
 
 // Path joins a queue subdirectory and a name.
 func (q *Queue) Path(sub, name string) string { return filepath.Join(q.Dir, sub, name) }

@@ -1,19 +1,17 @@
 // Package queuecmd is the body of omail-queue: qmail-queue's protocol.
 // The message comes on fd 0, the envelope on fd 1; the message gets a
 // Received: line and enters the queue at one commit point, and only then
-// does the program exit 0.
+// does the program exit 0. The work itself is lib/queue's Submission;
+// this package adds the pipes and qmail-queue's time limit.
 package queuecmd
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
-	"omail/lib/envelope"
 	"omail/lib/home"
 	"omail/lib/qexit"
 	"omail/lib/queue"
@@ -41,7 +39,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout io.Writer, stderr 
 // queueOne does the work in a goroutine, so that a caller who stalls
 // can be timed out while a read is blocked.
 func queueOne(env home.Env, msg, envIn io.Reader) (int, error) {
-	m, code, err := Begin(env)
+	m, code, err := queue.Submit(env.Dir())
 	if err != nil {
 		return code, err
 	}
@@ -71,7 +69,7 @@ func queueOne(env home.Env, msg, envIn io.Reader) (int, error) {
 }
 
 // fill copies the message in, reads the envelope, and commits.
-func fill(m *Message, msg, envIn io.Reader, timedOut func() bool, mu *sync.Mutex) (int, error) {
+func fill(m *queue.Submission, msg, envIn io.Reader, timedOut func() bool, mu *sync.Mutex) (int, error) {
 	defer func() {
 		mu.Lock()
 		m.Abort()
@@ -84,7 +82,7 @@ func fill(m *Message, msg, envIn io.Reader, timedOut func() bool, mu *sync.Mutex
 		}
 		return qexit.Code(err, qexit.WriteError), err
 	}
-	e, code, err := ReadEnvelope(envIn)
+	e, code, err := queue.ReadEnvelope(envIn)
 	if err != nil {
 		return code, err
 	}
@@ -95,73 +93,6 @@ func fill(m *Message, msg, envIn io.Reader, timedOut func() bool, mu *sync.Mutex
 	}
 	return m.Commit(e)
 }
-
-// ReadEnvelope reads and checks an envelope in qmail-queue's format,
-// with omail-queue's exit code for what is wrong with it.
-func ReadEnvelope(r io.Reader) (*envelope.Envelope, int, error) {
-	e, err := envelope.Read(r)
-	switch {
-	case err == nil:
-		return e, qexit.OK, nil
-	case errors.Is(err, envelope.ErrTooLong):
-		return nil, qexit.AddressTooLong, err
-	case errors.Is(err, envelope.ErrFormat):
-		return nil, qexit.EnvelopeFormat, err
-	}
-	return nil, qexit.ReadError, err
-}
-
-// Message is omail-queue's work without its pipes: one message on its
-// way into the queue. omail-queue runs it between fd 0 and fd 1;
-// qqclient runs it in the caller's process when exec-ing omail-queue
-// would change nothing but the cost of a program start.
-type Message struct {
-	q  *queue.Queue
-	p  *queue.Pending
-	bw *bufio.Writer
-}
-
-// Begin checks OMAIL_HOME and the queue, creates the message file and
-// writes omail-queue's Received: line. On failure it returns the exit
-// code omail-queue would give.
-func Begin(env home.Env) (*Message, int, error) {
-	h := env.Dir()
-	if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
-		return nil, qexit.HomeError, fmt.Errorf("OMAIL_HOME %s: %v", h, err)
-	}
-	q := queue.New(h)
-	if err := q.Check(); err != nil {
-		return nil, qexit.QueueError, err
-	}
-	p, err := q.Begin()
-	if err != nil {
-		return nil, qexit.Code(err, qexit.WriteError), fmt.Errorf("creating the message file: %w", err)
-	}
-	m := &Message{q: q, p: p, bw: bufio.NewWriterSize(p, 64*1024)}
-	fmt.Fprintf(m.bw, "Received: (omail-queue %d invoked by uid %d); %s\n",
-		os.Getpid(), os.Getuid(), time.Now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
-	return m, qexit.OK, nil
-}
-
-// Write appends message bytes; an error is the queue's (disk full...).
-func (m *Message) Write(b []byte) (int, error) { return m.bw.Write(b) }
-
-// Commit makes the message part of the queue with envelope e, at the
-// queue's commit point, and wakes omail-deliver. It returns omail-queue's
-// exit code: 0 only when the message is durably queued.
-func (m *Message) Commit(e *envelope.Envelope) (int, error) {
-	if err := m.bw.Flush(); err != nil {
-		return qexit.Code(err, qexit.WriteError), err
-	}
-	if _, err := m.p.Commit(e); err != nil {
-		return qexit.Code(err, qexit.WriteError), fmt.Errorf("committing: %w", err)
-	}
-	m.q.Notify()
-	return qexit.OK, nil
-}
-
-// Abort throws the message away; after Commit it does nothing.
-func (m *Message) Abort() { m.p.Abort() }
 
 // errReader remembers a read error, to tell it from a write error after
 // io.Copy.

@@ -1,4 +1,4 @@
-package unpackcmd
+package hugepages
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ func TestAdviseHugePages(t *testing.T) {
 	}
 	big := make([]byte, 8<<20)
 	p := uint64(uintptr(unsafe.Pointer(&big[0])))
-	adviseHugePages(unsafe.Pointer(&big[0]))
+	Advise(unsafe.Pointer(&big[0]))
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		t.Skip(err)

@@ -1,11 +1,11 @@
-package unpackcmd
+package unpacker
 
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -17,6 +17,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"omail/lib/bundle"
+	"omail/lib/eventlog"
+	"omail/lib/quarantine"
+	"omail/lib/seen"
 )
 
 // setup makes a home whose mailspool is inside it.
@@ -27,7 +30,22 @@ func setup(t testing.TB) (*Unpacker, string) {
 	os.WriteFile(filepath.Join(h, "control", "me"), []byte("kiosk.example\n"), 0o644)
 	os.WriteFile(filepath.Join(h, "control", "mailspool"), []byte(filepath.Join(h, "mail")+"\n"), 0o644)
 	var log bytes.Buffer
-	return &Unpacker{Home: h, Log: &log, Now: func() time.Time { return time.Unix(1800000000, 0) }}, h
+	return &Unpacker{Home: h, Log: eventlog.New(&log, "omail-unpack"), Now: func() time.Time { return time.Unix(1800000000, 0) }}, h
+}
+
+// logText is what u has logged, when its log is setup's buffer.
+func logText(u *Unpacker) string { return u.Log.Raw().(fmt.Stringer).String() }
+
+// outcome names what an error of Unpack means, as omail-unpack's exit
+// code says it: done (0), quarantined (100), temporary (111).
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "done"
+	case errors.Is(err, ErrQuarantined):
+		return "quarantined"
+	}
+	return "temporary"
 }
 
 type msg struct {
@@ -65,8 +83,8 @@ func TestClient(t *testing.T) {
 		{"a@x", []string{"bob@k"}, "Subject: one\n\nFrom me\n"},
 		{"", []string{"bob@k"}, "Subject: two\n\nbye"},
 	})
-	if code := u.Unpack(file, "bob"); code != OK {
-		t.Fatalf("exit %d: %s", code, u.Log)
+	if err := u.Unpack(file, "bob"); outcome(err) != "done" {
+		t.Fatalf("%v: %s", err, logText(u))
 	}
 	got, _ := os.ReadFile(filepath.Join(h, "mail", "bob"))
 	for _, want := range []string{
@@ -83,63 +101,24 @@ func TestClient(t *testing.T) {
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Error("FILE not removed")
 	}
-	if _, err := os.Stat(filepath.Join(h, SeenDir, id)); err != nil {
+	if _, err := os.Stat(filepath.Join(h, seen.Dir, id)); err != nil {
 		t.Error("id not remembered")
 	}
 }
 
-func TestUsage(t *testing.T) {
-	var log bytes.Buffer
-	for _, args := range [][]string{{"omail-unpack"}, {"omail-unpack", "client", "x"}, {"omail-unpack", "proxy"}, {"omail-unpack", "other", "a"}} {
-		if code := Run(args, nil, nil, io.Discard, &log); code != Temporary {
-			t.Errorf("%q: exit %d", args, code)
-		}
-	}
+// A user name that is no endpoint name is refused, temporarily: FILE
+// stays for a corrected dirapi.conf line.
+func TestRefusesBadUser(t *testing.T) {
 	u, h := setup(t)
 	file := filepath.Join(h, "in")
 	writeBundle(t, file, []msg{{"a", []string{"b"}, "x"}})
-	for _, user := range []string{"../x", "a/b", ".", "", "x y"} {
-		if user == "" {
-			continue
-		}
-		if code := u.Unpack(file, user); code != Temporary {
-			t.Errorf("user %q: exit %d", user, code)
+	for _, user := range []string{"../x", "a/b", ".", "x y"} {
+		if err := u.Unpack(file, user); outcome(err) != "temporary" || !strings.HasPrefix(err.Error(), "refusing user ") {
+			t.Errorf("user %q: %v", user, err)
 		}
 	}
 	if _, err := os.Stat(file); err != nil {
 		t.Error("FILE touched for a bad user")
-	}
-}
-
-func TestExpire(t *testing.T) {
-	u, h := setup(t)
-	seen := filepath.Join(h, SeenDir)
-	os.MkdirAll(seen, 0o755)
-	old, fresh := bundle.NewID(), bundle.NewID()
-	for _, id := range []string{old, fresh, fresh + ".part"} {
-		os.WriteFile(filepath.Join(seen, id), nil, 0o644)
-	}
-	now := u.now()
-	os.Chtimes(filepath.Join(seen, old), now.Add(-Horizon-time.Hour), now.Add(-Horizon-time.Hour))
-	os.WriteFile(filepath.Join(seen, old+".part"), nil, 0o644)
-	os.Chtimes(filepath.Join(seen, old+".part"), now.Add(-2*Horizon), now.Add(-2*Horizon))
-	u.expire(seen)
-	for _, n := range []string{old, old + ".part"} {
-		if _, err := os.Stat(filepath.Join(seen, n)); !os.IsNotExist(err) {
-			t.Errorf("%s kept", n)
-		}
-	}
-	for _, n := range []string{fresh, fresh + ".part"} {
-		if _, err := os.Stat(filepath.Join(seen, n)); err != nil {
-			t.Errorf("%s removed", n)
-		}
-	}
-	// within a day it does not scan again
-	os.WriteFile(filepath.Join(seen, old), nil, 0o644)
-	os.Chtimes(filepath.Join(seen, old), now.Add(-2*Horizon), now.Add(-2*Horizon))
-	u.expire(seen)
-	if _, err := os.Stat(filepath.Join(seen, old)); err != nil {
-		t.Error("expired again within a day")
 	}
 }
 
@@ -165,8 +144,8 @@ func BenchmarkClient(b *testing.B) {
 		writeBundle(b, src, msgs)
 		os.Remove(filepath.Join(h, "mail", "u"))
 		b.StartTimer()
-		if code := u.Unpack(src, "u"); code != OK {
-			b.Fatal(code)
+		if err := u.Unpack(src, "u"); outcome(err) != "done" {
+			b.Fatal(err)
 		}
 	}
 }
@@ -211,8 +190,8 @@ func TestClientDamagedStreamCutBack(t *testing.T) {
 	} {
 		file := filepath.Join(h, strings.ReplaceAll(name, " ", "-"))
 		sealed(t, file, bad)
-		if code := u.Unpack(file, "bob"); code != Permanent {
-			t.Fatalf("%s: exit %d: %s", name, code, u.Log)
+		if err := u.Unpack(file, "bob"); outcome(err) != "quarantined" {
+			t.Fatalf("%s: %v: %s", name, err, logText(u))
 		}
 		if got, _ := os.ReadFile(mb); string(got) != old {
 			t.Errorf("%s: mailbox not cut back:\n%s", name, got)
@@ -221,12 +200,12 @@ func TestClientDamagedStreamCutBack(t *testing.T) {
 			t.Errorf("%s: FILE not quarantined", name)
 		}
 		for _, n := range []string{id, id + ".part"} {
-			if _, err := os.Stat(filepath.Join(h, SeenDir, n)); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(h, seen.Dir, n)); !os.IsNotExist(err) {
 				t.Errorf("%s: %s left behind", name, n)
 			}
 		}
 	}
-	if ents, _ := os.ReadDir(filepath.Join(h, QuarantineDir)); len(ents) != 3 {
+	if ents, _ := os.ReadDir(filepath.Join(h, quarantine.Dir)); len(ents) != 3 {
 		t.Errorf("%d files in quarantine, want 3", len(ents))
 	}
 }
@@ -240,8 +219,8 @@ func TestClientBadSealTouchesNothing(t *testing.T) {
 	data, _ := os.ReadFile(file)
 	for i, bad := range [][]byte{data[:len(data)-1], append(append([]byte{}, data[:len(data)-3]...), 0, 0, 0)} {
 		os.WriteFile(file, bad, 0o644)
-		if code := u.Unpack(file, "bob"); code != Permanent {
-			t.Fatalf("%d: exit %d: %s", i, code, u.Log)
+		if err := u.Unpack(file, "bob"); outcome(err) != "quarantined" {
+			t.Fatalf("%d: %v: %s", i, err, logText(u))
 		}
 		if _, err := os.Stat(filepath.Join(h, "mail", "bob")); !os.IsNotExist(err) {
 			t.Errorf("%d: mailbox created", i)
@@ -262,16 +241,16 @@ func TestClientLegacyDamagedCutBack(t *testing.T) {
 	data[len(data)-6] ^= 0x20 // in the CRC-32
 	file := filepath.Join(h, "in")
 	os.WriteFile(file, data, 0o644)
-	if code := u.Unpack(file, "bob"); code != Permanent {
-		t.Fatalf("exit %d: %s", code, u.Log)
+	if err := u.Unpack(file, "bob"); outcome(err) != "quarantined" {
+		t.Fatalf("%v: %s", err, logText(u))
 	}
 	if got, _ := os.ReadFile(filepath.Join(h, "mail", "bob")); len(got) != 0 {
 		t.Errorf("mailbox not cut back:\n%s", got)
 	}
 	data[len(data)-6] ^= 0x20
 	os.WriteFile(file, data, 0o644)
-	if code := u.Unpack(file, "bob"); code != OK {
-		t.Fatalf("intact: exit %d: %s", code, u.Log)
+	if err := u.Unpack(file, "bob"); outcome(err) != "done" {
+		t.Fatalf("intact: %v: %s", err, logText(u))
 	}
 	if got, _ := os.ReadFile(filepath.Join(h, "mail", "bob")); !strings.Contains(string(got), "legacy-2") {
 		t.Errorf("intact legacy file not delivered:\n%s", got)
@@ -287,26 +266,26 @@ func (w *writes) Write(p []byte) (int, error) {
 }
 
 // The lines of the messages go out in batches of whole lines, each
-// write at most logBatch bytes (atomic on a pipe), all of them before
+// write at most eventlog.BatchSize bytes (atomic on a pipe), all of them before
 // Unpack returns.
 func TestClientLogBatches(t *testing.T) {
 	u, h := setup(t)
 	var log writes
-	u.Log = &log
+	u.Log = eventlog.New(&log, "omail-unpack")
 	var msgs []msg
 	for i := 0; i < 500; i++ {
 		msgs = append(msgs, msg{fmt.Sprintf("sender%d@x", i), []string{"bob@k"}, fmt.Sprintf("Subject: %d\n\nhi\n", i)})
 	}
 	file := filepath.Join(h, "in")
 	id := writeBundle(t, file, msgs)
-	if code := u.Unpack(file, "bob"); code != OK {
-		t.Fatalf("exit %d: %s", code, strings.Join(log.w, ""))
+	if err := u.Unpack(file, "bob"); outcome(err) != "done" {
+		t.Fatalf("%v: %s", err, strings.Join(log.w, ""))
 	}
 	if len(log.w) > 100 {
 		t.Errorf("%d writes for 500 messages", len(log.w))
 	}
 	for _, w := range log.w {
-		if !strings.HasSuffix(w, "\n") || len(w) > logBatch && strings.Count(w, "\n") > 1 {
+		if !strings.HasSuffix(w, "\n") || len(w) > eventlog.BatchSize && strings.Count(w, "\n") > 1 {
 			t.Errorf("write of %d bytes, %d lines, ending %q", len(w), strings.Count(w, "\n"), w[max(0, len(w)-20):])
 		}
 	}

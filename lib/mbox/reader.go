@@ -1,42 +1,48 @@
-package bundle
+package mbox
 
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"strings"
 )
 
-// MboxReader splits an mbox into messages as a stream. Two formats are
-// mbox-shaped: the original omail's bundles (a gzip'd mbox fragment) and
-// the mailspool files omail-pack packs with proxyscanmail. A message
-// starts at a line beginning "From " at the start of the input or after
-// a line break; its body is every line up to the next such line, with
-// mboxrd quoting undone (">From " loses one '>') and the one blank line
-// that separates messages dropped.
-type MboxReader struct {
+// ErrNotMbox is what Reader.Next returns for input that does not start
+// with a From_ line.
+var ErrNotMbox = errors.New("not an mbox: no From_ line at the start")
+
+// Reader splits an mbox into messages as a stream. Two inputs of omail
+// are mbox-shaped: the original omail's bundles (a gzip'd mbox fragment,
+// which lib/bundle reads with a Reader) and the mailspool files
+// omail-pack packs with proxyscanmail. A message starts at a line
+// beginning "From " at the start of the input or after a line break; its
+// body is every line up to the next such line, with mboxrd quoting
+// undone (">From " loses one '>') and the one blank line that separates
+// messages dropped.
+type Reader struct {
 	br      *bufio.Reader
 	from    string // the pending From_ line, without its newline
 	started bool
 	eof     bool
-	body    *mboxBody
+	body    *msgBody
 	err     error
 }
 
-// NewMboxReader reads an mbox from r.
-func NewMboxReader(r io.Reader) *MboxReader {
+// NewReader reads an mbox from r.
+func NewReader(r io.Reader) *Reader {
 	br, ok := r.(*bufio.Reader)
 	if !ok || br.Size() < 4096 {
 		br = bufio.NewReaderSize(r, 64<<10)
 	}
-	return &MboxReader{br: br}
+	return &Reader{br: br}
 }
 
 // Next returns the envelope sender of the next message (from its From_
 // line; "MAILER-DAEMON" there is the null sender) and its body. It
-// returns io.EOF after the last message, ErrDamaged when the input does
+// returns io.EOF after the last message, ErrNotMbox when the input does
 // not start with a From_ line.
-func (m *MboxReader) Next() (sender string, body io.Reader, err error) {
+func (m *Reader) Next() (sender string, body io.Reader, err error) {
 	if m.err != nil {
 		return "", nil, m.err
 	}
@@ -51,7 +57,7 @@ func (m *MboxReader) Next() (sender string, body io.Reader, err error) {
 		m.started = true
 		l, err := m.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull || len(l) < 5 || string(l[:5]) != "From " {
-			m.err = damaged("not an mbox: no From_ line at the start")
+			m.err = ErrNotMbox
 			if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
 				m.err = err
 			}
@@ -67,14 +73,14 @@ func (m *MboxReader) Next() (sender string, body io.Reader, err error) {
 	if m.from == "" {
 		return "", nil, io.EOF
 	}
-	sender = fromSender(m.from)
+	sender = senderOf(m.from)
 	m.from = ""
-	m.body = &mboxBody{m: m, atStart: true, eof: m.eof}
+	m.body = &msgBody{m: m, atStart: true, eof: m.eof}
 	return sender, m.body, nil
 }
 
 // fromSender takes the address out of "From addr date".
-func fromSender(line string) string {
+func senderOf(line string) string {
 	f := strings.Fields(line)
 	if len(f) < 2 || f[1] == "MAILER-DAEMON" {
 		return ""
@@ -91,9 +97,12 @@ func fromSender(line string) string {
 	return s
 }
 
-// mboxBody reads one message's body.
-type mboxBody struct {
-	m       *MboxReader
+// fromPrefix is fromLine, for comparing with bytes.
+var fromPrefix = []byte(fromLine)
+
+// msgBody reads one message's body.
+type msgBody struct {
+	m       *Reader
 	atStart bool   // the next chunk starts a line
 	blank   bool   // a blank line is held back: it may be the separator
 	pend    []byte // bytes read but not yet returned
@@ -102,9 +111,7 @@ type mboxBody struct {
 	done    bool
 }
 
-var quotedFrom = []byte("From ")
-
-func (b *mboxBody) Read(p []byte) (int, error) {
+func (b *msgBody) Read(p []byte) (int, error) {
 	for {
 		if b.nl && len(p) > 0 {
 			p[0] = '\n'
@@ -138,7 +145,7 @@ func (b *mboxBody) Read(p []byte) (int, error) {
 		start := b.atStart
 		b.atStart = err == nil
 		if start {
-			if bytes.HasPrefix(l, quotedFrom) {
+			if bytes.HasPrefix(l, fromPrefix) {
 				// The next message. A From_ line is short; one longer
 				// than the buffer is taken up to the buffer's end.
 				b.m.from = strings.TrimRight(string(l), "\r\n")
@@ -155,7 +162,7 @@ func (b *mboxBody) Read(p []byte) (int, error) {
 				b.blank = true
 				continue
 			}
-			if i := bytes.IndexFunc(l, func(r rune) bool { return r != '>' }); i > 0 && bytes.HasPrefix(l[i:], quotedFrom) {
+			if i := bytes.IndexFunc(l, func(r rune) bool { return r != '>' }); i > 0 && bytes.HasPrefix(l[i:], fromPrefix) {
 				l = l[1:]
 			}
 		}
@@ -168,7 +175,7 @@ func (b *mboxBody) Read(p []byte) (int, error) {
 }
 
 // skipLine discards the rest of an over-long line.
-func (m *MboxReader) skipLine() {
+func (m *Reader) skipLine() {
 	for {
 		_, err := m.br.ReadSlice('\n')
 		if err != bufio.ErrBufferFull {

@@ -1,4 +1,4 @@
-package unpackcmd
+package unpacker
 
 import (
 	"os"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"omail/lib/home"
+	"omail/lib/seen"
 )
 
 // fakeQueue is a queue program that keeps each message and envelope in
@@ -38,15 +39,15 @@ func TestProxy(t *testing.T) {
 	})
 	// The queue fails for the first attempt: 111, FILE stays, nothing kept.
 	os.WriteFile(filepath.Join(q, "code"), []byte("53"), 0o644)
-	if code := u.Unpack(file, ""); code != Temporary {
-		t.Fatalf("exit %d, want 111", code)
+	if err := u.Unpack(file, ""); outcome(err) != "temporary" {
+		t.Fatalf("%v, want a temporary error", err)
 	}
 	if _, err := os.Stat(file); err != nil {
 		t.Fatal("FILE removed after a temporary failure")
 	}
 	os.Remove(filepath.Join(q, "code"))
-	if code := u.Unpack(file, ""); code != OK {
-		t.Fatalf("exit %d: %s", code, u.Log)
+	if err := u.Unpack(file, ""); outcome(err) != "done" {
+		t.Fatalf("%v: %s", err, logText(u))
 	}
 	m0, _ := os.ReadFile(filepath.Join(q, "msg0"))
 	e0, _ := os.ReadFile(filepath.Join(q, "env0"))
@@ -67,8 +68,8 @@ func TestProxy(t *testing.T) {
 	if !strings.Contains(string(m3), "Subject: three") {
 		t.Errorf("third message: %q", m3)
 	}
-	if !strings.Contains(u.Log.(interface{ String() string }).String(), "refuses it permanently") {
-		t.Errorf("no log of the refusal: %s", u.Log)
+	if !strings.Contains(logText(u), "refuses it permanently") {
+		t.Errorf("no log of the refusal: %s", logText(u))
 	}
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Error("FILE not removed")
@@ -86,17 +87,17 @@ func TestProxyResume(t *testing.T) {
 		{"a@x", []string{"r@y"}, "Subject: one\n"},
 		{"a@x", []string{"r@y"}, "Subject: two\n"},
 	})
-	os.MkdirAll(filepath.Join(h, SeenDir), 0o755)
-	os.WriteFile(filepath.Join(h, SeenDir, id+".part"), []byte("1\n"), 0o644)
-	if code := u.Unpack(file, ""); code != OK {
-		t.Fatalf("exit %d: %s", code, u.Log)
+	os.MkdirAll(filepath.Join(h, seen.Dir), 0o755)
+	os.WriteFile(filepath.Join(h, seen.Dir, id+".part"), []byte("1\n"), 0o644)
+	if err := u.Unpack(file, ""); outcome(err) != "done" {
+		t.Fatalf("%v: %s", err, logText(u))
 	}
 	ents, _ := filepath.Glob(filepath.Join(q, "msg*"))
 	m0, _ := os.ReadFile(filepath.Join(q, "msg0"))
 	if len(ents) != 1 || !strings.Contains(string(m0), "Subject: two") {
 		t.Errorf("queued %v: %q", ents, m0)
 	}
-	if _, err := os.Stat(filepath.Join(h, SeenDir, id+".part")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(h, seen.Dir, id+".part")); !os.IsNotExist(err) {
 		t.Error("part journal left")
 	}
 }

@@ -1,4 +1,4 @@
-package packcmd
+package packer
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"omail/lib/bundle"
+	"omail/lib/eventlog"
 	"omail/lib/mbox"
 	"omail/lib/outbox"
 )
@@ -59,7 +60,7 @@ func setup(t *testing.T) (*Packer, string) {
 	ctl("mailspool", filepath.Join(h, "spool"))
 	ctl("ocmpcreateuserdir", "1")
 	os.MkdirAll(filepath.Join(h, "spool"), 0o755)
-	return &Packer{Home: h, Log: &syncBuf{}}, h
+	return &Packer{Home: h, Log: eventlog.New(&syncBuf{}, "omail-pack")}, h
 }
 
 // readBundles returns the messages of every bundle for an endpoint.
@@ -171,12 +172,5 @@ func TestMboxTail(t *testing.T) {
 	}
 	if fi, _ := os.Stat(path); fi.Size() != 0 {
 		t.Errorf("mbox holds %d bytes", fi.Size())
-	}
-}
-
-func TestUsage(t *testing.T) {
-	var log bytes.Buffer
-	if code := Run([]string{"omail-pack", "-x"}, nil, nil, io.Discard, &log); code != 100 {
-		t.Errorf("exit %d", code)
 	}
 }

@@ -1,0 +1,131 @@
+package packer
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Journals: one line per fact, "key value".
+type journal struct {
+	bundles []pending
+	entries []string
+	stamps  map[string]string // identity of each entry when journalled
+	mboxLen int64
+	mboxSum string
+}
+
+func (j *journal) marshal() []byte {
+	var b strings.Builder
+	for _, pd := range j.bundles {
+		// Paths are quoted: ocmpdir may hold spaces.
+		fmt.Fprintf(&b, "bundle %s %s %s\n", pd.id, strconv.Quote(pd.tmp), strconv.Quote(pd.upload))
+	}
+	for _, e := range j.entries {
+		fmt.Fprintf(&b, "entry %s %s\n", e, j.stamps[e])
+	}
+	if j.mboxSum != "" {
+		fmt.Fprintf(&b, "mbox %d %s\n", j.mboxLen, j.mboxSum)
+	}
+	b.WriteString("end\n")
+	return []byte(b.String())
+}
+
+func readJournal(path string) (*journal, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	j := &journal{}
+	complete := false
+	// Every line must be understood: a journal decides what is removed,
+	// so a line skipped could lose mail.
+	bad := func(l string) error {
+		return fmt.Errorf("journal %s: line %q not understood; left for a person", path, l)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for _, l := range lines {
+		if complete {
+			return nil, bad(l)
+		}
+		key, rest, _ := strings.Cut(l, " ")
+		switch key {
+		case "bundle":
+			id, paths, ok := strings.Cut(rest, " ")
+			if !ok {
+				return nil, bad(l)
+			}
+			tmp, after, err1 := unquoteNext(paths)
+			upload, tail, err2 := unquoteNext(after)
+			if err1 != nil || err2 != nil || tail != "" || id == "" {
+				return nil, bad(l)
+			}
+			j.bundles = append(j.bundles, pending{id, tmp, upload})
+		case "entry":
+			name, stamp, ok := strings.Cut(rest, " ")
+			if !ok || name == "" || strings.Contains(name, "/") || stamp == "" || strings.Contains(stamp, " ") {
+				return nil, bad(l)
+			}
+			if j.stamps == nil {
+				j.stamps = map[string]string{}
+			}
+			j.entries = append(j.entries, name)
+			j.stamps[name] = stamp
+		case "mbox":
+			f := strings.Fields(rest)
+			if len(f) != 2 {
+				return nil, bad(l)
+			}
+			n, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil || n < 0 {
+				return nil, bad(l)
+			}
+			j.mboxLen, j.mboxSum = n, f[1]
+		case "end":
+			if rest != "" {
+				return nil, bad(l)
+			}
+			complete = true
+		default:
+			return nil, bad(l)
+		}
+	}
+	if !complete {
+		return nil, fmt.Errorf("journal %s is incomplete", path)
+	}
+	if len(j.bundles) == 0 && (len(j.entries) > 0 || j.mboxSum != "") {
+		return nil, fmt.Errorf("journal %s removes mail but names no bundle; left for a person", path)
+	}
+	return j, nil
+}
+
+// stamp identifies one file, not one name: its inode and its change
+// time to the nanosecond (an inode number alone is reused at once after
+// a removal). "-" when there is no such file.
+func stamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "-"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%d.%d.%d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec)
+}
+
+// unquoteNext reads one Go-quoted string at the start of s and returns
+// it and what follows, without the separating space.
+func unquoteNext(s string) (string, string, error) {
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil {
+		return "", "", err
+	}
+	v, err := strconv.Unquote(q)
+	if err != nil {
+		return "", "", err
+	}
+	return v, strings.TrimPrefix(s[len(q):], " "), nil
+}

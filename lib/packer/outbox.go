@@ -1,0 +1,169 @@
+package packer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"omail/lib/bundle"
+	"omail/lib/clock"
+	"omail/lib/outbox"
+	"omail/lib/quarantine"
+	"omail/lib/safefile"
+)
+
+// packOutbox packs one endpoint's outbox.
+func (p *Packer) packOutbox(ep string) error {
+	dir := outbox.Path(p.Home, ep)
+	jpath := filepath.Join(dir, ".journal")
+	if j, err := readJournal(jpath); err == nil {
+		p.Log.Printf("endpoint %s: finishing an interrupted pass", ep)
+		if err := p.finishOutbox(ep, jpath, j); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	p.cleanOutbox(ep)
+	names, err := outbox.List(p.Home, ep)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	upload, tmp, ok, err := p.workDirs(ep)
+	if err != nil || !ok {
+		return err
+	}
+	var msgs []source
+	for _, n := range names {
+		e, err := outbox.Open(p.Home, ep, n)
+		if errors.Is(err, outbox.ErrCorrupt) {
+			p.quarantine(ep, n, err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		e.Close()
+		n := n
+		msgs = append(msgs, source{sender: e.Sender, rcpts: e.Rcpts, size: e.Size, label: "entry " + n,
+			open: func() (io.Reader, func(), error) {
+				e, err := outbox.Open(p.Home, ep, n)
+				if err != nil {
+					return nil, nil, err
+				}
+				return e, func() { e.Close() }, nil
+			}})
+	}
+	for _, b := range batches(msgs, p.max) {
+		pd, err := p.writeBundle(ep, tmp, upload, b)
+		if err != nil {
+			return err
+		}
+		p.Crash.At("pack-written")
+		j := &journal{bundles: []pending{pd}, stamps: map[string]string{}}
+		for _, m := range b {
+			name := strings.TrimPrefix(m.label, "entry ")
+			j.entries = append(j.entries, name)
+			j.stamps[name] = stamp(filepath.Join(outbox.Path(p.Home, ep), name))
+		}
+		if err := safefile.WriteFile(jpath, j.marshal(), 0o640); err != nil {
+			os.Remove(pd.tmp)
+			return err
+		}
+		p.Crash.At("pack-journal")
+		if err := p.finishOutbox(ep, jpath, j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishOutbox does steps 3 to 5 for a journalled bundle.
+func (p *Packer) finishOutbox(ep, jpath string, j *journal) error {
+	if err := p.publishAll(ep, j); err != nil {
+		return err
+	}
+	p.Crash.At("pack-published")
+	// Remove only the entries the journal means: after a crash, a later
+	// Put may have made a new entry with a name packed before.
+	var packed []string
+	for _, e := range j.entries {
+		if stamp(filepath.Join(outbox.Path(p.Home, ep), e)) == j.stamps[e] {
+			packed = append(packed, e)
+		}
+	}
+	if err := outbox.Remove(p.Home, ep, packed); err != nil {
+		return err
+	}
+	p.Crash.At("pack-removed")
+	return safefile.Remove(jpath)
+}
+
+// cleanTmp removes what a crashed pass left in the temporary directory:
+// bundles that no journal names. (The outbox and the mbox of one name
+// share the directory; each finishes its own journal first, but the
+// other's may still be pending.)
+func (p *Packer) cleanTmp(ep, tmp string) error {
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, jn := range []string{".journal", ".mbox-journal"} {
+		j, err := readJournal(filepath.Join(outbox.Path(p.Home, ep), jn))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if j != nil {
+			for _, pd := range j.bundles {
+				keep[filepath.Base(pd.tmp)] = true
+			}
+		}
+	}
+	for _, e := range ents {
+		if bundle.ValidID(e.Name()) && !keep[e.Name()] {
+			p.Log.Printf("endpoint %s: removing unfinished bundle %s", ep, e.Name())
+			if err := os.Remove(filepath.Join(tmp, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cleanOutbox removes temporary files a crashed outbox.Put left: dot
+// files other than the journals, not touched for a day (a Put in
+// progress touches its file all the time).
+func (p *Packer) cleanOutbox(ep string) {
+	dir := outbox.Path(p.Home, ep)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n[0] != '.' || n == ".journal" || n == ".mbox-journal" || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && clock.Now(p.Now).Sub(fi.ModTime()) > 24*time.Hour {
+			if os.Remove(filepath.Join(dir, n)) == nil {
+				p.Log.Printf("endpoint %s: removed %s, left by an interrupted delivery", ep, n)
+			}
+		}
+	}
+}
+
+// quarantine moves a damaged outbox entry out of the way.
+func (p *Packer) quarantine(ep, name string, why error) {
+	to, err := quarantine.Move(p.Home, filepath.Join(outbox.Path(p.Home, ep), name), fmt.Sprintf("outbox-%s-%s", ep, name))
+	if err != nil {
+		p.Log.Printf("endpoint %s: %v; and cannot move it aside: %v", ep, why, err)
+		return
+	}
+	p.Log.Printf("endpoint %s: %v: moved to %s", ep, why, to)
+}

@@ -1,0 +1,334 @@
+// Package packer is omail-pack's work: it moves mail from the OCMP
+// outbox (and, with proxyscanmail, from mbox files in the mail spool)
+// into bundles in <ocmpdir>/<endpoint>/mail/upload/, where OCMP picks
+// them up. See docs/omail-pack.md. lib/packcmd is the command around it.
+//
+// The order of steps is what keeps mail from being lost or doubled:
+//
+//  1. the bundle is written under <endpoint>/mail/.omail-tmp/ (OCMP reads
+//     every file in upload/, so a partial file must never be there),
+//     fsynced, and its directory fsynced;
+//  2. a journal naming the bundle and the outbox entries (or the mbox
+//     prefix) it holds is written durably;
+//  3. the bundle is renamed into upload/, and upload/ fsynced;
+//  4. the entries are removed (or the mbox cut), durably;
+//  5. the journal is removed.
+//
+// A crash before 2 leaves a stray temporary file that the next pass
+// deletes, and the mail still in the outbox. A crash after 2 is finished
+// by the next pass from the journal: it renames the bundle if it is still
+// in the temporary directory and removes what the bundle holds. Nothing
+// is packed twice.
+package packer
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"omail/lib/bundle"
+	"omail/lib/clock"
+	"omail/lib/control"
+	"omail/lib/crashpoint"
+	"omail/lib/eventlog"
+	"omail/lib/lockfile"
+	"omail/lib/outbox"
+	"omail/lib/safefile"
+)
+
+// Packer makes bundles from the outbox and mail spool of one home.
+type Packer struct {
+	Home  string
+	Log   *eventlog.Log
+	Now   func() time.Time // the clock for bundle headers and ages; nil: the real one
+	Crash crashpoint.Hook  // tests' crash and hook points; nil: none
+
+	// Read from control files at the start of each pass.
+	ctl        *control.Dir
+	base       string
+	createDirs bool
+	max        int64
+	comp       string
+}
+
+// Watch runs passes until stop is closed: one at once, then one every
+// pollinterval seconds or when wake fires. A pass in progress is
+// finished before Watch returns. passed, if not nil, is called after
+// each pass (tests wait on it).
+func (p *Packer) Watch(wake <-chan struct{}, stop <-chan struct{}, passed func(error)) {
+	for {
+		err := p.Pass()
+		if passed != nil {
+			passed(err)
+		}
+		interval := 60 * time.Second
+		if n, err := control.New(p.Home).Int("pollinterval"); err == nil && n > 0 {
+			interval = time.Duration(n) * time.Second
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Pass packs everything there is now. Trouble with one endpoint is
+// logged and does not stop the others; the error says there was some.
+func (p *Packer) Pass() error {
+	err := p.pass()
+	if err != nil {
+		p.Log.Printf("%v", err)
+	}
+	return err
+}
+
+func (p *Packer) pass() error {
+	if fi, err := os.Stat(p.Home); err != nil || !fi.IsDir() {
+		return fmt.Errorf("OMAIL_HOME %s is not a directory", p.Home)
+	}
+	p.ctl = control.New(p.Home)
+	var err error
+	if p.base, err = p.ctl.Line("ocmpdir"); err != nil {
+		return err
+	}
+	secure, err := p.ctl.Bool("ocmpsecure")
+	if err != nil {
+		return err
+	}
+	if secure {
+		if p.base, err = p.ctl.Line("ocmpsecuredir"); err != nil {
+			return err
+		}
+		if p.base == "" {
+			return errors.New("ocmpsecure is 1 but ocmpsecuredir is empty")
+		}
+	}
+	if p.createDirs, err = p.ctl.Bool("ocmpcreateuserdir"); err != nil {
+		return err
+	}
+	if p.max, err = p.ctl.Int("bundlemax"); err != nil {
+		return err
+	}
+	if p.max == 0 {
+		p.max = 8 << 20
+	}
+	if p.comp, err = p.ctl.Line("bundlecompression"); err != nil {
+		return err
+	}
+	if p.comp != bundle.Zstd && p.comp != bundle.Gzip {
+		return fmt.Errorf("control file bundlecompression: %q is neither zstd nor gzip", p.comp)
+	}
+	scan, err := p.ctl.Bool("proxyscanmail")
+	if err != nil {
+		return err
+	}
+
+	// One packer at a time: two would pack the same entries twice.
+	if err := os.MkdirAll(filepath.Join(p.Home, outbox.Dir), 0o750); err != nil {
+		return err
+	}
+	unlock, err := lockfile.Lock(filepath.Join(p.Home, outbox.Dir, ".pack.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	var firstErr error
+	note := func(err error) {
+		if err != nil {
+			p.Log.Printf("%v", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	eps, err := outbox.Endpoints(p.Home)
+	note(err)
+	for _, ep := range eps {
+		note(p.packOutbox(ep))
+	}
+	if scan {
+		note(p.scanSpool())
+	}
+	if firstErr != nil {
+		return errors.New("pass ended with trouble; what was not packed stays for the next pass")
+	}
+	return nil
+}
+
+// dirs returns an endpoint's upload and temporary directories, creating
+// upload/ only when ocmpcreateuserdir says so. ok is false when the
+// mail has to wait (logged).
+func (p *Packer) dirs(ep string) (upload, tmp string, ok bool, err error) {
+	mail := filepath.Join(p.base, ep, "mail")
+	upload = filepath.Join(mail, "upload")
+	tmp = filepath.Join(mail, ".omail-tmp")
+	fi, err := os.Stat(upload)
+	switch {
+	case err == nil && fi.IsDir():
+	case err == nil:
+		return "", "", false, fmt.Errorf("endpoint %s: %s is not a directory", ep, upload)
+	case errors.Is(err, fs.ErrNotExist) && p.createDirs:
+		if err := os.MkdirAll(upload, 0o755); err != nil {
+			return "", "", false, err
+		}
+		p.Log.Printf("endpoint %s: created %s", ep, upload)
+	case errors.Is(err, fs.ErrNotExist):
+		p.Log.Printf("endpoint %s: no directory %s and ocmpcreateuserdir is 0: mail stays queued", ep, upload)
+		return "", "", false, nil
+	default:
+		return "", "", false, err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", "", false, err
+	}
+	return upload, tmp, true, nil
+}
+
+// bundleName is the file name a bundle gets in upload/.
+func (p *Packer) bundleName(id string) string {
+	if p.comp == bundle.Gzip {
+		return "omail-" + id + ".gz"
+	}
+	return "omail-" + id + ".zst"
+}
+
+// pending is a bundle written, durable, in the temporary directory.
+type pending struct {
+	id, tmp, upload string
+}
+
+// source is one message to pack.
+type source struct {
+	sender string
+	rcpts  []string
+	size   int64
+	open   func() (io.Reader, func(), error)
+	label  string
+}
+
+// writeBundle writes msgs into a new bundle in tmpDir, durably.
+func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pending, error) {
+	id := bundle.NewID()
+	pd := pending{id: id, tmp: filepath.Join(tmpDir, id), upload: filepath.Join(uploadDir, p.bundleName(id))}
+	f, err := os.OpenFile(pd.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return pd, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(pd.tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 256<<10)
+	w, err := bundle.NewWriter(bw, p.comp, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now)})
+	if err != nil {
+		return pd, err
+	}
+	var total int64
+	for _, m := range msgs {
+		r, done, err := m.open()
+		if err != nil {
+			return pd, err
+		}
+		err = w.Add(m.sender, m.rcpts, m.size, r)
+		done()
+		if err != nil {
+			return pd, fmt.Errorf("bundle %s: %s: %w", id, m.label, err)
+		}
+		total += m.size
+	}
+	if err := w.Close(); err != nil {
+		return pd, err
+	}
+	if err := bw.Flush(); err != nil {
+		return pd, err
+	}
+	if err := f.Sync(); err != nil {
+		return pd, err
+	}
+	if err := f.Close(); err != nil {
+		return pd, err
+	}
+	if err := safefile.SyncDir(tmpDir); err != nil {
+		return pd, err
+	}
+	ok = true
+	for _, m := range msgs {
+		p.Log.Printf("bundle %s: %s from <%s> to %s, %d bytes", id, m.label, m.sender, strings.Join(m.rcpts, ","), m.size)
+	}
+	p.Log.Printf("bundle %s: endpoint %s: %d messages, %d bytes before compression", id, ep, len(msgs), total)
+	return pd, nil
+}
+
+// workDirs is dirs, with what a crashed pass left in the temporary
+// directory removed: the directories a pass of ep writes bundles in.
+func (p *Packer) workDirs(ep string) (upload, tmp string, ok bool, err error) {
+	upload, tmp, ok, err = p.dirs(ep)
+	if err != nil || !ok {
+		return "", "", ok, err
+	}
+	if err := p.cleanTmp(ep, tmp); err != nil {
+		return "", "", false, err
+	}
+	return upload, tmp, true, nil
+}
+
+// publishAll publishes every bundle of a journal, for endpoint ep.
+func (p *Packer) publishAll(ep string, j *journal) error {
+	for _, pd := range j.bundles {
+		if err := publish(pd); err != nil {
+			return err
+		}
+		p.Log.Printf("bundle %s: endpoint %s: in %s", pd.id, ep, pd.upload)
+	}
+	return nil
+}
+
+// publish renames a durable bundle into upload/ durably. A bundle no
+// longer in the temporary directory was published before a crash.
+func publish(pd pending) error {
+	err := os.Rename(pd.tmp, pd.upload)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(pd.tmp); errors.Is(err, fs.ErrNotExist) {
+			return safefile.SyncDir(filepath.Dir(pd.upload))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return safefile.SyncDir(filepath.Dir(pd.upload))
+}
+
+// batches splits messages into bundles of at most max bytes before
+// compression; a message bigger than max gets a bundle of its own.
+func batches(msgs []source, max int64) [][]source {
+	var out [][]source
+	var cur []source
+	var size int64
+	for _, m := range msgs {
+		if len(cur) > 0 && size+m.size > max {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, m)
+		size += m.size
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

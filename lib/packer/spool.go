@@ -1,0 +1,205 @@
+package packer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"omail/lib/mbox"
+	"omail/lib/outbox"
+	"omail/lib/safefile"
+)
+
+// scanSpool is proxyscanmail: every mbox in the mail spool is packed
+// for the endpoint of its owner's name.
+func (p *Packer) scanSpool() error {
+	spool, err := p.ctl.Line("mailspool")
+	if err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(spool)
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, e := range ents {
+		n := e.Name()
+		if !e.Type().IsRegular() || strings.HasSuffix(n, ".lock") || outbox.CheckEndpoint(n) != nil {
+			continue
+		}
+		if err := p.packMbox(n, filepath.Join(spool, n)); err != nil {
+			p.Log.Printf("mbox %s: %v", n, err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// packMbox packs one user's mbox. The mbox stays locked from the moment
+// its length is taken until it is cut, so mail delivered meanwhile waits
+// for the lock and is appended after the cut: it stays for the next pass.
+func (p *Packer) packMbox(user, path string) error {
+	jpath := filepath.Join(outbox.Path(p.Home, user), ".mbox-journal")
+	j, err := readJournal(jpath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if fi, err := os.Stat(path); j == nil && (err != nil || fi.Size() == 0) {
+		return nil
+	}
+	if j == nil {
+		upload, _, ok, err := p.dirs(user)
+		if err != nil || !ok || upload == "" {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(jpath), 0o750); err != nil {
+		return err
+	}
+	a, err := mbox.Open(path)
+	if err != nil {
+		return err
+	}
+	// Nothing is written through the Appender: it is the lock. Commit
+	// releases it; Abort would cut the file back to the length Open saw,
+	// which is wrong once we have cut the mbox ourselves.
+	defer a.Commit()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if j != nil {
+		p.Log.Printf("mbox %s: finishing an interrupted pass", user)
+		if err := p.finishMbox(user, f, jpath, j); err != nil {
+			return err
+		}
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	upload, tmp, ok, err := p.workDirs(user)
+	if err != nil || !ok {
+		return err
+	}
+	length := fi.Size()
+
+	// First pass: the messages' sizes (after mboxrd unquoting) and a
+	// checksum of the part packed, so a re-run after a crash can tell
+	// whether the mbox still starts with it.
+	sum := sha256.New()
+	mr := mbox.NewReader(io.TeeReader(io.NewSectionReader(f, 0, length), sum))
+	var msgs []source
+	for i := 1; ; i++ {
+		sender, body, err := mr.Next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, mbox.ErrNotMbox) {
+			p.Log.Printf("mbox %s: does not start with a From_ line; left alone", user)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(io.Discard, body)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, source{sender: sender, rcpts: []string{user}, size: n, label: fmt.Sprintf("mbox %s message %d", user, i)})
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	p.Crash.At("pack-mbox-measured")
+	// Second pass: the bundles, reading the messages in order.
+	mr = mbox.NewReader(io.NewSectionReader(f, 0, length))
+	for i := range msgs {
+		msgs[i].open = func() (io.Reader, func(), error) {
+			_, body, err := mr.Next()
+			return body, func() {}, err
+		}
+	}
+	j = &journal{mboxLen: length, mboxSum: hex.EncodeToString(sum.Sum(nil))}
+	for _, b := range batches(msgs, p.max) {
+		pd, err := p.writeBundle(user, tmp, upload, b)
+		if err != nil {
+			for _, pd := range j.bundles {
+				os.Remove(pd.tmp)
+			}
+			return err
+		}
+		j.bundles = append(j.bundles, pd)
+	}
+	if err := safefile.WriteFile(jpath, j.marshal(), 0o640); err != nil {
+		return err
+	}
+	p.Crash.At("pack-mbox-journal")
+	return p.finishMbox(user, f, jpath, j)
+}
+
+// finishMbox publishes a journal's bundles and, when the mbox still
+// starts with the packed part, cuts that part off.
+func (p *Packer) finishMbox(user string, f *os.File, jpath string, j *journal) error {
+	if err := p.publishAll(user, j); err != nil {
+		return err
+	}
+	p.Crash.At("pack-mbox-published")
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() >= j.mboxLen {
+		sum := sha256.New()
+		if _, err := io.Copy(sum, io.NewSectionReader(f, 0, j.mboxLen)); err != nil {
+			return err
+		}
+		if hex.EncodeToString(sum.Sum(nil)) == j.mboxSum {
+			if err := cutPrefix(f, j.mboxLen, fi.Size()); err != nil {
+				return err
+			}
+			p.Log.Printf("mbox %s: %d bytes packed and removed", user, j.mboxLen)
+		}
+	}
+	p.Crash.At("pack-mbox-cut")
+	return safefile.Remove(jpath)
+}
+
+// cutPrefix removes the first n of size bytes of f, durably. Under the
+// mbox lock nothing is appended while we pack, so the usual case is
+// truncating to nothing; a writer that ignores the locks may have added
+// a tail, which is moved to the front.
+func cutPrefix(f *os.File, n, size int64) error {
+	if size > n {
+		buf := make([]byte, 64<<10)
+		var off int64
+		for off < size-n {
+			k, err := f.ReadAt(buf, n+off)
+			if k > 0 {
+				if _, err := f.WriteAt(buf[:k], off); err != nil {
+					return err
+				}
+				off += int64(k)
+			}
+			if err != nil && err != io.EOF {
+				return err
+			}
+			if k == 0 {
+				break
+			}
+		}
+	}
+	if err := f.Truncate(size - n); err != nil {
+		return err
+	}
+	return f.Sync()
+}

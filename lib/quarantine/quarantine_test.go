@@ -1,0 +1,36 @@
+package quarantine
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestMove(t *testing.T) {
+	h := t.TempDir()
+	from := filepath.Join(t.TempDir(), "bad")
+	os.WriteFile(from, []byte("damaged"), 0o644)
+	to, err := Move(h, from, "bad.1")
+	if err != nil || to != filepath.Join(h, Dir, "bad.1") {
+		t.Fatalf("Move = %q, %v", to, err)
+	}
+	if got, _ := os.ReadFile(to); string(got) != "damaged" {
+		t.Errorf("quarantined file holds %q", got)
+	}
+	if _, err := os.Stat(from); !os.IsNotExist(err) {
+		t.Error("the original is still there")
+	}
+	if _, err := Move(h, from, "bad.2"); err == nil {
+		t.Error("moving a missing file succeeded")
+	}
+	// A home where the quarantine cannot be made: an error, the file stays.
+	os.WriteFile(from, []byte("damaged"), 0o644)
+	notDir := filepath.Join(h, "file")
+	os.WriteFile(notDir, nil, 0o644)
+	if _, err := Move(notDir, from, "bad.3"); err == nil {
+		t.Error("no error without a quarantine directory")
+	}
+	if _, err := os.Stat(from); err != nil {
+		t.Error("the original is gone after a failed move")
+	}
+}

@@ -1,0 +1,237 @@
+package unpacker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"omail/lib/bundle"
+	"omail/lib/clock"
+	"omail/lib/control"
+	"omail/lib/mbox"
+	"omail/lib/seen"
+)
+
+// client appends every message to the user's mbox with one Appender:
+// one lock, one fsync. The progress journal records the mbox's length
+// before the append, so that a re-run after a crash can take back what
+// the crashed run wrote.
+func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
+	spool, err := control.New(u.Home).Line("mailspool")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(spool, user)
+	a, err := mbox.Open(path)
+	if err != nil {
+		return err
+	}
+	skip := map[int]bool{}
+	if data, err := st.Progress(r.Header.ID); err == nil {
+		f := strings.Fields(string(data))
+		var old int64
+		if len(f) == 2 {
+			old, err = strconv.ParseInt(f[0], 10, 64)
+		} else {
+			err = errors.New("not \"LENGTH SIGNATURE\"")
+		}
+		if err != nil {
+			a.Abort()
+			return fmt.Errorf("journal %s: %v", st.ProgressFile(r.Header.ID), err)
+		}
+		var cut bool
+		skip, cut, err = u.recoverMbox(a, r.Header.ID, old, f[1])
+		if err != nil {
+			a.Abort()
+			return err
+		}
+		if cut {
+			// The Appender remembers the length before the cut; open
+			// it again so that an Abort cuts to the right place.
+			a.Commit()
+			if a, err = mbox.Open(path); err != nil {
+				return err
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		a.Abort()
+		return err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		a.Abort()
+		return err
+	}
+	// The length before our append, and a signature of what lies before
+	// it, so that a re-run after a crash can tell whether the mailbox was
+	// changed meanwhile (a mail reader rewrote it) before it cuts.
+	sig, err := mbox.Signature(path, fi.Size())
+	if err != nil {
+		a.Abort()
+		return err
+	}
+	if err := st.SetProgress(r.Header.ID, []byte(strconv.FormatInt(fi.Size(), 10)+" "+sig+"\n")); err != nil {
+		a.Abort()
+		return err
+	}
+	var prefix []string
+	for i := 1; ; i++ {
+		m, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err == nil && !skip[i] {
+			rcpt := user
+			prefix = prefix[:0]
+			if !r.Header.Legacy {
+				rcpt = m.Rcpts[0]
+				prefix = append(prefix, "Return-Path: <"+m.Sender+">")
+			}
+			prefix = append(prefix, "Delivered-To: "+rcpt, u.received(r.Header, i))
+			err = a.Add(m.Sender, prefix, m.Body, clock.Now(u.Now))
+			if err == nil {
+				u.Log.Hold("bundle %s: message %d from <%s>: appended to %s", r.Header.ID, i, m.Sender, path)
+			}
+		}
+		if err != nil {
+			// Cut the mailbox back to where it was: nothing of a damaged
+			// bundle stays, and a re-run after trouble starts afresh.
+			if aerr := a.Abort(); aerr != nil {
+				return fmt.Errorf("%v; %v", err, aerr) // not ErrDamaged: the mailbox needs the journal
+			}
+			if errors.Is(err, bundle.ErrDamaged) && len(skip) > 0 {
+				u.Log.Printf("bundle %s: damaged; the messages an earlier run appended to %s before other mail stay there", r.Header.ID, path)
+			}
+			return err
+		}
+	}
+	u.crash("unpack-appended")
+	if err := a.Commit(); err != nil {
+		return err
+	}
+	u.crash("unpack-committed")
+	return nil
+}
+
+// recoverMbox looks at what a crashed run may have appended after old,
+// the mbox's length before it. Our messages carry the bundle's marker in
+// their Received: line. When everything after old is ours, it is cut
+// off and the bundle delivered again whole (cut is true). When someone
+// else appended after the crash, nothing is cut; delivery resumes at
+// the last message of ours found, which may have been cut short (the
+// one duplicate this rare case costs).
+func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig string) (skip map[int]bool, cut bool, err error) {
+	f, err := os.OpenFile(a.Path(), os.O_RDWR, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	now, err := mbox.Signature(a.Path(), min(old, fi.Size()))
+	if err != nil {
+		return nil, false, err
+	}
+	if fi.Size() < old || now != sig {
+		// Someone rewrote the mailbox since the crashed run (a reader
+		// marked mail read, or deleted some): the length we wrote down
+		// means nothing now, and cutting there could destroy their mail.
+		// Never cut; deliver only the messages of ours not in it.
+		have, err := ourMessages(f, fi.Size(), id)
+		if err != nil {
+			return nil, false, err
+		}
+		u.Log.Printf("bundle %s: %s was rewritten since a crashed run; adding only the %s", id, a.Path(), "messages not in it")
+		return have, false, nil
+	}
+	if fi.Size() == old {
+		return map[int]bool{}, false, nil
+	}
+	last, foreign := 0, false
+	inMsg, ours := false, false
+	header := 0 // head lines of the current message still to look at
+	tag := []byte(mark(id))
+	err = mbox.Lines(f, old, fi.Size(), func(l []byte, begins bool) {
+		switch {
+		case begins:
+			if inMsg && !ours {
+				foreign = true
+			}
+			inMsg, ours, header = true, false, 8
+		case header > 0:
+			header--
+			if len(l) == 1 {
+				header = 0
+			} else if n, ok := marked(l, tag); ok {
+				last = max(last, n)
+				ours, header = true, 0
+			}
+		}
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if inMsg && !ours {
+		foreign = true
+	}
+	if !foreign {
+		if err := f.Truncate(old); err != nil {
+			return nil, false, err
+		}
+		if err := f.Sync(); err != nil {
+			return nil, false, err
+		}
+		u.Log.Printf("bundle %s: took back %d bytes a crashed run appended to %s", id, fi.Size()-old, a.Path())
+		return map[int]bool{}, true, nil
+	}
+	if last == 0 {
+		last = 1
+	}
+	u.Log.Printf("bundle %s: %s changed since a crashed run; resuming at message %d", id, a.Path(), last)
+	skip = map[int]bool{}
+	for i := 1; i < last; i++ {
+		skip[i] = true
+	}
+	return skip, false, nil
+}
+
+// ourMessages finds the messages of bundle id already in the first size
+// bytes of a mailbox, by the Received: line omail-unpack puts on each.
+func ourMessages(f *os.File, size int64, id string) (map[int]bool, error) {
+	have := map[int]bool{}
+	tag := []byte(mark(id))
+	err := mbox.Lines(f, 0, size, func(l []byte, _ bool) {
+		if n, ok := marked(l, tag); ok && n > 0 {
+			have[n] = true
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return have, nil
+}
+
+// marked reports whether line is a Received: line with tag, the mark of
+// one bundle's messages, and the number of the message after it (0 when
+// there is none).
+func marked(line, tag []byte) (n int, ok bool) {
+	if !bytes.HasPrefix(line, []byte("Received: ")) {
+		return 0, false
+	}
+	j := bytes.Index(line, tag)
+	if j < 0 {
+		return 0, false
+	}
+	if f := bytes.Fields(line[j+len(tag):]); len(f) > 0 {
+		n, _ = strconv.Atoi(string(bytes.TrimSuffix(f[0], []byte(");"))))
+	}
+	return n, true
+}

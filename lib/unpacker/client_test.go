@@ -1,0 +1,81 @@
+package unpacker
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"omail/lib/bundle"
+	"omail/lib/mbox"
+)
+
+// recoverMbox after a crashed client run: what it takes back, and where
+// delivery resumes, for each thing the mailbox may hold after the length
+// the crashed run wrote down.
+func TestRecoverMbox(t *testing.T) {
+	id := bundle.NewID()
+	before := "From x@y Thu Jan  1 00:00:00 1970\nSubject: old\n\nold mail\n\n"
+	ours := func(i int, body string) string {
+		return fmt.Sprintf("From a@x Thu Jan  1 00:00:00 1970\nReturn-Path: <a@x>\nDelivered-To: bob@k\n"+
+			"Received: from proxy by k with OCMP %s%d); Thu, 01 Jan 1970 00:00:00 +0000\n\n%s\n\n", mark(id), i, body)
+	}
+	foreign := "From z@q Thu Jan  1 00:00:00 1970\nSubject: other\n\nReceived: from proxy by k with OCMP " + mark(id) + "9); in a body\n\n"
+	for _, c := range []struct {
+		name    string
+		after   string // appended after the length written down
+		rewrite bool   // the part before it changed too
+		skip    string // the messages not to deliver again
+		cut     bool
+	}{
+		{"nothing", "", false, "", false},
+		{"all ours", ours(1, "one") + ours(2, "tw"), false, "", true},
+		{"ours, then someone else's", ours(1, "one") + ours(2, "two") + foreign, false, "1", false},
+		{"someone else's only", foreign, false, "", false},
+		{"rewritten", ours(1, "one") + ours(2, "two") + foreign, true, "1 2 9", false},
+	} {
+		u, h := setup(t)
+		path := filepath.Join(h, "mail", "bob")
+		os.WriteFile(path, []byte(before), 0o600)
+		old := int64(len(before))
+		sig, err := mbox.Signature(path, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.OpenFile(path, os.O_WRONLY, 0)
+		f.WriteAt([]byte(c.after), old)
+		if c.rewrite {
+			f.WriteAt([]byte("O"), 48) // "Old mail": a reader's rewrite
+		}
+		f.Close()
+		a, err := mbox.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		skip, cut, err := u.recoverMbox(a, id, old, sig)
+		a.Commit()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var got []string
+		for i := 0; i < 10; i++ {
+			if skip[i] {
+				got = append(got, fmt.Sprint(i))
+			}
+		}
+		if strings.Join(got, " ") != c.skip || cut != c.cut {
+			t.Errorf("%s: skip %v, cut %v; want %q, %v", c.name, got, cut, c.skip, c.cut)
+		}
+		data, _ := os.ReadFile(path)
+		want := before + c.after
+		if c.cut {
+			want = before
+		} else if c.rewrite {
+			want = want[:48] + "O" + want[49:]
+		}
+		if string(data) != want {
+			t.Errorf("%s: mailbox holds\n%s", c.name, data)
+		}
+	}
+}

@@ -1,0 +1,252 @@
+// Package unpacker is omail-unpack's work, the OCMP hooks: it reads a
+// bundle and delivers its messages, into the queue (the proxy hook) or
+// into one user's mailbox (the client hook). lib/unpackcmd is the command
+// around it; docs/omail-unpack.md says what each outcome leaves.
+//
+// Unpack returns nil when everything in FILE is durable (queued, or in
+// the mailbox) and FILE is removed, or when FILE's bundle id was unpacked
+// before and FILE is removed without delivering anything. An error
+// matching ErrQuarantined: FILE is damaged or not a bundle; it is in
+// $OMAIL_HOME/quarantine/ and nothing in it was delivered. Any other
+// error is temporary trouble: FILE is left alone and a re-run finishes
+// the job without delivering anything twice (lib/seen keeps the
+// progress).
+//
+// A bundle's checksums are at its end. The proxy hook reads every FILE
+// twice: once whole to check it, then again to queue its messages, which
+// cannot be taken back. The client hook decompresses FILE once: it
+// checks the seal over the raw file first (a file cut or changed on its
+// way never reaches the mailbox), appends while reading, and cuts the
+// mailbox back to its old length when the stream turns out damaged.
+// Neither keeps more than a buffer in memory.
+package unpacker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"omail/lib/bundle"
+	"omail/lib/clock"
+	"omail/lib/control"
+	"omail/lib/crashpoint"
+	"omail/lib/eventlog"
+	"omail/lib/home"
+	"omail/lib/hugepages"
+	"omail/lib/outbox"
+	"omail/lib/quarantine"
+	"omail/lib/safefile"
+	"omail/lib/seen"
+)
+
+// ErrQuarantined matches the error of a FILE that is damaged or not a
+// bundle, now moved into the quarantine: nothing in it was delivered, and
+// trying again cannot help.
+var ErrQuarantined = errors.New("quarantined")
+
+// quarantined is the error Unpack returns for a FILE it moved aside.
+type quarantined struct{ msg string }
+
+func (q *quarantined) Error() string        { return q.msg }
+func (q *quarantined) Is(target error) bool { return target == ErrQuarantined }
+
+// Unpacker unpacks bundles.
+type Unpacker struct {
+	Home  string
+	Env   home.Env // for the queue program and its environment
+	Log   *eventlog.Log
+	Now   func() time.Time // nil: the real clock
+	Crash crashpoint.Hook  // tests' crash and hook points; nil: none
+
+	me     string // control/me, read once
+	date   string // the Received: date of second dateAt
+	dateAt int64
+}
+
+// crash runs the test hooks at point. The lines held back go out first:
+// a crash point may kill the process.
+func (u *Unpacker) crash(point string) {
+	if u.Crash != nil {
+		u.Log.Flush()
+		u.Crash.At(point)
+	}
+}
+
+// Unpack unpacks file: for user's mailbox when user is not empty (the
+// client hook), into the queue otherwise (the proxy hook). The error, if
+// any, is one line for the log; the lines of what was done are logged.
+func (u *Unpacker) Unpack(file, user string) error {
+	defer u.Log.Flush()
+	if user != "" {
+		if err := outbox.CheckEndpoint(user); err != nil {
+			return fmt.Errorf("refusing user %q: %v", user, err)
+		}
+	}
+	if fi, err := os.Stat(u.Home); err != nil || !fi.IsDir() {
+		return fmt.Errorf("OMAIL_HOME %s is not a directory", u.Home)
+	}
+	// One unpacker at a time: two copies of one bundle handed over at
+	// once must not both deliver.
+	st, err := seen.Open(u.Home, u.Now)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if n := st.Expire(); n > 0 {
+		u.Log.Printf("forgot %d bundle ids older than %v", n, seen.Horizon)
+	}
+
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var r *bundle.Reader
+	if user == "" {
+		r, err = openVerified(f)
+	} else {
+		r, err = openSealed(f)
+	}
+	if errors.Is(err, bundle.ErrDamaged) {
+		return u.quarantine(file, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %v", file, err)
+	}
+	defer r.Close()
+	// The decoder has its window now: the heap holding it (and r) gets
+	// huge pages for the bytes about to be written into it.
+	hugepages.Advise(unsafe.Pointer(r))
+	h := r.Header
+	if st.Done(h.ID) {
+		u.Log.Printf("bundle %s: %s: unpacked before; removing this copy", h.ID, file)
+		if err := st.ClearProgress(h.ID); err != nil {
+			return err
+		}
+		return finish(file)
+	}
+	if user != "" && !h.Legacy && h.Endpoint != user {
+		u.Log.Printf("bundle %s: packed for endpoint %s, delivered to user %s as OCMP asks", h.ID, h.Endpoint, user)
+	}
+	if user != "" {
+		err = u.client(r, user, st)
+	} else {
+		err = u.proxy(r, st)
+	}
+	if user != "" && errors.Is(err, bundle.ErrDamaged) {
+		// The client has cut the mailbox back: nothing from FILE was
+		// delivered, and its journal has nothing left to undo. (The
+		// proxy verified the whole file first; damage now is a file
+		// changed under it: tried again, that is quarantined.)
+		if err := st.ClearProgress(h.ID); err != nil {
+			return err
+		}
+		return u.quarantine(file, err)
+	}
+	if err != nil {
+		return fmt.Errorf("bundle %s: %s: %v; will try again", h.ID, file, err)
+	}
+	n := r.Count()
+	if err := st.Record(h.ID, h.Endpoint, user, n); err != nil {
+		return fmt.Errorf("bundle %s: recording it: %v", h.ID, err)
+	}
+	if err := st.ClearProgress(h.ID); err != nil {
+		return err
+	}
+	u.crash("unpack-marked")
+	what := "queued"
+	if user != "" {
+		what = "delivered to " + user
+	}
+	u.Log.Printf("bundle %s: endpoint %s: %d messages %s", h.ID, h.Endpoint, n, what)
+	return finish(file)
+}
+
+// openVerified reads the whole of f to check it, then opens it again to
+// deliver: the proxy hook reads every file twice, since a message in the
+// queue cannot be taken back when a later part of its bundle turns out
+// damaged.
+func openVerified(f *os.File) (*bundle.Reader, error) {
+	h, _, err := bundle.Verify(f)
+	if err == nil && h.Legacy {
+		err = &bundle.DamagedError{Why: "an mbox fragment: only the client hook reads those"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	r, err := bundle.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("second reading: %v", err) // not ErrDamaged: it was intact
+	}
+	return r, nil
+}
+
+// openSealed opens f for the client hook, which decompresses it once:
+// the seal, checked here on the raw file, finds a file cut or changed on
+// its way before anything is appended; damage in the stream itself
+// (only a faulty packer makes that) is found while appending, and the
+// mailbox is then cut back to where it was.
+func openSealed(f *os.File) (*bundle.Reader, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	r, err := bundle.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.CheckSeal(f, fi.Size()); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// finish removes FILE once everything in it is durable.
+func finish(file string) error {
+	if err := safefile.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %v", file, err)
+	}
+	return nil
+}
+
+// quarantine moves a damaged file aside, for a person to look at.
+func (u *Unpacker) quarantine(file string, why error) error {
+	name := fmt.Sprintf("%s.%d.%d", filepath.Base(file), clock.Now(u.Now).Unix(), os.Getpid())
+	to, err := quarantine.Move(u.Home, file, name)
+	if err != nil {
+		return fmt.Errorf("%s: %v; cannot quarantine it: %v", file, why, err)
+	}
+	return &quarantined{fmt.Sprintf("%s: %v: nothing delivered, moved to %s", file, why, to)}
+}
+
+// received is the trace line put on each unpacked message. Its
+// parenthesis (mark) also marks, in a mailbox, which messages came from
+// which bundle (see client's crash recovery).
+func (u *Unpacker) received(h bundle.Header, i int) string {
+	if u.me == "" {
+		me, err := control.New(u.Home).Me()
+		if err != nil {
+			me = "localhost"
+		}
+		u.me = me
+	}
+	if now := clock.Now(u.Now); now.Unix() != u.dateAt || u.date == "" {
+		u.date, u.dateAt = now.Format("Mon, 02 Jan 2006 15:04:05 -0700"), now.Unix()
+	}
+	return "Received: from " + h.Endpoint + " by " + u.me + " with OCMP " + mark(h.ID) +
+		strconv.Itoa(i) + "); " + u.date
+}
+
+// mark is what the Received: line of each message of bundle id holds
+// before the message's number.
+func mark(id string) string { return "(omail-unpack bundle " + id + " message " }
