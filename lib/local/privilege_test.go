@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"omail/lib/outcome"
 )
 
 const (
@@ -52,7 +54,7 @@ func owner(t *testing.T, path string) (uid, gid int) {
 func TestDeliverAsOrdinaryUser(t *testing.T) {
 	w := newWorld(t)
 	r := w.d.DeliverAs(context.Background(), "/nonexistent/omail-deliver", nil, w.msg(hello), "a@b", "bob@test.example")
-	want(t, r, OK, "mbox "+w.spool+"/bob")
+	want(t, r, outcome.OK, "mbox "+w.spool+"/bob")
 }
 
 // As root, deliveries to users run in children with the users' ids; root
@@ -112,7 +114,7 @@ func TestDeliverAsRoot(t *testing.T) {
 	ctx := context.Background()
 
 	r := d.DeliverAs(ctx, exe, nil, msg, "ann@example.org", "bob@test.example")
-	want(t, r, OK, "mbox "+bobHome+"/mbox")
+	want(t, r, outcome.OK, "mbox "+bobHome+"/mbox")
 	if uid, _ := owner(t, bobHome+"/mbox"); uid != bobUID {
 		t.Errorf("bob's mbox owned by %d", uid)
 	}
@@ -128,7 +130,7 @@ func TestDeliverAsRoot(t *testing.T) {
 
 	// carl has no home: the spool mbox, created by carl through the group.
 	r = d.DeliverAs(ctx, exe, nil, msg, "ann@example.org", "carl@test.example")
-	want(t, r, OK, "mbox "+spool+"/carl")
+	want(t, r, outcome.OK, "mbox "+spool+"/carl")
 	if uid, _ := owner(t, spool+"/carl"); uid != carlUID {
 		t.Errorf("carl's mbox owned by %d", uid)
 	}
@@ -137,21 +139,25 @@ func TestDeliverAsRoot(t *testing.T) {
 	}
 
 	// uid 0 but not root: refused. root itself: delivered, as root.
-	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "toor@test.example"), Temp, "not root")
-	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "root@test.example"), OK, "mbox "+spool+"/root")
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "toor@test.example"), outcome.Temp, "not root")
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "root@test.example"), outcome.OK, "mbox "+spool+"/root")
 
 	// Deliver (in this process) as root refuses an ordinary user.
-	want(t, d.Deliver(ctx, msg, "a@b", "bob@test.example"), Temp, "DeliverAs")
+	want(t, d.Deliver(ctx, msg, "a@b", "bob@test.example"), outcome.Temp, "DeliverAs")
 
 	// Alias files run as the owner of control/aliases, never as root.
 	archive := filepath.Join(dir, "archive")
 	os.MkdirAll(archive, 0o755)
 	os.Chown(archive, aliasUID, aliasUID)
 	write(omailHome+"/control/aliases", "arch: "+archive+"/box, |id -u > "+archive+"/uid, \\carl, x@example.org\n", 0)
-	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example"), Temp, "owned by root")
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example"), outcome.Temp, "owned by root")
 	os.Chown(omailHome+"/control/aliases", aliasUID, aliasUID)
 	r = d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example")
-	want(t, r, OK, "mbox "+archive+"/box")
+	want(t, r, outcome.OK, "mbox "+archive+"/box")
+	// The same account as in this process (TestAliases): one per target.
+	if r.Text != "delivered: mbox "+spool+"/carl; mbox "+archive+"/box; program; forward x@example.org" {
+		t.Errorf("alias text %q", r.Text)
+	}
 	if len(r.Forward) != 1 || r.Forward[0] != "x@example.org" {
 		t.Errorf("forward %v", r.Forward)
 	}
