@@ -362,18 +362,11 @@ func (x *delivery) deliverFiles(files []aliases.Target) outcome.Result {
 	if r := refuseAliasFilesAsRoot(x.local); r != nil {
 		return *r
 	}
-	var done []string
-	for _, t := range files {
-		text, stop, r := x.do(dotomail.Instruction{Kind: aliasKind(t.Kind), Value: t.Value}, nil)
-		if r != nil {
-			return *r
-		}
-		done = append(done, text)
-		if stop {
-			break
-		}
+	ins := make([]dotomail.Instruction, len(files))
+	for i, t := range files {
+		ins[i] = dotomail.Instruction{Kind: aliasKind(t.Kind), Value: t.Value}
 	}
-	return x.ok(done, nil)
+	return x.run(ins, nil)
 }
 
 // fileTargets are the program and file targets of an alias.
@@ -435,6 +428,14 @@ func (x *delivery) deliverUser(u *User) outcome.Result {
 	if res != nil {
 		return *res
 	}
+	return x.run(ins, &userEnv{u: u, def: defaultPart})
+}
+
+// run carries out instructions in order, for a user (ue) or for an
+// alias's program and file targets (ue nil): addresses are collected
+// for forwarding, the rest delivered; the first failure is the outcome,
+// and a program's exit 99 skips the instructions after it.
+func (x *delivery) run(ins []dotomail.Instruction, ue *userEnv) outcome.Result {
 	var done, fwd []string
 	for _, in := range ins {
 		if in.Kind == dotomail.Forward {
@@ -445,7 +446,7 @@ func (x *delivery) deliverUser(u *User) outcome.Result {
 			fwd = append(fwd, a)
 			continue
 		}
-		text, stop, r := x.do(in, &userEnv{u: u, def: defaultPart})
+		text, stop, r := x.do(in, ue)
 		if r != nil {
 			return *r
 		}
