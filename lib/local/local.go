@@ -33,9 +33,10 @@ type Deliverer struct {
 	Home string // OMAIL_HOME: users/assign lives under it
 	// LookupUser finds the account of a lower-cased local part (after
 	// virtualdomains): users/assign, then the password database, then
-	// mailspool/NAME. It returns nil, nil for nobody. Tests replace it.
+	// mailspool/NAME. It returns nil, nil for nobody. New sets it to
+	// Deliverer.lookupUser (users.go); tests replace it.
 	LookupUser func(local string) (*User, error)
-	Now        func() time.Time
+	Now        func() time.Time // mbox From_ lines, UFLINE; nil: the real clock (lib/clock)
 	Path       string // PATH for program deliveries
 }
 

@@ -18,7 +18,7 @@ import (
 // none of whose hosts answered, which the queue manager can consult
 // before it starts a delivery.
 type Backoff struct {
-	Now      func() time.Time // nil: time.Now
+	Now      func() time.Time // nil: the real clock (lib/clock)
 	Min, Max time.Duration    // zero: 1 minute, 1 hour
 
 	mu sync.Mutex

@@ -64,7 +64,8 @@ type Client struct {
 	Shuffle func(n int, swap func(i, j int))
 	// Open opens the message each time it is read; nil: os.Open. An
 	// unprivileged child delivering a message its parent opened for it
-	// reads it from that descriptor instead.
+	// reads it from that descriptor instead (set by delivercmd's
+	// runRemoteChild to a reader of fd 0).
 	Open func(path string) (io.ReadCloser, error)
 }
 
