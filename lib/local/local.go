@@ -37,7 +37,7 @@ type Deliverer struct {
 	// Deliverer.lookupUser (users.go); tests replace it.
 	LookupUser func(local string) (*User, error)
 	Now        func() time.Time // mbox From_ lines, UFLINE; nil: the real clock (lib/clock)
-	Path       string // PATH for program deliveries
+	Path       string           // PATH for program deliveries
 }
 
 // DefaultPath is the PATH program deliveries get.
