@@ -1,12 +1,10 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,6 +52,9 @@ const StepEnv = "OMAIL_LOCAL_STEP"
 // file, else from MSGPATH. The exit code is 0 whenever a report was
 // written (whatever it says), 100 for a usage error.
 func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	if n := len(args); n > 0 && n <= 3 && args[n-1] == "-resident" && (n == 1 || args[n-2] == "-local") {
+		return serve(env, stderr)
+	}
 	switch {
 	case len(args) == 5 && args[1] == "-local":
 		args = args[2:]
@@ -88,40 +89,45 @@ func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Wr
 		}
 		msg, size = f, st.Size()
 	}
-	ctx := context.Background()
-	step := env.Get(StepEnv)
+	return report(stdout, d.step(context.Background(), env.Get(StepEnv), sender, rcpt, msg, size))
+}
+
+// step carries out the parent's decision (an OMAIL_LOCAL_STEP value) for
+// one message, in a delivery child: a one-shot one (RunChild) or a
+// resident one (serve).
+func (d *Deliverer) step(ctx context.Context, step, sender, rcpt string, msg io.ReaderAt, size int64) outcome.Result {
 	switch {
 	case step == "":
 		if r := checkAddresses(sender, rcpt); r != nil {
-			return report(stdout, *r)
+			return *r
 		}
-		return report(stdout, d.deliverFrom(ctx, msg, size, sender, rcpt))
+		return d.deliverFrom(ctx, msg, size, sender, rcpt)
 	case step == "aliasfiles":
 		x, res := d.start(ctx, msg, size, sender, rcpt)
 		if res != nil {
-			return report(stdout, *res)
+			return *res
 		}
 		if x.alias == nil {
-			return report(stdout, outcome.Tempf("4.3.0 %s is no longer an alias", rcpt))
+			return outcome.Tempf("4.3.0 %s is no longer an alias", rcpt)
 		}
-		return report(stdout, x.deliverFiles(fileTargets(x.alias)))
+		return x.deliverFiles(fileTargets(x.alias))
 	case strings.HasPrefix(step, "user\t"):
 		u, err := decodeUser(step)
 		if err != nil {
-			return report(stdout, outcome.Tempf("4.3.0 %v", err))
+			return outcome.Tempf("4.3.0 %v", err)
 		}
 		if geteuid() != u.UID {
-			return report(stdout, outcome.Tempf("4.3.0 delivery child for %s runs as uid %d, not %d", u.Name, geteuid(), u.UID))
+			return outcome.Tempf("4.3.0 delivery child for %s runs as uid %d, not %d", u.Name, geteuid(), u.UID)
 		}
 		// The parent resolved the account; the child may not even be
 		// able to read users/assign.cdb.
 		x, r := d.known(ctx, msg, size, sender, rcpt, u)
 		if r != nil {
-			return report(stdout, *r)
+			return *r
 		}
-		return report(stdout, x.deliverUser(u))
+		return x.deliverUser(u)
 	}
-	return report(stdout, outcome.Tempf("4.3.0 unknown %s %q", StepEnv, step))
+	return outcome.Tempf("4.3.0 unknown %s %q", StepEnv, step)
 }
 
 // known starts a delivery to a user resolved already: rcpt's host is
@@ -272,30 +278,10 @@ func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.F
 	return d.child(ctx, exe, u.UID, u.GID, groups, step, f, msgPath, x.sender, x.rcpt)
 }
 
-// child runs "exe -local SENDER RCPT MSGPATH" with the given ids.
+// child delivers in a child process with the given ids: the resident
+// one for them (resident.go), started when there is none.
 func (d *Deliverer) child(ctx context.Context, exe string, uid, gid int, groups []int, step string, f *os.File, msgPath, sender, rcpt string) outcome.Result {
-	cmd := exec.CommandContext(ctx, exe, "-local", sender, rcpt, msgPath)
-	cmd.Env = []string{"OMAIL_HOME=" + d.Home, "PATH=" + d.path(), StepEnv + "=" + step}
-	cmd.Dir = "/"
-	// The child reads the message through its own descriptor (ReadAt),
-	// so sharing the offset with ours does no harm.
-	cmd.Stdin = f
-	var out bytes.Buffer
-	errs := &limited{max: ProgramOutput}
-	cmd.Stdout, cmd.Stderr = &out, errs
-	g := make([]uint32, len(groups))
-	for i, n := range groups {
-		g[i] = uint32(n)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}}
-	err := cmd.Run()
-	if err != nil {
-		return outcome.Tempf("4.3.0 local delivery child (uid %d): %v %s", uid, err, strings.TrimSpace(errs.String()))
-	}
-	r, perr := outcome.ParseReport(out.Bytes())
-	if perr != nil {
-		return outcome.Tempf("4.3.0 local delivery child (uid %d): %v %s", uid, perr, strings.TrimSpace(errs.String()))
-	}
+	r := d.residentDeliver(ctx, exe, uid, gid, groups, step, f, msgPath, sender, rcpt)
 	if len(r.Forward) > 0 {
 		r.Prefix = []string{"Delivered-To: " + strings.TrimPrefix(rcpt, `\`)}
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,6 +39,12 @@ type Deliverer struct {
 	LookupUser func(local string) (*User, error)
 	Now        func() time.Time // mbox From_ lines, UFLINE; nil: the real clock (lib/clock)
 	Path       string           // PATH for program deliveries
+	// Idle is how long a resident delivery child (resident.go) may have
+	// nothing to do before it is ended; zero: ResidentIdle.
+	Idle time.Duration
+
+	residentOnce sync.Once
+	residents    *residents
 }
 
 // DefaultPath is the PATH program deliveries get.
