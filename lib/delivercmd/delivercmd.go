@@ -6,9 +6,13 @@
 //	                       progress and exits 0.
 //	omail-deliver -flush   one pass over every message now, then exit.
 //	omail-deliver -init    create the queue under OMAIL_HOME and exit.
+//	omail-deliver -local -resident
+//	                       internal: the long-lived local delivery child a
+//	                       root omail-deliver keeps per user in use
+//	                       (lib/local/resident.go).
 //	omail-deliver -local SENDER RCPT MSGPATH
-//	                       internal: one local delivery in a child process
-//	                       that runs as the recipient's user.
+//	                       one local delivery in this process, as the
+//	                       calling user (by hand).
 //	omail-deliver -remote  internal: one SMTP delivery in an unprivileged
 //	                       child (see remotechild.go).
 package delivercmd

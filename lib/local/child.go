@@ -15,13 +15,17 @@ import (
 )
 
 // Privilege separation. Go cannot change the uid of one goroutine, so a
-// queue manager running as root delivers to a user by running a child,
+// queue manager running as root delivers to a user in a child process
+// with the user's uid, gid and groups: the resident child for those ids
+// (resident.go, "omail-deliver -local -resident"), which takes one
+// delivery after another over a socket. A child can also be run for one
+// delivery, by hand,
 //
 //	omail-deliver -local SENDER RCPT MSGPATH
 //
-// with the user's uid, gid and groups, the message open on its standard
-// input (the user cannot open the queue file itself), and the delivery
-// decided by the parent in OMAIL_LOCAL_STEP:
+// with the message open on its standard input (or read from MSGPATH),
+// and the delivery decided in OMAIL_LOCAL_STEP; a resident child gets
+// the same decision, the step, with each request:
 //
 //	user<TAB>NAME<TAB>UID<TAB>GID<TAB>HOME<TAB>DASH<TAB>EXT<TAB>SPOOL
 //	        deliver to this user (the parent resolved it; the child may
@@ -31,8 +35,9 @@ import (
 //	        as the owner of control/aliases)
 //	(unset) resolve and deliver RCPT entirely, as the calling user
 //
-// The child reports on its standard output in lib/outcome's report
-// format, and exits 0 whenever it could report:
+// The one-delivery child reports on its standard output in lib/outcome's
+// report format (a resident child sends the same report in a packet),
+// and exits 0 whenever it could report:
 //
 //	STATUS NUL TEXT NUL [FORWARD NUL]...
 //
@@ -50,7 +55,8 @@ const StepEnv = "OMAIL_LOCAL_STEP"
 // RCPT, MSGPATH}), or it without the program name, or the three
 // arguments alone. The message is read from stdin when that is a regular
 // file, else from MSGPATH. The exit code is 0 whenever a report was
-// written (whatever it says), 100 for a usage error.
+// written (whatever it says), 100 for a usage error. With "-resident"
+// instead of the three arguments it is the resident child (serve).
 func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	if n := len(args); n > 0 && n <= 3 && args[n-1] == "-resident" && (n == 1 || args[n-2] == "-local") {
 		return serve(env, stderr)

@@ -67,51 +67,10 @@ func TestDeliverAsRoot(t *testing.T) {
 		TestDeliverAsOrdinaryUser(t)
 		return
 	}
-	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o755)
-	exe := copyExe(t, dir)
-	omailHome := filepath.Join(dir, "omail")
-	spool := filepath.Join(dir, "spool")
-	bobHome := filepath.Join(dir, "bob")
-	rootHome := filepath.Join(dir, "root")
-	private := filepath.Join(dir, "queue")
-	for _, d := range []string{omailHome + "/control", spool, bobHome, rootHome, private} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The spool is root:mail 1775-like: group-writable, so the children
-	// get the mail group to create mailboxes and dotlocks in it.
-	os.Chown(spool, 0, mailGID)
-	os.Chmod(spool, 0o1775)
-	os.Chown(bobHome, bobUID, bobUID)
-	os.Chmod(private, 0o700)
-	write := func(path, s string, uid int) {
-		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(path, uid, uid)
-	}
-	write(omailHome+"/control/me", "test.example\n", 0)
-	write(omailHome+"/control/mailspool", spool+"\n", 0)
+	rw := newRootWorld(t)
+	d, exe, msg, ctx := rw.d, rw.exe, rw.msg, context.Background()
+	dir, omailHome, spool, bobHome, write := rw.dir, rw.home, rw.spool, rw.bobHome, rw.write
 	write(bobHome+"/.omail", "./mbox\n|id -u > uid.out; id -G > groups.out; cat > prog.out\n", bobUID)
-	msg := filepath.Join(private, "msg")
-	write(msg, hello, 0)
-	os.Chmod(msg, 0o600) // the children cannot open it by name
-
-	d := New(nil)
-	d.Ctl.Path = omailHome + "/control"
-	d.Home = omailHome
-	d.Now = func() time.Time { return when }
-	users := map[string]*User{
-		"bob":  {Name: "bob", UID: bobUID, GID: bobUID, Home: bobHome, Dash: "-"},
-		"carl": {Name: "carl", UID: carlUID, GID: carlUID},
-		"toor": {Name: "toor", UID: 0, GID: 0, Home: rootHome},
-		"root": {Name: "root", UID: 0, GID: 0, Home: rootHome},
-	}
-	d.LookupUser = func(l string) (*User, error) { return users[l], nil }
-	ctx := context.Background()
 
 	r := d.DeliverAs(ctx, exe, nil, msg, "ann@example.org", "bob@test.example")
 	want(t, r, outcome.OK, "mbox "+bobHome+"/mbox")
@@ -170,4 +129,63 @@ func TestDeliverAsRoot(t *testing.T) {
 	if b, _ := os.ReadFile(spool + "/carl"); strings.Count(string(b), "\nhello\n") != 2 {
 		t.Errorf("\\carl not delivered to carl: %q", b)
 	}
+}
+
+// rootWorld is an OMAIL_HOME, a spool, users and a message only root
+// can read, for the tests that run as root.
+type rootWorld struct {
+	t                              *testing.T
+	d                              *Deliverer
+	exe, dir, home, spool, bobHome string
+	rootHome, msg                  string
+}
+
+func newRootWorld(t *testing.T) *rootWorld {
+	t.Helper()
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	w := &rootWorld{t: t, dir: dir, exe: copyExe(t, dir), home: filepath.Join(dir, "omail"), spool: filepath.Join(dir, "spool"),
+		bobHome: filepath.Join(dir, "bob"), rootHome: filepath.Join(dir, "root")}
+	private := filepath.Join(dir, "queue")
+	for _, d := range []string{w.home + "/control", w.spool, w.bobHome, w.rootHome, private} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The spool is root:mail 1775-like: group-writable, so the children
+	// get the mail group to create mailboxes and dotlocks in it.
+	os.Chown(w.spool, 0, mailGID)
+	os.Chmod(w.spool, 0o1775)
+	os.Chown(w.bobHome, bobUID, bobUID)
+	os.Chmod(private, 0o700)
+	w.write(w.home+"/control/me", "test.example\n", 0)
+	w.write(w.home+"/control/mailspool", w.spool+"\n", 0)
+	w.msg = filepath.Join(private, "msg")
+	w.write(w.msg, hello, 0)
+	os.Chmod(w.msg, 0o600) // the children cannot open it by name
+
+	d := New(nil)
+	d.Ctl.Path = w.home + "/control"
+	d.Home = w.home
+	d.Now = func() time.Time { return when }
+	users := map[string]*User{
+		"bob":  {Name: "bob", UID: bobUID, GID: bobUID, Home: w.bobHome, Dash: "-"},
+		"carl": {Name: "carl", UID: carlUID, GID: carlUID},
+		"toor": {Name: "toor", UID: 0, GID: 0, Home: w.rootHome},
+		"root": {Name: "root", UID: 0, GID: 0, Home: w.rootHome},
+	}
+	d.LookupUser = func(l string) (*User, error) { return users[l], nil }
+	t.Cleanup(d.Close)
+	w.d = d
+	return w
+}
+
+// write writes a file owned by uid.
+func (w *rootWorld) write(path, s string, uid int) {
+	w.t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	os.Chown(path, uid, uid)
 }
