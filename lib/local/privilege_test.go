@@ -60,11 +60,7 @@ func TestDeliverAsOrdinaryUser(t *testing.T) {
 // As root, deliveries to users run in children with the users' ids; root
 // never writes an ordinary user's files itself.
 func TestDeliverAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		// The rules for root cannot be exercised without root; the
-		// ordinary-user half is TestDeliverAsOrdinaryUser.
-		t.Log("not root: checking that root-only rules do not apply")
-		TestDeliverAsOrdinaryUser(t)
+	if !asRoot(t) {
 		return
 	}
 	rw := newRootWorld(t)
@@ -129,6 +125,19 @@ func TestDeliverAsRoot(t *testing.T) {
 	if b, _ := os.ReadFile(spool + "/carl"); strings.Count(string(b), "\nhello\n") != 2 {
 		t.Errorf("\\carl not delivered to carl: %q", b)
 	}
+}
+
+// asRoot says whether the test runs as root. The rules for root cannot
+// be exercised without root; when not root, it checks the ordinary-user
+// half (TestDeliverAsOrdinaryUser) instead: root-only rules do not apply.
+func asRoot(t *testing.T) bool {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return true
+	}
+	t.Log("not root: checking that root-only rules do not apply")
+	TestDeliverAsOrdinaryUser(t)
+	return false
 }
 
 // rootWorld is an OMAIL_HOME, a spool, users and a message only root

@@ -36,9 +36,7 @@ func (rs *residents) started() int {
 // user, a child that dies defers only the delivery it had in flight,
 // and an idle child is ended and replaced when needed.
 func TestResidentChildren(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Log("not root: there are no delivery children to keep")
-		TestDeliverAsOrdinaryUser(t)
+	if !asRoot(t) {
 		return
 	}
 	w := newRootWorld(t)
@@ -148,9 +146,7 @@ func TestResidentChildren(t *testing.T) {
 // is killed, and its delivery deferred; so is one that exits without a
 // word. (The child runs as the user, who can make it say anything.)
 func TestResidentChildNonsense(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Log("not root: there are no delivery children to keep")
-		TestDeliverAsOrdinaryUser(t)
+	if !asRoot(t) {
 		return
 	}
 	w := newRootWorld(t)
