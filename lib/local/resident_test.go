@@ -163,3 +163,31 @@ func TestResidentChildNonsense(t *testing.T) {
 		want(t, r, outcome.Temp, c.want)
 	}
 }
+
+// Deliveries in flight at once share the one child for their ids, each
+// answered on its own.
+func TestResidentConcurrent(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	w := newRootWorld(t)
+	w.write(w.bobHome+"/.omail", "./mbox\n", bobUID)
+	const n = 8
+	res := make(chan outcome.Result, 2*n)
+	for i := 0; i < n; i++ {
+		for _, rcpt := range []string{"bob@test.example", "carl@test.example"} {
+			go func() { res <- w.d.DeliverAs(context.Background(), w.exe, nil, w.msg, "a@b", rcpt) }()
+		}
+	}
+	for i := 0; i < 2*n; i++ {
+		want(t, <-res, outcome.OK, "mbox ")
+	}
+	for _, box := range []string{w.bobHome + "/mbox", w.spool + "/carl"} {
+		if b, _ := os.ReadFile(box); strings.Count(string(b), "\nhello\n") != n {
+			t.Errorf("%s holds %d messages, want %d", box, strings.Count(string(b), "\nhello\n"), n)
+		}
+	}
+	if s := w.d.pool().started(); s != 2 {
+		t.Errorf("%d children started for two users", s)
+	}
+}
