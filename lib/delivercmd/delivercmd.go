@@ -6,9 +6,13 @@
 //	                       progress and exits 0.
 //	omail-deliver -flush   one pass over every message now, then exit.
 //	omail-deliver -init    create the queue under OMAIL_HOME and exit.
+//	omail-deliver -local -resident
+//	                       internal: the long-lived local delivery child a
+//	                       root omail-deliver keeps per user in use
+//	                       (lib/local/resident.go).
 //	omail-deliver -local SENDER RCPT MSGPATH
-//	                       internal: one local delivery in a child process
-//	                       that runs as the recipient's user.
+//	                       one local delivery in this process, as the
+//	                       calling user (by hand).
 //	omail-deliver -remote  internal: one SMTP delivery in an unprivileged
 //	                       child (see remotechild.go).
 package delivercmd
@@ -23,15 +27,9 @@ import (
 
 	"omail/lib/control"
 	"omail/lib/home"
+	"omail/lib/qexit"
 	"omail/lib/qmanager"
 	"omail/lib/queue"
-)
-
-// Exit codes.
-const (
-	exitOK    = 0
-	exitUsage = 100
-	exitTemp  = 111
 )
 
 // Run is omail-deliver's main.
@@ -45,9 +43,9 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	case "-init":
 		if err := queue.New(h).Init(); err != nil {
 			fmt.Fprintf(stderr, "omail-deliver: cannot create the queue: %v\n", err)
-			return exitTemp
+			return qexit.Temp
 		}
-		return exitOK
+		return qexit.OK
 	case "-local":
 		return runLocalChild(args[2:], env, stdin, stdout, stderr)
 	case "-remote":
@@ -55,24 +53,24 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	case "", "-flush":
 	default:
 		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init]\n")
-		return exitUsage
+		return qexit.Usage
 	}
 
 	q := queue.New(h)
 	if err := q.Check(); err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: queue not usable (run omail-deliver -init): %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	ctl := control.New(h)
 	m := &qmanager.Manager{Q: q, Ctl: ctl, Log: stderr}
 	if err := m.Load(); err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	t, err := transports(h, ctl, env, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	m.T = t
 
@@ -81,23 +79,23 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	if mode == "-flush" {
 		if err := m.Flush(ctx); err != nil {
 			fmt.Fprintf(stderr, "omail-deliver: flush incomplete: %v\n", err)
-			return exitTemp
+			return qexit.Temp
 		}
-		return exitOK
+		return qexit.OK
 	}
 
 	sig, err := signals(q)
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	m.Log.Write([]byte("status: omail-deliver started\n"))
 	if err := m.Run(ctx, sig); err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	fmt.Fprintln(stderr, "status: omail-deliver exiting")
-	return exitOK
+	return qexit.OK
 }
 
 // signals turns the trigger fifo, SIGALRM and SIGHUP into the channels

@@ -16,7 +16,8 @@ import (
 	"omail/lib/control"
 	"omail/lib/envelope"
 	"omail/lib/home"
-	"omail/lib/qmanager"
+	"omail/lib/outcome"
+	"omail/lib/qexit"
 	"omail/lib/remote"
 	"omail/lib/route"
 )
@@ -27,8 +28,9 @@ import (
 // nobody when root owns the queue). The parent opens the message and
 // hands it over as fd 0, so the child needs no access to the queue; the
 // request (destination, credentials, envelope) comes on fd 3, never in
-// argv where ps would show a password; the child prints one line per
-// recipient: a status digit, a space, the text.
+// argv where ps would show a password; the child writes one report per
+// recipient, one per line, in lib/outcome's report format (the K/Z/D
+// letter, NUL, the text, NUL), which the local delivery child uses too.
 
 // remoteIDs are the ids SMTP deliveries run with when we are root.
 func remoteIDs(h string) (uid, gid uint32, err error) {
@@ -99,12 +101,12 @@ func parseRequest(b []byte) (dest route.Dest, sender string, rcpts []string, err
 // Each child lives for one delivery, so what must outlive one (the
 // connection limit, the back-off of a destination that failed) is kept
 // here in the parent, per destination.
-func remoteViaChild(env home.Env, exe string, uid, gid uint32, limiter *remote.Limiter, backoff *remote.Backoff, stderr io.Writer) func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
-	return func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
-		all := func(text string) []qmanager.Result {
-			out := make([]qmanager.Result, len(rcpts))
+func remoteViaChild(env home.Env, exe string, uid, gid uint32, limiter *remote.Limiter, backoff *remote.Backoff, stderr io.Writer) func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+	return func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		all := func(text string) []outcome.Result {
+			out := make([]outcome.Result, len(rcpts))
 			for i := range out {
-				out[i] = qmanager.Result{Status: qmanager.Temp, Text: text}
+				out[i] = outcome.Result{Status: outcome.Temp, Text: text}
 			}
 			return out
 		}
@@ -118,7 +120,7 @@ func remoteViaChild(env home.Env, exe string, uid, gid uint32, limiter *remote.L
 		defer release()
 		res := runRemote(ctx, env, exe, uid, gid, stderr, dest, msgPath, sender, rcpts, all)
 		for _, r := range res {
-			if r.Status != qmanager.Temp {
+			if r.Status != outcome.Temp {
 				backoff.Succeeded(dest.Key())
 				return res
 			}
@@ -129,7 +131,7 @@ func remoteViaChild(env home.Env, exe string, uid, gid uint32, limiter *remote.L
 }
 
 // runRemote runs one `omail-deliver -remote` child and reads its answers.
-func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, stderr io.Writer, dest route.Dest, msgPath, sender string, rcpts []string, all func(string) []qmanager.Result) []qmanager.Result {
+func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, stderr io.Writer, dest route.Dest, msgPath, sender string, rcpts []string, all func(string) []outcome.Result) []outcome.Result {
 	msg, err := os.Open(msgPath)
 	if err != nil {
 		return all("4.3.0 cannot open the message: " + err.Error())
@@ -159,24 +161,11 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 	reqR.Close()
 	reqW.Write(request(dest, sender, rcpts))
 	reqW.Close()
-	res := make([]qmanager.Result, 0, len(rcpts))
-	sc := bufio.NewScanner(out)
-	for sc.Scan() && len(res) < len(rcpts) {
-		line := sc.Text()
-		st, text, _ := strings.Cut(line, " ")
-		r := qmanager.Result{Status: qmanager.Temp, Text: text}
-		switch st {
-		case "0":
-			r.Status = qmanager.OK
-		case "2":
-			r.Status = qmanager.Perm
-		}
-		res = append(res, r)
-	}
+	res, rerr := outcome.ReadReports(out, len(rcpts))
 	io.Copy(io.Discard, out)
 	werr := cmd.Wait()
-	if len(res) != len(rcpts) {
-		return all(fmt.Sprintf("4.3.0 remote delivery child gave %d of %d answers (%v)", len(res), len(rcpts), werr))
+	if rerr != nil {
+		return all(fmt.Sprintf("4.3.0 remote delivery child gave %d of %d answers (%v, %v)", len(res), len(rcpts), rerr, werr))
 	}
 	return res
 }
@@ -186,33 +175,33 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	if os.Geteuid() == 0 {
 		fmt.Fprintln(stderr, "omail-deliver: -remote refuses to run as root")
-		return exitTemp
+		return qexit.Temp
 	}
 	msg, ok := stdin.(*os.File)
 	if !ok {
 		fmt.Fprintln(stderr, "omail-deliver: -remote needs the message as a file on fd 0")
-		return exitTemp
+		return qexit.Temp
 	}
 	reqFile := os.NewFile(3, "request")
 	req, err := io.ReadAll(io.LimitReader(reqFile, 16<<20))
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: -remote: reading the request: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	dest, sender, rcpts, err := parseRequest(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: -remote: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	fi, err := msg.Stat()
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: -remote: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	c, err := remote.FromControl(control.New(env.Dir()))
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: -remote: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	size := fi.Size()
 	c.Open = func(string) (io.ReadCloser, error) {
@@ -220,17 +209,10 @@ func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int
 	}
 	w := bufio.NewWriter(stdout)
 	for _, r := range c.Deliver(context.Background(), dest, "fd 0", sender, rcpts) {
-		code := "1"
-		switch r.Status {
-		case remote.OK:
-			code = "0"
-		case remote.Perm:
-			code = "2"
-		}
-		fmt.Fprintf(w, "%s %s\n", code, strings.ReplaceAll(r.Text, "\n", " "))
+		w.Write(append(outcome.AppendReport(nil, r.Result), '\n'))
 	}
 	if err := w.Flush(); err != nil {
-		return exitTemp
+		return qexit.Temp
 	}
-	return exitOK
+	return qexit.OK
 }

@@ -9,6 +9,7 @@ import (
 	"omail/lib/home"
 	"omail/lib/local"
 	"omail/lib/outbox"
+	"omail/lib/outcome"
 	"omail/lib/qmanager"
 	"omail/lib/remote"
 	"omail/lib/route"
@@ -38,18 +39,11 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 	}
 	t := qmanager.Transports{
 		Local: local,
-		OCMP: func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error {
-			return outbox.PutMasqueraded(h, endpoint, id, msgPath, sender, rcpts, rc.Masquerade)
+		OCMP: func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result {
+			return outbox.Deliver(h, endpoint, id, msgPath, sender, rcpts, rc.Masquerade)
 		},
-		Retry: rc.Backoff.Reset,
-		Remote: func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []qmanager.Result {
-			rs := rc.Deliver(ctx, dest, msgPath, sender, rcpts)
-			out := make([]qmanager.Result, len(rs))
-			for i, r := range rs {
-				out[i] = qmanager.Result{Status: fromRemote(r.Status), Text: r.Text}
-			}
-			return out
-		},
+		Retry:  rc.Backoff.Reset,
+		Remote: remoteInProcess(rc),
 	}
 	if os.Geteuid() == 0 {
 		uid, gid, err := remoteIDs(h)
@@ -61,14 +55,21 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 	return t, nil
 }
 
-func fromRemote(s remote.Status) qmanager.Status {
-	switch s {
-	case remote.OK:
-		return qmanager.OK
-	case remote.Perm:
-		return qmanager.Perm
+// remoteInProcess is the Remote transport when we are not root: the
+// SMTP client in this process, its answers' outcomes as they are.
+func remoteInProcess(rc *remote.Client) func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+	return func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		return outcomes(rc.Deliver(ctx, dest, msgPath, sender, rcpts))
 	}
-	return qmanager.Temp
+}
+
+// outcomes are the outcomes of remote results, recipient by recipient.
+func outcomes(rs []remote.Result) []outcome.Result {
+	out := make([]outcome.Result, len(rs))
+	for i, r := range rs {
+		out[i] = r.Result
+	}
+	return out
 }
 
 // runLocalChild is `omail-deliver -local SENDER RCPT MSGPATH`, the child
@@ -77,8 +78,9 @@ func runLocalChild(args []string, env home.Env, stdin io.Reader, stdout, stderr 
 	return local.RunChild(args, env, stdin, stdout, stderr)
 }
 
-// localTransport returns the local delivery function.
-func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.Context, msgPath, sender, rcpt string) qmanager.Result, error) {
+// localTransport returns the local delivery function:
+// local.Deliverer.DeliverAs with this program as the child to run.
+func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result, error) {
 	d := local.New(env)
 	// As root, each delivery runs in a child, this same program, with the
 	// recipient's ids; otherwise in-process, as the user we are.
@@ -86,18 +88,7 @@ func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, msgPath, sender, rcpt string) qmanager.Result {
-		r := d.DeliverAs(ctx, exe, nil, msgPath, sender, rcpt)
-		return qmanager.Result{Status: fromLocal(r.Status), Text: r.Text, Forward: r.Forward, Prefix: r.Prefix}
+	return func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		return d.DeliverAs(ctx, exe, nil, msgPath, sender, rcpt)
 	}, nil
-}
-
-func fromLocal(s local.Status) qmanager.Status {
-	switch s {
-	case local.OK:
-		return qmanager.OK
-	case local.Perm:
-		return qmanager.Perm
-	}
-	return qmanager.Temp
 }

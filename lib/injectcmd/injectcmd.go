@@ -26,13 +26,6 @@ import (
 	"omail/lib/queue"
 )
 
-// Exit codes, sendmail's (sysexits-free) convention as qmail-inject's.
-const (
-	exitOK   = 0
-	exitPerm = 100
-	exitTemp = 111
-)
-
 // Now is the clock for the Date: header; tests replace it.
 var Now = time.Now
 
@@ -44,15 +37,15 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	}
 	o, err := ParseArgs(args)
 	if err != nil {
-		return fail(exitPerm, "%v", err)
+		return fail(qexit.Usage, "%v", err)
 	}
 	h := env.Dir()
 	switch o.Mode {
 	case ModeList:
 		if err := queue.New(h).List(stdout); err != nil {
-			return fail(exitTemp, "cannot list the queue: %v", err)
+			return fail(qexit.Temp, "cannot list the queue: %v", err)
 		}
-		return exitOK
+		return qexit.OK
 	case ModeFlush:
 		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-flush"}, stdin, stdout, stderr)
 	case ModeSMTP:
@@ -62,7 +55,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	ctl := control.New(h)
 	cfg, err := loadConfig(ctl, env)
 	if err != nil {
-		return fail(exitTemp, "%v", err)
+		return fail(qexit.Temp, "%v", err)
 	}
 	code, err := send(o, cfg, env, stdin, stderr)
 	if err != nil {
@@ -80,16 +73,16 @@ func runProgram(env home.Env, path string, args []string, stdin io.Reader, stdou
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		if ee.ExitCode() == exitPerm {
-			return exitPerm
+		if ee.ExitCode() == qexit.Perm {
+			return qexit.Perm
 		}
-		return exitTemp
+		return qexit.Temp
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-inject: cannot run %s: %v\n", path, err)
-		return exitTemp
+		return qexit.Temp
 	}
-	return exitOK
+	return qexit.OK
 }
 
 // config is what send needs from control files and the environment.
@@ -148,9 +141,9 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 	fields, _, err := r.ReadHeader()
 	if err != nil {
 		if errors.Is(err, ErrHeaderTooBig) {
-			return exitPerm, err
+			return qexit.Perm, err
 		}
-		return exitTemp, fmt.Errorf("reading the message: %w", err)
+		return qexit.Temp, fmt.Errorf("reading the message: %w", err)
 	}
 	name := c.name
 	if o.FullName != "" {
@@ -188,11 +181,11 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 		}
 	}
 	if len(e.Rcpts) == 0 {
-		return exitPerm, errors.New("no recipients")
+		return qexit.Perm, errors.New("no recipients")
 	}
 	for _, a := range append([]string{e.Sender}, e.Rcpts...) {
 		if err := envelope.CheckAddress(a); err != nil {
-			return exitPerm, fmt.Errorf("bad address %q: %v", a, err)
+			return qexit.Perm, fmt.Errorf("bad address %q: %v", a, err)
 		}
 	}
 	return queueMessage(env, e, func(w io.Writer) error {
@@ -213,22 +206,22 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 func queueMessage(env home.Env, e *envelope.Envelope, writeMsg func(io.Writer) error, stderr io.Writer) (int, error) {
 	c, err := qqclient.Open(env, stderr)
 	if err != nil {
-		return exitTemp, err
+		return qexit.Temp, err
 	}
 	// qqclient.Write never fails (it reports the queue's trouble at
 	// Commit), so an error here is ours: reading the caller's input.
 	if err := writeMsg(c); err != nil {
 		c.Abort() // the queue program sees no envelope and queues nothing
-		return exitTemp, err
+		return qexit.Temp, err
 	}
 	code, err := c.Commit(e)
 	switch {
 	case code == 0:
-		return exitOK, nil
+		return qexit.OK, nil
 	case qexit.Permanent(code):
-		return exitPerm, fmt.Errorf("queue refused the message: %v", err)
+		return qexit.Perm, fmt.Errorf("queue refused the message: %v", err)
 	default:
-		return exitTemp, fmt.Errorf("queue failed: %v", err)
+		return qexit.Temp, fmt.Errorf("queue failed: %v", err)
 	}
 }
 

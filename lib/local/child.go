@@ -1,28 +1,31 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 
-	"omail/lib/aliases"
 	"omail/lib/home"
+	"omail/lib/outcome"
+	"omail/lib/qexit"
 )
 
 // Privilege separation. Go cannot change the uid of one goroutine, so a
-// queue manager running as root delivers to a user by running a child,
+// queue manager running as root delivers to a user in a child process
+// with the user's uid, gid and groups: the resident child for those ids
+// (resident.go, "omail-deliver -local -resident"), which takes one
+// delivery after another over a socket. A child can also be run for one
+// delivery, by hand,
 //
 //	omail-deliver -local SENDER RCPT MSGPATH
 //
-// with the user's uid, gid and groups, the message open on its standard
-// input (the user cannot open the queue file itself), and the delivery
-// decided by the parent in OMAIL_LOCAL_STEP:
+// with the message open on its standard input (or read from MSGPATH),
+// and the delivery decided in OMAIL_LOCAL_STEP; a resident child gets
+// the same decision, the step, with each request:
 //
 //	user<TAB>NAME<TAB>UID<TAB>GID<TAB>HOME<TAB>DASH<TAB>EXT<TAB>SPOOL
 //	        deliver to this user (the parent resolved it; the child may
@@ -32,8 +35,9 @@ import (
 //	        as the owner of control/aliases)
 //	(unset) resolve and deliver RCPT entirely, as the calling user
 //
-// The child reports on its standard output, and exits 0 whenever it could
-// report:
+// The one-delivery child reports on its standard output in lib/outcome's
+// report format (a resident child sends the same report in a packet),
+// and exits 0 whenever it could report:
 //
 //	STATUS NUL TEXT NUL [FORWARD NUL]...
 //
@@ -51,8 +55,12 @@ const StepEnv = "OMAIL_LOCAL_STEP"
 // RCPT, MSGPATH}), or it without the program name, or the three
 // arguments alone. The message is read from stdin when that is a regular
 // file, else from MSGPATH. The exit code is 0 whenever a report was
-// written (whatever it says), 100 for a usage error.
+// written (whatever it says), 100 for a usage error. With "-resident"
+// instead of the three arguments it is the resident child (serve).
 func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	if n := len(args); n > 0 && n <= 3 && args[n-1] == "-resident" && (n == 1 || args[n-2] == "-local") {
+		return serve(env, stderr)
+	}
 	switch {
 	case len(args) == 5 && args[1] == "-local":
 		args = args[2:]
@@ -61,7 +69,7 @@ func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Wr
 	}
 	if len(args) != 3 || args[0] == "-local" || args[1] == "-local" {
 		fmt.Fprintln(stderr, "usage: omail-deliver -local SENDER RCPT MSGPATH")
-		return 100
+		return qexit.Usage
 	}
 	sender, rcpt, msgPath := args[0], args[1], args[2]
 	d := New(env)
@@ -78,55 +86,59 @@ func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Wr
 	if msg == nil {
 		f, err := os.Open(msgPath)
 		if err != nil {
-			return report(stdout, temp("4.3.0 cannot open message: %v", err))
+			return report(stdout, outcome.Tempf("4.3.0 cannot open message: %v", err))
 		}
 		defer f.Close()
 		st, err := f.Stat()
 		if err != nil {
-			return report(stdout, temp("4.3.0 cannot read message: %v", err))
+			return report(stdout, outcome.Tempf("4.3.0 cannot read message: %v", err))
 		}
 		msg, size = f, st.Size()
 	}
-	ctx := context.Background()
-	step := env.Get(StepEnv)
+	return report(stdout, d.step(context.Background(), env.Get(StepEnv), sender, rcpt, msg, size))
+}
+
+// step carries out the parent's decision (an OMAIL_LOCAL_STEP value) for
+// one message, in a delivery child: a one-shot one (RunChild) or a
+// resident one (serve).
+func (d *Deliverer) step(ctx context.Context, step, sender, rcpt string, msg io.ReaderAt, size int64) outcome.Result {
 	switch {
 	case step == "":
 		if r := checkAddresses(sender, rcpt); r != nil {
-			return report(stdout, *r)
+			return *r
 		}
-		return report(stdout, d.deliverFrom(ctx, msg, size, sender, rcpt))
+		return d.deliverFrom(ctx, msg, size, sender, rcpt)
 	case step == "aliasfiles":
 		x, res := d.start(ctx, msg, size, sender, rcpt)
 		if res != nil {
-			return report(stdout, *res)
+			return *res
 		}
 		if x.alias == nil {
-			return report(stdout, temp("4.3.0 %s is no longer an alias", rcpt))
+			return outcome.Tempf("4.3.0 %s is no longer an alias", rcpt)
 		}
-		x.alias = fileTargets(x.alias)
-		return report(stdout, x.deliverAlias())
+		return x.deliverFiles(fileTargets(x.alias))
 	case strings.HasPrefix(step, "user\t"):
 		u, err := decodeUser(step)
 		if err != nil {
-			return report(stdout, temp("4.3.0 %v", err))
+			return outcome.Tempf("4.3.0 %v", err)
 		}
 		if geteuid() != u.UID {
-			return report(stdout, temp("4.3.0 delivery child for %s runs as uid %d, not %d", u.Name, geteuid(), u.UID))
+			return outcome.Tempf("4.3.0 delivery child for %s runs as uid %d, not %d", u.Name, geteuid(), u.UID)
 		}
 		// The parent resolved the account; the child may not even be
 		// able to read users/assign.cdb.
 		x, r := d.known(ctx, msg, size, sender, rcpt, u)
 		if r != nil {
-			return report(stdout, *r)
+			return *r
 		}
-		return report(stdout, x.deliverUser(u))
+		return x.deliverUser(u)
 	}
-	return report(stdout, temp("4.3.0 unknown %s %q", StepEnv, step))
+	return outcome.Tempf("4.3.0 unknown %s %q", StepEnv, step)
 }
 
 // known starts a delivery to a user resolved already: rcpt's host is
 // checked and the loop test done, aliases and user lookups skipped.
-func (d *Deliverer) known(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string, u *User) (*delivery, *Result) {
+func (d *Deliverer) known(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string, u *User) (*delivery, *outcome.Result) {
 	x := &delivery{d: d, ctx: ctx, msg: msg, size: size, sender: sender}
 	if r := x.resolve(`\`+strings.TrimPrefix(rcpt, `\`), false); r != nil {
 		return nil, r
@@ -138,57 +150,12 @@ func (d *Deliverer) known(ctx context.Context, msg io.ReaderAt, size int64, send
 	return x, nil
 }
 
-func fileTargets(ts []aliases.Target) []aliases.Target {
-	var out []aliases.Target
-	for _, t := range ts {
-		if t.Kind != aliases.Forward && t.Kind != aliases.User {
-			out = append(out, t)
-		}
+// report writes r for the parent (outcome.ParseReport reads it).
+func report(w io.Writer, r outcome.Result) int {
+	if _, err := w.Write(outcome.AppendReport(nil, r)); err != nil {
+		return qexit.Temp
 	}
-	return out
-}
-
-func report(w io.Writer, r Result) int {
-	letter := map[Status]string{OK: "K", Temp: "Z", Perm: "D"}[r.Status]
-	var b bytes.Buffer
-	b.WriteString(letter + "\x00" + oneLine(r.Text) + "\x00")
-	for _, a := range r.Forward {
-		b.WriteString(a + "\x00")
-	}
-	if _, err := w.Write(b.Bytes()); err != nil {
-		return 111
-	}
-	return 0
-}
-
-// ParseReport reads a child's report.
-func ParseReport(b []byte) (Result, error) {
-	if len(b) == 0 || b[len(b)-1] != 0 {
-		return Result{}, fmt.Errorf("report not NUL-terminated: %q", b)
-	}
-	f := strings.Split(string(b[:len(b)-1]), "\x00")
-	if len(f) < 2 {
-		return Result{}, fmt.Errorf("short report: %q", b)
-	}
-	var r Result
-	switch f[0] {
-	case "K":
-		r.Status = OK
-	case "Z":
-		r.Status = Temp
-	case "D":
-		r.Status = Perm
-	default:
-		return Result{}, fmt.Errorf("bad status in report: %q", b)
-	}
-	r.Text = oneLine(f[1])
-	for _, a := range f[2:] {
-		if a == "" {
-			return Result{}, fmt.Errorf("empty address in report: %q", b)
-		}
-		r.Forward = append(r.Forward, a)
-	}
-	return r, nil
+	return qexit.OK
 }
 
 func encodeUser(u *User) (string, error) {
@@ -230,7 +197,7 @@ func decodeUser(s string) (*User, error) {
 // program and file targets run as the owner of control/aliases, which
 // must not be root. Not as root, everything happens in this process, as
 // this user.
-func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) Result {
+func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) outcome.Result {
 	if r := checkAddresses(sender, rcpt); r != nil {
 		return *r
 	}
@@ -238,19 +205,19 @@ func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath,
 }
 
 // deliverAs is DeliverAs for addresses checked already (and for \user).
-func (d *Deliverer) deliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) Result {
+func (d *Deliverer) deliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) outcome.Result {
 	f, err := os.Open(msgPath)
 	if err != nil {
-		return temp("4.3.0 cannot open message: %v", err)
+		return outcome.Tempf("4.3.0 cannot open message: %v", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return temp("4.3.0 cannot read message: %v", err)
+		return outcome.Tempf("4.3.0 cannot read message: %v", err)
 	}
 	size := st.Size()
 	var x *delivery
-	var res *Result
+	var res *outcome.Result
 	if u != nil {
 		x, res = d.known(ctx, f, size, sender, rcpt, u)
 	} else {
@@ -268,59 +235,42 @@ func (d *Deliverer) deliverAs(ctx context.Context, exe string, u *User, msgPath,
 	if x.alias == nil {
 		return d.asUser(ctx, exe, x, f, msgPath)
 	}
-	// An alias as root: forwards here, \user targets each as that user,
-	// programs and files in one child as the owner of control/aliases.
-	// Who runs the programs and files is settled first, so that a
-	// refusal comes before any delivery is made.
-	files := len(fileTargets(x.alias)) > 0
-	var ownerUID, ownerGID int
-	if files {
-		var err error
-		if ownerUID, ownerGID, err = d.aliasOwner(); err != nil {
-			return temp("4.3.0 control/aliases: %v", err)
+	return d.deliverAliasAsRoot(ctx, exe, x, f, msgPath)
+}
+
+// deliverAliasAsRoot carries out an alias as root (walkAlias): each
+// \user target as that user, the programs and files in one child as the
+// owner of control/aliases. Who runs the programs and files is settled
+// first, so that a refusal comes before any delivery is made.
+func (d *Deliverer) deliverAliasAsRoot(ctx context.Context, exe string, x *delivery, f *os.File, msgPath string) outcome.Result {
+	ways := aliasWays{user: func(rcpt string) outcome.Result {
+		return d.deliverAs(ctx, exe, nil, msgPath, x.sender, rcpt)
+	}}
+	if len(fileTargets(x.alias)) > 0 {
+		uid, gid, err := d.aliasOwner()
+		if err != nil {
+			return outcome.Tempf("4.3.0 control/aliases: %v", err)
 		}
-		if ownerUID == 0 {
-			return temp("4.3.0 alias %s: control/aliases is owned by root; its program and file deliveries run as its owner, never as root: chown it", x.local)
+		if uid == 0 {
+			return outcome.Tempf("4.3.0 alias %s: control/aliases is owned by root; its program and file deliveries run as its owner, never as root: chown it", x.local)
 		}
-	}
-	var done, fwd []string
-	for _, t := range x.alias {
-		switch t.Kind {
-		case aliases.Forward:
-			a, err := x.qualify(t.Value)
-			if err != nil {
-				return temp("4.3.5 %v", err)
-			}
-			fwd = append(fwd, a)
-		case aliases.User:
-			r := d.deliverAs(ctx, exe, nil, msgPath, sender, `\`+t.Value+"@"+x.host)
-			if r.Status != OK {
-				return r
-			}
-			fwd = append(fwd, r.Forward...)
-			done = append(done, strings.TrimPrefix(r.Text, "delivered: "))
+		ways.files = func() outcome.Result {
+			return d.child(ctx, exe, uid, gid, nil, "aliasfiles", f, msgPath, x.sender, x.rcpt)
 		}
 	}
-	if files {
-		r := d.child(ctx, exe, ownerUID, ownerGID, nil, "aliasfiles", f, msgPath, sender, x.rcpt)
-		if r.Status != OK {
-			return r
-		}
-		done = append(done, strings.TrimPrefix(r.Text, "delivered: "))
-	}
-	return x.ok(done, fwd)
+	return x.walkAlias(ways)
 }
 
 // asUser delivers to u as root: in a child with u's ids, or here for
 // root's own mail.
-func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.File, msgPath string) Result {
+func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.File, msgPath string) outcome.Result {
 	u := x.user
 	if u.UID == 0 {
 		return x.deliverUser(u)
 	}
 	step, err := encodeUser(u)
 	if err != nil {
-		return temp("4.3.0 %v", err)
+		return outcome.Tempf("4.3.0 %v", err)
 	}
 	groups := append([]int(nil), u.Groups...)
 	// Like a set-gid mail delivery agent, the child may create mailboxes
@@ -334,30 +284,10 @@ func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.F
 	return d.child(ctx, exe, u.UID, u.GID, groups, step, f, msgPath, x.sender, x.rcpt)
 }
 
-// child runs "exe -local SENDER RCPT MSGPATH" with the given ids.
-func (d *Deliverer) child(ctx context.Context, exe string, uid, gid int, groups []int, step string, f *os.File, msgPath, sender, rcpt string) Result {
-	cmd := exec.CommandContext(ctx, exe, "-local", sender, rcpt, msgPath)
-	cmd.Env = []string{"OMAIL_HOME=" + d.Home, "PATH=" + d.path(), StepEnv + "=" + step}
-	cmd.Dir = "/"
-	// The child reads the message through its own descriptor (ReadAt),
-	// so sharing the offset with ours does no harm.
-	cmd.Stdin = f
-	var out bytes.Buffer
-	errs := &limited{max: ProgramOutput}
-	cmd.Stdout, cmd.Stderr = &out, errs
-	g := make([]uint32, len(groups))
-	for i, n := range groups {
-		g[i] = uint32(n)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}}
-	err := cmd.Run()
-	if err != nil {
-		return temp("4.3.0 local delivery child (uid %d): %v %s", uid, err, strings.TrimSpace(errs.String()))
-	}
-	r, perr := ParseReport(out.Bytes())
-	if perr != nil {
-		return temp("4.3.0 local delivery child (uid %d): %v %s", uid, perr, strings.TrimSpace(errs.String()))
-	}
+// child delivers in a child process with the given ids: the resident
+// one for them (resident.go), started when there is none.
+func (d *Deliverer) child(ctx context.Context, exe string, uid, gid int, groups []int, step string, f *os.File, msgPath, sender, rcpt string) outcome.Result {
+	r := d.residentDeliver(ctx, exe, uid, gid, groups, step, f, msgPath, sender, rcpt)
 	if len(r.Forward) > 0 {
 		r.Prefix = []string{"Delivered-To: " + strings.TrimPrefix(rcpt, `\`)}
 	}

@@ -14,51 +14,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"omail/lib/aliases"
+	"omail/lib/clock"
 	"omail/lib/control"
 	"omail/lib/dotomail"
 	"omail/lib/home"
 	"omail/lib/maildir"
 	"omail/lib/mbox"
+	"omail/lib/outcome"
 )
-
-// Status is the outcome of a delivery.
-type Status int
-
-const (
-	OK   Status = iota // delivered (or forwarded: see Result.Forward)
-	Temp               // try again later
-	Perm               // bounce
-)
-
-func (s Status) String() string {
-	switch s {
-	case OK:
-		return "ok"
-	case Temp:
-		return "temporary failure"
-	case Perm:
-		return "permanent failure"
-	}
-	return fmt.Sprintf("Status(%d)", int(s))
-}
-
-// Result is what happened to one recipient.
-type Result struct {
-	Status Status
-	Text   string // one line, e.g. "delivered to mbox /var/mail/bob", "5.1.1 no such user: bob"
-	// Forward holds the addresses the message must be re-queued to, from
-	// aliases, &addr and bare addresses in .omail files. They count only
-	// when Status is OK.
-	Forward []string
-	// Prefix holds the header lines to put in front of the message when
-	// re-queueing it to Forward: the Delivered-To line, which is what
-	// stops forwarding loops (the next delivery finds it and bounces).
-	Prefix []string
-}
 
 // Deliverer delivers to local recipients.
 type Deliverer struct {
@@ -66,10 +34,17 @@ type Deliverer struct {
 	Home string // OMAIL_HOME: users/assign lives under it
 	// LookupUser finds the account of a lower-cased local part (after
 	// virtualdomains): users/assign, then the password database, then
-	// mailspool/NAME. It returns nil, nil for nobody. Tests replace it.
+	// mailspool/NAME. It returns nil, nil for nobody. New sets it to
+	// Deliverer.lookupUser (users.go); tests replace it.
 	LookupUser func(local string) (*User, error)
-	Now        func() time.Time
-	Path       string // PATH for program deliveries
+	Now        func() time.Time // mbox From_ lines, UFLINE; nil: the real clock (lib/clock)
+	Path       string           // PATH for program deliveries
+	// Idle is how long a resident delivery child (resident.go) may have
+	// nothing to do before it is ended; zero: ResidentIdle.
+	Idle time.Duration
+
+	residentOnce sync.Once
+	residents    *residents
 }
 
 // DefaultPath is the PATH program deliveries get.
@@ -98,46 +73,26 @@ type delivery struct {
 	prefix  []string // Return-Path, Delivered-To
 }
 
-func temp(format string, a ...any) Result {
-	return Result{Status: Temp, Text: oneLine(fmt.Sprintf(format, a...))}
-}
-func perm(format string, a ...any) Result {
-	return Result{Status: Perm, Text: oneLine(fmt.Sprintf(format, a...))}
-}
-
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 900 {
-		s = s[:900] + "..."
-	}
-	return s
-}
-
 // Deliver delivers the message in msgPath (an immutable queue file, LF
 // line endings) from sender to rcpt (an address in a local or virtual
 // domain), in this process and with its privileges.
-func (d *Deliverer) Deliver(ctx context.Context, msgPath, sender, rcpt string) Result {
+func (d *Deliverer) Deliver(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 	if r := checkAddresses(sender, rcpt); r != nil {
 		return *r
 	}
 	f, err := os.Open(msgPath)
 	if err != nil {
-		return temp("4.3.0 cannot open message: %v", err)
+		return outcome.Tempf("4.3.0 cannot open message: %v", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return temp("4.3.0 cannot read message: %v", err)
+		return outcome.Tempf("4.3.0 cannot read message: %v", err)
 	}
 	return d.deliverFrom(ctx, f, st.Size(), sender, rcpt)
 }
 
-func (d *Deliverer) deliverFrom(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) Result {
+func (d *Deliverer) deliverFrom(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) outcome.Result {
 	x, res := d.start(ctx, msg, size, sender, rcpt)
 	if res != nil {
 		return *res
@@ -149,7 +104,7 @@ func (d *Deliverer) deliverFrom(ctx context.Context, msg io.ReaderAt, size int64
 }
 
 // start resolves the recipient and checks for loops.
-func (d *Deliverer) start(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) (*delivery, *Result) {
+func (d *Deliverer) start(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) (*delivery, *outcome.Result) {
 	x := &delivery{d: d, ctx: ctx, msg: msg, size: size, sender: sender}
 	if res := x.resolve(rcpt, true); res != nil {
 		return nil, res
@@ -164,16 +119,16 @@ func (d *Deliverer) start(ctx context.Context, msg io.ReaderAt, size int64, send
 // characters anywhere (they would break the header lines we add), and a
 // recipient starting with '\', which inside this package means "the
 // user of that name, aliases skipped" (the \user of an alias).
-func checkAddresses(sender, rcpt string) *Result {
+func checkAddresses(sender, rcpt string) *outcome.Result {
 	bad := func(s string) bool {
 		return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
 	}
 	if bad(sender) {
-		r := perm("5.1.7 bad sender address %q", sender)
+		r := outcome.Permf("5.1.7 bad sender address %q", sender)
 		return &r
 	}
 	if bad(rcpt) || strings.HasPrefix(rcpt, `\`) {
-		r := perm("5.1.3 bad recipient address %q", rcpt)
+		r := outcome.Permf("5.1.3 bad recipient address %q", rcpt)
 		return &r
 	}
 	return nil
@@ -190,7 +145,7 @@ func badLocal(s string) bool {
 // resolve works out the local part, the host and the alias or user of
 // rcpt. Without lookup it stops before aliases and users: a caller that
 // already knows the user (the parent of a delivery child) sets x.user.
-func (x *delivery) resolve(rcpt string, lookup bool) *Result {
+func (x *delivery) resolve(rcpt string, lookup bool) *outcome.Result {
 	d := x.d
 	if strings.HasPrefix(rcpt, `\`) {
 		rcpt, x.noAlias = rcpt[1:], true
@@ -201,13 +156,13 @@ func (x *delivery) resolve(rcpt string, lookup bool) *Result {
 		local, host = rcpt[:i], rcpt[i+1:]
 	}
 	if badLocal(local) {
-		r := perm("5.1.3 bad local part: %q", local)
+		r := outcome.Permf("5.1.3 bad local part: %q", local)
 		return &r
 	}
 	if host == "" {
 		me, err := d.Ctl.Me()
 		if err != nil {
-			r := temp("4.3.5 %v", err)
+			r := outcome.Tempf("4.3.5 %v", err)
 			return &r
 		}
 		host = me
@@ -216,23 +171,23 @@ func (x *delivery) resolve(rcpt string, lookup bool) *Result {
 	x.local = aliases.LowerASCII(local)
 	locals, err := d.Ctl.DomainSet("locals")
 	if err != nil {
-		r := temp("4.3.5 %v", err)
+		r := outcome.Tempf("4.3.5 %v", err)
 		return &r
 	}
 	if !locals.Has(x.host) {
 		vd, err := d.Ctl.DomainMap("virtualdomains")
 		if err != nil {
-			r := temp("4.3.5 %v", err)
+			r := outcome.Tempf("4.3.5 %v", err)
 			return &r
 		}
 		prefix, _, ok := vd.Lookup(x.host)
 		if !ok || prefix == "" {
-			r := perm("5.1.2 %s is not a local domain", x.host)
+			r := outcome.Permf("5.1.2 %s is not a local domain", x.host)
 			return &r
 		}
 		x.local = aliases.LowerASCII(prefix) + "-" + x.local
 		if badLocal(x.local) {
-			r := perm("5.1.3 bad local part: %q", x.local)
+			r := outcome.Permf("5.1.3 bad local part: %q", x.local)
 			return &r
 		}
 	}
@@ -243,7 +198,7 @@ func (x *delivery) resolve(rcpt string, lookup bool) *Result {
 	if !x.noAlias {
 		t, ok, err := d.lookupAlias(x.local)
 		if err != nil {
-			r := temp("4.3.5 aliases: %v", err)
+			r := outcome.Tempf("4.3.5 aliases: %v", err)
 			return &r
 		}
 		if ok {
@@ -257,15 +212,15 @@ func (x *delivery) resolve(rcpt string, lookup bool) *Result {
 	}
 	u, err := lookupUser(x.local)
 	if err != nil {
-		r := temp("4.3.0 looking up %s: %v", x.local, err)
+		r := outcome.Tempf("4.3.0 looking up %s: %v", x.local, err)
 		return &r
 	}
 	if u == nil {
-		r := perm("5.1.1 no such user: %s", x.local)
+		r := outcome.Permf("5.1.1 no such user: %s", x.local)
 		return &r
 	}
 	if badLocal(u.Name) {
-		r := temp("4.3.5 unusable account name %q for %s", u.Name, x.local)
+		r := outcome.Tempf("4.3.5 unusable account name %q for %s", u.Name, x.local)
 		return &r
 	}
 	x.user = u
@@ -335,44 +290,102 @@ func (x *delivery) qualify(a string) (string, error) {
 	return a + "@" + me, err
 }
 
-// deliverAlias carries out an alias in this process (DeliverAs does it
-// differently as root).
-func (x *delivery) deliverAlias() Result {
-	var done []string
-	var fwd []string
-targets:
+// aliasWays are how walkAlias delivers what it does not forward. In
+// this process (deliverAlias) a \user target is a nested delivery here
+// and the program and file targets run here; as root (deliverAliasAsRoot)
+// each \user target is a delivery as that user and the program and file
+// targets run in one child as the owner of control/aliases.
+type aliasWays struct {
+	user func(rcpt string) outcome.Result // rcpt is "\name@host"
+	// files delivers the alias's program and file targets, in order;
+	// nil when it has none. A program's exit 99 skips the rest of them.
+	files func() outcome.Result
+}
+
+// walkAlias carries out x.alias, one way for every caller: addresses are
+// collected for forwarding, \user targets delivered in the order given,
+// then the program and file targets together. The first failure is the
+// recipient's outcome. The report lists each target's account once
+// ("delivered: mbox /var/mail/bob; maildir /srv/a/; forward x@y"): a
+// nested delivery's own "delivered: " is dropped.
+func (x *delivery) walkAlias(ways aliasWays) outcome.Result {
+	var done, fwd []string
 	for _, t := range x.alias {
 		switch t.Kind {
 		case aliases.Forward:
 			a, err := x.qualify(t.Value)
 			if err != nil {
-				return temp("4.3.5 %v", err)
+				return outcome.Tempf("4.3.5 %v", err)
 			}
 			fwd = append(fwd, a)
 		case aliases.User:
-			r := x.d.deliverFrom(x.ctx, x.msg, x.size, x.sender, `\`+t.Value+"@"+x.host)
-			if r.Status != OK {
+			r := ways.user(`\` + t.Value + "@" + x.host)
+			if r.Status != outcome.OK {
 				return r
 			}
 			fwd = append(fwd, r.Forward...)
-			done = append(done, r.Text)
-		default:
-			if geteuid() == 0 {
-				// Only a child running as the owner of control/aliases
-				// may do this (DeliverAs); never root itself.
-				return temp("4.3.0 alias %s: program and file deliveries run as the owner of control/aliases, never as root", x.local)
-			}
-			text, stop, r := x.do(dotomail.Instruction{Kind: aliasKind(t.Kind), Value: t.Value}, nil)
-			if r != nil {
-				return *r
-			}
-			done = append(done, text)
-			if stop {
-				break targets
-			}
+			done = append(done, strings.TrimPrefix(r.Text, "delivered: "))
 		}
 	}
+	if ways.files != nil {
+		r := ways.files()
+		if r.Status != outcome.OK {
+			return r
+		}
+		done = append(done, strings.TrimPrefix(r.Text, "delivered: "))
+	}
 	return x.ok(done, fwd)
+}
+
+// deliverAlias carries out an alias in this process, as this user.
+func (x *delivery) deliverAlias() outcome.Result {
+	ways := aliasWays{user: func(rcpt string) outcome.Result {
+		return x.d.deliverFrom(x.ctx, x.msg, x.size, x.sender, rcpt)
+	}}
+	if files := fileTargets(x.alias); len(files) > 0 {
+		// Refused before anything is delivered.
+		if r := refuseAliasFilesAsRoot(x.local); r != nil {
+			return *r
+		}
+		ways.files = func() outcome.Result { return x.deliverFiles(files) }
+	}
+	return x.walkAlias(ways)
+}
+
+// refuseAliasFilesAsRoot: only a process running as the owner of
+// control/aliases may run an alias's programs and write its files
+// (DeliverAs starts one), never root itself.
+func refuseAliasFilesAsRoot(name string) *outcome.Result {
+	if geteuid() != 0 {
+		return nil
+	}
+	r := outcome.Tempf("4.3.0 alias %s: program and file deliveries run as the owner of control/aliases, never as root", name)
+	return &r
+}
+
+// deliverFiles carries out an alias's program and file targets in this
+// process: in deliverAlias, or in the "aliasfiles" child of a root
+// omail-deliver.
+func (x *delivery) deliverFiles(files []aliases.Target) outcome.Result {
+	if r := refuseAliasFilesAsRoot(x.local); r != nil {
+		return *r
+	}
+	ins := make([]dotomail.Instruction, len(files))
+	for i, t := range files {
+		ins[i] = dotomail.Instruction{Kind: aliasKind(t.Kind), Value: t.Value}
+	}
+	return x.run(ins, nil)
+}
+
+// fileTargets are the program and file targets of an alias.
+func fileTargets(ts []aliases.Target) []aliases.Target {
+	var out []aliases.Target
+	for _, t := range ts {
+		if t.Kind != aliases.Forward && t.Kind != aliases.User {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func aliasKind(k aliases.Kind) dotomail.Kind {
@@ -387,11 +400,11 @@ func aliasKind(k aliases.Kind) dotomail.Kind {
 	return dotomail.Forward
 }
 
-func (x *delivery) ok(done, fwd []string) Result {
+func (x *delivery) ok(done, fwd []string) outcome.Result {
 	for _, a := range fwd {
 		done = append(done, "forward "+a)
 	}
-	r := Result{Status: OK, Text: oneLine("delivered: " + strings.Join(done, "; ")), Forward: fwd}
+	r := outcome.Result{Status: outcome.OK, Text: outcome.Line("delivered: " + strings.Join(done, "; ")), Forward: fwd}
 	if len(fwd) > 0 {
 		r.Prefix = []string{"Delivered-To: " + x.rcpt}
 	}
@@ -415,25 +428,33 @@ func mayDeliverAs(u *User) error {
 	return nil
 }
 
-func (x *delivery) deliverUser(u *User) Result {
+func (x *delivery) deliverUser(u *User) outcome.Result {
 	if err := mayDeliverAs(u); err != nil {
-		return temp("4.3.0 %v", err)
+		return outcome.Tempf("4.3.0 %v", err)
 	}
 	ins, defaultPart, res := x.instructions(u)
 	if res != nil {
 		return *res
 	}
+	return x.run(ins, &userEnv{u: u, def: defaultPart})
+}
+
+// run carries out instructions in order, for a user (ue) or for an
+// alias's program and file targets (ue nil): addresses are collected
+// for forwarding, the rest delivered; the first failure is the outcome,
+// and a program's exit 99 skips the instructions after it.
+func (x *delivery) run(ins []dotomail.Instruction, ue *userEnv) outcome.Result {
 	var done, fwd []string
 	for _, in := range ins {
 		if in.Kind == dotomail.Forward {
 			a, err := x.qualify(in.Value)
 			if err != nil {
-				return temp("4.3.5 %v", err)
+				return outcome.Tempf("4.3.5 %v", err)
 			}
 			fwd = append(fwd, a)
 			continue
 		}
-		text, stop, r := x.do(in, &userEnv{u: u, def: defaultPart})
+		text, stop, r := x.do(in, ue)
 		if r != nil {
 			return *r
 		}
@@ -446,36 +467,36 @@ func (x *delivery) deliverUser(u *User) Result {
 }
 
 // instructions finds what to do for u: its .omail file, or the default.
-func (x *delivery) instructions(u *User) (ins []dotomail.Instruction, defaultPart string, res *Result) {
+func (x *delivery) instructions(u *User) (ins []dotomail.Instruction, defaultPart string, res *outcome.Result) {
 	spool, err := x.d.Ctl.Line("mailspool")
 	if err != nil {
-		r := temp("4.3.5 %v", err)
+		r := outcome.Tempf("4.3.5 %v", err)
 		return nil, "", &r
 	}
 	spoolBox := []dotomail.Instruction{{Kind: dotomail.Mbox, Value: filepath.Join(spool, u.Name)}}
 	if u.Home == "" {
 		if u.Ext != "" {
-			r := perm("5.1.1 no mailbox here by that name: %s", x.local)
+			r := outcome.Permf("5.1.1 no mailbox here by that name: %s", x.local)
 			return nil, "", &r
 		}
 		return spoolBox, "", nil
 	}
 	st, err := os.Stat(u.Home)
 	if err != nil {
-		r := temp("4.2.1 home directory of %s: %v", u.Name, err)
+		r := outcome.Tempf("4.2.1 home directory of %s: %v", u.Name, err)
 		return nil, "", &r
 	}
 	if st.Mode().Perm()&0o002 != 0 {
-		r := temp("4.7.0 home directory %s is writable by others", u.Home)
+		r := outcome.Tempf("4.7.0 home directory %s is writable by others", u.Home)
 		return nil, "", &r
 	}
 	ins, defaultPart, found, err := dotFile(u)
 	if err != nil {
-		r := temp("4.7.0 %v", err)
+		r := outcome.Tempf("4.7.0 %v", err)
 		return nil, "", &r
 	}
 	if !found && u.Ext != "" {
-		r := perm("5.1.1 no mailbox here by that name: %s", x.local)
+		r := outcome.Permf("5.1.1 no mailbox here by that name: %s", x.local)
 		return nil, "", &r
 	}
 	if len(ins) > 0 {
@@ -483,13 +504,13 @@ func (x *delivery) instructions(u *User) (ins []dotomail.Instruction, defaultPar
 	}
 	lines, err := x.d.Ctl.List("defaultdelivery")
 	if err != nil {
-		r := temp("4.3.5 %v", err)
+		r := outcome.Tempf("4.3.5 %v", err)
 		return nil, "", &r
 	}
 	for i, l := range lines {
 		in, ok, err := dotomail.ParseLine(l, i+1)
 		if err != nil {
-			r := temp("4.3.5 control/defaultdelivery: %v", err)
+			r := outcome.Tempf("4.3.5 control/defaultdelivery: %v", err)
 			return nil, "", &r
 		}
 		if ok {
@@ -551,11 +572,11 @@ func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found boo
 
 // do carries out one file or program instruction. stop is a program's
 // "delivered, ignore the rest" (exit 99).
-func (x *delivery) do(in dotomail.Instruction, ue *userEnv) (text string, stop bool, res *Result) {
+func (x *delivery) do(in dotomail.Instruction, ue *userEnv) (text string, stop bool, res *outcome.Result) {
 	path := in.Value
 	if in.Kind != dotomail.Program && !filepath.IsAbs(path) {
 		if ue == nil || ue.u.Home == "" {
-			r := temp("4.3.5 relative path %q without a home", path)
+			r := outcome.Tempf("4.3.5 relative path %q without a home", path)
 			return "", false, &r
 		}
 		path = filepath.Join(ue.u.Home, path)
@@ -563,20 +584,20 @@ func (x *delivery) do(in dotomail.Instruction, ue *userEnv) (text string, stop b
 	switch in.Kind {
 	case dotomail.Mbox:
 		if err := x.mbox(path); err != nil {
-			r := temp("4.3.0 mbox %s: %v", path, err)
+			r := outcome.Tempf("4.3.0 mbox %s: %v", path, err)
 			return "", false, &r
 		}
 		return "mbox " + path, false, nil
 	case dotomail.Maildir:
 		if _, err := maildir.Deliver(path, x.prefix, x.reader()); err != nil {
-			r := temp("4.3.0 %v", err)
+			r := outcome.Tempf("4.3.0 %v", err)
 			return "", false, &r
 		}
 		return "maildir " + path, false, nil
 	case dotomail.Program:
 		return x.program(in.Value, ue)
 	}
-	r := temp("4.3.5 unknown instruction %v", in.Kind)
+	r := outcome.Tempf("4.3.5 unknown instruction %v", in.Kind)
 	return "", false, &r
 }
 
@@ -585,18 +606,11 @@ func (x *delivery) mbox(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.Add(x.sender, x.prefix, x.reader(), x.d.now()); err != nil {
+	if err := a.Add(x.sender, x.prefix, x.reader(), clock.Now(x.d.Now)); err != nil {
 		a.Abort()
 		return err
 	}
 	return a.Commit()
-}
-
-func (d *Deliverer) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
 }
 
 // geteuid is os.Geteuid; tests running as root pretend to be an ordinary

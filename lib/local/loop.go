@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"io"
 	"strings"
+
+	"omail/lib/outcome"
 )
 
 // MaxHops is the number of Received: and Delivered-To: lines a message
@@ -14,18 +16,18 @@ const MaxHops = 100
 // checkLoop bounces a message that already carries the Delivered-To line
 // this delivery would add, or more than MaxHops Received:/Delivered-To:
 // lines.
-func (x *delivery) checkLoop() *Result {
+func (x *delivery) checkLoop() *outcome.Result {
 	hops, seen, err := scanHeader(x.reader(), x.rcpt)
 	if err != nil {
-		r := temp("4.3.0 cannot read message: %v", err)
+		r := outcome.Tempf("4.3.0 cannot read message: %v", err)
 		return &r
 	}
 	if seen {
-		r := perm("5.4.6 mail loop: message already delivered to %s", x.rcpt)
+		r := outcome.Permf("5.4.6 mail loop: message already delivered to %s", x.rcpt)
 		return &r
 	}
 	if hops > MaxHops {
-		r := perm("5.4.6 mail loop: %d Received/Delivered-To lines", hops)
+		r := outcome.Permf("5.4.6 mail loop: %d Received/Delivered-To lines", hops)
 		return &r
 	}
 	return nil

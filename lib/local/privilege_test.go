@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"omail/lib/outcome"
 )
 
 const (
@@ -52,67 +54,22 @@ func owner(t *testing.T, path string) (uid, gid int) {
 func TestDeliverAsOrdinaryUser(t *testing.T) {
 	w := newWorld(t)
 	r := w.d.DeliverAs(context.Background(), "/nonexistent/omail-deliver", nil, w.msg(hello), "a@b", "bob@test.example")
-	want(t, r, OK, "mbox "+w.spool+"/bob")
+	want(t, r, outcome.OK, "mbox "+w.spool+"/bob")
 }
 
 // As root, deliveries to users run in children with the users' ids; root
 // never writes an ordinary user's files itself.
 func TestDeliverAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		// The rules for root cannot be exercised without root; the
-		// ordinary-user half is TestDeliverAsOrdinaryUser.
-		t.Log("not root: checking that root-only rules do not apply")
-		TestDeliverAsOrdinaryUser(t)
+	if !asRoot(t) {
 		return
 	}
-	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o755)
-	exe := copyExe(t, dir)
-	omailHome := filepath.Join(dir, "omail")
-	spool := filepath.Join(dir, "spool")
-	bobHome := filepath.Join(dir, "bob")
-	rootHome := filepath.Join(dir, "root")
-	private := filepath.Join(dir, "queue")
-	for _, d := range []string{omailHome + "/control", spool, bobHome, rootHome, private} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The spool is root:mail 1775-like: group-writable, so the children
-	// get the mail group to create mailboxes and dotlocks in it.
-	os.Chown(spool, 0, mailGID)
-	os.Chmod(spool, 0o1775)
-	os.Chown(bobHome, bobUID, bobUID)
-	os.Chmod(private, 0o700)
-	write := func(path, s string, uid int) {
-		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(path, uid, uid)
-	}
-	write(omailHome+"/control/me", "test.example\n", 0)
-	write(omailHome+"/control/mailspool", spool+"\n", 0)
+	rw := newRootWorld(t)
+	d, exe, msg, ctx := rw.d, rw.exe, rw.msg, context.Background()
+	dir, omailHome, spool, bobHome, write := rw.dir, rw.home, rw.spool, rw.bobHome, rw.write
 	write(bobHome+"/.omail", "./mbox\n|id -u > uid.out; id -G > groups.out; cat > prog.out\n", bobUID)
-	msg := filepath.Join(private, "msg")
-	write(msg, hello, 0)
-	os.Chmod(msg, 0o600) // the children cannot open it by name
-
-	d := New(nil)
-	d.Ctl.Path = omailHome + "/control"
-	d.Home = omailHome
-	d.Now = func() time.Time { return when }
-	users := map[string]*User{
-		"bob":  {Name: "bob", UID: bobUID, GID: bobUID, Home: bobHome, Dash: "-"},
-		"carl": {Name: "carl", UID: carlUID, GID: carlUID},
-		"toor": {Name: "toor", UID: 0, GID: 0, Home: rootHome},
-		"root": {Name: "root", UID: 0, GID: 0, Home: rootHome},
-	}
-	d.LookupUser = func(l string) (*User, error) { return users[l], nil }
-	ctx := context.Background()
 
 	r := d.DeliverAs(ctx, exe, nil, msg, "ann@example.org", "bob@test.example")
-	want(t, r, OK, "mbox "+bobHome+"/mbox")
+	want(t, r, outcome.OK, "mbox "+bobHome+"/mbox")
 	if uid, _ := owner(t, bobHome+"/mbox"); uid != bobUID {
 		t.Errorf("bob's mbox owned by %d", uid)
 	}
@@ -128,7 +85,7 @@ func TestDeliverAsRoot(t *testing.T) {
 
 	// carl has no home: the spool mbox, created by carl through the group.
 	r = d.DeliverAs(ctx, exe, nil, msg, "ann@example.org", "carl@test.example")
-	want(t, r, OK, "mbox "+spool+"/carl")
+	want(t, r, outcome.OK, "mbox "+spool+"/carl")
 	if uid, _ := owner(t, spool+"/carl"); uid != carlUID {
 		t.Errorf("carl's mbox owned by %d", uid)
 	}
@@ -137,21 +94,25 @@ func TestDeliverAsRoot(t *testing.T) {
 	}
 
 	// uid 0 but not root: refused. root itself: delivered, as root.
-	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "toor@test.example"), Temp, "not root")
-	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "root@test.example"), OK, "mbox "+spool+"/root")
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "toor@test.example"), outcome.Temp, "not root")
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "root@test.example"), outcome.OK, "mbox "+spool+"/root")
 
 	// Deliver (in this process) as root refuses an ordinary user.
-	want(t, d.Deliver(ctx, msg, "a@b", "bob@test.example"), Temp, "DeliverAs")
+	want(t, d.Deliver(ctx, msg, "a@b", "bob@test.example"), outcome.Temp, "DeliverAs")
 
 	// Alias files run as the owner of control/aliases, never as root.
 	archive := filepath.Join(dir, "archive")
 	os.MkdirAll(archive, 0o755)
 	os.Chown(archive, aliasUID, aliasUID)
 	write(omailHome+"/control/aliases", "arch: "+archive+"/box, |id -u > "+archive+"/uid, \\carl, x@example.org\n", 0)
-	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example"), Temp, "owned by root")
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example"), outcome.Temp, "owned by root")
 	os.Chown(omailHome+"/control/aliases", aliasUID, aliasUID)
 	r = d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example")
-	want(t, r, OK, "mbox "+archive+"/box")
+	want(t, r, outcome.OK, "mbox "+archive+"/box")
+	// The same account as in this process (TestAliases): one per target.
+	if r.Text != "delivered: mbox "+spool+"/carl; mbox "+archive+"/box; program; forward x@example.org" {
+		t.Errorf("alias text %q", r.Text)
+	}
 	if len(r.Forward) != 1 || r.Forward[0] != "x@example.org" {
 		t.Errorf("forward %v", r.Forward)
 	}
@@ -164,4 +125,76 @@ func TestDeliverAsRoot(t *testing.T) {
 	if b, _ := os.ReadFile(spool + "/carl"); strings.Count(string(b), "\nhello\n") != 2 {
 		t.Errorf("\\carl not delivered to carl: %q", b)
 	}
+}
+
+// asRoot says whether the test runs as root. The rules for root cannot
+// be exercised without root; when not root, it checks the ordinary-user
+// half (TestDeliverAsOrdinaryUser) instead: root-only rules do not apply.
+func asRoot(t *testing.T) bool {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return true
+	}
+	t.Log("not root: checking that root-only rules do not apply")
+	TestDeliverAsOrdinaryUser(t)
+	return false
+}
+
+// rootWorld is an OMAIL_HOME, a spool, users and a message only root
+// can read, for the tests that run as root.
+type rootWorld struct {
+	t                              *testing.T
+	d                              *Deliverer
+	exe, dir, home, spool, bobHome string
+	rootHome, msg                  string
+}
+
+func newRootWorld(t *testing.T) *rootWorld {
+	t.Helper()
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	w := &rootWorld{t: t, dir: dir, exe: copyExe(t, dir), home: filepath.Join(dir, "omail"), spool: filepath.Join(dir, "spool"),
+		bobHome: filepath.Join(dir, "bob"), rootHome: filepath.Join(dir, "root")}
+	private := filepath.Join(dir, "queue")
+	for _, d := range []string{w.home + "/control", w.spool, w.bobHome, w.rootHome, private} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The spool is root:mail 1775-like: group-writable, so the children
+	// get the mail group to create mailboxes and dotlocks in it.
+	os.Chown(w.spool, 0, mailGID)
+	os.Chmod(w.spool, 0o1775)
+	os.Chown(w.bobHome, bobUID, bobUID)
+	os.Chmod(private, 0o700)
+	w.write(w.home+"/control/me", "test.example\n", 0)
+	w.write(w.home+"/control/mailspool", w.spool+"\n", 0)
+	w.msg = filepath.Join(private, "msg")
+	w.write(w.msg, hello, 0)
+	os.Chmod(w.msg, 0o600) // the children cannot open it by name
+
+	d := New(nil)
+	d.Ctl.Path = w.home + "/control"
+	d.Home = w.home
+	d.Now = func() time.Time { return when }
+	users := map[string]*User{
+		"bob":  {Name: "bob", UID: bobUID, GID: bobUID, Home: w.bobHome, Dash: "-"},
+		"carl": {Name: "carl", UID: carlUID, GID: carlUID},
+		"toor": {Name: "toor", UID: 0, GID: 0, Home: w.rootHome},
+		"root": {Name: "root", UID: 0, GID: 0, Home: w.rootHome},
+	}
+	d.LookupUser = func(l string) (*User, error) { return users[l], nil }
+	t.Cleanup(d.Close)
+	w.d = d
+	return w
+}
+
+// write writes a file owned by uid.
+func (w *rootWorld) write(path, s string, uid int) {
+	w.t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	os.Chown(path, uid, uid)
 }

@@ -7,7 +7,10 @@ import (
 	"syscall"
 	"time"
 
+	"omail/lib/clock"
 	"omail/lib/mbox"
+	"omail/lib/outcome"
+	"omail/lib/qexit"
 )
 
 // userEnv is what a program delivery needs to know about its user.
@@ -41,7 +44,7 @@ func (x *delivery) programEnv(ue *userEnv) []string {
 		"DEFAULT=",
 		"DTLINE=Delivered-To: " + x.rcpt + "\n",
 		"RPLINE=Return-Path: <" + x.sender + ">\n",
-		"UFLINE=From " + mbox.FromSender(x.sender) + " " + x.d.now().Format("Mon Jan _2 15:04:05 2006") + "\n",
+		"UFLINE=From " + mbox.FromSender(x.sender) + " " + clock.Now(x.d.Now).Format("Mon Jan _2 15:04:05 2006") + "\n",
 	}
 	if ue != nil {
 		env[len(env)-4] = "DEFAULT=" + ue.def
@@ -84,7 +87,7 @@ const ProgramOutput = 1000
 // program runs cmd with /bin/sh -c, the message on stdin, cwd the home.
 // Exit 0: delivered; 99: delivered, ignore the rest of the instructions;
 // 100: permanent failure; anything else, a signal included: temporary.
-func (x *delivery) program(cmdline string, ue *userEnv) (text string, stop bool, res *Result) {
+func (x *delivery) program(cmdline string, ue *userEnv) (text string, stop bool, res *outcome.Result) {
 	cmd := exec.CommandContext(x.ctx, "/bin/sh", "-c", cmdline)
 	cmd.Env = x.programEnv(ue)
 	cmd.Dir = "/"
@@ -113,18 +116,18 @@ func (x *delivery) program(cmdline string, ue *userEnv) (text string, stop bool,
 		switch code := ee.ExitCode(); code {
 		case 99:
 			return desc, true, nil
-		case 100:
-			r := perm("5.2.0 program said: %s", orDefault(said, "exit 100"))
+		case qexit.Perm: // qmail-command(8)'s "permanent failure", like our own 100
+			r := outcome.Permf("5.2.0 program said: %s", orDefault(said, "exit 100"))
 			return "", false, &r
 		case -1:
-			r := temp("4.3.0 program killed: %v %s", err, said)
+			r := outcome.Tempf("4.3.0 program killed: %v %s", err, said)
 			return "", false, &r
 		default:
-			r := temp("4.3.0 program exit %d: %s", code, orDefault(said, "no output"))
+			r := outcome.Tempf("4.3.0 program exit %d: %s", code, orDefault(said, "no output"))
 			return "", false, &r
 		}
 	}
-	r := temp("4.3.0 program: %v", err)
+	r := outcome.Tempf("4.3.0 program: %v", err)
 	return "", false, &r
 }
 

@@ -32,6 +32,7 @@ import (
 	"omail/lib/control"
 	"omail/lib/envelope"
 	"omail/lib/masquerade"
+	"omail/lib/outcome"
 	"omail/lib/safefile"
 )
 
@@ -110,6 +111,17 @@ func Route(ctl *control.Dir, rcpt string) (endpoint string, ok bool, err error) 
 // is the window documented in docs/omail-pack.md.
 func Put(home, endpoint, id, msgPath, sender string, rcpts []string) error {
 	return PutMasqueraded(home, endpoint, id, msgPath, sender, rcpts, nil)
+}
+
+// Deliver is the queue manager's OCMP transport (wired by
+// delivercmd.transports into qmanager.Transports.OCMP): PutMasqueraded,
+// and its outcome for every one of rcpts. An entry that could not be
+// made durable is a temporary failure: the queue keeps the message.
+func Deliver(home, endpoint, id, msgPath, sender string, rcpts []string, masq *masquerade.Map) outcome.Result {
+	if err := PutMasqueraded(home, endpoint, id, msgPath, sender, rcpts, masq); err != nil {
+		return outcome.Tempf("outbox %s: %v", endpoint, err)
+	}
+	return outcome.Result{Status: outcome.OK, Text: "in the outbox for OCMP endpoint " + endpoint}
 }
 
 // PutMasqueraded is Put with sender domains rewritten on the way out, as

@@ -10,6 +10,7 @@ import (
 
 	"omail/lib/control"
 	"omail/lib/masquerade"
+	"omail/lib/outcome"
 )
 
 func msgFile(t testing.TB, body string) string {
@@ -156,5 +157,26 @@ func TestPutMasqueraded(t *testing.T) {
 	want := "From: Amina <amina@village.org>\nTo: friend@example.org\nSubject: x\n\nFrom amina@kiosk.example, in the body: untouched\n"
 	if e.Sender != "amina@village.org" || string(b) != want || e.Size != int64(len(b)) {
 		t.Errorf("entry %+v\n%q", e, b)
+	}
+}
+
+// Deliver reports Put's outcome: delivered once the entry is durable, a
+// temporary failure (never a loss) when it cannot be written.
+func TestDeliver(t *testing.T) {
+	home := t.TempDir()
+	m := msgFile(t, "Subject: x\n\nbody\n")
+	r := Deliver(home, "kiosk1", "1700.5.42.1", m, "a@b", []string{"c@d"}, nil)
+	if r.Status != outcome.OK || r.Text != "in the outbox for OCMP endpoint kiosk1" {
+		t.Fatalf("%+v", r)
+	}
+	if names, _ := List(home, "kiosk1"); len(names) != 1 {
+		t.Fatalf("entries %v", names)
+	}
+	r = Deliver(home, "kiosk1", "1700.5.42.2", filepath.Join(home, "no-such-message"), "a@b", []string{"c@d"}, nil)
+	if r.Status != outcome.Temp || !strings.HasPrefix(r.Text, "outbox kiosk1: ") {
+		t.Fatalf("unreadable message: %+v", r)
+	}
+	if names, _ := List(home, "kiosk1"); len(names) != 1 {
+		t.Fatalf("entries after a failure %v", names)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"omail/lib/clock"
 	"omail/lib/envelope"
 	"omail/lib/queue"
 )
@@ -76,7 +77,7 @@ func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) 
 	}
 	defer p.Abort()
 	w := bufio.NewWriter(p)
-	now := m.now()
+	now := clock.Now(m.Now)
 	var rb [12]byte
 	rand.Read(rb[:])
 	boundary := "omail-" + hex.EncodeToString(rb[:])

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"omail/lib/clock"
 	"omail/lib/control"
 	"omail/lib/queue"
 )
@@ -27,7 +28,7 @@ type Manager struct {
 	Q   *queue.Queue
 	Ctl *control.Dir
 	T   Transports
-	Now func() time.Time
+	Now func() time.Time // nil: the real clock (lib/clock)
 	Log io.Writer
 
 	// Test hooks of the start-up scan: batch size, and a call before each
@@ -108,13 +109,6 @@ func (m *Manager) router() *Router {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.rtr
-}
-
-func (m *Manager) now() time.Time {
-	if m.Now == nil {
-		return time.Now()
-	}
-	return m.Now()
 }
 
 func (m *Manager) logf(format string, a ...any) {
@@ -321,7 +315,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	busyRetry := int64(60)
 
 	for {
-		now := m.now().Unix()
+		now := clock.Now(m.Now).Unix()
 		// Start what is due, as far as the concurrency limit allows.
 		for !stopping && running < limit && sched.Len() > 0 && sched[0].due <= now {
 			it := heap.Pop(&sched).(item)
@@ -375,10 +369,10 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			switch {
 			case errors.Is(r.err, errBusy):
 				// A flush holds it; look again a little later.
-				push(r.id, m.now().Unix()+busyRetry, false)
+				push(r.id, clock.Now(m.Now).Unix()+busyRetry, false)
 			case r.err != nil:
 				m.logf("warning: msg %s: %v", r.id, r.err)
-				push(r.id, m.now().Unix()+busyRetry, false)
+				push(r.id, clock.Now(m.Now).Unix()+busyRetry, false)
 			case r.open:
 				push(r.id, r.next, false)
 			}

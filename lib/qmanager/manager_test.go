@@ -11,6 +11,7 @@ import (
 
 	"omail/lib/control"
 	"omail/lib/envelope"
+	"omail/lib/outcome"
 	"omail/lib/queue"
 	"omail/lib/route"
 )
@@ -107,13 +108,13 @@ func (f *fixture) messages() map[string]*queue.State {
 
 func TestLocalDeliveryFinishesTheMessage(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		b, err := os.ReadFile(msgPath)
 		if err != nil || !strings.Contains(string(b), "body") {
 			t.Errorf("local transport got %q, %v", b, err)
 		}
 		f.bump(rcpt)
-		return Result{Status: OK, Text: "delivered"}
+		return outcome.Result{Status: outcome.OK, Text: "delivered"}
 	}
 	id := f.enqueue("a@elsewhere.example", "bob@test.example", "carol@test.example")
 	f.flush()
@@ -133,18 +134,54 @@ func TestLocalDeliveryFinishesTheMessage(t *testing.T) {
 	}
 }
 
+// A transport that returns the zero Result has not delivered: every
+// transport's recipient is left to do, deferred, never recorded as done.
+func TestZeroResultDefers(t *testing.T) {
+	f := newFixture(t, map[string]string{"ocmproutes": "kiosk.example:kiosk1", "smtproutes": "far.example:[127.0.0.1]:1"})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		f.bump(rcpt)
+		return outcome.Result{}
+	}
+	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result {
+		f.bump(endpoint)
+		return outcome.Result{}
+	}
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		f.bump(dest.Key())
+		return make([]outcome.Result, len(rcpts))
+	}
+	rcpts := []string{"bob@test.example", "a@kiosk.example", "c@far.example"}
+	id := f.enqueue("s@test.example", rcpts...)
+	f.flush()
+	if len(f.calls) != 3 {
+		t.Fatalf("transports called: %v", f.calls)
+	}
+	st := f.messages()[id]
+	if st == nil || len(st.Rcpts) != len(rcpts) {
+		t.Fatalf("message gone or changed: %+v", st)
+	}
+	for i, r := range st.Rcpts {
+		if r.Addr != rcpts[i] || r.Status != queue.Todo || r.Attempts != 1 || r.NextTry <= f.now.Unix() {
+			t.Errorf("recipient %d: %+v, want to do, deferred", i, r)
+		}
+	}
+	if strings.Contains(f.log.String(), "success") || strings.Count(f.log.String(), ": deferral: ") != 3 {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+}
+
 func TestRetryThenExpireThenBounce(t *testing.T) {
 	f := newFixture(t, map[string]string{"queuelifetime": "3600"})
 	fail := true
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		f.bump(rcpt)
 		if rcpt == "sender@test.example" {
-			return Result{Status: OK, Text: "delivered"}
+			return outcome.Result{Status: outcome.OK, Text: "delivered"}
 		}
 		if fail {
-			return Result{Status: Temp, Text: "4.2.2 mailbox busy"}
+			return outcome.Result{Status: outcome.Temp, Text: "4.2.2 mailbox busy"}
 		}
-		return Result{Status: OK}
+		return outcome.Result{Status: outcome.OK}
 	}
 	id := f.enqueue("sender@test.example", "busy@test.example")
 	f.flush()
@@ -205,19 +242,19 @@ func TestRetryThenExpireThenBounce(t *testing.T) {
 
 func TestPermanentFailureBouncesOnlyThatRecipient(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		f.bump(rcpt)
 		if strings.HasPrefix(rcpt, "nobody@") {
-			return Result{Status: Perm, Text: "5.1.1 no such user: nobody"}
+			return outcome.Result{Status: outcome.Perm, Text: "5.1.1 no such user: nobody"}
 		}
-		return Result{Status: OK, Text: "delivered"}
+		return outcome.Result{Status: outcome.OK, Text: "delivered"}
 	}
 	f.enqueue("x@remote.example", "bob@test.example", "nobody@test.example")
-	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []Result {
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
 		for _, r := range rcpts {
 			f.bump("remote:" + r)
 		}
-		return []Result{{Status: OK}}
+		return []outcome.Result{{Status: outcome.OK}}
 	}
 	f.flush()
 	if f.count("bob@test.example") != 1 || f.count("nobody@test.example") != 1 {
@@ -240,9 +277,9 @@ func TestPermanentFailureBouncesOnlyThatRecipient(t *testing.T) {
 
 func TestBounceOfABounceEndsAtPostmaster(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		f.bump(rcpt)
-		return Result{Status: Perm, Text: "5.1.1 unknown"}
+		return outcome.Result{Status: outcome.Perm, Text: "5.1.1 unknown"}
 	}
 	f.enqueue("", "gone@test.example") // a bounce to a vanished user
 	f.flush()                          // fails: double bounce to postmaster
@@ -266,18 +303,18 @@ func TestBounceOfABounceEndsAtPostmaster(t *testing.T) {
 
 func TestHoldRemoteWaitsForAFlush(t *testing.T) {
 	f := newFixture(t, map[string]string{"holdremote": "1", "smtproutes": ":relay.example"})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		f.bump(rcpt)
-		return Result{Status: OK}
+		return outcome.Result{Status: outcome.OK}
 	}
-	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []Result {
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
 		if dest.Relay != "relay.example" {
 			t.Errorf("dest %+v", dest)
 		}
 		for _, r := range rcpts {
 			f.bump(r)
 		}
-		return []Result{{Status: OK}, {Status: OK}}
+		return []outcome.Result{{Status: outcome.OK}, {Status: outcome.OK}}
 	}
 	id := f.enqueue("a@test.example", "local@test.example", "x@far.example", "y@far.example")
 	next, open, err := f.m.attempt(context.Background(), id, false)
@@ -295,9 +332,9 @@ func TestHoldRemoteWaitsForAFlush(t *testing.T) {
 
 func TestTwoDeliverersNeverDeliverTwice(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	local := func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	local := func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		f.bump(rcpt)
-		return Result{Status: OK}
+		return outcome.Result{Status: outcome.OK}
 	}
 	f.m.T.Local = local
 	var rcpts []string
@@ -345,12 +382,12 @@ func TestDamagedStateGoesToCorrupt(t *testing.T) {
 
 func TestForwardQueuesACopy(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		f.bump(rcpt)
 		if rcpt == "list@test.example" {
-			return Result{Status: OK, Forward: []string{"a@test.example", "b@test.example"}}
+			return outcome.Result{Status: outcome.OK, Forward: []string{"a@test.example", "b@test.example"}}
 		}
-		return Result{Status: OK}
+		return outcome.Result{Status: outcome.OK}
 	}
 	f.enqueue("s@x.example", "list@test.example")
 	f.flush()
@@ -372,9 +409,9 @@ func TestForwardQueuesACopy(t *testing.T) {
 func TestOCMPRouteAndMissingTransport(t *testing.T) {
 	f := newFixture(t, map[string]string{"ocmproutes": "kiosk.example:kiosk1"})
 	var got []string
-	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error {
+	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result {
 		got = append(got, endpoint+":"+strings.Join(rcpts, ","))
-		return nil
+		return outcome.Result{Status: outcome.OK, Text: "in the outbox for OCMP endpoint " + endpoint}
 	}
 	f.enqueue("s@test.example", "a@kiosk.example", "b@kiosk.example", "c@internet.example")
 	f.flush()
@@ -394,11 +431,13 @@ func TestOCMPRouteAndMissingTransport(t *testing.T) {
 
 func TestBadPerUserEndpointBounces(t *testing.T) {
 	f := newFixture(t, map[string]string{"ocmproutes": "kiosk.example:%u"})
-	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error {
+	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result {
 		t.Errorf("outbox Put for %q", endpoint)
-		return nil
+		return outcome.Result{Status: outcome.OK}
 	}
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result { return Result{Status: OK} }
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		return outcome.Result{Status: outcome.OK}
+	}
 	f.enqueue("s@test.example", ".hidden@kiosk.example")
 	f.flush()
 	if !strings.Contains(f.log.String(), "failure: 5.1.3") {
@@ -418,9 +457,9 @@ func TestBadPerUserEndpointBounces(t *testing.T) {
 func TestDaemonPicksUpNewMailAndStops(t *testing.T) {
 	f := newFixture(t, map[string]string{})
 	delivered := make(chan string, 10)
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		delivered <- rcpt
-		return Result{Status: OK}
+		return outcome.Result{Status: outcome.OK}
 	}
 	newMail := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())

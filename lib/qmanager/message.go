@@ -12,8 +12,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"omail/lib/clock"
 	"omail/lib/envelope"
 	"omail/lib/outbox"
+	"omail/lib/outcome"
 	"omail/lib/queue"
 	"omail/lib/safefile"
 )
@@ -107,7 +109,7 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 	}
 
 	msgPath := m.Q.Path(queue.DirMess, id)
-	now := m.now()
+	now := clock.Now(m.Now)
 	lifetime := m.cfg().queueLifetime
 	hold := m.cfg().holdRemote && !flush
 	held := map[int]bool{} // SMTP recipients waiting for a flush
@@ -124,11 +126,11 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		rt, err := m.router().Route(r.Addr)
 		if err != nil {
 			if flush || r.NextTry <= now.Unix() {
-				res := Result{Status: Temp, Text: "routing: " + err.Error()}
+				res := outcome.Result{Status: outcome.Temp, Text: "routing: " + err.Error()}
 				if errors.Is(err, outbox.ErrBadEndpoint) {
 					// %u made an endpoint no directory may have: no
 					// amount of waiting fixes that.
-					res = Result{Status: Perm, Text: "5.1.3 " + err.Error()}
+					res = outcome.Result{Status: outcome.Perm, Text: "5.1.3 " + err.Error()}
 				}
 				m.record(st, i, res, now, lifetime)
 				m.logDelivery(id, st.Rcpts[i], res)
@@ -156,9 +158,9 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		results := m.deliver(ctx, rt, id, msgPath, st, idx)
 		for j, i := range idx {
 			res := results[j]
-			if res.Status == OK && len(res.Forward) > 0 {
+			if res.Status == outcome.OK && len(res.Forward) > 0 {
 				if err := m.forward(msgPath, st.Sender, res.Prefix, res.Forward); err != nil {
-					res = Result{Status: Temp, Text: "forwarding: " + err.Error()}
+					res = outcome.Result{Status: outcome.Temp, Text: "forwarding: " + err.Error()}
 				}
 			}
 			m.record(st, i, res, now, lifetime)
@@ -223,27 +225,25 @@ func allTodo(st *queue.State) bool {
 }
 
 // deliver runs one group of recipients through its transport.
-func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, st *queue.State, idx []int) []Result {
+func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, st *queue.State, idx []int) []outcome.Result {
 	rcpts := make([]string, len(idx))
 	for j, i := range idx {
 		rcpts[j] = st.Rcpts[i].Addr
 	}
-	out := make([]Result, len(idx))
+	out := make([]outcome.Result, len(idx))
 	switch rt.Kind {
 	case RouteLocal:
 		for j, r := range rcpts {
 			if m.T.Local == nil {
-				out[j] = Result{Status: Temp, Text: "local delivery is not available"}
+				out[j] = outcome.Result{Status: outcome.Temp, Text: "local delivery is not available"}
 				continue
 			}
 			out[j] = m.T.Local(ctx, msgPath, st.Sender, r)
 		}
 	case RouteOCMP:
-		res := Result{Status: OK, Text: "in the outbox for OCMP endpoint " + rt.Endpoint}
-		if m.T.OCMP == nil {
-			res = Result{Status: Temp, Text: "OCMP delivery is not available"}
-		} else if err := m.T.OCMP(ctx, rt.Endpoint, id, msgPath, st.Sender, rcpts); err != nil {
-			res = Result{Status: Temp, Text: "outbox " + rt.Endpoint + ": " + err.Error()}
+		res := outcome.Result{Status: outcome.Temp, Text: "OCMP delivery is not available"}
+		if m.T.OCMP != nil {
+			res = m.T.OCMP(ctx, rt.Endpoint, id, msgPath, st.Sender, rcpts)
 		}
 		for j := range out {
 			out[j] = res
@@ -251,7 +251,7 @@ func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, st 
 	case RouteSMTP:
 		if m.T.Remote == nil {
 			for j := range out {
-				out[j] = Result{Status: Temp, Text: "remote delivery is not available yet; kept in the queue"}
+				out[j] = outcome.Result{Status: outcome.Temp, Text: "remote delivery is not available yet; kept in the queue"}
 			}
 			break
 		}
@@ -260,22 +260,25 @@ func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, st 
 			if j < len(res) {
 				out[j] = res[j]
 			} else {
-				out[j] = Result{Status: Temp, Text: "no result from remote delivery"}
+				out[j] = outcome.Result{Status: outcome.Temp, Text: "no result from remote delivery"}
 			}
 		}
 	}
 	return out
 }
 
-// record applies one result to a recipient's state.
-func (m *Manager) record(st *queue.State, i int, res Result, now time.Time, lifetime time.Duration) {
+// record applies one result to a recipient's state: the one place where
+// a delivery outcome becomes a stored queue status. Only outcome.OK is
+// Done and only outcome.Perm is Failed; anything else, the zero Result
+// included, is a deferral.
+func (m *Manager) record(st *queue.State, i int, res outcome.Result, now time.Time, lifetime time.Duration) {
 	r := &st.Rcpts[i]
 	switch res.Status {
-	case OK:
+	case outcome.OK:
 		r.Status, r.LastError = queue.Done, ""
-	case Perm:
+	case outcome.Perm:
 		r.Status, r.LastError = queue.Failed, res.Text
-	default:
+	default: // outcome.Temp, the zero value, and anything unknown
 		r.Attempts++
 		r.LastError = res.Text
 		if now.Sub(time.Unix(st.Queued, 0)) >= lifetime {
@@ -367,9 +370,14 @@ func (m *Manager) setAside(id, why string) {
 	m.logf("warning: msg %s set aside in corrupt/: %s", id, why)
 }
 
-func (m *Manager) logDelivery(id string, r queue.Rcpt, res Result) {
-	word := map[Status]string{OK: "success", Temp: "deferral", Perm: "failure"}[res.Status]
-	if res.Status == Temp && r.Status == queue.Failed {
+func (m *Manager) logDelivery(id string, r queue.Rcpt, res outcome.Result) {
+	word := "deferral"
+	switch {
+	case res.Status == outcome.OK:
+		word = "success"
+	case res.Status == outcome.Perm:
+		word = "failure"
+	case r.Status == queue.Failed: // a deferral past queuelifetime
 		word = "failure"
 		res.Text = r.LastError
 	}

@@ -11,6 +11,7 @@ import (
 
 	"omail/lib/control"
 	"omail/lib/envelope"
+	"omail/lib/outcome"
 	"omail/lib/queue"
 )
 
@@ -54,9 +55,9 @@ func BenchmarkDeliveryWithBigQueue(b *testing.B) {
 				b.Fatal(err)
 			}
 			delivered := make(chan struct{}, 1024)
-			m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+			m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 				delivered <- struct{}{}
-				return Result{Status: OK}
+				return outcome.Result{Status: outcome.OK}
 			}
 			newMail := make(chan struct{}, 1)
 			ctx, cancel := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"omail/lib/outcome"
 	"omail/lib/queue"
 )
 
@@ -38,10 +39,10 @@ func (f *fixture) backlog(next ...int64) []string {
 // on the channel it returns.
 func (f *fixture) deliverLocally() <-chan string {
 	delivered := make(chan string, 20)
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) Result {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		f.bump(rcpt)
 		delivered <- rcpt
-		return Result{Status: OK}
+		return outcome.Result{Status: outcome.OK}
 	}
 	return delivered
 }

@@ -6,40 +6,34 @@ import (
 	"omail/lib/addr"
 	"omail/lib/control"
 	"omail/lib/outbox"
+	"omail/lib/outcome"
 	"omail/lib/route"
 )
 
-// Status is the outcome of one delivery attempt for one recipient.
-type Status int
-
-const (
-	OK   Status = iota // delivered: never try again
-	Temp               // try again later
-	Perm               // give up and bounce
-)
-
-// Result is what a transport says about one recipient.
-type Result struct {
-	Status  Status
-	Text    string   // one line, for the log, the queue listing and bounces
-	Forward []string // local deliveries only: re-queue the message to these
-	// Prefix are header lines put in front of a forwarded copy: the
-	// Delivered-To line that stops forwarding loops.
-	Prefix []string
-}
-
 // Transports are the ways out of the queue. Each is a function so that
-// tests substitute their own and the programs wire in the real ones.
+// tests substitute their own and the program wires in the real ones
+// (delivercmd.transports). Each reports an outcome.Result per recipient,
+// whose zero value is a temporary failure; record is the one place an
+// outcome becomes a stored queue status.
 type Transports struct {
-	// Local delivers to one recipient in a local or virtual domain.
-	Local func(ctx context.Context, msgPath, sender, rcpt string) Result
-	// OCMP writes the message durably into an endpoint's outbox; id is
-	// the queue id, which makes a repeated Put after a crash harmless.
-	OCMP func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) error
-	// Remote delivers by SMTP to rcpts that share one destination.
-	Remote func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []Result
+	// Local delivers to one recipient in a local or virtual domain. Set
+	// by delivercmd.transports (localTransport) to local.Deliverer.DeliverAs,
+	// which as root runs each delivery in an "omail-deliver -local" child
+	// with the recipient's ids.
+	Local func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result
+	// OCMP writes the message durably into an endpoint's outbox and
+	// returns the outcome for all of rcpts; id is the queue id, which
+	// makes a repeated delivery after a crash harmless. Set by
+	// delivercmd.transports to outbox.Deliver.
+	OCMP func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result
+	// Remote delivers by SMTP to rcpts that share one destination, one
+	// outcome per recipient in order. Set by delivercmd.transports to
+	// remote.Client.Deliver, or as root to remoteViaChild, which runs it
+	// in an unprivileged "omail-deliver -remote" child.
+	Remote func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result
 	// Retry forgets what transports remember about failing hosts, so that
-	// SIGALRM ("retry everything now") means it. May be nil.
+	// SIGALRM ("retry everything now") means it. May be nil. Set by
+	// delivercmd.transports to remote.Backoff.Reset.
 	Retry func()
 }
 

@@ -3,6 +3,8 @@ package remote
 import (
 	"sync"
 	"time"
+
+	"omail/lib/clock"
 )
 
 // Backoff remembers hosts that could not be reached, so that a dead
@@ -16,7 +18,7 @@ import (
 // none of whose hosts answered, which the queue manager can consult
 // before it starts a delivery.
 type Backoff struct {
-	Now      func() time.Time // nil: time.Now
+	Now      func() time.Time // nil: the real clock (lib/clock)
 	Min, Max time.Duration    // zero: 1 minute, 1 hour
 
 	mu sync.Mutex
@@ -26,13 +28,6 @@ type Backoff struct {
 type backoffEntry struct {
 	fails int
 	until time.Time
-}
-
-func (b *Backoff) now() time.Time {
-	if b.Now != nil {
-		return b.Now()
-	}
-	return time.Now()
 }
 
 // Failed records a failure of key and returns when it may be tried again.
@@ -59,7 +54,7 @@ func (b *Backoff) Failed(key string) time.Time {
 		d *= 2
 	}
 	d = min(d, hi)
-	e.until = b.now().Add(d)
+	e.until = clock.Now(b.Now).Add(d)
 	b.m[key] = e
 	return e.until
 }
@@ -82,7 +77,7 @@ func (b *Backoff) Until(key string) (time.Time, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.m[key]
-	if !ok || !b.now().Before(e.until) {
+	if !ok || !clock.Now(b.Now).Before(e.until) {
 		return time.Time{}, false
 	}
 	return e.until, true

@@ -25,35 +25,21 @@ import (
 	"omail/lib/addr"
 	"omail/lib/control"
 	"omail/lib/masquerade"
+	"omail/lib/outcome"
 	"omail/lib/route"
 )
 
-// Status is what happened to a recipient.
-type Status int
-
-const (
-	Temp Status = iota // try again later
-	OK                 // the peer took responsibility
-	Perm               // bounce
-)
-
-func (s Status) String() string {
-	switch s {
-	case OK:
-		return "ok"
-	case Perm:
-		return "perm"
-	}
-	return "temp"
+// Result is the outcome for one recipient: Status and Text (a one-line
+// account for logs and bounces, e.g. "127.0.0.1 said: 550 5.1.1 no such
+// user"), with the recipient and the host that gave the answer.
+type Result struct {
+	Rcpt string
+	outcome.Result
+	Host string // the host that gave the answer, if one did
 }
 
-// Result is the outcome for one recipient. Text is a one-line account
-// for logs and bounces, e.g. "127.0.0.1 said: 550 5.1.1 no such user".
-type Result struct {
-	Rcpt   string
-	Status Status
-	Text   string
-	Host   string // the host that gave the answer, if one did
+func result(rcpt string, st outcome.Status, text, host string) Result {
+	return Result{Rcpt: rcpt, Result: outcome.Result{Status: st, Text: text}, Host: host}
 }
 
 // Client delivers messages by SMTP. Its zero value works (with the
@@ -78,7 +64,8 @@ type Client struct {
 	Shuffle func(n int, swap func(i, j int))
 	// Open opens the message each time it is read; nil: os.Open. An
 	// unprivileged child delivering a message its parent opened for it
-	// reads it from that descriptor instead.
+	// reads it from that descriptor instead (set by delivercmd's
+	// runRemoteChild to a reader of fd 0).
 	Open func(path string) (io.ReadCloser, error)
 }
 
@@ -140,9 +127,9 @@ type message struct {
 func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, sender string, rcpts []string) []Result {
 	res := make([]Result, len(rcpts))
 	for i, r := range rcpts {
-		res[i] = Result{Rcpt: r, Status: Temp}
+		res[i] = result(r, outcome.Temp, "", "")
 	}
-	all := func(s Status, text, host string) []Result {
+	all := func(s outcome.Status, text, host string) []Result {
 		for i := range res {
 			res[i].Status, res[i].Text, res[i].Host = s, text, host
 		}
@@ -150,13 +137,13 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 	}
 	sender = c.Masquerade.Address(sender)
 	if !sendable(sender) {
-		return all(Perm, fmt.Sprintf("5.1.7 sender address %q cannot be sent by SMTP", sender), "")
+		return all(outcome.Perm, fmt.Sprintf("5.1.7 sender address %q cannot be sent by SMTP", sender), "")
 	}
 	var good []string // the recipients worth a connection
 	var goodIdx []int
 	for i, r := range rcpts {
 		if !sendable(r) || r == "" {
-			res[i] = Result{r, Perm, fmt.Sprintf("5.1.3 address %q cannot be sent by SMTP", r), ""}
+			res[i] = result(r, outcome.Perm, fmt.Sprintf("5.1.3 address %q cannot be sent by SMTP", r), "")
 			continue
 		}
 		good, goodIdx = append(good, r), append(goodIdx, i)
@@ -173,18 +160,18 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 	}
 	msg, err := c.measure(msgPath)
 	if err != nil {
-		return all(Temp, "4.3.0 cannot read the message: "+err.Error(), "")
+		return all(outcome.Temp, "4.3.0 cannot read the message: "+err.Error(), "")
 	}
 	if until, ok := c.Backoff.Until(dest.Key()); ok {
-		return all(Temp, fmt.Sprintf("4.4.1 %s failed recently; not before %s", dest, until.UTC().Format(time.RFC3339)), "")
+		return all(outcome.Temp, fmt.Sprintf("4.4.1 %s failed recently; not before %s", dest, until.UTC().Format(time.RFC3339)), "")
 	}
 	hosts, err := route.Hosts(ctx, c.resolver(), dest, c.Shuffle)
 	if err != nil {
 		var re *route.Error
 		if errors.As(err, &re) && re.Perm {
-			return all(Perm, re.Msg, "")
+			return all(outcome.Perm, re.Msg, "")
 		}
-		return all(Temp, err.Error(), "")
+		return all(outcome.Temp, err.Error(), "")
 	}
 	last := "4.4.1 no host to try"
 	for _, h := range hosts {
@@ -200,11 +187,11 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 				continue
 			}
 			if ctx.Err() != nil {
-				return all(Temp, "4.4.2 delivery interrupted", "")
+				return all(outcome.Temp, "4.4.2 delivery interrupted", "")
 			}
 			release, err := c.Limiter.Acquire(ctx, hostport)
 			if err != nil {
-				return all(Temp, "4.4.2 delivery interrupted", "")
+				return all(outcome.Temp, "4.4.2 delivery interrupted", "")
 			}
 			s := &session{c: c, dest: dest, host: h.Name, addr: hostport, msg: msg, sender: sender, rcpts: rcpts, res: res}
 			next, text := s.run(ctx)
@@ -219,7 +206,7 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 	// No host took the mail; the hosts that could not be reached are
 	// in back-off already, and so is the destination as a whole.
 	c.Backoff.Failed(dest.Key())
-	return all(Temp, last, "")
+	return all(outcome.Temp, last, "")
 }
 
 // measure reads the message once through the same conversion it gets
@@ -374,7 +361,7 @@ type tlsFailure struct{ err error }
 
 func (e *tlsFailure) Error() string { return "TLS: " + e.err.Error() }
 
-func (s *session) setAll(st Status, text string) {
+func (s *session) setAll(st outcome.Status, text string) {
 	for i := range s.res {
 		s.res[i].Status, s.res[i].Text, s.res[i].Host = st, text, s.host
 	}
@@ -413,7 +400,7 @@ func (s *session) converse(ctx context.Context, noTLS bool) error {
 		// As qmail: a host that refuses service outright is a
 		// temporary failure of this delivery, not a bounce.
 		s.quit()
-		s.setAll(Temp, "4.4.2 greeting failed: "+s.said(code, msg))
+		s.setAll(outcome.Temp, "4.4.2 greeting failed: "+s.said(code, msg))
 		return nil
 	}
 	s.c.Backoff.Succeeded(s.addr)
@@ -556,7 +543,7 @@ func (s *session) auth() (ok bool, err error) {
 		}
 	default:
 		s.quit()
-		s.setAll(Temp, fmt.Sprintf("4.7.0 %s offers neither AUTH PLAIN nor LOGIN", s.host))
+		s.setAll(outcome.Temp, fmt.Sprintf("4.7.0 %s offers neither AUTH PLAIN nor LOGIN", s.host))
 		return false, nil
 	}
 	if err != nil {
@@ -564,21 +551,21 @@ func (s *session) auth() (ok bool, err error) {
 	}
 	if code != 235 {
 		s.quit()
-		s.setAll(Temp, "4.7.0 AUTH failed: "+s.said(code, msg))
+		s.setAll(outcome.Temp, "4.7.0 AUTH failed: "+s.said(code, msg))
 		return false, nil
 	}
 	return true, nil
 }
 
 // status maps a reply code to a recipient status.
-func status(code int) Status {
+func status(code int) outcome.Status {
 	switch code / 100 {
 	case 2:
-		return OK
+		return outcome.OK
 	case 5:
-		return Perm
+		return outcome.Perm
 	}
-	return Temp
+	return outcome.Temp
 }
 
 // transaction sends MAIL, RCPT for each recipient, and the message.
@@ -587,23 +574,23 @@ func (s *session) transaction() error {
 	needUTF8 := !isASCII(s.sender)
 	if needUTF8 && !utf8ok {
 		s.quit()
-		s.setAll(Perm, fmt.Sprintf("5.6.7 the sender address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host))
+		s.setAll(outcome.Perm, fmt.Sprintf("5.6.7 the sender address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host))
 		return nil
 	}
 	var active []int // indexes of the recipients sent to this host
 	for i, r := range s.rcpts {
 		if !isASCII(r) {
 			if !utf8ok {
-				s.res[i] = Result{r, Perm, fmt.Sprintf("5.6.7 the address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host), s.host}
+				s.res[i] = result(r, outcome.Perm, fmt.Sprintf("5.6.7 the address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host), s.host)
 				continue
 			}
 			needUTF8 = true
 		}
 		active = append(active, i)
 	}
-	set := func(idx []int, st Status, text string) {
+	set := func(idx []int, st outcome.Status, text string) {
 		for _, i := range idx {
-			s.res[i] = Result{s.rcpts[i], st, text, s.host}
+			s.res[i] = result(s.rcpts[i], st, text, s.host)
 		}
 	}
 	if len(active) == 0 {
@@ -614,7 +601,7 @@ func (s *session) transaction() error {
 	if v, ok := s.ext["SIZE"]; ok {
 		if limit, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && limit > 0 && s.msg.size > limit {
 			s.quit()
-			set(active, Perm, fmt.Sprintf("5.3.4 the message (%d bytes) is larger than %s accepts (%d)", s.msg.size, s.host, limit))
+			set(active, outcome.Perm, fmt.Sprintf("5.3.4 the message (%d bytes) is larger than %s accepts (%d)", s.msg.size, s.host, limit))
 			return nil
 		}
 		mail += " SIZE=" + strconv.FormatInt(s.msg.size, 10)
@@ -662,15 +649,15 @@ func (s *session) transaction() error {
 			code, msg, err = s.reply()
 		}
 		if err != nil {
-			set(active[n:], Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
-			set(accepted, Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
+			set(active[n:], outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
+			set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
 			return nil
 		}
 		if code/100 == 2 {
 			accepted = append(accepted, i)
 			continue
 		}
-		s.res[i] = Result{s.rcpts[i], status(code), s.said(code, msg), s.host}
+		s.res[i] = result(s.rcpts[i], status(code), s.said(code, msg), s.host)
 	}
 	if len(accepted) == 0 {
 		s.quit()
@@ -678,24 +665,24 @@ func (s *session) transaction() error {
 	}
 	code, msg, err = s.cmd("DATA")
 	if err != nil {
-		set(accepted, Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost at DATA: %v", s.host, s.addr, err))
+		set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost at DATA: %v", s.host, s.addr, err))
 		return nil
 	}
 	if code != 354 {
 		s.quit()
 		set(accepted, status(code), "DATA: "+s.said(code, msg))
 		if code/100 == 2 {
-			set(accepted, Temp, "4.5.0 DATA: "+s.said(code, msg))
+			set(accepted, outcome.Temp, "4.5.0 DATA: "+s.said(code, msg))
 		}
 		return nil
 	}
 	if err := s.send(); err != nil {
-		set(accepted, Temp, fmt.Sprintf("4.4.2 sending the message to %s (%s) failed: %v", s.host, s.addr, err))
+		set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 sending the message to %s (%s) failed: %v", s.host, s.addr, err))
 		return nil
 	}
 	code, msg, err = s.reply()
 	if err != nil {
-		set(accepted, Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost after the message was sent (it may arrive twice): %v", s.host, s.addr, err))
+		set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost after the message was sent (it may arrive twice): %v", s.host, s.addr, err))
 		return nil
 	}
 	set(accepted, status(code), s.said(code, msg))

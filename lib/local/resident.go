@@ -1,0 +1,444 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"omail/lib/home"
+	"omail/lib/outcome"
+	"omail/lib/qexit"
+)
+
+// Resident delivery children. A root omail-deliver does not start a
+// child per delivery: it keeps one long-lived child per set of ids in
+// use (uid, gid, supplementary groups), started as
+//
+//	omail-deliver -local -resident
+//
+// with those ids, an environment of OMAIL_HOME and PATH only, the working
+// directory /, and on fd 3 its end of a SOCK_SEQPACKET socket pair. Every
+// packet is one message, its fields separated by NUL:
+//
+//	parent to child   D NUL ID NUL STEP NUL SENDER NUL RCPT NUL MSGPATH
+//	                  deliver: STEP is an OMAIL_LOCAL_STEP value; the
+//	                  message's open descriptor comes with the packet
+//	                  (SCM_RIGHTS), since the user cannot open the queue
+//	                  file; MSGPATH is for the texts only
+//	parent to child   C NUL ID
+//	                  cancel delivery ID (omail-deliver is stopping): a
+//	                  program it runs is killed; a report still follows
+//	child to parent   R NUL ID NUL REPORT
+//	                  the outcome of delivery ID, in lib/outcome's report
+//	                  format (K/Z/D NUL TEXT NUL [FORWARD NUL]...)
+//
+// ID is a decimal number the parent chose. The child delivers each
+// request in a goroutine of its own, so one slow delivery holds up no
+// other, and a program delivery (|cmd) still forks as the user; mbox and
+// Maildir deliveries cost no program start at all. The parent shuts its
+// end for writing when the child has had nothing to do for Idle: the
+// child finishes what it has, reports it, and exits. A child that dies,
+// or says anything the parent does not understand (it runs as the user,
+// who may ptrace it), is killed, and each delivery it had in flight is a
+// temporary failure, retried later like any other; the next delivery
+// for those ids starts a new child.
+
+// ResidentIdle is how long a resident child may have nothing to do
+// before it is ended, when Deliverer.Idle is zero.
+const ResidentIdle = time.Minute
+
+// maxPacket bounds one packet of the protocol: addresses, a path, a step
+// and a report all fit many times over.
+const maxPacket = 64 << 10
+
+// residents are the resident children of one Deliverer, by ids.
+type residents struct {
+	d    *Deliverer
+	mu   sync.Mutex
+	kids map[string]*resident
+	// starts counts the children started, for the tests.
+	starts int
+}
+
+// resident is one child, and the deliveries it has in flight.
+type resident struct {
+	rs   *residents
+	key  string
+	uid  int
+	cmd  *exec.Cmd
+	conn *net.UnixConn
+	errs *limited // its standard error, read once it has exited
+	done chan struct{}
+
+	// Guarded by rs.mu.
+	next    uint64
+	waiting map[uint64]chan outcome.Result
+	closing bool // ended: takes no new deliveries
+	idle    *time.Timer
+}
+
+// pool is d's resident children, made on first use.
+func (d *Deliverer) pool() *residents {
+	d.residentOnce.Do(func() { d.residents = &residents{d: d, kids: map[string]*resident{}} })
+	return d.residents
+}
+
+func idsKey(exe string, uid, gid int, groups []int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%d\x00%d", exe, uid, gid)
+	for _, g := range groups {
+		fmt.Fprintf(&b, "\x00%d", g)
+	}
+	return b.String()
+}
+
+// residentDeliver delivers one message through the resident child for
+// the given ids, starting it when there is none.
+func (d *Deliverer) residentDeliver(ctx context.Context, exe string, uid, gid int, groups []int, step string, f *os.File, msgPath, sender, rcpt string) outcome.Result {
+	rs := d.pool()
+	r, id, ch, err := rs.take(exe, uid, gid, groups)
+	if err != nil {
+		return outcome.Tempf("4.3.0 local delivery child (uid %d): %v", uid, err)
+	}
+	req := strings.Join([]string{"D", strconv.FormatUint(id, 10), step, sender, rcpt, msgPath}, "\x00")
+	if _, _, err := r.conn.WriteMsgUnix([]byte(req), unix.UnixRights(int(f.Fd())), nil); err != nil {
+		r.fail(fmt.Errorf("sending a delivery: %v", err))
+	}
+	select {
+	case res := <-ch:
+		return res
+	case <-ctx.Done():
+		// Stopping: the child kills a program it runs for this delivery
+		// and reports; a dead child reports through fail.
+		r.conn.WriteMsgUnix([]byte("C\x00"+strconv.FormatUint(id, 10)), nil, nil)
+		return <-ch
+	}
+}
+
+// take finds or starts the child for the ids and registers one delivery
+// with it.
+func (rs *residents) take(exe string, uid, gid int, groups []int) (*resident, uint64, chan outcome.Result, error) {
+	key := idsKey(exe, uid, gid, groups)
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.kids[key]
+	if r == nil {
+		var err error
+		if r, err = rs.start(key, exe, uid, gid, groups); err != nil {
+			return nil, 0, nil, err
+		}
+		rs.kids[key] = r
+	}
+	if r.idle != nil {
+		r.idle.Stop()
+		r.idle = nil
+	}
+	r.next++
+	ch := make(chan outcome.Result, 1)
+	r.waiting[r.next] = ch
+	return r, r.next, ch, nil
+}
+
+// start starts a resident child.
+func (rs *residents) start(key, exe string, uid, gid int, groups []int) (*resident, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "resident"), os.NewFile(uintptr(fds[1]), "resident-child")
+	defer theirs.Close()
+	c, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, err
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, errors.New("socket pair is not a unix socket")
+	}
+	cmd := exec.Command(exe, "-local", "-resident")
+	cmd.Env = []string{"OMAIL_HOME=" + rs.d.Home, "PATH=" + rs.d.path()}
+	cmd.Dir = "/"
+	errs := &limited{max: ProgramOutput}
+	cmd.Stderr = errs
+	cmd.ExtraFiles = []*os.File{theirs}
+	g := make([]uint32, len(groups))
+	for i, n := range groups {
+		g[i] = uint32(n)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}}
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	rs.starts++
+	r := &resident{rs: rs, key: key, uid: uid, cmd: cmd, conn: conn, errs: errs, done: make(chan struct{}), waiting: map[uint64]chan outcome.Result{}}
+	go r.read()
+	return r, nil
+}
+
+// read takes the child's reports until it ends, then reaps it.
+func (r *resident) read() {
+	buf := make([]byte, maxPacket)
+	var err error
+	for {
+		var n, flags int
+		n, _, flags, _, err = r.conn.ReadMsgUnix(buf, nil)
+		if err == nil && n == 0 {
+			err = io.EOF // the child closed its end
+		}
+		if err != nil {
+			break
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			err = errors.New("over-long report")
+			break
+		}
+		if err = r.answer(buf[:n]); err != nil {
+			break
+		}
+	}
+	r.fail(err)
+}
+
+// answer hands one report to the delivery waiting for it.
+func (r *resident) answer(p []byte) error {
+	kind, rest, _ := bytes.Cut(p, []byte{0})
+	idText, rep, ok := bytes.Cut(rest, []byte{0})
+	id, err := strconv.ParseUint(string(idText), 10, 64)
+	if string(kind) != "R" || !ok || err != nil {
+		return fmt.Errorf("bad packet %q", p)
+	}
+	res, err := outcome.ParseReport(rep)
+	if err != nil {
+		return err
+	}
+	rs := r.rs
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	ch, ok := r.waiting[id]
+	if !ok {
+		return fmt.Errorf("report for unknown delivery %d", id)
+	}
+	delete(r.waiting, id)
+	ch <- res
+	if len(r.waiting) == 0 && !r.closing {
+		idle := rs.d.Idle
+		if idle <= 0 {
+			idle = ResidentIdle
+		}
+		r.idle = time.AfterFunc(idle, func() { rs.endIdle(r) })
+	}
+	return nil
+}
+
+// endIdle ends r if it still has nothing to do: no new delivery goes to
+// it, and its end of the socket is shut for writing, which the child
+// reads as "finish and exit".
+func (rs *residents) endIdle(r *resident) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if r.closing || len(r.waiting) > 0 {
+		return
+	}
+	r.closing = true
+	if rs.kids[r.key] == r {
+		delete(rs.kids, r.key)
+	}
+	r.conn.CloseWrite()
+}
+
+// closeIdle ends every child that has nothing to do now, as its idle
+// timer would.
+func (rs *residents) closeIdle() {
+	rs.mu.Lock()
+	var idle []*resident
+	for _, r := range rs.kids {
+		if len(r.waiting) == 0 {
+			idle = append(idle, r)
+		}
+	}
+	rs.mu.Unlock()
+	for _, r := range idle {
+		rs.endIdle(r)
+	}
+}
+
+// fail ends r after an error or its exit: it is killed (it may be alive
+// and talking nonsense) and reaped, and each delivery still waiting is a
+// temporary failure. Only the first call does anything.
+func (r *resident) fail(cause error) {
+	rs := r.rs
+	rs.mu.Lock()
+	if r.waiting == nil {
+		rs.mu.Unlock()
+		return
+	}
+	r.closing = true
+	if rs.kids[r.key] == r {
+		delete(rs.kids, r.key)
+	}
+	if r.idle != nil {
+		r.idle.Stop()
+	}
+	waiting := r.waiting
+	r.waiting = nil
+	rs.mu.Unlock()
+
+	if !errors.Is(cause, io.EOF) || len(waiting) > 0 {
+		r.cmd.Process.Kill()
+	}
+	r.conn.Close()
+	werr := r.cmd.Wait()
+	text := outcome.Tempf("4.3.0 local delivery child (uid %d) ended with the delivery in flight: %v (%v) %s", r.uid, cause, werr, strings.TrimSpace(r.errs.String()))
+	for _, ch := range waiting {
+		ch <- text
+	}
+	close(r.done)
+}
+
+// Close ends every resident child after the deliveries in flight. It
+// does not wait for them to exit.
+func (d *Deliverer) Close() {
+	rs := d.pool()
+	rs.mu.Lock()
+	kids := make([]*resident, 0, len(rs.kids))
+	for _, r := range rs.kids {
+		kids = append(kids, r)
+	}
+	rs.mu.Unlock()
+	for _, r := range kids {
+		rs.mu.Lock()
+		r.closing = true
+		if rs.kids[r.key] == r {
+			delete(rs.kids, r.key)
+		}
+		rs.mu.Unlock()
+		r.conn.CloseWrite()
+	}
+}
+
+// serve is the resident child: "omail-deliver -local -resident", as the
+// ids its parent chose, reading requests from fd 3 until the parent
+// shuts its end, then finishing what it has.
+func serve(env home.Env, stderr io.Writer) int {
+	f := os.NewFile(3, "resident")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: -local -resident: fd 3: %v\n", err)
+		return qexit.Temp
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		fmt.Fprintln(stderr, "omail-deliver: -local -resident: fd 3 is not a unix socket")
+		return qexit.Temp
+	}
+	defer conn.Close()
+	d := New(env)
+	if p := env.Get("PATH"); p != "" {
+		d.Path = p
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		cancels = map[string]context.CancelFunc{}
+	)
+	buf := make([]byte, maxPacket)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	code := qexit.OK
+	for {
+		n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil || n == 0 {
+			break // the parent is done with us, or gone
+		}
+		msg := receivedFile(oob[:oobn])
+		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+			if msg != nil {
+				msg.Close()
+			}
+			fmt.Fprintln(stderr, "omail-deliver: -local -resident: over-long request")
+			code = qexit.Temp
+			break
+		}
+		f := strings.Split(string(buf[:n]), "\x00")
+		switch {
+		case len(f) == 2 && f[0] == "C" && msg == nil:
+			mu.Lock()
+			if cancel := cancels[f[1]]; cancel != nil {
+				cancel()
+			}
+			mu.Unlock()
+			continue
+		case len(f) == 6 && f[0] == "D" && msg != nil:
+		default:
+			if msg != nil {
+				msg.Close()
+			}
+			fmt.Fprintf(stderr, "omail-deliver: -local -resident: bad request %q\n", buf[:n])
+			code = qexit.Temp
+		}
+		if code != qexit.OK {
+			break
+		}
+		id, step, sender, rcpt := f[1], f[2], f[3], f[4]
+		ctx, cancel := context.WithCancel(context.Background())
+		mu.Lock()
+		cancels[id] = cancel
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer msg.Close()
+			var res outcome.Result
+			if st, err := msg.Stat(); err != nil {
+				res = outcome.Tempf("4.3.0 cannot read message: %v", err)
+			} else {
+				res = d.step(ctx, step, sender, rcpt, msg, st.Size())
+			}
+			mu.Lock()
+			delete(cancels, id)
+			mu.Unlock()
+			cancel()
+			conn.WriteMsgUnix(outcome.AppendReport([]byte("R\x00"+id+"\x00"), res), nil, nil)
+		}()
+	}
+	wg.Wait()
+	return code
+}
+
+// receivedFile is the one descriptor a request carries, or nil.
+func receivedFile(oob []byte) *os.File {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var file *os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if file == nil {
+				file = os.NewFile(uintptr(fd), "message")
+			} else {
+				unix.Close(fd)
+			}
+		}
+	}
+	return file
+}

@@ -1,0 +1,193 @@
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"omail/lib/outcome"
+)
+
+// residentOf is the resident child for a user's ids, or nil.
+func residentOf(d *Deliverer, exe string, uid int) *resident {
+	rs := d.pool()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, r := range rs.kids {
+		if r.uid == uid && strings.HasPrefix(r.key, exe+"\x00") {
+			return r
+		}
+	}
+	return nil
+}
+
+func (rs *residents) started() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.starts
+}
+
+// As root, one resident child per user delivers every message to that
+// user: mbox deliveries start no program, programs fork from it as the
+// user, a child that dies defers only the delivery it had in flight,
+// and an idle child is ended and replaced when needed.
+func TestResidentChildren(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	w := newRootWorld(t)
+	d, exe, ctx := w.d, w.exe, context.Background()
+	rs := d.pool()
+	deliver := func(rcpt string) outcome.Result { return d.DeliverAs(ctx, exe, nil, w.msg, "ann@example.org", rcpt) }
+
+	// Three mbox deliveries: one child, as bob, and bob owns the mbox.
+	w.write(w.bobHome+"/.omail", "./mbox\n", bobUID)
+	for i := 0; i < 3; i++ {
+		want(t, deliver("bob@test.example"), outcome.OK, "mbox "+w.bobHome+"/mbox")
+	}
+	if n := rs.started(); n != 1 {
+		t.Fatalf("%d children started for three deliveries to bob", n)
+	}
+	bob := residentOf(d, exe, bobUID)
+	if bob == nil {
+		t.Fatal("no resident child for bob")
+	}
+	if uid, _ := owner(t, w.bobHome+"/mbox"); uid != bobUID {
+		t.Errorf("bob's mbox owned by %d", uid)
+	}
+	if b, _ := os.ReadFile(w.bobHome + "/mbox"); strings.Count(string(b), "\nhello\n") != 3 {
+		t.Errorf("bob's mbox: %q", b)
+	}
+
+	// Programs fork from that child, as bob.
+	w.write(w.bobHome+"/.omail", "|echo $PPID $(id -u) >> ppid.out\n", bobUID)
+	want(t, deliver("bob@test.example"), outcome.OK, "program")
+	want(t, deliver("bob@test.example"), outcome.OK, "program")
+	line := strconv.Itoa(bob.cmd.Process.Pid) + " " + strconv.Itoa(bobUID) + "\n"
+	if got, _ := os.ReadFile(w.bobHome + "/ppid.out"); string(got) != line+line {
+		t.Errorf("programs ran from %q, want twice %q", got, line)
+	}
+	if n := rs.started(); n != 1 {
+		t.Errorf("%d children started", n)
+	}
+
+	// carl gets a child of his own.
+	want(t, deliver("carl@test.example"), outcome.OK, "mbox "+w.spool+"/carl")
+	carl := residentOf(d, exe, carlUID)
+	if n := rs.started(); n != 2 || carl == nil || carl == bob {
+		t.Fatalf("%d children started, carl's %v", n, carl)
+	}
+
+	// bob's child dies during a delivery: that delivery is deferred, and
+	// carl's child lives on.
+	w.write(w.bobHome+"/.omail", "|kill -9 $PPID\n", bobUID)
+	want(t, deliver("bob@test.example"), outcome.Temp, "in flight")
+	<-bob.done
+	if ws, ok := bob.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("bob's child ended with %v", bob.cmd.ProcessState)
+	}
+	want(t, deliver("carl@test.example"), outcome.OK, "mbox "+w.spool+"/carl")
+	if residentOf(d, exe, carlUID) != carl || rs.started() != 2 {
+		t.Errorf("carl's child was replaced")
+	}
+	// The retry starts a new child for bob.
+	w.write(w.bobHome+"/.omail", "./mbox\n", bobUID)
+	want(t, deliver("bob@test.example"), outcome.OK, "mbox "+w.bobHome+"/mbox")
+	bob2 := residentOf(d, exe, bobUID)
+	if rs.started() != 3 || bob2 == nil || bob2 == bob {
+		t.Errorf("no new child for bob after the first died")
+	}
+
+	// A delivery cancelled (omail-deliver stopping) kills the program it
+	// runs, and the child lives on. The program says it has started
+	// through a fifo.
+	fifo := filepath.Join(w.bobHome, "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(fifo, bobUID, bobUID)
+	w.write(w.bobHome+"/.omail", "|echo started > started; exec sleep 100000\n", bobUID)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res := make(chan outcome.Result, 1)
+	go func() { res <- d.DeliverAs(cctx, exe, nil, w.msg, "ann@example.org", "bob@test.example") }()
+	if b, err := os.ReadFile(fifo); err != nil || string(b) != "started\n" {
+		t.Fatalf("program start: %q %v", b, err)
+	}
+	cancel()
+	want(t, <-res, outcome.Temp, "program killed")
+	if residentOf(d, exe, bobUID) != bob2 || rs.started() != 3 {
+		t.Errorf("bob's child was replaced after a cancelled delivery")
+	}
+	w.write(w.bobHome+"/.omail", "./mbox\n", bobUID)
+
+	// Idle children are ended; they exit by themselves, successfully.
+	rs.closeIdle()
+	for _, r := range []*resident{bob2, carl} {
+		<-r.done
+		if !r.cmd.ProcessState.Success() {
+			t.Errorf("idle child (uid %d) ended with %v", r.uid, r.cmd.ProcessState)
+		}
+	}
+	if residentOf(d, exe, bobUID) != nil || residentOf(d, exe, carlUID) != nil {
+		t.Error("ended children still taken for deliveries")
+	}
+	want(t, deliver("bob@test.example"), outcome.OK, "mbox "+w.bobHome+"/mbox")
+	if rs.started() != 4 {
+		t.Errorf("%d children started, want a fourth after the idle end", rs.started())
+	}
+}
+
+// A resident child that says something the parent does not understand
+// is killed, and its delivery deferred; so is one that exits without a
+// word. (The child runs as the user, who can make it say anything.)
+func TestResidentChildNonsense(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	w := newRootWorld(t)
+	for _, c := range []struct{ script, want string }{
+		{"printf 'R\\0001\\000K\\000delivered\\000\\n' >&3; exec sleep 1000", "report"},
+		{"printf 'R\\0002\\000K\\000delivered\\000' >&3; exec sleep 1000", "unknown delivery 2"},
+		{"exit 0", "ended with the delivery in flight"},
+	} {
+		exe := filepath.Join(w.dir, "fake-child")
+		os.Remove(exe)
+		w.write(exe, "#!/bin/sh\n"+c.script+"\n", 0)
+		os.Chmod(exe, 0o755)
+		r := w.d.DeliverAs(context.Background(), exe, nil, w.msg, "a@b", "bob@test.example")
+		want(t, r, outcome.Temp, c.want)
+	}
+}
+
+// Deliveries in flight at once share the one child for their ids, each
+// answered on its own.
+func TestResidentConcurrent(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	w := newRootWorld(t)
+	w.write(w.bobHome+"/.omail", "./mbox\n", bobUID)
+	const n = 8
+	res := make(chan outcome.Result, 2*n)
+	for i := 0; i < n; i++ {
+		for _, rcpt := range []string{"bob@test.example", "carl@test.example"} {
+			go func() { res <- w.d.DeliverAs(context.Background(), w.exe, nil, w.msg, "a@b", rcpt) }()
+		}
+	}
+	for i := 0; i < 2*n; i++ {
+		want(t, <-res, outcome.OK, "mbox ")
+	}
+	for _, box := range []string{w.bobHome + "/mbox", w.spool + "/carl"} {
+		if b, _ := os.ReadFile(box); strings.Count(string(b), "\nhello\n") != n {
+			t.Errorf("%s holds %d messages, want %d", box, strings.Count(string(b), "\nhello\n"), n)
+		}
+	}
+	if s := w.d.pool().started(); s != 2 {
+		t.Errorf("%d children started for two users", s)
+	}
+}
