@@ -172,6 +172,10 @@ func (p *Pending) Abort() {
 //
 // A crash before step 3 leaves a message in mess/ with no envelope, which
 // nobody delivers and omail-deliver removes once it is old.
+//
+// The directory fsyncs are shared with the other commits of this process
+// that happen at the same moment (safefile.SyncDirShared: group commit),
+// each waiting for an fsync that started after its own link or rename.
 func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 	if p.done {
 		return "", errors.New("queue: commit after abort")
@@ -188,7 +192,7 @@ func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 		return "", err
 	}
 	p.linked = true
-	if err := safefile.SyncDir(filepath.Dir(mess)); err != nil {
+	if err := safefile.SyncDirShared(p.q.Path(DirMess, "")); err != nil {
 		return "", err
 	}
 	st := NewState(p.id, p.q.now(), env)
@@ -200,7 +204,7 @@ func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 		return "", err
 	}
 	p.renamed = true
-	if err := safefile.SyncDir(p.q.Path(DirTodo, "")); err != nil {
+	if err := safefile.SyncDirShared(p.q.Path(DirTodo, "")); err != nil {
 		return "", err
 	}
 	p.done = true
