@@ -1,7 +1,9 @@
 package qmanager
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,7 +219,7 @@ func TestRetryThenExpireThenBounce(t *testing.T) {
 		if b.Sender != "" || b.Rcpts[0].Addr != "sender@test.example" {
 			t.Errorf("bounce envelope: %+v", b)
 		}
-		body, _ := os.ReadFile(f.m.Q.Path(queue.DirMess, bid))
+		body := f.message(bid)
 		for _, want := range []string{
 			"Content-Type: multipart/report; report-type=delivery-status;",
 			"Final-Recipient: rfc822; busy@test.example",
@@ -366,18 +368,71 @@ func TestTwoDeliverersNeverDeliverTwice(t *testing.T) {
 }
 
 func TestDamagedStateGoesToCorrupt(t *testing.T) {
-	f := newFixture(t, map[string]string{})
-	id := f.enqueue("a@b", "c@test.example")
-	os.WriteFile(f.m.Q.Path(queue.DirTodo, id), []byte("garbage"), 0o640)
-	f.flush()
-	for _, name := range []string{id + ".todo", id + ".mess"} {
-		if _, err := os.Stat(f.m.Q.Path(queue.DirCorrupt, name)); err != nil {
-			t.Errorf("corrupt/%s: %v", name, err)
-		}
+	// A single-file entry whose footer is damaged, one whose state is,
+	// and an older-layout message whose envelope file is garbage: each
+	// is set aside whole, nothing is delivered or deleted.
+	for _, tc := range []struct {
+		name   string
+		damage func(f *fixture, id string)
+		want   []string // in corrupt/, after the id
+	}{
+		{"footer", func(f *fixture, id string) {
+			p := f.m.Q.Path(queue.DirTodo, id)
+			b, _ := os.ReadFile(p)
+			b[len(b)-2] = 'x'
+			os.WriteFile(p, b, 0o640)
+		}, []string{".todo"}},
+		{"state", func(f *fixture, id string) {
+			p := f.m.Q.Path(queue.DirTodo, id)
+			b, _ := os.ReadFile(p)
+			i := bytes.Index(b, []byte("V1\x00Q"))
+			copy(b[i:], "V9")
+			os.WriteFile(p, b, 0o640)
+		}, []string{".todo", ".mess"}},
+		{"older layout", func(f *fixture, id string) {
+			r, c, err := f.m.Q.OpenMessage(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(r)
+			c.Close()
+			os.WriteFile(f.m.Q.Path(queue.DirMess, id), msg, 0o640)
+			os.WriteFile(f.m.Q.Path(queue.DirTodo, id), []byte("garbage\x00"), 0o640)
+		}, []string{".todo", ".mess"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, map[string]string{})
+			id := f.enqueue("a@b", "c@test.example")
+			tc.damage(f, id)
+			f.flush()
+			for _, suffix := range tc.want {
+				if _, err := os.Stat(f.m.Q.Path(queue.DirCorrupt, id+suffix)); err != nil {
+					t.Errorf("corrupt/%s: %v", id+suffix, err)
+				}
+			}
+			if f.count("c@test.example") != 0 {
+				t.Errorf("a damaged message was delivered")
+			}
+			if !strings.Contains(f.log.String(), "set aside in corrupt/") {
+				t.Errorf("log:\n%s", f.log.String())
+			}
+		})
 	}
-	if !strings.Contains(f.log.String(), "set aside in corrupt/") {
-		t.Errorf("log:\n%s", f.log.String())
+}
+
+// message returns a queued message's bytes.
+func (f *fixture) message(id string) string {
+	f.t.Helper()
+	r, c, err := f.m.Q.OpenMessage(id)
+	if err != nil {
+		f.t.Fatal(err)
 	}
+	defer c.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestForwardQueuesACopy(t *testing.T) {

@@ -64,6 +64,18 @@ func (m *Manager) claim(id string, wait bool) (*os.File, error) {
 func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int64, open bool, err error) {
 	lock, err := m.claim(id, flush)
 	if errors.Is(err, fs.ErrNotExist) {
+		// A message committed as one file has no mess/ID until a
+		// deliverer gives it one (lib/queue/todofile.go).
+		var linked bool
+		if linked, err = m.Q.LinkMessage(id); err != nil {
+			return 0, true, err
+		} else if linked {
+			lock, err = m.claim(id, flush)
+		} else {
+			err = fs.ErrNotExist
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
 		// No message file: finished by another deliverer, or an envelope
 		// whose message is missing, which is damage.
 		if m.exists(queue.DirTodo, id) || m.exists(queue.DirInfo, id) {
@@ -81,10 +93,11 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 	// is finished by its first attempt never goes to info/ at all, which
 	// saves a rename and a state write (and their fsyncs) per message.
 	dir := queue.DirInfo
+	msgLen := int64(-1) // of a single-file entry read from todo/
 	data, err := os.ReadFile(m.Q.Path(queue.DirInfo, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		dir = queue.DirTodo
-		data, err = os.ReadFile(m.Q.Path(queue.DirTodo, id))
+		data, msgLen, err = m.Q.ReadTodo(id)
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, false, nil // finished meanwhile
 		}
@@ -95,6 +108,10 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 			return 0, true, err
 		}
 	}
+	if errors.Is(err, queue.ErrCorrupt) {
+		m.setAside(id, err.Error())
+		return 0, false, nil
+	}
 	if err != nil {
 		return 0, true, err
 	}
@@ -104,6 +121,21 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		return 0, false, nil
 	}
 	st.Dir = dir
+	// The message file must hold the message alone before anything
+	// reads it: move a single-file entry's state to info/ and cut its
+	// file back, or finish that after a crash.
+	if msgLen >= 0 {
+		err = m.Q.Unfold(lock, st, msgLen)
+	} else {
+		err = m.Q.Trim(lock, st)
+	}
+	if errors.Is(err, queue.ErrCorrupt) {
+		m.setAside(id, err.Error())
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, true, err
+	}
 	if st.Rcpts[0].Attempts == 0 && allTodo(st) {
 		m.logf("new msg %s from <%s> to %d recipient(s)", id, st.Sender, len(st.Rcpts))
 	}
@@ -326,18 +358,7 @@ func (m *Manager) forward(msgPath, sender string, prefix, rcpts []string) error 
 
 // saveState writes the state durably to info/, and then, the first
 // time, removes the envelope from todo/.
-func (m *Manager) saveState(st *queue.State) error {
-	if err := safefile.WriteFile(m.Q.Path(queue.DirInfo, st.ID), st.Marshal(), 0o640); err != nil {
-		return err
-	}
-	if st.Dir == queue.DirTodo {
-		if err := safefile.Remove(m.Q.Path(queue.DirTodo, st.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	st.Dir = queue.DirInfo
-	return nil
-}
+func (m *Manager) saveState(st *queue.State) error { return m.Q.SaveState(st) }
 
 // finish removes a message all of whose recipients are done or bounced:
 // the envelope first (the commit point of "finished"), then the body.

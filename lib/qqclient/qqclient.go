@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"omail/lib/crashpoint"
 	"omail/lib/envelope"
 	"omail/lib/home"
 	"omail/lib/qexit"
@@ -48,7 +49,7 @@ func Open(env home.Env, stderr io.Writer) (*Client, error) {
 	if !sameProcessOK(env, prog) {
 		return Start(prog, env, stderr)
 	}
-	m, code, err := queue.Submit(env.Dir())
+	m, code, err := queue.Submit(env.Dir(), crashpoint.New(env))
 	if err != nil {
 		// Reported by Commit, as omail-queue's exit code would be.
 		return &Client{prog: prog, werr: &qexit.Error{Code: code, Err: err}, stderr: stderr}, nil

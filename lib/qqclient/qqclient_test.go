@@ -146,7 +146,12 @@ func TestOpenQueuesInProcess(t *testing.T) {
 	if len(es) != 1 || es[0].State.Sender != "a@b" || len(es[0].State.Rcpts) != 2 {
 		t.Fatalf("queue holds %+v", es)
 	}
-	msg, _ := os.ReadFile(q.Path(queue.DirMess, es[0].ID))
+	r, closer, err := q.OpenMessage(es[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	msg, _ := io.ReadAll(r)
 	want := fmt.Sprintf("Received: (omail-queue %d invoked by uid %d); ", os.Getpid(), os.Getuid())
 	if !strings.HasPrefix(string(msg), want) || !strings.HasSuffix(string(msg), "\nSubject: x\n\nbody\n") {
 		t.Errorf("queued message %q", msg)

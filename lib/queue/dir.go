@@ -196,9 +196,17 @@ func (r *Reader) dir(sub string) (int, error) {
 // the Reader's own: valid until its next ReadState. A missing file is an
 // error for which errors.Is(err, fs.ErrNotExist) holds.
 func (r *Reader) ReadState(sub, id string) ([]byte, error) {
+	data, _, err := r.ReadEntry(sub, id)
+	return data, err
+}
+
+// ReadEntry is ReadState that also returns, for a single-file entry in
+// todo/ (todofile.go), the length of the message before its state; -1
+// for any other state file.
+func (r *Reader) ReadEntry(sub, id string) ([]byte, int64, error) {
 	dfd, err := r.dir(sub)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
 	// O_NOATIME: reading a state file the first time after it was
 	// written would otherwise update its atime (relatime), a metadata
@@ -213,9 +221,29 @@ func (r *Reader) ReadState(sub, id string) ([]byte, error) {
 		fd, err = openRetry(dfd, id, unix.O_RDONLY|unix.O_CLOEXEC)
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: r.q.Path(sub, id), Err: err}
+		return nil, -1, &fs.PathError{Op: "open", Path: r.q.Path(sub, id), Err: err}
 	}
 	defer unix.Close(fd)
+	if sub == DirTodo {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return nil, -1, &fs.PathError{Op: "stat", Path: r.q.Path(sub, id), Err: err}
+		}
+		state, msgLen, err := readTodo(fd, st.Size, r.buf)
+		if err != nil {
+			return nil, -1, &fs.PathError{Op: "read", Path: r.q.Path(sub, id), Err: err}
+		}
+		if msgLen >= 0 {
+			r.buf = state[:0]
+			return state, msgLen, nil
+		}
+	}
+	data, err := r.readAll(fd, sub, id)
+	return data, -1, err
+}
+
+// readAll reads a state file to its end into the Reader's buffer.
+func (r *Reader) readAll(fd int, sub, id string) ([]byte, error) {
 	data := r.buf[:0]
 	for {
 		if len(data) == cap(data) {
@@ -316,7 +344,7 @@ func (q *Queue) each(fn func(Entry)) error {
 	read := func(r *Reader, i int) (e Entry) {
 		l := locs[i]
 		e = Entry{ID: l.id, Dir: l.dir, Size: -1}
-		data, err := r.ReadState(l.dir, l.id)
+		data, msgLen, err := r.ReadEntry(l.dir, l.id)
 		if errors.Is(err, fs.ErrNotExist) && l.dir == DirTodo {
 			// A deliverer took it since the listing: its state is in
 			// info/ now, unless it is finished.
@@ -331,8 +359,13 @@ func (q *Queue) each(fn func(Entry)) error {
 			e.State, err = ParseState(l.id, data)
 		}
 		e.Err = err
-		if n, err := r.Size(l.id); err == nil {
+		if msgLen >= 0 {
+			e.Size = msgLen // a single-file entry: no mess/ID yet
+		} else if n, err := r.Size(l.id); err == nil {
 			e.Size = n
+		}
+		if e.State != nil && e.State.MessageLen > 0 {
+			e.Size = e.State.MessageLen // mess/ID may still carry its envelope
 		}
 		return e
 	}

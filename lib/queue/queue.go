@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"omail/lib/clock"
+	"omail/lib/crashpoint"
 	"omail/lib/envelope"
 	"omail/lib/safefile"
 )
@@ -37,6 +38,8 @@ type Queue struct {
 	Dir string
 	// Now is the clock; tests inject their own.
 	Now func() time.Time
+	// Crash is the test hooks at the commit's steps (lib/crashpoint).
+	Crash crashpoint.Hook
 }
 
 // New returns the queue under an OMAIL_HOME.
@@ -114,10 +117,11 @@ type Pending struct {
 	id   string
 	tmp  string
 	f    *os.File
+	n    int64 // message bytes written
 	done bool
-	// linked and renamed record which commit steps happened, so that
-	// Abort undoes exactly ours and never touches another message.
-	linked, renamed bool
+	// linked records that todo/ID exists, so that Abort undoes exactly
+	// our step and never touches another message.
+	linked bool
 }
 
 // Begin starts a new message; write its bytes to the Pending, then
@@ -140,7 +144,11 @@ func (q *Queue) Begin() (*Pending, error) {
 // ID is the queue id the message will have.
 func (p *Pending) ID() string { return p.id }
 
-func (p *Pending) Write(b []byte) (int, error) { return p.f.Write(b) }
+func (p *Pending) Write(b []byte) (int, error) {
+	n, err := p.f.Write(b)
+	p.n += int64(n)
+	return n, err
+}
 
 // Abort throws the message away. After Commit it does nothing.
 func (p *Pending) Abort() {
@@ -149,86 +157,62 @@ func (p *Pending) Abort() {
 	}
 	p.done = true
 	p.f.Close()
-	// Undo in the reverse order of Commit: the envelope first, so that
-	// there is never an envelope without its message.
-	if p.renamed {
-		os.Remove(p.q.Path(DirTodo, p.id))
-	}
-	os.Remove(p.q.Path(DirTmp, p.id+".todo"))
 	if p.linked {
-		os.Remove(p.q.Path(DirMess, p.id))
+		os.Remove(p.q.Path(DirTodo, p.id))
 	}
 	os.Remove(p.tmp)
 }
 
-// Commit makes the message part of the queue, with the given envelope.
-// The steps, each durable before the next:
+// Commit makes the message part of the queue, with the given envelope,
+// in one file and two fsyncs (docs/INTERNALS.md, "Getting in"):
 //
-//  1. fsync the message file, link it to mess/ID (link refuses to
-//     overwrite), fsync mess/;
-//  2. write the envelope to tmp/ID.todo and fsync it;
-//  3. rename it to todo/ID and fsync todo/: the commit point. Before it
-//     the message does not exist for anyone; after it, it is accepted.
+//  1. the envelope, as a state file, and a footer go after the message
+//     in tmp/ID.mess, and the file is fsynced;
+//  2. it is linked to todo/ID (link refuses to overwrite) and todo/ is
+//     fsynced: the commit point. Before it the message does not exist
+//     for anyone; after it, it is accepted.
 //
-// A crash before step 3 leaves a message in mess/ with no envelope, which
-// nobody delivers and omail-deliver removes once it is old.
+// A deliverer later gives the message its own name in mess/ and moves the
+// envelope to info/ (LinkMessage, ReadTodo, Trim). A crash before step 2
+// leaves only a file in tmp/, which omail-deliver removes once it is old.
 //
-// The directory fsyncs are shared with the other commits of this process
-// that happen at the same moment (safefile.SyncDirShared: group commit),
-// each waiting for an fsync that started after its own link or rename.
+// The fsync of todo/ is shared with the other commits of this process
+// that happen at the same moment (safefile.SyncDir: group commit), each
+// waiting for an fsync that started after its own link.
 func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 	if p.done {
 		return "", errors.New("queue: commit after abort")
 	}
 	defer p.Abort()
+	if p.n == 0 {
+		// Never the case for omail-queue, which writes a Received: line;
+		// a zero length would make the trailer indistinguishable from
+		// a message that carries none.
+		return "", errors.New("queue: empty message")
+	}
+	st := NewState(p.id, p.q.now(), env)
+	state := st.Marshal()
+	if _, err := p.f.Write(appendFooter(state, p.n, int64(len(state)))); err != nil {
+		return "", err
+	}
 	if err := p.f.Sync(); err != nil {
 		return "", err
 	}
 	if err := p.f.Close(); err != nil {
 		return "", err
 	}
-	mess := p.q.Path(DirMess, p.id)
-	if err := os.Link(p.tmp, mess); err != nil {
+	p.q.Crash.At("queue-commit-synced")
+	if err := os.Link(p.tmp, p.q.Path(DirTodo, p.id)); err != nil {
 		return "", err
 	}
 	p.linked = true
-	if err := safefile.SyncDirShared(p.q.Path(DirMess, "")); err != nil {
-		return "", err
-	}
-	st := NewState(p.id, p.q.now(), env)
-	tmpEnv := p.q.Path(DirTmp, p.id+".todo")
-	if err := writeSync(tmpEnv, st.Marshal()); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmpEnv, p.q.Path(DirTodo, p.id)); err != nil {
-		return "", err
-	}
-	p.renamed = true
-	if err := safefile.SyncDirShared(p.q.Path(DirTodo, "")); err != nil {
+	p.q.Crash.At("queue-commit-linked")
+	if err := safefile.SyncDir(p.q.Path(DirTodo, "")); err != nil {
 		return "", err
 	}
 	p.done = true
-	os.Remove(p.tmp) // the link in mess/ is the message now
+	os.Remove(p.tmp) // todo/ID is the message now
 	return p.id, nil
-}
-
-// writeSync creates a new file with data and fsyncs it.
-func writeSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
 }
 
 // Notify tells a running omail-deliver that there is new mail, by writing

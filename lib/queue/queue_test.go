@@ -48,11 +48,17 @@ func TestCommit(t *testing.T) {
 	if got := entries(t, q, DirTodo); !reflect.DeepEqual(got, []string{id}) {
 		t.Errorf("todo = %v, want [%s]", got, id)
 	}
-	msg, _ := os.ReadFile(q.Path(DirMess, id))
-	if string(msg) != "Subject: x\n\nbody\n" {
-		t.Errorf("message = %q", msg)
+	if got := entries(t, q, DirMess); len(got) != 0 {
+		t.Errorf("mess/ holds %v before a deliverer took the message", got)
 	}
 	ents, err := q.Scan()
+	if err != nil || len(ents) != 1 || ents[0].Size != int64(len("Subject: x\n\nbody\n")) {
+		t.Fatalf("Scan = %+v, %v", ents, err)
+	}
+	if msg := unfold(t, q, id); msg != "Subject: x\n\nbody\n" {
+		t.Errorf("message = %q", msg)
+	}
+	ents, err = q.Scan()
 	if err != nil || len(ents) != 1 {
 		t.Fatalf("Scan = %v, %v", ents, err)
 	}
@@ -85,17 +91,17 @@ func TestAbortLeavesNothing(t *testing.T) {
 func TestCommitNeverOverwrites(t *testing.T) {
 	q := newQueue(t)
 	p, _ := q.Begin()
-	// Someone else's message already holds this id in mess/.
-	os.WriteFile(q.Path(DirMess, p.ID()), []byte("theirs"), 0o600)
+	// Someone else's message already holds this id in todo/.
+	os.WriteFile(q.Path(DirTodo, p.ID()), []byte("theirs"), 0o600)
 	p.Write([]byte("mine"))
 	if _, err := p.Commit(&envelope.Envelope{Sender: "", Rcpts: []string{"x@y"}}); err == nil {
 		t.Fatal("commit over an existing message succeeded")
 	}
-	if b, _ := os.ReadFile(q.Path(DirMess, p.ID())); string(b) != "theirs" {
+	if b, _ := os.ReadFile(q.Path(DirTodo, p.ID())); string(b) != "theirs" {
 		t.Errorf("the other message was touched: %q", b)
 	}
-	if got := entries(t, q, DirTodo); len(got) != 0 {
-		t.Errorf("todo after failed commit: %v", got)
+	if got := entries(t, q, DirTmp); len(got) != 0 {
+		t.Errorf("tmp after failed commit: %v", got)
 	}
 }
 
@@ -199,4 +205,36 @@ func TestIDOrder(t *testing.T) {
 		ValidID(".1700000000.000000005.42.15944504559462525916") || ValidID("1.2.3") || ValidID("1..2.3") {
 		t.Error("ValidID")
 	}
+}
+
+// unfold does what a deliverer does with a freshly committed message
+// (LinkMessage, lock, ReadTodo, Unfold) and returns the message.
+func unfold(t *testing.T, q *Queue, id string) string {
+	t.Helper()
+	linked, err := q.LinkMessage(id)
+	if err != nil || !linked {
+		t.Fatalf("LinkMessage = %v, %v", linked, err)
+	}
+	f, err := os.Open(q.Path(DirMess, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, msgLen, err := q.ReadTodo(id)
+	if err != nil || msgLen < 1 {
+		t.Fatalf("ReadTodo: %d %v", msgLen, err)
+	}
+	st, err := ParseState(id, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Dir = DirTodo
+	if err := q.Unfold(f, st, msgLen); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := os.ReadFile(q.Path(DirMess, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(msg)
 }

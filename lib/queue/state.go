@@ -61,6 +61,11 @@ type State struct {
 	Queued int64  // unix seconds
 	Sender string
 	Rcpts  []Rcpt
+	// MessageLen is the length of the message in mess/ID, recorded
+	// when a deliverer moves the state of a single-file entry to info/
+	// (todofile.go); 0 when not recorded (the state is in todo/, or the
+	// message was committed in the older layout).
+	MessageLen int64
 }
 
 // Envelope returns the sender and every recipient.
@@ -101,6 +106,7 @@ func (s *State) NextTry() (int64, bool) {
 //	V1                       version
 //	Q<unix seconds>          when the message was queued
 //	F<sender>                envelope sender ("" for a bounce)
+//	L<bytes>                 optional: the message's length in mess/ID
 //	R<status> <attempts> <nexttry> <address>
 //	E<last error>            optional, belongs to the R before it
 //	.                        end: a file without it is damaged
@@ -121,6 +127,9 @@ func (s *State) Marshal() []byte {
 	rec(stateVersion)
 	rec("Q", strconv.FormatInt(s.Queued, 10))
 	rec("F", s.Sender)
+	if s.MessageLen > 0 {
+		rec("L", strconv.FormatInt(s.MessageLen, 10))
+	}
 	for _, r := range s.Rcpts {
 		rec("R", string(r.Status), " ", strconv.Itoa(r.Attempts), " ", strconv.FormatInt(r.NextTry, 10), " ", r.Addr)
 		if r.LastError != "" {
@@ -177,11 +186,17 @@ func ParseState(id string, data []byte) (*State, error) {
 		return nil, corrupt("no F record")
 	}
 	st.Sender = recs[1][1:]
-	for _, rec := range recs[2:] {
+	for i, rec := range recs[2:] {
 		if rec == "" {
 			return nil, corrupt("empty record")
 		}
 		switch rec[0] {
+		case 'L':
+			n, err := strconv.ParseInt(rec[1:], 10, 64)
+			if i != 0 || err != nil || n < 1 {
+				return nil, corrupt("bad L record")
+			}
+			st.MessageLen = n
 		case 'R':
 			r, err := parseRcpt(rec[1:])
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"omail/lib/crashpoint"
 	"omail/lib/envelope"
 	"omail/lib/qexit"
 )
@@ -25,12 +26,14 @@ type Submission struct {
 
 // Submit checks OMAIL_HOME (home) and its queue, creates the message file
 // and writes omail-queue's Received: line. On failure it returns the exit
-// code omail-queue would give.
-func Submit(home string) (*Submission, int, error) {
+// code omail-queue would give. crash is the program's test hooks (nil in
+// production), called at the commit's steps.
+func Submit(home string, crash crashpoint.Hook) (*Submission, int, error) {
 	if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
 		return nil, qexit.HomeError, fmt.Errorf("OMAIL_HOME %s: %v", home, err)
 	}
 	q := New(home)
+	q.Crash = crash
 	if err := q.Check(); err != nil {
 		return nil, qexit.QueueError, err
 	}

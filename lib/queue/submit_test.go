@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +17,7 @@ func TestSubmit(t *testing.T) {
 	if err := q.Init(); err != nil {
 		t.Fatal(err)
 	}
-	s, code, err := Submit(h)
+	s, code, err := Submit(h, nil)
 	if err != nil || code != qexit.OK {
 		t.Fatalf("Submit: %d %v", code, err)
 	}
@@ -34,18 +33,18 @@ func TestSubmit(t *testing.T) {
 	if len(todo) != 1 {
 		t.Fatalf("todo/ holds %v", todo)
 	}
-	msg, _ := os.ReadFile(q.Path(DirMess, todo[0]))
+	msg := unfold(t, q, todo[0])
 	if !strings.HasPrefix(string(msg), "Received: (omail-queue ") || !strings.HasSuffix(string(msg), "\nSubject: hi\n\nbody\n") {
 		t.Errorf("message: %q", msg)
 	}
 
-	s, _, err = Submit(h)
+	s, _, err = Submit(h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Write([]byte("Subject: never\n"))
 	s.Abort()
-	if got := entries(t, q, DirTodo); len(got) != 1 {
+	if got := entries(t, q, DirTodo); len(got) != 0 {
 		t.Errorf("todo/ holds %v after an abort", got)
 	}
 	if got := entries(t, q, DirTmp); len(got) != 0 {
@@ -56,10 +55,10 @@ func TestSubmit(t *testing.T) {
 // Submit gives omail-queue's codes for a missing home and queue.
 func TestSubmitRefuses(t *testing.T) {
 	h := t.TempDir()
-	if _, code, err := Submit(filepath.Join(h, "none")); code != qexit.HomeError || err == nil {
+	if _, code, err := Submit(filepath.Join(h, "none"), nil); code != qexit.HomeError || err == nil {
 		t.Errorf("no home: %d %v", code, err)
 	}
-	if _, code, err := Submit(h); code != qexit.QueueError || err == nil {
+	if _, code, err := Submit(h, nil); code != qexit.QueueError || err == nil {
 		t.Errorf("no queue: %d %v", code, err)
 	}
 }

@@ -39,7 +39,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout io.Writer, stderr 
 // queueOne does the work in a goroutine, so that a caller who stalls
 // can be timed out while a read is blocked.
 func queueOne(env home.Env, msg, envIn io.Reader) (int, error) {
-	m, code, err := queue.Submit(env.Dir())
+	m, code, err := queue.Submit(env.Dir(), crashpoint.New(env))
 	if err != nil {
 		return code, err
 	}

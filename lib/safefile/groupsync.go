@@ -2,24 +2,26 @@ package safefile
 
 import "sync"
 
-// Group commit. Many sessions of one process (the resident omail-smtpd,
-// under load) commit messages into the same queue directories at the
-// same moment; each needs "my new entry is durable" before it answers,
-// which one directory fsync gives every entry made before that fsync
-// started. SyncDirShared lets concurrent callers share fsyncs: a caller
-// waits for the first fsync of dir that starts after it called, run by
-// whichever caller comes first, so N callers at once cost about two
-// fsyncs instead of N.
+// Group commit. Many goroutines of one process (the sessions of the
+// resident omail-smtpd, the deliveries of omail-deliver) make entries in
+// the same directories at the same moment, and each needs "my entry is
+// durable" before it answers, which one directory fsync gives every entry
+// made before that fsync started. So SyncDir lets concurrent callers
+// share fsyncs: a caller waits for the first fsync of the directory that
+// starts after it called, run by whichever caller comes first. N callers
+// at once cost about two fsyncs instead of N, and a lone caller exactly
+// one, as before.
 
 // dirSync coordinates the fsyncs of one directory.
 type dirSync struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	running bool   // an fsync is in progress
-	waiting int    // callers blocked behind it (for tests)
+	waiting int    // callers blocked behind it
 	started uint64 // fsyncs started so far
 	done    uint64 // the newest finished fsync (its number)
 	err     error  // and its result
+	users   int    // callers between dirSyncFor and release
 }
 
 var (
@@ -27,6 +29,7 @@ var (
 	dirSyncs   = map[string]*dirSync{}
 )
 
+// dirSyncFor returns the coordinator of dir's fsyncs, shared by path.
 func dirSyncFor(dir string) *dirSync {
 	dirSyncsMu.Lock()
 	defer dirSyncsMu.Unlock()
@@ -36,15 +39,26 @@ func dirSyncFor(dir string) *dirSync {
 		s.cond = sync.NewCond(&s.mu)
 		dirSyncs[dir] = s
 	}
+	s.users++
 	return s
 }
 
-// SyncDirShared is SyncDir for callers that may run concurrently in one
-// process: it returns once an fsync of dir that started after the call
-// has finished, and that fsync's error. dir names the directory the same
-// way for every caller (the fsyncs are shared by path).
-func SyncDirShared(dir string) error {
-	return dirSyncFor(dir).sync(func() error { return SyncDir(dir) })
+// release forgets dir's coordinator once nobody uses it, so that a
+// long-running process does not keep one per directory it ever synced.
+func release(dir string, s *dirSync) {
+	dirSyncsMu.Lock()
+	defer dirSyncsMu.Unlock()
+	if s.users--; s.users == 0 && dirSyncs[dir] == s {
+		delete(dirSyncs, dir)
+	}
+}
+
+// syncShared is SyncDir's body: it returns once an fsync of dir that
+// started after the call has finished, with that fsync's error.
+func syncShared(dir string, fsync func() error) error {
+	s := dirSyncFor(dir)
+	defer release(dir, s)
+	return s.sync(fsync)
 }
 
 // sync waits for, or runs, an fsync that starts after this call.

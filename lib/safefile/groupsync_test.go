@@ -95,7 +95,7 @@ func TestSharedSyncError(t *testing.T) {
 	}
 }
 
-func TestSyncDirSharedReal(t *testing.T) {
+func TestSyncDirReal(t *testing.T) {
 	dir := t.TempDir()
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
@@ -106,13 +106,19 @@ func TestSyncDirSharedReal(t *testing.T) {
 			if err := os.WriteFile(p, nil, 0o600); err != nil {
 				t.Error(err)
 			}
-			if err := SyncDirShared(dir); err != nil {
+			if err := SyncDir(dir); err != nil {
 				t.Error(err)
 			}
 		}(i)
 	}
 	wg.Wait()
-	if err := SyncDirShared(filepath.Join(dir, "missing")); err == nil {
+	if err := SyncDir(filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("no error for a missing directory")
+	}
+	dirSyncsMu.Lock()
+	n := len(dirSyncs)
+	dirSyncsMu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d directory coordinators kept after every caller returned", n)
 	}
 }

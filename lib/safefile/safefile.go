@@ -17,8 +17,14 @@ import (
 )
 
 // SyncDir fsyncs a directory, making the entries created, renamed or
-// removed in it durable.
+// removed in it before the call durable. Concurrent callers in one
+// process share fsyncs (group commit, groupsync.go).
 func SyncDir(dir string) error {
+	return syncShared(dir, func() error { return syncDir(dir) })
+}
+
+// syncDir is one fsync of a directory.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

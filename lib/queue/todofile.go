@@ -1,0 +1,264 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"omail/lib/safefile"
+)
+
+// A committed message is one file, todo/ID (Pending.Commit):
+//
+//	MESSAGE  STATE  FOOTER
+//
+// MESSAGE is the message's bytes, STATE the envelope as a state file
+// (state.go), and FOOTER 29 bytes, "OMQ2", the lengths of MESSAGE and
+// STATE in 16 and 8 lower-case hex digits, and a newline. One file makes
+// the commit cost one file fsync and one directory fsync.
+//
+// A deliverer holding the entry's lock unfolds it: it links todo/ID to
+// mess/ID (the same inode: LinkMessage), writes the state, with the
+// message's length, to info/ and removes todo/ID (the manager's
+// saveState), then cuts the file back to the message (Trim). Every step
+// can be repeated after a crash: info/ is written before the file is
+// cut, and whoever reads info/ cuts the file again if it is longer than
+// the length recorded there.
+//
+// An envelope file of the older layout (a message committed by an omail
+// that wrote mess/ID and an envelope-only todo/ID) ends with the state's
+// end record, a NUL; a single-file entry ends with the footer's newline.
+// Deliverers read both.
+
+const (
+	footerMagic = "OMQ2"
+	footerLen   = len(footerMagic) + 16 + 8 + 1
+	maxStateLen = 1<<32 - 1 // what 8 hex digits can say
+)
+
+// appendFooter returns state followed by the footer for a message of
+// msgLen bytes.
+func appendFooter(state []byte, msgLen, stateLen int64) []byte {
+	return fmt.Appendf(state, "%s%016x%08x\n", footerMagic, msgLen, stateLen)
+}
+
+// parseFooter reads a footer from the last footerLen bytes of a file of
+// size bytes; ok is false when they are not a footer consistent with
+// that size.
+func parseFooter(b []byte, size int64) (msgLen, stateLen int64, ok bool) {
+	if len(b) != footerLen || string(b[:4]) != footerMagic || b[footerLen-1] != '\n' {
+		return 0, 0, false
+	}
+	m, err1 := parseHex(b[4:20])
+	s, err2 := parseHex(b[20:28])
+	if err1 != nil || err2 != nil || m < 1 || s < 1 || m > size || s > size || m+s+int64(footerLen) != size {
+		return 0, 0, false
+	}
+	return m, s, true
+}
+
+// parseHex parses lower-case hex digits only (no sign, no prefix).
+func parseHex(b []byte) (int64, error) {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return 0, errors.New("not hex")
+		}
+	}
+	return strconv.ParseInt(string(b), 16, 64)
+}
+
+// readTodo reads the state of the todo file open as fd (size bytes):
+// for a single-file entry the STATE part and the message's length, for
+// an older envelope-only file its whole content and msgLen -1. buf is
+// reused for the bytes when it is large enough.
+func readTodo(fd int, size int64, buf []byte) (state []byte, msgLen int64, err error) {
+	if size >= int64(footerLen) && lastByte(fd, size) == '\n' {
+		var f [footerLen]byte
+		if err := preadFull(fd, f[:], size-int64(footerLen)); err != nil {
+			return nil, 0, err
+		}
+		m, s, ok := parseFooter(f[:], size)
+		if !ok {
+			return nil, 0, corrupt("bad footer")
+		}
+		if int64(cap(buf)) < s {
+			buf = make([]byte, s)
+		}
+		buf = buf[:s]
+		if err := preadFull(fd, buf, m); err != nil {
+			return nil, 0, err
+		}
+		return buf, m, nil
+	}
+	return nil, -1, nil
+}
+
+// lastByte is the file's last byte, or 0 when it cannot be read (the
+// caller then reads the file as an older envelope file, and ParseState
+// judges it).
+func lastByte(fd int, size int64) byte {
+	var b [1]byte
+	if preadFull(fd, b[:], size-1) != nil {
+		return 0
+	}
+	return b[0]
+}
+
+// preadFull reads len(b) bytes at off; a short file is damage.
+func preadFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pread(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return corrupt("file shorter than its footer says")
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// ReadTodo returns the state in todo/id and, for a single-file entry, the
+// length of the message before it (-1 for an older envelope-only file).
+// A missing file is an error for which errors.Is(err, fs.ErrNotExist)
+// holds.
+func (q *Queue) ReadTodo(id string) (state []byte, msgLen int64, err error) {
+	r := q.NewReader()
+	defer r.Close()
+	return r.ReadEntry(DirTodo, id)
+}
+
+// LinkMessage gives a single-file entry todo/id its name in mess/, where
+// deliverers lock and read messages. It reports whether mess/id is now
+// that entry's file: false when todo/id is gone (finished meanwhile) or
+// is not a single-file entry (an older envelope file whose message is
+// missing: damage, for the caller to set aside). It is for a deliverer
+// that found no mess/id.
+func (q *Queue) LinkMessage(id string) (bool, error) {
+	todo, mess := q.Path(DirTodo, id), q.Path(DirMess, id)
+	f, err := os.Open(todo)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if _, msgLen, err := readTodo(int(f.Fd()), fi.Size(), nil); err != nil || msgLen < 0 {
+		return false, nil
+	}
+	err = os.Link(todo, mess)
+	if errors.Is(err, fs.ErrExist) {
+		// Another deliverer linked it first; make sure it is this
+		// entry's file and not a stranger with the same name.
+		mi, serr := os.Stat(mess)
+		if serr != nil {
+			return false, serr
+		}
+		if !os.SameFile(fi, mi) {
+			return false, fmt.Errorf("%s is not the message of %s", mess, todo)
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	q.Crash.At("queue-message-linked")
+	return true, nil
+}
+
+// Trim cuts mess/ID, open and locked as f, back to the message's length
+// recorded in st, removing the envelope that a single-file entry carried
+// after it. A state without a recorded length (an older entry) or a file
+// already cut is left alone; a file shorter than the length is damage.
+func (q *Queue) Trim(f *os.File, st *State) error {
+	if st.MessageLen <= 0 {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	switch {
+	case fi.Size() == st.MessageLen:
+		return nil
+	case fi.Size() < st.MessageLen:
+		return corrupt(fmt.Sprintf("message file has %d bytes, its state says %d", fi.Size(), st.MessageLen))
+	}
+	q.Crash.At("queue-trim")
+	// f is open for reading (the lock); cut the same file by its name,
+	// which nobody else changes while we hold the lock.
+	return os.Truncate(q.Path(DirMess, st.ID), st.MessageLen)
+}
+
+// SaveState writes st durably to info/, and then, the first time (its
+// state was read from todo/), removes todo/ID durably: an envelope must
+// never come back after a crash once info/ has moved on.
+func (q *Queue) SaveState(st *State) error {
+	if err := safefile.WriteFile(q.Path(DirInfo, st.ID), st.Marshal(), 0o640); err != nil {
+		return err
+	}
+	if st.Dir == DirTodo {
+		if err := safefile.Remove(q.Path(DirTodo, st.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	st.Dir = DirInfo
+	return nil
+}
+
+// Unfold finishes taking a single-file entry apart, for the deliverer
+// holding mess/ID's lock (f) after ReadTodo gave st and the message's
+// length: the state goes to info/ with that length, todo/ID goes, and the
+// file is cut back to the message. Each step may be repeated after a
+// crash (see the top of this file).
+func (q *Queue) Unfold(f *os.File, st *State, msgLen int64) error {
+	st.MessageLen = msgLen
+	if err := q.SaveState(st); err != nil {
+		return err
+	}
+	return q.Trim(f, st)
+}
+
+// OpenMessage opens message id wherever it is: mess/ID, cut to the length
+// its state records, or inside a single-file entry in todo/ no deliverer
+// has taken yet. It is for readers outside a delivery (tests, tools);
+// deliverers use the locked file.
+func (q *Queue) OpenMessage(id string) (*io.SectionReader, io.Closer, error) {
+	if _, msgLen, err := q.ReadTodo(id); err == nil && msgLen >= 0 {
+		f, err := os.Open(q.Path(DirTodo, id))
+		if err != nil {
+			return nil, nil, err
+		}
+		return io.NewSectionReader(f, 0, msgLen), f, nil
+	}
+	f, err := os.Open(q.Path(DirMess, id))
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	size := fi.Size()
+	if data, err := os.ReadFile(q.Path(DirInfo, id)); err == nil {
+		if st, err := ParseState(id, data); err == nil && st.MessageLen > 0 && st.MessageLen < size {
+			size = st.MessageLen
+		}
+	}
+	return io.NewSectionReader(f, 0, size), f, nil
+}
