@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"omail/lib/crashpoint"
 	"omail/lib/home"
 	"omail/lib/qexit"
 	"omail/lib/queue"
