@@ -26,6 +26,7 @@ import (
 	"syscall"
 
 	"omail/lib/control"
+	"omail/lib/crashpoint"
 	"omail/lib/home"
 	"omail/lib/qexit"
 	"omail/lib/qmanager"
@@ -57,6 +58,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	}
 
 	q := queue.New(h)
+	q.Crash = crashpoint.New(env) // tests kill it between the steps of taking a message in
 	if err := q.Check(); err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: queue not usable (run omail-deliver -init): %v\n", err)
 		return qexit.Temp

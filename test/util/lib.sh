@@ -61,3 +61,44 @@ count() { find "$1" -mindepth 1 -maxdepth 1 | wc -l; }
 
 # queued: number of committed messages in the queue.
 queued() { echo $(( $(count "$OMAIL_HOME/queue/todo") + $(count "$OMAIL_HOME/queue/info") )); }
+
+# Reading the queue as docs/INTERNALS.md lays it out: a committed message
+# is todo/ID, the message followed by its state and a 29-byte footer
+# ("OMQ2", the lengths of both in hex, a newline), until a deliverer
+# takes it apart into mess/ID and info/ID. [HOME] defaults to OMAIL_HOME.
+
+# qids [HOME]: the ids of the queued messages, oldest first.
+qids() {
+  local h=${1:-$OMAIL_HOME}
+  ls "$h/queue/todo" "$h/queue/info" | grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' |
+    sort -u -t. -k1,1n -k2,2n -k3,3n -k4,4n || true
+}
+# _qfooter FILE: the footer of a single-file entry, or nothing.
+_qfooter() { local f; f=$(tail -c 29 "$1" 2>/dev/null) || return 0; [ "${f:0:4}" = OMQ2 ] && echo "$f" || true; }
+# qmsg ID [HOME]: the queued message's bytes.
+qmsg() {
+  local h=${2:-$OMAIL_HOME} f
+  f=$(_qfooter "$h/queue/todo/$1")
+  if [ -n "$f" ]; then head -c $((16#${f:4:16})) "$h/queue/todo/$1"; else cat "$h/queue/mess/$1"; fi
+}
+# qenv ID [HOME]: the queued message's state records, one per line.
+qenv() {
+  local h=${2:-$OMAIL_HOME} f
+  f=$(_qfooter "$h/queue/todo/$1")
+  if [ -n "$f" ]; then
+    tail -c $((16#${f:20:8} + 29)) "$h/queue/todo/$1" | head -c $((16#${f:20:8})) | tr '\0' '\n'
+  elif [ -e "$h/queue/info/$1" ]; then tr '\0' '\n' <"$h/queue/info/$1"
+  else tr '\0' '\n' <"$h/queue/todo/$1"; fi
+}
+# qgrep [-q] PATTERN [HOME]: the ids of queued messages with a line
+# matching the extended regular expression (-q: only the exit status).
+qgrep() {
+  local quiet= id found=1
+  [ "$1" = -q ] && { quiet=1; shift; }
+  for id in $(qids "${2:-}"); do
+    if grep -qE -- "$1" <(qmsg "$id" "${2:-}"); then
+      found=0; [ -n "$quiet" ] && return 0; echo "$id"
+    fi
+  done
+  return $found
+}

@@ -45,4 +45,4 @@ once_each() {
 uploads() { find "$OCMP/$1/mail/upload" -type f | sort; }
 
 # queued_times N: how many queued messages hold tok-N.
-queued_times() { grep -rl "^Subject: tok-$1\$" "$OMAIL_HOME/queue/mess" 2>/dev/null | wc -l; }
+queued_times() { { qgrep "^Subject: tok-$1\$" || true; } | wc -l; }
