@@ -46,13 +46,17 @@ const (
 // Config is everything a session needs to know, read by the caller
 // from control files and the environment.
 type Config struct {
-	Hostname     string // control/me: replies and the Received line
-	Greeting     string // control/smtpgreeting: the 220 line
-	DataBytes    int64  // largest message, 0 for no limit
-	MaxRcpt      int    // recipients per message, 0 for no limit
-	Timeout      time.Duration
-	TLS          *tls.Config // nil: no STARTTLS
-	AuthRequired bool        // MAIL only after AUTH (submission)
+	Hostname  string // control/me: replies and the Received line
+	Greeting  string // control/smtpgreeting: the 220 line
+	DataBytes int64  // largest message, 0 for no limit
+	MaxRcpt   int    // recipients per message, 0 for no limit
+	Timeout   time.Duration
+	TLS       *tls.Config // nil: no STARTTLS
+	// ImplicitTLS: the connection starts with a TLS handshake (SMTPS,
+	// port 465, RFC 8314), with TLS; the session is then as after
+	// STARTTLS: AUTH at once, no STARTTLS offered.
+	ImplicitTLS  bool
+	AuthRequired bool // MAIL only after AUTH (submission)
 	// Auth checks a user name and password; nil means no AUTH.
 	Auth func(user, pass string) AuthResult
 	// RelayClient is $RELAYCLIENT when set: relaying is allowed and the
@@ -110,6 +114,10 @@ func Serve(conn net.Conn, cfg *Config) {
 		s.log("connect host=%s relay=%s", clean(cfg.RemoteHost), orNo(s.clientOK))
 	} else {
 		s.log("connect relay=%s", orNo(s.clientOK))
+	}
+	if cfg.ImplicitTLS && !s.handshake() {
+		s.conn.Close()
+		return
 	}
 	s.reply(220, "", cfg.Greeting+" ESMTP")
 	for !s.closed {
