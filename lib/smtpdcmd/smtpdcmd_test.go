@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"omail/lib/home"
+	"omail/lib/qexit"
 )
 
 // setup makes an OMAIL_HOME with control files and a fake queue program
@@ -72,13 +73,13 @@ func TestRunBadConfig(t *testing.T) {
 	} {
 		env := setup(t, files)
 		out, log, code := session(t, env, nil, "QUIT\r\n")
-		if code != exitTemp || !strings.HasPrefix(out, "421 4.3.0") {
+		if code != qexit.Temp || !strings.HasPrefix(out, "421 4.3.0") {
 			t.Errorf("%v: exit %d, %q, %s", files, code, out, log)
 		}
 	}
 	env := setup(t, map[string]string{})
 	env = append(env, "DATABYTES=x")
-	if _, _, code := session(t, env, nil, "QUIT\r\n"); code != exitTemp {
+	if _, _, code := session(t, env, nil, "QUIT\r\n"); code != qexit.Temp {
 		t.Errorf("DATABYTES=x: exit %d", code)
 	}
 }
@@ -95,10 +96,10 @@ func TestRunCDB(t *testing.T) {
 	if strings.Count(out, "250 2.1.5") != 2 {
 		t.Errorf("replies:\n%s", out)
 	}
-	if _, _, code := session(t, env, []string{"-cdb", "x"}, ""); code != exitPerm {
+	if _, _, code := session(t, env, []string{"-cdb", "x"}, ""); code != qexit.Perm {
 		t.Errorf("-cdb x: exit %d", code)
 	}
-	if _, _, code := session(t, env, []string{"-v"}, ""); code != exitPerm {
+	if _, _, code := session(t, env, []string{"-v"}, ""); code != qexit.Perm {
 		t.Errorf("-v: exit %d", code)
 	}
 }
