@@ -12,7 +12,8 @@ import (
 )
 
 // setup makes an OMAIL_HOME with control files and a fake queue program
-// that keeps the message and envelope in the home and exits $QEXIT.
+// that keeps the message, envelope and its environment in the home and
+// exits $QEXIT.
 func setup(t *testing.T, files map[string]string) home.Env {
 	h := t.TempDir()
 	os.MkdirAll(filepath.Join(h, "control"), 0o755)
@@ -21,7 +22,7 @@ func setup(t *testing.T, files map[string]string) home.Env {
 		os.WriteFile(filepath.Join(h, "control", n), []byte(c+"\n"), 0o644)
 	}
 	q := filepath.Join(h, "fakequeue")
-	os.WriteFile(q, []byte("#!/bin/sh\ncat >\"$OMAIL_HOME/msg\"\ncat 0<&1 >\"$OMAIL_HOME/env\"\nexit ${QEXIT:-0}\n"), 0o755)
+	os.WriteFile(q, []byte("#!/bin/sh\nenv -0 >\"$OMAIL_HOME/qenv\"\ncat >\"$OMAIL_HOME/msg\"\ncat 0<&1 >\"$OMAIL_HOME/env\"\nexit ${QEXIT:-0}\n"), 0o755)
 	return home.Env{"OMAIL_HOME=" + h, "OMAILQUEUE=" + q, "TCPREMOTEIP=::ffff:192.168.1.9", "PATH=" + os.Getenv("PATH")}
 }
 
