@@ -74,7 +74,8 @@ class Server:
         out, i = [], 0
         for _ in range(n):
             i = self.wait_for(r"listening on ", i)
-            out.append(int(re.search(r":(\d+)\b", self.lines[i].split("listening on ")[1]).group(1)))
+            addr = re.search(r"listening on (\S+?)(?:,| )", self.lines[i]).group(1)
+            out.append(int(addr.rsplit(":", 1)[1]))
             i += 1
         return out
 
