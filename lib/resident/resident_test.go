@@ -150,16 +150,21 @@ func TestLimit(t *testing.T) {
 	}
 }
 
-func TestDrainLetsSessionsFinish(t *testing.T) {
-	ev := newEvents()
-	l := newFake(ev)
-	stop := make(chan struct{})
-	grace := make(chan time.Time)
+// drainServer runs a Server whose grace period ends when the test sends
+// on grace; done is closed when Run returns.
+func drainServer(d time.Duration) (ev *events, l *fakeListener, stop chan struct{}, grace chan time.Time, done chan struct{}) {
+	ev = newEvents()
+	l = newFake(ev)
+	stop, grace, done = make(chan struct{}), make(chan time.Time), make(chan struct{})
 	srv := &Server{Listeners: []Listener{{Listener: l}}, Max: 5, Serve: session(ev), Name: "t",
-		Log: logWriter{ev}, Grace: func() time.Duration { return time.Hour },
+		Log: logWriter{ev}, Grace: func() time.Duration { return d },
 		After: func(time.Duration) <-chan time.Time { return grace }}
-	done := make(chan struct{})
 	go func() { srv.Run(stop); close(done) }()
+	return
+}
+
+func TestDrainLetsSessionsFinish(t *testing.T) {
+	ev, l, stop, _, done := drainServer(time.Hour)
 	a := client(l, "a")
 	ev.wait(t, "start a")
 	close(stop)
@@ -179,15 +184,7 @@ func TestDrainLetsSessionsFinish(t *testing.T) {
 }
 
 func TestDrainCutsAfterGrace(t *testing.T) {
-	ev := newEvents()
-	l := newFake(ev)
-	stop := make(chan struct{})
-	grace := make(chan time.Time)
-	srv := &Server{Listeners: []Listener{{Listener: l}}, Max: 5, Serve: session(ev), Name: "t",
-		Log: logWriter{ev}, Grace: func() time.Duration { return time.Minute },
-		After: func(time.Duration) <-chan time.Time { return grace }}
-	done := make(chan struct{})
-	go func() { srv.Run(stop); close(done) }()
+	ev, l, stop, grace, done := drainServer(time.Minute)
 	client(l, "a")
 	ev.wait(t, "start a")
 	close(stop)

@@ -134,6 +134,13 @@ func TestSTARTTLSAndAuth(t *testing.T) {
 	c.cmd("AUTH PLAIN", "334")
 	c.cmd(b64("\x00joe\x00secret"), "235")
 	c.cmd("AUTH PLAIN "+b64("\x00joe\x00secret"), "503")
+	c.relayAsJoe(q)
+}
+
+// relayAsJoe sends one message to a foreign domain, which only AUTH
+// allows, and checks it was queued as sent with TLS and AUTH.
+func (c *client) relayAsJoe(q *memQueue) {
+	c.t.Helper()
 	c.cmd("MAIL FROM:<joe@us.example>", "250")
 	c.cmd("RCPT TO:<u@far.example>", "250")
 	c.cmd("DATA", "354")
@@ -141,7 +148,7 @@ func TestSTARTTLSAndAuth(t *testing.T) {
 	c.cmd(".", "250")
 	c.cmd("QUIT", "221")
 	if len(q.msgs) != 1 || !strings.Contains(q.msgs[0].msg, "with ESMTPSA id") {
-		t.Fatalf("queued %+v", q.msgs)
+		c.t.Fatalf("queued %+v", q.msgs)
 	}
 }
 
@@ -211,15 +218,7 @@ func TestImplicitTLS(t *testing.T) {
 	}
 	c.cmd("STARTTLS", "503")
 	c.cmd("AUTH PLAIN "+b64("\x00joe\x00secret"), "235")
-	c.cmd("MAIL FROM:<joe@us.example>", "250")
-	c.cmd("RCPT TO:<u@far.example>", "250")
-	c.cmd("DATA", "354")
-	c.send("hi")
-	c.cmd(".", "250")
-	c.cmd("QUIT", "221")
-	if len(q.msgs) != 1 || !strings.Contains(q.msgs[0].msg, "with ESMTPSA id") {
-		t.Fatalf("queued %+v", q.msgs)
-	}
+	c.relayAsJoe(q)
 }
 
 // A plain-text client on an SMTPS port, or no certificate: no greeting
