@@ -145,6 +145,11 @@ func runResident(ctl *control.Dir, args []string, env home.Env, stderr io.Writer
 		fmt.Fprintf(stderr, "omail-smtpd: %v; %s\n", err, usage)
 		return qexit.Usage
 	}
+	// From here on SIGTERM and SIGHUP wait for the server to be up
+	// rather than kill it half started.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	nfds, names, err := sdlisten.Parse(env.Get, os.Getpid())
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
@@ -222,9 +227,6 @@ func runResident(ctl *control.Dir, args []string, env home.Env, stderr io.Writer
 		fmt.Fprintf(stderr, "omail-smtpd: listening on %s%s, at most %d sessions\n", l.Addr(), tls, o.max)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	stop := make(chan struct{})
 	go func() {
 		for sig := range sigs {
