@@ -5,10 +5,11 @@
 // tcpserver and under the resident omail-smtpd.
 //
 // The cdb format: the key is an address, an address prefix ending in a
-// '.' (or ':' for IPv6, as ucspi-tcp6 does), "=host", "info@addr", or
-// the empty key; the value is a sequence of NUL-terminated entries,
-// "D" for deny and "+VAR=value" for a variable. An allow rule with no
-// variables has an empty value: finding the key is what counts.
+// '.' (or ':' for IPv6, as the IPv6 patch of ucspi-tcp does), "=host",
+// "info@addr", or the empty key; the value is a sequence of
+// NUL-terminated entries, "D" for deny and "+VAR=value" for a variable.
+// An allow rule with no variables has an empty value: finding the key
+// is what counts.
 package tcprules
 
 import (
@@ -63,10 +64,12 @@ func LookupIn(db *cdb.CDB, ip string) (Verdict, error) {
 }
 
 // Keys are the keys tcpserver -R -H tries for ip, first match wins: the
-// address itself, then every prefix of it that ends in '.' or ':',
-// longest first, then the empty key. Without -H there is no host name to
-// try ("=host" rules are never consulted) and without -R no ident
-// ("info@addr" rules neither): omail never looks either up.
+// address itself, then every prefix of it that ends in '.' (or ':'),
+// longest first, then the empty key. With -H there is no host name to
+// try ("=host", "=.dom" and "=" rules are never consulted) and with -R
+// no ident ("info@addr" rules neither): omail never looks either up.
+// An IPv4 client is looked up in dotted form even when it came in on a
+// dual-stack socket, so that rules written for IPv4 apply to it.
 func Keys(ip string) []string {
 	keys := []string{ip}
 	for n := len(ip) - 1; n > 0; n-- {
