@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"omail/lib/clock"
 	"omail/lib/envelope"
 	"omail/lib/qexit"
 	"omail/lib/relay"
@@ -485,12 +486,8 @@ func (s *session) receivedLine(id string) string {
 		}
 		from += " (" + info + ")"
 	}
-	now := time.Now
-	if s.cfg.Now != nil {
-		now = s.cfg.Now
-	}
 	return fmt.Sprintf("Received: from %s\n\tby %s with %s id %s;\n\t%s\n",
-		from, clean(s.cfg.Hostname), s.protocol(), id, now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+		from, clean(s.cfg.Hostname), s.protocol(), id, clock.Now(s.cfg.Now).Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 }
 
 func newID() string {
