@@ -174,31 +174,14 @@ func runResident(ctl *control.Dir, args []string, env home.Env, stderr io.Writer
 		return qexit.Usage
 	}
 
-	var ls []resident.Listener
+	ls, err := openListeners(o, nfds, names)
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
+		return qexit.Temp
+	}
 	closeAll := func() {
 		for _, l := range ls {
 			l.Close()
-		}
-	}
-	if len(o.listen) > 0 {
-		for _, spec := range o.listen {
-			l, err := net.Listen("tcp", spec.addr)
-			if err != nil {
-				closeAll()
-				fmt.Fprintf(stderr, "omail-smtpd: cannot listen: %v\n", err)
-				return qexit.Temp
-			}
-			ls = append(ls, resident.Listener{Listener: l, TLS: spec.tls})
-		}
-	} else {
-		socks, err := sdlisten.Listeners(nfds, names)
-		if err != nil {
-			fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
-			return qexit.Temp
-		}
-		for _, s := range socks {
-			// FileDescriptorName=smtps in the socket unit, or -tls.
-			ls = append(ls, resident.Listener{Listener: s.Listener, TLS: o.tlsAll || s.Name == "smtps"})
 		}
 	}
 	if o.user != "" {
@@ -242,6 +225,34 @@ func runResident(ctl *control.Dir, args []string, env home.Env, stderr io.Writer
 	srv.Run(stop)
 	fmt.Fprintf(stderr, "omail-smtpd: stopped\n")
 	return qexit.OK
+}
+
+// openListeners binds the -listen addresses, or takes the n sockets
+// systemd passed.
+func openListeners(o options, n int, names []string) ([]resident.Listener, error) {
+	var ls []resident.Listener
+	if len(o.listen) == 0 {
+		socks, err := sdlisten.Listeners(n, names)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range socks {
+			// FileDescriptorName=smtps in the socket unit, or -tls.
+			ls = append(ls, resident.Listener{Listener: s.Listener, TLS: o.tlsAll || s.Name == "smtps"})
+		}
+		return ls, nil
+	}
+	for _, spec := range o.listen {
+		l, err := net.Listen("tcp", spec.addr)
+		if err != nil {
+			for _, x := range ls {
+				x.Close()
+			}
+			return nil, fmt.Errorf("cannot listen: %v", err)
+		}
+		ls = append(ls, resident.Listener{Listener: l, TLS: spec.tls})
+	}
+	return ls, nil
 }
 
 // daemon is the resident server's per-connection part.
