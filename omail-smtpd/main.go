@@ -1,5 +1,6 @@
 // omail-smtpd receives mail by SMTP on stdin/stdout, one connection per
-// process, as qmail-smtpd. See docs/omail-smtpd.md.
+// process, as qmail-smtpd; or, resident (-listen, or sockets from
+// systemd), every connection in one process. See docs/omail-smtpd.md.
 package main
 
 import (

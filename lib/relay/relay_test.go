@@ -3,6 +3,7 @@ package relay
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"omail/lib/control"
@@ -189,4 +190,28 @@ func FuzzParse(f *testing.F) {
 		}
 		SplitPath(s)
 	})
+}
+
+// Every control file Load reads is in Files, so that a cache of Rules
+// notices its change: the names in Load's calls of the control package.
+func TestFilesListsWhatLoadReads(t *testing.T) {
+	src, err := os.ReadFile("rules.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The names Load passes to the control package, as string literals.
+	re := regexp.MustCompile(`ctl\.(?:Exists|List|OpenCDB|Line|Int)\("([^"]+)"\)`)
+	listed := map[string]bool{}
+	for _, f := range Files {
+		listed[f] = true
+	}
+	found := re.FindAllStringSubmatch(string(src), -1)
+	if len(found) < len(Files) {
+		t.Fatalf("found %d control file reads in rules.go, fewer than Files lists: the pattern is stale", len(found))
+	}
+	for _, m := range found {
+		if !listed[m[1]] {
+			t.Errorf("Load reads %s, which Files does not list", m[1])
+		}
+	}
 }

@@ -52,6 +52,11 @@ func domainSet(lines []string) domains {
 	return s
 }
 
+// Files are the control files Load reads: a caller that keeps Rules
+// for many connections reloads them when one of these changes.
+var Files = []string{"rcpthosts", "morercpthosts.cdb", "locals", "virtualdomains",
+	"relayclients", "relaydomains", "relaymailfrom", "relaymailfrom.cdb"}
+
 // Load reads the rules. A control file that exists and cannot be read is
 // an error: better a temporary refusal than a wrong answer.
 func Load(ctl *control.Dir) (*Rules, error) {

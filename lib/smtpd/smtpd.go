@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"omail/lib/clock"
 	"omail/lib/envelope"
 	"omail/lib/qexit"
 	"omail/lib/relay"
@@ -46,13 +47,17 @@ const (
 // Config is everything a session needs to know, read by the caller
 // from control files and the environment.
 type Config struct {
-	Hostname     string // control/me: replies and the Received line
-	Greeting     string // control/smtpgreeting: the 220 line
-	DataBytes    int64  // largest message, 0 for no limit
-	MaxRcpt      int    // recipients per message, 0 for no limit
-	Timeout      time.Duration
-	TLS          *tls.Config // nil: no STARTTLS
-	AuthRequired bool        // MAIL only after AUTH (submission)
+	Hostname  string // control/me: replies and the Received line
+	Greeting  string // control/smtpgreeting: the 220 line
+	DataBytes int64  // largest message, 0 for no limit
+	MaxRcpt   int    // recipients per message, 0 for no limit
+	Timeout   time.Duration
+	TLS       *tls.Config // nil: no STARTTLS
+	// ImplicitTLS: the connection starts with a TLS handshake (SMTPS,
+	// port 465, RFC 8314), with TLS; the session is then as after
+	// STARTTLS: AUTH at once, no STARTTLS offered.
+	ImplicitTLS  bool
+	AuthRequired bool // MAIL only after AUTH (submission)
 	// Auth checks a user name and password; nil means no AUTH.
 	Auth func(user, pass string) AuthResult
 	// RelayClient is $RELAYCLIENT when set: relaying is allowed and the
@@ -110,6 +115,10 @@ func Serve(conn net.Conn, cfg *Config) {
 		s.log("connect host=%s relay=%s", clean(cfg.RemoteHost), orNo(s.clientOK))
 	} else {
 		s.log("connect relay=%s", orNo(s.clientOK))
+	}
+	if cfg.ImplicitTLS && !s.handshake() {
+		s.conn.Close()
+		return
 	}
 	s.reply(220, "", cfg.Greeting+" ESMTP")
 	for !s.closed {
@@ -477,12 +486,8 @@ func (s *session) receivedLine(id string) string {
 		}
 		from += " (" + info + ")"
 	}
-	now := time.Now
-	if s.cfg.Now != nil {
-		now = s.cfg.Now
-	}
 	return fmt.Sprintf("Received: from %s\n\tby %s with %s id %s;\n\t%s\n",
-		from, clean(s.cfg.Hostname), s.protocol(), id, now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+		from, clean(s.cfg.Hostname), s.protocol(), id, clock.Now(s.cfg.Now).Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 }
 
 func newID() string {

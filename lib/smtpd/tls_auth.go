@@ -31,23 +31,36 @@ func (s *session) startTLS(arg string) {
 		s.closed = true
 		return
 	}
+	if !s.handshake() {
+		s.closed = true
+		return
+	}
+	// RFC 3207: the client starts over, with a new EHLO.
+	s.helo, s.esmtp = "", false
+	s.resetTransaction()
+}
+
+// handshake puts the session under TLS: after STARTTLS, or first thing
+// on an implicit-TLS connection. It logs and returns false on failure.
+func (s *session) handshake() bool {
+	if s.cfg.TLS == nil {
+		s.log("no certificate (servercert.pem) for TLS, closing")
+		return false
+	}
 	tc := tls.Server(s.conn, s.cfg.TLS)
 	if s.cfg.Timeout > 0 {
 		tc.SetDeadline(time.Now().Add(s.cfg.Timeout))
 	}
 	if err := tc.Handshake(); err != nil {
 		s.log("TLS handshake failed: %v", err)
-		s.closed = true
-		return
+		return false
 	}
 	tc.SetDeadline(time.Time{})
-	// RFC 3207: the client starts over, with a new EHLO.
 	s.setConn(tc)
 	s.tls = true
-	s.helo, s.esmtp = "", false
-	s.resetTransaction()
 	st := tc.ConnectionState()
 	s.log("TLS %s %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	return true
 }
 
 func (s *session) auth(arg string) {

@@ -134,6 +134,13 @@ func TestSTARTTLSAndAuth(t *testing.T) {
 	c.cmd("AUTH PLAIN", "334")
 	c.cmd(b64("\x00joe\x00secret"), "235")
 	c.cmd("AUTH PLAIN "+b64("\x00joe\x00secret"), "503")
+	c.relayAsJoe(q)
+}
+
+// relayAsJoe sends one message to a foreign domain, which only AUTH
+// allows, and checks it was queued as sent with TLS and AUTH.
+func (c *client) relayAsJoe(q *memQueue) {
+	c.t.Helper()
 	c.cmd("MAIL FROM:<joe@us.example>", "250")
 	c.cmd("RCPT TO:<u@far.example>", "250")
 	c.cmd("DATA", "354")
@@ -141,7 +148,7 @@ func TestSTARTTLSAndAuth(t *testing.T) {
 	c.cmd(".", "250")
 	c.cmd("QUIT", "221")
 	if len(q.msgs) != 1 || !strings.Contains(q.msgs[0].msg, "with ESMTPSA id") {
-		t.Fatalf("queued %+v", q.msgs)
+		c.t.Fatalf("queued %+v", q.msgs)
 	}
 }
 
@@ -182,5 +189,61 @@ func TestTimeout(t *testing.T) {
 	c.expect("421")
 	if _, err := c.r.ReadString('\n'); err == nil {
 		t.Error("connection still open after the timeout")
+	}
+}
+
+// dialTLS is dial for an implicit-TLS (SMTPS) session: the handshake
+// comes before the greeting.
+func dialTLS(t *testing.T, cfg *Config) *client {
+	a, b := net.Pipe()
+	tc := tls.Client(a, &tls.Config{InsecureSkipVerify: true})
+	c := &client{t: t, conn: tc, r: bufio.NewReader(tc), done: make(chan struct{})}
+	go func() { Serve(b, cfg); close(c.done) }()
+	t.Cleanup(func() { a.Close(); <-c.done })
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.expect("220")
+	return c
+}
+
+func TestImplicitTLS(t *testing.T) {
+	q := &memQueue{}
+	cfg := authConfig(t, q)
+	cfg.ImplicitTLS = true
+	c := dialTLS(t, cfg)
+	ehlo := strings.Join(c.cmd("EHLO x", "250"), "")
+	if strings.Contains(ehlo, "STARTTLS") || !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
+		t.Errorf("EHLO on SMTPS: %s", ehlo)
+	}
+	c.cmd("STARTTLS", "503")
+	c.cmd("AUTH PLAIN "+b64("\x00joe\x00secret"), "235")
+	c.relayAsJoe(q)
+}
+
+// A plain-text client on an SMTPS port, or no certificate: no greeting
+// in the clear, the connection is closed.
+func TestImplicitTLSRefusals(t *testing.T) {
+	for name, cfg := range map[string]*Config{
+		"plain client": authConfig(t, &memQueue{}),
+		"no cert":      testConfig(t, &memQueue{}, nil),
+	} {
+		cfg.ImplicitTLS = true
+		var log strings.Builder
+		cfg.Log = &log
+		a, b := net.Pipe()
+		done := make(chan struct{})
+		go func() { Serve(b, cfg); close(done) }()
+		if name == "plain client" {
+			go io.WriteString(a, "EHLO x\r\n")
+		}
+		got, _ := io.ReadAll(a)
+		<-done
+		if strings.Contains(string(got), "220") {
+			t.Errorf("%s: greeting in the clear: %q", name, got)
+		}
+		if !strings.Contains(log.String(), "TLS handshake failed") && !strings.Contains(log.String(), "no certificate") {
+			t.Errorf("%s: log %q", name, log.String())
+		}
 	}
 }

@@ -1,52 +1,46 @@
 // Package smtpdcmd is the body of omail-smtpd: it reads the control
 // files and the environment tcpserver (or inetd, systemd, omail-inject
-// -bs) gives it, and serves one SMTP connection on stdin/stdout.
+// -bs) gives it, and serves one SMTP connection on stdin/stdout; or,
+// resident (-listen, or sockets from systemd), serves every connection
+// itself, with the same session code (resident.go).
 package smtpdcmd
 
 import (
-	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"omail/lib/control"
 	"omail/lib/home"
-	"omail/lib/qqclient"
+	"omail/lib/qexit"
 	"omail/lib/relay"
 	"omail/lib/safefile"
 	"omail/lib/smtpd"
 	"omail/lib/stdioconn"
 )
 
-// Exit codes.
-const (
-	exitOK   = 0
-	exitPerm = 100 // bad usage
-	exitTemp = 111 // cannot start: control files, certificate
-)
+const usage = "usage: omail-smtpd [checkpassword prog...] | omail-smtpd -listen [IP:]PORT [-tls] [-listen ...] [-x rules.cdb] [-c N] [-u USER] [checkpassword prog...] | omail-smtpd -cdb"
 
 // Run is omail-smtpd's main. Arguments, if any, are a checkpassword
 // program and its arguments, for SMTP AUTH; "-cdb" instead rebuilds the
-// control cdb files.
+// control cdb files; -listen and its options run the resident server.
 func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	args = args[1:]
 	ctl := control.New(env.Dir())
 	if len(args) > 0 && args[0] == "-cdb" {
 		return rebuild(ctl, args[1:], stdout, stderr)
 	}
-	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(stderr, "omail-smtpd: unknown option %s; usage: omail-smtpd [checkpassword prog...] | omail-smtpd -cdb\n", args[0])
-		return exitPerm
-	}
 	// A client that goes away makes writes fail with EPIPE; it must not
 	// kill us with SIGPIPE while a queue program may still be running.
 	signal.Ignore(syscall.SIGPIPE)
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") || systemdListening(env) {
+		return runResident(ctl, args, env, stderr)
+	}
 
 	// inetd gives the connection as fds 0, 1 and 2 alike: log lines on
 	// fd 2 would then go to the client, into the SMTP dialogue. Never.
@@ -54,80 +48,41 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		stderr = io.Discard
 	}
 	conn := stdioconn.New(stdin, stdout, env.Get("TCPLOCALIP"), remoteIP(env))
-	cfg, err := loadConfig(ctl, env, args, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
-		fmt.Fprintf(conn, "421 4.3.0 temporary configuration problem, try again later\r\n")
-		conn.Close()
-		return exitTemp
-	}
-	defer cfg.Rules.Close()
-	smtpd.Serve(conn, cfg)
-	return exitOK
+	sv := &server{cache: configCache{ctl: ctl}, args: args, log: stderr}
+	// SMTPS=1: tcpserver (or inetd, systemd) on port 465, TLS first.
+	return sv.session(conn, env, env.Get("SMTPS") == "1")
 }
 
-func loadConfig(ctl *control.Dir, env home.Env, args []string, stderr io.Writer) (*smtpd.Config, error) {
-	cfg := &smtpd.Config{
-		Log:        stderr,
-		RemoteIP:   remoteIP(env),
-		RemoteHost: env.Get("TCPREMOTEHOST"),
+// server is what the two modes share: the control files, the
+// checkpassword program, the log.
+type server struct {
+	cache configCache
+	args  []string // checkpassword program and arguments
+	log   io.Writer
+}
+
+// session serves one connection, in the environment of that
+// connection, and closes it.
+func (sv *server) session(conn net.Conn, env home.Env, implicitTLS bool) int {
+	cc, err := sv.cache.get()
+	var cfg *smtpd.Config
+	if err == nil {
+		defer sv.cache.release(cc)
+		cfg, err = cc.session(env, sv.args, sv.log)
 	}
-	var err error
-	if cfg.Hostname, err = ctl.Me(); err != nil {
-		return nil, err
-	}
-	if cfg.Greeting, err = ctl.Line("smtpgreeting"); err != nil {
-		return nil, err
-	}
-	if cfg.DataBytes, err = ctl.Int("databytes"); err != nil {
-		return nil, err
-	}
-	if v := env.Get("DATABYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("DATABYTES=%q is not a non-negative number", v)
-		}
-		cfg.DataBytes = n
-	}
-	n, err := ctl.Int("maxrcpt")
 	if err != nil {
-		return nil, err
-	}
-	cfg.MaxRcpt = int(n)
-	if n, err = ctl.Int("timeoutsmtpd"); err != nil {
-		return nil, err
-	}
-	cfg.Timeout = time.Duration(n) * time.Second
-	if v, ok := env.Lookup("RELAYCLIENT"); ok {
-		cfg.RelayClient = &v
-	}
-	if v := env.Get("AUTHREQUIRED"); v != "" && v != "0" {
-		cfg.AuthRequired = true
-	}
-	if ok, err := ctl.Exists("servercert.pem"); err != nil {
-		return nil, err
-	} else if ok {
-		f := ctl.File("servercert.pem")
-		cert, err := tls.LoadX509KeyPair(f, f)
-		if err != nil {
-			return nil, fmt.Errorf("control file servercert.pem: %v", err)
+		fmt.Fprintf(sv.log, "omail-smtpd: %v\n", err)
+		if !implicitTLS {
+			// (On SMTPS a reply in the clear would only confuse the
+			// client's TLS handshake: closing says enough.)
+			fmt.Fprintf(conn, "421 4.3.0 temporary configuration problem, try again later\r\n")
 		}
-		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		conn.Close()
+		return qexit.Temp
 	}
-	if len(args) > 0 {
-		cfg.Auth = smtpd.Checkpassword(args, env, stderr, cfg.Timeout)
-	}
-	if cfg.Rules, err = relay.Load(ctl); err != nil {
-		return nil, err
-	}
-	cfg.Queue = func() (smtpd.Sink, error) {
-		c, err := qqclient.Open(env, stderr)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	}
-	return cfg, nil
+	cfg.ImplicitTLS = implicitTLS
+	smtpd.Serve(conn, cfg)
+	return qexit.OK
 }
 
 // remoteIP is $TCPREMOTEIP, as an IPv4 address when it is one mapped
@@ -147,7 +102,7 @@ func remoteIP(env home.Env) string {
 func rebuild(ctl *control.Dir, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		fmt.Fprintln(stderr, "omail-smtpd: usage: omail-smtpd -cdb")
-		return exitPerm
+		return qexit.Usage
 	}
 	done, err := relay.Rebuild(ctl)
 	for _, d := range done {
@@ -155,25 +110,25 @@ func rebuild(ctl *control.Dir, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	ok, err := ctl.Exists("tcp.smtp")
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
-		return exitTemp
+		return qexit.Temp
 	}
 	if ok {
-		if err := tcprules(ctl, stderr); err != nil {
+		if err := compileRules(ctl, stderr); err != nil {
 			fmt.Fprintf(stderr, "omail-smtpd: tcp.smtp: %v\n", err)
-			return exitTemp
+			return qexit.Temp
 		}
 		fmt.Fprintf(stdout, "omail-smtpd: wrote %s\n", ctl.File("tcp.smtp.cdb"))
 	}
-	return exitOK
+	return qexit.OK
 }
 
-// tcprules compiles control/tcp.smtp with ucspi-tcp's tcprules.
-func tcprules(ctl *control.Dir, stderr io.Writer) error {
+// compileRules compiles control/tcp.smtp with ucspi-tcp's tcprules.
+func compileRules(ctl *control.Dir, stderr io.Writer) error {
 	src, err := os.Open(ctl.File("tcp.smtp"))
 	if err != nil {
 		return err

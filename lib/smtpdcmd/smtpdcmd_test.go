@@ -8,10 +8,12 @@ import (
 	"testing"
 
 	"omail/lib/home"
+	"omail/lib/qexit"
 )
 
 // setup makes an OMAIL_HOME with control files and a fake queue program
-// that keeps the message and envelope in the home and exits $QEXIT.
+// that keeps the message, envelope and its environment in the home and
+// exits $QEXIT.
 func setup(t *testing.T, files map[string]string) home.Env {
 	h := t.TempDir()
 	os.MkdirAll(filepath.Join(h, "control"), 0o755)
@@ -20,7 +22,7 @@ func setup(t *testing.T, files map[string]string) home.Env {
 		os.WriteFile(filepath.Join(h, "control", n), []byte(c+"\n"), 0o644)
 	}
 	q := filepath.Join(h, "fakequeue")
-	os.WriteFile(q, []byte("#!/bin/sh\ncat >\"$OMAIL_HOME/msg\"\ncat 0<&1 >\"$OMAIL_HOME/env\"\nexit ${QEXIT:-0}\n"), 0o755)
+	os.WriteFile(q, []byte("#!/bin/sh\nenv -0 >\"$OMAIL_HOME/qenv\"\ncat >\"$OMAIL_HOME/msg\"\ncat 0<&1 >\"$OMAIL_HOME/env\"\nexit ${QEXIT:-0}\n"), 0o755)
 	return home.Env{"OMAIL_HOME=" + h, "OMAILQUEUE=" + q, "TCPREMOTEIP=::ffff:192.168.1.9", "PATH=" + os.Getenv("PATH")}
 }
 
@@ -72,13 +74,13 @@ func TestRunBadConfig(t *testing.T) {
 	} {
 		env := setup(t, files)
 		out, log, code := session(t, env, nil, "QUIT\r\n")
-		if code != exitTemp || !strings.HasPrefix(out, "421 4.3.0") {
+		if code != qexit.Temp || !strings.HasPrefix(out, "421 4.3.0") {
 			t.Errorf("%v: exit %d, %q, %s", files, code, out, log)
 		}
 	}
 	env := setup(t, map[string]string{})
 	env = append(env, "DATABYTES=x")
-	if _, _, code := session(t, env, nil, "QUIT\r\n"); code != exitTemp {
+	if _, _, code := session(t, env, nil, "QUIT\r\n"); code != qexit.Temp {
 		t.Errorf("DATABYTES=x: exit %d", code)
 	}
 }
@@ -95,10 +97,10 @@ func TestRunCDB(t *testing.T) {
 	if strings.Count(out, "250 2.1.5") != 2 {
 		t.Errorf("replies:\n%s", out)
 	}
-	if _, _, code := session(t, env, []string{"-cdb", "x"}, ""); code != exitPerm {
+	if _, _, code := session(t, env, []string{"-cdb", "x"}, ""); code != qexit.Perm {
 		t.Errorf("-cdb x: exit %d", code)
 	}
-	if _, _, code := session(t, env, []string{"-v"}, ""); code != exitPerm {
+	if _, _, code := session(t, env, []string{"-v"}, ""); code != qexit.Perm {
 		t.Errorf("-v: exit %d", code)
 	}
 }
