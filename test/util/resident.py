@@ -120,3 +120,39 @@ def count(d):
 def queued():
     h = os.environ["OMAIL_HOME"]
     return count(h + "/queue/todo") + count(h + "/queue/info")
+
+
+def queued_files(h=None):
+    """The files holding the queued messages (docs/INTERNALS.md): todo/ID
+    for a message no deliverer has taken yet, else mess/ID."""
+    h = h or os.environ["OMAIL_HOME"]
+    ids = set(os.listdir(h + "/queue/todo")) | set(os.listdir(h + "/queue/info"))
+    out = []
+    for i in sorted(ids):
+        t = h + "/queue/todo/" + i
+        out.append(t if os.path.exists(t) and message_len(t) is not None else h + "/queue/mess/" + i)
+    return out
+
+
+def message_len(path):
+    """The message's length in a single-file todo/ entry (the footer:
+    "OMQ2", 16 and 8 hex digits, a newline), or None for any other file."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() < 29:
+            return None
+        f.seek(-29, 2)
+        foot = f.read()
+    if not (foot.startswith(b"OMQ2") and foot.endswith(b"\n")):
+        return None
+    return int(foot[4:20], 16)
+
+
+def queued_messages(h=None):
+    """The queued messages' texts, oldest first."""
+    out = []
+    for p in queued_files(h):
+        with open(p, "rb") as f:
+            n = message_len(p)
+            out.append((f.read(n) if n is not None else f.read()).decode("utf-8", "replace"))
+    return out

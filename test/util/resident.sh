@@ -1,8 +1,8 @@
-# Sourced by the test/smtpd-resident-* scenario tests, after test/lib.sh
-# and test/sites.sh: a home for the resident omail-smtpd, and the Python
-# helpers (resident.py) that run it and talk to it.
-RESIDENT_COMMON=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export PYTHONPATH=$RESIDENT_COMMON${PYTHONPATH:+:$PYTHONPATH}
+# Sourced by the test/smtpd-resident-* scenario tests, after util/lib.sh
+# and util/sites.sh: a home for the resident omail-smtpd, and the Python
+# helpers (util/resident.py) that run it and talk to it.
+RESIDENT_UTIL=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export PYTHONPATH=$RESIDENT_UTIL${PYTHONPATH:+:$PYTHONPATH}
 
 # resident_home: a fresh OMAIL_HOME taking mail for us.example. As root,
 # omail-smtpd must serve as another user (-u nobody): the queue is made
