@@ -10,26 +10,15 @@ import (
 	"testing"
 
 	"omail/lib/envelope"
+	"omail/lib/internal/testfake"
 	"omail/lib/home"
 	"omail/lib/qexit"
 	"omail/lib/queue"
 )
 
-// fakeQueue writes a queue program that saves message and envelope in
-// dir and exits with $EXIT.
-func fakeQueue(t *testing.T) (prog, dir string) {
-	dir = t.TempDir()
-	prog = filepath.Join(dir, "queue")
-	script := "#!/bin/sh\ncat >\"$DIR/msg\" || exit 54\ncat 0<&1 >\"$DIR/env\" || exit 54\nexit ${EXIT:-0}\n"
-	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return prog, dir
-}
-
 func TestCommit(t *testing.T) {
-	prog, dir := fakeQueue(t)
-	c, err := Start(prog, []string{"DIR=" + dir}, os.Stderr)
+	q := testfake.NewQueue(t)
+	c, err := Start(q.Prog, nil, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,19 +27,19 @@ func TestCommit(t *testing.T) {
 	if code, err := c.Commit(e); code != 0 || err != nil {
 		t.Fatalf("Commit = %d %v", code, err)
 	}
-	msg, _ := os.ReadFile(filepath.Join(dir, "msg"))
-	env, _ := os.ReadFile(filepath.Join(dir, "env"))
+	runs := q.Accepted()
 	var want bytes.Buffer
 	envelope.Write(&want, e)
-	if string(msg) != "Subject: x\n\nbody\n" || !bytes.Equal(env, want.Bytes()) {
-		t.Errorf("queue got %q %q", msg, env)
+	if len(runs) != 1 || string(runs[0].Message) != "Subject: x\n\nbody\n" || !bytes.Equal(runs[0].Envelope, want.Bytes()) {
+		t.Errorf("queue got %+v", runs)
 	}
 }
 
 func TestExitCodes(t *testing.T) {
-	prog, dir := fakeQueue(t)
+	q := testfake.NewQueue(t)
 	for _, code := range []int{53, 31, 81} {
-		c, err := Start(prog, []string{"DIR=" + dir, "EXIT=" + itoa(code)}, os.Stderr)
+		q.Fail(code)
+		c, err := Start(q.Prog, nil, os.Stderr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,16 +51,16 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestAbortSendsNoEnvelope(t *testing.T) {
-	prog, dir := fakeQueue(t)
-	c, err := Start(prog, []string{"DIR=" + dir}, os.Stderr)
+	q := testfake.NewQueue(t)
+	c, err := Start(q.Prog, nil, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte("x\n"))
 	c.Abort()
-	env, _ := os.ReadFile(filepath.Join(dir, "env"))
-	if len(env) != 0 {
-		t.Errorf("envelope after Abort: %q", env)
+	runs := q.Runs()
+	if len(runs) != 1 || len(runs[0].Envelope) != 0 {
+		t.Errorf("after Abort the queue program got %+v", runs)
 	}
 	if code, _ := c.Commit(&envelope.Envelope{Rcpts: []string{"a@b"}}); code == 0 {
 		t.Error("Commit after Abort succeeded")
@@ -102,8 +91,6 @@ func TestNoProgram(t *testing.T) {
 		t.Error("Start of a missing program succeeded")
 	}
 }
-
-func itoa(n int) string { return string(rune('0'+n/10)) + string(rune('0'+n%10)) }
 
 // ownQueue makes an OMAIL_HOME with a queue, and a bin directory whose
 // omail-queue is a stand-in that refuses everything with exit 81: a

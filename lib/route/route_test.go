@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"omail/lib/control"
+	"omail/lib/internal/testfake"
 )
 
 func ctlWith(t *testing.T, files map[string]string) *control.Dir {
@@ -88,41 +89,14 @@ func TestLoadRefuses(t *testing.T) {
 	}
 }
 
-// fakeDNS answers from maps; names not in them do not exist.
-type fakeDNS struct {
-	mx    map[string][]*net.MX
-	hosts map[string][]string
-	fail  map[string]bool // temporary failure
-}
-
-func (f *fakeDNS) LookupMX(_ context.Context, d string) ([]*net.MX, error) {
-	if f.fail[d] {
-		return nil, &net.DNSError{Err: "server misbehaving", Name: d, IsTemporary: true}
-	}
-	if m, ok := f.mx[d]; ok {
-		return m, nil
-	}
-	return nil, &net.DNSError{Err: "no such host", Name: d, IsNotFound: true}
-}
-
-func (f *fakeDNS) LookupHost(_ context.Context, h string) ([]string, error) {
-	if f.fail[h] {
-		return nil, &net.DNSError{Err: "server misbehaving", Name: h, IsTemporary: true}
-	}
-	if a, ok := f.hosts[h]; ok {
-		return a, nil
-	}
-	return nil, &net.DNSError{Err: "no such host", Name: h, IsNotFound: true}
-}
-
 func TestHosts(t *testing.T) {
-	dns := &fakeDNS{
-		mx: map[string][]*net.MX{
+	dns := testfake.DNS{
+		MX: map[string][]*net.MX{
 			"pref.test": {{Host: "c.test.", Pref: 20}, {Host: "a.test.", Pref: 10}, {Host: "b.test.", Pref: 10}},
 			"null.test": {{Host: ".", Pref: 0}},
 		},
-		hosts: map[string][]string{"nomx.test": {"127.0.0.1"}},
-		fail:  map[string]bool{"broken.test": true},
+		Hosts: map[string][]string{"nomx.test": {"127.0.0.1"}},
+		Fail:  map[string]bool{"broken.test": true},
 	}
 	reverse := func(n int, swap func(i, j int)) {
 		for i := 0; i < n/2; i++ {
