@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"omail/lib/envelope"
-	"omail/lib/internal/testfake"
 	"omail/lib/home"
+	"omail/lib/internal/testfake"
 	"omail/lib/qexit"
 	"omail/lib/queue"
 )
