@@ -66,7 +66,10 @@ type Config struct {
 	RemoteIP    string // $TCPREMOTEIP
 	RemoteHost  string // $TCPREMOTEHOST, only as tcprules (or the listener) set it
 	Rules       *relay.Rules
-	// Queue starts a message on its way into the queue.
+	// Queue starts a message on its way into the queue. In omail-smtpd
+	// it is set by smtpdcmd (config.go, controlConfig.session) to
+	// qqclient.Open, which runs omail-queue, or omail-queue's own code
+	// (queue.Submission) in this process when omail-queue is not set-id.
 	Queue func() (Sink, error)
 	Log   io.Writer
 	Now   func() time.Time
