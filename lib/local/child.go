@@ -206,16 +206,11 @@ func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath,
 
 // deliverAs is DeliverAs for addresses checked already (and for \user).
 func (d *Deliverer) deliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) outcome.Result {
-	f, err := os.Open(msgPath)
-	if err != nil {
-		return outcome.Tempf("4.3.0 cannot open message: %v", err)
+	f, size, r := openMessage(msgPath)
+	if r != nil {
+		return *r
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return outcome.Tempf("4.3.0 cannot read message: %v", err)
-	}
-	size := st.Size()
 	var x *delivery
 	var res *outcome.Result
 	if u != nil {

@@ -80,16 +80,29 @@ func (d *Deliverer) Deliver(ctx context.Context, msgPath, sender, rcpt string) o
 	if r := checkAddresses(sender, rcpt); r != nil {
 		return *r
 	}
-	f, err := os.Open(msgPath)
-	if err != nil {
-		return outcome.Tempf("4.3.0 cannot open message: %v", err)
+	f, size, res := openMessage(msgPath)
+	if res != nil {
+		return *res
 	}
 	defer f.Close()
+	return d.deliverFrom(ctx, f, size, sender, rcpt)
+}
+
+// openMessage opens the queue file msgPath and gives its size; failing
+// that, the temporary failure to report.
+func openMessage(msgPath string) (*os.File, int64, *outcome.Result) {
+	f, err := os.Open(msgPath)
+	if err != nil {
+		r := outcome.Tempf("4.3.0 cannot open message: %v", err)
+		return nil, 0, &r
+	}
 	st, err := f.Stat()
 	if err != nil {
-		return outcome.Tempf("4.3.0 cannot read message: %v", err)
+		f.Close()
+		r := outcome.Tempf("4.3.0 cannot read message: %v", err)
+		return nil, 0, &r
 	}
-	return d.deliverFrom(ctx, f, st.Size(), sender, rcpt)
+	return f, st.Size(), nil
 }
 
 func (d *Deliverer) deliverFrom(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) outcome.Result {
