@@ -122,9 +122,12 @@ func squeeze(s string) string {
 }
 
 // stripRoute removes an obsolete source route: "@a,@b:user@c" is user@c.
+// A route holds domains only: a colon after a quote belongs to the
+// quoted string, and cutting there would leave half of it (and its white
+// space) outside the quotes.
 func stripRoute(s string) string {
 	if strings.HasPrefix(s, "@") {
-		if i := strings.IndexByte(s, ':'); i >= 0 {
+		if i := strings.IndexByte(s, ':'); i >= 0 && !strings.Contains(s[:i], `"`) {
 			return s[i+1:]
 		}
 	}
