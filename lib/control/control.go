@@ -212,3 +212,30 @@ func (d *Dir) Exists(name string) (bool, error) {
 
 // File returns the path of a control file.
 func (d *Dir) File(name string) string { return filepath.Join(d.Path, name) }
+
+// Entry is one entry of a list control file with its line number, for
+// files whose errors must name the line a person has to fix.
+type Entry struct {
+	Line int    // 1 for the file's first line
+	Text string // trimmed
+}
+
+// Entries returns the entries of a list control file as List does
+// (blank and '#' lines skipped), with their line numbers, and whether the
+// file exists: for files where a missing file means something else than
+// an empty one (ocmppeers: refuse everything; ocmpsenders: no policy).
+func (d *Dir) Entries(name string) ([]Entry, bool, error) {
+	lines, ok, err := d.lines(name)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	var out []Entry
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		out = append(out, Entry{Line: i + 1, Text: l})
+	}
+	return out, true, nil
+}
