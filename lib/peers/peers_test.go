@@ -69,12 +69,12 @@ func TestAccepts(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	_, s1 := key(t)
 	for text, want := range map[string]string{
-		"kiosk1":                        "line 1: want",
-		"\n\nkiosk1 " + s1 + " extra":   "line 3: want",
-		"kiosk1 ed25519:AAAA":           "line 1: \"ed25519:AAAA\" is not 32 bytes",
-		"kiosk1 rsa:AAAA":               "line 1: \"rsa:AAAA\" is not a public key",
-		"# c\n.hidden -":                "line 2: endpoint \".hidden\" starts with a dot",
-		"kiosk1 +":                      "line 1: \"+\" is not a public key",
+		"kiosk1":                       "line 1: want",
+		"\n\nkiosk1 " + s1 + " extra":  "line 3: want",
+		"kiosk1 ed25519:AAAA":          "line 1: \"ed25519:AAAA\" is not 32 bytes",
+		"kiosk1 rsa:AAAA":              "line 1: \"rsa:AAAA\" is not a public key",
+		"# c\n.hidden -":               "line 2: endpoint \".hidden\" starts with a dot",
+		"kiosk1 +":                     "line 1: \"+\" is not a public key",
 		"kiosk1 " + s1 + "\nkiosk2 --": "line 2:",
 	} {
 		_, err := parse(text)
