@@ -3,6 +3,7 @@ package bundle
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -60,7 +61,7 @@ type Reader struct {
 	count  int
 	body   io.Reader // the current message's body, until drained
 	mbox   *mbox.Reader
-	sealed bool // CheckSeal found the seal (and Header.Signer) good
+	signed bool // Header.Signer is known (CheckSeal, ExpectSigner): the end must agree
 	limit  *limiter
 	done   bool
 	err    error
@@ -162,12 +163,28 @@ func NewReader(f io.Reader) (*Reader, error) {
 	return r, nil
 }
 
+// ExpectSigner sets Header.Signer ahead of the end of the file, as an
+// earlier reading of the same file found it: a file whose end then
+// disagrees is damaged.
+func (r *Reader) ExpectSigner(k ed25519.PublicKey) { r.Header.Signer, r.signed = k, true }
+
 // SetLimit bounds the decompressed stream: past max bytes (within the
 // reader's 64 KiB of read-ahead) reading fails with ErrDamaged, whatever
 // the file claims, so that a few kilobytes that decompress to gigabytes
 // (a decompression bomb) cost no more than max bytes of reading. 0: no
 // limit.
 func (r *Reader) SetLimit(max int64) { r.limit.max = max }
+
+// StreamBound is the most a bundle's stream may decompress to at a
+// receiver with the control files bundlemax and databytes: a packer puts
+// at most bundlemax bytes of messages in a bundle, or one message
+// (at most databytes) alone; the framing around them (envelopes, record
+// lines) gets as much again as the messages, and one envelope's worth.
+// Past it, the bundle is a decompression bomb, whatever it claims.
+func StreamBound(bundlemax, databytes int64) int64 {
+	m := max(bundlemax, 0) + max(databytes, 0)
+	return 2*m + MaxRcptBytes + 4*maxLine
+}
 
 // limiter counts what the decompressor produced.
 type limiter struct {
@@ -408,7 +425,7 @@ func (r *Reader) checkSeal() error {
 	if err != nil {
 		return err
 	}
-	if r.sealed && !signer.Equal(r.Header.Signer) {
+	if r.signed && !signer.Equal(r.Header.Signer) {
 		return damaged("the signature changed while the file was read")
 	}
 	r.Header.Signer = signer
@@ -452,7 +469,7 @@ func (r *Reader) CheckSeal(ra io.ReaderAt, size int64) error {
 	if err != nil {
 		return err
 	}
-	r.Header.Signer, r.sealed = signer, true
+	r.Header.Signer, r.signed = signer, true
 	// The stream's own SHA-256 can no longer find anything: the seal is
 	// checked again at the end over the very bytes decompressed, and the
 	// compression's checksum (zstd's content checksum, gzip's CRC)
