@@ -126,9 +126,9 @@ func (ru *rules) admit(h bundle.Header, proxy bool) error {
 		return nil
 	}
 	if h.Signer == nil {
-		return &refused{fmt.Sprintf("refused: endpoint %s: unsigned, and %s marks no unsigned bundles from it (\"%s -\")", ru.endpoint, peers.File, ru.endpoint)}
+		return &refused{fmt.Sprintf("refused: unsigned, and %s does not take unsigned bundles from endpoint %s (\"%s -\")", peers.File, ru.endpoint, ru.endpoint)}
 	}
-	return &refused{fmt.Sprintf("refused: endpoint %s: signed by %s, a key %s does not list for it", ru.endpoint, ocmpkey.FormatPublic(h.Signer), peers.File)}
+	return &refused{fmt.Sprintf("refused: signed by %s, a key %s does not list for endpoint %s", ocmpkey.FormatPublic(h.Signer), peers.File, ru.endpoint)}
 }
 
 // quarantineMessage keeps one message of a bundle that is not relayed,
@@ -154,4 +154,16 @@ func (u *Unpacker) quarantineMessage(h bundle.Header, i int, m *bundle.Message, 
 	path := filepath.Join(dir, fmt.Sprintf("%s.%d", h.ID, i))
 	_, err := safefile.WriteFrom(path, io.MultiReader(strings.NewReader(head.String()), body), 0o640)
 	return path, err
+}
+
+// seal says, for the log line of a bundle delivered, what vouched for
+// it: nothing when no ocmppeers was asked.
+func (ru *rules) seal(h bundle.Header) string {
+	switch {
+	case ru.peers == nil:
+		return ""
+	case h.Signer == nil:
+		return ", unsigned, as " + peers.File + " allows for " + ru.endpoint
+	}
+	return ", signed by " + ocmpkey.FormatPublic(h.Signer) + ", a key " + peers.File + " lists for " + ru.endpoint
 }

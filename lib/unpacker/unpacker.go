@@ -177,7 +177,7 @@ func (u *Unpacker) Unpack(file, user string) error {
 	if user != "" {
 		what = "delivered to " + user
 	}
-	u.Log.Printf("bundle %s: endpoint %s: %d messages %s", h.ID, h.Endpoint, n, what)
+	u.Log.Printf("bundle %s: endpoint %s: %d messages %s%s", h.ID, h.Endpoint, n, what, ru.seal(h))
 	return finish(file)
 }
 
