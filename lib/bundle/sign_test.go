@@ -8,26 +8,12 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 )
 
 func buildSigned(t testing.TB, comp string, key ed25519.PrivateKey, msgs []msg) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := NewWriter(&buf, comp, Header{ID: NewID(), Endpoint: "kiosk1", Created: time.Unix(1700000000, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Sign(key)
-	for _, m := range msgs {
-		if err := w.Add(m.sender, m.rcpts, int64(len(m.body)), strings.NewReader(m.body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	data, _ := buildWith(t, comp, key, msgs)
+	return data
 }
 
 func newKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {

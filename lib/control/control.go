@@ -220,6 +220,12 @@ type Entry struct {
 	Text string // trimmed
 }
 
+// Errorf is the error of a file whose entry e a parser cannot take: it
+// names the file and e's line.
+func (e Entry) Errorf(file, format string, args ...any) error {
+	return &Error{File: file, Err: fmt.Errorf("line %d: %s", e.Line, fmt.Sprintf(format, args...))}
+}
+
 // Entries returns the entries of a list control file as List does
 // (blank and '#' lines skipped), with their line numbers, and whether the
 // file exists: for files where a missing file means something else than

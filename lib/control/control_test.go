@@ -164,3 +164,10 @@ func TestEntries(t *testing.T) {
 		t.Errorf("empty file: %v %v %v", e, ok, err)
 	}
 }
+
+func TestEntryErrorf(t *testing.T) {
+	err := Entry{Line: 7, Text: "x"}.Errorf("ocmppeers", "bad %q", "x")
+	if err.Error() != `control file ocmppeers: line 7: bad "x"` {
+		t.Errorf("%v", err)
+	}
+}

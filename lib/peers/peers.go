@@ -16,7 +16,6 @@ package peers
 import (
 	"bytes"
 	"crypto/ed25519"
-	"fmt"
 	"strings"
 
 	"omail/lib/bundle"
@@ -42,12 +41,12 @@ func Parse(entries []control.Entry) (*Peers, error) {
 	for _, e := range entries {
 		f := strings.Fields(e.Text)
 		if len(f) != 2 {
-			return nil, lineError(e, "want \"ENDPOINT ed25519:BASE64\" or \"ENDPOINT -\"")
+			return nil, e.Errorf(File, "want \"ENDPOINT ed25519:BASE64\" or \"ENDPOINT -\"")
 		}
 		ep, k := f[0], f[1]
 		if ep != Any {
 			if err := bundle.ValidEndpoint(ep); err != nil {
-				return nil, lineError(e, err.Error())
+				return nil, e.Errorf(File, "%v", err)
 			}
 		}
 		if k == "-" {
@@ -56,15 +55,11 @@ func Parse(entries []control.Entry) (*Peers, error) {
 		}
 		pub, err := ocmpkey.ParsePublic(k)
 		if err != nil {
-			return nil, lineError(e, err.Error())
+			return nil, e.Errorf(File, "%v", err)
 		}
 		p.keys[ep] = append(p.keys[ep], pub)
 	}
 	return p, nil
-}
-
-func lineError(e control.Entry, why string) error {
-	return &control.Error{File: File, Err: fmt.Errorf("line %d: %s", e.Line, why)}
 }
 
 // Read reads control/ocmppeers. ok is false when there is no such file.

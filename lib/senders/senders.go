@@ -13,7 +13,6 @@
 package senders
 
 import (
-	"fmt"
 	"strings"
 
 	"omail/lib/bundle"
@@ -52,11 +51,11 @@ func Parse(entries []control.Entry) (*Policy, error) {
 		ep, pat, ok := strings.Cut(e.Text, ":")
 		ep, pat = strings.TrimSpace(ep), strings.ToLower(strings.TrimSpace(pat))
 		if !ok {
-			return nil, lineError(e, "want ENDPOINT:@domain, ENDPOINT:user@domain or ENDPOINT:.domain")
+			return nil, e.Errorf(File, "want ENDPOINT:@domain, ENDPOINT:user@domain or ENDPOINT:.domain")
 		}
 		if ep != Any {
 			if err := bundle.ValidEndpoint(ep); err != nil {
-				return nil, lineError(e, err.Error())
+				return nil, e.Errorf(File, "%v", err)
 			}
 		}
 		local, dom, hasAt := strings.Cut(pat, "@")
@@ -68,7 +67,7 @@ func Parse(entries []control.Entry) (*Policy, error) {
 		case hasAt && local != "" && goodDomain(dom) && !strings.ContainsAny(local, " \t"):
 			add(p.addrs, ep, pat)
 		default:
-			return nil, lineError(e, fmt.Sprintf("%q is not @domain, user@domain or .domain", pat))
+			return nil, e.Errorf(File, "%q is not @domain, user@domain or .domain", pat)
 		}
 		p.listed[ep] = true
 	}
@@ -87,10 +86,6 @@ func goodDomain(d string) bool {
 		}
 	}
 	return true
-}
-
-func lineError(e control.Entry, why string) error {
-	return &control.Error{File: File, Err: fmt.Errorf("line %d: %s", e.Line, why)}
 }
 
 // Read reads control/ocmpsenders. ok is false when there is no such file

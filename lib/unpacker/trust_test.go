@@ -31,6 +31,16 @@ func quarantinedFiles(h string) []string {
 	return m
 }
 
+// proxySetup is a proxy home with a fake queue (its directory q) and the
+// ocmppeers lines given, and FILE in endpoint "proxy"'s download
+// directory.
+func proxySetup(t *testing.T, peerLines ...string) (u *Unpacker, h, q, file string) {
+	u, h = setup(t)
+	q = t.TempDir()
+	u.Env = fakeQueue(t, q)
+	return u, h, q, proxyIn(t, h, peerLines...)
+}
+
 var one = []msg{{"amina@kiosk1.example", []string{"r@internet.example"}, "Subject: hello\n\nhi\n"}}
 
 // Which bundles a proxy delivers: signed by a key ocmppeers lists for
@@ -144,10 +154,7 @@ func TestProxyElsewhere(t *testing.T) {
 // The sender policy: allowed senders are queued, others quarantined and
 // never bounced; the rest of the bundle goes on.
 func TestProxySenders(t *testing.T) {
-	u, h := setup(t)
-	q := t.TempDir()
-	u.Env = fakeQueue(t, q)
-	file := proxyIn(t, h, "proxy -")
+	u, h, q, file := proxySetup(t, "proxy -")
 	os.WriteFile(filepath.Join(h, "control", "ocmpsenders"), []byte("proxy:@kiosk1.example\nproxy:.villages.example\n*:boss@ngo.example\nother:@evil.example\n"), 0o644)
 	id := writeBundle(t, file, []msg{
 		{"amina@kiosk1.example", []string{"r1@y"}, "Subject: allowed\n"},
@@ -186,10 +193,7 @@ func TestProxySenders(t *testing.T) {
 
 // No ocmpsenders: every sender, and a warning once per bundle.
 func TestProxyNoSenders(t *testing.T) {
-	u, h := setup(t)
-	q := t.TempDir()
-	u.Env = fakeQueue(t, q)
-	file := proxyIn(t, h, "proxy -")
+	u, _, q, file := proxySetup(t, "proxy -")
 	writeBundle(t, file, []msg{one[0], {"ceo@bank.example", []string{"r@y"}, "x"}})
 	if err := u.Unpack(file, ""); err != nil || len(queued(q)) != 2 {
 		t.Fatalf("%v %v", err, queued(q))
@@ -202,10 +206,7 @@ func TestProxyNoSenders(t *testing.T) {
 // databytes: a message over it is never written; its sender, if allowed,
 // gets a 5.3.4 bounce, otherwise it is quarantined without its body.
 func TestProxyDatabytes(t *testing.T) {
-	u, h := setup(t)
-	q := t.TempDir()
-	u.Env = fakeQueue(t, q)
-	file := proxyIn(t, h, "proxy -")
+	u, h, q, file := proxySetup(t, "proxy -")
 	os.WriteFile(filepath.Join(h, "control", "databytes"), []byte("100\n"), 0o644)
 	os.WriteFile(filepath.Join(h, "control", "ocmpsenders"), []byte("proxy:@kiosk1.example\n"), 0o644)
 	big := "Subject: big\n\n" + strings.Repeat("x", 100)
@@ -242,10 +243,7 @@ func TestProxyDatabytes(t *testing.T) {
 // A bundle that decompresses past bundlemax + databytes (and framing) is
 // a bomb: quarantined whole, nothing queued.
 func TestProxyBomb(t *testing.T) {
-	u, h := setup(t)
-	q := t.TempDir()
-	u.Env = fakeQueue(t, q)
-	file := proxyIn(t, h, "proxy -")
+	u, h, q, file := proxySetup(t, "proxy -")
 	os.WriteFile(filepath.Join(h, "control", "databytes"), []byte("10000\n"), 0o644)
 	os.WriteFile(filepath.Join(h, "control", "bundlemax"), []byte("10000\n"), 0o644)
 	writeBundle(t, file, []msg{one[0], {"a@kiosk1.example", []string{"r@y"}, strings.Repeat("\x00", 8<<20)}})
