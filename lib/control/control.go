@@ -235,6 +235,11 @@ func (d *Dir) Entries(name string) ([]Entry, bool, error) {
 	if err != nil || !ok {
 		return nil, ok, err
 	}
+	return EntriesOf(lines), true, nil
+}
+
+// EntriesOf is the entries of a list file's lines, numbered from 1.
+func EntriesOf(lines []string) []Entry {
 	var out []Entry
 	for i, l := range lines {
 		l = strings.TrimSpace(l)
@@ -243,5 +248,17 @@ func (d *Dir) Entries(name string) ([]Entry, bool, error) {
 		}
 		out = append(out, Entry{Line: i + 1, Text: l})
 	}
-	return out, true, nil
+	return out
+}
+
+// ReadEntries reads the list file name of d with parse, for files whose
+// parser wants line numbers: ok is false when the file is missing (v is
+// then the zero value, not a parsed empty file).
+func ReadEntries[T any](d *Dir, name string, parse func([]Entry) (T, error)) (v T, ok bool, err error) {
+	entries, ok, err := d.Entries(name)
+	if err != nil || !ok {
+		return v, ok, err
+	}
+	v, err = parse(entries)
+	return v, err == nil, err
 }

@@ -64,12 +64,7 @@ func Parse(entries []control.Entry) (*Peers, error) {
 
 // Read reads control/ocmppeers. ok is false when there is no such file.
 func Read(d *control.Dir) (p *Peers, ok bool, err error) {
-	entries, ok, err := d.Entries(File)
-	if err != nil || !ok {
-		return nil, ok, err
-	}
-	p, err = Parse(entries)
-	return p, err == nil, err
+	return control.ReadEntries(d, File, Parse)
 }
 
 // Accepts reports whether a bundle from endpoint signed by signer (nil:

@@ -20,13 +20,7 @@ func key(t testing.TB) (ed25519.PublicKey, string) {
 }
 
 func parse(text string) (*Peers, error) {
-	var es []control.Entry
-	for i, l := range strings.Split(text, "\n") {
-		if l = strings.TrimSpace(l); l != "" && l[0] != '#' {
-			es = append(es, control.Entry{Line: i + 1, Text: l})
-		}
-	}
-	return Parse(es)
+	return Parse(control.EntriesOf(strings.Split(text, "\n")))
 }
 
 func TestAccepts(t *testing.T) {

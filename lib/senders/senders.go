@@ -91,12 +91,7 @@ func goodDomain(d string) bool {
 // Read reads control/ocmpsenders. ok is false when there is no such file
 // (no policy: every sender is relayed).
 func Read(d *control.Dir) (p *Policy, ok bool, err error) {
-	entries, ok, err := d.Entries(File)
-	if err != nil || !ok {
-		return nil, ok, err
-	}
-	p, err = Parse(entries)
-	return p, err == nil, err
+	return control.ReadEntries(d, File, Parse)
 }
 
 // Allows reports whether mail from sender may be relayed from endpoint.

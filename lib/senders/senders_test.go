@@ -10,13 +10,7 @@ import (
 )
 
 func parse(text string) (*Policy, error) {
-	var es []control.Entry
-	for i, l := range strings.Split(text, "\n") {
-		if l = strings.TrimSpace(l); l != "" && l[0] != '#' {
-			es = append(es, control.Entry{Line: i + 1, Text: l})
-		}
-	}
-	return Parse(es)
+	return Parse(control.EntriesOf(strings.Split(text, "\n")))
 }
 
 func TestAllows(t *testing.T) {
