@@ -6,8 +6,9 @@
 // Unpack returns nil when everything in FILE is durable (queued, or in
 // the mailbox) and FILE is removed, or when FILE's bundle id was unpacked
 // before and FILE is removed without delivering anything. An error
-// matching ErrQuarantined: FILE is damaged or not a bundle; it is in
-// $OMAIL_HOME/quarantine/ and nothing in it was delivered. Any other
+// matching ErrQuarantined: FILE is damaged or not a bundle, or the
+// link's rules refuse it (trust.go: who signed it, where it came from);
+// it is in $OMAIL_HOME/quarantine/ and nothing in it was delivered. Any other
 // error is temporary trouble: FILE is left alone and a re-run finishes
 // the job without delivering anything twice (lib/seen keeps the
 // progress).
@@ -45,9 +46,9 @@ import (
 	"omail/lib/seen"
 )
 
-// ErrQuarantined matches the error of a FILE that is damaged or not a
-// bundle, now moved into the quarantine: nothing in it was delivered, and
-// trying again cannot help.
+// ErrQuarantined matches the error of a FILE that is damaged, not a
+// bundle, or refused, now moved into the quarantine: nothing in it was
+// delivered, and trying again cannot help.
 var ErrQuarantined = errors.New("quarantined")
 
 // quarantined is the error Unpack returns for a FILE it moved aside.
