@@ -18,6 +18,7 @@ package bundle
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -129,6 +130,10 @@ type Header struct {
 	// has no id of its own; the reader's ID is then "legacy-" and the
 	// SHA-256 of the whole file, computed by Verify.
 	Legacy bool
+	// Signer is the public key whose signature the file carries, once
+	// the reader checked it (Verify, CheckSeal, or the last Next); nil
+	// for an unsigned file. Which keys to trust is the caller's business.
+	Signer ed25519.PublicKey
 }
 
 // Writer writes one bundle.
@@ -140,6 +145,7 @@ type Writer struct {
 	sum   hash.Hash // over everything before the trailer
 	out   io.Writer // bw, and sum
 	count int
+	key   ed25519.PrivateKey // nil: unsigned
 	err   error
 }
 
@@ -217,6 +223,9 @@ func (w *Writer) Add(sender string, rcpts []string, size int64, body io.Reader) 
 	return err
 }
 
+// Sign makes Close sign the bundle with key.
+func (w *Writer) Sign(key ed25519.PrivateKey) { w.key = key }
+
 // Count is the number of messages added.
 func (w *Writer) Count() int { return w.count }
 
@@ -232,6 +241,12 @@ func (w *Writer) Close() error {
 	}
 	if err := w.zw.Close(); err != nil {
 		return err
+	}
+	if w.key != nil {
+		sig := ed25519.Sign(w.key, signedDigest(w.raw.sum.Sum(nil)))
+		if _, err := w.raw.Write(sigFrame(w.comp, w.key.Public().(ed25519.PublicKey), sig)); err != nil {
+			return err
+		}
 	}
 	_, err := w.raw.w.Write(seal(w.comp, w.raw.sum.Sum(nil)))
 	return err

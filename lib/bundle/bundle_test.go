@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -31,11 +32,20 @@ var sample = []msg{
 
 func build(t testing.TB, comp string, msgs []msg) ([]byte, string) {
 	t.Helper()
+	return buildWith(t, comp, nil, msgs)
+}
+
+// buildWith is build, the bundle signed with key unless it is nil.
+func buildWith(t testing.TB, comp string, key ed25519.PrivateKey, msgs []msg) ([]byte, string) {
+	t.Helper()
 	var buf bytes.Buffer
 	id := NewID()
 	w, err := NewWriter(&buf, comp, Header{ID: id, Endpoint: "kiosk1", Created: time.Unix(1700000000, 0)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if key != nil {
+		w.Sign(key)
 	}
 	for _, m := range msgs {
 		if err := w.Add(m.sender, m.rcpts, int64(len(m.body)), strings.NewReader(m.body)); err != nil {

@@ -11,10 +11,12 @@ import (
 // reports either an intact bundle or an error, and never hands out a body
 // longer than its announced size.
 func FuzzReader(f *testing.F) {
+	_, key := newKey(f)
 	for _, comp := range []string{Zstd, Gzip} {
 		data, _ := build(f, comp, sample)
 		f.Add(data)
 		f.Add(data[:len(data)/2])
+		f.Add(buildSigned(f, comp, key, sample[:1]))
 	}
 	f.Add(gz("From a x\nhello\n\nFrom b y\n>From\n"))
 	f.Add(gz("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 3 1\nF a\nT b\nabc\nS 00000000\nE 1 00\n"))

@@ -3,6 +3,7 @@ package bundle
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -60,6 +61,8 @@ type Reader struct {
 	count  int
 	body   io.Reader // the current message's body, until drained
 	mbox   *mbox.Reader
+	signed bool // Header.Signer is known (CheckSeal, ExpectSigner): the end must agree
+	limit  *limiter
 	done   bool
 	err    error
 }
@@ -69,14 +72,14 @@ type Reader struct {
 type srcReader struct {
 	r    io.Reader
 	err  error
-	sum  hash.Hash // of the raw file but its last maxSealLen bytes
+	sum  hash.Hash // of the raw file but its last maxTail bytes
 	tail []byte    // the last bytes read, not yet in sum
 }
 
 func (s *srcReader) Read(b []byte) (int, error) {
 	n, err := s.r.Read(b)
 	s.tail = append(s.tail, b[:n]...)
-	if k := len(s.tail) - maxSealLen; k > 0 {
+	if k := len(s.tail) - maxTail; k > 0 {
 		s.sum.Write(s.tail[:k])
 		s.tail = append(s.tail[:0], s.tail[k:]...)
 	}
@@ -137,7 +140,8 @@ func NewReader(f io.Reader) (*Reader, error) {
 	default:
 		return nil, damaged("neither zstd nor gzip")
 	}
-	r.br = bufio.NewReaderSize(r.dec, 64<<10)
+	r.limit = &limiter{r: r.dec}
+	r.br = bufio.NewReaderSize(r.limit, 64<<10)
 	first, err := r.br.Peek(len(Magic) + 1)
 	if err != nil {
 		r.Close()
@@ -157,6 +161,44 @@ func NewReader(f io.Reader) (*Reader, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// ExpectSigner sets Header.Signer ahead of the end of the file, as an
+// earlier reading of the same file found it: a file whose end then
+// disagrees is damaged.
+func (r *Reader) ExpectSigner(k ed25519.PublicKey) { r.Header.Signer, r.signed = k, true }
+
+// SetLimit bounds the decompressed stream: past max bytes (within the
+// reader's 64 KiB of read-ahead) reading fails with ErrDamaged, whatever
+// the file claims, so that a few kilobytes that decompress to gigabytes
+// (a decompression bomb) cost no more than max bytes of reading. 0: no
+// limit.
+func (r *Reader) SetLimit(max int64) { r.limit.max = max }
+
+// StreamBound is the most a bundle's stream may decompress to at a
+// receiver with the control files bundlemax and databytes: a packer puts
+// at most bundlemax bytes of messages in a bundle, or one message
+// (at most databytes) alone; the framing around them (envelopes, record
+// lines) gets as much again as the messages, and one envelope's worth.
+// Past it, the bundle is a decompression bomb, whatever it claims.
+func StreamBound(bundlemax, databytes int64) int64 {
+	m := max(bundlemax, 0) + max(databytes, 0)
+	return 2*m + MaxRcptBytes + 4*maxLine
+}
+
+// limiter counts what the decompressor produced.
+type limiter struct {
+	r      io.Reader
+	n, max int64
+}
+
+func (l *limiter) Read(p []byte) (int, error) {
+	if l.max > 0 && l.n > l.max {
+		return 0, damaged("it decompresses to more than %d bytes (a decompression bomb?)", l.max)
+	}
+	k, err := l.r.Read(p)
+	l.n += int64(k)
+	return k, err
 }
 
 // Close releases the decompressor.
@@ -375,20 +417,18 @@ func (r *Reader) trailer(line string) error {
 	return io.EOF
 }
 
-// checkSeal compares the seal at the end of the file with the file.
+// checkSeal compares the seal (and the signature, if any) at the end of
+// the file with the file. After CheckSeal, the signer must be the one it
+// found: the same file, read through.
 func (r *Reader) checkSeal() error {
-	n := zstdSealLen
-	if r.comp == Gzip {
-		n = gzipSealLen
+	signer, err := checkEnd(r.comp, r.src.sum, r.src.tail)
+	if err != nil {
+		return err
 	}
-	t := r.src.tail
-	if len(t) < n {
-		return damaged("no seal")
+	if r.signed && !signer.Equal(r.Header.Signer) {
+		return damaged("the signature changed while the file was read")
 	}
-	r.src.sum.Write(t[:len(t)-n])
-	if !bytes.Equal(t[len(t)-n:], seal(r.comp, r.src.sum.Sum(nil))) {
-		return damaged("seal mismatch: the file was changed after it was written")
-	}
+	r.Header.Signer = signer
 	return nil
 }
 
@@ -414,13 +454,7 @@ func (r *Reader) CheckSeal(ra io.ReaderAt, size int64) error {
 		r.Header.ID = "legacy-" + hex.EncodeToString(h.Sum(nil))
 		return nil
 	}
-	n := int64(zstdSealLen)
-	if r.comp == Gzip {
-		n = int64(gzipSealLen)
-	}
-	if size < n {
-		return damaged("no seal")
-	}
+	n := min(size, int64(maxTail))
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(ra, 0, size-n), buf); err != nil {
 		return err
 	}
@@ -431,9 +465,11 @@ func (r *Reader) CheckSeal(ra io.ReaderAt, size int64) error {
 		}
 		return err
 	}
-	if !bytes.Equal(tail, seal(r.comp, h.Sum(nil))) {
-		return damaged("seal mismatch: the file was cut or changed after it was written")
+	signer, err := checkEnd(r.comp, h, tail)
+	if err != nil {
+		return err
 	}
+	r.Header.Signer, r.signed = signer, true
 	// The stream's own SHA-256 can no longer find anything: the seal is
 	// checked again at the end over the very bytes decompressed, and the
 	// compression's checksum (zstd's content checksum, gzip's CRC)
@@ -570,14 +606,19 @@ func (r *Reader) Count() int { return r.count }
 
 // Verify reads a whole bundle, every body included, and reports whether
 // it is intact: nil, ErrDamaged, or an I/O error. It returns the header
-// (for a legacy file, with its id, which needs the whole file) and the
-// number of messages.
-func Verify(f io.Reader) (Header, int, error) {
+// (for a legacy file, with its id, which needs the whole file; for a
+// signed one, with its Signer) and the number of messages.
+func Verify(f io.Reader) (Header, int, error) { return VerifyLimit(f, 0) }
+
+// VerifyLimit is Verify with the decompressed stream bounded as SetLimit
+// says.
+func VerifyLimit(f io.Reader, max int64) (Header, int, error) {
 	r, err := NewReader(f)
 	if err != nil {
 		return Header{}, 0, err
 	}
 	defer r.Close()
+	r.SetLimit(max)
 	for {
 		_, err := r.Next()
 		if err == io.EOF {

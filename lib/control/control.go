@@ -212,3 +212,53 @@ func (d *Dir) Exists(name string) (bool, error) {
 
 // File returns the path of a control file.
 func (d *Dir) File(name string) string { return filepath.Join(d.Path, name) }
+
+// Entry is one entry of a list control file with its line number, for
+// files whose errors must name the line a person has to fix.
+type Entry struct {
+	Line int    // 1 for the file's first line
+	Text string // trimmed
+}
+
+// Errorf is the error of a file whose entry e a parser cannot take: it
+// names the file and e's line.
+func (e Entry) Errorf(file, format string, args ...any) error {
+	return &Error{File: file, Err: fmt.Errorf("line %d: %s", e.Line, fmt.Sprintf(format, args...))}
+}
+
+// Entries returns the entries of a list control file as List does
+// (blank and '#' lines skipped), with their line numbers, and whether the
+// file exists: for files where a missing file means something else than
+// an empty one (ocmppeers: refuse everything; ocmpsenders: no policy).
+func (d *Dir) Entries(name string) ([]Entry, bool, error) {
+	lines, ok, err := d.lines(name)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return EntriesOf(lines), true, nil
+}
+
+// EntriesOf is the entries of a list file's lines, numbered from 1.
+func EntriesOf(lines []string) []Entry {
+	var out []Entry
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		out = append(out, Entry{Line: i + 1, Text: l})
+	}
+	return out
+}
+
+// ReadEntries reads the list file name of d with parse, for files whose
+// parser wants line numbers: ok is false when the file is missing (v is
+// then the zero value, not a parsed empty file).
+func ReadEntries[T any](d *Dir, name string, parse func([]Entry) (T, error)) (v T, ok bool, err error) {
+	entries, ok, err := d.Entries(name)
+	if err != nil || !ok {
+		return v, ok, err
+	}
+	v, err = parse(entries)
+	return v, err == nil, err
+}

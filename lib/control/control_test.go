@@ -148,3 +148,26 @@ func TestCDB(t *testing.T) {
 		t.Error("nil CDB found something")
 	}
 }
+
+func TestEntries(t *testing.T) {
+	d := &Dir{Path: t.TempDir()}
+	if e, ok, err := d.Entries("ocmppeers"); e != nil || ok || err != nil {
+		t.Errorf("missing file: %v %v %v", e, ok, err)
+	}
+	os.WriteFile(filepath.Join(d.Path, "ocmppeers"), []byte("# peers\n\n  k1 -  \n\t# more\nk2 x\r\n"), 0o644)
+	e, ok, err := d.Entries("ocmppeers")
+	if !ok || err != nil || len(e) != 2 || e[0] != (Entry{3, "k1 -"}) || e[1] != (Entry{5, "k2 x"}) {
+		t.Errorf("got %v %v %v", e, ok, err)
+	}
+	os.WriteFile(filepath.Join(d.Path, "empty"), nil, 0o644)
+	if e, ok, err := d.Entries("empty"); e != nil || !ok || err != nil {
+		t.Errorf("empty file: %v %v %v", e, ok, err)
+	}
+}
+
+func TestEntryErrorf(t *testing.T) {
+	err := Entry{Line: 7, Text: "x"}.Errorf("ocmppeers", "bad %q", "x")
+	if err.Error() != `control file ocmppeers: line 7: bad "x"` {
+		t.Errorf("%v", err)
+	}
+}

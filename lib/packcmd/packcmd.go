@@ -9,9 +9,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	"omail/lib/control"
 	"omail/lib/crashpoint"
 	"omail/lib/eventlog"
 	"omail/lib/home"
+	"omail/lib/ocmpkey"
 	"omail/lib/packer"
 	"omail/lib/qexit"
 )
@@ -19,16 +21,18 @@ import (
 // Run is omail-pack: one pass, or with -watch a pass every pollinterval
 // seconds until SIGTERM. Exit 0, or 111 when a pass met temporary
 // trouble (the mail stays where it was), or 100 for a usage error.
+// -keygen makes the home's signing key unless it has one, and prints
+// its public key.
 func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	watch := false
-	for _, a := range args[1:] {
-		switch a {
-		case "-watch":
-			watch = true
-		default:
-			fmt.Fprintf(stderr, "omail-pack: usage: omail-pack [-watch]\n")
-			return qexit.Usage
-		}
+	switch {
+	case len(args) == 2 && args[1] == "-watch":
+		watch = true
+	case len(args) == 2 && args[1] == "-keygen":
+		return keygen(env, stdout, stderr)
+	case len(args) > 1:
+		fmt.Fprintf(stderr, "omail-pack: usage: omail-pack [-watch | -keygen]\n")
+		return qexit.Usage
 	}
 	p := &packer.Packer{Home: env.Dir(), Log: eventlog.New(stderr, "omail-pack"), Crash: crashpoint.New(env)}
 	if !watch {
@@ -54,5 +58,22 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	}()
 	p.Watch(woken, stopped, nil)
 	fmt.Fprintln(stderr, "omail-pack: exiting")
+	return qexit.OK
+}
+
+// keygen is omail-pack -keygen: control/ocmpkey is made once, never
+// replaced (every peer listing its public key would refuse this home's
+// bundles); run again, it prints the public key of the key there.
+func keygen(env home.Env, stdout, stderr io.Writer) int {
+	path := control.New(env.Dir()).File(ocmpkey.File)
+	pub, made, err := ocmpkey.Generate(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-pack: %s: %v\n", path, err)
+		return qexit.Temp
+	}
+	if made {
+		fmt.Fprintf(stderr, "omail-pack: made the signing key %s; list this public key in the other side's control/ocmppeers\n", path)
+	}
+	fmt.Fprintln(stdout, ocmpkey.FormatPublic(pub))
 	return qexit.OK
 }

@@ -2,6 +2,7 @@ package packcmd
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"omail/lib/home"
+	"omail/lib/ocmpkey"
 	"omail/lib/qexit"
 )
 
@@ -17,7 +19,7 @@ func TestUsage(t *testing.T) {
 	if code := Run([]string{"omail-pack", "-x"}, nil, nil, io.Discard, &log); code != qexit.Usage {
 		t.Errorf("exit %d", code)
 	}
-	if log.String() != "omail-pack: usage: omail-pack [-watch]\n" {
+	if log.String() != "omail-pack: usage: omail-pack [-watch | -keygen]\n" {
 		t.Errorf("log %q", log.String())
 	}
 }
@@ -30,6 +32,15 @@ func TestOnePass(t *testing.T) {
 	os.WriteFile(filepath.Join(h, "control", "ocmpdir"), []byte(filepath.Join(h, "ocmp")+"\n"), 0o644)
 	env := home.Env{"OMAIL_HOME=" + h}
 	var log bytes.Buffer
+	// No signing key: nothing is packed unsigned.
+	if code := Run([]string{"omail-pack"}, env, nil, io.Discard, &log); code != qexit.Temp ||
+		!strings.Contains(log.String(), "run omail-pack -keygen once") {
+		t.Errorf("without a key: exit %d: %s", code, log.String())
+	}
+	if code := Run([]string{"omail-pack", "-keygen"}, env, nil, io.Discard, io.Discard); code != qexit.OK {
+		t.Fatalf("-keygen: exit %d", code)
+	}
+	log.Reset()
 	if code := Run([]string{"omail-pack"}, env, nil, io.Discard, &log); code != qexit.OK {
 		t.Errorf("exit %d: %s", code, log.String())
 	}
@@ -40,5 +51,35 @@ func TestOnePass(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "omail-pack: control file bundlecompression: \"lz4\" is neither zstd nor gzip\n") {
 		t.Errorf("log %q", log.String())
+	}
+}
+
+// -keygen makes the key once and prints its public key, the same every
+// time.
+func TestKeygen(t *testing.T) {
+	h := t.TempDir()
+	os.MkdirAll(filepath.Join(h, "control"), 0o755)
+	env := home.Env{"OMAIL_HOME=" + h}
+	var out1, out2, log bytes.Buffer
+	if code := Run([]string{"omail-pack", "-keygen"}, env, nil, &out1, &log); code != qexit.OK {
+		t.Fatalf("exit %d: %s", code, log.String())
+	}
+	if !strings.Contains(log.String(), "made the signing key") {
+		t.Errorf("log %q", log.String())
+	}
+	key, err := ocmpkey.Load(filepath.Join(h, "control", "ocmpkey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ocmpkey.FormatPublic(key.Public().(ed25519.PublicKey)) + "\n"; out1.String() != want {
+		t.Errorf("printed %q, want %q", out1.String(), want)
+	}
+	log.Reset()
+	if code := Run([]string{"omail-pack", "-keygen"}, env, nil, &out2, &log); code != qexit.OK || out2.String() != out1.String() || log.Len() != 0 {
+		t.Errorf("again: exit %d, %q, log %q", code, out2.String(), log.String())
+	}
+	os.RemoveAll(filepath.Join(h, "control"))
+	if code := Run([]string{"omail-pack", "-keygen"}, env, nil, io.Discard, &log); code != qexit.Temp {
+		t.Errorf("no control directory: exit %d", code)
 	}
 }

@@ -23,6 +23,7 @@ package packer
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,7 @@ import (
 	"omail/lib/crashpoint"
 	"omail/lib/eventlog"
 	"omail/lib/lockfile"
+	"omail/lib/ocmpkey"
 	"omail/lib/outbox"
 	"omail/lib/safefile"
 )
@@ -55,6 +57,7 @@ type Packer struct {
 	createDirs bool
 	max        int64
 	comp       string
+	key        ed25519.PrivateKey
 }
 
 // Watch runs passes until stop is closed: one at once, then one every
@@ -132,6 +135,13 @@ func (p *Packer) pass() error {
 	scan, err := p.ctl.Bool("proxyscanmail")
 	if err != nil {
 		return err
+	}
+	// Every bundle is signed: a receiver that lists this home's public
+	// key in its ocmppeers delivers only what this key signed.
+	if p.key, err = ocmpkey.Load(p.ctl.File(ocmpkey.File)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no signing key %s: run omail-pack -keygen once, and list the public key it prints in the other side's control/ocmppeers; mail stays queued", p.ctl.File(ocmpkey.File))
+	} else if err != nil {
+		return fmt.Errorf("signing key: %v; mail stays queued", err)
 	}
 
 	// One packer at a time: two would pack the same entries twice.
@@ -238,6 +248,7 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	if err != nil {
 		return pd, err
 	}
+	w.Sign(p.key)
 	var total int64
 	for _, m := range msgs {
 		r, done, err := m.open()

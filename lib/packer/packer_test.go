@@ -14,6 +14,7 @@ import (
 	"omail/lib/bundle"
 	"omail/lib/eventlog"
 	"omail/lib/mbox"
+	"omail/lib/ocmpkey"
 	"omail/lib/outbox"
 )
 
@@ -60,6 +61,9 @@ func setup(t *testing.T) (*Packer, string) {
 	ctl("mailspool", filepath.Join(h, "spool"))
 	ctl("ocmpcreateuserdir", "1")
 	os.MkdirAll(filepath.Join(h, "spool"), 0o755)
+	if _, _, err := ocmpkey.Generate(filepath.Join(h, "control", ocmpkey.File)); err != nil {
+		t.Fatal(err)
+	}
 	return &Packer{Home: h, Log: eventlog.New(&syncBuf{}, "omail-pack")}, h
 }
 
@@ -85,7 +89,14 @@ func readBundles(t *testing.T, h, ep string) []string {
 				t.Fatal(err)
 			}
 			b, _ := io.ReadAll(m.Body)
+			if r.Header.Signer != nil {
+				t.Fatal("signed before the end was read")
+			}
 			out = append(out, m.Sender+">"+strings.Join(m.Rcpts, ",")+":"+string(b))
+		}
+		key, _ := ocmpkey.Load(filepath.Join(h, "control", ocmpkey.File))
+		if !r.Header.Signer.Equal(key.Public()) {
+			t.Errorf("%s: signed by %x, not the home's key", f, r.Header.Signer)
 		}
 		r.Close()
 		fd.Close()

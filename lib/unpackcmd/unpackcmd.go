@@ -5,7 +5,8 @@
 //
 // It reads its arguments, runs lib/unpacker, and maps the outcome to the
 // exit code OCMP acts on: 0, FILE is done with and removed; 100, FILE was
-// damaged and is in the quarantine; 111, temporary trouble, FILE is left
+// damaged or refused (docs/omail-unpack.md, Trust) and is in the
+// quarantine; 111, temporary trouble, FILE is left
 // for a re-run. See docs/omail-unpack.md.
 package unpackcmd
 

@@ -27,11 +27,32 @@ exit 0
 	return home.Env{"QMAILQUEUE=" + script, "PATH=/usr/bin:/bin"}
 }
 
+// proxyIn makes h a proxy whose ocmpdir is h/ocmp, with the ocmppeers
+// lines given, and returns a FILE in the download directory of endpoint
+// "proxy" (the one writeBundle packs for).
+func proxyIn(t testing.TB, h string, peerLines ...string) string {
+	return proxyInFor(t, h, "proxy", peerLines...)
+}
+
+// proxyInFor is proxyIn for endpoint ep.
+func proxyInFor(t testing.TB, h, ep string, peerLines ...string) string {
+	t.Helper()
+	dl := filepath.Join(h, "ocmp", ep, "mail", "download")
+	if err := os.MkdirAll(dl, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(h, "control", "ocmpdir"), []byte(filepath.Join(h, "ocmp")+"\n"), 0o644)
+	if peerLines != nil {
+		os.WriteFile(filepath.Join(h, "control", "ocmppeers"), []byte(strings.Join(peerLines, "\n")+"\n"), 0o644)
+	}
+	return filepath.Join(dl, "omail-bundle.zst")
+}
+
 func TestProxy(t *testing.T) {
 	u, h := setup(t)
 	q := t.TempDir()
 	u.Env = fakeQueue(t, q)
-	file := filepath.Join(h, "in")
+	file := proxyIn(t, h, "proxy -")
 	id := writeBundle(t, file, []msg{
 		{"a@x", []string{"r1@y", "r2@y"}, "Subject: one\n\nhello\n"},
 		{"c@x", []string{"r3@y"}, "Subject: two\n\nrefuse-me\n"},
@@ -82,7 +103,7 @@ func TestProxyResume(t *testing.T) {
 	u, h := setup(t)
 	q := t.TempDir()
 	u.Env = fakeQueue(t, q)
-	file := filepath.Join(h, "in")
+	file := proxyIn(t, h, "proxy -")
 	id := writeBundle(t, file, []msg{
 		{"a@x", []string{"r@y"}, "Subject: one\n"},
 		{"a@x", []string{"r@y"}, "Subject: two\n"},

@@ -6,8 +6,9 @@
 // Unpack returns nil when everything in FILE is durable (queued, or in
 // the mailbox) and FILE is removed, or when FILE's bundle id was unpacked
 // before and FILE is removed without delivering anything. An error
-// matching ErrQuarantined: FILE is damaged or not a bundle; it is in
-// $OMAIL_HOME/quarantine/ and nothing in it was delivered. Any other
+// matching ErrQuarantined: FILE is damaged or not a bundle, or the
+// link's rules refuse it (trust.go: who signed it, where it came from);
+// it is in $OMAIL_HOME/quarantine/ and nothing in it was delivered. Any other
 // error is temporary trouble: FILE is left alone and a re-run finishes
 // the job without delivering anything twice (lib/seen keeps the
 // progress).
@@ -45,9 +46,9 @@ import (
 	"omail/lib/seen"
 )
 
-// ErrQuarantined matches the error of a FILE that is damaged or not a
-// bundle, now moved into the quarantine: nothing in it was delivered, and
-// trying again cannot help.
+// ErrQuarantined matches the error of a FILE that is damaged, not a
+// bundle, or refused, now moved into the quarantine: nothing in it was
+// delivered, and trying again cannot help.
 var ErrQuarantined = errors.New("quarantined")
 
 // quarantined is the error Unpack returns for a FILE it moved aside.
@@ -91,6 +92,13 @@ func (u *Unpacker) Unpack(file, user string) error {
 	if fi, err := os.Stat(u.Home); err != nil || !fi.IsDir() {
 		return fmt.Errorf("OMAIL_HOME %s is not a directory", u.Home)
 	}
+	ru, err := u.readRules(file, user)
+	if rf := (*refused)(nil); errors.As(err, &rf) {
+		return u.quarantine(file, err)
+	}
+	if err != nil {
+		return err
+	}
 	// One unpacker at a time: two copies of one bundle handed over at
 	// once must not both deliver.
 	st, err := seen.Open(u.Home, u.Now)
@@ -109,7 +117,7 @@ func (u *Unpacker) Unpack(file, user string) error {
 	defer f.Close()
 	var r *bundle.Reader
 	if user == "" {
-		r, err = openVerified(f)
+		r, err = openVerified(f, ru.bound)
 	} else {
 		r, err = openSealed(f)
 	}
@@ -120,10 +128,16 @@ func (u *Unpacker) Unpack(file, user string) error {
 		return fmt.Errorf("%s: %v", file, err)
 	}
 	defer r.Close()
+	h := r.Header
+	// Whose bundle it is is known now (the signature is checked), and
+	// nothing of it was delivered yet.
+	if err := ru.admit(h, user == ""); err != nil {
+		u.Log.Printf("bundle %s: endpoint %s: %v", h.ID, ru.endpoint, err)
+		return u.quarantine(file, err)
+	}
 	// The decoder has its window now: the heap holding it (and r) gets
 	// huge pages for the bytes about to be written into it.
 	hugepages.Advise(unsafe.Pointer(r))
-	h := r.Header
 	if st.Done(h.ID) {
 		u.Log.Printf("bundle %s: %s: unpacked before; removing this copy", h.ID, file)
 		if err := st.ClearProgress(h.ID); err != nil {
@@ -137,7 +151,7 @@ func (u *Unpacker) Unpack(file, user string) error {
 	if user != "" {
 		err = u.client(r, user, st)
 	} else {
-		err = u.proxy(r, st)
+		err = u.proxy(r, st, ru)
 	}
 	if user != "" && errors.Is(err, bundle.ErrDamaged) {
 		// The client has cut the mailbox back: nothing from FILE was
@@ -164,7 +178,7 @@ func (u *Unpacker) Unpack(file, user string) error {
 	if user != "" {
 		what = "delivered to " + user
 	}
-	u.Log.Printf("bundle %s: endpoint %s: %d messages %s", h.ID, h.Endpoint, n, what)
+	u.Log.Printf("bundle %s: endpoint %s: %d messages %s%s", h.ID, h.Endpoint, n, what, ru.seal(h))
 	return finish(file)
 }
 
@@ -172,8 +186,8 @@ func (u *Unpacker) Unpack(file, user string) error {
 // deliver: the proxy hook reads every file twice, since a message in the
 // queue cannot be taken back when a later part of its bundle turns out
 // damaged.
-func openVerified(f *os.File) (*bundle.Reader, error) {
-	h, _, err := bundle.Verify(f)
+func openVerified(f *os.File, bound int64) (*bundle.Reader, error) {
+	h, _, err := bundle.VerifyLimit(f, bound)
 	if err == nil && h.Legacy {
 		err = &bundle.DamagedError{Why: "an mbox fragment: only the client hook reads those"}
 	}
@@ -187,6 +201,11 @@ func openVerified(f *os.File) (*bundle.Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("second reading: %v", err) // not ErrDamaged: it was intact
 	}
+	// The signature the first reading checked is the one this reading
+	// finds again at its end, or the rest of the bundle is damage (the
+	// same open file, so only a writer to it in place could change it).
+	r.ExpectSigner(h.Signer)
+	r.SetLimit(bound)
 	return r, nil
 }
 

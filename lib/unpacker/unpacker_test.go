@@ -2,6 +2,7 @@ package unpacker
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -55,15 +56,24 @@ type msg struct {
 }
 
 func writeBundle(t testing.TB, path string, msgs []msg) string {
+	return writeSigned(t, path, "proxy", nil, msgs)
+}
+
+// writeSigned writes a bundle for endpoint ep, signed with key unless it
+// is nil, and returns its id.
+func writeSigned(t testing.TB, path, ep string, key ed25519.PrivateKey, msgs []msg) string {
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	id := bundle.NewID()
-	w, err := bundle.NewWriter(f, bundle.Zstd, bundle.Header{ID: id, Endpoint: "proxy", Created: time.Unix(0, 0)})
+	w, err := bundle.NewWriter(f, bundle.Zstd, bundle.Header{ID: id, Endpoint: ep, Created: time.Unix(0, 0)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if key != nil {
+		w.Sign(key)
 	}
 	for _, m := range msgs {
 		if err := w.Add(m.sender, m.rcpts, int64(len(m.body)), strings.NewReader(m.body)); err != nil {

@@ -11,12 +11,27 @@ OCMP=$T/ocmp
 SPOOL=$T/mail
 mkdir -p "$OCMP" "$SPOOL"
 
-# ocmphome DIR: a fresh home whose ocmpdir and mailspool are the test's.
+# ocmphome DIR: a fresh home whose ocmpdir and mailspool are the test's,
+# with its signing key (omail-pack -keygen).
 ocmphome() {
   newhome "$1"
   echo "$OCMP" >"$1/control/ocmpdir"
   echo "$SPOOL" >"$1/control/mailspool"
+  OMAIL_HOME=$1 omail-pack -keygen >/dev/null 2>&1 || fail "omail-pack -keygen for $1"
 }
+
+# trust HOME ENDPOINT SIGNER_HOME: HOME (a proxy) delivers the bundles
+# that arrive under ENDPOINT signed by SIGNER_HOME's key (a line in its
+# ocmppeers with the key -keygen prints).
+trust() {
+  local pub
+  pub=$(OMAIL_HOME=$3 omail-pack -keygen 2>/dev/null) || fail "no key for $3"
+  echo "$2 $pub" >>"$1/control/ocmppeers"
+}
+
+# inbox ENDPOINT: the download directory where OCMP leaves what ENDPOINT
+# sent, where the proxy hook takes the endpoint from (created).
+inbox() { mkdir -p "$OCMP/$1/mail/download" && echo "$OCMP/$1/mail/download"; }
 
 # putmsgs ENDPOINT FIRST LAST: outbox entries for messages tok-FIRST to
 # tok-LAST, two recipients each, one with a body line that needs quoting.

@@ -3,7 +3,7 @@
 # under tcpserver on a loopback port. Needs lib.sh's helpers (bg, fail).
 
 # site NAME DOMAIN: a fresh OMAIL_HOME at $T/NAME for a host called
-# DOMAIN, with its own mail spool and OCMP directory.
+# DOMAIN, with its own mail spool, OCMP directory and signing key.
 site() {
   local h=$T/$1
   mkdir -p "$h/control" "$h/spool" "$h/ocmp"
@@ -13,6 +13,16 @@ site() {
   echo "$h/ocmp" >"$h/control/ocmpdir"
   echo 1 >"$h/control/ocmpcreateuserdir"
   OMAIL_HOME=$h omail-deliver -init
+  OMAIL_HOME=$h omail-pack -keygen >/dev/null 2>&1 || fail "omail-pack -keygen for $1"
+}
+
+# peer NAME ENDPOINT OTHER: site NAME takes the bundles that come from
+# ENDPOINT (* for any) signed by site OTHER's key: a line in NAME's
+# ocmppeers with the public key OTHER's omail-pack -keygen prints.
+peer() {
+  local pub
+  pub=$(OMAIL_HOME=$T/$3 omail-pack -keygen 2>/dev/null) || fail "no key for $3"
+  echo "$2 $pub" >>"$T/$1/control/ocmppeers"
 }
 
 # ctl NAME FILE LINE...: write a control file of site NAME.
