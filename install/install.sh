@@ -134,8 +134,10 @@ programs() {
   done
   # The one set-id program: it puts a message into the queue for
   # omail-smtpd (omaild) and for any user running sendmail, none of whom
-  # may write the queue themselves. Mode 4711 as qmail-queue's.
-  own omailq:omailq 4711 "$D$bindir/omail-queue"
+  # may write the queue themselves. Set-uid omailq as qmail-queue is
+  # set-uid qmailq, and set-gid omailq too, so that what it writes is
+  # omailq's group's and not the caller's; not readable, as qmail's.
+  own omailq:omailq 6711 "$D$bindir/omail-queue"
   ln -sf ../bin/omail-inject "$D$sbindir/sendmail"
   ln -sf omail-inject "$D$bindir/mailq"
   if [ -n "$SENDMAIL" ]; then
@@ -153,7 +155,7 @@ control() {
     n=$(basename "$f")
     case $n in *.md) continue ;; esac
     if [ -e "$c/$n" ]; then
-      say "keeping $c/$n"
+      cmp -s "$f" "$c/$n" || say "keeping $c/$n, which differs from the default"
     else
       install -m 644 "$f" "$c/$n"
     fi
@@ -282,7 +284,7 @@ do_uninstall() {
   done
   for u in $UNITS; do rm -f "$D$unitdir/$u"; done
   rm -rf "$D$docdir"
-  say "removed the programs, links, units and docs from ${D:-/}$PREFIX"
+  say "removed the programs, links, units and docs from $D$PREFIX"
   say "kept $D$OMAIL_HOME (queue, control, service) and the users $USERS"
 }
 
