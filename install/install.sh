@@ -129,15 +129,26 @@ programs() {
     [ -x "$PROGS_DIR/$p" ] || die "$PROGS_DIR/$p: not built (make install builds it)"
   done
   install -d -m 755 "$D$bindir" "$D$sbindir"
+  # Each program is made complete, with its owner and mode, beside its
+  # final name and then renamed over the old one: running programs keep
+  # theirs, and omail-queue is never there without its set-id bits
+  # (omail-smtpd would then try to write the queue itself, and fail).
   for p in $PROGS; do
-    install -m 755 "$PROGS_DIR/$p" "$D$bindir/$p"
+    install -m 755 "$PROGS_DIR/$p" "$D$bindir/.$p.new"
   done
   # The one set-id program: it puts a message into the queue for
   # omail-smtpd (omaild) and for any user running sendmail, none of whom
   # may write the queue themselves. Set-uid omailq as qmail-queue is
   # set-uid qmailq, and set-gid omailq too, so that what it writes is
   # omailq's group's and not the caller's; not readable, as qmail's.
-  own omailq:omailq 6711 "$D$bindir/omail-queue"
+  if [ "$root" = 1 ]; then
+    own omailq:omailq 6711 "$D$bindir/.omail-queue.new"
+  else
+    own omailq:omailq 6711 "$D$bindir/omail-queue"
+  fi
+  for p in $PROGS; do
+    mv -f "$D$bindir/.$p.new" "$D$bindir/$p"
+  done
   ln -sf ../bin/omail-inject "$D$sbindir/sendmail"
   ln -sf omail-inject "$D$bindir/mailq"
   if [ -n "$SENDMAIL" ]; then
