@@ -104,6 +104,14 @@ keep_or_put() {
 # ours LINK: LINK is a symbolic link to our omail-inject.
 ours() { [ -L "$1" ] && case $(readlink "$1") in *omail-inject) true ;; *) false ;; esac; }
 
+# link TARGET NAME: NAME becomes a symbolic link to TARGET by a rename, so
+# that cron never finds no sendmail at all while it is replaced.
+link() {
+  rm -f "$2.new"
+  ln -s "$1" "$2.new"
+  mv -f "$2.new" "$2"
+}
+
 # sendmail_link: the SENDMAIL link's full path, or nothing.
 sendmail_link() { [ -z "$SENDMAIL" ] || echo "$D$SENDMAIL"; }
 
@@ -111,6 +119,9 @@ users() {
   nologin=/usr/sbin/nologin
   [ -x $nologin ] || nologin=/bin/false
   for u in $USERS; do
+    if getent passwd "$u" >/dev/null && [ "$(id -u "$u")" = 0 ]; then
+      die "user $u has uid 0: it must be an unprivileged user of its own"
+    fi
     if [ "$root" = 1 ]; then
       getent group "$u" >/dev/null || groupadd --system "$u" ||
         die "cannot create group $u"
@@ -149,20 +160,22 @@ programs() {
   for p in $PROGS; do
     mv -f "$D$bindir/.$p.new" "$D$bindir/$p"
   done
-  ln -sf ../bin/omail-inject "$D$sbindir/sendmail"
-  ln -sf omail-inject "$D$bindir/mailq"
+  link ../bin/omail-inject "$D$sbindir/sendmail"
+  link omail-inject "$D$bindir/mailq"
   if [ -n "$SENDMAIL" ]; then
     install -d -m 755 "$(dirname "$(sendmail_link)")"
-    ln -sf "$bindir/omail-inject" "$(sendmail_link)"
+    link "$bindir/omail-inject" "$(sendmail_link)"
   fi
 }
 
-# The control files: the defaults shipped in control/, then `me`, then
+# The control files: the defaults shipped in control/ (each the value a
+# missing file means, so that an admin sees them), the starting points in
+# install/control/ (aliases with postmaster, tcp.smtp), then `me`, then
 # tcp.smtp's cdb. An existing file is never touched.
 control() {
   c=$D$OMAIL_HOME/control
   install -d -m 755 "$D$OMAIL_HOME" "$c"
-  for f in "$SRC"/control/*; do
+  for f in "$SRC"/control/* "$SRC"/install/control/*; do
     n=$(basename "$f")
     case $n in *.md) continue ;; esac
     if [ -e "$c/$n" ]; then
