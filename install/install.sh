@@ -206,8 +206,8 @@ control() {
 }
 
 # The queue, made by omail-deliver -init (it adds only what is missing),
-# given to omailq. Directories 750, files 640, the trigger fifo 600: only omailq and root
-# read the mail. -h: a link someone put there is not followed.
+# given to omailq. Directories 750, files 640, the trigger fifo 600: only
+# omailq and root read the mail. -h: a link put there is not followed.
 queue() {
   OMAIL_HOME=$D$OMAIL_HOME "$PROGS_DIR/omail-deliver" -init
   q=$D$OMAIL_HOME/queue
