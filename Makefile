@@ -14,7 +14,7 @@ LDFLAGS     = -s -w -X omail/lib/home.Default=$(OMAIL_HOME)
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN      := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test unit scenario fuzz demo check cover install bench clean deps
+.PHONY: all build test unit scenario fuzz demo check cover install uninstall bench clean deps
 
 all: build
 
@@ -71,17 +71,23 @@ cover: deps
 bench: build
 	@bench/run
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(OMAIL_HOME)/control
-	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
-	ln -sf ../bin/omail-inject $(DESTDIR)$(PREFIX)/sbin/sendmail
-	ln -sf omail-inject $(DESTDIR)$(PREFIX)/bin/mailq
-	@for f in control/*; do \
-	  case $$f in *.md) continue;; esac; \
-	  t=$(DESTDIR)$(OMAIL_HOME)/control/$$(basename $$f); \
-	  if [ -e $$t ]; then echo "keeping $$t"; else install -m 644 $$f $$t; fi; \
-	done
-	OMAIL_HOME=$(DESTDIR)$(OMAIL_HOME) bin/omail-deliver -init
+# make install [PREFIX=...] [OMAIL_HOME=...] [DESTDIR=...] [SENDMAIL=...]:
+# the programs are built for OMAIL_HOME into build/install/bin (bin/ is
+# left as `make build` made it) and installed by install/install.sh,
+# which says what it does: as root it also makes the users, owners, modes
+# and the set-uid omail-queue; as anyone else it says what root must do.
+# SENDMAIL=/usr/sbin/sendmail adds that link. `make uninstall` keeps the
+# queue, control/ and service/.
+SENDMAIL   ?=
+INSTALLENV  = PREFIX="$(PREFIX)" OMAIL_HOME="$(OMAIL_HOME)" DESTDIR="$(DESTDIR)" \
+              SENDMAIL="$(SENDMAIL)" PROGS_DIR=build/install/bin
+install:
+	@mkdir -p build/install/bin
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o build/install/bin/ $(addprefix ./,$(PROGS))
+	@$(INSTALLENV) install/install.sh install
+
+uninstall:
+	@$(INSTALLENV) install/install.sh uninstall
 
 clean:
 	rm -rf bin build
