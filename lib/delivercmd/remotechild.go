@@ -32,21 +32,36 @@ import (
 // recipient, one per line, in lib/outcome's report format (the K/Z/D
 // letter, NUL, the text, NUL), which the local delivery child uses too.
 
-// remoteIDs are the ids SMTP deliveries run with when we are root.
-func remoteIDs(h string) (uid, gid uint32, err error) {
+// remoteIDs are the ids SMTP deliveries run with when we are root: the
+// user named in control/remoteuser (make install writes omailr there),
+// else the queue's owner, else nobody. Never root: the SMTP client
+// talks to the network.
+func remoteIDs(h string, ctl *control.Dir) (uid, gid uint32, err error) {
+	name, err := ctl.Line("remoteuser")
+	if err != nil {
+		return 0, 0, err
+	}
+	if name != "" {
+		return userIDs(name, "control/remoteuser")
+	}
 	if fi, err := os.Stat(h + "/queue"); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
 			return st.Uid, st.Gid, nil
 		}
 	}
-	u, err := user.Lookup("nobody")
+	return userIDs("nobody", "the default remote delivery user")
+}
+
+// userIDs looks up an unprivileged user's uid and primary gid.
+func userIDs(name, what string) (uid, gid uint32, err error) {
+	u, err := user.Lookup(name)
 	if err != nil {
-		return 0, 0, fmt.Errorf("no unprivileged user for remote delivery: %v", err)
+		return 0, 0, fmt.Errorf("%s: no user %q for remote delivery: %v", what, name, err)
 	}
 	id, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	g, err2 := strconv.ParseUint(u.Gid, 10, 32)
 	if err1 != nil || err2 != nil || id == 0 {
-		return 0, 0, errors.New("user nobody has odd ids")
+		return 0, 0, fmt.Errorf("%s: user %q has ids %s:%s; remote delivery never runs as root", what, name, u.Uid, u.Gid)
 	}
 	return uint32(id), uint32(g), nil
 }

@@ -46,7 +46,7 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 		Remote: remoteInProcess(rc),
 	}
 	if os.Geteuid() == 0 {
-		uid, gid, err := remoteIDs(h)
+		uid, gid, err := remoteIDs(h, ctl)
 		if err != nil {
 			return qmanager.Transports{}, err
 		}
