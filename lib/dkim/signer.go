@@ -74,12 +74,13 @@ func (s *Signer) Write(b []byte) (int, error) {
 	} else if i := bytes.Index(s.head[from:], []byte("\r\n\r\n")); i >= 0 {
 		end = from + i + 2
 	}
-	if end < 0 {
-		if len(s.head) > MaxHeader {
-			if err := s.tooLarge(); err != nil {
-				return 0, s.fail(err)
-			}
+	if end > MaxHeader || end < 0 && len(s.head) > MaxHeader {
+		if err := s.tooLarge(); err != nil {
+			return 0, s.fail(err)
 		}
+		return len(b), nil
+	}
+	if end < 0 {
 		return len(b), nil
 	}
 	if err := s.start(fields(s.head[:end], false)); err != nil {
@@ -108,7 +109,7 @@ func (s *Signer) fail(err error) error {
 // fields so far show an author with no key, the message is simply not
 // signed; otherwise it cannot be signed, and it never will be.
 func (s *Signer) tooLarge() error {
-	if d, ok := fromDomain(fields(s.head, true)); ok && len(s.keys.For(d)) == 0 {
+	if d, ok := fromDomain(fields(s.head[:MaxHeader], true)); ok && len(s.keys.For(d)) == 0 {
 		s.started, s.head = true, nil
 		return nil
 	}
