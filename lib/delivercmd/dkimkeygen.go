@@ -28,7 +28,7 @@ import (
 // it, so it is best used beside an RSA key (two dkimkeys lines).
 //
 // Remote delivery reads the key as the user it runs as: as root that
-// is the queue's owner (remoteIDs), so the key is given to that user.
+// is the -remote child's user (remoteIDs), so the key is given to it.
 func runDKIMKeygen(args []string, env home.Env, stdout, stderr io.Writer) int {
 	alg := dkim.RSA
 	if len(args) > 0 {
