@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -499,4 +500,53 @@ func FuzzSigner(f *testing.F) {
 			t.Fatalf("%q: %v", msg, err)
 		}
 	})
+}
+
+// The body streams through: while a 32 MiB message is being signed,
+// the heap holds a small fraction of it (the header and the hashing
+// buffers), never the body. A run of empty lines, which go-msgauth's
+// canonicalisation would hold, is bounded too.
+func TestSignStreams(t *testing.T) {
+	tk := keysForTest(t)
+	dir := t.TempDir()
+	writeKey(t, dir, "ed.pem", tk.edPEM, 0o600)
+	keys, _ := Parse([]string{"example.org:ed1:ed.pem"}, dir)
+	const size = 32 << 20
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for _, c := range []struct {
+		name string
+		line string
+		perm bool
+	}{
+		{"text", strings.Repeat("0123456789 abcdef ", 4) + "\r\n", false},
+		{"empty lines", "\r\n", true},
+		{"blank lines", " \t \r\n", true},
+	} {
+		chunk := bytes.Repeat([]byte(c.line), (32<<10)/len(c.line))
+		s := keys.NewSigner()
+		before := heap()
+		_, err := s.Write([]byte("From: joe@example.org\r\nSubject: big\r\n\r\nfirst line\r\n"))
+		for n := 0; n < size && err == nil; n += len(chunk) {
+			_, err = s.Write(chunk)
+		}
+		if grown := int64(heap()) - int64(before); grown > size/16 {
+			t.Errorf("%s: the heap grew by %d bytes while signing %d", c.name, grown, size)
+		}
+		if err == nil {
+			_, err = s.Write([]byte("last line\r\n"))
+		}
+		if err == nil {
+			_, err = s.Finish()
+		}
+		s.Abort()
+		var de *Error
+		if c.perm != (errors.As(err, &de) && de.Perm && strings.HasPrefix(de.Msg, "5.3.4 ")) || !c.perm && err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
 }

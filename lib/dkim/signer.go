@@ -3,6 +3,7 @@ package dkim
 import (
 	"bytes"
 	"crypto"
+	"errors"
 	"fmt"
 	"io"
 
@@ -59,10 +60,8 @@ func (s *Signer) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	if s.started {
-		if s.w != nil {
-			if _, err := s.w.Write(b); err != nil {
-				return 0, s.fail(&Error{Msg: "4.3.0 DKIM signing failed: " + err.Error()})
-			}
+		if err := s.feed(b); err != nil {
+			return 0, err
 		}
 		return len(b), nil
 	}
@@ -88,12 +87,25 @@ func (s *Signer) Write(b []byte) (int, error) {
 	}
 	head := s.head
 	s.head = nil
-	if s.w != nil {
-		if _, err := s.w.Write(head); err != nil {
-			return 0, s.fail(&Error{Msg: "4.3.0 DKIM signing failed: " + err.Error()})
-		}
+	if err := s.feed(head); err != nil {
+		return 0, err
 	}
 	return len(b), nil
+}
+
+// feed hands message bytes to the signatures, if there are any.
+func (s *Signer) feed(b []byte) error {
+	if s.w == nil {
+		return nil
+	}
+	if _, err := s.w.Write(b); err != nil {
+		var de *Error
+		if !errors.As(err, &de) {
+			de = &Error{Msg: "4.3.0 DKIM signing failed: " + err.Error()}
+		}
+		return s.fail(de)
+	}
+	return nil
 }
 
 func (s *Signer) fail(err error) error {
@@ -151,8 +163,37 @@ func (s *Signer) start(fs []field) error {
 		s.sigs = append(s.sigs, sig)
 		ws = append(ws, sig)
 	}
-	s.w = io.MultiWriter(ws...)
+	s.w = &blankLimit{w: io.MultiWriter(ws...)}
 	return nil
+}
+
+// MaxBlank bounds the line-end bytes in a row (empty or blank lines)
+// a signed message may have. go-msgauth's relaxed body canonicalisation
+// holds such a run in memory until it sees whether the body ends there
+// (trailing empty lines are not hashed), so a hostile message of
+// nothing but empty lines would otherwise be held whole.
+const MaxBlank = 1 << 20
+
+// blankLimit refuses a run of more than MaxBlank line-end bytes (with
+// only spaces and tabs among them) on its way to the signatures.
+type blankLimit struct {
+	w   io.Writer
+	run int
+}
+
+func (l *blankLimit) Write(b []byte) (int, error) {
+	for _, c := range b {
+		switch c {
+		case '\r', '\n':
+			if l.run++; l.run > MaxBlank {
+				return 0, &Error{Perm: true, Msg: fmt.Sprintf("5.3.4 over %d empty lines in a row: too many to sign with DKIM", MaxBlank/2)}
+			}
+		case ' ', '\t':
+		default:
+			l.run = 0
+		}
+	}
+	return l.w.Write(b)
 }
 
 // Abort ends an unfinished signing (the message could not be read):
@@ -188,10 +229,8 @@ func (s *Signer) Finish() ([]byte, error) {
 		if err := s.start(fields(head, false)); err != nil {
 			return nil, s.fail(err)
 		}
-		if s.w != nil {
-			if _, err := s.w.Write(append(head, '\r', '\n')); err != nil {
-				return nil, s.fail(&Error{Msg: "4.3.0 DKIM signing failed: " + err.Error()})
-			}
+		if err := s.feed(append(head, '\r', '\n')); err != nil {
+			return nil, err
 		}
 	}
 	var out []byte
