@@ -15,6 +15,9 @@
 //	                       calling user (by hand).
 //	omail-deliver -remote  internal: one SMTP delivery in an unprivileged
 //	                       child (see remotechild.go).
+//	omail-deliver -dkimkeygen [-ed25519 | -rsa] DOMAIN SELECTOR
+//	                       write a DKIM key under control/dkim/ and print
+//	                       its TXT record (dkimkeygen.go).
 package delivercmd
 
 import (
@@ -51,6 +54,8 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return runLocalChild(args[2:], env, stdin, stdout, stderr)
 	case "-remote":
 		return runRemoteChild(env, stdin, stdout, stderr)
+	case "-dkimkeygen":
+		return runDKIMKeygen(args[2:], env, stdout, stderr)
 	case "", "-flush":
 	default:
 		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init]\n")

@@ -140,9 +140,24 @@ func remoteViaChild(env home.Env, exe string, uid, gid uint32, limiter *remote.L
 				return res
 			}
 		}
-		backoff.Failed(dest.Key())
+		if !localTrouble(res) {
+			backoff.Failed(dest.Key())
+		}
 		return res
 	}
+}
+
+// localTrouble reports whether every result is a 4.3.x deferral, the
+// mail system's own trouble (a message or a DKIM key that cannot be
+// read, a child that failed): no host was tried, so the destination is
+// not put in back-off, and the mail of other senders to it still goes.
+func localTrouble(res []outcome.Result) bool {
+	for _, r := range res {
+		if !strings.HasPrefix(r.Text, "4.3.") {
+			return false
+		}
+	}
+	return len(res) > 0
 }
 
 // runRemote runs one `omail-deliver -remote` child and reads its answers.

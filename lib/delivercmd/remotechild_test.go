@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"omail/lib/outcome"
 	"omail/lib/route"
 )
 
@@ -45,4 +46,28 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("re-encoding %q differs", b)
 		}
 	})
+}
+
+func TestLocalTrouble(t *testing.T) {
+	r := func(texts ...string) []outcome.Result {
+		var out []outcome.Result
+		for _, x := range texts {
+			out = append(out, outcome.Result{Status: outcome.Temp, Text: x})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		res  []outcome.Result
+		want bool
+	}{
+		{r("4.3.0 DKIM key for example.org (selector s) unusable: denied", "4.3.0 DKIM key for example.org (selector s) unusable: denied"), true},
+		{r("4.3.0 cannot open the message: gone"), true},
+		{r("4.4.1 cannot connect to [127.0.0.1]"), false},
+		{r("4.3.0 x", "[127.0.0.1] said: 451 later"), false},
+		{nil, false},
+	} {
+		if got := localTrouble(c.res); got != c.want {
+			t.Errorf("localTrouble(%v) = %v, want %v", c.res, got, c.want)
+		}
+	}
 }

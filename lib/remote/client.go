@@ -24,6 +24,7 @@ import (
 
 	"omail/lib/addr"
 	"omail/lib/control"
+	"omail/lib/dkim"
 	"omail/lib/masquerade"
 	"omail/lib/outcome"
 	"omail/lib/route"
@@ -58,6 +59,7 @@ type Client struct {
 	// Dial opens connections; nil: a net.Dialer with ConnectTimeout.
 	Dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	Masquerade *masquerade.Map // sender rewriting on the way out; nil: none
+	DKIM       *dkim.Keys      // signing keys (dkimkeys); nil: nothing is signed
 	Backoff    *Backoff        // hosts that recently failed are skipped; nil: none
 	Limiter    *Limiter        // connections per host and in all; nil: unbounded
 	// Shuffle orders MX hosts of equal preference; nil: random.
@@ -77,8 +79,8 @@ func (c *Client) open(path string) (io.ReadCloser, error) {
 }
 
 // FromControl makes a Client from the control files: helohost (default
-// me), timeoutconnect, timeoutremote and masquerade. Routes are read
-// separately with route.Load.
+// me), timeoutconnect, timeoutremote, masquerade and dkimkeys. Routes
+// are read separately with route.Load.
 func FromControl(ctl *control.Dir) (*Client, error) {
 	helo, err := ctl.Line("helohost")
 	if err != nil {
@@ -96,11 +98,16 @@ func FromControl(ctl *control.Dir) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := dkim.Load(ctl)
+	if err != nil {
+		return nil, err
+	}
 	return &Client{
 		Helo:           helo,
 		ConnectTimeout: time.Duration(tc) * time.Second,
 		CommandTimeout: time.Duration(tr) * time.Second,
 		Masquerade:     m,
+		DKIM:           keys,
 	}, nil
 }
 
@@ -116,6 +123,7 @@ type message struct {
 	path     string
 	size     int64 // bytes on the wire, before dot-stuffing
 	eightBit bool
+	sig      []byte // DKIM-Signature fields to send first; nil: unsigned
 }
 
 // Deliver sends the message in msgPath from sender to rcpts, all of
@@ -160,6 +168,16 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 	}
 	msg, err := c.measure(msgPath)
 	if err != nil {
+		// A message that needs a signature it cannot get waits (or
+		// bounces, if it never can) rather than going out unsigned.
+		var de *dkim.Error
+		if errors.As(err, &de) {
+			st := outcome.Temp
+			if de.Perm {
+				st = outcome.Perm
+			}
+			return all(st, de.Msg, "")
+		}
 		return all(outcome.Temp, "4.3.0 cannot read the message: "+err.Error(), "")
 	}
 	if until, ok := c.Backoff.Until(dest.Key()); ok {
@@ -210,21 +228,30 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 }
 
 // measure reads the message once through the same conversion it gets
-// on the wire, to learn its size for SIZE= and whether it is 8-bit.
+// on the wire, to learn its size for SIZE= and whether it is 8-bit, and
+// to sign it: the DKIM body hash is over these bytes, which send then
+// reads again from the file (the message is never held in memory).
+// The signature fields count in the size.
 func (c *Client) measure(path string) (*message, error) {
 	f, err := c.open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	ww := newWireWriter(io.Discard, false)
+	signer := c.DKIM.NewSigner()
+	defer signer.Abort()
+	ww := newWireWriter(signer, false)
 	if _, err := c.Masquerade.Copy(ww, f); err != nil {
 		return nil, err
 	}
 	if err := ww.Finish(); err != nil {
 		return nil, err
 	}
-	return &message{path: path, size: ww.n, eightBit: ww.eightBit}, nil
+	sig, err := signer.Finish()
+	if err != nil {
+		return nil, err
+	}
+	return &message{path: path, size: ww.n + int64(len(sig)), eightBit: ww.eightBit, sig: sig}, nil
 }
 
 // sendable reports whether an address can go in MAIL or RCPT: no line
@@ -690,7 +717,8 @@ func (s *session) transaction() error {
 	return nil
 }
 
-// send streams the message: masquerade, CRLF, dot-stuffing.
+// send streams the message: the DKIM signature fields measure made,
+// then the message with masquerade, CRLF, dot-stuffing.
 func (s *session) send() error {
 	f, err := s.c.open(s.msg.path)
 	if err != nil {
@@ -698,6 +726,9 @@ func (s *session) send() error {
 	}
 	defer f.Close()
 	ww := newWireWriter(s.tp.W, true)
+	if _, err := ww.Write(s.msg.sig); err != nil {
+		return err
+	}
 	if _, err := s.c.Masquerade.Copy(ww, f); err != nil {
 		return err
 	}
