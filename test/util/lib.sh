@@ -13,7 +13,9 @@ T=$(mktemp -d /tmp/omail-test.XXXXXX)
 # run omail-deliver itself: the checkout may sit in a directory only root
 # can enter, so the tests run a copy of $TESTBIN (hard links where possible).
 chmod 755 "$T"
-cp -al "$TESTBIN" "$T/bin" 2>/dev/null || cp -a "$TESTBIN" "$T/bin"
+# A link copy that fails half-way (another user's files, another file
+# system) is removed first, or cp -a would copy into $T/bin/bin.
+cp -al "$TESTBIN" "$T/bin" 2>/dev/null || { rm -rf "$T/bin"; cp -a "$TESTBIN" "$T/bin"; }
 chmod 755 "$T/bin"
 BIN=$T/bin
 export PATH="$BIN:$PATH"
