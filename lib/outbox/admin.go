@@ -123,6 +123,15 @@ func UploadDir(ctl *control.Dir, endpoint string) (string, error) {
 	return filepath.Join(base, endpoint, "mail", "upload"), nil
 }
 
+// UploadStatus is UploadDir and whether it exists as a directory.
+func UploadStatus(ctl *control.Dir, endpoint string) (dir string, ok bool, err error) {
+	if dir, err = UploadDir(ctl, endpoint); err != nil {
+		return "", false, err
+	}
+	fi, err := os.Stat(dir)
+	return dir, err == nil && fi.IsDir(), nil
+}
+
 // Summary is what waits in one endpoint's outbox.
 type Summary struct {
 	Endpoint string
@@ -178,11 +187,9 @@ func Summarize(home string, ctl *control.Dir) ([]Summary, error) {
 		if s.Messages == 0 {
 			continue
 		}
-		if s.Upload, err = UploadDir(ctl, ep); err != nil {
+		if s.Upload, s.UploadOK, err = UploadStatus(ctl, ep); err != nil {
 			return nil, err
 		}
-		fi, err := os.Stat(s.Upload)
-		s.UploadOK = err == nil && fi.IsDir()
 		out = append(out, s)
 	}
 	return out, nil
