@@ -41,8 +41,9 @@ func (m *Manager) Hold(id string) error {
 	return nil
 }
 
-// Release undoes Hold; the message is due as its state says, and a
-// running daemon looks at it at once.
+// Release undoes Hold; the message is due at once, as with Retry (after
+// a hold, whatever back-off it had is stale), and a running daemon
+// looks at it at once.
 func (m *Manager) Release(id string) error {
 	if !m.Queued(id) {
 		return ErrUnknown
@@ -51,7 +52,7 @@ func (m *Manager) Release(id string) error {
 		return err
 	}
 	m.logf("msg %s released", id)
-	return m.Q.Wake(id, false)
+	return m.Q.Wake(id)
 }
 
 // Retry makes every recipient of message id still to do due now, as a
@@ -64,7 +65,7 @@ func (m *Manager) Retry(id string) error {
 		m.logf("msg %s is held: release it to deliver it", id)
 	}
 	m.logf("msg %s due now", id)
-	return m.Q.Wake(id, true)
+	return m.Q.Wake(id)
 }
 
 // Delete removes message id without a bounce, under its lock (waiting

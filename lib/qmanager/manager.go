@@ -312,13 +312,13 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		heap.Push(&lanes[laneOf(slow)], item{id: id, due: due, seq: seq, flush: flush, slow: slow})
 		queued[id] = true
 	}
-	// wake makes a queued message due now (a flush too, for a retry).
-	wake := func(id string, retry bool) {
+	// wake makes a queued message due now, as a flush.
+	wake := func(id string) {
 		for l := range lanes {
 			for i := range lanes[l] {
 				if lanes[l][i].id == id {
 					lanes[l][i].due = 0
-					lanes[l][i].flush = lanes[l][i].flush || retry
+					lanes[l][i].flush = true
 					heap.Fix(&lanes[l], i)
 					return
 				}
@@ -342,15 +342,14 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		}
 		queue.SortIDs(woken)
 		for _, id := range woken {
-			ok, retry := m.Q.WakeNote(id)
-			if !ok {
+			if !m.Q.Woken(id) {
 				continue // taken by an attempt meanwhile
 			}
 			m.logf("msg %s due now at the administrator's request", id)
 			if queued[id] {
-				wake(id, retry)
+				wake(id)
 			} else {
-				push(id, 0, retry, false)
+				push(id, 0, true, false)
 			}
 		}
 		return todo
@@ -462,7 +461,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		case r := <-results:
 			running[r.lane]--
 			delete(queued, r.id)
-			again := rewake[r.id]
+			again := rewake[r.id] // and not acted on by that attempt
 			delete(rewake, r.id)
 			switch {
 			case errors.Is(r.err, errBusy):
@@ -471,9 +470,8 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			case r.err != nil:
 				m.logf("warning: msg %s: %v", r.id, r.err)
 				push(r.id, clock.Now(m.Now).Unix()+busyRetry, false, r.lane == slowLane)
-			case r.open && again:
-				_, retry := m.Q.WakeNote(r.id)
-				push(r.id, 0, retry, r.slow)
+			case r.open && again && m.Q.Woken(r.id):
+				push(r.id, 0, true, r.slow)
 			case r.open:
 				push(r.id, r.next, false, r.slow)
 			}

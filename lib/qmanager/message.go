@@ -108,10 +108,11 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 
 	// The administrator's notes are read under the lock (docs/INTERNALS.md,
 	// "Held messages"): a hold written before this point stops the
-	// attempt; a retry makes this attempt a flush of the message.
-	if woke, retry := m.Q.WakeNote(id); woke {
+	// attempt; a wake note (-retry, -release) makes this attempt a flush of
+	// the message.
+	if m.Q.Woken(id) {
 		defer m.Q.DropWake(id)
-		flush = flush || retry
+		flush = true
 	}
 	if m.Q.Held(id) {
 		m.logf("msg %s is held: not delivered", id)

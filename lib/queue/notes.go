@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -19,16 +18,12 @@ const (
 	// DirHold holds an empty file hold/ID for each held message: no
 	// attempt delivers, bounces or expires it while the file exists.
 	DirHold = "hold"
-	// DirWake holds wake/ID, "look at this message now", for the
-	// daemon, which otherwise would not notice a release or a retry
-	// until the message's own due time. Its content is WakeRetry (every
-	// recipient due, as a flush of this one message) or empty (due as
-	// its state says: a release).
+	// DirWake holds an empty file wake/ID, "every recipient of this
+	// message is due now" (a flush of this one message), for the next
+	// attempt and for the daemon, which otherwise would not notice a
+	// release or a retry until the message's own due time.
 	DirWake = "wake"
 )
-
-// WakeRetry is the content of a wake note written by -retry.
-const WakeRetry = "retry\n"
 
 // Held reports whether message id is held. An error other than "no
 // note" counts as held: better to wait than to deliver what someone
@@ -66,20 +61,16 @@ func (q *Queue) HeldIDs() ([]string, error) {
 	return ids, err
 }
 
-// Wake asks a running daemon to look at message id now, and tells it
-// through the trigger fifo. retry makes every recipient due at once.
-func (q *Queue) Wake(id string, retry bool) error {
+// Wake makes every recipient of message id due now, and tells a running
+// daemon through the trigger fifo.
+func (q *Queue) Wake(id string) error {
 	if !ValidID(id) {
 		return errors.New("queue: bad message id " + id)
 	}
 	if err := q.noteDir(DirWake); err != nil {
 		return err
 	}
-	var b []byte
-	if retry {
-		b = []byte(WakeRetry)
-	}
-	if err := q.writeNote(DirWake, id, b); err != nil {
+	if err := q.writeNote(DirWake, id, nil); err != nil {
 		return err
 	}
 	q.Notify()
@@ -95,14 +86,10 @@ func (q *Queue) Wakes() ([]string, error) {
 	return ids, err
 }
 
-// WakeNote reports whether message id has a wake note and whether it
-// asks for a retry, without removing it.
-func (q *Queue) WakeNote(id string) (ok, retry bool) {
-	b, err := os.ReadFile(q.Path(DirWake, id))
-	if err != nil {
-		return false, false
-	}
-	return true, bytes.Equal(b, []byte(WakeRetry))
+// Woken reports whether message id has a wake note, without removing it.
+func (q *Queue) Woken(id string) bool {
+	_, err := os.Lstat(q.Path(DirWake, id))
+	return err == nil
 }
 
 // DropWake removes message id's wake note, once an attempt has acted on
