@@ -145,7 +145,6 @@ func (m *Manager) Flush(ctx context.Context) error {
 		return err
 	}
 	m.cleanup(ids)
-	m.sweepOutbox()
 	work := make(chan string)
 	var wg sync.WaitGroup
 	var firstErr error
@@ -171,6 +170,8 @@ func (m *Manager) Flush(ctx context.Context) error {
 	}
 	close(work)
 	wg.Wait()
+	// After the pass, so that what it put in the outbox is counted.
+	m.sweepOutbox()
 	return firstErr
 }
 
