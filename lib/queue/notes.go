@@ -53,8 +53,12 @@ func (q *Queue) SetHold(id string, held bool) error {
 
 // HeldIDs lists the held messages (unsorted); none when hold/ is
 // missing (a queue made by an older omail).
-func (q *Queue) HeldIDs() ([]string, error) {
-	ids, err := q.ids(DirHold)
+func (q *Queue) HeldIDs() ([]string, error) { return q.noteIDs(DirHold) }
+
+// noteIDs lists the ids with a note in sub; none when the directory is
+// missing.
+func (q *Queue) noteIDs(sub string) ([]string, error) {
+	ids, err := q.ids(sub)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -78,13 +82,7 @@ func (q *Queue) Wake(id string) error {
 }
 
 // Wakes lists the messages with a wake note (unsorted).
-func (q *Queue) Wakes() ([]string, error) {
-	ids, err := q.ids(DirWake)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	return ids, err
-}
+func (q *Queue) Wakes() ([]string, error) { return q.noteIDs(DirWake) }
 
 // Woken reports whether message id has a wake note, without removing it.
 func (q *Queue) Woken(id string) bool {
