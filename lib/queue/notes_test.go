@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -65,8 +66,8 @@ func TestDueOf(t *testing.T) {
 	if n, ok := NextTryOf(st.Marshal()); !ok || n != 500 {
 		t.Errorf("NextTryOf = %d, %v", n, ok)
 	}
-	if _, _, ok := DueOf([]byte("V1\x00Q1\x00Fa\x00RT x 5 a@b\x00.\x00")); ok {
-		t.Error("DueOf read bad attempts")
+	if n, a, ok := DueOf([]byte("V1\x00Q1\x00Fa\x00RT 99999999999 5 a@b\x00.\x00")); !ok || n != 5 || a != math.MaxInt32 {
+		t.Errorf("DueOf with a huge attempts count: %d, %d, %v", n, a, ok)
 	}
 }
 

@@ -280,10 +280,13 @@ func DueOf(data []byte) (next int64, attempts int, ok bool) {
 		if sp < 0 {
 			return 0, 0, false
 		}
+		// The attempts count only sorts a message into a lane: read
+		// leniently, it never makes the due time unreadable.
 		n, good := parseUint(f[:sp])
-		if !good || n > math.MaxInt32 {
-			return 0, 0, false
+		if !good {
+			n = 0
 		}
+		n = min(n, math.MaxInt32)
 		f = f[sp+1:]
 		if sp = bytes.IndexByte(f, ' '); sp < 0 {
 			return 0, 0, false
