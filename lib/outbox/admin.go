@@ -12,6 +12,7 @@ import (
 
 	"omail/lib/control"
 	"omail/lib/lockfile"
+	"omail/lib/queue"
 	"omail/lib/safefile"
 )
 
@@ -34,7 +35,12 @@ func Lock(home string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	return lockfile.Lock(filepath.Join(dir, lockName))
+	p := filepath.Join(dir, lockName)
+	unlock, err = lockfile.Lock(p)
+	if err == nil {
+		queue.ChownLike(p, dir)
+	}
+	return unlock, err
 }
 
 // CheckName reports whether name can be an entry's name: not empty, no
@@ -66,7 +72,9 @@ func Hold(home, endpoint, name string) error {
 	}
 	dir := Path(home, endpoint)
 	held := filepath.Join(dir, HeldDir)
-	if err := os.Mkdir(held, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(held, 0o750); err == nil {
+		queue.ChownLike(held, dir)
+	} else if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return moveNoReplace(filepath.Join(dir, name), filepath.Join(held, name))

@@ -128,14 +128,21 @@ func (q *Queue) writeNote(sub, id string, data []byte) error {
 	return nil
 }
 
-// ownLikeQueue gives a file root made the queue directory's owner. The
+// ownLikeQueue gives a note root made the queue directory's owner. The
 // notes are advisory: a failure here leaves a note the daemon can still
 // read (0640, the queue's group), so it is not an error.
-func (q *Queue) ownLikeQueue(p string) {
+func (q *Queue) ownLikeQueue(p string) { ChownLike(p, q.Dir) }
+
+// ChownLike gives p, just made by root, the owner of ref: an
+// administrator running as root must not leave a file or directory the
+// unprivileged programs cannot use (a note, the outbox's lock, held/).
+// As anyone else it does nothing; a failure is not reported (the caller
+// has made the file already, and the group's permissions still apply).
+func ChownLike(p, ref string) {
 	if os.Geteuid() != 0 {
 		return
 	}
-	fi, err := os.Stat(q.Dir)
+	fi, err := os.Stat(ref)
 	if err != nil {
 		return
 	}

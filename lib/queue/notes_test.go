@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,5 +78,31 @@ func TestFormatAge(t *testing.T) {
 		if got := FormatAge(now, now.Add(-d)); got != want {
 			t.Errorf("FormatAge(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// A note written by root belongs to the queue's owner, so that the
+// daemon running as that user can remove it; anyone else owns what they
+// write (and can only write in a queue they may write in anyway).
+func TestNoteOwnedLikeTheQueue(t *testing.T) {
+	q := newQueue(t)
+	want := os.Geteuid()
+	if want == 0 {
+		want = 65534
+		for _, d := range []string{"", DirHold} {
+			if err := os.Chown(q.Path(d, ""), want, want); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := q.SetHold("1.2.3.4", true); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(q.Path(DirHold, "1.2.3.4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := int(fi.Sys().(*syscall.Stat_t).Uid); uid != want {
+		t.Errorf("note owned by %d, want %d", uid, want)
 	}
 }
