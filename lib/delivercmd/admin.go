@@ -202,7 +202,8 @@ func runAdmin(action string, args []string, h string, stderr io.Writer) int {
 }
 
 // actOnOutbox does one action on outbox entries, under the outbox's lock
-// (never while omail-pack is packing them).
+// (never while omail-pack is packing them); an entry it cannot change is
+// reported and the others are still acted on.
 func actOnOutbox(action, h string, picked []entryRef, stderr io.Writer) error {
 	unlock, err := outbox.Lock(h)
 	if err != nil {
@@ -210,6 +211,7 @@ func actOnOutbox(action, h string, picked []entryRef, stderr io.Writer) error {
 	}
 	defer unlock()
 	seen := map[entryRef]bool{}
+	failed := false
 	for _, e := range picked {
 		if seen[e] {
 			continue
@@ -241,8 +243,13 @@ func actOnOutbox(action, h string, picked []entryRef, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "outbox %s waits for omail-pack, which packs everything not held at each pass\n", e)
 		}
 		if err != nil {
-			return fmt.Errorf("outbox %s: %w", e, err)
+			// Go on with the others: each entry is its own action.
+			fmt.Fprintf(stderr, "omail-deliver: outbox %s: %v\n", e, err)
+			failed = true
 		}
+	}
+	if failed {
+		return errors.New("some outbox entries were not changed")
 	}
 	return nil
 }

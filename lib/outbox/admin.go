@@ -65,10 +65,33 @@ func OpenHeld(home, endpoint, name string) (*Entry, error) {
 	return Open(home, endpoint, filepath.Join(HeldDir, name))
 }
 
-// Hold moves an entry into held/, durably. Call it under Lock.
+// journalName is omail-pack's journal of a pass over an endpoint's
+// outbox (lib/packer): while it exists, a bundle written by an
+// interrupted pass may still carry any entry, and the next pass
+// publishes it and removes the entries it names.
+const journalName = ".journal"
+
+// ErrPassPending is an entry that may be in a bundle omail-pack has not
+// finished publishing (a pass was interrupted): holding it now could let
+// it be delivered by that bundle and again at its release. The next
+// omail-pack pass finishes the journal; then try again.
+var ErrPassPending = errors.New("an interrupted omail-pack pass is pending for this endpoint: run omail-pack, then try again")
+
+// PassPending reports whether an interrupted omail-pack pass over the
+// endpoint has still to be finished. Call it under Lock.
+func PassPending(home, endpoint string) bool {
+	_, err := os.Lstat(filepath.Join(Path(home, endpoint), journalName))
+	return err == nil
+}
+
+// Hold moves an entry into held/, durably. Call it under Lock. It
+// refuses (ErrPassPending) while an interrupted pass may carry the entry.
 func Hold(home, endpoint, name string) error {
 	if err := CheckName(name); err != nil {
 		return err
+	}
+	if PassPending(home, endpoint) {
+		return ErrPassPending
 	}
 	dir := Path(home, endpoint)
 	held := filepath.Join(dir, HeldDir)

@@ -100,3 +100,24 @@ func TestPutSeesHeldEntries(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// While omail-pack's journal says a pass was interrupted, an entry may
+// be in a bundle about to be published: it is not held (it would be
+// delivered twice: by that bundle, and at its release).
+func TestHoldWaitsForAnInterruptedPass(t *testing.T) {
+	home := t.TempDir()
+	msg := msgFile(t, "Subject: x\n\nbody\n")
+	Put(home, "k1", "1.1.1.1", msg, "a@b.example", []string{"u@k.example"})
+	j := filepath.Join(Path(home, "k1"), ".journal")
+	os.WriteFile(j, []byte("pending\n"), 0o640)
+	if err := Hold(home, "k1", "1.1.1.1"); err != ErrPassPending {
+		t.Fatalf("Hold during a pending pass: %v", err)
+	}
+	if names, _ := List(home, "k1"); len(names) != 1 {
+		t.Errorf("entry moved: %v", names)
+	}
+	os.Remove(j)
+	if err := Hold(home, "k1", "1.1.1.1"); err != nil {
+		t.Error(err)
+	}
+}

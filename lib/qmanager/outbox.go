@@ -84,6 +84,11 @@ func (m *Manager) sweepOutbox() {
 	}
 	defer unlock()
 	for _, ep := range expired {
+		if outbox.PassPending(h, ep) {
+			// The entries may be in a bundle still to be published:
+			// expire them after omail-pack's next pass, not beside it.
+			continue
+		}
 		if err := m.expireOutbox(ep, now, lifetime); err != nil {
 			m.logf("warning: outbox %s: %v", ep, err)
 		}
