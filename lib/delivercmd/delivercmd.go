@@ -6,6 +6,8 @@
 //	                       progress and exits 0.
 //	omail-deliver -flush   one pass over every message now, then exit.
 //	omail-deliver -init    create the queue under OMAIL_HOME and exit.
+//	omail-deliver -hold|-release|-delete|-retry ID... | -all | -from ADDR | -to ADDR
+//	                       queue administration (admin.go).
 //	omail-deliver -local -resident
 //	                       internal: the long-lived local delivery child a
 //	                       root omail-deliver keeps per user in use
@@ -56,9 +58,11 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return runRemoteChild(env, stdin, stdout, stderr)
 	case "-dkimkeygen":
 		return runDKIMKeygen(args[2:], env, stdout, stderr)
+	case "-hold", "-release", "-delete", "-retry":
+		return runAdmin(adminModes[mode], args[2:], h, stderr)
 	case "", "-flush":
 	default:
-		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init]\n")
+		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init | -hold | -release | -delete | -retry ID... | -all | -from ADDR | -to ADDR | -dkimkeygen [-ed25519 | -rsa] DOMAIN SELECTOR]\n")
 		return qexit.Usage
 	}
 
@@ -69,7 +73,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return qexit.Temp
 	}
 	ctl := control.New(h)
-	m := &qmanager.Manager{Q: q, Ctl: ctl, Log: stderr}
+	m := &qmanager.Manager{Q: q, Ctl: ctl, Log: stderr, Home: h}
 	if err := m.Load(); err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		return qexit.Temp

@@ -25,9 +25,15 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 	if err != nil {
 		return qmanager.Transports{}, err
 	}
-	// At most concurrencyremote connections in all, and a few per host so
-	// that one slow host cannot take every slot.
-	rc.Limiter = &remote.Limiter{Total: int(max(1, n)), PerHost: int(max(1, min(n, 5)))}
+	slow, err := ctl.Int("concurrencyslow")
+	if err != nil {
+		return qmanager.Transports{}, err
+	}
+	// At most concurrencyremote connections in all, a few per host so
+	// that one slow host cannot take every slot, and concurrencyslow of
+	// them for old deferred mail (the slow lane, lib/qmanager), so that
+	// dead destinations never take the slots fresh mail needs.
+	rc.Limiter = &remote.Limiter{Total: int(max(1, n)), PerHost: int(max(1, min(n, 5))), Slow: int(min(slow, max(1, n)))}
 	rc.Backoff = &remote.Backoff{}
 	local, err := localTransport(h, ctl, env)
 	if err != nil {

@@ -40,7 +40,13 @@ const ignoredWithValue = "BCLNORVXh"
 func ParseArgs(args []string) (*Options, error) {
 	o := &Options{}
 	if len(args) > 0 && filepath.Base(args[0]) == "mailq" {
+		// mailq [ENDPOINT]: options (sendmail's -v, -Ac...) are ignored.
 		o.Mode = ModeList
+		for _, a := range args[1:] {
+			if !strings.HasPrefix(a, "-") {
+				o.Rcpts = append(o.Rcpts, a)
+			}
+		}
 		return o, nil
 	}
 	if len(args) > 0 {

@@ -23,7 +23,6 @@ import (
 	"omail/lib/home"
 	"omail/lib/qexit"
 	"omail/lib/qqclient"
-	"omail/lib/queue"
 )
 
 // Now is the clock for the Date: header; tests replace it.
@@ -42,7 +41,14 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	h := env.Dir()
 	switch o.Mode {
 	case ModeList:
-		if err := queue.New(h).List(stdout); err != nil {
+		if len(o.Rcpts) > 1 {
+			return fail(qexit.Usage, "usage: mailq [ENDPOINT]")
+		}
+		ep := ""
+		if len(o.Rcpts) == 1 {
+			ep = o.Rcpts[0]
+		}
+		if err := mailq(h, ep, Now(), stdout); err != nil {
 			return fail(qexit.Temp, "cannot list the queue: %v", err)
 		}
 		return qexit.OK

@@ -21,6 +21,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"sendmail", "-oem", "-odi", "-v", "-N", "never", "a"}, Options{Rcpts: []string{"a"}, IgnoredArgs: []string{"-oem", "-odi", "-v", "-N"}}},
 		{[]string{"sendmail", "-bp"}, Options{Mode: ModeList}},
 		{[]string{"/usr/bin/mailq"}, Options{Mode: ModeList}},
+		{[]string{"mailq", "-v", "k1"}, Options{Mode: ModeList, Rcpts: []string{"k1"}}},
 		{[]string{"sendmail", "-q"}, Options{Mode: ModeFlush}},
 		{[]string{"sendmail", "-q30m"}, Options{Mode: ModeFlush}},
 		{[]string{"sendmail", "-bs"}, Options{Mode: ModeSMTP}},

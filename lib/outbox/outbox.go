@@ -151,13 +151,23 @@ func PutMasqueraded(home, endpoint, id, msgPath, sender string, rcpts []string, 
 	if err != nil {
 		return err
 	}
+	// Held entries (admin.go) count too: they are still to be sent, and
+	// their names must stay free for their release.
+	held, err := ListHeld(home, endpoint)
+	if err != nil {
+		return err
+	}
+	for _, n := range held {
+		names = append(names, filepath.Join(HeldDir, n))
+	}
 	have := map[string]bool{}
 	used := map[string]bool{}
 	for _, n := range names {
-		if n != id && !strings.HasPrefix(n, id+"-") {
+		base := filepath.Base(n)
+		if base != id && !strings.HasPrefix(base, id+"-") {
 			continue
 		}
-		used[n] = true
+		used[base] = true
 		e, err := Open(home, endpoint, n)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // packed meanwhile

@@ -33,18 +33,11 @@ func (m *Manager) bounceFailed(st *queue.State) error {
 	if len(failed) == 0 {
 		return nil
 	}
-	c := m.cfg()
-	var to, sender string
-	switch st.Sender {
-	case DoubleBounceSender:
+	to, sender := m.cfg().bounceTarget(st.Sender)
+	if to == "" {
 		// A double bounce that fails: nobody is left to tell.
 		m.logf("msg %s: double bounce failed, discarded: %s", st.ID, st.Rcpts[failed[0]].LastError)
-	case "":
-		to, sender = c.doubleBounceTo, DoubleBounceSender
-	default:
-		to, sender = st.Sender, ""
-	}
-	if to != "" {
+	} else {
 		id, err := m.queueBounce(st, failed, to, sender)
 		if err != nil {
 			return err
@@ -58,10 +51,23 @@ func (m *Manager) bounceFailed(st *queue.State) error {
 	return m.saveState(st)
 }
 
-// queueBounce writes an RFC 3464 delivery status notification, streaming
-// the original message into it.
+// bounceTarget is where the bounce of a message from sender goes, and
+// its envelope sender: to the sender, from <>; a bounce's bounce to
+// doublebounceto, from DoubleBounceSender; for a double bounce, nowhere
+// (to is empty).
+func (c *config) bounceTarget(sender string) (to, from string) {
+	switch sender {
+	case DoubleBounceSender:
+		return "", ""
+	case "":
+		return c.doubleBounceTo, DoubleBounceSender
+	}
+	return sender, ""
+}
+
+// queueBounce writes an RFC 3464 delivery status notification for the
+// queued message st, streaming the original message into it.
 func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) (string, error) {
-	c := m.cfg()
 	orig, err := os.Open(m.Q.Path(queue.DirMess, st.ID))
 	if err != nil {
 		return "", err
@@ -71,6 +77,15 @@ func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) 
 	if err != nil {
 		return "", err
 	}
+	return m.writeBounce(st, failed, to, sender, orig, fi.Size())
+}
+
+// writeBounce queues the notification that st's failed recipients were
+// not delivered, carrying the original message orig of size bytes (whole
+// up to MaxBouncedMessage, else its header), read as a stream. The OCMP
+// outbox's expiry uses it too, with a state made up from the entry.
+func (m *Manager) writeBounce(st *queue.State, failed []int, to, sender string, orig io.Reader, size int64) (string, error) {
+	c := m.cfg()
 	p, err := m.Q.Begin()
 	if err != nil {
 		return "", err
@@ -117,7 +132,7 @@ func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) 
 	}
 	fmt.Fprintf(w, "\n")
 
-	if fi.Size() <= MaxBouncedMessage {
+	if size <= MaxBouncedMessage {
 		fmt.Fprintf(w, "--%s\nContent-Type: message/rfc822\n\n", boundary)
 		if _, err := io.Copy(w, orig); err != nil {
 			return "", err

@@ -30,6 +30,9 @@ type Manager struct {
 	T   Transports
 	Now func() time.Time // nil: the real clock (lib/clock)
 	Log io.Writer
+	// Home is OMAIL_HOME, where the OCMP outbox is; "" means the
+	// directory above the queue.
+	Home string
 
 	// Test hooks of the start-up scan: batch size, and a call before each
 	// batch is handed over, with the number of state files read so far.
@@ -40,6 +43,10 @@ type Manager struct {
 	conf *config
 	rtr  *Router
 	logm sync.Mutex
+
+	// warned is when the outbox sweep last warned about an endpoint's
+	// missing upload directory (daily, outbox.go).
+	warned map[string]time.Time
 }
 
 type config struct {
@@ -49,6 +56,8 @@ type config struct {
 	concurrency    int
 	bounceFrom     string
 	doubleBounceTo string
+	slowAttempts   int           // deferrals that put a message in the slow lane
+	outboxLifetime time.Duration // how long an OCMP outbox entry may wait
 }
 
 // Load reads the control files the manager needs. Call it before work and
@@ -71,6 +80,14 @@ func (m *Manager) Load() error {
 		return err
 	}
 	c.concurrency = int(max(1, min(n, 1000)))
+	if n, err = m.Ctl.Int("slowattempts"); err != nil {
+		return err
+	}
+	c.slowAttempts = int(max(0, min(n, 1<<20)))
+	if n, err = m.Ctl.Int("outboxlifetime"); err != nil {
+		return err
+	}
+	c.outboxLifetime = time.Duration(max(0, min(n, 1<<40))) * time.Second
 	bf, err := m.Ctl.Line("bouncefrom")
 	if err != nil {
 		return err
@@ -153,6 +170,8 @@ func (m *Manager) Flush(ctx context.Context) error {
 	}
 	close(work)
 	wg.Wait()
+	// After the pass, so that what it put in the outbox is counted.
+	m.sweepOutbox()
 	return firstErr
 }
 
@@ -222,6 +241,7 @@ type item struct {
 	due   int64
 	seq   uint64 // order of arrival in the schedule, among equal due times
 	flush bool   // SIGALRM: deliver held recipients too
+	slow  bool   // in the slow lane (attemptLane)
 }
 
 type schedule []item
@@ -242,7 +262,7 @@ func (s *schedule) Pop() any {
 // Signals are what the daemon reacts to, as channels so tests can drive
 // them without sending real signals.
 type Signals struct {
-	New    <-chan struct{} // the trigger fifo was written: look in todo/
+	New    <-chan struct{} // the trigger fifo was written: look in todo/ and wake/
 	Alarm  <-chan struct{} // SIGALRM: everything is due now
 	Reload <-chan struct{} // SIGHUP: reread control files
 }
@@ -251,23 +271,61 @@ type Signals struct {
 // at a time.
 const scanBatch = 256
 
+// SweepInterval is how often the daemon looks over the OCMP outbox for
+// expired entries and missing upload directories (outbox.go).
+const SweepInterval = time.Hour
+
+// Lanes of the schedule: messages whose every recipient to do has been
+// deferred slowattempts times or more wait in their own heap and run in
+// their own concurrency slots, so a backlog of old deferred mail never
+// holds the slots of fresh mail (the remote Limiter bounds their
+// connections the same way).
+const (
+	fastLane = 0
+	slowLane = 1
+)
+
+func laneOf(slow bool) int {
+	if slow {
+		return slowLane
+	}
+	return fastLane
+}
+
 // Run is the daemon: it keeps a schedule of every message in memory (a
-// heap of due times) and looks into todo/ only at start and when the
-// trigger fifo says there is something new. The state files in info/ are
-// read once, by a scan at start that runs beside the deliveries and feeds
-// the schedule as it goes: new mail, and what the scan has found due, is
-// delivered while a big queue is still being read. After that a state
-// file is read only by the attempts. Run returns when ctx is cancelled,
-// after the deliveries in progress have finished.
+// heap of due times per lane) and looks into todo/ only at start and when
+// the trigger fifo says there is something new. The state files in info/
+// are read once, by a scan at start that runs beside the deliveries and
+// feeds the schedule as it goes: new mail, and what the scan has found
+// due, is delivered while a big queue is still being read. After that a
+// state file is read only by the attempts. The administrator's wake notes
+// (omail-deliver -release, -retry) are read with todo/ and make their
+// message due at once. Run returns when ctx is cancelled, after the
+// deliveries in progress have finished.
 func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
-	var sched schedule
+	var lanes [2]schedule
 	var seq uint64
-	queued := map[string]bool{} // in sched or being delivered
+	queued := map[string]bool{} // in a lane or being delivered
+	rewake := map[string]bool{} // woken while being delivered
 	alarmed := false            // a SIGALRM came while the scan ran
-	push := func(id string, due int64, flush bool) {
+	push := func(id string, due int64, flush, slow bool) {
 		seq++
-		heap.Push(&sched, item{id: id, due: due, seq: seq, flush: flush})
+		heap.Push(&lanes[laneOf(slow)], item{id: id, due: due, seq: seq, flush: flush, slow: slow})
 		queued[id] = true
+	}
+	// wake makes a queued message due now, as a flush.
+	wake := func(id string) {
+		for l := range lanes {
+			for i := range lanes[l] {
+				if lanes[l][i].id == id {
+					lanes[l][i].due = 0
+					lanes[l][i].flush = true
+					heap.Fix(&lanes[l], i)
+					return
+				}
+			}
+		}
+		rewake[id] = true // being delivered: again when it is done
 	}
 	pickUpNew := func() []string {
 		todo, err := m.Q.IDs(queue.DirTodo)
@@ -276,7 +334,23 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		}
 		for _, id := range todo {
 			if !queued[id] {
-				push(id, 0, false)
+				push(id, 0, false, false)
+			}
+		}
+		woken, err := m.Q.Wakes()
+		if err != nil {
+			m.logf("warning: cannot read wake/: %v", err)
+		}
+		queue.SortIDs(woken)
+		for _, id := range woken {
+			if !m.Q.Woken(id) {
+				continue // taken by an attempt meanwhile
+			}
+			m.logf("msg %s due now at the administrator's request", id)
+			if queued[id] {
+				wake(id)
+			} else {
+				push(id, 0, true, false)
 			}
 		}
 		return todo
@@ -303,35 +377,55 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		id   string
 		next int64
 		open bool
+		slow bool
+		lane int
 		err  error
 	}
 	results := make(chan done)
-	running := 0
+	var running [2]int
 	limit := m.cfg().concurrency
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	stopping := false
 	ctxDone := ctx.Done()
 	busyRetry := int64(60)
+	// The outbox sweep runs beside the deliveries, one at a time.
+	sweepDone := make(chan struct{})
+	sweeping := false
+	nextSweep := int64(0)
 
 	for {
 		now := clock.Now(m.Now).Unix()
-		// Start what is due, as far as the concurrency limit allows.
-		for !stopping && running < limit && sched.Len() > 0 && sched[0].due <= now {
-			it := heap.Pop(&sched).(item)
-			running++
-			go func(it item) {
-				next, open, err := m.attempt(ctx, it.id, it.flush)
-				results <- done{it.id, next, open, err}
-			}(it)
+		if !stopping && !sweeping && now >= nextSweep {
+			sweeping, nextSweep = true, now+int64(SweepInterval/time.Second)
+			go func() {
+				m.sweepOutbox()
+				sweepDone <- struct{}{}
+			}()
 		}
-		if stopping && running == 0 {
+		// Start what is due, as far as each lane's concurrency allows.
+		for l := range lanes {
+			for !stopping && running[l] < limit && lanes[l].Len() > 0 && lanes[l][0].due <= now {
+				it := heap.Pop(&lanes[l]).(item)
+				running[l]++
+				go func(it item, l int) {
+					next, open, slow, err := m.attemptLane(ctx, it.id, it.flush)
+					results <- done{it.id, next, open, slow, l, err}
+				}(it, l)
+			}
+		}
+		if stopping && running[fastLane]+running[slowLane] == 0 && !sweeping {
 			return runErr
 		}
 		wait := time.Hour
-		if sched.Len() > 0 && running < limit {
-			secs := max(0, min(sched[0].due-now, 3600)) // due may be Never
-			wait = time.Duration(secs) * time.Second
+		for l := range lanes {
+			if lanes[l].Len() > 0 && running[l] < limit {
+				secs := max(0, min(lanes[l][0].due-now, 3600)) // due may be Never
+				wait = min(wait, time.Duration(secs)*time.Second)
+			}
+		}
+		if !sweeping {
+			wait = min(wait, time.Duration(max(0, nextSweep-now))*time.Second)
 		}
 		if !timer.Stop() {
 			select {
@@ -344,6 +438,8 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		select {
 		case <-ctxDone:
 			stopping, ctxDone = true, nil
+		case <-sweepDone:
+			sweeping = false
 		case b, ok := <-found:
 			if !ok {
 				found = nil
@@ -360,21 +456,25 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 					if alarmed {
 						it.due, it.flush = 0, true
 					}
-					push(it.id, it.due, it.flush)
+					push(it.id, it.due, it.flush, it.slow)
 				}
 			}
 		case r := <-results:
-			running--
+			running[r.lane]--
 			delete(queued, r.id)
+			again := rewake[r.id] // and not acted on by that attempt
+			delete(rewake, r.id)
 			switch {
 			case errors.Is(r.err, errBusy):
 				// A flush holds it; look again a little later.
-				push(r.id, clock.Now(m.Now).Unix()+busyRetry, false)
+				push(r.id, clock.Now(m.Now).Unix()+busyRetry, false, r.lane == slowLane)
 			case r.err != nil:
 				m.logf("warning: msg %s: %v", r.id, r.err)
-				push(r.id, clock.Now(m.Now).Unix()+busyRetry, false)
+				push(r.id, clock.Now(m.Now).Unix()+busyRetry, false, r.lane == slowLane)
+			case r.open && again && m.Q.Woken(r.id):
+				push(r.id, 0, true, r.slow)
 			case r.open:
-				push(r.id, r.next, false)
+				push(r.id, r.next, false, r.slow)
 			}
 		case <-sig.New:
 			pickUpNew()
@@ -382,10 +482,12 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			if m.T.Retry != nil {
 				m.T.Retry()
 			}
-			for i := range sched {
-				sched[i].due, sched[i].flush = 0, true
+			for l := range lanes {
+				for i := range lanes[l] {
+					lanes[l][i].due, lanes[l][i].flush = 0, true
+				}
+				heap.Init(&lanes[l])
 			}
-			heap.Init(&sched)
 			// What the scan has still to hand over is due now too.
 			alarmed = found != nil
 		case <-sig.Reload:
@@ -429,23 +531,28 @@ func (m *Manager) scan(ctx context.Context, found chan<- []item, todo []string) 
 		}
 	}
 	const gone = -1
-	queue.ReadAhead(m.Q, runtime.GOMAXPROCS(0), len(ids), func(r *queue.Reader, i int) int64 {
+	type scanned struct {
+		due  int64
+		slow bool
+	}
+	slowAfter := m.cfg().slowAttempts
+	queue.ReadAhead(m.Q, runtime.GOMAXPROCS(0), len(ids), func(r *queue.Reader, i int) scanned {
 		data, err := r.ReadState(queue.DirInfo, ids[i])
 		if errors.Is(err, fs.ErrNotExist) {
-			return gone // finished since the listing
+			return scanned{due: gone} // finished since the listing
 		}
 		if err != nil {
-			return 0 // due now: the attempt sorts it out
+			return scanned{} // due now: the attempt sorts it out
 		}
-		next, ok := queue.NextTryOf(data)
+		next, attempts, ok := queue.DueOf(data)
 		if !ok {
-			return 0 // bounces or removal pending, or damage
+			return scanned{} // bounces or removal pending, or damage
 		}
-		return next
-	}, func(i int, due int64) bool {
+		return scanned{due: next, slow: slowAfter > 0 && attempts >= slowAfter}
+	}, func(i int, s scanned) bool {
 		read++
-		if due != gone {
-			batch = append(batch, item{id: ids[i], due: due})
+		if s.due != gone {
+			batch = append(batch, item{id: ids[i], due: s.due, slow: s.slow})
 		}
 		return len(batch) < size || send()
 	})

@@ -27,11 +27,17 @@ type fixture struct {
 	log strings.Builder
 	// calls counts deliveries per recipient, by transport.
 	calls map[string]int
+	// wrote is told of every log line (waitLog).
+	wrote chan struct{}
 }
 
 func (f *fixture) Write(b []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	select {
+	case f.wrote <- struct{}{}:
+	default:
+	}
 	return f.log.Write(b)
 }
 
@@ -43,7 +49,7 @@ func newFixture(t *testing.T, controls map[string]string) *fixture {
 	for k, v := range controls {
 		os.WriteFile(filepath.Join(home, "control", k), []byte(v+"\n"), 0o644)
 	}
-	f := &fixture{t: t, now: time.Unix(1800000000, 0), calls: map[string]int{}}
+	f := &fixture{t: t, now: time.Unix(1800000000, 0), calls: map[string]int{}, wrote: make(chan struct{}, 1)}
 	clock := func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
 	q := queue.New(home)
 	q.Now = clock

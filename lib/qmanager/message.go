@@ -17,6 +17,7 @@ import (
 	"omail/lib/outbox"
 	"omail/lib/outcome"
 	"omail/lib/queue"
+	"omail/lib/remote"
 	"omail/lib/safefile"
 )
 
@@ -62,31 +63,61 @@ func (m *Manager) claim(id string, wait bool) (*os.File, error) {
 // once. It returns the message's next due time and whether it is still in
 // the queue. flush makes every Todo recipient due, holdremote included.
 func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int64, open bool, err error) {
-	lock, err := m.claim(id, flush)
+	next, open, _, err = m.attemptLane(ctx, id, flush)
+	return next, open, err
+}
+
+// claimMessage is claim for a message that may still be a single-file
+// entry in todo/ with no mess/ID: it links it there first. A missing
+// message is an error for which errors.Is(err, fs.ErrNotExist) holds.
+func (m *Manager) claimMessage(id string, wait bool) (*os.File, error) {
+	lock, err := m.claim(id, wait)
 	if errors.Is(err, fs.ErrNotExist) {
 		// A message committed as one file has no mess/ID until a
 		// deliverer gives it one (lib/queue/todofile.go).
 		var linked bool
 		if linked, err = m.Q.LinkMessage(id); err != nil {
-			return 0, true, err
+			return nil, err
 		} else if linked {
-			lock, err = m.claim(id, flush)
+			lock, err = m.claim(id, wait)
 		} else {
 			err = fs.ErrNotExist
 		}
 	}
+	return lock, err
+}
+
+// attemptLane is attempt, and also reports whether the message belongs
+// in the daemon's slow lane: every recipient still to do has been
+// deferred slowattempts times or more.
+func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next int64, open, slow bool, err error) {
+	lock, err := m.claimMessage(id, flush)
 	if errors.Is(err, fs.ErrNotExist) {
 		// No message file: finished by another deliverer, or an envelope
 		// whose message is missing, which is damage.
 		if m.exists(queue.DirTodo, id) || m.exists(queue.DirInfo, id) {
 			m.setAside(id, "message file missing")
 		}
-		return 0, false, nil
+		m.Q.DropNotes(id)
+		return 0, false, false, nil
 	}
 	if err != nil {
-		return 0, true, err
+		return 0, true, false, err
 	}
 	defer lock.Close()
+
+	// The administrator's notes are read under the lock (docs/INTERNALS.md,
+	// "Held messages"): a hold written before this point stops the
+	// attempt; a wake note (-retry, -release) makes this attempt a flush of
+	// the message.
+	if m.Q.Woken(id) {
+		defer m.Q.DropWake(id)
+		flush = true
+	}
+	if m.Q.Held(id) {
+		m.logf("msg %s is held: not delivered", id)
+		return Never, true, false, nil
+	}
 
 	// The state is in info/ once an attempt has written it; before that,
 	// it is the envelope omail-queue committed to todo/. A message that
@@ -99,26 +130,26 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 		dir = queue.DirTodo
 		data, msgLen, err = m.Q.ReadTodo(id)
 		if errors.Is(err, fs.ErrNotExist) {
-			return 0, false, nil // finished meanwhile
+			return 0, false, false, nil // finished meanwhile
 		}
 	} else if err == nil && m.exists(queue.DirTodo, id) {
 		// A crash came between writing info/ and removing todo/: info/
 		// is the newer.
 		if err := safefile.Remove(m.Q.Path(queue.DirTodo, id)); err != nil {
-			return 0, true, err
+			return 0, true, false, err
 		}
 	}
 	if errors.Is(err, queue.ErrCorrupt) {
 		m.setAside(id, err.Error())
-		return 0, false, nil
+		return 0, false, false, nil
 	}
 	if err != nil {
-		return 0, true, err
+		return 0, true, false, err
 	}
 	st, err := queue.ParseState(id, data)
 	if err != nil {
 		m.setAside(id, err.Error())
-		return 0, false, nil
+		return 0, false, false, nil
 	}
 	st.Dir = dir
 	// The message file must hold the message alone before anything
@@ -131,10 +162,10 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 	}
 	if errors.Is(err, queue.ErrCorrupt) {
 		m.setAside(id, err.Error())
-		return 0, false, nil
+		return 0, false, false, nil
 	}
 	if err != nil {
-		return 0, true, err
+		return 0, true, false, err
 	}
 	if st.Rcpts[0].Attempts == 0 && allTodo(st) {
 		m.logf("new msg %s from <%s> to %d recipient(s)", id, st.Sender, len(st.Rcpts))
@@ -187,7 +218,14 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 	for _, k := range order {
 		idx := groups[k]
 		rt := routes[k]
-		results := m.deliver(ctx, rt, id, msgPath, st, idx)
+		dctx := ctx
+		if rt.Kind == RouteSMTP && m.slowGroup(st, idx) {
+			// Old deferred mail shares the slow lane's few connections
+			// (concurrencyslow), so a backlog of dead destinations never
+			// takes the slots fresh mail needs.
+			dctx = remote.WithSlowLane(ctx)
+		}
+		results := m.deliver(dctx, rt, id, msgPath, st, idx)
 		for j, i := range idx {
 			res := results[j]
 			if res.Status == outcome.OK && len(res.Forward) > 0 {
@@ -205,12 +243,12 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 			break
 		}
 		if err := m.saveState(st); err != nil {
-			return 0, true, err
+			return 0, true, false, err
 		}
 	}
 	if unrouted && len(order) == 0 {
 		if err := m.saveState(st); err != nil {
-			return 0, true, err
+			return 0, true, false, err
 		}
 	}
 	if err := m.bounceFailed(st); err != nil {
@@ -218,9 +256,9 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 	}
 	if !st.Open() {
 		if err := m.finish(st); err != nil {
-			return 0, true, err
+			return 0, true, false, err
 		}
-		return 0, false, nil
+		return 0, false, false, nil
 	}
 	// The next due time counts only recipients not held for a flush.
 	next = Never
@@ -232,7 +270,37 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 	if next == Never && hasFailed(st) {
 		next = now.Unix() + 60 // a bounce could not be queued: try again soon
 	}
-	return next, true, nil
+	return next, true, m.slow(st), nil
+}
+
+// slowGroup reports whether every recipient of a group has been
+// deferred slowattempts times or more.
+func (m *Manager) slowGroup(st *queue.State, idx []int) bool {
+	n := m.cfg().slowAttempts
+	if n <= 0 {
+		return false
+	}
+	for _, i := range idx {
+		if st.Rcpts[i].Attempts < n {
+			return false
+		}
+	}
+	return true
+}
+
+// slow reports whether every Todo recipient has been deferred
+// slowattempts times or more (0 turns the slow lane off).
+func (m *Manager) slow(st *queue.State) bool {
+	n := m.cfg().slowAttempts
+	if n <= 0 {
+		return false
+	}
+	for _, r := range st.Rcpts {
+		if r.Status == queue.Todo && r.Attempts < n {
+			return false
+		}
+	}
+	return true
 }
 
 // Never is the due time of a message that waits for a flush.
@@ -370,6 +438,7 @@ func (m *Manager) finish(st *queue.State) error {
 	if err := os.Remove(m.Q.Path(queue.DirMess, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	m.Q.DropNotes(id)
 	m.logf("end msg %s", id)
 	return nil
 }
@@ -388,6 +457,7 @@ func (m *Manager) setAside(id, why string) {
 			safefile.Rename(p, m.Q.Path(queue.DirCorrupt, id+"."+d))
 		}
 	}
+	m.Q.DropNotes(id)
 	m.logf("warning: msg %s set aside in corrupt/: %s", id, why)
 }
 

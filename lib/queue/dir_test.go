@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand"
 	"os"
 	"reflect"
@@ -194,6 +195,17 @@ func FuzzNextTryOf(f *testing.F) {
 		n2, ok2 := NextTryOf(data)
 		if n1 != n2 || ok1 != ok2 {
 			t.Fatalf("%q: ParseState says %d, %v; NextTryOf %d, %v", data, n1, ok1, n2, ok2)
+		}
+		// DueOf's fewest attempts of a Todo recipient agrees too (up to
+		// the cap it puts on them).
+		want := -1
+		for _, r := range st.Rcpts {
+			if r.Status == Todo && (want < 0 || r.Attempts < want) {
+				want = min(r.Attempts, math.MaxInt32)
+			}
+		}
+		if _, a, ok := DueOf(data); ok && a != want {
+			t.Fatalf("%q: ParseState's fewest attempts %d, DueOf %d", data, want, a)
 		}
 	})
 }

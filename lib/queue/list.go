@@ -8,35 +8,57 @@ import (
 )
 
 // List writes the queue listing that `mailq` and `omail-inject -bp`
-// show: one line per message (id, age, size, sender), then one line per
-// recipient with its state.
+// show: one line per message (id, age, size, sender, "held" when held),
+// then one line per recipient with its state.
 func (q *Queue) List(w io.Writer) error {
+	_, err := q.ListN(w)
+	return err
+}
+
+// ListN is List, and reports how many messages it listed.
+func (q *Queue) ListN(w io.Writer) (int, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	now := q.now()
 	n := 0
+	heldIDs, err := q.HeldIDs()
+	if err != nil {
+		return 0, err
+	}
+	held := make(map[string]bool, len(heldIDs))
+	for _, id := range heldIDs {
+		held[id] = true
+	}
 	// One message at a time: a listing of 100,000 holds their ids, not
 	// their states.
-	err := q.each(func(e Entry) {
+	err = q.each(func(e Entry) {
 		n++
 		if e.Err != nil {
 			fmt.Fprintf(bw, "%s  unreadable: %v\n", e.ID, e.Err)
 			return
 		}
 		st := e.State
-		fmt.Fprintf(bw, "%s  age %s  %d bytes  from <%s>\n", e.ID, age(now, time.Unix(st.Queued, 0)), e.Size, st.Sender)
+		mark := ""
+		if held[e.ID] {
+			mark = "  held"
+		}
+		fmt.Fprintf(bw, "%s  age %s  %d bytes  from <%s>%s\n", e.ID, FormatAge(now, time.Unix(st.Queued, 0)), e.Size, st.Sender, mark)
 		for _, r := range st.Rcpts {
-			fmt.Fprintf(bw, "    %-8s <%s>%s\n", rcptState(r), r.Addr, rcptDetail(now, r))
+			state := rcptState(r)
+			if held[e.ID] && r.Status == Todo {
+				state = "held"
+			}
+			fmt.Fprintf(bw, "    %-8s <%s>%s\n", state, r.Addr, rcptDetail(now, r))
 		}
 	})
 	if err != nil {
-		return err
+		return n, err
 	}
 	if n == 0 {
 		fmt.Fprintln(bw, "Mail queue is empty")
 	} else {
 		fmt.Fprintf(bw, "%d message(s) in the queue\n", n)
 	}
-	return bw.Flush()
+	return n, bw.Flush()
 }
 
 func rcptState(r Rcpt) string {
@@ -52,7 +74,7 @@ func rcptState(r Rcpt) string {
 func rcptDetail(now time.Time, r Rcpt) string {
 	s := ""
 	if r.Status == Todo && r.Attempts > 0 {
-		s = fmt.Sprintf("  %d attempt(s), next try in %s", r.Attempts, age(time.Unix(r.NextTry, 0), now))
+		s = fmt.Sprintf("  %d attempt(s), next try in %s", r.Attempts, FormatAge(time.Unix(r.NextTry, 0), now))
 	}
 	if r.LastError != "" {
 		s += "  last error: " + r.LastError
@@ -60,8 +82,9 @@ func rcptDetail(now time.Time, r Rcpt) string {
 	return s
 }
 
-// age formats a duration coarsely, as a person reads a queue listing.
-func age(now, then time.Time) string {
+// FormatAge formats the time from then to now coarsely, as a person
+// reads a queue listing: 42s, 17m, 5h03m, 12d.
+func FormatAge(now, then time.Time) string {
 	d := now.Sub(then)
 	if d < 0 {
 		d = 0

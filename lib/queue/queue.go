@@ -55,7 +55,7 @@ func (q *Queue) Path(sub, name string) string { return filepath.Join(q.Dir, sub,
 // Init creates the queue directories and the trigger fifo, as far as they
 // are missing. It is what `make install` and the tests run.
 func (q *Queue) Init() error {
-	for _, d := range []string{"", DirTmp, DirMess, DirTodo, DirInfo, DirCorrupt, DirLock} {
+	for _, d := range append([]string{"", DirTmp, DirMess, DirTodo, DirInfo, DirCorrupt, DirLock}, noteDirs...) {
 		if err := os.MkdirAll(filepath.Join(q.Dir, d), 0o750); err != nil {
 			return err
 		}
@@ -249,6 +249,11 @@ type Entry struct {
 	Size  int64 // of the message file; -1 when it is missing
 	Err   error // the state file could not be read or parsed
 }
+
+// Each calls fn for every message in todo/ and info/, in arrival order,
+// holding one message's state at a time (mailq, omail-deliver's
+// selections).
+func (q *Queue) Each(fn func(Entry)) error { return q.each(fn) }
 
 // Scan lists the messages in todo/ and info/, sorted by id (arrival).
 func (q *Queue) Scan() ([]Entry, error) {

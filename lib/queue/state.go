@@ -256,8 +256,16 @@ func NewState(id string, queued time.Time, env *envelope.Envelope) *State {
 // read as a state file; it checks no more than it reads: ParseState,
 // which every delivery attempt runs, is the judge of damage.
 func NextTryOf(data []byte) (next int64, ok bool) {
+	next, _, ok = DueOf(data)
+	return next, ok
+}
+
+// DueOf is NextTryOf and also the fewest attempts any Todo recipient has
+// had: the start-up scan puts a message whose every recipient has failed
+// many times in the slow lane (qmanager).
+func DueOf(data []byte) (next int64, attempts int, ok bool) {
 	if !bytes.HasPrefix(data, []byte(stateVersion+"\x00")) || !ended(data) {
-		return 0, false
+		return 0, 0, false
 	}
 	for rest := data; len(rest) > 0; {
 		i := bytes.IndexByte(rest, 0)
@@ -270,21 +278,32 @@ func NextTryOf(data []byte) (next int64, ok bool) {
 		f := rec[3:]
 		sp := bytes.IndexByte(f, ' ')
 		if sp < 0 {
-			return 0, false
+			return 0, 0, false
 		}
+		// The attempts count only sorts a message into a lane: read
+		// leniently, it never makes the due time unreadable.
+		n, good := parseUint(f[:sp])
+		if !good {
+			n = 0
+		}
+		n = min(n, math.MaxInt32)
 		f = f[sp+1:]
 		if sp = bytes.IndexByte(f, ' '); sp < 0 {
-			return 0, false
+			return 0, 0, false
 		}
 		t, good := parseUint(f[:sp])
 		if !good {
-			return 0, false
+			return 0, 0, false
 		}
 		if !ok || t < next {
-			next, ok = t, true
+			next = t
 		}
+		if !ok || int(n) < attempts {
+			attempts = int(n)
+		}
+		ok = true
 	}
-	return next, ok
+	return next, attempts, ok
 }
 
 // parseUint reads a number as strconv.ParseInt does for ParseState (an

@@ -1,0 +1,241 @@
+package outbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"omail/lib/control"
+	"omail/lib/lockfile"
+	"omail/lib/queue"
+	"omail/lib/safefile"
+)
+
+// HeldDir is the subdirectory of an endpoint's outbox where held
+// entries wait (omail-deliver -hold). List returns regular files only,
+// so omail-pack, which packs what List returns, never sees them; -release
+// renames them back.
+const HeldDir = "held"
+
+// lockName is omail-pack's lock, outbox/.pack.lock (lib/packer takes it
+// for a whole pass). Whatever moves or removes entries outside a pass
+// (hold, release, delete, expiry) takes it too, so that an entry is
+// never held or removed while a bundle that carries it is being
+// written: it would then be delivered and still be here.
+const lockName = ".pack.lock"
+
+// Lock takes the outbox's lock, waiting for a pass of omail-pack to end.
+func Lock(home string) (unlock func(), err error) {
+	dir := filepath.Join(home, Dir)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	p := filepath.Join(dir, lockName)
+	unlock, err = lockfile.Lock(p)
+	if err == nil {
+		queue.ChownLike(p, dir)
+	}
+	return unlock, err
+}
+
+// CheckName reports whether name can be an entry's name: not empty, no
+// slash, no leading dot.
+func CheckName(name string) error {
+	if name == "" || name[0] == '.' || strings.ContainsRune(name, '/') || name == HeldDir {
+		return fmt.Errorf("outbox: bad entry name %q", name)
+	}
+	return nil
+}
+
+// ListHeld returns the names of an endpoint's held entries, sorted.
+func ListHeld(home, endpoint string) ([]string, error) {
+	return List(home, filepath.Join(endpoint, HeldDir))
+}
+
+// OpenHeld opens a held entry.
+func OpenHeld(home, endpoint, name string) (*Entry, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	return Open(home, endpoint, filepath.Join(HeldDir, name))
+}
+
+// journalName is omail-pack's journal of a pass over an endpoint's
+// outbox (lib/packer): while it exists, a bundle written by an
+// interrupted pass may still carry any entry, and the next pass
+// publishes it and removes the entries it names.
+const journalName = ".journal"
+
+// ErrPassPending is an entry that may be in a bundle omail-pack has not
+// finished publishing (a pass was interrupted): holding it now could let
+// it be delivered by that bundle and again at its release. The next
+// omail-pack pass finishes the journal; then try again.
+var ErrPassPending = errors.New("an interrupted omail-pack pass is pending for this endpoint: run omail-pack, then try again")
+
+// PassPending reports whether an interrupted omail-pack pass over the
+// endpoint has still to be finished. Call it under Lock.
+func PassPending(home, endpoint string) bool {
+	_, err := os.Lstat(filepath.Join(Path(home, endpoint), journalName))
+	return err == nil
+}
+
+// Hold moves an entry into held/, durably. Call it under Lock. It
+// refuses (ErrPassPending) while an interrupted pass may carry the entry.
+func Hold(home, endpoint, name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if PassPending(home, endpoint) {
+		return ErrPassPending
+	}
+	dir := Path(home, endpoint)
+	held := filepath.Join(dir, HeldDir)
+	if err := os.Mkdir(held, 0o750); err == nil {
+		queue.ChownLike(held, dir)
+	} else if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return moveNoReplace(filepath.Join(dir, name), filepath.Join(held, name))
+}
+
+// Release moves a held entry back where omail-pack packs it, durably.
+// Call it under Lock.
+func Release(home, endpoint, name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	dir := Path(home, endpoint)
+	return moveNoReplace(filepath.Join(dir, HeldDir, name), filepath.Join(dir, name))
+}
+
+// moveNoReplace renames durably, refusing to overwrite an entry of the
+// same name (a Put after the hold may have made one).
+func moveNoReplace(from, to string) error {
+	if _, err := os.Lstat(to); err == nil {
+		return fmt.Errorf("outbox: %s exists already", to)
+	}
+	return safefile.Rename(from, to)
+}
+
+// Delete removes an entry (held or not), durably. Call it under Lock.
+func Delete(home, endpoint, name string, held bool) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	p := filepath.Join(Path(home, endpoint), name)
+	if held {
+		p = filepath.Join(Path(home, endpoint), HeldDir, name)
+	}
+	return safefile.Remove(p)
+}
+
+// UploadDir is where omail-pack leaves an endpoint's bundles:
+// <ocmpdir>/<endpoint>/mail/upload, or under ocmpsecuredir with
+// ocmpsecure (lib/packer decides the same way).
+func UploadDir(ctl *control.Dir, endpoint string) (string, error) {
+	base, err := ctl.Line("ocmpdir")
+	if err != nil {
+		return "", err
+	}
+	secure, err := ctl.Bool("ocmpsecure")
+	if err != nil {
+		return "", err
+	}
+	if secure {
+		if base, err = ctl.Line("ocmpsecuredir"); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(base, endpoint, "mail", "upload"), nil
+}
+
+// UploadStatus is UploadDir and whether it exists as a directory.
+func UploadStatus(ctl *control.Dir, endpoint string) (dir string, ok bool, err error) {
+	if dir, err = UploadDir(ctl, endpoint); err != nil {
+		return "", false, err
+	}
+	fi, err := os.Stat(dir)
+	return dir, err == nil && fi.IsDir(), nil
+}
+
+// Summary is what waits in one endpoint's outbox.
+type Summary struct {
+	Endpoint string
+	Messages int       // entries, held ones included
+	Held     int       // of which held
+	Bytes    int64     // the entries' files, envelopes included
+	Oldest   time.Time // when the oldest entry was written; zero if none
+	Upload   string    // the endpoint's upload directory
+	UploadOK bool      // it exists (as a directory)
+}
+
+// Summarize describes every endpoint's outbox that holds entries,
+// sorted by endpoint. It reads directories and file times only.
+func Summarize(home string, ctl *control.Dir) ([]Summary, error) {
+	eps, err := Endpoints(home)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(eps)
+	var out []Summary
+	for _, ep := range eps {
+		s := Summary{Endpoint: ep}
+		for _, held := range []bool{false, true} {
+			dir := Path(home, ep)
+			if held {
+				dir = filepath.Join(dir, HeldDir)
+			}
+			ents, err := os.ReadDir(dir)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range ents {
+				if n := e.Name(); n[0] == '.' || !e.Type().IsRegular() {
+					continue
+				}
+				fi, err := e.Info()
+				if err != nil {
+					continue // packed meanwhile
+				}
+				s.Messages++
+				if held {
+					s.Held++
+				}
+				s.Bytes += fi.Size()
+				if s.Oldest.IsZero() || fi.ModTime().Before(s.Oldest) {
+					s.Oldest = fi.ModTime()
+				}
+			}
+		}
+		if s.Messages == 0 {
+			continue
+		}
+		if s.Upload, s.UploadOK, err = UploadStatus(ctl, ep); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Waiting is an entry's time in the outbox: since its file was written
+// (Put; a hold or release keeps the time).
+func Waiting(home, endpoint, name string, held bool, now time.Time) (time.Duration, error) {
+	p := filepath.Join(Path(home, endpoint), name)
+	if held {
+		p = filepath.Join(Path(home, endpoint), HeldDir, name)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return 0, err
+	}
+	return now.Sub(fi.ModTime()), nil
+}

@@ -1,0 +1,115 @@
+package qmanager
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+
+	"omail/lib/queue"
+	"omail/lib/safefile"
+)
+
+// The administrator's actions on queued messages (omail-deliver -hold,
+// -release, -retry, -delete; lib/delivercmd/admin.go). Hold, release and
+// retry write notes that attempts read under the message's lock (notes.go
+// in lib/queue); delete takes the lock itself, as an attempt does, so it
+// never removes a message an attempt is delivering.
+
+// ErrUnknown is an id that names no queued message.
+var ErrUnknown = errors.New("no such message in the queue")
+
+// Queued reports whether id is a message in the queue.
+func (m *Manager) Queued(id string) bool {
+	return queue.ValidID(id) && (m.exists(queue.DirTodo, id) || m.exists(queue.DirInfo, id))
+}
+
+// Hold keeps message id from being delivered, bounced or expired until
+// Release. An attempt already under way finishes the recipients it has
+// started; none after it.
+func (m *Manager) Hold(id string) error {
+	if !m.Queued(id) {
+		return ErrUnknown
+	}
+	if err := m.Q.SetHold(id, true); err != nil {
+		return err
+	}
+	if !m.Queued(id) { // finished meanwhile
+		m.Q.SetHold(id, false)
+		return ErrUnknown
+	}
+	m.logf("msg %s held", id)
+	return nil
+}
+
+// Release undoes Hold; the message is due at once, as with Retry (after
+// a hold, whatever back-off it had is stale), and a running daemon
+// looks at it at once.
+func (m *Manager) Release(id string) error {
+	if !m.Queued(id) {
+		return ErrUnknown
+	}
+	if err := m.Q.SetHold(id, false); err != nil {
+		return err
+	}
+	m.logf("msg %s released", id)
+	return m.Q.Wake(id)
+}
+
+// Retry makes every recipient of message id still to do due now, as a
+// flush of this message; a held message stays held.
+func (m *Manager) Retry(id string) error {
+	if !m.Queued(id) {
+		return ErrUnknown
+	}
+	if m.Q.Held(id) {
+		m.logf("msg %s is held: release it to deliver it", id)
+	}
+	m.logf("msg %s due now", id)
+	return m.Q.Wake(id)
+}
+
+// Delete removes message id without a bounce, under its lock (waiting
+// for an attempt in progress), and logs it. todo/ID goes before info/ID
+// (an envelope never comes back once info/ has moved on), the state
+// before the message file, as when an attempt finishes a message.
+func (m *Manager) Delete(id string) error {
+	if !m.Queued(id) {
+		return ErrUnknown
+	}
+	lock, err := m.claimMessage(id, true)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !m.Queued(id) {
+			return ErrUnknown
+		}
+		// An envelope whose message file is missing: damage, which the
+		// deliverer sets aside; deleting it is what was asked.
+	} else if err != nil {
+		return err
+	} else {
+		defer lock.Close()
+	}
+	sender, n := "", 0
+	if data, err := os.ReadFile(m.Q.Path(queue.DirInfo, id)); err == nil {
+		if st, err := queue.ParseState(id, data); err == nil {
+			sender, n = st.Sender, len(st.Rcpts)
+		}
+	} else if data, _, err := m.Q.ReadTodo(id); err == nil {
+		if st, err := queue.ParseState(id, data); err == nil {
+			sender, n = st.Sender, len(st.Rcpts)
+		}
+	}
+	if !m.Queued(id) {
+		return ErrUnknown // finished by the attempt we waited for
+	}
+	for _, d := range []string{queue.DirTodo, queue.DirInfo} {
+		if err := safefile.Remove(m.Q.Path(d, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Remove(m.Q.Path(queue.DirMess, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	m.Q.DropNotes(id)
+	m.logf("msg %s deleted by the administrator, not bounced: from <%s> to %d recipient(s)", id, sender, n)
+	return nil
+}
