@@ -120,9 +120,12 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	}
 
 	// The state is in info/ once an attempt has written it; before that,
-	// it is the envelope omail-queue committed to todo/. A message that
-	// is finished by its first attempt never goes to info/ at all, which
-	// saves a rename and a state write (and their fsyncs) per message.
+	// it is the envelope omail-queue committed to todo/. A single-file
+	// entry is moved to info/ by this very attempt (Unfold, below), since
+	// transports read mess/ID whole; only an envelope of the older
+	// two-file layout that is finished by its first attempt never goes
+	// to info/. (docs/BENCHMARKS.md measures what that costs and proposes
+	// handing transports the message's length instead.)
 	dir := queue.DirInfo
 	msgLen := int64(-1) // of a single-file entry read from todo/
 	data, err := os.ReadFile(m.Q.Path(queue.DirInfo, id))
