@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"time"
 
 	"omail/lib/control"
 	"omail/lib/outbox"
+	"omail/lib/quarantine"
 	"omail/lib/queue"
 )
 
@@ -25,6 +27,9 @@ func mailq(h, endpoint string, now time.Time, w io.Writer) error {
 	}
 	n, err := queue.New(h).ListN(w)
 	if err != nil {
+		return err
+	}
+	if err := listQuarantine(h, now, w); err != nil {
 		return err
 	}
 	sums, err := outbox.Summarize(h, ctl)
@@ -108,5 +113,31 @@ func listEndpoint(h string, ctl *control.Dir, ep string, now time.Time, w io.Wri
 		return err
 	}
 	fmt.Fprintf(bw, "outbox %s: %d message(s), %d held; %s\n", ep, n, held, uploadState(s))
+	return bw.Flush()
+}
+
+// listQuarantine says what has been set aside and why, per endpoint:
+// messages of its bundles the proxy would not relay (ocmpsenders,
+// databytes), bundles omail-unpack refused, outbox entries omail-pack
+// could not pack. Nothing there is delivered; a person looks (the
+// programs' logs name each file).
+func listQuarantine(h string, now time.Time, w io.Writer) error {
+	sums, err := quarantine.Summarize(h)
+	if err != nil || len(sums) == 0 {
+		return err
+	}
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "Quarantine (%s, never delivered):\n", filepath.Join(h, quarantine.Dir))
+	for _, s := range sums {
+		age := queue.FormatAge(now, s.Newest)
+		switch s.Kind {
+		case "message":
+			fmt.Fprintf(bw, "  %s  %d message(s) refused, newest %s ago: %s\n", s.Endpoint, s.Files, age, s.Why)
+		case "outbox":
+			fmt.Fprintf(bw, "  %s  %d outbox entr(ies) omail-pack could not pack, newest %s ago\n", s.Endpoint, s.Files, age)
+		default:
+			fmt.Fprintf(bw, "  %d bundle(s) refused whole, newest %s ago\n", s.Files, age)
+		}
+	}
 	return bw.Flush()
 }
