@@ -52,14 +52,15 @@ type Config struct {
 
 // NewServer returns the milter server: DELRCPT is the only change it
 // asks to make; it asks for header values as they are (leading space
-// kept) and for the queue id and MTA name at DATA and end of message.
+// kept). It asks for no macros (that needs SMFIF_SETSYMLIST, which not
+// every MTA offers): Postfix's and sendmail's defaults send the queue
+// id "i" at DATA or end of message and the MTA's name "j" at connect,
+// and a missing one only makes the Received: line say less.
 func NewServer(cfg *Config, readTimeout time.Duration) *gomilter.Server {
 	return gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return &filter{cfg: cfg} }),
 		gomilter.WithActions(gomilter.OptRemoveRcpt),
 		gomilter.WithProtocol(gomilter.OptHeaderLeadingSpace),
-		gomilter.WithMacroRequest(gomilter.StageData, []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroMTAFQDN}),
-		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithReadTimeout(readTimeout),
 	)
 }
