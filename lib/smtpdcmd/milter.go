@@ -90,18 +90,9 @@ func runMilter(ctl *control.Dir, args []string, env home.Env, stderr io.Writer) 
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	var ids privdrop.IDs
-	if o.user != "" {
-		if ids, err = privdrop.Lookup(o.user); err != nil {
-			fmt.Fprintf(stderr, "omail-smtpd: -u %s: %v\n", o.user, err)
-			if errors.Is(err, privdrop.ErrRoot) {
-				return qexit.Usage
-			}
-			return qexit.Temp
-		}
-	} else if os.Geteuid() == 0 || os.Getegid() == 0 {
-		fmt.Fprintf(stderr, "omail-smtpd: running as root: give -u USER, the user to serve as\n")
-		return qexit.Usage
+	ids, code := serveAs(o.user, stderr)
+	if code != qexit.OK {
+		return code
 	}
 	l, err := milter.Listen(addr)
 	if err != nil {
