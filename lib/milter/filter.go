@@ -79,6 +79,7 @@ type filter struct {
 
 	// the connection
 	client string // the client's address, for log lines
+	ip     string // the client's address as the MTA gave it, "" if none
 	host   string // the client's host name as the MTA has it
 	helo   string
 
@@ -115,7 +116,7 @@ func (f *filter) NewConnection(m gomilter.Modifier) error {
 }
 
 func (f *filter) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
-	f.host, f.client = host, addr
+	f.host, f.ip, f.client, f.helo = host, addr, addr, ""
 	if f.client == "" {
 		f.client = fmt.Sprintf("%s-%d", family, sessions.Add(1))
 	}
@@ -212,12 +213,12 @@ func (f *filter) received(by string) string {
 	if from == "" {
 		from = "unknown"
 	}
-	if ip := clean(f.client); ip != "" {
+	if ip := clean(f.ip); ip != "" {
 		if strings.Contains(ip, ":") {
 			ip = "IPv6:" + ip
 		}
 		info := "[" + ip + "]"
-		if h := clean(f.host); h != "" && h != "["+f.client+"]" {
+		if h := clean(f.host); h != "" && h != "["+f.ip+"]" {
 			info = h + " " + info
 		}
 		from += " (" + info + ")"
