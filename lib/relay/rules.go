@@ -1,9 +1,13 @@
 package relay
 
 import (
+	"path/filepath"
 	"strings"
+	"time"
 
+	"omail/lib/clock"
 	"omail/lib/control"
+	"omail/lib/drac"
 )
 
 // Rules are the control files that decide relaying, read once per
@@ -20,6 +24,10 @@ type Rules struct {
 	relayDomains domains  // client host names
 	mailFrom     map[string]bool
 	mailFromCDB  *control.CDB
+	drac         drac.Table // relay after POP/IMAP: $OMAIL_HOME/drac/
+
+	// Now is the clock DRAC records are judged by; nil is the real one.
+	Now func() time.Time
 }
 
 // domains is a set of domains where an entry ".dom" stands for every
@@ -55,7 +63,7 @@ func domainSet(lines []string) domains {
 // Files are the control files Load reads: a caller that keeps Rules
 // for many connections reloads them when one of these changes.
 var Files = []string{"rcpthosts", "morercpthosts.cdb", "locals", "virtualdomains",
-	"relayclients", "relaydomains", "relaymailfrom", "relaymailfrom.cdb"}
+	"relayclients", "relaydomains", "relaymailfrom", "relaymailfrom.cdb", "dracexpiry"}
 
 // Load reads the rules. A control file that exists and cannot be read is
 // an error: better a temporary refusal than a wrong answer.
@@ -124,6 +132,14 @@ func Load(ctl *control.Dir) (*Rules, error) {
 	if r.mailFromCDB, err = ctl.OpenCDB("relaymailfrom.cdb"); err != nil {
 		return nil, err
 	}
+	dx, err := ctl.Line("dracexpiry")
+	if err == nil {
+		r.drac, err = drac.New(filepath.Dir(ctl.Path), dx)
+	}
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -161,7 +177,8 @@ func (r *Rules) Accepts(domain string) (bool, error) {
 // ClientMayRelay reports whether the client, by its IP address
 // (TCPREMOTEIP) or its host name (TCPREMOTEHOST, which only tcprules or
 // tcpserver without -H sets: we never look names up), is allowed to
-// relay, and which rule said so.
+// relay, and which rule said so. A recent POP/IMAP login from the
+// address (a DRAC record, package drac) comes last, as "drac".
 func (r *Rules) ClientMayRelay(ip, host string) (bool, string) {
 	if ip != "" {
 		for _, p := range r.relayClients {
@@ -172,6 +189,9 @@ func (r *Rules) ClientMayRelay(ip, host string) (bool, string) {
 	}
 	if host != "" && r.relayDomains.has(host) {
 		return true, "relaydomains " + host
+	}
+	if ip != "" && r.drac.Allows(ip, clock.Now(r.Now)) {
+		return true, "drac"
 	}
 	return false, ""
 }

@@ -160,18 +160,9 @@ func runResident(ctl *control.Dir, args []string, env home.Env, stderr io.Writer
 		return qexit.Usage
 	}
 	// Never serve as root: refuse before binding anything.
-	var ids privdrop.IDs
-	if o.user != "" {
-		if ids, err = privdrop.Lookup(o.user); err != nil {
-			fmt.Fprintf(stderr, "omail-smtpd: -u %s: %v\n", o.user, err)
-			if errors.Is(err, privdrop.ErrRoot) {
-				return qexit.Usage
-			}
-			return qexit.Temp
-		}
-	} else if os.Geteuid() == 0 || os.Getegid() == 0 {
-		fmt.Fprintf(stderr, "omail-smtpd: running as root: give -u USER, the user to serve as\n")
-		return qexit.Usage
+	ids, code := serveAs(o.user, stderr)
+	if code != qexit.OK {
+		return code
 	}
 
 	ls, err := openListeners(o, nfds, names)
@@ -225,6 +216,29 @@ func runResident(ctl *control.Dir, args []string, env home.Env, stderr io.Writer
 	srv.Run(stop)
 	fmt.Fprintf(stderr, "omail-smtpd: stopped\n")
 	return qexit.OK
+}
+
+// serveAs looks up -u USER before anything is bound: the ids to drop
+// to, or, with no -u, a refusal to serve as root. The code is qexit.OK,
+// or the exit code: 100 for root (restarting cannot fix it), 111 for a
+// user that cannot be found now.
+func serveAs(user string, stderr io.Writer) (privdrop.IDs, int) {
+	if user == "" {
+		if os.Geteuid() == 0 || os.Getegid() == 0 {
+			fmt.Fprintf(stderr, "omail-smtpd: running as root: give -u USER, the user to serve as\n")
+			return privdrop.IDs{}, qexit.Usage
+		}
+		return privdrop.IDs{}, qexit.OK
+	}
+	ids, err := privdrop.Lookup(user)
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-smtpd: -u %s: %v\n", user, err)
+		if errors.Is(err, privdrop.ErrRoot) {
+			return ids, qexit.Usage
+		}
+		return ids, qexit.Temp
+	}
+	return ids, qexit.OK
 }
 
 // openListeners binds the -listen addresses, or takes the n sockets

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"omail/lib/control"
 	"omail/lib/home"
@@ -24,20 +25,28 @@ import (
 	"omail/lib/stdioconn"
 )
 
-const usage = "usage: omail-smtpd [checkpassword prog...] | omail-smtpd -listen [IP:]PORT [-tls] [-listen ...] [-x rules.cdb] [-c N] [-u USER] [checkpassword prog...] | omail-smtpd -cdb"
+const usage = "usage: omail-smtpd [checkpassword prog...] | omail-smtpd -listen [IP:]PORT [-tls] [-listen ...] [-x rules.cdb] [-c N] [-u USER] [checkpassword prog...] | omail-smtpd -milter [ADDR] [-u USER] | omail-smtpd -drac IP | omail-smtpd -cdb"
 
 // Run is omail-smtpd's main. Arguments, if any, are a checkpassword
 // program and its arguments, for SMTP AUTH; "-cdb" instead rebuilds the
-// control cdb files; -listen and its options run the resident server.
+// control cdb files; -listen and its options run the resident server;
+// -milter runs the milter server for another MTA (milter.go); -drac
+// records a POP/IMAP login (drac.go).
 func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	args = args[1:]
 	ctl := control.New(env.Dir())
 	if len(args) > 0 && args[0] == "-cdb" {
 		return rebuild(ctl, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "-drac" {
+		return runDrac(ctl, args[1:], time.Now(), stderr)
+	}
 	// A client that goes away makes writes fail with EPIPE; it must not
 	// kill us with SIGPIPE while a queue program may still be running.
 	signal.Ignore(syscall.SIGPIPE)
+	if len(args) > 0 && args[0] == "-milter" {
+		return runMilter(ctl, args[1:], env, stderr)
+	}
 	if len(args) > 0 && strings.HasPrefix(args[0], "-") || systemdListening(env) {
 		return runResident(ctl, args, env, stderr)
 	}

@@ -1,0 +1,357 @@
+// Package milter is omail-smtpd -milter: a milter (the sendmail/Postfix
+// mail filter protocol, version 6, spoken by github.com/d--j/go-milter)
+// that takes from another MTA the recipients omail routes to OCMP.
+//
+// For each message the MTA passes through, every recipient is routed
+// as omail-deliver would route it (lib/qmanager's Router: locals and
+// virtualdomains first, then ocmproutes). If none goes to OCMP the MTA
+// is told to carry on. Otherwise the message is streamed into omail's
+// queue for those recipients (qqclient, the usual queue path, with a
+// Received: line naming the MTA's queue id and the client), and only
+// once the queue has said it holds the message durably does the milter
+// answer: DISCARD when every recipient was taken (the client sees
+// success and the MTA keeps nothing, as the original omail did), or
+// DELRCPT for the taken ones and CONTINUE for the rest. Any failure of
+// omail's queue is TEMPFAIL: the client keeps the message and retries.
+package milter
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"omail/lib/clock"
+	"omail/lib/control"
+	"omail/lib/envelope"
+	"omail/lib/qexit"
+	"omail/lib/qmanager"
+	"omail/lib/relay"
+)
+
+// Sink takes one message into omail's queue (a qqclient.Client).
+type Sink interface {
+	io.Writer
+	// Commit ends the message; code 0 only when it is durably queued.
+	Commit(*envelope.Envelope) (int, error)
+	// Abort ends the message so that nothing is queued.
+	Abort()
+}
+
+// Config is what every MTA connection shares.
+type Config struct {
+	Ctl   *control.Dir         // routing files, control/me, read per message
+	Queue func() (Sink, error) // starts a message into the queue
+	Log   io.Writer            // one line per event
+	Now   func() time.Time     // the Received: line's date; nil: real time
+}
+
+// NewServer returns the milter server: DELRCPT is the only change it
+// asks to make; it asks for header values as they are (leading space
+// kept). It asks for no macros (that needs SMFIF_SETSYMLIST, which not
+// every MTA offers): Postfix's and sendmail's defaults send the queue
+// id "i" at DATA or end of message and the MTA's name "j" at connect,
+// and a missing one only makes the Received: line say less.
+func NewServer(cfg *Config, readTimeout time.Duration) *gomilter.Server {
+	return gomilter.NewServer(
+		gomilter.WithMilter(func() gomilter.Milter { return &filter{cfg: cfg} }),
+		gomilter.WithActions(gomilter.OptRemoveRcpt),
+		gomilter.WithProtocol(gomilter.OptHeaderLeadingSpace),
+		gomilter.WithReadTimeout(readTimeout),
+	)
+}
+
+// rcpt is one recipient as the MTA named it and as omail routes it.
+type rcpt struct {
+	orig  string // as the MTA gave it, for DELRCPT
+	addr  string // omail's normal form
+	taken bool   // routed to OCMP: omail delivers it
+}
+
+// filter is one MTA connection (normally one SMTP session).
+type filter struct {
+	gomilter.NoOpMilter
+	cfg *Config
+
+	// the connection
+	client string // the client's address, for log lines
+	ip     string // the client's address as the MTA gave it, "" if none
+	host   string // the client's host name as the MTA has it
+	helo   string
+
+	// the message
+	sender   string
+	senderOK bool // the sender parsed: omail can queue for it
+	router   *qmanager.Router
+	rcpts    []rcpt
+	sink     Sink
+	w        *bufio.Writer // onto crlfToLF onto sink
+	lf       *crlfToLF
+	opened   bool // the decision to queue or not is made
+	mtaID    string
+	leadSP   bool // header values come with their leading space
+}
+
+// sessions numbers the connections for log lines without a client.
+var sessions atomic.Uint64
+
+func (f *filter) log(format string, a ...any) {
+	if f.cfg.Log == nil {
+		return
+	}
+	c := f.client
+	if c == "" {
+		c = "unknown"
+	}
+	fmt.Fprintf(f.cfg.Log, "omail-smtpd: milter %s %s\n", clean(c), fmt.Sprintf(format, a...))
+}
+
+func (f *filter) NewConnection(m gomilter.Modifier) error {
+	f.leadSP = m.Protocol()&gomilter.OptHeaderLeadingSpace != 0
+	return nil
+}
+
+func (f *filter) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
+	f.host, f.ip, f.client, f.helo = host, addr, addr, ""
+	if f.client == "" {
+		f.client = fmt.Sprintf("%s-%d", family, sessions.Add(1))
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (f *filter) Helo(name string, m gomilter.Modifier) (*gomilter.Response, error) {
+	f.helo = name
+	return gomilter.RespContinue, nil
+}
+
+// MailFrom starts a message: the routing files are read now, so that an
+// edit counts from the next message on.
+func (f *filter) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+	f.reset()
+	r, err := qmanager.NewRouter(f.cfg.Ctl)
+	if err != nil {
+		f.log("cannot read the routing control files: %v: tempfail", err)
+		return gomilter.RespTempFail, nil
+	}
+	f.router = r
+	a, err := relay.Parse(from)
+	f.sender, f.senderOK = a.String(), err == nil
+	return gomilter.RespContinue, nil
+}
+
+// RcptTo routes one recipient. One that cannot be routed now (a control
+// file unreadable) is refused for now, 4xx: the client retries it.
+func (f *filter) RcptTo(to, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+	r := rcpt{orig: to}
+	if a, err := relay.Parse(to); err == nil && f.senderOK && f.router != nil && a.Domain != "" {
+		r.addr = a.String()
+		rt, err := f.router.Route(r.addr)
+		if err != nil {
+			f.log("cannot route <%s>: %v: tempfail", clean(to), err)
+			return gomilter.RespTempFail, nil
+		}
+		r.taken = rt.Kind == qmanager.RouteOCMP
+	}
+	f.rcpts = append(f.rcpts, r)
+	return gomilter.RespContinue, nil
+}
+
+// taken are the recipients omail delivers.
+func (f *filter) taken() []string {
+	var out []string
+	for _, r := range f.rcpts {
+		if r.taken {
+			out = append(out, r.addr)
+		}
+	}
+	return out
+}
+
+// Data opens the queue when omail has recipients here: what follows is
+// written to it as it arrives. With none, the MTA need not send us the
+// message at all: ACCEPT lets it carry on without this filter.
+func (f *filter) Data(m gomilter.Modifier) (*gomilter.Response, error) {
+	return f.open(m), nil
+}
+
+// open is Data's work, done at the first of the message's events that
+// comes (an MTA may have been told not to send DATA).
+func (f *filter) open(m gomilter.Modifier) *gomilter.Response {
+	if f.opened {
+		return gomilter.RespContinue
+	}
+	f.opened = true
+	f.mtaID = m.Get(gomilter.MacroQueueId)
+	if len(f.taken()) == 0 {
+		f.log("mta_id=%s to=%d: none for omail, continue", clean(f.mtaID), len(f.rcpts))
+		return gomilter.RespAccept
+	}
+	sink, err := f.cfg.Queue()
+	if err != nil {
+		f.log("mta_id=%s cannot start the queue: %v: tempfail", clean(f.mtaID), err)
+		return gomilter.RespTempFail
+	}
+	f.sink = sink
+	f.lf = &crlfToLF{w: sink}
+	f.w = bufio.NewWriterSize(f.lf, 64*1024)
+	by := m.Get(gomilter.MacroMTAFQDN)
+	if by == "" {
+		by, _ = f.cfg.Ctl.Me()
+	}
+	f.w.WriteString(f.received(by))
+	return gomilter.RespContinue
+}
+
+// received is the Received: line for omail's copy: the client as the
+// MTA saw it, the MTA and its queue id.
+func (f *filter) received(by string) string {
+	from := clean(f.helo)
+	if from == "" {
+		from = "unknown"
+	}
+	if ip := clean(f.ip); ip != "" {
+		if strings.Contains(ip, ":") {
+			ip = "IPv6:" + ip
+		}
+		info := "[" + ip + "]"
+		if h := clean(f.host); h != "" && h != "["+f.ip+"]" {
+			info = h + " " + info
+		}
+		from += " (" + info + ")"
+	}
+	id := clean(f.mtaID)
+	if id == "" {
+		id = "unknown"
+	}
+	return fmt.Sprintf("Received: from %s\n\tby %s (omail-smtpd -milter) with SMTP id %s;\n\t%s\n",
+		from, clean(by), id, clock.Now(f.cfg.Now).Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+}
+
+func (f *filter) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
+	if r := f.open(m); r != gomilter.RespContinue {
+		return r, nil
+	}
+	if f.w != nil {
+		f.w.WriteString(name)
+		f.w.WriteByte(':')
+		if !f.leadSP {
+			f.w.WriteByte(' ')
+		}
+		f.w.WriteString(value)
+		f.w.WriteString("\r\n")
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (f *filter) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
+	if r := f.open(m); r != gomilter.RespContinue {
+		return r, nil
+	}
+	if f.w != nil {
+		f.w.WriteString("\r\n")
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (f *filter) BodyChunk(chunk []byte, m gomilter.Modifier) (*gomilter.Response, error) {
+	if r := f.open(m); r != gomilter.RespContinue {
+		return r, nil
+	}
+	if f.w != nil {
+		f.w.Write(chunk)
+	}
+	return gomilter.RespContinue, nil
+}
+
+// EndOfMessage commits omail's copy and only then answers.
+func (f *filter) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
+	if id := m.Get(gomilter.MacroQueueId); id != "" {
+		f.mtaID = id
+	}
+	defer f.reset()
+	if r := f.open(m); r != gomilter.RespContinue {
+		return r, nil
+	}
+	taken := f.taken()
+	if f.sink == nil || len(taken) == 0 {
+		return gomilter.RespContinue, nil
+	}
+	err := f.w.Flush()
+	if err == nil {
+		err = f.lf.Close()
+	}
+	if err != nil {
+		f.sink.Abort()
+		f.sink = nil
+		f.log("mta_id=%s writing to the queue: %v: tempfail", clean(f.mtaID), err)
+		return gomilter.RespTempFail, nil
+	}
+	// Committing may take a while (fsync): keep the MTA's timer off.
+	m.Progress()
+	e := &envelope.Envelope{Sender: f.sender, Rcpts: taken}
+	code, err := f.sink.Commit(e)
+	f.sink = nil
+	to := clean(strings.Join(taken, ","))
+	switch {
+	case code == qexit.OK:
+	case qexit.Permanent(code):
+		f.log("mta_id=%s from=<%s> to=<%s> queue refused: %v: reject", clean(f.mtaID), clean(f.sender), to, err)
+		return gomilter.RejectWithCodeAndReason(554, "5.3.0 omail's queue refused the message: "+qexit.Describe(code))
+	default:
+		f.log("mta_id=%s from=<%s> to=<%s> queue failed: %v: tempfail", clean(f.mtaID), clean(f.sender), to, err)
+		return gomilter.RespTempFail, nil
+	}
+	if len(taken) == len(f.rcpts) {
+		f.log("mta_id=%s from=<%s> to=<%s> bytes=%d queued: discard", clean(f.mtaID), clean(f.sender), to, f.lf.n)
+		return gomilter.RespDiscard, nil
+	}
+	for _, r := range f.rcpts {
+		if r.taken {
+			if err := m.DeleteRecipient(r.orig); err != nil {
+				// The MTA is gone or broke the protocol: it keeps the
+				// whole message (milter_default_action), omail has a
+				// copy for these: a duplicate at worst, never a loss.
+				f.log("mta_id=%s delrcpt <%s>: %v", clean(f.mtaID), clean(r.orig), err)
+				return nil, err
+			}
+		}
+	}
+	f.log("mta_id=%s from=<%s> to=<%s> bytes=%d queued: delrcpt %d, continue for %d", clean(f.mtaID), clean(f.sender), to, f.lf.n, len(taken), len(f.rcpts)-len(taken))
+	return gomilter.RespContinue, nil
+}
+
+// Abort ends the message without queueing anything.
+func (f *filter) Abort(m gomilter.Modifier) error {
+	f.reset()
+	return nil
+}
+
+func (f *filter) Cleanup(m gomilter.Modifier) { f.reset() }
+
+// reset forgets the message; a queue still open gets nothing.
+func (f *filter) reset() {
+	if f.sink != nil {
+		f.sink.Abort()
+	}
+	f.sink, f.w, f.lf = nil, nil, nil
+	f.sender, f.senderOK, f.router, f.rcpts, f.mtaID, f.opened = "", false, nil, nil, "", false
+}
+
+// clean makes MTA-supplied text safe for a log line or a header:
+// printable ASCII only, parentheses and the like replaced, bounded.
+func clean(s string) string {
+	if len(s) > 256 {
+		s = s[:256]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x21 || c > 0x7e || c == '(' || c == ')' || c == ';' || c == '"' || c == '\\' {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
