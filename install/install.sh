@@ -218,6 +218,15 @@ queue() {
   fi
 }
 
+# drac/: the records of omail-smtpd -drac (relay after POP/IMAP), which
+# omail-smtpd only reads. It is root's until the POP/IMAP server's hook
+# user is known: the admin gives it that user (docs/omail-smtpd.md).
+drac() {
+  if [ -d "$D$OMAIL_HOME/drac" ]; then return; fi
+  install -d -m 755 "$D$OMAIL_HOME/drac"
+  say "made $OMAIL_HOME/drac for relay after POP/IMAP: to use it, chown it to the POP/IMAP server's post-login hook user (docs/omail-smtpd.md)"
+}
+
 # service/NAME: a daemontools service directory for each long-running
 # program. Link the ones wanted into svscan's directory (e.g.
 # ln -s $OMAIL_HOME/service/omail-deliver /etc/service/).
@@ -281,6 +290,7 @@ do_install() {
   users
   programs
   control
+  drac
   queue
   services
   units

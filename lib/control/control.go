@@ -58,6 +58,8 @@ var Defaults = map[string]string{
 	"concurrencyslow":   "2",
 	"slowattempts":      "5",
 	"outboxlifetime":    "2592000",
+	"milterport":        "inet:9801@127.0.0.1",
+	"dracexpiry":        "1800",
 	"timeoutconnect":    "60",
 	"timeoutremote":     "1200",
 	"helohost":          FromMe,
