@@ -48,6 +48,9 @@ smtpd() {
   read -r line <&$fd
   case $line in *status*) ;; *) fail "the SMTP listener for $name did not start: $line";; esac
   # Keep draining tcpserver's log so it never blocks on a full pipe.
-  bg cat <&$fd >"$T/$name.smtpd.log"
+  # Not through bg: a function's background command gets /dev/null as
+  # its standard input, whatever the call redirected.
+  cat <&$fd >"$T/$name.smtpd.log" &
+  _bg_pids+=($!)
   exec {fd}<&-
 }
