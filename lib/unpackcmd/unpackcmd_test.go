@@ -2,12 +2,15 @@ package unpackcmd
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"omail/lib/bundle"
 	"omail/lib/home"
@@ -41,6 +44,7 @@ func TestExitCodes(t *testing.T) {
 	w.Add("a@x", []string{"bob@k"}, 3, strings.NewReader("hi\n"))
 	w.Close()
 	good := buf.Bytes()
+	future := futureBundle(t, good, 2000000001)
 
 	for _, c := range []struct {
 		name string
@@ -49,6 +53,7 @@ func TestExitCodes(t *testing.T) {
 		line string
 	}{
 		{"no file", nil, qexit.Temp, "omail-unpack: open " + file + ": no such file or directory\n"},
+		{"unknown dictionary", future, qexit.Temp, "omail-unpack: " + file + ": compressed with zstd dictionary 2000000001, which this omail does not have (a newer omail has it: upgrade this one; the file is kept)\n"},
 		{"damaged", []byte("not a bundle"), qexit.Perm, "omail-unpack: " + file + ": damaged or unknown bundle: neither zstd nor gzip: nothing delivered, moved to "},
 		{"good", good, qexit.OK, "omail-unpack: bundle " + id + ": endpoint bob: 1 messages delivered to bob\n"},
 		{"again", good, qexit.OK, "omail-unpack: bundle " + id + ": " + file + ": unpacked before; removing this copy\n"},
@@ -61,5 +66,35 @@ func TestExitCodes(t *testing.T) {
 		if code != c.code || !strings.Contains(log.String(), c.line) {
 			t.Errorf("%s: exit %d, log %q; want %d and %q", c.name, code, log.String(), c.code, c.line)
 		}
+		if _, err := os.Stat(file); c.code == qexit.Temp && c.data != nil && err != nil {
+			t.Errorf("%s: FILE not kept: %v", c.name, err)
+		}
+		if q, _ := os.ReadDir(filepath.Join(h, "quarantine")); c.name == "unknown dictionary" && len(q) > 0 {
+			t.Errorf("%s: quarantined", c.name)
+		}
 	}
+}
+
+// futureBundle is bundle, its stream compressed again with a zstd
+// dictionary of the given id that omail does not have, and sealed as
+// docs/BUNDLES.md says: what a newer omail may send.
+func futureBundle(t *testing.T, bundle []byte, id uint32) []byte {
+	d, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	stream, err := d.DecodeAll(bundle, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(id, []byte(strings.Repeat("Received: from ", 64))), zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.EncodeAll(stream, nil)
+	sum := sha256.Sum256(out)
+	out = append(out, 0x50, 0x2a, 0x4d, 0x18, 40, 0, 0, 0)
+	out = append(out, "OMAILSL1"...)
+	return append(out, sum[:]...)
 }
