@@ -44,8 +44,13 @@ func damaged(format string, args ...any) error {
 // in it can be read here. The caller keeps the file for later.
 var ErrUnknownDict = errors.New("bundle compressed with an unknown dictionary")
 
-// DictError names the dictionary a bundle needs.
-type DictError struct{ ID uint32 }
+// DictError names the dictionary a bundle needs, and who signed the
+// bundle (nil: nobody), as its seal and signature say: the reader checks
+// them before it says the dictionary is missing.
+type DictError struct {
+	ID     uint32
+	Signer ed25519.PublicKey
+}
 
 func (e *DictError) Error() string {
 	return fmt.Sprintf("compressed with zstd dictionary %d, which this omail does not have (a newer omail has it: upgrade this one; the file is kept)", e.ID)
@@ -227,10 +232,11 @@ func (r *Reader) unknownDict(id uint32) error {
 	if _, err := io.Copy(io.Discard, r.in); err != nil {
 		return r.classify(err, "reading the file")
 	}
-	if _, err := checkEnd(r.comp, r.src.sum, r.src.tail); err != nil {
+	signer, err := checkEnd(r.comp, r.src.sum, r.src.tail)
+	if err != nil {
 		return err
 	}
-	return &DictError{id}
+	return &DictError{ID: id, Signer: signer}
 }
 
 // ExpectSigner sets Header.Signer ahead of the end of the file, as an
