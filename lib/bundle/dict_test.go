@@ -3,7 +3,6 @@ package bundle
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"omail/lib/bundle/bundletest"
 	"omail/lib/dict"
 )
 
@@ -75,42 +75,10 @@ func TestDictRoundTrip(t *testing.T) {
 	}
 }
 
-// futureBundle is a sealed bundle compressed with a dictionary this
-// omail does not have, as a newer omail would write it.
-func futureBundle(t *testing.T, id uint32) []byte {
-	t.Helper()
-	stream, err := zstd.NewReader(nil, zstd.WithDecoderDicts(mustDict(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.Close()
-	data, _ := buildOpts(t, Options{Dict: dict.Current}, nil, sample)
-	plain, err := stream.DecodeAll(data, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderDictRaw(id, []byte(strings.Repeat("Subject: Received: From: ", 100))), zstd.WithEncoderCRC(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw.Write(plain)
-	zw.Close()
-	sum := sha256.Sum256(buf.Bytes())
-	return append(buf.Bytes(), seal(Zstd, sum[:])...)
-}
-
-func mustDict(t *testing.T) []byte {
-	b, ok := dict.Get(dict.Current)
-	if !ok {
-		t.Fatal("no current dictionary")
-	}
-	return b
-}
-
 func TestUnknownDict(t *testing.T) {
 	const future = 2000000001
-	data := futureBundle(t, future)
+	plain, _ := buildOpts(t, Options{Dict: dict.Current}, nil, sample)
+	data := bundletest.Future(t, plain, future, mustDict(t))
 	if frameDict(data) != future {
 		t.Fatalf("the test bundle names dictionary %d", frameDict(data))
 	}
@@ -134,7 +102,7 @@ func TestUnknownDict(t *testing.T) {
 	if _, _, err := readAll(data[:len(data)-10]); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("cut short: %v, want damage", err)
 	}
-	plain, _ := buildOpts(t, Options{}, nil, sample)
+	plain, _ = buildOpts(t, Options{}, nil, sample)
 	plain[4] |= 3 // the frame header now claims a 4-byte dictionary id
 	if _, _, err := readAll(plain); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("descriptor flipped to name a dictionary: %v, want damage", err)
@@ -158,4 +126,12 @@ func TestFrameDict(t *testing.T) {
 			t.Errorf("frameDict(% x) = %d, want %d", c.b, got, c.want)
 		}
 	}
+}
+
+func mustDict(t *testing.T) []byte {
+	b, ok := dict.Get(dict.Current)
+	if !ok {
+		t.Fatal("no current dictionary")
+	}
+	return b
 }

@@ -2,7 +2,6 @@ package unpackcmd
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"omail/lib/bundle"
+	"omail/lib/bundle/bundletest"
 	"omail/lib/home"
 	"omail/lib/qexit"
 )
@@ -44,7 +42,7 @@ func TestExitCodes(t *testing.T) {
 	w.Add("a@x", []string{"bob@k"}, 3, strings.NewReader("hi\n"))
 	w.Close()
 	good := buf.Bytes()
-	future := futureBundle(t, good, 2000000001)
+	future := bundletest.Future(t, good, 2000000001)
 
 	for _, c := range []struct {
 		name string
@@ -73,28 +71,4 @@ func TestExitCodes(t *testing.T) {
 			t.Errorf("%s: quarantined", c.name)
 		}
 	}
-}
-
-// futureBundle is bundle, its stream compressed again with a zstd
-// dictionary of the given id that omail does not have, and sealed as
-// docs/BUNDLES.md says: what a newer omail may send.
-func futureBundle(t *testing.T, bundle []byte, id uint32) []byte {
-	d, err := zstd.NewReader(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	stream, err := d.DecodeAll(bundle, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(id, []byte(strings.Repeat("Received: from ", 64))), zstd.WithEncoderCRC(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := e.EncodeAll(stream, nil)
-	sum := sha256.Sum256(out)
-	out = append(out, 0x50, 0x2a, 0x4d, 0x18, 40, 0, 0, 0)
-	out = append(out, "OMAILSL1"...)
-	return append(out, sum[:]...)
 }
