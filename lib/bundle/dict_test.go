@@ -128,7 +128,7 @@ func TestFrameDict(t *testing.T) {
 	}
 }
 
-func mustDict(t *testing.T) []byte {
+func mustDict(t testing.TB) []byte {
 	b, ok := dict.Get(dict.Current)
 	if !ok {
 		t.Fatal("no current dictionary")
