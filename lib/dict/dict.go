@@ -21,8 +21,8 @@ import (
 	"strings"
 )
 
-// Current is the dictionary omail-pack uses unless control/bundledict
-// says otherwise: the newest one.
+// Current is the newest dictionary: the one `omail-pack -dict` lists
+// first, for control/bundledict.
 const Current uint32 = 1869414401
 
 // magic starts every zstd dictionary (RFC 8878, 5: Dictionary Format).

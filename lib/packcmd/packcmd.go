@@ -24,8 +24,8 @@ import (
 // trouble (the mail stays where it was), or 100 for a usage error.
 // -keygen makes the home's signing key unless it has one, and prints
 // its public key. -dict ID writes a dictionary this omail knows to
-// stdout, for `zstd -dc -D FILE`; -dict alone lists their ids, the one
-// used by default first.
+// stdout, for `zstd -dc -D FILE`; -dict alone lists their ids, the
+// newest first.
 func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	watch := false
 	switch {
@@ -105,7 +105,7 @@ func writeDict(arg string, stdout, stderr io.Writer) int {
 }
 
 // listDicts is omail-pack -dict: the ids of the dictionaries this omail
-// has, one a line, the current one (bundledict's default) first.
+// has, one a line, the newest first.
 func listDicts(stdout io.Writer) int {
 	fmt.Fprintln(stdout, dict.Current)
 	for _, id := range dict.IDs() {

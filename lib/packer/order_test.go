@@ -159,8 +159,11 @@ func TestCompressionSettings(t *testing.T) {
 		want       bundle.Options
 		bad        bool
 	}{
-		{"", "", bundle.Options{Compression: bundle.Zstd, Dict: dict.Current}, false},
-		{"best", "", bundle.Options{Compression: bundle.Best, Dict: dict.Current}, false},
+		{"", "", bundle.Options{Compression: bundle.Zstd}, false},
+		{"best", "", bundle.Options{Compression: bundle.Best}, false},
+		{"", "1869414401", bundle.Options{Compression: bundle.Zstd, Dict: dict.Current}, false},
+		{"best", "1869414401", bundle.Options{Compression: bundle.Best, Dict: dict.Current}, false},
+		{"gzip", "1869414401", bundle.Options{Compression: bundle.Gzip}, false},
 		{"zstd", "none", bundle.Options{Compression: bundle.Zstd}, false},
 		{"zstd", "0", bundle.Options{Compression: bundle.Zstd}, false},
 		{"gzip", "", bundle.Options{Compression: bundle.Gzip}, false},

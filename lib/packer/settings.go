@@ -16,7 +16,8 @@ const (
 	defaultStarve = 86400 // ocmpstarve, seconds
 )
 
-// compression reads bundlecompression and bundledict.
+// compression reads bundlecompression and bundledict (missing or
+// "none": no dictionary).
 func (p *Packer) compression() (bundle.Options, error) {
 	var o bundle.Options
 	var err error
@@ -34,7 +35,9 @@ func (p *Packer) compression() (bundle.Options, error) {
 	if err != nil {
 		return o, err
 	}
-	o.Dict = dict.Current
+	// No dictionary unless asked for: a receiver older than the
+	// dictionary would quarantine what it cannot read, so a sender
+	// turns it on once its receivers have it (docs/BUNDLES.md).
 	if d != "" {
 		if o.Dict, err = dict.Parse(d); err != nil {
 			return o, fmt.Errorf("control file bundledict: %v", err)
