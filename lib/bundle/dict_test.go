@@ -135,3 +135,24 @@ func mustDict(t testing.TB) []byte {
 	}
 	return b
 }
+
+// FuzzFrameDict: whatever the bytes, frameDict reads only the bytes
+// there are, and a zstd frame header written with a dictionary id gives
+// that id back.
+func FuzzFrameDict(f *testing.F) {
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x03, 0x58, 0x01, 0x00, 0x6d, 0x6f}, uint32(0x6f6d0001))
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x22}, uint32(7))
+	f.Fuzz(func(t *testing.T, b []byte, id uint32) {
+		frameDict(b)
+		if id == 0 {
+			return
+		}
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(id, b), zstd.WithEncoderCRC(true))
+		if err != nil {
+			return // a dictionary klauspost refuses
+		}
+		if got := frameDict(e.EncodeAll([]byte("Subject: x\n"), nil)); got != id {
+			t.Fatalf("frame written with dictionary %d names %d", id, got)
+		}
+	})
+}

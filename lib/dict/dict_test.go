@@ -53,3 +53,26 @@ func TestID(t *testing.T) {
 		t.Errorf("ID: %x, %v", id, err)
 	}
 }
+
+// FuzzParse: bundledict's parser takes "none", "0" and the decimal id
+// of a dictionary omail has, and nothing else.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"none", "0", "1869414401", "12345", "", "+1869414401", "01869414401", "4294967297"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := Parse(s)
+		if err != nil {
+			return
+		}
+		if id == 0 {
+			if s != "none" && s != "0" {
+				t.Fatalf("%q: no dictionary", s)
+			}
+			return
+		}
+		if _, ok := Get(id); !ok {
+			t.Fatalf("%q: dictionary %d, which is not here", s, id)
+		}
+	})
+}
