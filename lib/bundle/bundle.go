@@ -33,6 +33,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"omail/lib/dict"
 	"omail/lib/envelope"
 )
 
@@ -43,11 +44,22 @@ const Version = 1
 // Magic starts the first line of every bundle, after decompression.
 const Magic = "OMAIL-BUNDLE"
 
-// Compression names, as in the control file bundlecompression.
+// Compression names, as in the control file bundlecompression. Best is
+// zstd at the strongest level this package has: fewer bytes, a third
+// of the speed.
 const (
 	Zstd = "zstd"
+	Best = "best"
 	Gzip = "gzip"
 )
+
+// Options says how a bundle is compressed.
+type Options struct {
+	Compression string // Zstd (also ""), Best or Gzip
+	// Dict is the zstd dictionary (lib/dict) to compress with, named in
+	// the zstd frame so that a reader finds it; 0: none. Gzip has none.
+	Dict uint32
+}
 
 // Window is the zstd window the writer uses: as large as a default
 // bundle (bundlemax), so repeats anywhere in a bundle (the same headers in
@@ -130,6 +142,9 @@ type Header struct {
 	// has no id of its own; the reader's ID is then "legacy-" and the
 	// SHA-256 of the whole file, computed by Verify.
 	Legacy bool
+	// Dict is the id of the zstd dictionary the file names (lib/dict);
+	// 0: none.
+	Dict uint32
 	// Signer is the public key whose signature the file carries, once
 	// the reader checked it (Verify, CheckSeal, or the last Next); nil
 	// for an unsigned file. Which keys to trust is the caller's business.
@@ -149,9 +164,15 @@ type Writer struct {
 	err   error
 }
 
-// NewWriter starts a bundle on w, compressed with comp ("zstd" or "gzip").
-// Nothing is complete until Close returns nil.
+// NewWriter starts a bundle on w, compressed with comp (Zstd, Best or
+// Gzip), without a dictionary. Nothing is complete until Close returns
+// nil.
 func NewWriter(w io.Writer, comp string, h Header) (*Writer, error) {
+	return NewWriterOptions(w, Options{Compression: comp}, h)
+}
+
+// NewWriterOptions is NewWriter with a dictionary.
+func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 	if !ValidID(h.ID) || strings.HasPrefix(h.ID, "legacy-") {
 		return nil, fmt.Errorf("bundle: bad id %q", h.ID)
 	}
@@ -161,17 +182,28 @@ func NewWriter(w io.Writer, comp string, h Header) (*Writer, error) {
 	var zw io.WriteCloser
 	var err error
 	raw := &rawWriter{w: w, sum: sha256.New()}
-	switch comp {
-	case "":
-		comp = Zstd
-		fallthrough
-	case Zstd:
-		zw, err = zstd.NewWriter(raw, zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
-			zstd.WithWindowSize(Window), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
+	comp := Zstd
+	switch o.Compression {
+	case "", Zstd, Best:
+		level := zstd.SpeedBetterCompression
+		if o.Compression == Best {
+			level = zstd.SpeedBestCompression
+		}
+		opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithWindowSize(Window),
+			zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true)}
+		if o.Dict != 0 {
+			d, ok := dict.Get(o.Dict)
+			if !ok {
+				return nil, fmt.Errorf("bundle: no dictionary %d in this omail", o.Dict)
+			}
+			opts = append(opts, zstd.WithEncoderDict(d))
+		}
+		zw, err = zstd.NewWriter(raw, opts...)
 	case Gzip:
+		comp = Gzip
 		zw, err = gzip.NewWriterLevel(raw, gzip.DefaultCompression)
 	default:
-		return nil, fmt.Errorf("bundle: unknown compression %q (zstd or gzip)", comp)
+		return nil, fmt.Errorf("bundle: unknown compression %q (zstd, best or gzip)", o.Compression)
 	}
 	if err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -38,24 +37,7 @@ func build(t testing.TB, comp string, msgs []msg) ([]byte, string) {
 // buildWith is build, the bundle signed with key unless it is nil.
 func buildWith(t testing.TB, comp string, key ed25519.PrivateKey, msgs []msg) ([]byte, string) {
 	t.Helper()
-	var buf bytes.Buffer
-	id := NewID()
-	w, err := NewWriter(&buf, comp, Header{ID: id, Endpoint: "kiosk1", Created: time.Unix(1700000000, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != nil {
-		w.Sign(key)
-	}
-	for _, m := range msgs {
-		if err := w.Add(m.sender, m.rcpts, int64(len(m.body)), strings.NewReader(m.body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes(), id
+	return buildOpts(t, Options{Compression: comp}, key, msgs)
 }
 
 func readAll(data []byte) (Header, []msg, error) {

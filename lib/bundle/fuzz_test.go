@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"omail/lib/bundle/bundletest"
+	"omail/lib/dict"
 )
 
 // FuzzReader: whatever the bytes, the reader neither panics nor loops,
@@ -18,6 +21,10 @@ func FuzzReader(f *testing.F) {
 		f.Add(data[:len(data)/2])
 		f.Add(buildSigned(f, comp, key, sample[:1]))
 	}
+	// Dictionaries: one this omail has, and one it does not.
+	withDict, _ := buildOpts(f, Options{Dict: dict.Current}, key, sample)
+	f.Add(withDict)
+	f.Add(bundletest.Future(f, withDict, 2000000001, mustDict(f)))
 	f.Add(gz("From a x\nhello\n\nFrom b y\n>From\n"))
 	f.Add(gz("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 3 1\nF a\nT b\nabc\nS 00000000\nE 1 00\n"))
 	f.Add([]byte("garbage"))

@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"omail/lib/dict"
 	"omail/lib/envelope"
 	"omail/lib/mbox"
 )
@@ -38,6 +39,48 @@ func damaged(format string, args ...any) error {
 	return &DamagedError{fmt.Sprintf(format, args...)}
 }
 
+// ErrUnknownDict is a bundle compressed with a zstd dictionary this
+// omail does not have: not damage (a newer omail reads it), and nothing
+// in it can be read here. The caller keeps the file for later.
+var ErrUnknownDict = errors.New("bundle compressed with an unknown dictionary")
+
+// DictError names the dictionary a bundle needs, and who signed the
+// bundle (nil: nobody), as its seal and signature say: the reader checks
+// them before it says the dictionary is missing.
+type DictError struct {
+	ID     uint32
+	Signer ed25519.PublicKey
+}
+
+func (e *DictError) Error() string {
+	return fmt.Sprintf("compressed with zstd dictionary %d, which this omail does not have (a newer omail has it: upgrade this one; the file is kept)", e.ID)
+}
+func (e *DictError) Is(t error) bool { return t == ErrUnknownDict }
+
+// frameDict returns the Dictionary_ID of the zstd frame header at the
+// start of b (RFC 8878, 3.1.1.1), or 0 when it names none or b is too
+// short to say: the decompressor then finds what is wrong. Every frame
+// of a bundle uses the dictionary its first frame names.
+func frameDict(b []byte) uint32 {
+	if len(b) < 5 {
+		return 0
+	}
+	fhd := b[4]
+	at := 5
+	if fhd&0x20 == 0 { // no Single_Segment_flag: a Window_Descriptor byte
+		at++
+	}
+	n := [4]int{0, 1, 2, 4}[fhd&3]
+	if n == 0 || len(b) < at+n {
+		return 0
+	}
+	var id uint32
+	for i := n - 1; i >= 0; i-- {
+		id = id<<8 | uint32(b[at+i])
+	}
+	return id
+}
+
 // Message is one message of a bundle. Body reads exactly Size bytes
 // (Size is -1 in a legacy mbox, where it is not known ahead) and, at its
 // end, checks the message's checksum: a Body that returns io.EOF was
@@ -55,6 +98,7 @@ type Reader struct {
 	src    *srcReader
 	in     *bufio.Reader // the raw file
 	comp   string
+	dict   uint32 // the dictionary the first zstd frame names; 0: none
 	dec    io.ReadCloser
 	br     *bufio.Reader
 	sum    hash.Hash // of the stream; nil once CheckSeal made it redundant
@@ -125,8 +169,22 @@ func NewReader(f io.Reader) (*Reader, error) {
 	}
 	switch {
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		d, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false),
-			zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(1<<40))
+		// A dictionary this omail lacks is found before anything is
+		// decompressed, and said as such: without it the decompressor
+		// would only report an error, which is damage.
+		head, _ := in.Peek(4 + 1 + 1 + 4)
+		id := frameDict(head)
+		opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false),
+			zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(1 << 40)}
+		if id != 0 {
+			b, ok := dict.Get(id)
+			if !ok {
+				return nil, r.unknownDict(id)
+			}
+			opts = append(opts, zstd.WithDecoderDicts(b))
+			r.dict = id
+		}
+		d, err := zstd.NewReader(in, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +218,25 @@ func NewReader(f io.Reader) (*Reader, error) {
 		r.Close()
 		return nil, err
 	}
+	r.Header.Dict = r.dict
 	return r, nil
+}
+
+// unknownDict is NewReader's answer to a file naming a dictionary this
+// omail lacks: a DictError, to keep the file for a newer omail, but only
+// once the seal (and the signature, if any) over the raw file shows the
+// file is whole as written; a changed byte can name a dictionary too,
+// and damage must be quarantined, not kept for ever. It reads the rest
+// of the file, as a stream.
+func (r *Reader) unknownDict(id uint32) error {
+	if _, err := io.Copy(io.Discard, r.in); err != nil {
+		return r.classify(err, "reading the file")
+	}
+	signer, err := checkEnd(r.comp, r.src.sum, r.src.tail)
+	if err != nil {
+		return err
+	}
+	return &DictError{ID: id, Signer: signer}
 }
 
 // ExpectSigner sets Header.Signer ahead of the end of the file, as an

@@ -11,6 +11,7 @@ import (
 
 	"omail/lib/control"
 	"omail/lib/crashpoint"
+	"omail/lib/dict"
 	"omail/lib/eventlog"
 	"omail/lib/home"
 	"omail/lib/ocmpkey"
@@ -22,7 +23,9 @@ import (
 // seconds until SIGTERM. Exit 0, or 111 when a pass met temporary
 // trouble (the mail stays where it was), or 100 for a usage error.
 // -keygen makes the home's signing key unless it has one, and prints
-// its public key.
+// its public key. -dict ID writes a dictionary this omail knows to
+// stdout, for `zstd -dc -D FILE`; -dict alone lists their ids, the
+// newest first.
 func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	watch := false
 	switch {
@@ -30,8 +33,12 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		watch = true
 	case len(args) == 2 && args[1] == "-keygen":
 		return keygen(env, stdout, stderr)
+	case len(args) == 2 && args[1] == "-dict":
+		return listDicts(stdout)
+	case len(args) == 3 && args[1] == "-dict":
+		return writeDict(args[2], stdout, stderr)
 	case len(args) > 1:
-		fmt.Fprintf(stderr, "omail-pack: usage: omail-pack [-watch | -keygen]\n")
+		fmt.Fprintf(stderr, "omail-pack: usage: omail-pack [-watch | -keygen | -dict [ID]]\n")
 		return qexit.Usage
 	}
 	p := &packer.Packer{Home: env.Dir(), Log: eventlog.New(stderr, "omail-pack"), Crash: crashpoint.New(env)}
@@ -75,5 +82,36 @@ func keygen(env home.Env, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "omail-pack: made the signing key %s; list this public key in the other side's control/ocmppeers\n", path)
 	}
 	fmt.Fprintln(stdout, ocmpkey.FormatPublic(pub))
+	return qexit.OK
+}
+
+// writeDict is omail-pack -dict ID: the dictionary, byte for byte as
+// embedded, on stdout.
+func writeDict(arg string, stdout, stderr io.Writer) int {
+	id, err := dict.Parse(arg)
+	if err == nil && id == 0 {
+		err = fmt.Errorf("%q is no dictionary", arg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "omail-pack: -dict: %v\n", err)
+		return qexit.Usage
+	}
+	b, _ := dict.Get(id)
+	if _, err := stdout.Write(b); err != nil {
+		fmt.Fprintf(stderr, "omail-pack: -dict: writing: %v\n", err)
+		return qexit.Temp
+	}
+	return qexit.OK
+}
+
+// listDicts is omail-pack -dict: the ids of the dictionaries this omail
+// has, one a line, the newest first.
+func listDicts(stdout io.Writer) int {
+	fmt.Fprintln(stdout, dict.Current)
+	for _, id := range dict.IDs() {
+		if id != dict.Current {
+			fmt.Fprintln(stdout, id)
+		}
+	}
 	return qexit.OK
 }

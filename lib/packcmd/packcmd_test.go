@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"omail/lib/dict"
 	"omail/lib/home"
 	"omail/lib/ocmpkey"
 	"omail/lib/qexit"
@@ -19,7 +21,7 @@ func TestUsage(t *testing.T) {
 	if code := Run([]string{"omail-pack", "-x"}, nil, nil, io.Discard, &log); code != qexit.Usage {
 		t.Errorf("exit %d", code)
 	}
-	if log.String() != "omail-pack: usage: omail-pack [-watch | -keygen]\n" {
+	if log.String() != "omail-pack: usage: omail-pack [-watch | -keygen | -dict [ID]]\n" {
 		t.Errorf("log %q", log.String())
 	}
 }
@@ -49,7 +51,7 @@ func TestOnePass(t *testing.T) {
 	if code := Run([]string{"omail-pack"}, env, nil, io.Discard, &log); code != qexit.Temp {
 		t.Errorf("exit %d: %s", code, log.String())
 	}
-	if !strings.Contains(log.String(), "omail-pack: control file bundlecompression: \"lz4\" is neither zstd nor gzip\n") {
+	if !strings.Contains(log.String(), "omail-pack: control file bundlecompression: \"lz4\" is not zstd, best or gzip\n") {
 		t.Errorf("log %q", log.String())
 	}
 }
@@ -81,5 +83,29 @@ func TestKeygen(t *testing.T) {
 	os.RemoveAll(filepath.Join(h, "control"))
 	if code := Run([]string{"omail-pack", "-keygen"}, env, nil, io.Discard, &log); code != qexit.Temp {
 		t.Errorf("no control directory: exit %d", code)
+	}
+}
+
+// -dict ID writes the embedded dictionary; -dict lists the ids.
+func TestDict(t *testing.T) {
+	var env home.Env
+	var out, log bytes.Buffer
+	id := strconv.FormatUint(uint64(dict.Current), 10)
+	if code := Run([]string{"omail-pack", "-dict", id}, env, nil, &out, &log); code != qexit.OK {
+		t.Fatalf("exit %d: %s", code, log.String())
+	}
+	if want, _ := dict.Get(dict.Current); !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("-dict %s wrote %d bytes, not the %d embedded", id, out.Len(), len(want))
+	}
+	out.Reset()
+	if code := Run([]string{"omail-pack", "-dict"}, env, nil, &out, &log); code != qexit.OK || !strings.HasPrefix(out.String(), id+"\n") {
+		t.Errorf("-dict: exit %d, %q", code, out.String())
+	}
+	for _, bad := range []string{"12345", "0", "none", "x"} {
+		out.Reset()
+		log.Reset()
+		if code := Run([]string{"omail-pack", "-dict", bad}, env, nil, &out, &log); code != qexit.Usage || out.Len() != 0 || !strings.Contains(log.String(), "-dict") {
+			t.Errorf("-dict %s: exit %d, %d bytes out, log %q", bad, code, out.Len(), log.String())
+		}
 	}
 }

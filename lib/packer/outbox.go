@@ -48,9 +48,16 @@ func (p *Packer) packOutbox(ep string) error {
 		if err != nil {
 			return err
 		}
+		// The head of each entry is read for its priority: bounded
+		// (headLimit), and the entry is read again when packed.
+		urg, err := urgent(e)
 		e.Close()
+		if err != nil {
+			return err
+		}
 		n := n
 		msgs = append(msgs, source{sender: e.Sender, rcpts: e.Rcpts, size: e.Size, label: "entry " + n,
+			urgent: urg, since: p.waitingSince(ep, n),
 			open: func() (io.Reader, func(), error) {
 				e, err := outbox.Open(p.Home, ep, n)
 				if err != nil {
@@ -59,6 +66,7 @@ func (p *Packer) packOutbox(ep string) error {
 				return e, func() { e.Close() }, nil
 			}})
 	}
+	p.order.sort(msgs)
 	for _, b := range batches(msgs, p.max) {
 		pd, err := p.writeBundle(ep, tmp, upload, b)
 		if err != nil {
@@ -81,6 +89,17 @@ func (p *Packer) packOutbox(ep string) error {
 		}
 	}
 	return nil
+}
+
+// waitingSince is when an outbox entry started waiting for the link:
+// when omail-deliver made it (its file's modification time). An entry
+// that cannot be looked at now counts as new; packing it fails later.
+func (p *Packer) waitingSince(ep, name string) time.Time {
+	fi, err := os.Stat(filepath.Join(outbox.Path(p.Home, ep), name))
+	if err != nil {
+		return clock.Now(p.Now)
+	}
+	return fi.ModTime()
 }
 
 // finishOutbox does steps 3 to 5 for a journalled bundle.

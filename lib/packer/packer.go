@@ -56,7 +56,8 @@ type Packer struct {
 	base       string
 	createDirs bool
 	max        int64
-	comp       string
+	comp       bundle.Options
+	order      ordering
 	key        ed25519.PrivateKey
 }
 
@@ -126,11 +127,11 @@ func (p *Packer) pass() error {
 	if p.max == 0 {
 		p.max = 8 << 20
 	}
-	if p.comp, err = p.ctl.Line("bundlecompression"); err != nil {
+	if p.comp, err = p.compression(); err != nil {
 		return err
 	}
-	if p.comp != bundle.Zstd && p.comp != bundle.Gzip {
-		return fmt.Errorf("control file bundlecompression: %q is neither zstd nor gzip", p.comp)
+	if p.order, err = p.ordering(); err != nil {
+		return err
 	}
 	scan, err := p.ctl.Bool("proxyscanmail")
 	if err != nil {
@@ -208,7 +209,7 @@ func (p *Packer) dirs(ep string) (upload, tmp string, ok bool, err error) {
 
 // bundleName is the file name a bundle gets in upload/.
 func (p *Packer) bundleName(id string) string {
-	if p.comp == bundle.Gzip {
+	if p.comp.Compression == bundle.Gzip {
 		return "omail-" + id + ".gz"
 	}
 	return "omail-" + id + ".zst"
@@ -226,6 +227,8 @@ type source struct {
 	size   int64
 	open   func() (io.Reader, func(), error)
 	label  string
+	urgent bool      // its header asks to go first (urgent)
+	since  time.Time // when it started waiting for the link
 }
 
 // writeBundle writes msgs into a new bundle in tmpDir, durably.
@@ -244,7 +247,7 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 256<<10)
-	w, err := bundle.NewWriter(bw, p.comp, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now)})
+	w, err := bundle.NewWriterOptions(bw, p.comp, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now)})
 	if err != nil {
 		return pd, err
 	}
@@ -281,7 +284,11 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	for _, m := range msgs {
 		p.Log.Printf("bundle %s: %s from <%s> to %s, %d bytes", id, m.label, m.sender, strings.Join(m.rcpts, ","), m.size)
 	}
-	p.Log.Printf("bundle %s: endpoint %s: %d messages, %d bytes before compression", id, ep, len(msgs), total)
+	how := p.comp.Compression
+	if p.comp.Dict != 0 && how != bundle.Gzip {
+		how += fmt.Sprintf(", dictionary %d", p.comp.Dict)
+	}
+	p.Log.Printf("bundle %s: endpoint %s: %d messages, %d bytes before compression (%s)", id, ep, len(msgs), total, how)
 	return pd, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"omail/lib/bundle"
+	"omail/lib/bundle/bundletest"
 	"omail/lib/home"
 	"omail/lib/qexit"
 )
@@ -41,6 +42,7 @@ func TestExitCodes(t *testing.T) {
 	w.Add("a@x", []string{"bob@k"}, 3, strings.NewReader("hi\n"))
 	w.Close()
 	good := buf.Bytes()
+	future := bundletest.Future(t, good, 2000000001)
 
 	for _, c := range []struct {
 		name string
@@ -49,6 +51,7 @@ func TestExitCodes(t *testing.T) {
 		line string
 	}{
 		{"no file", nil, qexit.Temp, "omail-unpack: open " + file + ": no such file or directory\n"},
+		{"unknown dictionary", future, qexit.Temp, "omail-unpack: " + file + ": compressed with zstd dictionary 2000000001, which this omail does not have (a newer omail has it: upgrade this one; the file is kept)\n"},
 		{"damaged", []byte("not a bundle"), qexit.Perm, "omail-unpack: " + file + ": damaged or unknown bundle: neither zstd nor gzip: nothing delivered, moved to "},
 		{"good", good, qexit.OK, "omail-unpack: bundle " + id + ": endpoint bob: 1 messages delivered to bob\n"},
 		{"again", good, qexit.OK, "omail-unpack: bundle " + id + ": " + file + ": unpacked before; removing this copy\n"},
@@ -60,6 +63,12 @@ func TestExitCodes(t *testing.T) {
 		code := Run([]string{"omail-unpack", "client", "bob", file}, env, nil, io.Discard, &log)
 		if code != c.code || !strings.Contains(log.String(), c.line) {
 			t.Errorf("%s: exit %d, log %q; want %d and %q", c.name, code, log.String(), c.code, c.line)
+		}
+		if _, err := os.Stat(file); c.code == qexit.Temp && c.data != nil && err != nil {
+			t.Errorf("%s: FILE not kept: %v", c.name, err)
+		}
+		if q, _ := os.ReadDir(filepath.Join(h, "quarantine")); c.name == "unknown dictionary" && len(q) > 0 {
+			t.Errorf("%s: quarantined", c.name)
 		}
 	}
 }

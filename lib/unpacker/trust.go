@@ -1,6 +1,7 @@
 package unpacker
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"os"
@@ -122,13 +123,19 @@ func (ru *rules) admit(h bundle.Header, proxy bool) error {
 	if proxy && !h.Legacy && h.Endpoint != ru.endpoint {
 		return &refused{fmt.Sprintf("refused: packed for endpoint %s, arrived under %s", h.Endpoint, ru.endpoint)}
 	}
-	if ru.peers == nil || ru.peers.Accepts(ru.endpoint, h.Signer) {
+	return ru.admitSigner(h.Signer)
+}
+
+// admitSigner checks who signed a bundle (nil: nobody) against the
+// rules: nil, or why it is refused.
+func (ru *rules) admitSigner(signer ed25519.PublicKey) error {
+	if ru.peers == nil || ru.peers.Accepts(ru.endpoint, signer) {
 		return nil
 	}
-	if h.Signer == nil {
+	if signer == nil {
 		return &refused{fmt.Sprintf("refused: unsigned, and %s does not take unsigned bundles from endpoint %s (\"%s -\")", peers.File, ru.endpoint, ru.endpoint)}
 	}
-	return &refused{fmt.Sprintf("refused: signed by %s, a key %s does not list for endpoint %s", ocmpkey.FormatPublic(h.Signer), peers.File, ru.endpoint)}
+	return &refused{fmt.Sprintf("refused: signed by %s, a key %s does not list for endpoint %s", ocmpkey.FormatPublic(signer), peers.File, ru.endpoint)}
 }
 
 // quarantineMessage keeps one message of a bundle that is not relayed,

@@ -124,6 +124,15 @@ func (u *Unpacker) Unpack(file, user string) error {
 	if errors.Is(err, bundle.ErrDamaged) {
 		return u.quarantine(file, err)
 	}
+	if de := (*bundle.DictError)(nil); errors.As(err, &de) {
+		// Whole, but compressed with a dictionary only a newer omail
+		// has: kept for it, unless it comes from a signer the rules
+		// refuse anyway (nobody can make a file wait here for ever).
+		if rerr := ru.admitSigner(de.Signer); rerr != nil {
+			return u.quarantine(file, rerr)
+		}
+		return fmt.Errorf("%s: %v", file, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %v", file, err)
 	}

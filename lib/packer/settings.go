@@ -1,0 +1,78 @@
+package packer
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"omail/lib/bundle"
+	"omail/lib/clock"
+	"omail/lib/dict"
+)
+
+// Defaults of the control files read here (docs/omail-pack.md).
+const (
+	defaultSmall  = 65536 // ocmpsmall, bytes
+	defaultStarve = 86400 // ocmpstarve, seconds
+)
+
+// compression reads bundlecompression and bundledict (missing or
+// "none": no dictionary).
+func (p *Packer) compression() (bundle.Options, error) {
+	var o bundle.Options
+	var err error
+	if o.Compression, err = p.ctl.Line("bundlecompression"); err != nil {
+		return o, err
+	}
+	switch o.Compression {
+	case "":
+		o.Compression = bundle.Zstd
+	case bundle.Zstd, bundle.Best, bundle.Gzip:
+	default:
+		return o, fmt.Errorf("control file bundlecompression: %q is not zstd, best or gzip", o.Compression)
+	}
+	d, err := p.ctl.Line("bundledict")
+	if err != nil {
+		return o, err
+	}
+	// No dictionary unless asked for: a receiver older than the
+	// dictionary would quarantine what it cannot read, so a sender
+	// turns it on once its receivers have it (docs/BUNDLES.md).
+	if d != "" {
+		if o.Dict, err = dict.Parse(d); err != nil {
+			return o, fmt.Errorf("control file bundledict: %v", err)
+		}
+	}
+	if o.Compression == bundle.Gzip {
+		o.Dict = 0 // gzip has no dictionaries
+	}
+	return o, nil
+}
+
+// ordering reads ocmpsmall and ocmpstarve.
+func (p *Packer) ordering() (ordering, error) {
+	small, err := p.count("ocmpsmall", defaultSmall)
+	if err != nil {
+		return ordering{}, err
+	}
+	starve, err := p.count("ocmpstarve", defaultStarve)
+	if err != nil {
+		return ordering{}, err
+	}
+	starve = min(starve, 100*365*86400) // a century: no overflow of a Duration
+	return ordering{small: small, starve: time.Duration(starve) * time.Second, now: clock.Now(p.Now)}, nil
+}
+
+// count reads a control file holding a number of bytes or seconds: def
+// when it is missing or empty.
+func (p *Packer) count(name string, def int64) (int64, error) {
+	l, err := p.ctl.Line(name)
+	if err != nil || l == "" {
+		return def, err
+	}
+	n, err := strconv.ParseInt(l, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("control file %s: %q is not a number of 0 or more", name, l)
+	}
+	return n, nil
+}
