@@ -58,6 +58,8 @@ var Defaults = map[string]string{
 	"concurrencyslow":   "2",
 	"slowattempts":      "5",
 	"outboxlifetime":    "2592000",
+	"ocmpsmall":         "65536",
+	"ocmpstarve":        "86400",
 	"milterport":        "inet:9801@127.0.0.1",
 	"dracexpiry":        "1800",
 	"timeoutconnect":    "60",

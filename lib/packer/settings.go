@@ -10,12 +10,6 @@ import (
 	"omail/lib/dict"
 )
 
-// Defaults of the control files read here (docs/omail-pack.md).
-const (
-	defaultSmall  = 65536 // ocmpsmall, bytes
-	defaultStarve = 86400 // ocmpstarve, seconds
-)
-
 // compression reads bundlecompression and bundledict (missing or
 // "none": no dictionary).
 func (p *Packer) compression() (bundle.Options, error) {
@@ -51,11 +45,11 @@ func (p *Packer) compression() (bundle.Options, error) {
 
 // ordering reads ocmpsmall and ocmpstarve.
 func (p *Packer) ordering() (ordering, error) {
-	small, err := p.count("ocmpsmall", defaultSmall)
+	small, err := p.count("ocmpsmall")
 	if err != nil {
 		return ordering{}, err
 	}
-	starve, err := p.count("ocmpstarve", defaultStarve)
+	starve, err := p.count("ocmpstarve")
 	if err != nil {
 		return ordering{}, err
 	}
@@ -63,12 +57,12 @@ func (p *Packer) ordering() (ordering, error) {
 	return ordering{small: small, starve: time.Duration(starve) * time.Second, now: clock.Now(p.Now)}, nil
 }
 
-// count reads a control file holding a number of bytes or seconds: def
-// when it is missing or empty.
-func (p *Packer) count(name string, def int64) (int64, error) {
+// count reads a control file holding a number of bytes or seconds
+// (missing or empty: its default in lib/control).
+func (p *Packer) count(name string) (int64, error) {
 	l, err := p.ctl.Line(name)
-	if err != nil || l == "" {
-		return def, err
+	if err != nil {
+		return 0, err
 	}
 	n, err := strconv.ParseInt(l, 10, 64)
 	if err != nil || n < 0 {
