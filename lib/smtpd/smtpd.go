@@ -264,7 +264,9 @@ func (s *session) command(line string) {
 			s.hangup(554, "5.5.1", "this is an SMTP server, not HTTP; closing connection")
 			return
 		}
-		s.protocolError(502, "5.5.1", "unimplemented command")
+		// RFC 5321 4.2.4: 500 for a command we do not recognise; 502
+		// is for one we know but do not offer here (STARTTLS, AUTH).
+		s.protocolError(500, "5.5.1", "command not recognized")
 	}
 }
 

@@ -396,7 +396,7 @@ func TestQueueFailure(t *testing.T) {
 	cfg.Queue = func() (Sink, error) { return nil, errors.New("no such program") }
 	r := run(cfg, lines("HELO x", "MAIL FROM:<a@b>", "RCPT TO:<a@us.example>", "DATA", "x", ".", "QUIT"))
 	// DATA is refused before 354, so the message lines are commands.
-	if got := codes(r); got != "220 250 250 250 451 502 502 221" {
+	if got := codes(r); got != "220 250 250 250 451 500 500 221" {
 		t.Errorf("no queue program: %s\n%s", got, strings.Join(r, "\n"))
 	}
 }
@@ -404,14 +404,14 @@ func TestQueueFailure(t *testing.T) {
 func TestSequenceAndUnknown(t *testing.T) {
 	r := run(testConfig(t, &memQueue{}, nil), lines("RCPT TO:<a@us.example>", "DATA", "MAIL FROM:<a@b>", "MAIL FROM:<a@b>",
 		"DATA", "RSET", "NOOP", "VRFY x", "HELP", "FOO", "STARTTLS", "AUTH PLAIN", "QUIT"))
-	if got := codes(r); got != "220 503 503 250 503 503 250 250 252 214 502 502 502 221" {
+	if got := codes(r); got != "220 503 503 250 503 503 250 250 252 214 500 502 502 221" {
 		t.Errorf("%s\n%s", got, strings.Join(r, "\n"))
 	}
 }
 
 func TestTooManyErrors(t *testing.T) {
 	r := run(testConfig(t, &memQueue{}, nil), strings.Repeat("FOO\r\n", 20))
-	if got := codes(r); got != "220 502 502 502 502 502 502 502 502 502 421" {
+	if got := codes(r); got != "220 500 500 500 500 500 500 500 500 500 421" {
 		t.Errorf("%s", got)
 	}
 }
@@ -441,5 +441,24 @@ func TestPipelinedAfterSTARTTLS(t *testing.T) {
 	r := run(cfg, lines("EHLO x", "STARTTLS", "MAIL FROM:<a@b>", "RCPT TO:<u@far.example>"))
 	if got := codes(r); got != "220 250 554" {
 		t.Errorf("%s\n%s", got, strings.Join(r, "\n"))
+	}
+}
+
+// TestLenientSyntax: omail-smtpd is as lenient as qmail-smtpd where RFC
+// 5321 is strict but nothing is at stake: HELO without a name, a sender
+// without a domain, a path without angle brackets. It is strict where
+// relaying or the envelope's meaning is at stake (TestRelay).
+func TestLenientSyntax(t *testing.T) {
+	q := &memQueue{}
+	r := run(testConfig(t, q, nil), lines("HELO", "MAIL FROM:<user>", "RCPT TO:<a@us.example>", "DATA", "x", ".",
+		"EHLO", "MAIL FROM:user@b.example", "RCPT TO:a@us.example", "DATA", "y", ".", "QUIT"))
+	if got, want := codes(r), "220 250 250 250 354 250 250 250 250 354 250 221"; got != want {
+		t.Fatalf("codes %s, want %s\n%s", got, want, strings.Join(r, "\n"))
+	}
+	if len(q.msgs) != 2 || q.msgs[0].env.Sender != "user" || q.msgs[1].env.Sender != "user@b.example" {
+		t.Fatalf("queued %+v", q.msgs)
+	}
+	if !strings.HasPrefix(q.msgs[0].msg, "Received: from unknown ([192.0.2.1])") {
+		t.Errorf("Received line for HELO without a name: %q", q.msgs[0].msg)
 	}
 }
