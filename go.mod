@@ -9,7 +9,11 @@ require (
 	github.com/emersion/go-smtp v0.25.1
 	github.com/google/renameio/v2 v2.0.2
 	github.com/klauspost/compress v1.20.4
+	golang.org/x/net v0.43.0
 	golang.org/x/sys v0.50.0
 )
 
-require golang.org/x/crypto v0.31.0 // indirect
+require (
+	golang.org/x/crypto v0.41.0 // indirect
+	golang.org/x/text v0.28.0 // indirect
+)

@@ -462,3 +462,46 @@ func TestLenientSyntax(t *testing.T) {
 		t.Errorf("Received line for HELO without a name: %q", q.msgs[0].msg)
 	}
 }
+
+// TestSMTPUTF8: UTF-8 addresses only in a transaction that gave SMTPUTF8
+// (RFC 6531 3.5: 553 5.6.7 otherwise, never a downgrade); UTF-8 header
+// fields pass as they are (RFC 6532); the domain is ours in U-labels and
+// in A-labels alike; the Received line says UTF8SMTP.
+func TestSMTPUTF8(t *testing.T) {
+	q := &memQueue{}
+	cfg := testConfig(t, q, map[string]string{"rcpthosts": "us.example\nbücher.example\nxn--mller-kva.example\n"})
+	r := run(cfg, lines("EHLO x",
+		"MAIL FROM:<jürgen@b.example>", // 553: no SMTPUTF8
+		"MAIL FROM:<a@b.example>",
+		"RCPT TO:<jörg@us.example>",            // 553: no SMTPUTF8
+		"RCPT TO:<user@bücher.example>",        // 553: no SMTPUTF8
+		"RCPT TO:<user@xn--bcher-kva.example>", // A-labels need nothing
+		"RSET",
+		"MAIL FROM:<jürgen@b.example> SMTPUTF8 BODY=8BITMIME",
+		"RCPT TO:<jörg@us.example>",
+		"RCPT TO:<user@BÜCHER.example>",
+		"RCPT TO:<user@müller.example>", // listed as A-labels
+		"RCPT TO:<user@bucher.example>", // another domain: 553 5.7.1
+		"DATA", "Subject: Grüße", "From: Jürgen <jürgen@b.example>", "", "Hallo", ".",
+		"MAIL FROM:<a@b.example> SMTPUTF8=yes", // 501
+		"QUIT"))
+	if got, want := codes(r), "220 250 553 250 553 553 250 250 250 250 250 250 553 354 250 501 221"; got != want {
+		t.Fatalf("codes %s, want %s\n%s", got, want, strings.Join(r, "\n"))
+	}
+	all := strings.Join(r, "\n")
+	if !strings.Contains(all, "250-SMTPUTF8") || !strings.Contains(all, "553 5.6.7 a UTF-8 sender") ||
+		!strings.Contains(all, "553 5.6.7 a UTF-8 recipient") {
+		t.Errorf("replies:\n%s", all)
+	}
+	if len(q.msgs) != 1 {
+		t.Fatalf("%d messages queued", len(q.msgs))
+	}
+	m := q.msgs[0]
+	if got := strings.Join(m.env.Rcpts, " "); m.env.Sender != "jürgen@b.example" ||
+		got != "jörg@us.example user@bücher.example user@müller.example" {
+		t.Errorf("envelope %q %q", m.env.Sender, got)
+	}
+	if !strings.Contains(m.msg, "with UTF8SMTP id ID") || !strings.Contains(m.msg, "\nSubject: Grüße\nFrom: Jürgen <jürgen@b.example>\n\nHallo\n") {
+		t.Errorf("message %q", m.msg)
+	}
+}
