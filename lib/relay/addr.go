@@ -113,7 +113,7 @@ func Parse(path string) (Addr, error) {
 		return a, ErrSyntax
 	}
 	a.Local, a.Quoted = local, quoted
-	if domain != "" && !ascii(domain) {
+	if domain != "" && !addr.ASCII(domain) {
 		u, ok := unicodeDomain(domain)
 		if !ok || domain[0] == '[' {
 			return a, ErrSyntax

@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"omail/lib/addr"
 	"omail/lib/control"
 )
 
@@ -25,7 +26,7 @@ import (
 // ASCII and that IDNA refuses: such a domain matches nothing.
 func DomainKey(d string) string {
 	d = control.NormalizeDomain(d)
-	if ascii(d) {
+	if addr.ASCII(d) {
 		return d
 	}
 	a, err := idna.Lookup.ToASCII(d)
@@ -57,13 +58,4 @@ func unicodeDomain(d string) (u string, ok bool) {
 // UTF8 reports whether the address needs SMTPUTF8 (RFC 6531) to be sent
 // as it is: a byte over 0x7f in the local part or the domain. A domain
 // written as A-labels does not.
-func (a Addr) UTF8() bool { return !ascii(a.Local) || !ascii(a.Domain) }
-
-func ascii(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
+func (a Addr) UTF8() bool { return !addr.ASCII(a.Local) || !addr.ASCII(a.Domain) }

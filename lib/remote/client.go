@@ -263,16 +263,6 @@ func sendable(a string) bool {
 	return !strings.ContainsAny(a, "\r\n\x00") && !strings.ContainsAny(domain, " <>\"\\") && len(a) <= 900
 }
 
-// isASCII reports whether s needs no SMTPUTF8.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 // oneLine squeezes a possibly multi-line SMTP reply into one line.
 func oneLine(code int, msg string) string {
 	return strconv.Itoa(code) + " " + strings.ReplaceAll(msg, "\n", " / ")
@@ -598,7 +588,7 @@ func status(code int) outcome.Status {
 // transaction sends MAIL, RCPT for each recipient, and the message.
 func (s *session) transaction() error {
 	_, utf8ok := s.ext["SMTPUTF8"]
-	needUTF8 := !isASCII(s.sender)
+	needUTF8 := !addr.ASCII(s.sender)
 	if needUTF8 && !utf8ok {
 		s.quit()
 		s.setAll(outcome.Perm, fmt.Sprintf("5.6.7 the sender address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host))
@@ -606,7 +596,7 @@ func (s *session) transaction() error {
 	}
 	var active []int // indexes of the recipients sent to this host
 	for i, r := range s.rcpts {
-		if !isASCII(r) {
+		if !addr.ASCII(r) {
 			if !utf8ok {
 				s.res[i] = result(r, outcome.Perm, fmt.Sprintf("5.6.7 the address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host), s.host)
 				continue
