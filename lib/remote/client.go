@@ -123,7 +123,10 @@ type message struct {
 	path     string
 	size     int64 // bytes on the wire, before dot-stuffing
 	eightBit bool
-	sig      []byte // DKIM-Signature fields to send first; nil: unsigned
+	// header8bit: the header holds 8-bit bytes, which need SMTPUTF8
+	// (RFC 6532) at the next hop.
+	header8bit bool
+	sig        []byte // DKIM-Signature fields to send first; nil: unsigned
 }
 
 // Deliver sends the message in msgPath from sender to rcpts, all of
@@ -241,7 +244,8 @@ func (c *Client) measure(path string) (*message, error) {
 	signer := c.DKIM.NewSigner()
 	defer signer.Abort()
 	ww := newWireWriter(signer, false)
-	if _, err := c.Masquerade.Copy(ww, f); err != nil {
+	var hs headerScan
+	if _, err := c.Masquerade.Copy(io.MultiWriter(ww, &hs), f); err != nil {
 		return nil, err
 	}
 	if err := ww.Finish(); err != nil {
@@ -251,7 +255,7 @@ func (c *Client) measure(path string) (*message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &message{path: path, size: ww.n + int64(len(sig)), eightBit: ww.eightBit, sig: sig}, nil
+	return &message{path: path, size: ww.n + int64(len(sig)), eightBit: ww.eightBit, header8bit: hs.eightBit, sig: sig}, nil
 }
 
 // sendable reports whether an address can go in MAIL or RCPT: no line
@@ -613,6 +617,12 @@ func (s *session) transaction() error {
 	if len(active) == 0 {
 		s.quit()
 		return nil
+	}
+	if s.msg.header8bit && utf8ok {
+		// UTF-8 header fields (RFC 6532): the next hop is told. One
+		// that does not offer SMTPUTF8 gets the header as it is when
+		// it offers 8BITMIME, as before and as most MTAs do.
+		needUTF8 = true
 	}
 	mail := "MAIL FROM:<" + addr.ForSMTP(s.sender) + ">"
 	if v, ok := s.ext["SIZE"]; ok {
