@@ -6,10 +6,10 @@ package remote
 // SMTPUTF8 may be sent. The queue's U record covers the envelope; the
 // header is judged here, on the bytes actually sent (after masquerade).
 type headerScan struct {
-	body      bool // the empty line has been seen
-	bol       bool // at the beginning of a line (after LF)
-	started   bool
-	eightBit  bool // 8-bit byte in the header
+	body     bool // the empty line has been seen
+	bol      bool // at the beginning of a line (after LF)
+	started  bool
+	eightBit bool // 8-bit byte in the header
 }
 
 func (h *headerScan) Write(b []byte) (int, error) {
