@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/colinmarc/cdb v0.0.0-20190223170904-60f317823f70
+	github.com/emersion/go-message v0.18.2
 	github.com/emersion/go-msgauth v0.7.0
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
