@@ -147,7 +147,10 @@ func (c *converter) entity(h textproto.Header, body io.Reader, emit func(textpro
 	mt, params := defType, map[string]string(nil)
 	if ct := h.Get("Content-Type"); ct != "" {
 		var err error
-		if mt, params, err = mime.ParseMediaType(ct); err != nil {
+		mt, params, err = mime.ParseMediaType(ct)
+		// A bad parameter still gives the type, which is all a leaf
+		// needs; a multipart needs its boundary, checked below.
+		if err != nil && (err != mime.ErrInvalidMediaParameter || strings.HasPrefix(mt, "multipart/")) {
 			return &convertError{fmt.Sprintf("bad Content-Type %q", clip(ct))}
 		}
 	}
@@ -241,8 +244,10 @@ func (c *converter) leaf(h textproto.Header, body io.Reader, emit func(textproto
 		_, err = io.Copy(w, spooled)
 		return err
 	}
-	if cte == "quoted-printable" || cte == "base64" {
-		return &convertError{"a part encoded " + cte + " holds 8-bit bytes"}
+	if cte != "" && cte != "7bit" && cte != "8bit" && cte != "binary" {
+		// Bytes that say they are encoded are not the content: to
+		// encode them again would change what the part says.
+		return &convertError{"a part encoded " + clip(cte) + " holds 8-bit bytes"}
 	}
 	text := strings.HasPrefix(mt, "text/")
 	// Quoted-printable keeps text readable; it costs three bytes for

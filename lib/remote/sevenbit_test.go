@@ -184,7 +184,9 @@ func TestSevenBitRefused(t *testing.T) {
 		"QP with 8-bit":         "Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n\xc3\xa9\n",
 		"no boundary":           "Content-Type: multipart/mixed\n\n\xc3\xa9\n",
 		"encoded multipart":     "Content-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: base64\n\n\xc3\xa9\n",
-		"bad content type":      "Content-Type: text/plain; charset\n\n\xc3\xa9\n",
+		"bad content type":      "Content-Type: text/\n\n\xc3\xa9\n",
+		"bad multipart params":  "Content-Type: multipart/mixed; boundary=b; boundary=c\n\n--b\n\n\xc3\xa9\n--b--\n",
+		"unknown encoding":      "Content-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\n\xc3\xa9\n",
 		"nested too deep":       deep,
 		"header line not field": "this is no header\n\n\xc3\xa9\n",
 	} {
@@ -193,6 +195,10 @@ func TestSevenBitRefused(t *testing.T) {
 		if !errors.As(err, &ce) {
 			t.Errorf("%s: %v, want a convertError", name, err)
 		}
+	}
+	// A bad parameter on a leaf leaves its type readable: converted.
+	if out, err := convert(t, "Content-Type: text/plain; charset\n\nk\xc3\xb6nnen\n", false); err != nil || !strings.Contains(out, "k=C3=B6nnen") {
+		t.Errorf("leaf with a bad parameter: %v\n%s", err, out)
 	}
 	// A next hop with SMTPUTF8 takes the 8-bit header; the body is
 	// still converted.
@@ -267,4 +273,27 @@ func TestSevenBitLongBase64(t *testing.T) {
 	if got := leaves(t, out); len(got) != 1 || got[0] != "application/octet-stream: "+bin {
 		t.Errorf("decoded differs")
 	}
+}
+
+// FuzzSevenBit: hostile MIME never panics the converter, and what it
+// does not refuse comes out 7-bit.
+func FuzzSevenBit(f *testing.F) {
+	f.Add(mixed)
+	f.Add("Subject: x\n\ncaf\xc3\xa9\n")
+	f.Add("Content-Type: message/rfc822\n\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\n\xff\n--b--\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		var out bytes.Buffer
+		err := sevenBit(&out, strings.NewReader(in), false)
+		var ce *convertError
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("not a convertError: %v", err)
+		}
+		if err == nil {
+			for i, c := range out.Bytes() {
+				if c >= 0x80 {
+					t.Fatalf("8-bit byte at %d:\n%q\nfrom\n%q", i, out.String(), in)
+				}
+			}
+		}
+	})
 }
