@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"omail/lib/addr"
 	"omail/lib/envelope"
 )
 
@@ -66,6 +67,11 @@ type State struct {
 	// (todofile.go); 0 when not recorded (the state is in todo/, or the
 	// message was committed in the older layout).
 	MessageLen int64
+	// UTF8: the envelope needs SMTPUTF8 (RFC 6531) to be sent on, and
+	// the message is to be treated as international mail. NewState
+	// derives it from the addresses (omail-queue's envelope has no room
+	// for a flag); remote delivery also looks at the header it sends.
+	UTF8 bool
 }
 
 // Envelope returns the sender and every recipient.
@@ -107,6 +113,7 @@ func (s *State) NextTry() (int64, bool) {
 //	Q<unix seconds>          when the message was queued
 //	F<sender>                envelope sender ("" for a bounce)
 //	L<bytes>                 optional: the message's length in mess/ID
+//	U                        optional: the message needs SMTPUTF8
 //	R<status> <attempts> <nexttry> <address>
 //	E<last error>            optional, belongs to the R before it
 //	.                        end: a file without it is damaged
@@ -129,6 +136,9 @@ func (s *State) Marshal() []byte {
 	rec("F", s.Sender)
 	if s.MessageLen > 0 {
 		rec("L", strconv.FormatInt(s.MessageLen, 10))
+	}
+	if s.UTF8 {
+		rec("U")
 	}
 	for _, r := range s.Rcpts {
 		rec("R", string(r.Status), " ", strconv.Itoa(r.Attempts), " ", strconv.FormatInt(r.NextTry, 10), " ", r.Addr)
@@ -197,6 +207,12 @@ func ParseState(id string, data []byte) (*State, error) {
 				return nil, corrupt("bad L record")
 			}
 			st.MessageLen = n
+		case 'U':
+			// Once, before the recipients, and nothing after the letter.
+			if rec != "U" || st.UTF8 || len(st.Rcpts) > 0 {
+				return nil, corrupt("bad U record")
+			}
+			st.UTF8 = true
 		case 'R':
 			r, err := parseRcpt(rec[1:])
 			if err != nil {
@@ -240,11 +256,15 @@ func parseRcpt(s string) (Rcpt, error) {
 	return Rcpt{Addr: f[3], Status: st, Attempts: n, NextTry: t}, nil
 }
 
-// NewState is the state of a freshly queued message.
+// NewState is the state of a freshly queued message. It is marked UTF8
+// when an address of the envelope is not ASCII: the one rule every way
+// into the queue (omail-queue, omail-smtpd's in-process queueing,
+// omail-inject, omail-unpack) applies alike.
 func NewState(id string, queued time.Time, env *envelope.Envelope) *State {
-	st := &State{ID: id, Queued: queued.Unix(), Sender: env.Sender}
+	st := &State{ID: id, Queued: queued.Unix(), Sender: env.Sender, UTF8: !addr.ASCII(env.Sender)}
 	for _, r := range env.Rcpts {
 		st.Rcpts = append(st.Rcpts, Rcpt{Addr: r, Status: Todo})
+		st.UTF8 = st.UTF8 || !addr.ASCII(r)
 	}
 	return st
 }

@@ -7,6 +7,7 @@ package relay
 import (
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"omail/lib/addr"
 	"omail/lib/control"
@@ -14,10 +15,13 @@ import (
 
 // Addr is an envelope address in normal form.
 type Addr struct {
-	Local  string // the local part, quotes and escapes resolved
-	Domain string // lower case, one trailing dot removed; "" when absent
-	Quoted bool   // the local part was written as a quoted string
-	Routed bool   // a source route (@a,@b:) preceded it and was dropped
+	Local string // the local part, quotes and escapes resolved
+	// Domain is lower case, one trailing dot removed; "" when absent. An
+	// internationalised domain stays as the client wrote it, U-labels or
+	// A-labels, mapped by IDNA (idn.go); compare with DomainKey.
+	Domain string
+	Quoted bool // the local part was written as a quoted string
+	Routed bool // a source route (@a,@b:) preceded it and was dropped
 }
 
 // String is the address as it goes into the envelope: local@domain, or
@@ -77,8 +81,10 @@ func SplitPath(arg string) (path, params string, err error) {
 // Parse reduces a path (without its angle brackets) to normal form:
 // the source route is dropped (RFC 5321 says to ignore it), a quoted
 // local part is unquoted, the domain is lower-cased and loses one
-// trailing dot. It refuses control characters, unquoted white space and
-// paths over MaxPath.
+// trailing dot. It refuses control characters, bytes that are not UTF-8,
+// unquoted white space and paths over MaxPath. UTF-8 is allowed in the
+// local part and the domain (RFC 6531): whether the transaction allows
+// it is the caller's business (Addr.UTF8).
 func Parse(path string) (Addr, error) {
 	var a Addr
 	if len(path) > MaxPath {
@@ -92,6 +98,9 @@ func Parse(path string) (Addr, error) {
 			return a, ErrSyntax
 		}
 	}
+	if !utf8.ValidString(path) {
+		return a, ErrSyntax
+	}
 	if path[0] == '@' {
 		rest, ok := skipRoute(path)
 		if !ok {
@@ -104,14 +113,13 @@ func Parse(path string) (Addr, error) {
 		return a, ErrSyntax
 	}
 	a.Local, a.Quoted = local, quoted
-	if domain != "" {
-		// ASCII only, checked before lower-casing, which turns bytes
-		// that are not UTF-8 into longer replacement characters.
-		for i := 0; i < len(domain); i++ {
-			if domain[i] >= 0x80 {
-				return a, ErrSyntax
-			}
+	if domain != "" && !addr.ASCII(domain) {
+		u, ok := unicodeDomain(domain)
+		if !ok || domain[0] == '[' {
+			return a, ErrSyntax
 		}
+		a.Domain = u
+	} else if domain != "" {
 		a.Domain = control.NormalizeDomain(domain)
 		if !validDomain(a.Domain) {
 			return a, ErrSyntax
@@ -191,9 +199,9 @@ func splitMailbox(p string) (local, domain string, quoted, ok bool) {
 	return local, domain, false, true
 }
 
-// validDomain accepts a host name (ASCII letters, digits, '-', '_', '.',
-// no empty label: we do not offer SMTPUTF8, so IDNs come as A-labels) or
-// an address literal in brackets.
+// validDomain accepts an ASCII host name (letters, digits, '-', '_', '.',
+// no empty label; an IDN is checked as A-labels, idn.go) or an address
+// literal in brackets.
 func validDomain(d string) bool {
 	if d == "" || d == "." {
 		return false

@@ -17,7 +17,7 @@ var Maps = []struct {
 	Source string
 	Key    func(line string) string
 }{
-	{"morercpthosts", control.NormalizeDomain},
+	{"morercpthosts", DomainKey},
 	{"relaymailfrom", mailFromKey},
 }
 

@@ -15,6 +15,7 @@ func TestParse(t *testing.T) {
 		quoted  bool
 		routed  bool
 		trick   string
+		utf8    bool // needs SMTPUTF8
 		bad     bool
 	}{
 		{in: "user@example.org", out: "user@example.org"},
@@ -45,6 +46,19 @@ func TestParse(t *testing.T) {
 		{in: `"unterminated@example.org`, bad: true},
 		{in: `"a"b@example.org`, bad: true},
 		{in: "@", bad: true},
+		// RFC 6531: UTF-8, IDNA-checked domains (idn.go).
+		{in: "用户@例子.广告", out: "用户@例子.广告", utf8: true},
+		{in: "user@Bücher.Example.", out: "user@bücher.example", utf8: true},
+		{in: "user@BÜCHER.example", out: "user@bücher.example", utf8: true},
+		{in: "user@XN--Bcher-KVA.example", out: "user@xn--bcher-kva.example"}, // A-labels need no SMTPUTF8
+		{in: "jürgen@example.org", out: "jürgen@example.org", utf8: true},
+		{in: `"jürgen"@example.org`, out: "jürgen@example.org", quoted: true, utf8: true},
+		{in: "user@b\xfccher.example", bad: true}, // Latin-1, not UTF-8
+		{in: "j\xfcrgen@example.org", bad: true},
+		{in: "user@bü-.example", bad: true}, // IDNA refuses a label ending in a hyphen
+		{in: "user@bücher..example", bad: true},
+		{in: "user@[bücher]", bad: true},
+		{in: "user@bü cher.example", bad: true},
 	}
 	for _, c := range cases {
 		a, err := Parse(c.in)
@@ -58,9 +72,9 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q): %v", c.in, err)
 			continue
 		}
-		if a.String() != c.out || a.Quoted != c.quoted || a.Routed != c.routed || a.Trick() != c.trick {
-			t.Errorf("Parse(%q) = %q quoted=%v routed=%v trick=%q, want %q %v %v %q",
-				c.in, a.String(), a.Quoted, a.Routed, a.Trick(), c.out, c.quoted, c.routed, c.trick)
+		if a.String() != c.out || a.Quoted != c.quoted || a.Routed != c.routed || a.Trick() != c.trick || a.UTF8() != c.utf8 {
+			t.Errorf("Parse(%q) = %q quoted=%v routed=%v trick=%q utf8=%v, want %q %v %v %q %v",
+				c.in, a.String(), a.Quoted, a.Routed, a.Trick(), a.UTF8(), c.out, c.quoted, c.routed, c.trick, c.utf8)
 		}
 	}
 }

@@ -35,7 +35,7 @@ type Rules struct {
 type domains map[string]bool
 
 func (s domains) has(d string) bool {
-	d = control.NormalizeDomain(d)
+	d = DomainKey(d)
 	if d == "" {
 		return false
 	}
@@ -53,7 +53,7 @@ func (s domains) has(d string) bool {
 func domainSet(lines []string) domains {
 	s := domains{}
 	for _, l := range lines {
-		if k := control.NormalizeDomain(l); k != "" {
+		if k := DomainKey(l); k != "" {
 			s[k] = true
 		}
 	}
@@ -94,7 +94,7 @@ func Load(ctl *control.Dir) (*Rules, error) {
 		}
 		for _, v := range vd {
 			k, _, _ := strings.Cut(v, ":")
-			if k = control.NormalizeDomain(k); k != "" {
+			if k = DomainKey(k); k != "" {
 				r.rcpt[k] = true
 			}
 		}
@@ -151,7 +151,7 @@ func (r *Rules) Close() {
 
 // Accepts reports whether domain is one we take mail for from anyone.
 func (r *Rules) Accepts(domain string) (bool, error) {
-	d := control.NormalizeDomain(domain)
+	d := DomainKey(domain)
 	if d == "" {
 		return false, nil
 	}
@@ -202,7 +202,7 @@ func (r *Rules) SenderMayRelay(sender Addr) (bool, error) {
 	if sender.Null() || sender.Domain == "" {
 		return false, nil
 	}
-	keys := []string{mailFromKey(sender.String()), "@" + sender.Domain}
+	keys := []string{mailFromKey(sender.String()), "@" + DomainKey(sender.Domain)}
 	for _, k := range keys {
 		if _, ok, err := r.mailFromCDB.Get(k); ok || err != nil {
 			return ok, err
@@ -217,14 +217,18 @@ func (r *Rules) SenderMayRelay(sender Addr) (bool, error) {
 }
 
 // mailFromKey is the form relaymailfrom entries are compared in: the
-// whole address lower-cased, domain normalised.
+// whole address lower-cased, the domain as DomainKey has it.
 func mailFromKey(a string) string {
 	a = strings.TrimSpace(a)
 	at := strings.LastIndexByte(a, '@')
 	if at < 0 {
 		return ""
 	}
-	return strings.ToLower(a[:at]) + "@" + control.NormalizeDomain(a[at+1:])
+	d := DomainKey(a[at+1:])
+	if d == "" {
+		return ""
+	}
+	return strings.ToLower(a[:at]) + "@" + d
 }
 
 // MailFromKey is the cdb key written for a relaymailfrom line.

@@ -120,10 +120,27 @@ func (c *Client) resolver() route.Resolver {
 
 // message is what Deliver learns about the message before it connects.
 type message struct {
-	path     string
-	size     int64 // bytes on the wire, before dot-stuffing
+	open     func() (io.ReadCloser, error) // the bytes, each time they are read
+	size     int64                         // bytes on the wire, before dot-stuffing
 	eightBit bool
-	sig      []byte // DKIM-Signature fields to send first; nil: unsigned
+	// header8bit: the header holds 8-bit bytes, which need SMTPUTF8
+	// (RFC 6532) at the next hop.
+	header8bit bool
+	sig        []byte // DKIM-Signature fields to send first; nil: unsigned
+
+	// The message made 7-bit for a next hop without 8BITMIME, made by
+	// the first session that needs it and kept for the next hosts
+	// (sevenbit.go); sevenFile holds its bytes, unlinked.
+	seven     *message
+	sevenErr  error
+	sevenFile *os.File
+}
+
+// close releases the 7-bit copy, if one was made.
+func (m *message) close() {
+	if m.sevenFile != nil {
+		m.sevenFile.Close()
+	}
 }
 
 // Deliver sends the message in msgPath from sender to rcpts, all of
@@ -166,7 +183,7 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 		}
 		return res
 	}
-	msg, err := c.measure(msgPath)
+	msg, err := c.measure(func() (io.ReadCloser, error) { return c.open(msgPath) })
 	if err != nil {
 		// A message that needs a signature it cannot get waits (or
 		// bounces, if it never can) rather than going out unsigned.
@@ -180,6 +197,7 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 		}
 		return all(outcome.Temp, "4.3.0 cannot read the message: "+err.Error(), "")
 	}
+	defer msg.close()
 	if until, ok := c.Backoff.Until(dest.Key()); ok {
 		return all(outcome.Temp, fmt.Sprintf("4.4.1 %s failed recently; not before %s", dest, until.UTC().Format(time.RFC3339)), "")
 	}
@@ -232,8 +250,8 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 // to sign it: the DKIM body hash is over these bytes, which send then
 // reads again from the file (the message is never held in memory).
 // The signature fields count in the size.
-func (c *Client) measure(path string) (*message, error) {
-	f, err := c.open(path)
+func (c *Client) measure(open func() (io.ReadCloser, error)) (*message, error) {
+	f, err := open()
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +259,8 @@ func (c *Client) measure(path string) (*message, error) {
 	signer := c.DKIM.NewSigner()
 	defer signer.Abort()
 	ww := newWireWriter(signer, false)
-	if _, err := c.Masquerade.Copy(ww, f); err != nil {
+	var hs headerScan
+	if _, err := c.Masquerade.Copy(io.MultiWriter(ww, &hs), f); err != nil {
 		return nil, err
 	}
 	if err := ww.Finish(); err != nil {
@@ -251,7 +270,7 @@ func (c *Client) measure(path string) (*message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &message{path: path, size: ww.n + int64(len(sig)), eightBit: ww.eightBit, sig: sig}, nil
+	return &message{open: open, size: ww.n + int64(len(sig)), eightBit: ww.eightBit, header8bit: hs.eightBit, sig: sig}, nil
 }
 
 // sendable reports whether an address can go in MAIL or RCPT: no line
@@ -261,16 +280,6 @@ func (c *Client) measure(path string) (*message, error) {
 func sendable(a string) bool {
 	_, domain := addr.Split(a)
 	return !strings.ContainsAny(a, "\r\n\x00") && !strings.ContainsAny(domain, " <>\"\\") && len(a) <= 900
-}
-
-// isASCII reports whether s needs no SMTPUTF8.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // oneLine squeezes a possibly multi-line SMTP reply into one line.
@@ -598,7 +607,7 @@ func status(code int) outcome.Status {
 // transaction sends MAIL, RCPT for each recipient, and the message.
 func (s *session) transaction() error {
 	_, utf8ok := s.ext["SMTPUTF8"]
-	needUTF8 := !isASCII(s.sender)
+	needUTF8 := !addr.ASCII(s.sender)
 	if needUTF8 && !utf8ok {
 		s.quit()
 		s.setAll(outcome.Perm, fmt.Sprintf("5.6.7 the sender address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host))
@@ -606,7 +615,7 @@ func (s *session) transaction() error {
 	}
 	var active []int // indexes of the recipients sent to this host
 	for i, r := range s.rcpts {
-		if !isASCII(r) {
+		if !addr.ASCII(r) {
 			if !utf8ok {
 				s.res[i] = result(r, outcome.Perm, fmt.Sprintf("5.6.7 the address is not ASCII, which requires SMTPUTF8, and %s does not offer it", s.host), s.host)
 				continue
@@ -624,20 +633,37 @@ func (s *session) transaction() error {
 		s.quit()
 		return nil
 	}
-	mail := "MAIL FROM:<" + addr.ForSMTP(s.sender) + ">"
-	if v, ok := s.ext["SIZE"]; ok {
-		if limit, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && limit > 0 && s.msg.size > limit {
+	if s.msg.header8bit && utf8ok {
+		// UTF-8 header fields (RFC 6532): the next hop is told. One
+		// that does not offer SMTPUTF8 gets the header as it is when
+		// it offers 8BITMIME, as before and as most MTAs do.
+		needUTF8 = true
+	}
+	m := s.msg
+	if _, ok := s.ext["8BITMIME"]; m.eightBit && !ok {
+		// RFC 6152: only 7-bit data to this host. Converted, or
+		// refused for what cannot be converted (8-bit headers
+		// without SMTPUTF8): never sent as it is.
+		var st outcome.Status
+		var text string
+		if m, st, text = s.c.sevenBitMessage(s.msg, utf8ok); m == nil {
 			s.quit()
-			set(active, outcome.Perm, fmt.Sprintf("5.3.4 the message (%d bytes) is larger than %s accepts (%d)", s.msg.size, s.host, limit))
+			set(active, st, text+" ("+s.host+" does not offer 8BITMIME)")
 			return nil
 		}
-		mail += " SIZE=" + strconv.FormatInt(s.msg.size, 10)
 	}
-	if _, ok := s.ext["8BITMIME"]; ok && s.msg.eightBit {
+	mail := "MAIL FROM:<" + addr.ForSMTP(s.sender) + ">"
+	if v, ok := s.ext["SIZE"]; ok {
+		if limit, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && limit > 0 && m.size > limit {
+			s.quit()
+			set(active, outcome.Perm, fmt.Sprintf("5.3.4 the message (%d bytes) is larger than %s accepts (%d)", m.size, s.host, limit))
+			return nil
+		}
+		mail += " SIZE=" + strconv.FormatInt(m.size, 10)
+	}
+	if _, ok := s.ext["8BITMIME"]; ok && m.eightBit {
 		mail += " BODY=8BITMIME"
 	}
-	// Without 8BITMIME an 8-bit message still goes as it is: that is
-	// what nearly every MTA does, and converting it would alter it.
 	if needUTF8 {
 		mail += " SMTPUTF8"
 	}
@@ -703,7 +729,7 @@ func (s *session) transaction() error {
 		}
 		return nil
 	}
-	if err := s.send(); err != nil {
+	if err := s.send(m); err != nil {
 		set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 sending the message to %s (%s) failed: %v", s.host, s.addr, err))
 		return nil
 	}
@@ -719,14 +745,14 @@ func (s *session) transaction() error {
 
 // send streams the message: the DKIM signature fields measure made,
 // then the message with masquerade, CRLF, dot-stuffing.
-func (s *session) send() error {
-	f, err := s.c.open(s.msg.path)
+func (s *session) send(msg *message) error {
+	f, err := msg.open()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	ww := newWireWriter(s.tp.W, true)
-	if _, err := ww.Write(s.msg.sig); err != nil {
+	if _, err := ww.Write(msg.sig); err != nil {
 		return err
 	}
 	if _, err := s.c.Masquerade.Copy(ww, f); err != nil {

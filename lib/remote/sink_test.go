@@ -126,18 +126,40 @@ func TestSmtpSink(t *testing.T) {
 	}
 }
 
-// Without PIPELINING and 8BITMIME: one command at a time, and the 8-bit
-// message goes as it is, with no BODY parameter.
+// Without PIPELINING and 8BITMIME: one command at a time, and an 8-bit
+// message is never sent as it is (RFC 6152): the sample, whose Subject
+// is 8-bit, cannot be converted without SMTPUTF8 and bounces 5.6.3; with
+// the 8-bit text in its body only, it is converted to 7-bit and arrives
+// with no BODY parameter, its text as sent once decoded.
 func TestSmtpSinkPlain(t *testing.T) {
 	port, dir := startSink(t, "-p", "-8")
 	res := (&Client{}).Deliver(context.Background(), relay(port), writeMsg(t, sample), "", []string{"a@example.test", "b@example.test"})
+	checkStatuses(t, res, "a@example.test=perm b@example.test=perm")
+	if !strings.HasPrefix(res[0].Text, "5.6.3 ") || !strings.Contains(res[0].Text, "Subject") || !strings.Contains(res[0].Text, "8BITMIME") {
+		t.Errorf("bounce text %q", res[0].Text)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "msg.*")); len(files) != 0 {
+		t.Fatalf("something was sent: %v", files)
+	}
+	bodyOnly := strings.Replace(sample, "Subject: caf\xc3\xa9\n", "Subject: cafe\n", 1) + "\ncaf\xc3\xa9 cr\xc3\xa8me\n"
+	res = (&Client{}).Deliver(context.Background(), relay(port), writeMsg(t, bodyOnly), "", []string{"a@example.test", "b@example.test"})
 	checkStatuses(t, res, "a@example.test=ok b@example.test=ok")
 	env, msg := sinkDump(t, dir)
-	if msg != sampleLF {
-		t.Errorf("smtp-sink got\n%q\nwant\n%q", msg, sampleLF)
-	}
 	if got := strings.Join(env["X-Mail-Args"], ","); got != "<>" {
 		t.Errorf("MAIL args %q", got)
+	}
+	for i := 0; i < len(msg); i++ {
+		if msg[i] >= 0x80 {
+			t.Fatalf("8-bit byte at %d of what smtp-sink got:\n%s", i, msg)
+		}
+	}
+	got := leaves(t, msg)
+	want := "text/plain: .leading dot\n..two dots\nbare\ncr and crlf\nlast line without newline\ncaf\xc3\xa9 cr\xc3\xa8me\n"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("decoded %q\nwant %q\n%s", got, want, msg)
+	}
+	if !strings.Contains(msg, "Subject: cafe\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n") {
+		t.Errorf("header:\n%s", msg)
 	}
 }
 

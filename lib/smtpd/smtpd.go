@@ -103,6 +103,7 @@ type session struct {
 	mail     *relay.Addr
 	senderOK bool
 	rcpts    []string
+	utf8     bool // MAIL gave SMTPUTF8 (RFC 6531)
 }
 
 // Serve runs one SMTP session on conn and closes it.
@@ -224,6 +225,7 @@ func (s *session) resetTransaction() {
 	s.mail = nil
 	s.senderOK = false
 	s.rcpts = nil
+	s.utf8 = false
 }
 
 // httpVerbs are the requests of browsers and proxies: such a client is
@@ -264,7 +266,9 @@ func (s *session) command(line string) {
 			s.hangup(554, "5.5.1", "this is an SMTP server, not HTTP; closing connection")
 			return
 		}
-		s.protocolError(502, "5.5.1", "unimplemented command")
+		// RFC 5321 4.2.4: 500 for a command we do not recognise; 502
+		// is for one we know but do not offer here (STARTTLS, AUTH).
+		s.protocolError(500, "5.5.1", "command not recognized")
 	}
 }
 
@@ -275,7 +279,7 @@ func (s *session) hello(esmtp bool, name string) {
 		s.reply(250, "", s.cfg.Hostname)
 		return
 	}
-	caps := []string{s.cfg.Hostname, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"}
+	caps := []string{s.cfg.Hostname, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"}
 	if s.cfg.DataBytes > 0 {
 		caps = append(caps, "SIZE "+strconv.FormatInt(s.cfg.DataBytes, 10))
 	} else {
@@ -331,8 +335,17 @@ func (s *session) mailFrom(arg string) {
 		s.protocolError(501, "5.1.7", "bad sender address syntax")
 		return
 	}
+	utf8 := false
 	for k, v := range params(ps) {
 		switch k {
+		case "SMTPUTF8":
+			// RFC 6531 3.4: no value. It allows UTF-8 in the addresses
+			// of this transaction and in the message's header (RFC 6532).
+			if v != "" {
+				s.protocolError(501, "5.5.4", "SMTPUTF8 takes no value")
+				return
+			}
+			utf8 = true
 		case "SIZE":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
@@ -356,13 +369,17 @@ func (s *session) mailFrom(arg string) {
 			return
 		}
 	}
+	if a.UTF8() && !utf8 {
+		s.reply(553, "5.6.7", "a UTF-8 sender address needs MAIL FROM:<...> SMTPUTF8")
+		return
+	}
 	ok, err = s.cfg.Rules.SenderMayRelay(a)
 	if err != nil {
 		s.log("relaymailfrom.cdb: %v", err)
 		s.reply(451, "4.3.0", "temporary trouble reading relaymailfrom.cdb")
 		return
 	}
-	s.mail, s.senderOK, s.rcpts = &a, ok, nil
+	s.mail, s.senderOK, s.rcpts, s.utf8 = &a, ok, nil, utf8
 	s.reply(250, "2.1.0", "sender ok")
 }
 
@@ -387,6 +404,11 @@ func (s *session) rcptTo(arg string) {
 	}
 	if ps != "" {
 		s.reply(555, "5.5.4", "unsupported RCPT parameter")
+		return
+	}
+	if a.UTF8() && !s.utf8 {
+		// RFC 6531 3.5: refused, never downgraded.
+		s.reply(553, "5.6.7", "a UTF-8 recipient address needs MAIL FROM:<...> SMTPUTF8")
 		return
 	}
 	// maxrcpt 0 means no limit of ours, but never more than the queue
@@ -459,9 +481,14 @@ func (s *session) relayReason() string {
 	return ""
 }
 
+// protocol is the Received: line's "with": RFC 3848's names, and RFC
+// 6531's UTF8SMTP family for a transaction that gave SMTPUTF8.
 func (s *session) protocol() string {
 	p := "SMTP"
-	if s.esmtp {
+	switch {
+	case s.utf8:
+		p = "UTF8SMTP"
+	case s.esmtp:
 		p = "ESMTP"
 	}
 	if s.tls {

@@ -396,7 +396,7 @@ func TestQueueFailure(t *testing.T) {
 	cfg.Queue = func() (Sink, error) { return nil, errors.New("no such program") }
 	r := run(cfg, lines("HELO x", "MAIL FROM:<a@b>", "RCPT TO:<a@us.example>", "DATA", "x", ".", "QUIT"))
 	// DATA is refused before 354, so the message lines are commands.
-	if got := codes(r); got != "220 250 250 250 451 502 502 221" {
+	if got := codes(r); got != "220 250 250 250 451 500 500 221" {
 		t.Errorf("no queue program: %s\n%s", got, strings.Join(r, "\n"))
 	}
 }
@@ -404,14 +404,14 @@ func TestQueueFailure(t *testing.T) {
 func TestSequenceAndUnknown(t *testing.T) {
 	r := run(testConfig(t, &memQueue{}, nil), lines("RCPT TO:<a@us.example>", "DATA", "MAIL FROM:<a@b>", "MAIL FROM:<a@b>",
 		"DATA", "RSET", "NOOP", "VRFY x", "HELP", "FOO", "STARTTLS", "AUTH PLAIN", "QUIT"))
-	if got := codes(r); got != "220 503 503 250 503 503 250 250 252 214 502 502 502 221" {
+	if got := codes(r); got != "220 503 503 250 503 503 250 250 252 214 500 502 502 221" {
 		t.Errorf("%s\n%s", got, strings.Join(r, "\n"))
 	}
 }
 
 func TestTooManyErrors(t *testing.T) {
 	r := run(testConfig(t, &memQueue{}, nil), strings.Repeat("FOO\r\n", 20))
-	if got := codes(r); got != "220 502 502 502 502 502 502 502 502 502 421" {
+	if got := codes(r); got != "220 500 500 500 500 500 500 500 500 500 421" {
 		t.Errorf("%s", got)
 	}
 }
@@ -441,5 +441,67 @@ func TestPipelinedAfterSTARTTLS(t *testing.T) {
 	r := run(cfg, lines("EHLO x", "STARTTLS", "MAIL FROM:<a@b>", "RCPT TO:<u@far.example>"))
 	if got := codes(r); got != "220 250 554" {
 		t.Errorf("%s\n%s", got, strings.Join(r, "\n"))
+	}
+}
+
+// TestLenientSyntax: omail-smtpd is as lenient as qmail-smtpd where RFC
+// 5321 is strict but nothing is at stake: HELO without a name, a sender
+// without a domain, a path without angle brackets. It is strict where
+// relaying or the envelope's meaning is at stake (TestRelay).
+func TestLenientSyntax(t *testing.T) {
+	q := &memQueue{}
+	r := run(testConfig(t, q, nil), lines("HELO", "MAIL FROM:<user>", "RCPT TO:<a@us.example>", "DATA", "x", ".",
+		"EHLO", "MAIL FROM:user@b.example", "RCPT TO:a@us.example", "DATA", "y", ".", "QUIT"))
+	if got, want := codes(r), "220 250 250 250 354 250 250 250 250 354 250 221"; got != want {
+		t.Fatalf("codes %s, want %s\n%s", got, want, strings.Join(r, "\n"))
+	}
+	if len(q.msgs) != 2 || q.msgs[0].env.Sender != "user" || q.msgs[1].env.Sender != "user@b.example" {
+		t.Fatalf("queued %+v", q.msgs)
+	}
+	if !strings.HasPrefix(q.msgs[0].msg, "Received: from unknown ([192.0.2.1])") {
+		t.Errorf("Received line for HELO without a name: %q", q.msgs[0].msg)
+	}
+}
+
+// TestSMTPUTF8: UTF-8 addresses only in a transaction that gave SMTPUTF8
+// (RFC 6531 3.5: 553 5.6.7 otherwise, never a downgrade); UTF-8 header
+// fields pass as they are (RFC 6532); the domain is ours in U-labels and
+// in A-labels alike; the Received line says UTF8SMTP.
+func TestSMTPUTF8(t *testing.T) {
+	q := &memQueue{}
+	cfg := testConfig(t, q, map[string]string{"rcpthosts": "us.example\nbücher.example\nxn--mller-kva.example\n"})
+	r := run(cfg, lines("EHLO x",
+		"MAIL FROM:<jürgen@b.example>", // 553: no SMTPUTF8
+		"MAIL FROM:<a@b.example>",
+		"RCPT TO:<jörg@us.example>",            // 553: no SMTPUTF8
+		"RCPT TO:<user@bücher.example>",        // 553: no SMTPUTF8
+		"RCPT TO:<user@xn--bcher-kva.example>", // A-labels need nothing
+		"RSET",
+		"MAIL FROM:<jürgen@b.example> SMTPUTF8 BODY=8BITMIME",
+		"RCPT TO:<jörg@us.example>",
+		"RCPT TO:<user@BÜCHER.example>",
+		"RCPT TO:<user@müller.example>", // listed as A-labels
+		"RCPT TO:<user@bucher.example>", // another domain: 553 5.7.1
+		"DATA", "Subject: Grüße", "From: Jürgen <jürgen@b.example>", "", "Hallo", ".",
+		"MAIL FROM:<a@b.example> SMTPUTF8=yes", // 501
+		"QUIT"))
+	if got, want := codes(r), "220 250 553 250 553 553 250 250 250 250 250 250 553 354 250 501 221"; got != want {
+		t.Fatalf("codes %s, want %s\n%s", got, want, strings.Join(r, "\n"))
+	}
+	all := strings.Join(r, "\n")
+	if !strings.Contains(all, "250-SMTPUTF8") || !strings.Contains(all, "553 5.6.7 a UTF-8 sender") ||
+		!strings.Contains(all, "553 5.6.7 a UTF-8 recipient") {
+		t.Errorf("replies:\n%s", all)
+	}
+	if len(q.msgs) != 1 {
+		t.Fatalf("%d messages queued", len(q.msgs))
+	}
+	m := q.msgs[0]
+	if got := strings.Join(m.env.Rcpts, " "); m.env.Sender != "jürgen@b.example" ||
+		got != "jörg@us.example user@bücher.example user@müller.example" {
+		t.Errorf("envelope %q %q", m.env.Sender, got)
+	}
+	if !strings.Contains(m.msg, "with UTF8SMTP id ID") || !strings.Contains(m.msg, "\nSubject: Grüße\nFrom: Jürgen <jürgen@b.example>\n\nHallo\n") {
+		t.Errorf("message %q", m.msg)
 	}
 }

@@ -69,7 +69,8 @@ func (s *session) auth(arg string) {
 		s.protocolError(502, "5.5.1", "AUTH not available")
 		return
 	case !s.tls:
-		s.reply(538, "5.7.11", "encryption required: STARTTLS first")
+		// Counted: AUTH is not offered in the clear.
+		s.protocolError(538, "5.7.11", "encryption required: STARTTLS first")
 		return
 	case s.authUser != "":
 		s.protocolError(503, "5.5.1", "already authenticated")
@@ -89,7 +90,7 @@ func (s *session) auth(arg string) {
 		}
 		parts := bytes.Split(resp, []byte{0})
 		if len(parts) != 3 || (len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1])) {
-			s.reply(501, "5.5.2", "malformed PLAIN response")
+			s.protocolError(501, "5.5.2", "malformed PLAIN response")
 			return
 		}
 		user, pass, ok = string(parts[1]), string(parts[2]), true
@@ -107,7 +108,7 @@ func (s *session) auth(arg string) {
 		return
 	}
 	if user == "" || strings.ContainsAny(user, "\x00\r\n") || strings.ContainsRune(pass, 0) {
-		s.reply(501, "5.5.2", "malformed credentials")
+		s.protocolError(501, "5.5.2", "malformed credentials")
 		return
 	}
 	switch s.cfg.Auth(user, pass) {
@@ -141,14 +142,16 @@ func (s *session) saslResponse(initial string, hasInitial bool, prompt string) (
 			return nil, false
 		}
 		if long {
-			s.reply(500, "5.5.2", "line too long")
+			s.protocolError(500, "5.5.2", "line too long")
 			return nil, false
 		}
 		initial = string(line)
 	}
 	initial = strings.TrimSpace(initial)
 	if initial == "*" {
-		s.reply(501, "5.0.0", "authentication cancelled")
+		// A cancel is no mistake, but counted all the same: without
+		// that, AUTH PLAIN / * would let a client talk forever.
+		s.protocolError(501, "5.0.0", "authentication cancelled")
 		return nil, false
 	}
 	if initial == "=" {
@@ -156,7 +159,7 @@ func (s *session) saslResponse(initial string, hasInitial bool, prompt string) (
 	}
 	b, err := base64.StdEncoding.DecodeString(initial)
 	if err != nil {
-		s.reply(501, "5.5.2", "cannot decode base64")
+		s.protocolError(501, "5.5.2", "cannot decode base64")
 		return nil, false
 	}
 	return b, true

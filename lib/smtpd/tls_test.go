@@ -247,3 +247,25 @@ func TestImplicitTLSRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthMistakesEndSession: malformed AUTH exchanges are bad commands
+// like any other (RFC 4954 gives no free retries): the tenth ends the
+// session with 421, whichever way each one went wrong.
+func TestAuthMistakesEndSession(t *testing.T) {
+	c := dial(t, authConfig(t, &memQueue{}))
+	c.cmd("EHLO x", "250")
+	c.cmd("AUTH PLAIN "+b64("\x00joe\x00secret"), "538") // in the clear: counted
+	c.startTLS()
+	c.cmd("EHLO x", "250")
+	c.cmd("AUTH PLAIN !!!", "501")                 // not base64
+	c.cmd("AUTH PLAIN *", "501")                   // cancelled
+	c.cmd("AUTH PLAIN "+b64("joe"), "501")         // not three fields
+	c.cmd("AUTH PLAIN "+b64("a\x00b\x00c"), "501") // authzid differs
+	c.cmd("AUTH PLAIN "+b64("\x00\x00x"), "501")   // empty user
+	c.cmd("AUTH LOGIN", "334")
+	c.cmd("*", "501")
+	c.cmd("AUTH PLAIN", "334")
+	c.cmd("%%%", "501")
+	c.cmd("AUTH CRAM-MD5", "504")
+	c.cmd("AUTH PLAIN *", "421")
+}
