@@ -28,6 +28,7 @@ import (
 	"omail/lib/clock"
 	"omail/lib/control"
 	"omail/lib/envelope"
+	"omail/lib/eventlog"
 	"omail/lib/qexit"
 	"omail/lib/qmanager"
 	"omail/lib/relay"
@@ -341,17 +342,6 @@ func (f *filter) reset() {
 	f.sender, f.senderOK, f.router, f.rcpts, f.mtaID, f.opened = "", false, nil, nil, "", false
 }
 
-// clean makes MTA-supplied text safe for a log line or a header:
-// printable ASCII only, parentheses and the like replaced, bounded.
-func clean(s string) string {
-	if len(s) > 256 {
-		s = s[:256]
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if c < 0x21 || c > 0x7e || c == '(' || c == ')' || c == ';' || c == '"' || c == '\\' {
-			b[i] = '?'
-		}
-	}
-	return string(b)
-}
+// clean is eventlog.Clean: peer-supplied text made safe for a log line
+// or a header.
+func clean(s string) string { return eventlog.Clean(s) }
