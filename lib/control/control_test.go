@@ -171,3 +171,28 @@ func TestEntryErrorf(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// An internationalised domain is one domain whether written as U-labels
+// or A-labels, in a control file and in a lookup.
+func TestNormalizeDomainIDN(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bücher.Example.":       "xn--bcher-kva.example",
+		"xn--bcher-kva.example": "xn--bcher-kva.example",
+		"EXAMPLE.org":           "example.org",
+		".":                     ".",
+	} {
+		if got := NormalizeDomain(in); got != want {
+			t.Errorf("NormalizeDomain(%q) = %q, want %q", in, got, want)
+		}
+	}
+	h := t.TempDir()
+	os.MkdirAll(filepath.Join(h, "control"), 0o755)
+	os.WriteFile(filepath.Join(h, "control", "smtproutes"), []byte("bücher.example:relay.example\n"), 0o644)
+	m, err := New(h).DomainMap("smtproutes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, ok := m.Lookup("XN--BCHER-KVA.example"); !ok || v != "relay.example" {
+		t.Errorf("A-label lookup of a U-label route: %q %v", v, ok)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/colinmarc/cdb"
+	"golang.org/x/net/idna"
 )
 
 // DomainMap is a list file of "domain:value" lines (smtproutes,
@@ -95,6 +96,19 @@ func NormalizeDomain(d string) string {
 	d = strings.ToLower(strings.TrimSpace(d))
 	if len(d) > 1 {
 		d = strings.TrimSuffix(d, ".")
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			// An internationalised domain is compared as its A-labels, so
+			// that bücher.example and xn--bcher-kva.example are one domain
+			// wherever omail looks a domain up (locals, routes, relay
+			// rules). A name IDNA refuses stays as written: it matches
+			// only itself.
+			if a, err := idna.Lookup.ToASCII(d); err == nil {
+				return strings.ToLower(a)
+			}
+			break
+		}
 	}
 	return d
 }

@@ -113,13 +113,19 @@ func TestParse(t *testing.T) {
 			t.Errorf("For(%q) = %v, want none", d, got)
 		}
 	}
+	// An internationalised domain may be written as U-labels: it is the
+	// same domain as its A-labels, as everywhere in omail.
+	idn, err := Parse([]string{"bücher.example:s:k"}, "/c")
+	if err != nil || len(idn.For("xn--bcher-kva.example")) != 1 || len(idn.For("BÜCHER.example")) != 1 {
+		t.Errorf("U-label dkimkeys line: %v %v", idn, err)
+	}
 	var none *Keys
 	if !none.Empty() || none.For("example.org") != nil {
 		t.Error("nil Keys signs")
 	}
 	for _, bad := range []string{
 		"example.org", "example.org:sel", "example.org:sel:", ":sel:k", "example.org::k",
-		"exa mple.org:s:k", "example.org:s/../x:k", "-bad.org:s:k", "a..b:s:k", "ex\xc3\xa9.org:s:k",
+		"exa mple.org:s:k", "example.org:s/../x:k", "-bad.org:s:k", "a..b:s:k", "ex\xff.org:s:k",
 		"example.org:" + strings.Repeat("a", 64) + ":k",
 	} {
 		if _, err := Parse([]string{bad}, "/c"); err == nil || !strings.Contains(err.Error(), "dkimkeys") {
