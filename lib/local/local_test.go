@@ -122,10 +122,12 @@ const hello = "Received: from x\nSubject: hi\n\nFrom me\nhello\n"
 
 func TestDefaultMboxInSpool(t *testing.T) {
 	w := newWorld(t)
-	r := w.deliver("ann@example.org", "Bob@Test.Example", hello)
+	msg := w.msg(hello)
+	r := w.d.Deliver(context.Background(), msg, "ann@example.org", "Bob@Test.Example")
 	want(t, r, outcome.OK, "mbox "+w.spool+"/bob")
 	got := w.read(filepath.Join(w.spool, "bob"))
 	exp := "From ann@example.org Thu Nov  5 09:04:05 2026\nReturn-Path: <ann@example.org>\nDelivered-To: Bob@Test.Example\n" +
+		"X-Omail-Delivery: " + DeliveryID(msg, "Bob@Test.Example") + "/0\n" +
 		"Received: from x\nSubject: hi\n\n>From me\nhello\n\n"
 	if got != exp {
 		t.Fatalf("mbox %q, want %q", got, exp)
@@ -485,12 +487,15 @@ func FuzzScanHeader(f *testing.F) {
 func TestRunChildByHand(t *testing.T) {
 	w := newWorld(t)
 	w.file(filepath.Join(w.spool, "kiosk7"), "")
-	msg := w.msg(hello)
+	msgs := []string{w.msg(hello), w.msg(hello), w.msg(hello)}
 	env := home.Env{"OMAIL_HOME=" + w.home}
+	// Three messages; the first once more at the end, which finds its
+	// copy and adds none.
 	for _, args := range [][]string{
-		{"omail-deliver", "-local", "a@b", "kiosk7@test.example", msg},
-		{"-local", "a@b", "kiosk7@test.example", msg},
-		{"a@b", "kiosk7@test.example", msg},
+		{"omail-deliver", "-local", "a@b", "kiosk7@test.example", msgs[0]},
+		{"-local", "a@b", "kiosk7@test.example", msgs[1]},
+		{"a@b", "kiosk7@test.example", msgs[2]},
+		{"a@b", "kiosk7@test.example", msgs[0]},
 	} {
 		var out, errs strings.Builder
 		if code := RunChild(args, env, strings.NewReader("not a file"), &out, &errs); code != 0 {
