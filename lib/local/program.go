@@ -105,7 +105,9 @@ func (x *delivery) program(cmdline string, ue *userEnv, token string) (text stri
 	// together when the delivery is cancelled. When this process dies
 	// (kill -9, a crash), the kernel kills the program (Pdeathsig): an
 	// orphan finishing a delivery behind the next attempt's back would
-	// make it twice.
+	// make it twice. (The kernel ties Pdeathsig to the thread that
+	// forked; Go ends a thread only when a goroutine locked to it exits,
+	// which nothing in omail-deliver does.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
