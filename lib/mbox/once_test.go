@@ -165,8 +165,8 @@ func TestDotlockOfDeadProcessBroken(t *testing.T) {
 	a.Commit()
 	for _, content := range []string{
 		strconv.Itoa(os.Getpid()) + " " + hostname() + "\n", // alive
-		strconv.Itoa(dead) + " elsewhere.example\n",        // another host
-		strconv.Itoa(dead) + "\n",                          // an older omail's, or another program's
+		strconv.Itoa(dead) + " elsewhere.example\n",         // another host
+		strconv.Itoa(dead) + "\n",                           // an older omail's, or another program's
 	} {
 		os.WriteFile(p+".lock", []byte(content), 0o600)
 		if a, err := Open(p); err == nil {
