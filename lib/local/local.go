@@ -30,6 +30,7 @@ import (
 	"omail/lib/maildir"
 	"omail/lib/mbox"
 	"omail/lib/outcome"
+	"omail/lib/queue"
 )
 
 // Deliverer delivers to local recipients.
@@ -698,17 +699,13 @@ func maildirName(token string) string {
 	h := sha256.Sum256([]byte(token))
 	e := "E" + hex.EncodeToString(h[:8])
 	f := strings.SplitN(token, ".", 5)
-	if len(f) == 5 && allDigits(f[0]) && allDigits(f[1]) && allDigits(f[2]) && allDigits(f[3]) {
+	if len(f) == 5 && queue.ValidID(strings.Join(f[:4], ".")) {
 		secs, _ := strconv.ParseInt(f[0], 10, 64)
 		ns, _ := strconv.ParseInt(f[1], 10, 64)
 		return maildir.NameFor(secs, fmt.Sprintf("M%06dP%sQ%s%s", ns/1000, f[2], f[3], e))
 	}
 	// Not a queue file (a by-hand "omail-deliver -local"): the hash alone.
 	return maildir.NameFor(0, e)
-}
-
-func allDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == "" && len(s) < 19
 }
 
 // geteuid is os.Geteuid; tests running as root pretend to be an ordinary

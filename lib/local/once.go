@@ -2,10 +2,13 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"path/filepath"
 	"strconv"
+
+	"omail/lib/queue"
 )
 
 // Exactly once. A crash between a delivery and the queue's record of it
@@ -48,11 +51,21 @@ func FirstAttempt(ctx context.Context) context.Context {
 }
 
 // attemptOf returns ctx's attempt, with id set to DeliveryID(msgPath,
-// rcpt) when ctx has none yet (a recipient as the queue gave it).
+// rcpt) when ctx has none yet (a recipient as the queue gave it). A
+// message file not named by a queue id (a by-hand "omail-deliver -local"
+// with any file) says nothing about which message it holds: such a
+// delivery gets an id of its own, never seen before, and is a first
+// attempt, as every by-hand run was before delivery ids.
 func attemptOf(ctx context.Context, msgPath, rcpt string) (context.Context, attempt) {
 	a, _ := ctx.Value(attemptKey{}).(attempt)
 	if a.id == "" {
-		a.id = DeliveryID(msgPath, rcpt)
+		if queue.ValidID(filepath.Base(msgPath)) {
+			a.id = DeliveryID(msgPath, rcpt)
+		} else {
+			var r [8]byte
+			rand.Read(r[:]) // crypto/rand.Read never fails on Linux
+			a.id, a.fresh = "once."+hex.EncodeToString(r[:]), true
+		}
 		ctx = context.WithValue(ctx, attemptKey{}, a)
 	}
 	return ctx, a

@@ -32,7 +32,7 @@ func TestRepeatedDeliveryMadeOnce(t *testing.T) {
 	w := newWorld(t)
 	w.maildir(filepath.Join(w.bobHome, "Maildir"))
 	w.file(filepath.Join(w.bobHome, ".omail"), "./Maildir/\n./mbox\n./mbox\n")
-	msg := w.msg(hello)
+	msg := w.queued(hello)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		want(t, w.d.Deliver(ctx, msg, "a@b", "bob@test.example"), outcome.OK, "maildir")
@@ -48,7 +48,7 @@ func TestRepeatedDeliveryMadeOnce(t *testing.T) {
 	if n := strings.Count(w.read(filepath.Join(w.bobHome, "mbox")), "\nhello\n"); n != 2 {
 		t.Fatalf("%d mbox copies, want 2", n)
 	}
-	want(t, w.d.Deliver(ctx, w.msg(hello), "a@b", "bob@test.example"), outcome.OK, "maildir")
+	want(t, w.d.Deliver(ctx, w.queued(hello), "a@b", "bob@test.example"), outcome.OK, "maildir")
 	want(t, w.d.Deliver(ctx, msg, "a@b", "Bob@test.example"), outcome.OK, "maildir")
 	if n := countFiles(t, filepath.Join(w.bobHome, "Maildir")); n != 3 {
 		t.Fatalf("%d Maildir files after two other deliveries, want 3", n)
@@ -60,7 +60,7 @@ func TestRepeatedDeliveryMadeOnce(t *testing.T) {
 func TestFirstAttemptDoesNotLook(t *testing.T) {
 	w := newWorld(t)
 	w.file(filepath.Join(w.bobHome, ".omail"), "./mbox\n")
-	msg := w.msg(hello)
+	msg := w.queued(hello)
 	ctx := FirstAttempt(context.Background())
 	for i := 0; i < 2; i++ {
 		want(t, w.d.Deliver(ctx, msg, "a@b", "bob@test.example"), outcome.OK, "mbox")
@@ -77,7 +77,7 @@ func TestDeliveryIDsThroughAliases(t *testing.T) {
 	w := newWorld(t)
 	w.file(filepath.Join(w.bobHome, ".omail"), "./mbox\n|echo \"$DELIVERY_ID\" >> ids\n")
 	w.control("aliases", `twice: \bob, \bob`)
-	msg := w.msg(hello)
+	msg := w.queued(hello)
 	for i := 0; i < 2; i++ {
 		want(t, w.d.Deliver(context.Background(), msg, "a@b", "twice@test.example"), outcome.OK, "mbox")
 	}

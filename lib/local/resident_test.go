@@ -42,13 +42,7 @@ func TestResidentChildren(t *testing.T) {
 	w := newRootWorld(t)
 	d, exe, ctx := w.d, w.exe, context.Background()
 	rs := d.pool()
-	// Each call is another message's delivery (a delivery id of its own):
-	// the same one would be made once (once.go).
-	n := 0
-	deliver := func(rcpt string) outcome.Result {
-		n++
-		return d.DeliverAs(withAttempt(ctx, strconv.Itoa(n), false), exe, nil, w.msg, "ann@example.org", rcpt)
-	}
+	deliver := func(rcpt string) outcome.Result { return d.DeliverAs(ctx, exe, nil, w.msg, "ann@example.org", rcpt) }
 
 	// Three mbox deliveries: one child, as bob, and bob owns the mbox.
 	w.write(w.bobHome+"/.omail", "./mbox\n", bobUID)
@@ -182,8 +176,7 @@ func TestResidentConcurrent(t *testing.T) {
 	res := make(chan outcome.Result, 2*n)
 	for i := 0; i < n; i++ {
 		for _, rcpt := range []string{"bob@test.example", "carl@test.example"} {
-			ctx := withAttempt(context.Background(), strconv.Itoa(i), true)
-			go func() { res <- w.d.DeliverAs(ctx, w.exe, nil, w.msg, "a@b", rcpt) }()
+			go func() { res <- w.d.DeliverAs(context.Background(), w.exe, nil, w.msg, "a@b", rcpt) }()
 		}
 	}
 	for i := 0; i < 2*n; i++ {
