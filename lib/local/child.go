@@ -95,7 +95,8 @@ func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Wr
 		}
 		msg, size = f, st.Size()
 	}
-	return report(stdout, d.step(context.Background(), env.Get(StepEnv), sender, rcpt, msg, size))
+	ctx, _ := attemptOf(context.Background(), msgPath, rcpt)
+	return report(stdout, d.step(ctx, env.Get(StepEnv), sender, rcpt, msg, size))
 }
 
 // step carries out the parent's decision (an OMAIL_LOCAL_STEP value) for
@@ -140,6 +141,7 @@ func (d *Deliverer) step(ctx context.Context, step, sender, rcpt string, msg io.
 // checked and the loop test done, aliases and user lookups skipped.
 func (d *Deliverer) known(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string, u *User) (*delivery, *outcome.Result) {
 	x := &delivery{d: d, ctx: ctx, msg: msg, size: size, sender: sender}
+	x.at, _ = ctx.Value(attemptKey{}).(attempt)
 	if r := x.resolve(`\`+strings.TrimPrefix(rcpt, `\`), false); r != nil {
 		return nil, r
 	}
@@ -201,7 +203,10 @@ func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath,
 	if r := checkAddresses(sender, rcpt); r != nil {
 		return *r
 	}
-	return d.deliverAs(ctx, exe, u, msgPath, sender, rcpt)
+	ctx, _ = attemptOf(ctx, msgPath, rcpt)
+	r := d.deliverAs(ctx, exe, u, msgPath, sender, rcpt)
+	d.Crash.At("local-done")
+	return r
 }
 
 // deliverAs is DeliverAs for addresses checked already (and for \user).
@@ -238,8 +243,8 @@ func (d *Deliverer) deliverAs(ctx context.Context, exe string, u *User, msgPath,
 // owner of control/aliases. Who runs the programs and files is settled
 // first, so that a refusal comes before any delivery is made.
 func (d *Deliverer) deliverAliasAsRoot(ctx context.Context, exe string, x *delivery, f *os.File, msgPath string) outcome.Result {
-	ways := aliasWays{user: func(rcpt string) outcome.Result {
-		return d.deliverAs(ctx, exe, nil, msgPath, x.sender, rcpt)
+	ways := aliasWays{user: func(step, rcpt string) outcome.Result {
+		return d.deliverAs(withStep(ctx, step), exe, nil, msgPath, x.sender, rcpt)
 	}}
 	if len(fileTargets(x.alias)) > 0 {
 		uid, gid, err := d.aliasOwner()
@@ -250,7 +255,7 @@ func (d *Deliverer) deliverAliasAsRoot(ctx context.Context, exe string, x *deliv
 			return outcome.Tempf("4.3.0 alias %s: control/aliases is owned by root; its program and file deliveries run as its owner, never as root: chown it", x.local)
 		}
 		ways.files = func() outcome.Result {
-			return d.child(ctx, exe, uid, gid, nil, "aliasfiles", f, msgPath, x.sender, x.rcpt)
+			return d.child(withStep(ctx, "f"), exe, uid, gid, nil, "aliasfiles", f, msgPath, x.sender, x.rcpt)
 		}
 	}
 	return x.walkAlias(ways)

@@ -7,12 +7,15 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,11 +24,13 @@ import (
 	"omail/lib/aliases"
 	"omail/lib/clock"
 	"omail/lib/control"
+	"omail/lib/crashpoint"
 	"omail/lib/dotomail"
 	"omail/lib/home"
 	"omail/lib/maildir"
 	"omail/lib/mbox"
 	"omail/lib/outcome"
+	"omail/lib/queue"
 )
 
 // Deliverer delivers to local recipients.
@@ -42,6 +47,11 @@ type Deliverer struct {
 	// Idle is how long a resident delivery child (resident.go) may have
 	// nothing to do before it is ended; zero: ResidentIdle.
 	Idle time.Duration
+	// Crash is the test hooks at the steps of an mbox or Maildir
+	// delivery (lib/crashpoint); crashEnv hands them on to the delivery
+	// children.
+	Crash    crashpoint.Hook
+	crashEnv []string
 
 	residentOnce sync.Once
 	residents    *residents
@@ -52,8 +62,15 @@ const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
 
 // New returns a Deliverer for the OMAIL_HOME of env.
 func New(env home.Env) *Deliverer {
-	d := &Deliverer{Ctl: control.New(env.Dir()), Home: env.Dir(), Now: time.Now, Path: DefaultPath}
+	d := &Deliverer{Ctl: control.New(env.Dir()), Home: env.Dir(), Now: time.Now, Path: DefaultPath, Crash: crashpoint.New(env)}
 	d.LookupUser = d.lookupUser
+	if d.Crash != nil {
+		for _, k := range []string{"OMAIL_CRASHPOINT", "OMAIL_HOOKPOINT", "OMAIL_HOOKCMD"} {
+			if v := env.Trusted(k); v != "" {
+				d.crashEnv = append(d.crashEnv, k+"="+v)
+			}
+		}
+	}
 	return d
 }
 
@@ -71,6 +88,7 @@ type delivery struct {
 	alias   []aliases.Target
 	user    *User
 	prefix  []string // Return-Path, Delivered-To
+	at      attempt  // the delivery id and whether an earlier copy may exist (once.go)
 }
 
 // Deliver delivers the message in msgPath (an immutable queue file, LF
@@ -85,7 +103,10 @@ func (d *Deliverer) Deliver(ctx context.Context, msgPath, sender, rcpt string) o
 		return *res
 	}
 	defer f.Close()
-	return d.deliverFrom(ctx, f, size, sender, rcpt)
+	ctx, _ = attemptOf(ctx, msgPath, rcpt)
+	r := d.deliverFrom(ctx, f, size, sender, rcpt)
+	d.Crash.At("local-done")
+	return r
 }
 
 // openMessage opens the queue file msgPath and gives its size; failing
@@ -119,6 +140,7 @@ func (d *Deliverer) deliverFrom(ctx context.Context, msg io.ReaderAt, size int64
 // start resolves the recipient and checks for loops.
 func (d *Deliverer) start(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) (*delivery, *outcome.Result) {
 	x := &delivery{d: d, ctx: ctx, msg: msg, size: size, sender: sender}
+	x.at, _ = ctx.Value(attemptKey{}).(attempt)
 	if res := x.resolve(rcpt, true); res != nil {
 		return nil, res
 	}
@@ -309,7 +331,7 @@ func (x *delivery) qualify(a string) (string, error) {
 // each \user target is a delivery as that user and the program and file
 // targets run in one child as the owner of control/aliases.
 type aliasWays struct {
-	user func(rcpt string) outcome.Result // rcpt is "\name@host"
+	user func(step, rcpt string) outcome.Result // rcpt is "\name@host"; step names it in delivery ids
 	// files delivers the alias's program and file targets, in order;
 	// nil when it has none. A program's exit 99 skips the rest of them.
 	files func() outcome.Result
@@ -323,7 +345,7 @@ type aliasWays struct {
 // nested delivery's own "delivered: " is dropped.
 func (x *delivery) walkAlias(ways aliasWays) outcome.Result {
 	var done, fwd []string
-	for _, t := range x.alias {
+	for i, t := range x.alias {
 		switch t.Kind {
 		case aliases.Forward:
 			a, err := x.qualify(t.Value)
@@ -332,7 +354,7 @@ func (x *delivery) walkAlias(ways aliasWays) outcome.Result {
 			}
 			fwd = append(fwd, a)
 		case aliases.User:
-			r := ways.user(`\` + t.Value + "@" + x.host)
+			r := ways.user("u"+strconv.Itoa(i), `\`+t.Value+"@"+x.host)
 			if r.Status != outcome.OK {
 				return r
 			}
@@ -352,15 +374,22 @@ func (x *delivery) walkAlias(ways aliasWays) outcome.Result {
 
 // deliverAlias carries out an alias in this process, as this user.
 func (x *delivery) deliverAlias() outcome.Result {
-	ways := aliasWays{user: func(rcpt string) outcome.Result {
-		return x.d.deliverFrom(x.ctx, x.msg, x.size, x.sender, rcpt)
+	ways := aliasWays{user: func(step, rcpt string) outcome.Result {
+		return x.d.deliverFrom(withStep(x.ctx, step), x.msg, x.size, x.sender, rcpt)
 	}}
 	if files := fileTargets(x.alias); len(files) > 0 {
 		// Refused before anything is delivered.
 		if r := refuseAliasFilesAsRoot(x.local); r != nil {
 			return *r
 		}
-		ways.files = func() outcome.Result { return x.deliverFiles(files) }
+		ways.files = func() outcome.Result {
+			// The same ids as in the "aliasfiles" child of a root
+			// omail-deliver (deliverAliasAsRoot).
+			y := *x
+			y.ctx = withStep(x.ctx, "f")
+			y.at, _ = y.ctx.Value(attemptKey{}).(attempt)
+			return y.deliverFiles(files)
+		}
 	}
 	return x.walkAlias(ways)
 }
@@ -458,7 +487,7 @@ func (x *delivery) deliverUser(u *User) outcome.Result {
 // and a program's exit 99 skips the instructions after it.
 func (x *delivery) run(ins []dotomail.Instruction, ue *userEnv) outcome.Result {
 	var done, fwd []string
-	for _, in := range ins {
+	for i, in := range ins {
 		if in.Kind == dotomail.Forward {
 			a, err := x.qualify(in.Value)
 			if err != nil {
@@ -467,7 +496,7 @@ func (x *delivery) run(ins []dotomail.Instruction, ue *userEnv) outcome.Result {
 			fwd = append(fwd, a)
 			continue
 		}
-		text, stop, r := x.do(in, ue)
+		text, stop, r := x.do(i, in, ue)
 		if r != nil {
 			return *r
 		}
@@ -583,9 +612,9 @@ func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found boo
 	return nil, "", false, nil
 }
 
-// do carries out one file or program instruction. stop is a program's
-// "delivered, ignore the rest" (exit 99).
-func (x *delivery) do(in dotomail.Instruction, ue *userEnv) (text string, stop bool, res *outcome.Result) {
+// do carries out one file or program instruction, the i-th. stop is a
+// program's "delivered, ignore the rest" (exit 99).
+func (x *delivery) do(i int, in dotomail.Instruction, ue *userEnv) (text string, stop bool, res *outcome.Result) {
 	path := in.Value
 	if in.Kind != dotomail.Program && !filepath.IsAbs(path) {
 		if ue == nil || ue.u.Home == "" {
@@ -596,34 +625,87 @@ func (x *delivery) do(in dotomail.Instruction, ue *userEnv) (text string, stop b
 	}
 	switch in.Kind {
 	case dotomail.Mbox:
-		if err := x.mbox(path); err != nil {
+		if err := x.mbox(path, x.at.token(i)); err != nil {
 			r := outcome.Tempf("4.3.0 mbox %s: %v", path, err)
 			return "", false, &r
 		}
 		return "mbox " + path, false, nil
 	case dotomail.Maildir:
-		if _, err := maildir.Deliver(path, x.prefix, x.reader()); err != nil {
+		if err := x.maildir(path, x.at.token(i)); err != nil {
 			r := outcome.Tempf("4.3.0 %v", err)
 			return "", false, &r
 		}
 		return "maildir " + path, false, nil
 	case dotomail.Program:
-		return x.program(in.Value, ue)
+		return x.program(in.Value, ue, x.at.token(i))
 	}
 	r := outcome.Tempf("4.3.5 unknown instruction %v", in.Kind)
 	return "", false, &r
 }
 
-func (x *delivery) mbox(path string) error {
+// mbox appends the message to the mbox at path, exactly once for token:
+// the copy carries it in an X-Omail-Delivery: line, and unless this is
+// the message's first attempt, a copy made before is looked for first
+// (mbox.Appender.Recover; once.go).
+func (x *delivery) mbox(path, token string) error {
 	a, err := mbox.Open(path)
 	if err != nil {
 		return err
 	}
-	if err := a.Add(x.sender, x.prefix, x.reader(), clock.Now(x.d.Now)); err != nil {
+	a.Hook = x.d.Crash
+	x.d.Crash.At("mbox-locked")
+	marker := MarkerHeader + ": " + token
+	prefix := append(x.prefix[:len(x.prefix):len(x.prefix)], marker)
+	if !x.at.fresh {
+		found, err := a.Recover(marker, x.sender, prefix, x.msg, x.size)
+		if err != nil {
+			a.Abort()
+			return err
+		}
+		if found {
+			return a.Commit()
+		}
+	}
+	if err := a.Add(x.sender, prefix, x.reader(), clock.Now(x.d.Now)); err != nil {
 		a.Abort()
 		return err
 	}
-	return a.Commit()
+	if err := a.Commit(); err != nil {
+		return err
+	}
+	x.d.Crash.At("mbox-done")
+	return nil
+}
+
+// MarkerHeader is the header line that names a delivery's mbox copy.
+const MarkerHeader = "X-Omail-Delivery"
+
+// maildir delivers the message into the Maildir at path, exactly once
+// for token: the file's name is made from it, and unless this is the
+// message's first attempt, new/ and cur/ are looked at first.
+func (x *delivery) maildir(path, token string) error {
+	if _, err := maildir.DeliverNamed(path, maildirName(token), !x.at.fresh, x.prefix, x.reader(), x.d.Crash); err != nil {
+		return err
+	}
+	x.d.Crash.At("maildir-done")
+	return nil
+}
+
+// maildirName is the Maildir file name of a delivery: the queue id's
+// seconds, microseconds, pid and counter where Deliver's unique names
+// have the delivery's, then E and 64 bits of a hash of the token (so
+// one name per recipient and target), then the host.
+func maildirName(token string) string {
+	h := sha256.Sum256([]byte(token))
+	e := "E" + hex.EncodeToString(h[:8])
+	f := strings.SplitN(token, ".", 5)
+	if len(f) == 5 && queue.ValidID(strings.Join(f[:4], ".")) {
+		secs, _ := strconv.ParseInt(f[0], 10, 64)
+		ns, _ := strconv.ParseInt(f[1], 10, 64)
+		return maildir.NameFor(secs, fmt.Sprintf("M%06dP%sQ%s%s", ns/1000, f[2], f[3], e))
+	}
+	// Not a queue file (a by-hand "omail-deliver -local"): the hash alone.
+	return maildir.NameFor(0, e)
 }
 
 // geteuid is os.Geteuid; tests running as root pretend to be an ordinary

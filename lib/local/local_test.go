@@ -92,6 +92,14 @@ func (w *world) msg(content string) string {
 	return p
 }
 
+// queued is msg for a file named like a queue file (mess/ID): its
+// deliveries have delivery ids, the same at every attempt (once.go).
+func (w *world) queued(content string) string {
+	p := filepath.Join(w.dir, fmt.Sprintf("1764032705.%d.42.1", time.Now().UnixNano()))
+	w.file(p, content)
+	return p
+}
+
 func (w *world) read(path string) string {
 	w.t.Helper()
 	b, err := os.ReadFile(path)
@@ -122,10 +130,12 @@ const hello = "Received: from x\nSubject: hi\n\nFrom me\nhello\n"
 
 func TestDefaultMboxInSpool(t *testing.T) {
 	w := newWorld(t)
-	r := w.deliver("ann@example.org", "Bob@Test.Example", hello)
+	msg := w.queued(hello)
+	r := w.d.Deliver(context.Background(), msg, "ann@example.org", "Bob@Test.Example")
 	want(t, r, outcome.OK, "mbox "+w.spool+"/bob")
 	got := w.read(filepath.Join(w.spool, "bob"))
 	exp := "From ann@example.org Thu Nov  5 09:04:05 2026\nReturn-Path: <ann@example.org>\nDelivered-To: Bob@Test.Example\n" +
+		"X-Omail-Delivery: " + DeliveryID(msg, "Bob@Test.Example") + "/0\n" +
 		"Received: from x\nSubject: hi\n\n>From me\nhello\n\n"
 	if got != exp {
 		t.Fatalf("mbox %q, want %q", got, exp)
@@ -487,6 +497,8 @@ func TestRunChildByHand(t *testing.T) {
 	w.file(filepath.Join(w.spool, "kiosk7"), "")
 	msg := w.msg(hello)
 	env := home.Env{"OMAIL_HOME=" + w.home}
+	// A file that is not a queue file says nothing about which message
+	// it holds: every run delivers (once.go).
 	for _, args := range [][]string{
 		{"omail-deliver", "-local", "a@b", "kiosk7@test.example", msg},
 		{"-local", "a@b", "kiosk7@test.example", msg},

@@ -87,9 +87,13 @@ const ProgramOutput = 1000
 // program runs cmd with /bin/sh -c, the message on stdin, cwd the home.
 // Exit 0: delivered; 99: delivered, ignore the rest of the instructions;
 // 100: permanent failure; anything else, a signal included: temporary.
-func (x *delivery) program(cmdline string, ue *userEnv) (text string, stop bool, res *outcome.Result) {
+//
+// A program cannot be delivered to exactly once: a crash between its exit
+// and the queue's record runs it again. DELIVERY_ID in its environment,
+// the same at every attempt, lets it see a repeat.
+func (x *delivery) program(cmdline string, ue *userEnv, token string) (text string, stop bool, res *outcome.Result) {
 	cmd := exec.CommandContext(x.ctx, "/bin/sh", "-c", cmdline)
-	cmd.Env = x.programEnv(ue)
+	cmd.Env = append(x.programEnv(ue), "DELIVERY_ID="+token)
 	cmd.Dir = "/"
 	if ue != nil && ue.u.Home != "" {
 		cmd.Dir = ue.u.Home
@@ -98,8 +102,13 @@ func (x *delivery) program(cmdline string, ue *userEnv) (text string, stop bool,
 	out := &limited{max: ProgramOutput}
 	cmd.Stdout, cmd.Stderr = out, out
 	// The program and anything it starts are one process group, killed
-	// together when the delivery is cancelled.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// together when the delivery is cancelled. When this process dies
+	// (kill -9, a crash), the kernel kills the program (Pdeathsig): an
+	// orphan finishing a delivery behind the next attempt's back would
+	// make it twice. (The kernel ties Pdeathsig to the thread that
+	// forked; Go ends a thread only when a goroutine locked to it exits,
+	// which nothing in omail-deliver does.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()

@@ -32,11 +32,13 @@ import (
 // directory /, and on fd 3 its end of a SOCK_SEQPACKET socket pair. Every
 // packet is one message, its fields separated by NUL:
 //
-//	parent to child   D NUL ID NUL STEP NUL SENDER NUL RCPT NUL MSGPATH
+//	parent to child   D NUL ID NUL STEP NUL SENDER NUL RCPT NUL MSGPATH NUL DID NUL FRESH
 //	                  deliver: STEP is an OMAIL_LOCAL_STEP value; the
 //	                  message's open descriptor comes with the packet
 //	                  (SCM_RIGHTS), since the user cannot open the queue
-//	                  file; MSGPATH is for the texts only
+//	                  file; MSGPATH is for the texts only; DID is the
+//	                  delivery id (once.go), FRESH "1" on the message's
+//	                  first attempt, else "0"
 //	parent to child   C NUL ID
 //	                  cancel delivery ID (omail-deliver is stopping): a
 //	                  program it runs is killed; a report still follows
@@ -112,7 +114,12 @@ func (d *Deliverer) residentDeliver(ctx context.Context, exe string, uid, gid in
 	if err != nil {
 		return outcome.Tempf("4.3.0 local delivery child (uid %d): %v", uid, err)
 	}
-	req := strings.Join([]string{"D", strconv.FormatUint(id, 10), step, sender, rcpt, msgPath}, "\x00")
+	at, _ := ctx.Value(attemptKey{}).(attempt)
+	fresh := "0"
+	if at.fresh {
+		fresh = "1"
+	}
+	req := strings.Join([]string{"D", strconv.FormatUint(id, 10), step, sender, rcpt, msgPath, at.id, fresh}, "\x00")
 	if _, _, err := r.conn.WriteMsgUnix([]byte(req), unix.UnixRights(int(f.Fd())), nil); err != nil {
 		r.fail(fmt.Errorf("sending a delivery: %v", err))
 	}
@@ -170,7 +177,7 @@ func (rs *residents) start(key, exe string, uid, gid int, groups []int) (*reside
 		return nil, errors.New("socket pair is not a unix socket")
 	}
 	cmd := exec.Command(exe, "-local", "-resident")
-	cmd.Env = []string{"OMAIL_HOME=" + rs.d.Home, "PATH=" + rs.d.path()}
+	cmd.Env = append([]string{"OMAIL_HOME=" + rs.d.Home, "PATH=" + rs.d.path()}, rs.d.crashEnv...)
 	cmd.Dir = "/"
 	errs := &limited{max: ProgramOutput}
 	cmd.Stderr = errs
@@ -179,7 +186,11 @@ func (rs *residents) start(key, exe string, uid, gid int, groups []int) (*reside
 	for i, n := range groups {
 		g[i] = uint32(n)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}}
+	// Pdeathsig: a child never outlives omail-deliver. A delivery it
+	// finished after its parent died would be one the next attempt
+	// cannot see coming, and could make twice (docs/RELIABILITY.md). Go
+	// sets it after the ids, which would otherwise clear it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		conn.Close()
 		return nil, err
@@ -383,7 +394,7 @@ func serve(env home.Env, stderr io.Writer) int {
 			}
 			mu.Unlock()
 			continue
-		case len(f) == 6 && f[0] == "D" && msg != nil:
+		case len(f) == 8 && f[0] == "D" && msg != nil:
 		default:
 			if msg != nil {
 				msg.Close()
@@ -395,7 +406,7 @@ func serve(env home.Env, stderr io.Writer) int {
 			break
 		}
 		id, step, sender, rcpt := f[1], f[2], f[3], f[4]
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(withAttempt(context.Background(), f[6], f[7] == "1"))
 		mu.Lock()
 		cancels[id] = cancel
 		mu.Unlock()

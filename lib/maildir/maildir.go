@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -58,17 +59,15 @@ func UniqueName() string {
 // file's name in dir/new. The Maildir must exist; a missing tmp/ or new/
 // is an error (for the caller a temporary one, as in qmail).
 func Deliver(dir string, prefix []string, r io.Reader) (name string, err error) {
-	for _, p := range prefix {
-		if strings.ContainsAny(strings.TrimSuffix(p, "\n"), "\r\n") {
-			return "", fmt.Errorf("maildir: prefix line holds a line break: %q", p)
-		}
+	if err := checkPrefix(prefix); err != nil {
+		return "", err
 	}
 	var f *os.File
 	var tmp string
 	for attempt := 0; ; attempt++ {
 		name = UniqueName()
 		tmp = filepath.Join(dir, "tmp", name)
-		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		f, err = createTmp(tmp)
 		if err == nil {
 			break
 		}
@@ -78,6 +77,116 @@ func Deliver(dir string, prefix []string, r io.Reader) (name string, err error) 
 			return "", fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
+	already, err := write(dir, name, f, prefix, r, nil)
+	if err != nil {
+		return "", err
+	}
+	if already {
+		return "", fmt.Errorf("maildir %s: %s already in new/", dir, name)
+	}
+	return name, nil
+}
+
+// NameFor is the name of a message file that a delivery chooses before
+// writing it, the same at every attempt: SECONDS, then unique (which
+// must hold neither '/' nor ':' nor '.'), then this host, as UniqueName's
+// are. DeliverNamed writes it, and finds it again after a crash.
+func NameFor(seconds int64, unique string) string {
+	return strconv.FormatInt(seconds, 10) + "." + unique + "." + hostname
+}
+
+// DeliverNamed delivers like Deliver, under a name the caller chose
+// (NameFor) that no other message can have, so that a repeated delivery
+// can tell it was made before. With check, it first looks for the name
+// in new/ and cur/ (where a reader moves it, with ":2,FLAGS" appended)
+// and, finding it, writes nothing and reports already. A file in tmp/
+// under the name is what a crashed attempt left: written over. hook, if
+// not nil, is called at each step with the crash point's name
+// (lib/crashpoint).
+func DeliverNamed(dir, name string, check bool, prefix []string, r io.Reader, hook func(string)) (already bool, err error) {
+	if err := checkPrefix(prefix); err != nil {
+		return false, err
+	}
+	if strings.ContainsAny(name, "/:") || name == "" || name[0] == '.' {
+		return false, fmt.Errorf("maildir: bad name %q", name)
+	}
+	if check {
+		if found, err := Holds(dir, name); err != nil || found {
+			return found, err
+		}
+	}
+	tmp := filepath.Join(dir, "tmp", name)
+	f, err := createTmp(tmp)
+	if errors.Is(err, fs.ErrExist) {
+		// Only an attempt for this very delivery uses the name, and the
+		// queue lets one run at a time: this is a crashed one's.
+		if err = os.Remove(tmp); err == nil {
+			f, err = createTmp(tmp)
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("maildir %s: %w", dir, err)
+	}
+	return write(dir, name, f, prefix, r, hook)
+}
+
+// Holds reports whether the Maildir dir has a message file called name:
+// in new/, or in cur/ as the name itself or followed by ':' (flags).
+func Holds(dir, name string) (bool, error) {
+	if _, err := os.Lstat(filepath.Join(dir, "new", name)); err == nil {
+		return true, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("maildir %s: %w", dir, err)
+	}
+	cur, err := os.Open(filepath.Join(dir, "cur"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("maildir %s: %w", dir, err)
+	}
+	defer cur.Close()
+	for {
+		names, err := cur.Readdirnames(4096)
+		for _, n := range names {
+			if n == name || strings.HasPrefix(n, name) && n[len(name)] == ':' {
+				return true, nil
+			}
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("maildir %s: cur/: %w", dir, err)
+		}
+	}
+}
+
+func checkPrefix(prefix []string) error {
+	for _, p := range prefix {
+		if strings.ContainsAny(strings.TrimSuffix(p, "\n"), "\r\n") {
+			return fmt.Errorf("maildir: prefix line holds a line break: %q", p)
+		}
+	}
+	return nil
+}
+
+func createTmp(tmp string) (*os.File, error) {
+	return os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+}
+
+// write writes the message into f, the new file tmp/name of dir, and
+// moves it into new/: fsync, link (rename where links are not
+// supported), fsync new/, remove the tmp/ name. already is true when
+// new/ holds the name: a file gets there only whole and fsynced, so it is
+// this delivery, made before.
+func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook func(string)) (already bool, err error) {
+	at := func(point string) {
+		if hook != nil {
+			hook(point)
+		}
+	}
+	tmp := filepath.Join(dir, "tmp", name)
 	done := false
 	defer func() {
 		if !done {
@@ -85,43 +194,49 @@ func Deliver(dir string, prefix []string, r io.Reader) (name string, err error) 
 			os.Remove(tmp)
 		}
 	}()
+	at("maildir-created")
 	for _, p := range prefix {
 		if _, err := io.WriteString(f, strings.TrimSuffix(p, "\n")+"\n"); err != nil {
-			return "", fmt.Errorf("maildir %s: %w", dir, err)
+			return false, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
+	at("maildir-torn")
 	if _, err := io.Copy(f, r); err != nil {
-		return "", fmt.Errorf("maildir %s: %w", dir, err)
+		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
+	at("maildir-written")
 	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("maildir %s: fsync: %w", dir, err)
+		return false, fmt.Errorf("maildir %s: fsync: %w", dir, err)
 	}
+	at("maildir-synced")
 	if err := f.Close(); err != nil {
 		done = true
 		os.Remove(tmp)
-		return "", fmt.Errorf("maildir %s: %w", dir, err)
+		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	done = true
 	dst := filepath.Join(dir, "new", name)
 	if err := os.Link(tmp, dst); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			os.Remove(tmp)
-			return "", fmt.Errorf("maildir %s: %s already in new/", dir, name)
+			return true, nil
 		}
 		// File systems without hard links (some FUSE and network ones):
 		// rename is still atomic.
 		if rerr := os.Rename(tmp, dst); rerr != nil {
 			os.Remove(tmp)
-			return "", fmt.Errorf("maildir %s: link: %v; rename: %w", dir, err, rerr)
+			return false, fmt.Errorf("maildir %s: link: %v; rename: %w", dir, err, rerr)
 		}
 	}
+	at("maildir-linked")
 	if err := safefile.SyncDir(filepath.Join(dir, "new")); err != nil {
 		// The message may or may not survive a crash: do not claim it,
 		// and do not leave it for the reader either.
 		os.Remove(dst)
 		os.Remove(tmp)
-		return "", fmt.Errorf("maildir %s: fsync new/: %w", dir, err)
+		return false, fmt.Errorf("maildir %s: fsync new/: %w", dir, err)
 	}
+	at("maildir-dirsynced")
 	os.Remove(tmp)
-	return name, nil
+	return false, nil
 }

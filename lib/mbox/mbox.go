@@ -71,6 +71,12 @@ type Appender struct {
 	err     error   // first error; after it the appender only aborts
 	added   bool    // whether Add wrote anything (else Abort has nothing to undo)
 	done    bool
+
+	// Hook, when not nil, is called with a crash point's name at the
+	// steps of Add and Commit (lib/crashpoint): "mbox-torn" (the first
+	// lines of a message written to the file, its body not yet),
+	// "mbox-written" (everything written, not fsynced), "mbox-synced".
+	Hook func(point string)
 }
 
 // Open locks the mbox at path (creating it 0600 if missing, owned by the
@@ -103,27 +109,29 @@ func Open(path string) (*Appender, error) {
 		a.unlock()
 		return nil, err
 	}
-	a.oldLen = st.Size()
-	if a.oldLen > 0 {
-		n := int64(2)
-		if a.oldLen < 2 {
-			n = a.oldLen
-		}
-		if _, err := f.ReadAt(a.tail[2-n:], a.oldLen-n); err != nil {
-			a.unlock()
-			return nil, err
-		}
-		a.tailN = int(n)
-		if n == 1 {
-			a.tail[0] = 0
-		}
-	}
-	if _, err := f.Seek(a.oldLen, io.SeekStart); err != nil {
+	if err := a.settle(st.Size()); err != nil {
 		a.unlock()
 		return nil, err
 	}
-	a.w = bufio.NewWriterSize(&writeback{f: f, fd: int(f.Fd()), off: a.oldLen, started: a.oldLen}, 64<<10)
 	return a, nil
+}
+
+// settle makes length the file's length at Open: what Abort cuts back
+// to, and where Add writes next.
+func (a *Appender) settle(length int64) error {
+	a.oldLen, a.tailN, a.tail = length, 0, [2]byte{}
+	if length > 0 {
+		n := min(int64(2), length)
+		if _, err := a.f.ReadAt(a.tail[2-n:], length-n); err != nil {
+			return err
+		}
+		a.tailN = int(n)
+	}
+	if _, err := a.f.Seek(length, io.SeekStart); err != nil {
+		return err
+	}
+	a.w = bufio.NewWriterSize(&writeback{f: a.f, fd: int(a.f.Fd()), off: length, started: length}, 64<<10)
+	return nil
 }
 
 // Path returns the mailbox path.
@@ -174,15 +182,17 @@ func (a *Appender) tryDotlock() (bool, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		lf, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 		if err == nil {
-			// The pid helps a person find the holder; nothing reads it.
-			lf.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+			// The pid helps a person find the holder; with the host name
+			// it lets the next writer see that a crash left the lock
+			// (deadHolder).
+			lf.WriteString(strconv.Itoa(os.Getpid()) + " " + hostname() + "\n")
 			lf.Close()
 			a.dotlock = name
 			return true, nil
 		}
 		if errors.Is(err, fs.ErrExist) {
 			st, serr := os.Lstat(name)
-			if serr == nil && time.Since(st.ModTime()) > DotlockStale {
+			if serr == nil && (time.Since(st.ModTime()) > DotlockStale || deadHolder(name)) {
 				os.Remove(name)
 				continue
 			}
@@ -197,6 +207,33 @@ func (a *Appender) tryDotlock() (bool, error) {
 		return false, fmt.Errorf("mbox %s: dotlock: %w", a.path, err)
 	}
 	return false, nil
+}
+
+// deadHolder reports whether the dotlock name is one an omail on this
+// host made and its process is gone: it was killed holding the lock, and
+// waiting DotlockStale for it would hold up the delivery that repairs
+// what it left. Anything else (another program's dotlock, another
+// host's, a live or unknown process) is left to the age rule.
+func deadHolder(name string) bool {
+	b := make([]byte, 300)
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	n, _ := f.Read(b)
+	f.Close()
+	pidText, host, ok := strings.Cut(strings.TrimSuffix(string(b[:n]), "\n"), " ")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || pid <= 0 || host != hostname() {
+		return false
+	}
+	return unix.Kill(pid, 0) == unix.ESRCH
+}
+
+// hostname is this host's name, or "" when it has none.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 func (a *Appender) removeDotlock() {
@@ -262,6 +299,13 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 		a.write(strings.TrimSuffix(p, "\n"))
 		a.write("\n")
 	}
+	if a.Hook != nil && a.err == nil {
+		if err := a.w.Flush(); err != nil {
+			a.fail(err)
+		} else {
+			a.Hook("mbox-torn")
+		}
+	}
 	if a.err == nil {
 		q := quoter{w: a.w, start: true}
 		if a.buf == nil {
@@ -278,6 +322,12 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 	a.write("\n")
 	a.tail, a.tailN = [2]byte{'\n', '\n'}, 2
 	return a.err
+}
+
+func (a *Appender) at(point string) {
+	if a.Hook != nil {
+		a.Hook(point)
+	}
 }
 
 func (a *Appender) write(s string) {
@@ -334,9 +384,15 @@ func (a *Appender) Commit() error {
 	if a.err == nil {
 		if err := a.w.Flush(); err != nil {
 			a.fail(err)
-		} else if err := a.f.Sync(); err != nil {
-			a.fail(err)
+		} else {
+			a.at("mbox-written")
+			if err := a.f.Sync(); err != nil {
+				a.fail(err)
+			}
 		}
+	}
+	if a.err == nil {
+		a.at("mbox-synced")
 	}
 	if a.err != nil {
 		err := a.err

@@ -174,6 +174,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		m.logf("new msg %s from <%s> to %d recipient(s)", id, st.Sender, len(st.Rcpts))
 	}
 
+	ctx = firstAttempt(ctx, msgLen)
 	msgPath := m.Q.Path(queue.DirMess, id)
 	now := clock.Now(m.Now)
 	lifetime := m.cfg().queueLifetime
