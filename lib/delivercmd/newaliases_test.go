@@ -153,10 +153,10 @@ func TestNewu(t *testing.T) {
 
 	old, _ := os.ReadFile(filepath.Join(users, "assign.cdb"))
 	for in, wantErr := range map[string][]string{
-		"=a:a:1:1:/h:::\n":                              {`no "." line`},
-		"=a:a:x:1:/h:::\nbob:b:1:1:/h:::\n.\n":           {"line 1:", "bad uid", "line 2:", `starts with "=" or "+"`},
-		"=a:a:1:1:rel:::\n=b:b:1:1:/h\n.\n":              {"line 1:", "absolute", "line 2:", "want =b:user"},
-		"=a:a:1:1:/h:::\n=A:a:1:1:/h:::\n.\n":            {"line 2:", "first on line 1"},
+		"=a:a:1:1:/h:::\n":                                {`no "." line`},
+		"=a:a:x:1:/h:::\nbob:b:1:1:/h:::\n.\n":            {"line 1:", "bad uid", "line 2:", `starts with "=" or "+"`},
+		"=a:a:1:1:rel:::\n=b:b:1:1:/h\n.\n":               {"line 1:", "absolute", "line 2:", "want =b:user"},
+		"=a:a:1:1:/h:::\n=A:a:1:1:/h:::\n.\n":             {"line 2:", "first on line 1"},
 		"=a::1:1:/h:::\n=:a:1:1:/h:::\n+p:a:1:-1:/h::\n.": {"line 1:", "no user name", "line 2:", "empty local part", "line 3:", "bad gid"},
 	} {
 		os.WriteFile(filepath.Join(users, "assign"), []byte(in), 0o644)
