@@ -64,13 +64,9 @@ func lookupRaw(ctl *control.Dir, name string) ([]Target, bool, error) {
 	defer f.Close()
 	a, err := Parse(f)
 	if err != nil {
-		return nil, false, fmt.Errorf("%s: %v", File, err)
+		return nil, false, err
 	}
-	t, ok, err := a.Find(name)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %v", File, err)
-	}
-	return t, ok, nil
+	return a.Find(name)
 }
 
 // expand replaces :include: targets, one level deep. An included file
