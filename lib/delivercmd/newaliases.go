@@ -205,7 +205,7 @@ func assignLine(l string, first map[string]int, n int) error {
 	}
 	f := strings.Split(v, ":")
 	if len(f) < 6 || len(f) > 7 || len(f) == 7 && f[6] != "" {
-		return fmt.Errorf("%q: want %s:user:uid:gid:home:dash:ext:", l, k)
+		return fmt.Errorf("%q: want %s:user:uid:gid:home:dash:ext: (six fields after the key)", l, k)
 	}
 	uid, err1 := strconv.Atoi(f[1])
 	gid, err2 := strconv.Atoi(f[2])
