@@ -31,27 +31,7 @@ func runNewaliases(args []string, h string, stdout, stderr io.Writer) int {
 		return qexit.Usage
 	}
 	ctl := control.New(h)
-	src := ctl.File(aliases.File)
-	f, err := os.Open(src)
-	if err != nil {
-		fmt.Fprintf(stderr, "newaliases: %v\n", err)
-		if errors.Is(err, fs.ErrNotExist) {
-			return qexit.Perm
-		}
-		return qexit.Temp
-	}
-	defer f.Close()
-	var n int
-	err = writeCDB(ctl.File(aliases.CDB), func(put func(k, v string) error) error {
-		var err error
-		n, err = aliases.Compile(f, put)
-		return err
-	})
-	if err != nil {
-		return cdbFailed("newaliases", src, aliases.CDB, err, stderr)
-	}
-	fmt.Fprintf(stdout, "newaliases: %s: %d aliases\n", ctl.File(aliases.CDB), n)
-	return qexit.OK
+	return compileCDB("newaliases", ctl.File(aliases.File), ctl.File(aliases.CDB), "aliases", aliases.Compile, stdout, stderr)
 }
 
 // runNewu is omail-deliver -newu, as qmail-newu: users/assign compiled
@@ -63,10 +43,16 @@ func runNewu(args []string, h string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "omail-deliver: usage: omail-deliver -newu")
 		return qexit.Usage
 	}
-	src := filepath.Join(h, local.AssignFile)
+	return compileCDB("omail-deliver -newu", filepath.Join(h, local.AssignFile), filepath.Join(h, local.AssignCDB), "entries", compileAssign, stdout, stderr)
+}
+
+// compileCDB builds dst from src with compile, or says why not: a bad
+// line or a missing src is the administrator's to fix (100), anything
+// else may pass (111). Either way a failure leaves dst as it was.
+func compileCDB(who, src, dst, what string, compile func(io.Reader, func(k, v string) error) (int, error), stdout, stderr io.Writer) int {
 	f, err := os.Open(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "omail-deliver -newu: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", who, err)
 		if errors.Is(err, fs.ErrNotExist) {
 			return qexit.Perm
 		}
@@ -74,15 +60,15 @@ func runNewu(args []string, h string, stdout, stderr io.Writer) int {
 	}
 	defer f.Close()
 	var n int
-	err = writeCDB(filepath.Join(h, local.AssignCDB), func(put func(k, v string) error) error {
+	err = writeCDB(dst, func(put func(k, v string) error) error {
 		var err error
-		n, err = compileAssign(f, put)
+		n, err = compile(f, put)
 		return err
 	})
 	if err != nil {
-		return cdbFailed("omail-deliver -newu", src, local.AssignCDB, err, stderr)
+		return cdbFailed(who, src, filepath.Base(dst), err, stderr)
 	}
-	fmt.Fprintf(stdout, "omail-deliver -newu: %s: %d entries\n", filepath.Join(h, local.AssignCDB), n)
+	fmt.Fprintf(stdout, "%s: %s: %d %s\n", who, dst, n, what)
 	return qexit.OK
 }
 
