@@ -56,6 +56,8 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-flush"}, stdin, stdout, stderr)
 	case ModeSMTP:
 		return runProgram(env, env.ProgramPath("omail-smtpd"), nil, stdin, stdout, stderr)
+	case ModeAliases: // sendmail -bi, what package scripts run
+		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-newaliases"}, stdin, stdout, stderr)
 	}
 
 	ctl := control.New(h)
