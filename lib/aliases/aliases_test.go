@@ -154,6 +154,23 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Compile takes a file exactly when Parse found nothing bad in
+		// it, and gives the same entries.
+		compiled := map[string][]Target{}
+		_, cerr := Compile(strings.NewReader(in), func(name, entry string) error {
+			_, ts, err := ParseEntry(entry)
+			if err != nil {
+				t.Fatalf("compiled entry %q does not parse: %v", entry, err)
+			}
+			compiled[name] = ts
+			return nil
+		})
+		if clean := len(a.bad) == 0 && a.unsure == nil; clean != (cerr == nil) {
+			t.Fatalf("Parse clean %v, Compile error %v", clean, cerr)
+		}
+		if cerr == nil && !reflect.DeepEqual(compiled, a.m) {
+			t.Fatalf("Compile %+v, Parse %+v", compiled, a.m)
+		}
 		for name, ts := range a.m {
 			if name != LowerASCII(name) || name == "" {
 				t.Fatalf("name %q", name)
