@@ -104,6 +104,9 @@ keep_or_put() {
 # ours LINK: LINK is a symbolic link to our omail-inject.
 ours() { [ -L "$1" ] && case $(readlink "$1") in *omail-inject) true ;; *) false ;; esac; }
 
+# ours_newaliases: bindir's newaliases is our link to omail-deliver.
+ours_newaliases() { [ -L "$D$bindir/newaliases" ] && [ "$(readlink "$D$bindir/newaliases")" = omail-deliver ]; }
+
 # link TARGET NAME: NAME becomes a symbolic link to TARGET by a rename, so
 # that cron never finds no sendmail at all while it is replaced.
 link() {
@@ -162,6 +165,13 @@ programs() {
   done
   link ../bin/omail-inject "$D$sbindir/sendmail"
   link omail-inject "$D$bindir/mailq"
+  # newaliases, as sendmail's and Postfix's: omail-deliver run by that
+  # name rebuilds control/aliases.cdb. Another mailer's is left alone.
+  if { [ -e "$D$bindir/newaliases" ] || [ -L "$D$bindir/newaliases" ]; } && ! ours_newaliases; then
+    say "keeping $D$bindir/newaliases, another mailer's: omail-deliver -newaliases does its work"
+  else
+    link omail-deliver "$D$bindir/newaliases"
+  fi
   if [ -n "$SENDMAIL" ]; then
     install -d -m 755 "$(dirname "$(sendmail_link)")"
     link "$bindir/omail-inject" "$(sendmail_link)"
@@ -316,6 +326,7 @@ do_uninstall() {
   for l in "$D$sbindir/sendmail" "$D$bindir/mailq" $(sendmail_link); do
     if ours "$l"; then rm -f "$l"; fi
   done
+  if ours_newaliases; then rm -f "$D$bindir/newaliases"; fi
   for u in $UNITS; do rm -f "$D$unitdir/$u"; done
   rm -rf "$D$docdir"
   say "removed the programs, links, units and docs from $D$PREFIX"

@@ -24,8 +24,14 @@
 //	address      anything else: forwarded (re-queued), so it may be
 //	             another alias
 //
-// :include: lists are not supported and are reported as an error. A name
-// defined twice is an error too: which one was meant is not ours to guess.
+//	:include:/path  the addresses (and other targets) listed in the file
+//	             /path, read at each delivery (include.go)
+//
+// A name defined twice is an error: which one was meant is not ours to
+// guess. Parse keeps going after a bad entry: the good entries work, a
+// bad one's name defers (Find), and a bad line whose name cannot be read
+// defers every name that is not defined by a good entry, since it might
+// have been any of them. Compile, for the cdb, is strict instead.
 package aliases
 
 import (
@@ -45,10 +51,11 @@ const (
 	Mbox
 	Maildir
 	User
+	Include // :include:/path; Find and LookupIn replace it by the file's targets
 )
 
 func (k Kind) String() string {
-	return [...]string{"?", "program", "forward", "mbox", "maildir", "user"}[min(int(k), 5)]
+	return [...]string{"?", "program", "forward", "mbox", "maildir", "user", "include"}[min(int(k), 6)]
 }
 
 // Target is one element of an alias's list.
@@ -59,51 +66,47 @@ type Target struct {
 
 // Aliases is a parsed aliases file.
 type Aliases struct {
-	m map[string][]Target
+	m      map[string][]Target
+	bad    map[string]error // names whose entry is bad or defined twice
+	unsure error            // a bad line whose name cannot be read
 }
 
 // MaxSize bounds the file.
 const MaxSize = 16 << 20
 
-// Parse reads an aliases file. Errors name the line.
-func Parse(r io.Reader) (*Aliases, error) {
-	a := &Aliases{m: map[string][]Target{}}
+// scan reads the logical entries of an aliases file: a line that does
+// not start with white space, joined by one space with the continuation
+// lines after it (comment lines skipped). start is the entry's first
+// line; text is "" and err set for a continuation line with nothing to
+// continue. The error returned is the file's (size, reading), after
+// which nothing can be trusted.
+func scan(r io.Reader, fn func(start int, text string, err error)) error {
 	br := bufio.NewReader(io.LimitReader(r, MaxSize+1))
 	var entry strings.Builder
 	start, size := 0, 0
-	flush := func() error {
-		if entry.Len() == 0 {
-			return nil
+	flush := func() {
+		if entry.Len() > 0 {
+			fn(start, entry.String(), nil)
+			entry.Reset()
 		}
-		defer entry.Reset()
-		name, targets, err := ParseEntry(entry.String())
-		if err != nil {
-			return fmt.Errorf("line %d: %w", start, err)
-		}
-		if _, dup := a.m[name]; dup {
-			return fmt.Errorf("line %d: %q defined again", start, name)
-		}
-		a.m[name] = targets
-		return nil
 	}
 	for n := 1; ; n++ {
 		line, err := br.ReadString('\n')
 		size += len(line)
 		if size > MaxSize {
-			return nil, fmt.Errorf("aliases larger than %d bytes", MaxSize)
+			return fmt.Errorf("aliases larger than %d bytes", MaxSize)
 		}
 		line = strings.TrimRight(line, "\r\n")
 		switch {
 		case strings.TrimSpace(line) == "" || strings.TrimSpace(line)[0] == '#':
 		case line[0] == ' ' || line[0] == '\t':
 			if entry.Len() == 0 {
-				return nil, fmt.Errorf("line %d: continuation line with nothing to continue", n)
+				fn(n, "", errors.New("continuation line with nothing to continue"))
+				break
 			}
 			entry.WriteString(" " + strings.TrimSpace(line))
 		default:
-			if ferr := flush(); ferr != nil {
-				return nil, ferr
-			}
+			flush()
 			start = n
 			entry.WriteString(line)
 		}
@@ -111,16 +114,130 @@ func Parse(r io.Reader) (*Aliases, error) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := flush(); err != nil {
+	flush()
+	return nil
+}
+
+// Parse reads an aliases file, keeping the good entries and remembering
+// the bad ones (Find). The error is for the file as a whole: too large,
+// or unreadable.
+func Parse(r io.Reader) (*Aliases, error) {
+	a := &Aliases{m: map[string][]Target{}, bad: map[string]error{}}
+	first := map[string]int{}
+	err := scan(r, func(n int, text string, err error) {
+		name, targets := "", []Target(nil)
+		if err == nil {
+			name, targets, err = ParseEntry(text)
+		}
+		if err != nil {
+			name = entryName(text)
+			if name == "" {
+				if a.unsure == nil {
+					a.unsure = fmt.Errorf("line %d: %w", n, err)
+				}
+				return
+			}
+			if _, dup := a.bad[name]; !dup {
+				a.bad[name] = fmt.Errorf("line %d: %w", n, err)
+			}
+			delete(a.m, name)
+			return
+		}
+		if l, dup := first[name]; dup {
+			a.bad[name] = fmt.Errorf("line %d: %q defined again (first on line %d)", n, name, l)
+			delete(a.m, name)
+			return
+		}
+		first[name] = n
+		if _, bad := a.bad[name]; !bad {
+			a.m[name] = targets
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// Lookup returns the targets of name, compared without case.
+// Compile reads an aliases file strictly, for aliases.cdb: every bad
+// line is an error naming its line (all of them, not just the first),
+// and put is called for each entry with its lower-case name and the
+// entry's text, which ParseEntry reads back. On an error the caller must
+// throw away whatever put wrote.
+func Compile(r io.Reader, put func(name, entry string) error) (int, error) {
+	var errs []error
+	first := map[string]int{}
+	err := scan(r, func(n int, text string, err error) {
+		name := ""
+		if err == nil {
+			name, _, err = ParseEntry(text)
+		}
+		if err == nil {
+			if l, dup := first[name]; dup {
+				err = fmt.Errorf("%q defined again (first on line %d)", name, l)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
+			return
+		}
+		first[name] = n
+		if len(errs) == 0 {
+			if err := put(name, text); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(errs) > 0 {
+		return 0, errors.Join(errs...)
+	}
+	return len(first), nil
+}
+
+// entryName is the name of an entry that did not parse, when it can be
+// read: the text before the first ':', unquoted, one word. "" when not.
+func entryName(text string) string {
+	before, _, ok := strings.Cut(text, ":")
+	if !ok {
+		return ""
+	}
+	name := LowerASCII(strings.TrimSpace(strings.Trim(strings.TrimSpace(before), `"`)))
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' }) {
+		return ""
+	}
+	return name
+}
+
+// Find returns the targets of name, compared without case, as written
+// (an Include target is not expanded: LookupIn does that). err is set
+// when the answer cannot be trusted: name's own entry is bad or defined
+// twice, or name is not defined by a good entry and some bad line's name
+// cannot be read. The caller defers such a recipient.
+func (a *Aliases) Find(name string) ([]Target, bool, error) {
+	if a == nil {
+		return nil, false, nil
+	}
+	name = LowerASCII(name)
+	if err := a.bad[name]; err != nil {
+		return nil, false, err
+	}
+	if t, ok := a.m[name]; ok {
+		return t, true, nil
+	}
+	if a.unsure != nil {
+		return nil, false, fmt.Errorf("cannot tell whether %s is an alias: %w", name, a.unsure)
+	}
+	return nil, false, nil
+}
+
+// Lookup returns the targets of name, compared without case, from the
+// good entries only (Find also says what cannot be decided).
 func (a *Aliases) Lookup(name string) ([]Target, bool) {
 	if a == nil {
 		return nil, false
@@ -174,7 +291,11 @@ func target(it string) (Target, error) {
 		}
 		return Target{Program, it[1:]}, nil
 	case strings.HasPrefix(strings.ToLower(it), ":include:"):
-		return Target{}, errors.New(":include: is not supported")
+		p := strings.TrimSpace(it[len(":include:"):])
+		if !strings.HasPrefix(p, "/") {
+			return Target{}, fmt.Errorf("%q: an :include: file is an absolute path", it)
+		}
+		return Target{Include, p}, nil
 	case strings.HasPrefix(it, "/"):
 		if strings.HasSuffix(it, "/") {
 			return Target{Maildir, it}, nil
@@ -194,12 +315,15 @@ func target(it string) (Target, error) {
 }
 
 // split cuts an entry at the first unquoted ':' (when name is true) and
-// then at unquoted commas, removing quotes and surrounding white space.
+// then (or from the start) at unquoted commas, removing quotes and surrounding white space.
 func split(s string, name bool) ([]string, error) {
 	var out []string
 	var cur strings.Builder
 	inq := false
 	want := byte(':')
+	if !name {
+		want = ','
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {

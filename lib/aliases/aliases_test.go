@@ -49,13 +49,90 @@ func TestParseAndLookup(t *testing.T) {
 	}
 }
 
+// Each bad input: Compile refuses it naming the line, and Parse defers
+// the name "a" rather than guess.
 func TestParseErrors(t *testing.T) {
 	for _, in := range []string{
-		"nocolon\n", " x: y\n", "a: \"b\n", "a:\n", "a: b\na: c\n", "a: :include:/etc/list\n",
+		"nocolon\n", " x: y\n", "a: \"b\n", "a:\n", "a: b\na: c\n", "a: :include:etc/list\n",
 		"a: |\n", "a: \\\n", "a: b c\n", "a b: c\n", "a: <b@c>\n", ": b\n", "a: \"x\x01\"\n",
 	} {
-		if _, err := Parse(strings.NewReader(in)); err == nil {
-			t.Errorf("%q: no error", in)
+		put := 0
+		if _, err := Compile(strings.NewReader(in), func(string, string) error { put++; return nil }); err == nil || !strings.Contains(err.Error(), "line ") {
+			t.Errorf("%q: Compile: %v", in, err)
+		}
+		a, err := Parse(strings.NewReader(in))
+		if err != nil {
+			t.Errorf("%q: Parse: %v", in, err)
+			continue
+		}
+		if got, ok, err := a.Find("a"); err == nil {
+			t.Errorf("%q: Find(a) = %+v %v, no error", in, got, ok)
+		}
+	}
+}
+
+// One bad line defers only what it may decide: a bad entry with a name
+// defers that name; the good entries work; a bad line without a
+// readable name defers the names no good entry defines.
+func TestBadLineDefersOnlyItsName(t *testing.T) {
+	a, err := Parse(strings.NewReader("good: bob\nbroken: <x@y>\nother: ann\ndup: a\ndup: b\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := a.Find("Good"); err != nil || !ok || !reflect.DeepEqual(got, []Target{{Forward, "bob"}}) {
+		t.Errorf("good: %+v %v %v", got, ok, err)
+	}
+	if _, _, err := a.Find("other"); err != nil {
+		t.Errorf("other: %v", err)
+	}
+	if _, ok, err := a.Find("broken"); ok || err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("broken: %v %v", ok, err)
+	}
+	if _, ok, err := a.Find("dup"); ok || err == nil || !strings.Contains(err.Error(), "first on line 4") {
+		t.Errorf("dup: %v %v", ok, err)
+	}
+	if _, ok, err := a.Find("nobody"); ok || err != nil {
+		t.Errorf("nobody: %v %v", ok, err)
+	}
+
+	a, err = Parse(strings.NewReader("good: bob\nthis line has no colon\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Find("good"); !ok || err != nil {
+		t.Errorf("good beside an unreadable line: %v %v", ok, err)
+	}
+	if _, ok, err := a.Find("nobody"); ok || err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("nobody beside an unreadable line: %v %v", ok, err)
+	}
+}
+
+// Compile gives every entry, as ParseEntry reads it back, and names
+// every bad line, not only the first.
+func TestCompile(t *testing.T) {
+	want, err := Parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	n, err := Compile(strings.NewReader(sample), func(name, entry string) error {
+		got[name] = entry
+		return nil
+	})
+	if err != nil || n != want.Len() || len(got) != n {
+		t.Fatalf("%d entries, %v; want %d", n, err, want.Len())
+	}
+	for name, entry := range got {
+		k, ts, err := ParseEntry(entry)
+		w, _ := want.Lookup(name)
+		if err != nil || k != name || !reflect.DeepEqual(ts, w) {
+			t.Errorf("%s: %q reads back as %q %+v %v", name, entry, k, ts, err)
+		}
+	}
+	_, err = Compile(strings.NewReader("a: b\nx y\nc: <d>\ne: f\na: g\n"), func(string, string) error { return nil })
+	for _, l := range []string{"line 2", "line 3", "line 5"} {
+		if err == nil || !strings.Contains(err.Error(), l) {
+			t.Errorf("errors %v lack %s", err, l)
 		}
 	}
 }
@@ -76,6 +153,23 @@ func FuzzParse(f *testing.F) {
 		a, err := Parse(strings.NewReader(in))
 		if err != nil {
 			return
+		}
+		// Compile takes a file exactly when Parse found nothing bad in
+		// it, and gives the same entries.
+		compiled := map[string][]Target{}
+		_, cerr := Compile(strings.NewReader(in), func(name, entry string) error {
+			_, ts, err := ParseEntry(entry)
+			if err != nil {
+				t.Fatalf("compiled entry %q does not parse: %v", entry, err)
+			}
+			compiled[name] = ts
+			return nil
+		})
+		if clean := len(a.bad) == 0 && a.unsure == nil; clean != (cerr == nil) {
+			t.Fatalf("Parse clean %v, Compile error %v", clean, cerr)
+		}
+		if cerr == nil && !reflect.DeepEqual(compiled, a.m) {
+			t.Fatalf("Compile %+v, Parse %+v", compiled, a.m)
 		}
 		for name, ts := range a.m {
 			if name != LowerASCII(name) || name == "" {

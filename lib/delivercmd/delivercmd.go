@@ -20,6 +20,10 @@
 //	omail-deliver -dkimkeygen [-ed25519 | -rsa] DOMAIN SELECTOR
 //	                       write a DKIM key under control/dkim/ and print
 //	                       its TXT record (dkimkeygen.go).
+//	omail-deliver -newaliases (or run as newaliases)
+//	                       compile control/aliases into aliases.cdb.
+//	omail-deliver -newu    compile users/assign into users/assign.cdb
+//	                       (newaliases.go).
 package delivercmd
 
 import (
@@ -28,6 +32,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"omail/lib/control"
@@ -45,7 +50,15 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		mode = args[1]
 	}
 	h := env.Dir()
+	if len(args) > 0 && filepath.Base(args[0]) == "newaliases" {
+		// As sendmail's: a link named newaliases rebuilds the aliases.
+		return runNewaliases(args[1:], h, stdout, stderr)
+	}
 	switch mode {
+	case "-newaliases":
+		return runNewaliases(args[2:], h, stdout, stderr)
+	case "-newu":
+		return runNewu(args[2:], h, stdout, stderr)
 	case "-init":
 		if err := queue.New(h).Init(); err != nil {
 			fmt.Fprintf(stderr, "omail-deliver: cannot create the queue: %v\n", err)
@@ -62,7 +75,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return runAdmin(adminModes[mode], args[2:], h, stderr)
 	case "", "-flush":
 	default:
-		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init | -hold | -release | -delete | -retry ID... | -all | -from ADDR | -to ADDR | -dkimkeygen [-ed25519 | -rsa] DOMAIN SELECTOR]\n")
+		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init | -hold | -release | -delete | -retry ID... | -all | -from ADDR | -to ADDR | -dkimkeygen [-ed25519 | -rsa] DOMAIN SELECTOR | -newaliases | -newu]\n")
 		return qexit.Usage
 	}
 

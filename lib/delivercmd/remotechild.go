@@ -125,6 +125,9 @@ func remoteViaChild(env home.Env, exe string, uid, gid uint32, limiter *remote.L
 			}
 			return out
 		}
+		if dest.Wait != "" { // a 4.3.5 text: no back-off (localTrouble)
+			return all(dest.Wait)
+		}
 		if until, ok := backoff.Until(dest.Key()); ok {
 			return all(fmt.Sprintf("4.4.1 %s failed recently; not before %s", dest, until.UTC().Format("2006-01-02T15:04:05Z")))
 		}

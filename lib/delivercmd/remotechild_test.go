@@ -1,10 +1,13 @@
 package delivercmd
 
 import (
+	"context"
+	"io"
 	"reflect"
 	"testing"
 
 	"omail/lib/outcome"
+	"omail/lib/remote"
 	"omail/lib/route"
 )
 
@@ -69,5 +72,20 @@ func TestLocalTrouble(t *testing.T) {
 		if got := localTrouble(c.res); got != c.want {
 			t.Errorf("localTrouble(%v) = %v, want %v", c.res, got, c.want)
 		}
+	}
+}
+
+// A root omail-deliver starts no child for a destination that must wait
+// (smtpauth unusable) and puts it in no back-off.
+func TestRemoteViaChildWait(t *testing.T) {
+	b := &remote.Backoff{}
+	f := remoteViaChild(nil, "/nonexistent/omail-deliver", 65534, 65534, &remote.Limiter{Total: 1, PerHost: 1}, b, io.Discard)
+	d := route.Dest{Domain: "x.test", Relay: "smart.example", Port: 25, Wait: "4.3.5 control file smtpauth: readable by others"}
+	res := f(context.Background(), d, "/nonexistent/msg", "s@x", []string{"a@x.test", "b@x.test"})
+	if len(res) != 2 || res[0].Status != outcome.Temp || res[0].Text != d.Wait || res[1].Text != d.Wait {
+		t.Fatalf("%+v", res)
+	}
+	if _, ok := b.Until(d.Key()); ok {
+		t.Error("back-off for our own trouble")
 	}
 }

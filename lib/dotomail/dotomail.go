@@ -13,6 +13,13 @@
 // every other line trailing white space and a CR are removed. Any other
 // first character is an error, reported with the line number: we will
 // not guess what a person meant by a line we do not understand.
+//
+// As qmail's dot-qmail: an empty file (0 bytes, or only blank lines)
+// holds no instructions, and the caller delivers the default way; a
+// file with comment lines and no instruction discards the message
+// (Parse returns a single Discard instruction), the way a user says
+// "throw this away" ("# spam" in .omail-spam). Blank lines alone do
+// not discard: an `echo > .omail` by mistake must not lose mail.
 package dotomail
 
 import (
@@ -30,6 +37,7 @@ const (
 	Forward
 	Mbox
 	Maildir
+	Discard // a file of comments only: deliver nowhere, successfully
 )
 
 func (k Kind) String() string {
@@ -42,6 +50,8 @@ func (k Kind) String() string {
 		return "mbox"
 	case Maildir:
 		return "maildir"
+	case Discard:
+		return "discard"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -98,11 +108,13 @@ func forward(addr string, n int) (Instruction, bool, error) {
 	return Instruction{Forward, addr, n}, true, nil
 }
 
-// Parse reads a whole .omail file.
+// Parse reads a whole .omail file. It returns no instruction for an
+// empty file (the default delivery) and one Discard for a file of
+// comments only.
 func Parse(r io.Reader) ([]Instruction, error) {
 	br := bufio.NewReader(io.LimitReader(r, MaxSize+1))
 	var out []Instruction
-	var size int
+	var size, comment int
 	for n := 1; ; n++ {
 		line, err := br.ReadString('\n')
 		size += len(line)
@@ -116,9 +128,14 @@ func Parse(r io.Reader) ([]Instruction, error) {
 			}
 			if ok {
 				out = append(out, ins)
+			} else if comment == 0 && strings.HasPrefix(line, "#") {
+				comment = n
 			}
 		}
 		if err == io.EOF {
+			if len(out) == 0 && comment > 0 {
+				return []Instruction{{Discard, "", comment}}, nil
+			}
 			return out, nil
 		}
 		if err != nil {

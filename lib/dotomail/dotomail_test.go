@@ -34,10 +34,25 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestParseEmpty(t *testing.T) {
-	got, err := Parse(strings.NewReader("# nothing\n\n"))
-	if err != nil || len(got) != 0 {
-		t.Fatalf("%v %v", got, err)
+// As qmail: an empty file means the default delivery (no instruction),
+// a file of comments only discards the message, and blank lines alone
+// are an empty file, never a discard.
+func TestParseEmptyAndCommentsOnly(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []Instruction
+	}{
+		{"", nil},
+		{"\n", nil},
+		{" \n\t\r\n\n", nil},
+		{"# nothing\n\n", []Instruction{{Discard, "", 1}}},
+		{"\n#spam goes nowhere", []Instruction{{Discard, "", 2}}},
+		{"#\n./Maildir/\n", []Instruction{{Maildir, "./Maildir/", 2}}},
+	} {
+		got, err := Parse(strings.NewReader(c.in))
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q: got %+v, %v; want %+v", c.in, got, err, c.want)
+		}
 	}
 }
 
@@ -70,6 +85,10 @@ func FuzzParse(f *testing.F) {
 				if (i.Value[0] != '.' && i.Value[0] != '/') || strings.ContainsAny(i.Value, "\r\n") ||
 					(i.Kind == Maildir) != strings.HasSuffix(i.Value, "/") {
 					t.Fatalf("path %q kind %v", i.Value, i.Kind)
+				}
+			case Discard:
+				if len(ins) != 1 || i.Value != "" {
+					t.Fatalf("discard among %+v", ins)
 				}
 			default:
 				t.Fatalf("kind %v", i.Kind)

@@ -10,10 +10,11 @@ import (
 type Mode int
 
 const (
-	ModeSend  Mode = iota // read a message and queue it (sendmail -bm)
-	ModeList              // -bp, mailq
-	ModeFlush             // -q
-	ModeSMTP              // -bs
+	ModeSend    Mode = iota // read a message and queue it (sendmail -bm)
+	ModeList                // -bp, mailq
+	ModeFlush               // -q
+	ModeSMTP                // -bs
+	ModeAliases             // -bi: rebuild the aliases cdb (omail-deliver -newaliases)
 )
 
 // Options is a parsed command line.
@@ -113,6 +114,8 @@ func ParseArgs(args []string) (*Options, error) {
 				o.Mode = ModeList
 			case "s":
 				o.Mode = ModeSMTP
+			case "i":
+				o.Mode = ModeAliases
 			default:
 				return nil, usage{fmt.Sprintf("mode -b%s is not supported", rest)}
 			}

@@ -56,6 +56,8 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-flush"}, stdin, stdout, stderr)
 	case ModeSMTP:
 		return runProgram(env, env.ProgramPath("omail-smtpd"), nil, stdin, stdout, stderr)
+	case ModeAliases: // sendmail -bi, what package scripts run
+		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-newaliases"}, stdin, stdout, stderr)
 	}
 
 	ctl := control.New(h)
@@ -155,15 +157,8 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 	if o.FullName != "" {
 		name = o.FullName
 	}
-	fx := FixHeader(fields, HeaderParams{
-		UseHeaders: o.UseHeaders,
-		From:       c.user + "@" + c.host,
-		FullName:   name,
-		Date:       Now(),
-		MessageID:  messageID(c.defaultHost),
-	})
-
-	e := &envelope.Envelope{}
+	e := &envelope.Envelope{Sender: c.user + "@" + c.host}
+	from := e.Sender
 	if o.Sender != nil {
 		e.Sender = strings.TrimSpace(*o.Sender)
 		if e.Sender == "<>" {
@@ -171,9 +166,20 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 		}
 		e.Sender = strings.TrimSuffix(strings.TrimPrefix(e.Sender, "<"), ">")
 		e.Sender = addr.Qualify(e.Sender, c.defaultHost)
-	} else {
-		e.Sender = c.user + "@" + c.host
+		// As Postfix: "sendmail -f addr" names the author of a message
+		// that names none. The null sender (a bounce) is nobody's
+		// address, so the login name stays in From: then.
+		if e.Sender != "" {
+			from = e.Sender
+		}
 	}
+	fx := FixHeader(fields, HeaderParams{
+		UseHeaders: o.UseHeaders,
+		From:       from,
+		FullName:   name,
+		Date:       Now(),
+		MessageID:  messageID(c.defaultHost),
+	})
 	rcpts := append([]string(nil), fx.Rcpts...)
 	for _, a := range o.Rcpts {
 		rcpts = append(rcpts, addr.ParseList(a)...)

@@ -25,6 +25,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"sendmail", "-q"}, Options{Mode: ModeFlush}},
 		{[]string{"sendmail", "-q30m"}, Options{Mode: ModeFlush}},
 		{[]string{"sendmail", "-bs"}, Options{Mode: ModeSMTP}},
+		{[]string{"sendmail", "-bi"}, Options{Mode: ModeAliases}},
 		{[]string{"sendmail", "-r", "", "a"}, Options{Sender: s(""), Rcpts: []string{"a"}}},
 	} {
 		got, err := ParseArgs(c.args)

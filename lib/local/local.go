@@ -270,38 +270,10 @@ const (
 	AliasesCDB  = "aliases.cdb"
 )
 
-// lookupAlias finds the alias of a lower-case name.
+// lookupAlias finds the alias of a lower-case name (lib/aliases: the cdb
+// or the file, :include: expanded, bad entries deferred by name).
 func (d *Deliverer) lookupAlias(name string) ([]aliases.Target, bool, error) {
-	db, err := d.Ctl.OpenCDB(AliasesCDB)
-	if err != nil {
-		return nil, false, err
-	}
-	if db != nil {
-		defer db.Close()
-		entry, ok, err := db.Get(name)
-		if err != nil || !ok {
-			return nil, false, err
-		}
-		_, t, err := aliases.ParseEntry(entry)
-		if err != nil {
-			return nil, false, fmt.Errorf("%s: %s: %v", AliasesCDB, name, err)
-		}
-		return t, true, nil
-	}
-	f, err := os.Open(d.Ctl.File(AliasesFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer f.Close()
-	a, err := aliases.Parse(f)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %v", AliasesFile, err)
-	}
-	t, ok := a.Lookup(name)
-	return t, ok, nil
+	return aliases.LookupIn(d.Ctl, name)
 }
 
 // aliasOwner returns the owner of the aliases file: alias program and
@@ -638,6 +610,8 @@ func (x *delivery) do(i int, in dotomail.Instruction, ue *userEnv) (text string,
 		return "maildir " + path, false, nil
 	case dotomail.Program:
 		return x.program(in.Value, ue, x.at.token(i))
+	case dotomail.Discard: // a .omail of comments only, as qmail
+		return "discarded: instruction file holds only comments", false, nil
 	}
 	r := outcome.Tempf("4.3.5 unknown instruction %v", in.Kind)
 	return "", false, &r

@@ -279,14 +279,18 @@ func TestDefaultDeliveryMaildir(t *testing.T) {
 	w.control("defaultdelivery", "./Maildir/")
 	w.maildir(filepath.Join(w.bobHome, "Maildir"))
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.OK, "maildir")
-	// An empty .omail means the default too, as in qmail.
-	w.file(filepath.Join(w.bobHome, ".omail"), "# nothing\n")
+	// An empty .omail means the default too, as in qmail; one of
+	// comments only discards the message.
+	w.file(filepath.Join(w.bobHome, ".omail"), "")
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.OK, "maildir")
+	w.file(filepath.Join(w.bobHome, ".omail"), "# nothing\n")
+	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.OK, "discarded")
 	ents, _ := os.ReadDir(filepath.Join(w.bobHome, "Maildir/new"))
 	if len(ents) != 2 {
 		t.Fatalf("%d messages", len(ents))
 	}
 	// A missing Maildir is a temporary failure, not a lost message.
+	os.Remove(filepath.Join(w.bobHome, ".omail"))
 	os.RemoveAll(filepath.Join(w.bobHome, "Maildir"))
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.Temp, "4.3.0")
 }

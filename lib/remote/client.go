@@ -160,6 +160,10 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 		}
 		return res
 	}
+	if dest.Wait != "" {
+		// Routing could not be trusted (smtpauth): nothing is tried.
+		return all(outcome.Temp, dest.Wait, "")
+	}
 	sender = c.Masquerade.Address(sender)
 	if !sendable(sender) {
 		return all(outcome.Perm, fmt.Sprintf("5.1.7 sender address %q cannot be sent by SMTP", sender), "")

@@ -484,3 +484,25 @@ func TestEndlessReplyLine(t *testing.T) {
 		t.Errorf("text %q", res[0].Text)
 	}
 }
+
+// A destination that must wait (smtpauth unusable) is deferred with its
+// reason, and no connection is made.
+func TestWaitDefersWithoutConnecting(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	d := relay(ts.port)
+	d.Wait = "4.3.5 control file smtpauth: mode 0644: readable by others"
+	c := &Client{Backoff: &Backoff{}}
+	res := c.Deliver(context.Background(), d, writeMsg(t, "x\n"), "s@x", []string{"a@x", "b@x"})
+	checkStatuses(t, res, "a@x=temp b@x=temp")
+	for _, r := range res {
+		if r.Text != d.Wait {
+			t.Errorf("%s: %q", r.Rcpt, r.Text)
+		}
+	}
+	if g := ts.got(); len(g) != 0 {
+		t.Errorf("server got %+v", g)
+	}
+	if _, ok := c.Backoff.Until(d.Key()); ok {
+		t.Error("the destination was put in back-off for our own trouble")
+	}
+}

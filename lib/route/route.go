@@ -35,6 +35,10 @@ type Dest struct {
 	Port       int          // TCP port, DefaultPort unless smtproutes says otherwise
 	RequireTLS bool         // smtptls lists it, or it has credentials: never send in clear, verify the certificate
 	Auth       *Credentials // from smtpauth; only ever sent over TLS
+	// Wait, when set, is why no SMTP mail may go now (a 4.3.5 text):
+	// smtpauth cannot be used, so which relays need credentials is not
+	// known. The transport defers every recipient with it.
+	Wait string
 }
 
 // Key names the destination for grouping recipients and for back-off:
@@ -55,14 +59,18 @@ func (d Dest) String() string {
 
 // Routes is the loaded routing configuration.
 type Routes struct {
-	smtp *control.DomainMap
-	tls  *control.DomainMap // smtptls as a domain set: value unused
-	auth map[string]Credentials
+	smtp    *control.DomainMap
+	tls     *control.DomainMap     // smtptls as a domain set: value unused
+	auth    map[string]Credentials // "relay" or "relay:port", lower case
+	authErr error                  // smtpauth unusable: every Dest waits
 }
 
-// Load reads smtproutes, smtptls and smtpauth. Any problem, a badly
-// written line included, is an error: mail must not go somewhere the
-// administrator did not mean, so the caller defers it.
+// Load reads smtproutes, smtptls and smtpauth. Any problem in smtproutes
+// or smtptls, a badly written line included, is an error: mail must not
+// go somewhere the administrator did not mean, so the caller defers it.
+// A problem with smtpauth (readable by others, a bad line) is not: it
+// concerns SMTP mail alone, so Load succeeds and every Dest it gives
+// carries the problem in Wait, while local and OCMP mail keep flowing.
 func Load(ctl *control.Dir) (*Routes, error) {
 	lines, err := ctl.List("smtproutes")
 	if err != nil {
@@ -77,9 +85,8 @@ func Load(ctl *control.Dir) (*Routes, error) {
 		return nil, err
 	}
 	r.tls, _ = control.ParseDomainMap("smtptls", withColon(tls))
-	r.auth, err = loadAuth(ctl)
-	if err != nil {
-		return nil, err
+	if r.auth, err = loadAuth(ctl); err != nil {
+		r.auth, r.authErr = map[string]Credentials{}, err
 	}
 	return r, nil
 }
@@ -208,9 +215,16 @@ func (r *Routes) Lookup(domain string) Dest {
 	if _, _, ok := r.tls.Lookup(name); ok {
 		d.RequireTLS = true
 	}
+	if r.authErr != nil {
+		d.Wait = fmt.Sprintf("4.3.5 %v: SMTP mail waits until it is fixed", r.authErr)
+	}
 	if d.Relay != "" {
-		if c, ok := r.auth[strings.ToLower(d.Relay)]; ok {
-			c := c
+		relay := strings.ToLower(d.Relay)
+		c, ok := r.auth[relay+":"+strconv.Itoa(d.Port)]
+		if !ok {
+			c, ok = r.auth[relay]
+		}
+		if ok {
 			d.Auth = &c
 			d.RequireTLS = true
 		}
@@ -218,10 +232,15 @@ func (r *Routes) Lookup(domain string) Dest {
 	return d
 }
 
-// loadAuth reads smtpauth: "relay:user:password" lines, the relay
-// spelled as in smtproutes. The password may contain colons. The file
-// holds secrets, so it must not be readable by group or others; if it
-// is, it is refused (an error, so mail waits) rather than used.
+// loadAuth reads smtpauth: "relay:user:password" or
+// "relay:port:user:password" lines, the relay spelled as in smtproutes
+// (a host name or "[address]"). A line with a port is for that port of
+// the relay only and wins over a line without one, which is for every
+// port. A field after the relay that is all digits is the port, so a
+// user name of digits alone needs the port written before it. The
+// password may contain colons. The file holds secrets, so it must not be
+// readable by group or others; if it is, it is refused (an error, so
+// SMTP mail waits) rather than used.
 func loadAuth(ctl *control.Dir) (map[string]Credentials, error) {
 	path := ctl.File("smtpauth")
 	fi, err := os.Stat(path)
@@ -264,9 +283,27 @@ func parseAuth(lines []string) (map[string]Credentials, error) {
 			// The line is not quoted in the error: it holds a password.
 			return nil, &control.Error{File: "smtpauth", Err: fmt.Errorf("a line with no relay:user:password")}
 		}
+		if port, err := strconv.Atoi(user); err == nil && isDigits(user) {
+			if port < 1 || port > 65535 {
+				return nil, &control.Error{File: "smtpauth", Err: fmt.Errorf("relay %s: bad port %q", relay, user)}
+			}
+			relay += ":" + strconv.Itoa(port)
+			if user, pass, ok = strings.Cut(pass, ":"); !ok || user == "" {
+				return nil, &control.Error{File: "smtpauth", Err: fmt.Errorf("relay %s: a line with no user:password after the port", relay)}
+			}
+		}
 		if _, dup := out[relay]; !dup {
 			out[relay] = Credentials{User: user, Password: pass}
 		}
 	}
 	return out, nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -70,22 +69,69 @@ func TestLoadRefuses(t *testing.T) {
 			t.Errorf("smtproutes %q accepted", bad)
 		}
 	}
-	ctl := ctlWith(t, map[string]string{"smtpauth": "relay:u:p\n"})
-	if err := os.Chmod(ctl.File("smtpauth"), 0o640); err != nil {
+}
+
+// An smtpauth that cannot be used (readable by others, a bad line) does
+// not fail Load, so local and OCMP mail keep going: every destination
+// carries the problem in Wait, and the SMTP transport defers with it.
+func TestBadSMTPAuthWaits(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		mode os.FileMode
+		text string
+	}{
+		{"relay:u:p\n", 0o644, "mode 0644: readable by others; chmod 600 it"},
+		{"relay:u:p\n", 0o640, "readable by others"},
+		{"relay-without-user\n", 0o600, "a line with no relay:user:password"},
+		{"relay:0:u:p\n", 0o600, "bad port"},
+		{"relay:587:\n", 0o600, "no user:password after the port"},
+	} {
+		ctl := ctlWith(t, map[string]string{"smtpauth": c.body, "smtproutes": "x.test:relay\n"})
+		if err := os.Chmod(ctl.File("smtpauth"), c.mode); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Load(ctl)
+		if err != nil {
+			t.Fatalf("%q %04o: Load: %v", c.body, c.mode, err)
+		}
+		for _, dom := range []string{"x.test", "mx.test"} {
+			d := r.Lookup(dom)
+			if !strings.HasPrefix(d.Wait, "4.3.5 control file smtpauth: ") || !strings.Contains(d.Wait, c.text) || d.Auth != nil {
+				t.Errorf("%q %04o: %s: %+v, want Wait with %q", c.body, c.mode, dom, d, c.text)
+			}
+			if strings.Contains(d.Wait, "p\n") || strings.Contains(d.Wait, ":u:") {
+				t.Errorf("the password may show: %q", d.Wait)
+			}
+		}
+	}
+	ctl := ctlWith(t, map[string]string{"smtpauth": "relay:user:secretpw\n"})
+	r, err := Load(ctl)
+	if err != nil || r.Lookup("x.test").Wait != "" {
+		t.Errorf("a good smtpauth: %v %+v", err, r.Lookup("x.test"))
+	}
+}
+
+// smtpauth entries may name a port: "relay:port:user:password" is for
+// that port only and wins over "relay:user:password".
+func TestSMTPAuthPort(t *testing.T) {
+	ctl := ctlWith(t, map[string]string{
+		"smtproutes": "a.test:smart.example:587\nb.test:smart.example\nc.test:[::1]:2525\nd.test:other.example:465\ne.test:other.example\n",
+		"smtpauth":   "smart.example:587:sub:pw:587\nSmart.Example:plain:pw25\n[::1]:2525:v6:pw6\nother.example:465:1234:digits\n",
+	})
+	r, err := Load(ctl)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(ctl); err == nil || !strings.Contains(err.Error(), "readable") {
-		t.Errorf("group-readable smtpauth: err = %v", err)
-	}
-	ctl = ctlWith(t, map[string]string{"smtpauth": "relay-without-user\n"})
-	if _, err := Load(ctl); err == nil {
-		t.Error("bad smtpauth accepted")
-	}
-	if err := os.WriteFile(filepath.Join(ctl.Path, "smtpauth"), []byte("relay:user:secretpw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Load(ctl); err != nil {
-		t.Error(err)
+	for dom, want := range map[string]*Credentials{
+		"a.test": {"sub", "pw:587"},
+		"b.test": {"plain", "pw25"},
+		"c.test": {"v6", "pw6"},
+		"d.test": {"1234", "digits"},
+		"e.test": nil,
+	} {
+		if got := r.Lookup(dom); !reflect.DeepEqual(got.Auth, want) || got.RequireTLS != (want != nil) {
+			t.Errorf("%s: %+v, want %+v", dom, got, want)
+		}
 	}
 }
 
