@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/colinmarc/cdb"
-
 	"omail/lib/aliases"
 	"omail/lib/control"
 	"omail/lib/local"
@@ -99,37 +97,19 @@ func (b *badSource) Unwrap() error { return b.err }
 // When fill fails, the temporary file is removed and path is untouched;
 // fill's error comes back as a *badSource.
 func writeCDB(path string, fill func(put func(k, v string) error) error) error {
-	f, err := safefile.Create(path, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	w, err := cdb.NewWriter(noClose{f}, nil)
-	if err != nil {
-		return err
-	}
-	var werr error
-	put := func(k, v string) error {
-		if werr = w.Put([]byte(k), []byte(v)); werr != nil {
+	var werr, ferr error
+	err := safefile.WriteCDB(path, func(put func(k, v []byte) error) error {
+		ferr = fill(func(k, v string) error {
+			werr = put([]byte(k), []byte(v))
 			return werr
-		}
-		return nil
-	}
-	if err := fill(put); err != nil {
-		if werr != nil {
-			return werr
-		}
+		})
+		return ferr
+	})
+	if err != nil && err == ferr && werr == nil {
 		return &badSource{err}
 	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return f.Commit()
+	return err
 }
-
-// noClose hides the file's Close from cdb.Writer, which would otherwise
-// close it before safefile can fsync and rename it.
-type noClose struct{ io.WriteSeeker }
 
 // compileAssign reads users/assign strictly: "=local:user:uid:gid:home:
 // dash:ext:" and "+prefix:..." lines (blank lines skipped), up to a "."

@@ -2,9 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"io"
-
-	"github.com/colinmarc/cdb"
 
 	"omail/lib/control"
 	"omail/lib/safefile"
@@ -48,33 +45,19 @@ func Rebuild(ctl *control.Dir) ([]string, error) {
 	return done, nil
 }
 
-// seeker hides the file's Close from cdb.Writer, which would otherwise
-// close it before safefile can fsync and rename it.
-type seeker struct{ io.WriteSeeker }
-
 func writeCDB(path string, lines []string, key func(string) string) error {
-	f, err := safefile.Create(path, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	w, err := cdb.NewWriter(seeker{f}, nil)
-	if err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	for _, l := range lines {
-		k := key(l)
-		if k == "" || seen[k] {
-			continue
+	return safefile.WriteCDB(path, func(put func(k, v []byte) error) error {
+		seen := map[string]bool{}
+		for _, l := range lines {
+			k := key(l)
+			if k == "" || seen[k] {
+				continue
+			}
+			seen[k] = true
+			if err := put([]byte(k), nil); err != nil {
+				return err
+			}
 		}
-		seen[k] = true
-		if err := w.Put([]byte(k), nil); err != nil {
-			return err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return f.Commit()
+		return nil
+	})
 }
