@@ -45,6 +45,8 @@ func Rebuild(ctl *control.Dir) ([]string, error) {
 	return done, nil
 }
 
+// writeCDB compiles a list into the cdb at path: each line's key (key
+// gives "" for a line to skip), once, with an empty value.
 func writeCDB(path string, lines []string, key func(string) string) error {
 	return safefile.WriteCDB(path, func(put func(k, v []byte) error) error {
 		seen := map[string]bool{}
