@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"omail/lib/control"
+	"omail/lib/internal/testfake"
 	"omail/lib/masquerade"
 	"omail/lib/route"
 )
@@ -171,7 +172,7 @@ func TestAuth(t *testing.T) {
 	msg := writeMsg(t, "x\n")
 	c := &Client{TLSConfig: &tls.Config{RootCAs: pool}}
 	d := route.Dest{Domain: "x", Relay: "relay.test", Port: ts.port, RequireTLS: true, Auth: &route.Credentials{User: "joe", Password: "se:cret"}}
-	c.Resolver = fakeDNS{hosts: map[string][]string{"relay.test": {"127.0.0.1"}}}
+	c.Resolver = testfake.DNS{Hosts: map[string][]string{"relay.test": {"127.0.0.1"}}}
 	checkStatuses(t, c.Deliver(context.Background(), d, msg, "s@x", []string{"a@x"}), "a@x=ok")
 	if got := ts.got(); len(got) != 1 || got[0].Authed != "joe" {
 		t.Fatalf("not authenticated: %+v", got)
@@ -327,26 +328,6 @@ func TestBadAddress(t *testing.T) {
 	}
 }
 
-// fakeDNS answers from a map; anything else does not exist.
-type fakeDNS struct {
-	mx    map[string][]*net.MX
-	hosts map[string][]string
-}
-
-func (f fakeDNS) LookupMX(_ context.Context, d string) ([]*net.MX, error) {
-	if m, ok := f.mx[d]; ok {
-		return m, nil
-	}
-	return nil, &net.DNSError{Err: "no such host", Name: d, IsNotFound: true}
-}
-
-func (f fakeDNS) LookupHost(_ context.Context, h string) ([]string, error) {
-	if a, ok := f.hosts[h]; ok {
-		return a, nil
-	}
-	return nil, &net.DNSError{Err: "no such host", Name: h, IsNotFound: true}
-}
-
 // deadPort returns a loopback port where nothing listens.
 func deadPort(t *testing.T) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -387,12 +368,12 @@ func TestMXOrderAndFallback(t *testing.T) {
 	where := map[string]string{"192.0.2.1:25": dead, "192.0.2.2:25": busy, "192.0.2.3:25": ts.addr}
 	var dialed []string
 	c := &Client{
-		Resolver: fakeDNS{
-			mx: map[string][]*net.MX{
+		Resolver: testfake.DNS{
+			MX: map[string][]*net.MX{
 				"mx.test":   {{Host: "live.test.", Pref: 30}, {Host: "dead.test.", Pref: 10}, {Host: "busy.test.", Pref: 20}},
 				"null.test": {{Host: ".", Pref: 0}},
 			},
-			hosts: map[string][]string{"dead.test": {"192.0.2.1"}, "busy.test": {"192.0.2.2"}, "live.test": {"192.0.2.3"}},
+			Hosts: map[string][]string{"dead.test": {"192.0.2.1"}, "busy.test": {"192.0.2.2"}, "live.test": {"192.0.2.3"}},
 		},
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			dialed = append(dialed, addr)

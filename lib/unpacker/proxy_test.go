@@ -7,25 +7,20 @@ import (
 	"testing"
 
 	"omail/lib/home"
+	"omail/lib/internal/testfake"
 	"omail/lib/seen"
 )
 
-// fakeQueue is a queue program that keeps each message and envelope in
-// dir, and exits with the code in dir/code (0 when missing). When a
-// message holds "refuse-me" it exits 31.
-func fakeQueue(t *testing.T, dir string) home.Env {
-	script := filepath.Join(dir, "queue")
-	os.WriteFile(script, []byte(`#!/bin/sh
-d=`+dir+`
-n=$(ls $d | grep -c '^msg')
-cat >$d/msg$n
-tr '\0' '\n' <&1 >$d/env$n
-grep -q refuse-me $d/msg$n && exit 31
-[ -e $d/code ] && { rm $d/msg$n; exit $(cat $d/code); }
-exit 0
-`), 0o755)
-	return home.Env{"QMAILQUEUE=" + script, "PATH=/usr/bin:/bin"}
+// fakeQueue is testfake's queue program as the unpacker's QMAILQUEUE;
+// a message holding "refuse-me" is refused for good (exit 31).
+func fakeQueue(t *testing.T) (*testfake.Queue, home.Env) {
+	q := testfake.NewQueue(t)
+	q.Refuse("refuse-me", 31)
+	return q, home.Env{"QMAILQUEUE=" + q.Prog, "PATH=/usr/bin:/bin"}
 }
+
+// queued is what the fake queue accepted, in order.
+func queued(q *testfake.Queue) []testfake.QueueRun { return q.Accepted() }
 
 // proxyIn makes h a proxy whose ocmpdir is h/ocmp, with the ocmppeers
 // lines given, and returns a FILE in the download directory of endpoint
@@ -50,8 +45,8 @@ func proxyInFor(t testing.TB, h, ep string, peerLines ...string) string {
 
 func TestProxy(t *testing.T) {
 	u, h := setup(t)
-	q := t.TempDir()
-	u.Env = fakeQueue(t, q)
+	q, env := fakeQueue(t)
+	u.Env = env
 	file := proxyIn(t, h, "proxy -")
 	id := writeBundle(t, file, []msg{
 		{"a@x", []string{"r1@y", "r2@y"}, "Subject: one\n\nhello\n"},
@@ -59,33 +54,35 @@ func TestProxy(t *testing.T) {
 		{"b@x", []string{"r4@y"}, "Subject: three\n\nbye\n"},
 	})
 	// The queue fails for the first attempt: 111, FILE stays, nothing kept.
-	os.WriteFile(filepath.Join(q, "code"), []byte("53"), 0o644)
+	q.Fail(53)
 	if err := u.Unpack(file, ""); outcome(err) != "temporary" {
 		t.Fatalf("%v, want a temporary error", err)
 	}
 	if _, err := os.Stat(file); err != nil {
 		t.Fatal("FILE removed after a temporary failure")
 	}
-	os.Remove(filepath.Join(q, "code"))
+	q.Fail(0)
 	if err := u.Unpack(file, ""); outcome(err) != "done" {
 		t.Fatalf("%v: %s", err, logText(u))
 	}
-	m0, _ := os.ReadFile(filepath.Join(q, "msg0"))
-	e0, _ := os.ReadFile(filepath.Join(q, "env0"))
+	runs := queued(q)
+	if len(runs) != 3 {
+		t.Fatalf("queued %d messages, want one, the bounce, three", len(runs))
+	}
+	m0, e0 := runs[0].Message, runs[0].Envelope
 	if !strings.HasPrefix(string(m0), "Received: from proxy by kiosk.example with OCMP (omail-unpack bundle "+id+" message 1); ") ||
 		!strings.HasSuffix(string(m0), "\nSubject: one\n\nhello\n") {
 		t.Errorf("message: %q", m0)
 	}
-	if string(e0) != "Fa@x\nTr1@y\nTr2@y\n\n" {
+	if string(e0) != "Fa@x\x00Tr1@y\x00Tr2@y\x00\x00" {
 		t.Errorf("envelope: %q", e0)
 	}
 	// The refused message is bounced to its sender, then the rest goes on.
-	m2, _ := os.ReadFile(filepath.Join(q, "msg2"))
-	e2, _ := os.ReadFile(filepath.Join(q, "env2"))
-	if !strings.Contains(string(m2), "Subject: failure notice") || !strings.Contains(string(m2), "<r3@y>") || string(e2) != "F\nTc@x\n\n" {
+	m2, e2 := runs[1].Message, runs[1].Envelope
+	if !strings.Contains(string(m2), "Subject: failure notice") || !strings.Contains(string(m2), "<r3@y>") || string(e2) != "F\x00Tc@x\x00\x00" {
 		t.Errorf("bounce: %q %q", m2, e2)
 	}
-	m3, _ := os.ReadFile(filepath.Join(q, "msg3"))
+	m3 := runs[2].Message
 	if !strings.Contains(string(m3), "Subject: three") {
 		t.Errorf("third message: %q", m3)
 	}
@@ -101,8 +98,8 @@ func TestProxy(t *testing.T) {
 // skip what was queued.
 func TestProxyResume(t *testing.T) {
 	u, h := setup(t)
-	q := t.TempDir()
-	u.Env = fakeQueue(t, q)
+	q, env := fakeQueue(t)
+	u.Env = env
 	file := proxyIn(t, h, "proxy -")
 	id := writeBundle(t, file, []msg{
 		{"a@x", []string{"r@y"}, "Subject: one\n"},
@@ -113,10 +110,8 @@ func TestProxyResume(t *testing.T) {
 	if err := u.Unpack(file, ""); outcome(err) != "done" {
 		t.Fatalf("%v: %s", err, logText(u))
 	}
-	ents, _ := filepath.Glob(filepath.Join(q, "msg*"))
-	m0, _ := os.ReadFile(filepath.Join(q, "msg0"))
-	if len(ents) != 1 || !strings.Contains(string(m0), "Subject: two") {
-		t.Errorf("queued %v: %q", ents, m0)
+	if runs := queued(q); len(runs) != 1 || !strings.Contains(string(runs[0].Message), "Subject: two") {
+		t.Errorf("queued %+v", runs)
 	}
 	if _, err := os.Stat(filepath.Join(h, seen.Dir, id+".part")); !os.IsNotExist(err) {
 		t.Error("part journal left")

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"omail/lib/internal/testfake"
 	"omail/lib/ocmpkey"
 	"omail/lib/quarantine"
 )
@@ -19,12 +20,6 @@ func newKey(t testing.TB) (string, ed25519.PrivateKey) {
 	return ocmpkey.FormatPublic(pub), key
 }
 
-// queued lists what the fake queue in q was given.
-func queued(q string) []string {
-	m, _ := filepath.Glob(filepath.Join(q, "msg*"))
-	return m
-}
-
 // quarantined lists the quarantine of home h.
 func quarantinedFiles(h string) []string {
 	m, _ := filepath.Glob(filepath.Join(h, quarantine.Dir, "*"))
@@ -34,10 +29,9 @@ func quarantinedFiles(h string) []string {
 // proxySetup is a proxy home with a fake queue (its directory q) and the
 // ocmppeers lines given, and FILE in endpoint "proxy"'s download
 // directory.
-func proxySetup(t *testing.T, peerLines ...string) (u *Unpacker, h, q, file string) {
+func proxySetup(t *testing.T, peerLines ...string) (u *Unpacker, h string, q *testfake.Queue, file string) {
 	u, h = setup(t)
-	q = t.TempDir()
-	u.Env = fakeQueue(t, q)
+	q, u.Env = fakeQueue(t)
 	return u, h, q, proxyIn(t, h, peerLines...)
 }
 
@@ -73,8 +67,8 @@ func TestProxyTrust(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			u, h := setup(t)
-			q := t.TempDir()
-			u.Env = fakeQueue(t, q)
+			q, env := fakeQueue(t)
+			u.Env = env
 			file := proxyInFor(t, h, c.dir, c.peers...)
 			writeSigned(t, file, c.ep, c.key, one)
 			err := u.Unpack(file, "")
@@ -106,7 +100,7 @@ func errText(err error) string {
 // nor throws the bundle away.
 func TestProxyBadPeers(t *testing.T) {
 	u, h := setup(t)
-	u.Env = fakeQueue(t, t.TempDir())
+	_, u.Env = fakeQueue(t)
 	file := proxyIn(t, h, "proxy -", "proxy ed25519:short")
 	writeBundle(t, file, one)
 	err := u.Unpack(file, "")
@@ -121,8 +115,8 @@ func TestProxyBadPeers(t *testing.T) {
 // A FILE not in an endpoint's download directory has no endpoint.
 func TestProxyElsewhere(t *testing.T) {
 	u, h := setup(t)
-	q := t.TempDir()
-	u.Env = fakeQueue(t, q)
+	q, env := fakeQueue(t)
+	u.Env = env
 	proxyIn(t, h, "* -")
 	for _, file := range []string{
 		filepath.Join(h, "in"),
@@ -169,8 +163,7 @@ func TestProxySenders(t *testing.T) {
 	}
 	var subjects []string
 	for _, m := range queued(q) {
-		b, _ := os.ReadFile(m)
-		_, s, _ := strings.Cut(string(b), "Subject: ")
+		_, s, _ := strings.Cut(string(m.Message), "Subject: ")
 		subjects = append(subjects, strings.TrimSpace(s))
 	}
 	if strings.Join(subjects, "|") != "allowed|subdomain|a bounce|every endpoint" {
@@ -223,12 +216,11 @@ func TestProxyDatabytes(t *testing.T) {
 	if len(ms) != 2 {
 		t.Fatalf("queued %v", ms)
 	}
-	b0, _ := os.ReadFile(ms[0])
-	e0, _ := os.ReadFile(filepath.Join(q, "env0"))
-	if !strings.Contains(string(b0), "Subject: failure notice") || !strings.Contains(string(b0), "5.3.4") || strings.Contains(string(b0), "xxxx") || string(e0) != "F\nTamina@kiosk1.example\n\n" {
+	b0, e0 := ms[0].Message, ms[0].Envelope
+	if !strings.Contains(string(b0), "Subject: failure notice") || !strings.Contains(string(b0), "5.3.4") || strings.Contains(string(b0), "xxxx") || string(e0) != "F\x00Tamina@kiosk1.example\x00\x00" {
 		t.Errorf("bounce %q %q", b0, e0)
 	}
-	b1, _ := os.ReadFile(ms[1])
+	b1 := ms[1].Message
 	if !strings.HasSuffix(string(b1), strings.Repeat("y", 100)) {
 		t.Errorf("message at the limit: %q", b1)
 	}
