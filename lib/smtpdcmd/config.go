@@ -31,6 +31,7 @@ type controlConfig struct {
 	maxRcpt   int
 	timeout   time.Duration
 	tls       *tls.Config
+	tlsErr    error // servercert.pem is there but unusable: no STARTTLS
 	rules     *relay.Rules
 
 	stamp string // the files' stat when they were read
@@ -66,11 +67,14 @@ func loadControl(ctl *control.Dir) (*controlConfig, error) {
 		return nil, err
 	} else if ok {
 		f := ctl.File("servercert.pem")
-		cert, err := tls.LoadX509KeyPair(f, f)
-		if err != nil {
-			return nil, fmt.Errorf("control file servercert.pem: %v", err)
+		if cert, err := tls.LoadX509KeyPair(f, f); err != nil {
+			// Mail keeps flowing without STARTTLS, and every session
+			// says why in the log until someone mends the file; only
+			// a session that needs TLS (AUTHREQUIRED, SMTPS) is refused.
+			cc.tlsErr = fmt.Errorf("control file servercert.pem: %v: STARTTLS not offered", err)
+		} else {
+			cc.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
-		cc.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if cc.rules, err = relay.Load(ctl); err != nil {
 		return nil, err
@@ -106,6 +110,13 @@ func (cc *controlConfig) session(env home.Env, args []string, stderr io.Writer) 
 	}
 	if v := env.Get("AUTHREQUIRED"); v != "" && v != "0" {
 		cfg.AuthRequired = true
+	}
+	if cc.tlsErr != nil {
+		if cfg.AuthRequired {
+			// AUTH is offered only after TLS: nobody could send.
+			return nil, fmt.Errorf("%v, and AUTHREQUIRED needs it", cc.tlsErr)
+		}
+		fmt.Fprintf(stderr, "omail-smtpd: %v\n", cc.tlsErr)
 	}
 	if len(args) > 0 {
 		cfg.Auth = smtpd.Checkpassword(args, env, stderr, cfg.Timeout)

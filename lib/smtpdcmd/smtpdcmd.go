@@ -6,6 +6,7 @@
 package smtpdcmd
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -78,6 +79,9 @@ func (sv *server) session(conn net.Conn, env home.Env, implicitTLS bool) int {
 	if err == nil {
 		defer sv.cache.release(cc)
 		cfg, err = cc.session(env, sv.args, sv.log)
+	}
+	if err == nil && implicitTLS && cfg.TLS == nil {
+		err = errors.New("implicit TLS (SMTPS) needs a usable control/servercert.pem")
 	}
 	if err != nil {
 		fmt.Fprintf(sv.log, "omail-smtpd: %v\n", err)

@@ -70,7 +70,6 @@ func TestRunQueueFailure(t *testing.T) {
 func TestRunBadConfig(t *testing.T) {
 	for _, files := range []map[string]string{
 		{"maxrcpt": "lots"},
-		{"servercert.pem": "not a certificate"},
 	} {
 		env := setup(t, files)
 		out, log, code := session(t, env, nil, "QUIT\r\n")
@@ -102,5 +101,31 @@ func TestRunCDB(t *testing.T) {
 	}
 	if _, _, code := session(t, env, []string{"-v"}, ""); code != qexit.Perm {
 		t.Errorf("-v: exit %d", code)
+	}
+}
+
+// An unusable servercert.pem (garbage, or unreadable to omail-smtpd's
+// user) costs STARTTLS, said in the log of every session, not the mail;
+// a session that cannot do without TLS is refused with 421.
+func TestBadCertificate(t *testing.T) {
+	env := setup(t, map[string]string{"rcpthosts": "us.example", "servercert.pem": "not a certificate"})
+	script := "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@us.example>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+	for i := 0; i < 2; i++ {
+		out, log, code := session(t, env, nil, script)
+		if code != qexit.OK || !strings.Contains(out, "250 2.0.0 ok") || strings.Contains(out, "STARTTLS") {
+			t.Fatalf("session %d: exit %d\n%s\n%s", i, code, out, log)
+		}
+		if !strings.Contains(log, "servercert.pem") || !strings.Contains(log, "STARTTLS not offered") {
+			t.Errorf("session %d: no log line about the certificate: %s", i, log)
+		}
+	}
+	for _, extra := range []string{"AUTHREQUIRED=1", "SMTPS=1"} {
+		out, log, code := session(t, append(env, extra), nil, script)
+		if code != qexit.Temp || strings.Contains(out, "250 2.0.0 ok") || !strings.Contains(log, "servercert.pem") {
+			t.Errorf("%s: exit %d\n%s\n%s", extra, code, out, log)
+		}
+		if extra == "AUTHREQUIRED=1" && !strings.HasPrefix(out, "421 4.3.0") {
+			t.Errorf("%s: %q, want 421", extra, out)
+		}
 	}
 }
