@@ -28,6 +28,9 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 		return err
 	}
 	path := filepath.Join(spool, user)
+	if err := u.ownMailbox(path, user); err != nil {
+		return fmt.Errorf("mailbox %s: %v", path, err)
+	}
 	a, err := mbox.Open(path)
 	if err != nil {
 		return err
