@@ -144,12 +144,14 @@ func (t Table) Record(ip netip.Addr, now time.Time) (int, error) {
 	if err := safefile.SyncDir(t.Dir); err != nil {
 		return 0, err
 	}
-	return t.prune(now)
+	return t.Prune(now)
 }
 
-// prune removes expired records. Only names that are an address in
-// canonical form are records: anything else someone put here is left.
-func (t Table) prune(now time.Time) (int, error) {
+// Prune removes expired records: each -drac does, and omail-deliver's
+// hourly sweep, so that records of logins that never come back do not
+// pile up. Only names that are an address in canonical form are
+// records: anything else someone put here is left.
+func (t Table) Prune(now time.Time) (int, error) {
 	ents, err := os.ReadDir(t.Dir)
 	if err != nil {
 		return 0, err

@@ -172,6 +172,7 @@ func (m *Manager) Flush(ctx context.Context) error {
 	wg.Wait()
 	// After the pass, so that what it put in the outbox is counted.
 	m.sweepOutbox()
+	m.sweepDRAC()
 	return firstErr
 }
 
@@ -400,6 +401,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			sweeping, nextSweep = true, now+int64(SweepInterval/time.Second)
 			go func() {
 				m.sweepOutbox()
+				m.sweepDRAC()
 				sweepDone <- struct{}{}
 			}()
 		}
