@@ -146,7 +146,7 @@ func (u *Unpacker) queue(h bundle.Header, i int, m *bundle.Message) (int, error)
 	}
 	code, err := c.Commit(&envelope.Envelope{Sender: m.Sender, Rcpts: m.Rcpts})
 	if code != qexit.OK {
-		u.Log.Printf("bundle %s: message %d: %v", h.ID, i+1, err)
+		u.Log.Printf("bundle %s: message %d: %v", h.ID, i, err)
 	}
 	return code, nil
 }
