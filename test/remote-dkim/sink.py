@@ -7,6 +7,9 @@ temporary name, then renamed) before the 250 that accepts it, so when
 the client has its answer the file is there."""
 import os, socket, sys, threading
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "util"))
+from smtpsink import converse, unstuff  # noqa: E402
+
 out = sys.argv[1]
 lock = threading.Lock()
 count = 0
@@ -24,36 +27,8 @@ def store(data):
     os.rename(tmp, os.path.join(out, "msg.%d" % n))
 
 def serve(conn):
-    f = conn.makefile("rb")
-    def say(s): conn.sendall(s.encode() + b"\r\n")
-    say("220 sink ready")
-    while True:
-        line = f.readline()
-        if not line:
-            break
-        cmd = line.strip().upper()
-        if cmd.startswith(b"EHLO"):
-            say("250-sink\r\n250-8BITMIME\r\n250 SIZE 10000000")
-        elif cmd.startswith(b"HELO"):
-            say("250 sink")
-        elif cmd == b"DATA":
-            say("354 go ahead")
-            data = bytearray()
-            while True:
-                l = f.readline()
-                if l in (b".\r\n", b""):
-                    break
-                if l.startswith(b"."):
-                    l = l[1:]
-                data += l
-            store(bytes(data))
-            say("250 ok")
-        elif cmd.startswith(b"QUIT"):
-            say("221 bye")
-            break
-        else:
-            say("250 ok")
-    conn.close()
+    converse(conn, lambda env, lines: store(unstuff(lines)), ehlo=("sink", "8BITMIME", "SIZE 10000000"))
+
 
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
