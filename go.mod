@@ -13,9 +13,7 @@ require (
 	github.com/klauspost/compress v1.20.4
 	golang.org/x/net v0.43.0
 	golang.org/x/sys v0.50.0
+	golang.org/x/text v0.28.0
 )
 
-require (
-	golang.org/x/crypto v0.41.0 // indirect
-	golang.org/x/text v0.28.0 // indirect
-)
+require golang.org/x/crypto v0.41.0 // indirect

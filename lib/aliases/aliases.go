@@ -12,8 +12,8 @@
 //
 // A '#' line is a comment also among continuation lines. A name is
 // everything before the first ':' (it may be in double quotes), compared
-// without ASCII case. The right-hand side is a comma-separated list;
-// an element in double quotes may hold commas and spaces (\" and \\ inside
+// without ASCII case and in Unicode NFC (Fold). The right-hand side is a
+// comma-separated list; an element in double quotes may hold commas and spaces (\" and \\ inside
 // quotes stand for " and \). Each element is
 //
 //	|command     a program, run by /bin/sh -c
@@ -40,6 +40,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Kind says what a target does.
@@ -207,7 +209,7 @@ func entryName(text string) string {
 	if !ok {
 		return ""
 	}
-	name := LowerASCII(strings.TrimSpace(strings.Trim(strings.TrimSpace(before), `"`)))
+	name := Fold(strings.TrimSpace(strings.Trim(strings.TrimSpace(before), `"`)))
 	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' }) {
 		return ""
 	}
@@ -223,7 +225,7 @@ func (a *Aliases) Find(name string) ([]Target, bool, error) {
 	if a == nil {
 		return nil, false, nil
 	}
-	name = LowerASCII(name)
+	name = Fold(name)
 	if err := a.bad[name]; err != nil {
 		return nil, false, err
 	}
@@ -242,7 +244,7 @@ func (a *Aliases) Lookup(name string) ([]Target, bool) {
 	if a == nil {
 		return nil, false
 	}
-	t, ok := a.m[LowerASCII(name)]
+	t, ok := a.m[Fold(name)]
 	return t, ok
 }
 
@@ -260,7 +262,7 @@ func ParseEntry(s string) (name string, targets []Target, err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	name = LowerASCII(items[0])
+	name = Fold(items[0])
 	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return "", nil, fmt.Errorf("bad alias name %q", items[0])
 	}
@@ -306,7 +308,7 @@ func target(it string) (Target, error) {
 		if u == "" || strings.ContainsAny(u, " \t@/\\") {
 			return Target{}, fmt.Errorf("bad local user %q", it)
 		}
-		return Target{User, LowerASCII(u)}, nil
+		return Target{User, Fold(u)}, nil
 	}
 	if strings.ContainsAny(it, " \t<>") {
 		return Target{}, fmt.Errorf("bad address %q", it)
@@ -347,6 +349,16 @@ func split(s string, name bool) ([]string, error) {
 		return nil, errors.New("no ':' after the name")
 	}
 	return append(out, strings.TrimSpace(cur.String())), nil
+}
+
+// Fold is the form in which a local part is compared with the names of
+// aliases, users/assign and the password database: ASCII letters in lower
+// case, then Unicode NFC (RFC 6532 section 3.1 asks for NFC). An SMTPUTF8
+// client may send "ü" as u + U+0308 (NFD) while the aliases file holds
+// the one code point U+00FC, or the other way round: both fold to the
+// same bytes. Bytes that are not UTF-8 are left as they are.
+func Fold(s string) string {
+	return norm.NFC.String(LowerASCII(s))
 }
 
 // LowerASCII lower-cases the ASCII letters only: local parts compare

@@ -202,3 +202,30 @@ func upperASCII(s string) string {
 	}
 	return string(b)
 }
+
+// An SMTPUTF8 local part matches its alias whichever Unicode
+// normalisation form the client or the file's author used.
+func TestUnicodeNamesCompareInNFC(t *testing.T) {
+	const nfc, nfd = "\u00fcn\u00efcode", "u\u0308ni\u0308code"
+	for _, c := range []struct{ file, asked string }{{nfc, nfd}, {nfd, nfc}, {nfc, nfc}, {"\u00dcN\u00efcode", "\u00dcn" + "i\u0308CODE"}} {
+		a, err := Parse(strings.NewReader(c.file + ": \\" + c.file + ", /var/mail/u\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := a.Find(c.asked)
+		if err != nil || !ok || got[0] != (Target{User, Fold(c.file)}) {
+			t.Errorf("file %+q asked %+q: %v %v %v", c.file, c.asked, got, ok, err)
+		}
+		if _, ok := a.Lookup(c.asked); !ok {
+			t.Errorf("Lookup %+q in %+q: not found", c.asked, c.file)
+		}
+	}
+	// Only ASCII letters fold case: Ü and ü stay different names.
+	a, _ := Parse(strings.NewReader("\u00fcser: x@y\n"))
+	if _, ok := a.Lookup("\u00dcser"); ok {
+		t.Error("non-ASCII case folded")
+	}
+	if Fold(nfd) != nfc || Fold("\xff\xfeBob") != "\xff\xfebob" {
+		t.Errorf("Fold: %+q %+q", Fold(nfd), Fold("\xff\xfeBob"))
+	}
+}

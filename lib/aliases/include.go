@@ -14,7 +14,7 @@ import (
 
 // File and CDB are the aliases file and its compiled form in the control
 // directory. The cdb, when present, is used instead of the file (built
-// by omail-deliver -newaliases): its keys are the names in lower case,
+// by omail-deliver -newaliases): its keys are the names folded (Fold),
 // its values the whole logical entry, "name: target, ...".
 const (
 	File = "aliases"
@@ -26,7 +26,7 @@ const (
 // by the targets its file lists. An error means the recipient must wait:
 // its entry is bad, or an included file is missing, unsafe or bad.
 func LookupIn(ctl *control.Dir, name string) ([]Target, bool, error) {
-	name = LowerASCII(name)
+	name = Fold(name)
 	t, ok, err := lookupRaw(ctl, name)
 	if err != nil || !ok {
 		return nil, false, err

@@ -203,7 +203,7 @@ func (x *delivery) resolve(rcpt string, lookup bool) *outcome.Result {
 		host = me
 	}
 	x.host = control.NormalizeDomain(host)
-	x.local = aliases.LowerASCII(local)
+	x.local = aliases.Fold(local)
 	locals, err := d.Ctl.DomainSet("locals")
 	if err != nil {
 		r := outcome.Tempf("4.3.5 %v", err)
@@ -220,7 +220,7 @@ func (x *delivery) resolve(rcpt string, lookup bool) *outcome.Result {
 			r := outcome.Permf("5.1.2 %s is not a local domain", x.host)
 			return &r
 		}
-		x.local = aliases.LowerASCII(prefix) + "-" + x.local
+		x.local = aliases.Fold(prefix) + "-" + x.local
 		if badLocal(x.local) {
 			r := outcome.Permf("5.1.3 bad local part: %q", x.local)
 			return &r

@@ -368,6 +368,10 @@ Loop: loop
 	r = w.deliver("a@b", "loop@test.example", hello)
 	want(t, r, outcome.OK, "forward loop@test.example")
 	want(t, w.deliver("a@b", "loop@test.example", r.Prefix[0]+"\n"+hello), outcome.Perm, "5.4.6")
+	// A UTF-8 name in the file in NFC matches the address sent in NFD.
+	w.control("aliases", "\u00fcn\u00efcode: \\bob\n")
+	r = w.deliver("a@b", "u\u0308ni\u0308code@test.example", hello)
+	want(t, r, outcome.OK, "mbox "+w.spool+"/bob")
 	// A broken aliases file defers everything rather than guess.
 	w.control("aliases", "broken\n")
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.Temp, "aliases")
@@ -390,6 +394,11 @@ func TestVirtualDomainsAndAssign(t *testing.T) {
 	want(t, w.deliver("a@b", "alice@test.example", hello), outcome.OK, "mbox "+alice+"/box")
 	// After the "." line nothing counts.
 	want(t, w.deliver("a@b", "late@test.example", hello), outcome.Perm, "5.1.1")
+
+	// A UTF-8 local part is looked up in NFC, whichever form the map
+	// and the client wrote it in (here the map in NFD, the address NFC).
+	w.file(filepath.Join(w.home, "users/assign"), fmt.Sprintf("=u\u0308ni\u0308code:alice:%d:%d:%s:::\n.\n", os.Getuid(), os.Getgid(), alice))
+	want(t, w.deliver("a@b", "\u00fcn\u00efcode@test.example", hello), outcome.OK, "mbox "+alice+"/box")
 
 	// The same map as a cdb: key "=local" or "+prefix", value the rest.
 	u, err := parseAssign(fmt.Sprintf("alice:%d:%d:%s:::", os.Getuid(), os.Getgid(), alice), "")

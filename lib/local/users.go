@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/colinmarc/cdb"
+
+	"omail/lib/aliases"
 )
 
 // User is the account a local part resolved to.
@@ -117,7 +119,7 @@ func (d *Deliverer) openAssign() (get func(string) (string, bool, error), closeF
 		if !ok {
 			return nil, nil, fmt.Errorf("%s: line without ':': %q", AssignFile, l)
 		}
-		k = strings.ToLower(k)
+		k = aliases.Fold(k)
 		if _, dup := m[k]; !dup {
 			m[k] = v
 		}
