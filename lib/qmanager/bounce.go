@@ -2,6 +2,7 @@ package qmanager
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"omail/lib/addr"
 	"omail/lib/clock"
 	"omail/lib/envelope"
 	"omail/lib/queue"
@@ -82,7 +84,10 @@ func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) 
 
 // writeBounce queues the notification that st's failed recipients were
 // not delivered, carrying the original message orig of size bytes (whole
-// up to MaxBouncedMessage, else its header), read as a stream. The OCMP
+// up to MaxBouncedMessage, else its header), read as a stream. A UTF-8
+// failed address, bounce recipient or original header makes it an RFC
+// 6533 report (global-delivery-status, "utf-8;" addresses, message/global
+// or message/global-headers for a UTF-8 original). The OCMP
 // outbox's expiry uses it too, with a state made up from the entry.
 func (m *Manager) writeBounce(st *queue.State, failed []int, to, sender string, orig io.Reader, size int64) (string, error) {
 	c := m.cfg()
@@ -96,6 +101,21 @@ func (m *Manager) writeBounce(st *queue.State, failed []int, to, sender string, 
 	var rb [12]byte
 	rand.Read(rb[:])
 	boundary := "omail-" + hex.EncodeToString(rb[:])
+	// RFC 6533: a report naming a UTF-8 address, or returning a message
+	// with UTF-8 header fields, uses the "global" types; otherwise the
+	// RFC 3464 ones, which every reader knows.
+	globalReport := false
+	for _, i := range failed {
+		r := st.Rcpts[i]
+		globalReport = globalReport || !addr.ASCII(r.Addr) || !addr.ASCII(r.LastError)
+	}
+	body := bufio.NewReaderSize(orig, bounceHeaderPeek)
+	globalOrig := headerNeedsUTF8(body)
+	globalReport = globalReport || globalOrig || !addr.ASCII(to)
+	status, charset := "delivery-status", "us-ascii"
+	if globalReport {
+		status, charset = "global-delivery-status", "utf-8"
+	}
 	fmt.Fprintf(w, "From: %s (Mail Delivery System)\n", c.bounceFrom)
 	fmt.Fprintf(w, "To: %s\n", to)
 	subject := "failure notice"
@@ -107,10 +127,10 @@ func (m *Manager) writeBounce(st *queue.State, failed []int, to, sender string, 
 	fmt.Fprintf(w, "Message-ID: <%d.bounce.%s@%s>\n", now.Unix(), st.ID, c.me)
 	fmt.Fprintf(w, "Auto-Submitted: auto-replied\n")
 	fmt.Fprintf(w, "MIME-Version: 1.0\n")
-	fmt.Fprintf(w, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary)
+	fmt.Fprintf(w, "Content-Type: multipart/report; report-type=%s;\n\tboundary=\"%s\"\n\n", status, boundary)
 	fmt.Fprintf(w, "This is a MIME-encapsulated delivery status notification.\n\n")
 
-	fmt.Fprintf(w, "--%s\nContent-Type: text/plain; charset=us-ascii\n\n", boundary)
+	fmt.Fprintf(w, "--%s\nContent-Type: text/plain; charset=%s\n\n", boundary, charset)
 	fmt.Fprintf(w, "This is the mail system at %s.\n\n", c.me)
 	fmt.Fprintf(w, "I'm sorry, I could not deliver your message to the\n")
 	fmt.Fprintf(w, "following address(es). This is a permanent error; I have given up.\n\n")
@@ -119,27 +139,37 @@ func (m *Manager) writeBounce(st *queue.State, failed []int, to, sender string, 
 		fmt.Fprintf(w, "<%s>:\n    %s\n\n", r.Addr, r.LastError)
 	}
 
-	fmt.Fprintf(w, "--%s\nContent-Type: message/delivery-status\n\n", boundary)
+	fmt.Fprintf(w, "--%s\nContent-Type: message/%s\n\n", boundary, status)
 	fmt.Fprintf(w, "Reporting-MTA: dns; %s\n", c.me)
 	fmt.Fprintf(w, "X-Omail-Queue-ID: %s\n", st.ID)
 	fmt.Fprintf(w, "Arrival-Date: %s\n", time.Unix(st.Queued, 0).Format(time.RFC1123Z))
 	for _, i := range failed {
 		r := st.Rcpts[i]
-		fmt.Fprintf(w, "\nFinal-Recipient: rfc822; %s\n", r.Addr)
+		// The utf-8 address type (RFC 6533 section 3) carries the address
+		// as it is, which only message/global-delivery-status may hold.
+		addrType := "rfc822"
+		if !addr.ASCII(r.Addr) {
+			addrType = "utf-8"
+		}
+		fmt.Fprintf(w, "\nFinal-Recipient: %s; %s\n", addrType, r.Addr)
 		fmt.Fprintf(w, "Action: failed\n")
 		fmt.Fprintf(w, "Status: %s\n", statusCode(r.LastError))
 		fmt.Fprintf(w, "Diagnostic-Code: x-omail; %s\n", r.LastError)
 	}
 	fmt.Fprintf(w, "\n")
 
+	whole, headers := "message/rfc822", "text/rfc822-headers"
+	if globalOrig {
+		whole, headers = "message/global", "message/global-headers"
+	}
 	if size <= MaxBouncedMessage {
-		fmt.Fprintf(w, "--%s\nContent-Type: message/rfc822\n\n", boundary)
-		if _, err := io.Copy(w, orig); err != nil {
+		fmt.Fprintf(w, "--%s\nContent-Type: %s\n\n", boundary, whole)
+		if _, err := io.Copy(w, body); err != nil {
 			return "", err
 		}
 	} else {
-		fmt.Fprintf(w, "--%s\nContent-Type: text/rfc822-headers\n\n", boundary)
-		if err := copyHeader(w, orig); err != nil {
+		fmt.Fprintf(w, "--%s\nContent-Type: %s\n\n", boundary, headers)
+		if err := copyHeader(w, body); err != nil {
 			return "", err
 		}
 	}
@@ -148,6 +178,29 @@ func (m *Manager) writeBounce(st *queue.State, failed []int, to, sender string, 
 		return "", err
 	}
 	return p.Commit(&envelope.Envelope{Sender: sender, Rcpts: []string{to}})
+}
+
+// bounceHeaderPeek is how much of the original message a bounce looks at
+// before writing anything, to choose message/global for one whose header
+// holds UTF-8 (RFC 6532).
+const bounceHeaderPeek = 64 << 10
+
+// headerNeedsUTF8 says whether the header of the message in r holds a
+// byte outside ASCII, looking only at what r buffers (Peek: nothing is
+// consumed, the message is still streamed). A header longer than the
+// buffer is taken to need UTF-8: message/global is the safe choice, since
+// its readers take ASCII too, while message/rfc822 must not carry UTF-8.
+func headerNeedsUTF8(r *bufio.Reader) bool {
+	b, _ := r.Peek(r.Size())
+	end := len(b)
+	if bytes.HasPrefix(b, []byte("\n")) {
+		end = 0
+	} else if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
+		end = i
+	} else if len(b) == r.Size() {
+		return true
+	}
+	return !addr.ASCII(string(b[:end]))
 }
 
 // copyHeader copies the header block of a message, up to the blank line.

@@ -1,0 +1,132 @@
+package qmanager
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"strings"
+	"testing"
+
+	"omail/lib/envelope"
+	"omail/lib/outcome"
+)
+
+// bounceParts queues msg from sender to rcpt, makes every local delivery
+// fail permanently, and returns the bounce's report-type and its parts
+// (content type, body).
+func bounceParts(t *testing.T, sender, rcpt, msg string) (string, [][2]string) {
+	t.Helper()
+	f := newFixture(t, map[string]string{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		return outcome.Result{Status: outcome.Perm, Text: "5.1.1 no such user: " + strings.Split(rcpt, "@")[0]}
+	}
+	if _, err := f.m.Q.Enqueue(strings.NewReader(msg), &envelope.Envelope{Sender: sender, Rcpts: []string{rcpt}}); err != nil {
+		t.Fatal(err)
+	}
+	f.flush()
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want one bounce, have %v", msgs)
+	}
+	var id string
+	for k, st := range msgs {
+		if st.Rcpts[0].Addr != sender {
+			t.Fatalf("bounce to %q, want %q", st.Rcpts[0].Addr, sender)
+		}
+		id = k
+	}
+	m, err := mail.ReadMessage(strings.NewReader(f.message(id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/report" {
+		t.Fatalf("Content-Type %q: %v", m.Header.Get("Content-Type"), err)
+	}
+	var parts [][2]string
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, [2]string{p.Header.Get("Content-Type"), string(b)})
+	}
+	if len(parts) != 3 {
+		t.Fatalf("want 3 parts, have %d: %q", len(parts), parts)
+	}
+	return params["report-type"], parts
+}
+
+// RFC 6533: the global types when a failed address, or the returned
+// message's header, holds UTF-8; RFC 3464's otherwise.
+func TestBounceGlobalTypes(t *testing.T) {
+	ascii := "Subject: test\n\nbody\n"
+	utf8Header := "Subject: Grüße\nFrom: Jürgen <jürgen@köln.example>\n\nHallo\n"
+	big := "Subject: Grüße\n\n" + strings.Repeat("line of a large message\n", MaxBouncedMessage/20)
+	cases := []struct {
+		name, sender, rcpt, msg       string
+		report, text, orig, recipient string
+	}{
+		{"ascii", "x@remote.example", "nobody@test.example", ascii,
+			"delivery-status", "text/plain; charset=us-ascii", "message/rfc822", "Final-Recipient: rfc822; nobody@test.example\n"},
+		{"utf-8 recipient", "x@remote.example", "jörg@test.example", ascii,
+			"global-delivery-status", "text/plain; charset=utf-8", "message/rfc822", "Final-Recipient: utf-8; jörg@test.example\n"},
+		{"utf-8 header", "x@remote.example", "nobody@test.example", utf8Header,
+			"global-delivery-status", "text/plain; charset=utf-8", "message/global", "Final-Recipient: rfc822; nobody@test.example\n"},
+		{"utf-8 sender", "jürgen@köln.example", "nobody@test.example", ascii,
+			"global-delivery-status", "text/plain; charset=utf-8", "message/rfc822", "Final-Recipient: rfc822; nobody@test.example\n"},
+		{"large, utf-8 header", "x@remote.example", "nobody@test.example", big,
+			"global-delivery-status", "text/plain; charset=utf-8", "message/global-headers", "Final-Recipient: rfc822; nobody@test.example\n"},
+		{"large, ascii", "x@remote.example", "nobody@test.example", strings.Replace(big, "Grüße", "hello", 1),
+			"delivery-status", "text/plain; charset=us-ascii", "text/rfc822-headers", "Final-Recipient: rfc822; nobody@test.example\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			report, parts := bounceParts(t, c.sender, c.rcpt, c.msg)
+			if report != c.report {
+				t.Errorf("report-type %q, want %q", report, c.report)
+			}
+			if parts[0][0] != c.text || !strings.Contains(parts[0][1], "<"+c.rcpt+">:") {
+				t.Errorf("text part %q: %q", parts[0][0], parts[0][1])
+			}
+			if parts[1][0] != "message/"+c.report || !strings.Contains(parts[1][1], c.recipient) {
+				t.Errorf("status part %q: %q", parts[1][0], parts[1][1])
+			}
+			if parts[2][0] != c.orig || !strings.HasPrefix(parts[2][1], strings.SplitN(c.msg, "\n", 2)[0]+"\n") {
+				t.Errorf("returned part %q: %.80q", parts[2][0], parts[2][1])
+			}
+		})
+	}
+}
+
+func TestHeaderNeedsUTF8(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		want bool
+	}{
+		{"Subject: x\n\nGrüße\n", false},
+		{"Subject: Grüße\n\nx\n", true},
+		{"\nGrüße, no header\n", false},
+		{"Subject: x", false},
+		{"Subject: " + strings.Repeat("x", bounceHeaderPeek) + "\n\nbody\n", true},
+	} {
+		r := bufio.NewReaderSize(strings.NewReader(c.msg), bounceHeaderPeek)
+		if got := headerNeedsUTF8(r); got != c.want {
+			t.Errorf("%.40q: %v, want %v", c.msg, got, c.want)
+		}
+		if b, _ := io.ReadAll(r); string(b) != c.msg {
+			t.Errorf("%.40q: the peek consumed the message", c.msg)
+		}
+	}
+}
