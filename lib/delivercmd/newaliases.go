@@ -136,7 +136,7 @@ func compileAssign(r io.Reader, put func(k, v string) error) (int, error) {
 			continue
 		}
 		k, v, _ := strings.Cut(l, ":")
-		k = strings.ToLower(k)
+		k = aliases.Fold(k) // as lib/local folds a local part to look it up
 		first[k] = n
 		if len(errs) == 0 {
 			if err := put(k, v); err != nil {
@@ -163,7 +163,7 @@ func assignLine(l string, first map[string]int, n int) error {
 	if !ok {
 		return fmt.Errorf("%q: no ':'", l)
 	}
-	if prev, dup := first[strings.ToLower(k)]; dup {
+	if prev, dup := first[aliases.Fold(k)]; dup {
 		return fmt.Errorf("%s defined again (first on line %d)", k, prev)
 	}
 	if k == "=" {
