@@ -2,9 +2,9 @@ package qmanager
 
 import (
 	"bufio"
-	"errors"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
