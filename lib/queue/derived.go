@@ -58,15 +58,8 @@ func DeriveID(orig, key string) string {
 }
 
 // Derived is a derived message being written: Write its bytes, then
-// Commit or Abort.
-type Derived struct {
-	q    *Queue
-	id   string
-	tmp  string // tmp/ID.mess while it is written
-	f    *os.File
-	n    int64
-	done bool
-}
+// Commit or Abort. It is a Pending with its own commit.
+type Derived struct{ *Pending }
 
 // readyPath is the intent: the whole message file, kept until Forget.
 func (q *Queue) readyPath(id string) string { return q.Path(DirTmp, id+".ready") }
@@ -92,7 +85,7 @@ func (q *Queue) BeginDerived(id string) (*Derived, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Derived{q: q, id: id, tmp: tmp, f: f}, nil
+	return &Derived{&Pending{q: q, id: id, tmp: tmp, f: f}}, nil
 }
 
 // resume finishes what an earlier attempt left of derived message id
@@ -126,25 +119,6 @@ func (q *Queue) resume(id string) error {
 		return err
 	}
 	return ErrQueued
-}
-
-// ID is the derived message's id.
-func (d *Derived) ID() string { return d.id }
-
-func (d *Derived) Write(b []byte) (int, error) {
-	n, err := d.f.Write(b)
-	d.n += int64(n)
-	return n, err
-}
-
-// Abort throws the message away; after Commit it does nothing.
-func (d *Derived) Abort() {
-	if d.done {
-		return
-	}
-	d.done = true
-	d.f.Close()
-	os.Remove(d.tmp)
 }
 
 // Commit queues the message with envelope env, as Pending.Commit does,
