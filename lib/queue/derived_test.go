@@ -105,44 +105,36 @@ func TestDerivedResumesLink(t *testing.T) {
 	}
 }
 
-// A message delivered and removed before the repeat: its file, cut back
-// by the deliverer, says so, and nothing is queued again.
-func TestDerivedDeliveredAlready(t *testing.T) {
-	q := newQueue(t)
-	id := DeriveID("1700000000.000000005.4242.7", "forward 3 x@y")
-	if err := derive(t, q, id, "first\n"); err != nil {
-		t.Fatal(err)
-	}
-	// What a deliverer does to the same inode: cut it back, remove it.
-	if err := os.Truncate(q.Path(DirTodo, id), int64(len("first\n"))); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(q.Path(DirTodo, id)); err != nil {
-		t.Fatal(err)
-	}
-	if err := derive(t, q, id, "second\n"); !errors.Is(err, ErrQueued) {
-		t.Fatalf("repeat: %v, want ErrQueued", err)
-	}
-	if ids, _ := q.AllIDs(); len(ids) != 0 {
-		t.Fatalf("queued again: %v", ids)
-	}
-}
-
-// A message set aside in corrupt/ counts as queued.
-func TestDerivedSetAside(t *testing.T) {
-	q := newQueue(t)
-	id := DeriveID("1700000000.000000005.4242.7", "forward 0 x@y")
-	if err := derive(t, q, id, "first\n"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(q.Path(DirTodo, id), q.Path(DirCorrupt, id+"."+DirTodo)); err != nil {
-		t.Fatal(err)
-	}
-	if err := derive(t, q, id, "second\n"); !errors.Is(err, ErrQueued) {
-		t.Fatalf("repeat: %v, want ErrQueued", err)
-	}
-	if ids, _ := q.AllIDs(); len(ids) != 0 {
-		t.Fatalf("queued again: %v", ids)
+// A repeat after the message left todo/ queues nothing: delivered and
+// removed (its file, cut back by the deliverer, says so), or set aside
+// in corrupt/.
+func TestDerivedNotQueuedAgain(t *testing.T) {
+	for name, gone := range map[string]func(q *Queue, id string) error{
+		"delivered": func(q *Queue, id string) error {
+			// What a deliverer does to the same inode: cut it back, remove it.
+			if err := os.Truncate(q.Path(DirTodo, id), int64(len("first\n"))); err != nil {
+				return err
+			}
+			return os.Remove(q.Path(DirTodo, id))
+		},
+		"set aside": func(q *Queue, id string) error {
+			return os.Rename(q.Path(DirTodo, id), q.Path(DirCorrupt, id+"."+DirTodo))
+		},
+	} {
+		q := newQueue(t)
+		id := DeriveID("1700000000.000000005.4242.7", "forward 3 x@y")
+		if err := derive(t, q, id, "first\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := gone(q, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := derive(t, q, id, "second\n"); !errors.Is(err, ErrQueued) {
+			t.Fatalf("%s: repeat: %v, want ErrQueued", name, err)
+		}
+		if ids, _ := q.AllIDs(); len(ids) != 0 {
+			t.Fatalf("%s: queued again: %v", name, ids)
+		}
 	}
 }
 
