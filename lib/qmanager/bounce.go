@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,8 +24,11 @@ import (
 const MaxBouncedMessage = 128 << 10
 
 // bounceFailed reports every Failed recipient of the message in one
-// bounce, then marks them Bounced. The bounce is queued before the state
-// is written: a crash in between sends the bounce twice, never zero times.
+// bounce, then marks them Bounced, exactly once whatever instant a crash
+// comes at (docs/INTERNALS.md, "Exactly-once forwards and bounces"): the
+// Failed recipients are written down first, so a repeat bounces the same
+// set (the attempt starts with them), under an id derived from that set,
+// which queue.BeginDerived queues once.
 func (m *Manager) bounceFailed(st *queue.State) error {
 	var failed []int
 	for i, r := range st.Rcpts {
@@ -36,21 +40,46 @@ func (m *Manager) bounceFailed(st *queue.State) error {
 		return nil
 	}
 	to, sender := m.cfg().bounceTarget(st.Sender)
+	var bounce []string // the derived id queued, until the state records it
 	if to == "" {
 		// A double bounce that fails: nobody is left to tell.
 		m.logf("msg %s: double bounce failed, discarded: %s", st.ID, st.Rcpts[failed[0]].LastError)
 	} else {
-		id, err := m.queueBounce(st, failed, to, sender)
-		if err != nil {
+		if err := m.saveState(st); err != nil {
 			return err
 		}
-		m.logf("bounce msg %s qp %s to <%s>", st.ID, id, to)
+		m.Q.Crash.At("bounce-failed-saved")
+		id, err := m.queueBounce(st, failed, to, sender)
+		if errors.Is(err, queue.ErrQueued) {
+			m.logf("bounce msg %s qp %s to <%s> was queued already", st.ID, id, to)
+		} else if err != nil {
+			return err
+		} else {
+			m.logf("bounce msg %s qp %s to <%s>", st.ID, id, to)
+		}
 		m.Q.Notify()
+		bounce = []string{id}
 	}
 	for _, i := range failed {
 		st.Rcpts[i].Status = queue.Bounced
 	}
-	return m.saveState(st)
+	if err := m.saveState(st); err != nil {
+		return err
+	}
+	m.forget(bounce, "bounce-recorded")
+	return nil
+}
+
+// bounceID is the id of the bounce of st's recipients failed: derived
+// from the set, which no other bounce of st shares (a recipient is
+// bounced once).
+func bounceID(st *queue.State, failed []int) string {
+	var key strings.Builder
+	key.WriteString("bounce")
+	for _, i := range failed {
+		fmt.Fprintf(&key, " %d", i)
+	}
+	return queue.DeriveID(st.ID, key.String())
 }
 
 // bounceTarget is where the bounce of a message from sender goes, and
@@ -68,18 +97,36 @@ func (c *config) bounceTarget(sender string) (to, from string) {
 }
 
 // queueBounce writes an RFC 3464 delivery status notification for the
-// queued message st, streaming the original message into it.
+// queued message st, streaming the original message into it, under its
+// derived id (bounceID). It returns that id, with queue.ErrQueued when an
+// earlier attempt queued it.
 func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) (string, error) {
+	id := bounceID(st, failed)
+	p, err := m.Q.BeginDerived(id)
+	if err != nil {
+		return id, err
+	}
+	defer p.Abort()
 	orig, err := os.Open(m.Q.Path(queue.DirMess, st.ID))
 	if err != nil {
-		return "", err
+		return id, err
 	}
 	defer orig.Close()
 	fi, err := orig.Stat()
 	if err != nil {
-		return "", err
+		return id, err
 	}
-	return m.writeBounce(st, failed, to, sender, orig, fi.Size())
+	if _, err := m.writeBounceTo(p, st, failed, to, sender, orig, fi.Size()); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// pending is a message on its way into the queue: a queue.Pending, or a
+// derived message (queue.Derived).
+type pending interface {
+	io.Writer
+	Commit(*envelope.Envelope) (string, error)
 }
 
 // writeBounce queues the notification that st's failed recipients were
@@ -90,12 +137,17 @@ func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) 
 // or message/global-headers for a UTF-8 original). The OCMP
 // outbox's expiry uses it too, with a state made up from the entry.
 func (m *Manager) writeBounce(st *queue.State, failed []int, to, sender string, orig io.Reader, size int64) (string, error) {
-	c := m.cfg()
 	p, err := m.Q.Begin()
 	if err != nil {
 		return "", err
 	}
 	defer p.Abort()
+	return m.writeBounceTo(p, st, failed, to, sender, orig, size)
+}
+
+// writeBounceTo is writeBounce into p, which it commits.
+func (m *Manager) writeBounceTo(p pending, st *queue.State, failed []int, to, sender string, orig io.Reader, size int64) (string, error) {
+	c := m.cfg()
 	w := bufio.NewWriter(p)
 	now := clock.Now(m.Now)
 	var rb [12]byte

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -170,6 +171,15 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	if err != nil {
 		return 0, true, false, err
 	}
+	if hasFailed(st) {
+		// Failed recipients on disk are a bounce an earlier attempt did
+		// not record as queued (a crash, or a queueing error): bounce
+		// exactly them before anything else can fail, so the repeat
+		// names the same set, and so the same bounce (bounce.go).
+		if err := m.bounceFailed(st); err != nil {
+			m.logf("warning: cannot queue a bounce for msg %s: %v", id, err)
+		}
+	}
 	if st.Rcpts[0].Attempts == 0 && allTodo(st) {
 		m.logf("new msg %s from <%s> to %d recipient(s)", id, st.Sender, len(st.Rcpts))
 	}
@@ -184,6 +194,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	// all the recipients that can travel together.
 	groups := map[string][]int{}
 	var order []string
+	var forwards []string // derived ids queued, until the state records them
 	routes := map[string]Route{}
 	unrouted := false // a routing failure was recorded, to be saved
 	for i, r := range st.Rcpts {
@@ -233,8 +244,11 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		for j, i := range idx {
 			res := results[j]
 			if res.Status == outcome.OK && len(res.Forward) > 0 {
-				if err := m.forward(msgPath, st.Sender, res.Prefix, res.Forward); err != nil {
+				fid, err := m.forward(msgPath, st, i, res.Prefix, res.Forward)
+				if err != nil {
 					res = outcome.Result{Status: outcome.Temp, Text: "forwarding: " + err.Error()}
+				} else {
+					forwards = append(forwards, fid)
 				}
 			}
 			m.record(st, i, res, now, lifetime)
@@ -249,6 +263,8 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		if err := m.saveState(st); err != nil {
 			return 0, true, false, err
 		}
+		m.forget(forwards, "forward-recorded")
+		forwards = forwards[:0]
 	}
 	if unrouted && len(order) == 0 {
 		if err := m.saveState(st); err != nil {
@@ -262,6 +278,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		if err := m.finish(st); err != nil {
 			return 0, true, false, err
 		}
+		m.forget(forwards, "forward-recorded")
 		return 0, false, false, nil
 	}
 	// The next due time counts only recipients not held for a flush.
@@ -409,23 +426,53 @@ func Backoff(n int) time.Duration {
 }
 
 // forward queues a copy of the message to new recipients, with the same
-// sender, as qmail does for forwards and aliases, behind the prefix lines.
-func (m *Manager) forward(msgPath, sender string, prefix, rcpts []string) error {
+// sender, as qmail does for forwards and aliases, behind the prefix lines:
+// the forward of st's recipient i, exactly once (queue.BeginDerived). An
+// earlier attempt that queued it and crashed before its state recorded
+// the delivery makes this one a success that queues nothing.
+func (m *Manager) forward(msgPath string, st *queue.State, i int, prefix, rcpts []string) (string, error) {
+	id := queue.DeriveID(st.ID, "forward "+strconv.Itoa(i)+" "+st.Rcpts[i].Addr)
+	p, err := m.Q.BeginDerived(id)
+	if errors.Is(err, queue.ErrQueued) {
+		m.logf("forward msg %s to %d recipient(s) was queued already", id, len(rcpts))
+		m.Q.Notify()
+		return id, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer p.Abort()
 	f, err := os.Open(msgPath)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer f.Close()
 	var head strings.Builder
 	for _, l := range prefix {
 		head.WriteString(strings.TrimRight(l, "\n") + "\n")
 	}
-	id, err := m.Q.Enqueue(io.MultiReader(strings.NewReader(head.String()), f), &envelope.Envelope{Sender: sender, Rcpts: rcpts})
-	if err == nil {
-		m.logf("forwarded as msg %s to %d recipient(s)", id, len(rcpts))
-		m.Q.Notify()
+	if _, err := io.Copy(p, io.MultiReader(strings.NewReader(head.String()), f)); err != nil {
+		return "", err
 	}
-	return err
+	_, err = p.Commit(&envelope.Envelope{Sender: st.Sender, Rcpts: rcpts})
+	if err != nil && !errors.Is(err, queue.ErrQueued) {
+		return "", err
+	}
+	m.logf("forwarded as msg %s to %d recipient(s)", id, len(rcpts))
+	m.Q.Notify()
+	return id, nil
+}
+
+// forget drops the intents of derived messages (queue.Forget) once the
+// state that records them is durable; point is the crash point before.
+func (m *Manager) forget(ids []string, point string) {
+	if len(ids) == 0 {
+		return
+	}
+	m.Q.Crash.At(point)
+	for _, id := range ids {
+		m.Q.Forget(id)
+	}
 }
 
 // saveState writes the state durably to info/, and then, the first
