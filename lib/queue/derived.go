@@ -130,18 +130,8 @@ func (d *Derived) Commit(env *envelope.Envelope) (string, error) {
 		return "", errors.New("queue: commit after abort")
 	}
 	defer d.Abort()
-	if d.n == 0 {
-		return "", errors.New("queue: empty message")
-	}
 	q := d.q
-	state := NewState(d.id, q.now(), env).Marshal()
-	if _, err := d.f.Write(appendFooter(state, d.n, int64(len(state)))); err != nil {
-		return "", err
-	}
-	if err := d.f.Sync(); err != nil {
-		return "", err
-	}
-	if err := d.f.Close(); err != nil {
+	if err := seal(d.f, d.id, q.now(), d.n, env); err != nil {
 		return "", err
 	}
 	d.done = true

@@ -184,21 +184,7 @@ func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 		return "", errors.New("queue: commit after abort")
 	}
 	defer p.Abort()
-	if p.n == 0 {
-		// Never the case for omail-queue, which writes a Received: line;
-		// a zero length would make the trailer indistinguishable from
-		// a message that carries none.
-		return "", errors.New("queue: empty message")
-	}
-	st := NewState(p.id, p.q.now(), env)
-	state := st.Marshal()
-	if _, err := p.f.Write(appendFooter(state, p.n, int64(len(state)))); err != nil {
-		return "", err
-	}
-	if err := p.f.Sync(); err != nil {
-		return "", err
-	}
-	if err := p.f.Close(); err != nil {
+	if err := seal(p.f, p.id, p.q.now(), p.n, env); err != nil {
 		return "", err
 	}
 	p.q.Crash.At("queue-commit-synced")
@@ -213,6 +199,26 @@ func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 	p.done = true
 	os.Remove(p.tmp) // todo/ID is the message now
 	return p.id, nil
+}
+
+// seal ends a message file of n bytes, open as f: the envelope as a
+// state file and the footer go after the message (todofile.go), the
+// file is fsynced and closed.
+func seal(f *os.File, id string, queued time.Time, n int64, env *envelope.Envelope) error {
+	if n == 0 {
+		// Never the case for omail-queue, which writes a Received: line;
+		// a zero length would make the trailer indistinguishable from
+		// a message that carries none.
+		return errors.New("queue: empty message")
+	}
+	state := NewState(id, queued, env).Marshal()
+	if _, err := f.Write(appendFooter(state, n, int64(len(state)))); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // Notify tells a running omail-deliver that there is new mail, by writing
