@@ -37,9 +37,16 @@ import (
 	"omail/lib/envelope"
 )
 
-// Version is the format version this package writes and the only one it
-// reads.
-const Version = 1
+// The format versions (docs/BUNDLES.md). Version 2 is version 1 that
+// may hold international (SMTPUTF8) envelopes: omail-pack writes it only
+// for a bundle holding a message whose sender or a recipient is not
+// ASCII, so that an omail that predates SMTPUTF8 refuses that bundle
+// (quarantined, kept) rather than relaying such mail without the
+// parameter; every other bundle stays version 1, for every reader.
+const (
+	Version     = 1
+	VersionUTF8 = 2
+)
 
 // Magic starts the first line of every bundle, after decompression.
 const Magic = "OMAIL-BUNDLE"
@@ -176,6 +183,13 @@ func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 	if !ValidID(h.ID) || strings.HasPrefix(h.ID, "legacy-") {
 		return nil, fmt.Errorf("bundle: bad id %q", h.ID)
 	}
+	switch h.Version {
+	case 0:
+		h.Version = Version
+	case Version, VersionUTF8:
+	default:
+		return nil, fmt.Errorf("bundle: cannot write version %d", h.Version)
+	}
 	if err := ValidEndpoint(h.Endpoint); err != nil {
 		return nil, err
 	}
@@ -210,7 +224,7 @@ func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 	}
 	bw := &Writer{raw: raw, comp: comp, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), sum: sha256.New()}
 	bw.out = io.MultiWriter(bw.bw, bw.sum)
-	fmt.Fprintf(bw.out, "%s %d %s %s %d\n", Magic, Version, h.ID, h.Endpoint, h.Created.Unix())
+	fmt.Fprintf(bw.out, "%s %d %s %s %d\n", Magic, h.Version, h.ID, h.Endpoint, h.Created.Unix())
 	return bw, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -321,5 +322,43 @@ func TestTrailerSumAfterSeal(t *testing.T) {
 		if err := readSealed(data); (err == nil) != c.sealed {
 			t.Errorf("%s: after CheckSeal: %v", c.name, err)
 		}
+	}
+}
+
+// Version 2 is written on request (omail-pack asks for it when an
+// envelope address is not ASCII) and read like version 1; no other
+// version is written or read.
+func TestVersionUTF8(t *testing.T) {
+	for _, v := range []int{0, Version, VersionUTF8} {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, Zstd, Header{ID: NewID(), Endpoint: "k1", Created: time.Unix(1700000000, 0), Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := "Subject: x\n\nhi\n"
+		if err := w.Add("jürgen@köln.example", []string{"jörg@bücher.example"}, int64(len(body)), strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewReader(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		want := v
+		if v == 0 {
+			want = Version
+		}
+		if r.Header.Version != want {
+			t.Errorf("wrote version %d, read %d", v, r.Header.Version)
+		}
+		m, err := r.Next()
+		if err != nil || m.Sender != "jürgen@köln.example" {
+			t.Fatalf("version %d: %v %+v", v, err, m)
+		}
+	}
+	if _, err := NewWriter(io.Discard, Zstd, Header{ID: NewID(), Endpoint: "k1", Version: 3}); err == nil {
+		t.Error("wrote a version 3 bundle")
 	}
 }

@@ -348,8 +348,8 @@ func (r *Reader) parseHeader(line string) error {
 		return damaged("header without a version")
 	}
 	v, err := strconv.Atoi(f[1])
-	if err != nil || v != Version {
-		return damaged("version %q, this program reads version %d", f[1], Version)
+	if err != nil || v != Version && v != VersionUTF8 {
+		return damaged("version %q, this program reads versions %d and %d", f[1], Version, VersionUTF8)
 	}
 	if len(f) != 5 {
 		return damaged("header has %d fields, want 5", len(f))

@@ -214,3 +214,21 @@ func FuzzUrgent(f *testing.F) {
 		}
 	})
 }
+
+// A bundle is version 2 exactly when one of its messages has an
+// envelope address that is not ASCII.
+func TestBundleVersion(t *testing.T) {
+	ascii := source{sender: "a@b.example", rcpts: []string{"c@d.example"}}
+	for _, c := range []struct {
+		msgs []source
+		want int
+	}{
+		{[]source{ascii}, bundle.Version},
+		{[]source{ascii, {sender: "jürgen@köln.example", rcpts: []string{"c@d.example"}}}, bundle.VersionUTF8},
+		{[]source{{sender: "", rcpts: []string{"c@d.example", "jörg@bücher.example"}}}, bundle.VersionUTF8},
+	} {
+		if got := version(c.msgs); got != c.want {
+			t.Errorf("version(%+v) = %d, want %d", c.msgs, got, c.want)
+		}
+	}
+}

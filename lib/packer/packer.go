@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"omail/lib/addr"
 	"omail/lib/bundle"
 	"omail/lib/clock"
 	"omail/lib/control"
@@ -231,6 +232,23 @@ type source struct {
 	since  time.Time // when it started waiting for the link
 }
 
+// version is the bundle format msgs need: VersionUTF8 when an envelope
+// address is not ASCII (docs/BUNDLES.md), so that an older omail-unpack
+// refuses the bundle instead of relaying SMTPUTF8 mail without the flag.
+func version(msgs []source) int {
+	for _, m := range msgs {
+		if !addr.ASCII(m.sender) {
+			return bundle.VersionUTF8
+		}
+		for _, r := range m.rcpts {
+			if !addr.ASCII(r) {
+				return bundle.VersionUTF8
+			}
+		}
+	}
+	return bundle.Version
+}
+
 // writeBundle writes msgs into a new bundle in tmpDir, durably.
 func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pending, error) {
 	id := bundle.NewID()
@@ -247,7 +265,7 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 256<<10)
-	w, err := bundle.NewWriterOptions(bw, p.comp, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now)})
+	w, err := bundle.NewWriterOptions(bw, p.comp, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now), Version: version(msgs)})
 	if err != nil {
 		return pd, err
 	}
