@@ -136,12 +136,6 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, false, false, nil // finished meanwhile
 		}
-	} else if err == nil && m.exists(queue.DirTodo, id) {
-		// A crash came between writing info/ and removing todo/: info/
-		// is the newer.
-		if err := safefile.Remove(m.Q.Path(queue.DirTodo, id)); err != nil {
-			return 0, true, false, err
-		}
 	}
 	if errors.Is(err, queue.ErrCorrupt) {
 		m.setAside(id, err.Error())
@@ -154,6 +148,14 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	if err != nil {
 		m.setAside(id, err.Error())
 		return 0, false, false, nil
+	}
+	if dir == queue.DirInfo && m.exists(queue.DirTodo, id) {
+		// A crash came between writing info/ and removing todo/: info/
+		// is the newer. Only once it has parsed: a damaged info/ is set
+		// aside above with the todo/ entry, which is never deleted.
+		if err := safefile.Remove(m.Q.Path(queue.DirTodo, id)); err != nil {
+			return 0, true, false, err
+		}
 	}
 	st.Dir = dir
 	// The message file must hold the message alone before anything
