@@ -19,15 +19,6 @@ import (
 // healthy messages queued before and after it are delivered by the same
 // pass, and the pass reports no error (omail-deliver -flush exits 0).
 
-// rebuildTodo writes a single-file entry of message msg and state st,
-// with a footer that agrees with both (so that only the state is
-// damaged).
-func rebuildTodo(p string, msg, st []byte) error {
-	b := append(append([]byte{}, msg...), st...)
-	b = fmt.Appendf(b, "OMQ2%016x%08x\n", len(msg), len(st))
-	return os.WriteFile(p, b, 0o640)
-}
-
 // splitTodo is the message and the state of single-file entry b.
 func splitTodo(t *testing.T, b []byte) (msg, st []byte) {
 	t.Helper()
