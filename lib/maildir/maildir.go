@@ -82,6 +82,7 @@ func Deliver(dir string, prefix []string, r io.Reader) (name string, err error) 
 		return "", err
 	}
 	if already {
+		// A fresh unique name found in new/ is another writer's file: an error (the delivery defers), never taken for ours.
 		return "", fmt.Errorf("maildir %s: %s already in new/", dir, name)
 	}
 	return name, nil
@@ -105,6 +106,7 @@ func NameFor(seconds int64, unique string) string {
 // (lib/crashpoint).
 func DeliverNamed(dir, name string, check bool, prefix []string, r io.Reader, hook func(string)) (already bool, err error) {
 	if err := checkPrefix(prefix); err != nil {
+		// lib/local never puts a line break in a prefix line: a programming error, reported before anything is written.
 		return false, err
 	}
 	if strings.ContainsAny(name, "/:") || name == "" || name[0] == '.' {
@@ -136,6 +138,7 @@ func Holds(dir, name string) (bool, error) {
 	if _, err := os.Lstat(filepath.Join(dir, "new", name)); err == nil {
 		return true, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
+		// new/ unreadable (EACCES, EIO): nothing written, the delivery defers.
 		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	cur, err := os.Open(filepath.Join(dir, "cur"))
@@ -143,6 +146,7 @@ func Holds(dir, name string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
+		// cur/ unreadable: as above.
 		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	defer cur.Close()
@@ -157,6 +161,7 @@ func Holds(dir, name string) (bool, error) {
 			return false, nil
 		}
 		if err != nil {
+			// An I/O error listing cur/: as above.
 			return false, fmt.Errorf("maildir %s: cur/: %w", dir, err)
 		}
 	}
@@ -197,6 +202,7 @@ func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook func
 	at("maildir-created")
 	for _, p := range prefix {
 		if _, err := io.WriteString(f, strings.TrimSuffix(p, "\n")+"\n"); err != nil {
+			// Disk full or I/O error: the deferred cleanup removes tmp/NAME, new/ holds nothing, the delivery defers (as for the io.Copy below, which test/deliver-diskfull reaches).
 			return false, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
@@ -206,10 +212,12 @@ func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook func
 	}
 	at("maildir-written")
 	if err := f.Sync(); err != nil {
+		// An I/O error: as above, tmp/NAME removed, nothing in new/, the delivery defers.
 		return false, fmt.Errorf("maildir %s: fsync: %w", dir, err)
 	}
 	at("maildir-synced")
 	if err := f.Close(); err != nil {
+		// A write error reported at close (network file systems): as above.
 		done = true
 		os.Remove(tmp)
 		return false, fmt.Errorf("maildir %s: %w", dir, err)
@@ -224,6 +232,7 @@ func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook func
 		// File systems without hard links (some FUSE and network ones):
 		// rename is still atomic.
 		if rerr := os.Rename(tmp, dst); rerr != nil {
+			// Neither link nor rename works: tmp/NAME removed, nothing in new/, the delivery defers.
 			os.Remove(tmp)
 			return false, fmt.Errorf("maildir %s: link: %v; rename: %w", dir, err, rerr)
 		}

@@ -86,14 +86,17 @@ type Appender struct {
 func Open(path string) (*Appender, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
+		// Cannot open the mailbox (a symbolic link, EACCES, no room to create it): nothing changed.
 		return nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
+		// fstat of an open file fails only with EIO: nothing changed.
 		f.Close()
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
+		// A FIFO or device where the mailbox should be: refused before anything is written.
 		f.Close()
 		return nil, fmt.Errorf("mbox %s: not a regular file", path)
 	}
@@ -106,10 +109,12 @@ func Open(path string) (*Appender, error) {
 	// appended while we waited.
 	st, err = f.Stat()
 	if err != nil {
+		// As above, under the locks, which are released: nothing written.
 		a.unlock()
 		return nil, err
 	}
 	if err := a.settle(st.Size()); err != nil {
+		// An I/O error reading the last bytes: locks released, nothing written.
 		a.unlock()
 		return nil, err
 	}
@@ -123,11 +128,13 @@ func (a *Appender) settle(length int64) error {
 	if length > 0 {
 		n := min(int64(2), length)
 		if _, err := a.f.ReadAt(a.tail[2-n:], length-n); err != nil {
+			// EIO: Open or Recover reports it before anything is written.
 			return err
 		}
 		a.tailN = int(n)
 	}
 	if _, err := a.f.Seek(length, io.SeekStart); err != nil {
+		// Cannot fail: a regular file open for writing, an offset within it.
 		return err
 	}
 	a.w = bufio.NewWriterSize(&writeback{f: a.f, fd: int(a.f.Fd()), off: length, started: length}, 64<<10)
@@ -143,6 +150,7 @@ func (a *Appender) lock() error {
 	for {
 		held, err := a.tryLock()
 		if err != nil {
+			// A locking error other than busy: Open returns it holding no lock; nothing written.
 			return err
 		}
 		if held {
@@ -174,6 +182,7 @@ func (a *Appender) tryLock() (bool, error) {
 	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 		return false, nil
 	}
+	// e.g. ENOLCK on a file system without locks: the dotlock was released, nothing written.
 	return false, fmt.Errorf("mbox %s: fcntl lock: %w", a.path, err)
 }
 
@@ -204,8 +213,10 @@ func (a *Appender) tryDotlock() (bool, error) {
 			a.dotlock = ""
 			return true, nil
 		}
+		// EIO, ENOSPC...: no lock is held, nothing written; the delivery defers.
 		return false, fmt.Errorf("mbox %s: dotlock: %w", a.path, err)
 	}
+	// A stale dotlock came back twice between removal and creation: busy, the lock loop tries again.
 	return false, nil
 }
 
@@ -218,6 +229,7 @@ func deadHolder(name string) bool {
 	b := make([]byte, 300)
 	f, err := os.Open(name)
 	if err != nil {
+		// An unreadable dotlock is judged by its age alone.
 		return false
 	}
 	n, _ := f.Read(b)
@@ -259,9 +271,11 @@ func (a *Appender) unlock() error {
 // caller must call Abort.
 func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time) error {
 	if a.done {
+		// A programming error, reported; nothing written.
 		return errors.New("mbox: Add after Commit or Abort")
 	}
 	if a.err != nil {
+		// An earlier Add failed: the caller must Abort, which cuts the file back.
 		return a.err
 	}
 	for _, p := range prefix {
@@ -291,6 +305,7 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 	a.date = t.AppendFormat(a.date[:0], "Mon Jan _2 15:04:05 2006")
 	if a.err == nil {
 		if _, err := a.w.Write(a.date); err != nil {
+			// A buffered write fails only when its flush does (disk full, EIO): recorded, and Commit cuts the file back.
 			a.fail(err)
 		}
 	}
@@ -301,6 +316,7 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 	}
 	if a.Hook != nil && a.err == nil {
 		if err := a.w.Flush(); err != nil {
+			// Only when a crash point is set (OMAIL_CRASHPOINT, tests): as above.
 			a.fail(err)
 		} else {
 			a.Hook("mbox-torn")
@@ -316,6 +332,7 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 		if _, err := io.CopyBuffer(&q, r, a.buf); err != nil {
 			a.fail(err)
 		} else if err := q.close(); err != nil {
+			// As for every write here: recorded, and Commit cuts the file back.
 			a.fail(err)
 		}
 	}
@@ -335,6 +352,7 @@ func (a *Appender) write(s string) {
 		return
 	}
 	if _, err := a.w.WriteString(s); err != nil {
+		// As above: recorded, and Commit cuts the file back.
 		a.fail(err)
 	}
 }
@@ -379,14 +397,17 @@ func FromSender(sender string) string {
 // back to its length at Open, as by Abort.
 func (a *Appender) Commit() error {
 	if a.done {
+		// A programming error, reported; nothing written.
 		return errors.New("mbox: Commit after Commit or Abort")
 	}
 	if a.err == nil {
 		if err := a.w.Flush(); err != nil {
+			// Disk full or EIO: Abort below cuts the file back to its length at Open and fsyncs it.
 			a.fail(err)
 		} else {
 			a.at("mbox-written")
 			if err := a.f.Sync(); err != nil {
+				// As above.
 				a.fail(err)
 			}
 		}
@@ -425,6 +446,7 @@ func (a *Appender) Abort() error {
 	}
 	a.unlock()
 	if err != nil {
+		// The file could not be cut back (EIO): said so; the torn copy is cut by the retry's Recover while it is the tail.
 		return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, a.oldLen, err)
 	}
 	return nil
@@ -498,6 +520,7 @@ func (q *quoter) Write(p []byte) (int, error) {
 			p = p[1:]
 			if q.from == len(fromLine) {
 				if err := q.pending(1); err != nil {
+					// A buffered write error (disk full, EIO): Add records it, and Commit cuts the file back.
 					return 0, err
 				}
 				q.start = false
@@ -507,6 +530,7 @@ func (q *quoter) Write(p []byte) (int, error) {
 			// this byte as an ordinary one (it may be a newline, which
 			// starts the next decision).
 			if err := q.pending(0); err != nil {
+				// As above.
 				return 0, err
 			}
 			q.start = false
@@ -519,12 +543,14 @@ func (q *quoter) Write(p []byte) (int, error) {
 func (q *quoter) pending(extra int) error {
 	for n := q.gt + extra; n > 0; n-- {
 		if err := q.w.WriteByte('>'); err != nil {
+			// As above.
 			return err
 		}
 		q.last, q.any = '>', true
 	}
 	if q.from > 0 {
 		if _, err := q.w.WriteString(fromLine[:q.from]); err != nil {
+			// As above.
 			return err
 		}
 		q.last, q.any = fromLine[q.from-1], true
@@ -536,6 +562,7 @@ func (q *quoter) pending(extra int) error {
 // close writes what is held back and makes the message end with "\n".
 func (q *quoter) close() error {
 	if err := q.pending(0); err != nil {
+		// As above.
 		return err
 	}
 	if q.any && q.last != '\n' {

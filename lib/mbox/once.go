@@ -27,6 +27,7 @@ import (
 // attempt may have written. It must come before any Add.
 func (a *Appender) Recover(marker, sender string, prefix []string, msg io.ReaderAt, size int64) (found bool, err error) {
 	if a.done || a.added {
+		// A programming error, reported; nothing read or written.
 		return false, errors.New("mbox: Recover after Add, Commit or Abort")
 	}
 	want := strings.TrimSuffix(marker, "\n") + "\n"
@@ -61,12 +62,14 @@ func (a *Appender) Recover(marker, sender string, prefix []string, msg io.Reader
 			break
 		}
 		if rerr != nil && rerr != bufio.ErrBufferFull {
+			// EIO reading the mailbox: Recover fails, nothing is written, the delivery defers and looks again.
 			return false, rerr
 		}
 	}
 	for _, s := range marked {
 		m, err := a.compare(s, end, sender, prefix, msg, size)
 		if err != nil {
+			// As above.
 			return false, err
 		}
 		if m == whole {
@@ -77,6 +80,7 @@ func (a *Appender) Recover(marker, sender string, prefix []string, msg io.Reader
 	if last >= 0 {
 		m, err := a.compare(last, end, sender, prefix, msg, size)
 		if err != nil {
+			// As above.
 			return false, err
 		}
 		if m == torn {
@@ -88,6 +92,7 @@ func (a *Appender) Recover(marker, sender string, prefix []string, msg io.Reader
 		// bytes Add writes, cut off by the crash.
 		frag := make([]byte, end-lastLine)
 		if _, err := a.f.ReadAt(frag, lastLine); err != nil {
+			// As above.
 			return false, err
 		}
 		if strings.HasPrefix(fromLine, string(frag)) {
@@ -96,12 +101,15 @@ func (a *Appender) Recover(marker, sender string, prefix []string, msg io.Reader
 	}
 	if cut >= 0 {
 		if err := a.f.Truncate(cut); err != nil {
+			// The torn copy cannot be cut (EIO): nothing appended, the delivery defers, the next Recover cuts it.
 			return false, err
 		}
 		if err := a.f.Sync(); err != nil {
+			// As above: the next Recover finds the copy cut or cuts it again.
 			return false, err
 		}
 		if err := a.settle(cut); err != nil {
+			// As above.
 			return false, err
 		}
 	}
@@ -154,6 +162,7 @@ func (a *Appender) compare(s, end int64, sender string, prefix []string, msg io.
 	case errors.Is(err, errDiffers):
 		return differs, nil
 	}
+	// A read error (EIO) of the mailbox or the message: Recover fails, the delivery defers.
 	return differs, err
 }
 
@@ -175,6 +184,7 @@ func (c *comparer) Write(p []byte) (int, error) {
 		}
 		k := int(min(int64(len(p)), int64(len(c.buf)), c.end-c.off))
 		if _, err := c.f.ReadAt(c.buf[:k], c.off); err != nil {
+			// EIO: the comparison fails, Recover with it; nothing written.
 			return 0, err
 		}
 		for i := 0; i < k; i++ {

@@ -149,6 +149,7 @@ func PutMasqueraded(home, endpoint, id, msgPath, sender string, rcpts []string, 
 	}
 	names, err := List(home, endpoint)
 	if err != nil {
+		// The directory was just made: only an I/O error gets here; the delivery defers (Deliver: outcome.Temp).
 		return err
 	}
 	// Held entries (admin.go) count too: they are still to be sent, and
@@ -170,6 +171,7 @@ func PutMasqueraded(home, endpoint, id, msgPath, sender string, rcpts []string, 
 		used[base] = true
 		e, err := Open(home, endpoint, n)
 		if errors.Is(err, fs.ErrNotExist) {
+			// Packed by omail-pack between List and Open: its recipients get a new entry (the window docs/omail-pack.md names).
 			continue // packed meanwhile
 		}
 		if err != nil {
@@ -201,6 +203,7 @@ func PutMasqueraded(home, endpoint, id, msgPath, sender string, rcpts []string, 
 	defer in.Close()
 	f, err := safefile.Create(filepath.Join(dir, name), 0o640)
 	if err != nil {
+		// The outbox directory is full or unwritable: nothing was created; the delivery defers.
 		return err
 	}
 	defer f.Abort()
@@ -214,6 +217,7 @@ func PutMasqueraded(home, endpoint, id, msgPath, sender string, rcpts []string, 
 		return err
 	}
 	if err := bw.Flush(); err != nil {
+		// Disk full or I/O error: the deferred Abort removes the temporary file; no entry, the delivery defers.
 		return err
 	}
 	return f.Commit()
@@ -285,6 +289,7 @@ func Open(home, endpoint, name string) (*Entry, error) {
 	}
 	fi, err := f.Stat()
 	if err != nil {
+		// fstat of an open file fails only with EIO: reported, the entry stays where it is.
 		f.Close()
 		return nil, err
 	}

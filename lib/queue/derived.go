@@ -76,6 +76,7 @@ func (q *Queue) BeginDerived(id string) (*Derived, error) {
 	if _, err := os.Lstat(ready); err == nil {
 		return nil, q.resume(id)
 	} else if !errors.Is(err, fs.ErrNotExist) {
+		// tmp/ unreadable (EACCES, EIO): nothing begun; the original's attempt records a deferral and repeats the work.
 		return nil, err
 	}
 	tmp := q.Path(DirTmp, id+".mess")
@@ -83,6 +84,7 @@ func (q *Queue) BeginDerived(id string) (*Derived, error) {
 	// intent: never linked anywhere, so it is rewritten.
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
+		// Nothing written: the original's attempt defers and a repeat begins again.
 		return nil, err
 	}
 	return &Derived{&Pending{q: q, id: id, tmp: tmp, f: f}}, nil
@@ -101,11 +103,13 @@ func (q *Queue) resume(id string) error {
 	}
 	f, err := os.Open(q.readyPath(id))
 	if err != nil {
+		// The intent is unreadable (EIO) or was removed meanwhile: the attempt defers, and nothing is queued twice.
 		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
+		// fstat of an open file fails only with EIO: as above.
 		return err
 	}
 	if _, msgLen, err := readTodo(int(f.Fd()), fi.Size(), nil); err != nil || msgLen < 0 {
@@ -113,9 +117,11 @@ func (q *Queue) resume(id string) error {
 		return ErrQueued
 	}
 	if err := os.Link(q.readyPath(id), q.Path(DirTodo, id)); err != nil && !errors.Is(err, fs.ErrExist) {
+		// todo/ unwritable: the intent stays and the next repeat links it (TestDerivedLinkFailureKeepsTheIntent, through Commit).
 		return err
 	}
 	if err := safefile.SyncDir(q.Path(DirTodo, "")); err != nil {
+		// An I/O error: the intent stays; the next repeat links again (EEXIST is fine) and syncs.
 		return err
 	}
 	return ErrQueued
@@ -132,6 +138,7 @@ func (d *Derived) Commit(env *envelope.Envelope) (string, error) {
 	defer d.Abort()
 	q := d.q
 	if err := seal(d.f, d.id, q.now(), d.n, env); err != nil {
+		// Disk full or I/O error: Abort removes tmp/ID.mess, no intent exists, and a repeat writes the message anew.
 		return "", err
 	}
 	d.done = true
@@ -143,6 +150,7 @@ func (d *Derived) Commit(env *envelope.Envelope) (string, error) {
 	q.Crash.At("derived-intent")
 	err := os.Link(q.readyPath(d.id), q.Path(DirTodo, d.id))
 	if errors.Is(err, fs.ErrExist) {
+		// todo/ID is this very message (the id is derived), linked by an earlier attempt whose intent the tmp/ cleanup removed.
 		return "", ErrQueued
 	}
 	if err != nil {
@@ -150,6 +158,7 @@ func (d *Derived) Commit(env *envelope.Envelope) (string, error) {
 		return "", err
 	}
 	if err := safefile.SyncDir(q.Path(DirTodo, "")); err != nil {
+		// An I/O error: the intent stays, and the original's retry resumes the link and the fsync.
 		return "", err
 	}
 	q.Crash.At("derived-linked")

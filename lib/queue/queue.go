@@ -158,6 +158,7 @@ func (p *Pending) Abort() {
 	p.done = true
 	p.f.Close()
 	if p.linked {
+		// Only after a failed fsync of todo/: the link goes so that the caller's 451 holds; a deliverer that took the entry in that instant delivers it, and the client's retry makes a second copy (qmail's window).
 		os.Remove(p.q.Path(DirTodo, p.id))
 	}
 	os.Remove(p.tmp)
@@ -194,6 +195,7 @@ func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 	p.linked = true
 	p.q.Crash.At("queue-commit-linked")
 	if err := safefile.SyncDir(p.q.Path(DirTodo, "")); err != nil {
+		// An I/O error on todo/: the deferred Abort removes the link and tmp/ID.mess; nothing was acknowledged, the client sends again.
 		return "", err
 	}
 	p.done = true
@@ -213,9 +215,11 @@ func seal(f *os.File, id string, queued time.Time, n int64, env *envelope.Envelo
 	}
 	state := NewState(id, queued, env).Marshal()
 	if _, err := f.Write(appendFooter(state, n, int64(len(state)))); err != nil {
+		// Disk full or I/O error before the link: the caller's Abort removes tmp/ID.mess; nothing was acknowledged.
 		return err
 	}
 	if err := f.Sync(); err != nil {
+		// As above: never linked, removed by Abort, nothing acknowledged.
 		return err
 	}
 	return f.Close()

@@ -39,6 +39,7 @@ func Submit(home string, crash crashpoint.Hook) (*Submission, int, error) {
 	}
 	p, err := q.Begin()
 	if err != nil {
+		// tmp/ full or unwritable: nothing was created; omail-queue exits 53 and the client is told 451.
 		return nil, qexit.Code(err, qexit.WriteError), fmt.Errorf("creating the message file: %w", err)
 	}
 	s := &Submission{q: q, p: p, bw: bufio.NewWriterSize(p, 64*1024)}
@@ -55,9 +56,11 @@ func (s *Submission) Write(b []byte) (int, error) { return s.bw.Write(b) }
 // exit code: 0 only when the message is durably queued.
 func (s *Submission) Commit(e *envelope.Envelope) (int, error) {
 	if err := s.bw.Flush(); err != nil {
+		// Disk full while writing: the caller's Abort removes tmp/ID.mess; nothing acknowledged.
 		return qexit.Code(err, qexit.WriteError), err
 	}
 	if _, err := s.p.Commit(e); err != nil {
+		// Commit has undone its own steps (Abort): nothing queued, nothing acknowledged.
 		return qexit.Code(err, qexit.WriteError), fmt.Errorf("committing: %w", err)
 	}
 	s.q.Notify()
