@@ -239,3 +239,53 @@ func TestNotesWithContentOrStrangeNames(t *testing.T) {
 		t.Errorf("log:\n%s", f.log.String())
 	}
 }
+
+// The daemon does the same: damaged files its start-up scan finds in
+// info/ and todo/, and one that arrives as new mail, are set aside while
+// the healthy messages around them are delivered.
+func TestDaemonSetsDamagedFilesAsideAndDelivers(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	delivered := f.deliverLocally()
+	past := f.now.Unix() - 1
+	ids := f.backlog(past, past, past)
+	if err := os.WriteFile(f.m.Q.Path(queue.DirInfo, ids[1]), []byte("V1\x00garbage"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	oldTodo := f.enqueue("s@x.example", "t@test.example")
+	if err := os.Truncate(f.m.Q.Path(queue.DirTodo, oldTodo), 10); err != nil {
+		t.Fatal(err)
+	}
+	newMail := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{New: newMail}) }()
+
+	got := map[string]bool{<-delivered: true, <-delivered: true}
+	newBad := f.enqueue("s@x.example", "n@test.example")
+	p := f.m.Q.Path(queue.DirTodo, newBad)
+	b, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, bytes.Replace(b, []byte("OMQ2"), []byte("OMQ3"), 1), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue("s@x.example", "new@test.example")
+	newMail <- struct{}{}
+	got[<-delivered] = true
+	for _, id := range []string{ids[1], oldTodo, newBad} {
+		f.waitLog(t, "warning: msg "+id+" set aside in corrupt/")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !got["b0@test.example"] || !got["b2@test.example"] || !got["new@test.example"] || len(got) != 3 {
+		t.Errorf("delivered %v", got)
+	}
+	for _, want := range []string{ids[1] + ".info", ids[1] + ".mess", oldTodo + ".todo", newBad + ".todo"} {
+		if _, err := os.Stat(f.m.Q.Path(queue.DirCorrupt, want)); err != nil {
+			t.Errorf("corrupt/%s: %v", want, err)
+		}
+	}
+	if len(f.messages()) != 0 {
+		t.Errorf("left in the queue: %v", f.messages())
+	}
+}
