@@ -1,0 +1,127 @@
+package bundle
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"omail/lib/dict"
+)
+
+// ErrNoZstd is bundlecompression best on a system without the zstd
+// program: a temporary failure (install it, or choose zstd).
+var ErrNoZstd = errors.New("bundlecompression best needs the zstd program (Debian package zstd), which is not in PATH")
+
+// ZstdArgs is how Best runs the zstd program: libzstd's level 19 finds
+// about a tenth fewer bytes than the strongest level of the Go encoder
+// (docs/BENCHMARKS.md, issue 16), with the window of Zstd (8 MiB:
+// wlog 23, which the readers' MaxWindow takes whatever the input), its
+// content checksum, one thread (the machine runs other things).
+var ZstdArgs = []string{"-19", "--zstd=wlog=23", "--check", "-T1", "-q", "-c", "--no-progress"}
+
+// zstdCmd is a running zstd program compressing what is written to it
+// into the bundle's raw writer. Memory is the program's: it streams.
+type zstdCmd struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	stderr *bytes.Buffer
+	dict   string // the dictionary's temporary file, removed at the end
+	ended  bool
+}
+
+// startZstd starts the zstd program writing to out, with the dictionary
+// id (0: none).
+func startZstd(out io.Writer, id uint32) (*zstdCmd, error) {
+	path, err := exec.LookPath("zstd")
+	if err != nil {
+		return nil, ErrNoZstd
+	}
+	c := &zstdCmd{stderr: &bytes.Buffer{}}
+	args := ZstdArgs
+	if id != 0 {
+		// The program reads a dictionary from a file it can size, not
+		// from a pipe.
+		d, ok := dict.Get(id)
+		if !ok {
+			return nil, fmt.Errorf("bundle: no dictionary %d in this omail", id)
+		}
+		if c.dict, err = writeTemp(d); err != nil {
+			return nil, err
+		}
+		args = append([]string{"-D", c.dict}, args...)
+	}
+	c.cmd = exec.Command(path, args...)
+	c.cmd.Stdout = out
+	c.cmd.Stderr = c.stderr
+	if c.in, err = c.cmd.StdinPipe(); err == nil {
+		err = c.cmd.Start()
+	}
+	if err != nil {
+		c.removeDict()
+		return nil, fmt.Errorf("bundle: starting %s: %v", path, err)
+	}
+	return c, nil
+}
+
+// writeTemp writes b to a new temporary file and returns its name.
+func writeTemp(b []byte) (string, error) {
+	f, err := os.CreateTemp("", "omail-dict-")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(b)
+	if err2 := f.Close(); err == nil {
+		err = err2
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+func (c *zstdCmd) Write(b []byte) (int, error) {
+	n, err := c.in.Write(b)
+	if err != nil {
+		err = fmt.Errorf("bundle: writing to the zstd program: %v", err)
+	}
+	return n, err
+}
+
+// Close ends the input and waits for the program to write the last of
+// the stream: nil only when it exited 0 and all it wrote was written.
+func (c *zstdCmd) Close() error {
+	if c.ended {
+		return errors.New("bundle: zstd program already ended")
+	}
+	c.ended = true
+	defer c.removeDict()
+	c.in.Close()
+	if err := c.cmd.Wait(); err != nil {
+		return fmt.Errorf("bundle: the zstd program: %v: %s", err, strings.TrimSpace(c.stderr.String()))
+	}
+	return nil
+}
+
+// abort stops the program, for a bundle given up.
+func (c *zstdCmd) abort() {
+	if c.ended {
+		return
+	}
+	c.ended = true
+	c.cmd.Process.Kill()
+	c.in.Close()
+	c.cmd.Wait()
+	c.removeDict()
+}
+
+func (c *zstdCmd) removeDict() {
+	if c.dict != "" {
+		os.Remove(c.dict)
+		c.dict = ""
+	}
+}
