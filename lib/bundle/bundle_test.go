@@ -261,15 +261,22 @@ func TestCheckSeal(t *testing.T) {
 // a faulty packer would.
 func sealedStream(t *testing.T, stream string) []byte {
 	t.Helper()
+	z := zstdStream(t, stream)
+	sum := sha256.Sum256(z)
+	return append(z, seal(Zstd, sum[:])...)
+}
+
+// zstdStream is stream compressed into one zstd frame with its content
+// checksum, and nothing more: what a faulty packer would write.
+func zstdStream(t testing.TB, stream string) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true))
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(zw, stream)
 	zw.Close()
-	sum := sha256.Sum256(buf.Bytes())
-	buf.Write(seal(Zstd, sum[:]))
 	return buf.Bytes()
 }
 

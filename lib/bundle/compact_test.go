@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-
 	"omail/lib/bundle/bundletest"
 	"omail/lib/dict"
 )
@@ -161,16 +159,7 @@ func TestCompactWrongKey(t *testing.T) {
 // frame, versions 1 and 2 the seal.
 func TestCompactVersionAndEnd(t *testing.T) {
 	id := NewID()
-	compress := func(stream string) []byte {
-		var buf bytes.Buffer
-		zw, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true))
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(zw, stream)
-		zw.Close()
-		return buf.Bytes()
-	}
+	compress := func(stream string) []byte { return zstdStream(t, stream) }
 	v3 := compress("OMAIL-BUNDLE 3 " + id + " k 0\nM 4 1\nF a@x\nT b@k\nfour\nE 1\n")
 	sum := sha256.Sum256(v3)
 	if _, n, err := Verify(bytes.NewReader(append(bytes.Clone(v3), endFrame(nil, sum[:])...))); err != nil || n != 1 {

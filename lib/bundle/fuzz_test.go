@@ -8,8 +8,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-
 	"omail/lib/bundle/bundletest"
 	"omail/lib/dict"
 )
@@ -108,15 +106,9 @@ func FuzzFraming(f *testing.F) {
 // compactFile compresses stream with zstd and ends it as an unsigned
 // version 3 bundle.
 func compactFile(t testing.TB, stream []byte) []byte {
-	var buf bytes.Buffer
-	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw.Write(stream)
-	zw.Close()
-	sum := sha256.Sum256(buf.Bytes())
-	return append(buf.Bytes(), endFrame(nil, sum[:])...)
+	z := zstdStream(t, string(stream))
+	sum := sha256.Sum256(z)
+	return append(z, endFrame(nil, sum[:])...)
 }
 
 // FuzzCompactEnd: checkEnd takes a version 3 end only when it is one
