@@ -13,7 +13,10 @@
 //	... one such record per message ...
 //	E <count> <sha256>\n
 //
-// The reader streams: memory does not grow with the bundle or a message.
+// Version 3 (compact.go) drops the S lines and the trailer's SHA-256,
+// and ends the file with one frame instead of the seal and the
+// signature frame. The reader streams: memory does not grow with the
+// bundle or a message.
 package bundle
 
 import (

@@ -84,7 +84,12 @@ func frameDict(b []byte) uint32 {
 // Message is one message of a bundle. Body reads exactly Size bytes
 // (Size is -1 in a legacy mbox, where it is not known ahead) and, at its
 // end, checks the message's checksum: a Body that returns io.EOF was
-// read whole and intact.
+// read whole and intact. Version 3 has no checksum per message: there
+// a Body's io.EOF says only that it was read whole, and the bundle is
+// intact once Next returns io.EOF, or once CheckSeal found its end
+// frame good (then the stream can only differ from what was signed if
+// the file changes while it is read, which the end, checked again,
+// finds).
 type Message struct {
 	Sender string
 	Rcpts  []string
