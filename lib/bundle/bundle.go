@@ -329,6 +329,12 @@ func (w *Writer) Close() error {
 		fmt.Fprintf(w.bw, "E %d\n", w.count)
 	}
 	if err := w.bw.Flush(); err != nil {
+		// The zstd program that stopped reading says why.
+		if w.cmd != nil {
+			if cerr := w.cmd.Close(); cerr != nil {
+				return cerr
+			}
+		}
 		w.abort()
 		return err
 	}

@@ -231,3 +231,32 @@ func TestBestAbort(t *testing.T) {
 		t.Fatalf("left behind: %v", ents)
 	}
 }
+
+// A zstd program that fails makes the bundle fail, saying why: never a
+// bundle that is cut short.
+func TestBestProgramFails(t *testing.T) {
+	for _, script := range []string{
+		"#!/bin/sh\nwhile read -r l; do :; done\necho 'zstd: out of cheese' >&2\nexit 1\n", // after reading
+		"#!/bin/sh\necho 'zstd: out of cheese' >&2\nexit 1\n",                              // at once
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "zstd"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PATH", dir)
+		w, err := NewWriterOptions(io.Discard, Options{Compression: Best, Dict: dict.Current}, Header{ID: NewID(), Endpoint: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := strings.Repeat("hello\n", 50000) // more than the pipe and the buffer hold
+		err = w.Add("a@x", []string{"b@y"}, int64(len(body)), strings.NewReader(body))
+		if err == nil {
+			err = w.Close()
+		} else {
+			w.Abort()
+		}
+		if err == nil || !strings.Contains(err.Error(), "out of cheese") {
+			t.Fatalf("%q: got %v, want the program's complaint", script, err)
+		}
+	}
+}

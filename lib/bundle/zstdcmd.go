@@ -31,8 +31,8 @@ var ZstdArgs = []string{"-19", "--zstd=wlog=23,tlen=999", "--check", "-T1", "-q"
 type zstdCmd struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
-	stderr *bytes.Buffer
-	dict   string // the dictionary's temporary file, removed at the end
+	stderr *capped
+	dict   *os.File // the dictionary, in a file already removed
 	ended  bool
 }
 
@@ -43,54 +43,72 @@ func startZstd(out io.Writer, id uint32) (*zstdCmd, error) {
 	if err != nil {
 		return nil, ErrNoZstd
 	}
-	c := &zstdCmd{stderr: &bytes.Buffer{}}
+	c := &zstdCmd{stderr: &capped{max: 4096}}
 	args := ZstdArgs
+	c.cmd = exec.Command(path)
 	if id != 0 {
 		// The program reads a dictionary from a file it can size, not
-		// from a pipe.
+		// from a pipe: a temporary file, removed at once (nothing is
+		// left behind, even by a crash), that it opens as /dev/fd/3.
 		d, ok := dict.Get(id)
 		if !ok {
 			return nil, fmt.Errorf("bundle: no dictionary %d in this omail", id)
 		}
-		if c.dict, err = writeTemp(d); err != nil {
-			return nil, err
+		if c.dict, err = unlinkedFile(d); err != nil {
+			return nil, fmt.Errorf("bundle: a temporary file for the dictionary: %v", err)
 		}
-		args = append([]string{"-D", c.dict}, args...)
+		c.cmd.ExtraFiles = []*os.File{c.dict}
+		args = append([]string{"-D", "/dev/fd/3"}, args...)
 	}
-	c.cmd = exec.Command(path, args...)
+	c.cmd.Args = append(c.cmd.Args, args...)
 	c.cmd.Stdout = out
 	c.cmd.Stderr = c.stderr
 	if c.in, err = c.cmd.StdinPipe(); err == nil {
 		err = c.cmd.Start()
 	}
 	if err != nil {
-		c.removeDict()
+		c.closeDict()
 		return nil, fmt.Errorf("bundle: starting %s: %v", path, err)
 	}
 	return c, nil
 }
 
-// writeTemp writes b to a new temporary file and returns its name.
-func writeTemp(b []byte) (string, error) {
+// unlinkedFile is an open file holding b, with no name.
+func unlinkedFile(b []byte) (*os.File, error) {
 	f, err := os.CreateTemp("", "omail-dict-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, err = f.Write(b)
-	if err2 := f.Close(); err == nil {
-		err = err2
+	os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
 	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
+	return f, nil
+}
+
+// capped keeps the first max bytes written to it: the program's
+// complaint, for the log, however much it writes.
+type capped struct {
+	b   bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
 	}
-	return f.Name(), nil
+	return len(p), nil
 }
 
 func (c *zstdCmd) Write(b []byte) (int, error) {
 	n, err := c.in.Write(b)
-	if err != nil {
+	if err != nil && !c.ended {
+		// It stopped reading: its exit status and complaint say why.
 		err = fmt.Errorf("bundle: writing to the zstd program: %v", err)
+		if cerr := c.Close(); cerr != nil {
+			err = cerr
+		}
 	}
 	return n, err
 }
@@ -102,10 +120,10 @@ func (c *zstdCmd) Close() error {
 		return errors.New("bundle: zstd program already ended")
 	}
 	c.ended = true
-	defer c.removeDict()
+	defer c.closeDict()
 	c.in.Close()
 	if err := c.cmd.Wait(); err != nil {
-		return fmt.Errorf("bundle: the zstd program: %v: %s", err, strings.TrimSpace(c.stderr.String()))
+		return fmt.Errorf("bundle: the zstd program: %v: %s", err, strings.TrimSpace(c.stderr.b.String()))
 	}
 	return nil
 }
@@ -119,12 +137,12 @@ func (c *zstdCmd) abort() {
 	c.cmd.Process.Kill()
 	c.in.Close()
 	c.cmd.Wait()
-	c.removeDict()
+	c.closeDict()
 }
 
-func (c *zstdCmd) removeDict() {
-	if c.dict != "" {
-		os.Remove(c.dict)
-		c.dict = ""
+func (c *zstdCmd) closeDict() {
+	if c.dict != nil {
+		c.dict.Close()
+		c.dict = nil
 	}
 }
