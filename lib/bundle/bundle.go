@@ -13,7 +13,10 @@
 //	... one such record per message ...
 //	E <count> <sha256>\n
 //
-// The reader streams: memory does not grow with the bundle or a message.
+// Version 3 (compact.go) drops the S lines and the trailer's SHA-256,
+// and ends the file with one frame instead of the seal and the
+// signature frame. The reader streams: memory does not grow with the
+// bundle or a message.
 package bundle
 
 import (
@@ -43,9 +46,20 @@ import (
 // ASCII, so that an omail that predates SMTPUTF8 refuses that bundle
 // (quarantined, kept) rather than relaying such mail without the
 // parameter; every other bundle stays version 1, for every reader.
+//
+// VersionCompact (3) is the compact format (docs/BUNDLES.md, Version 3):
+// nothing said twice, for the few hundred bytes that are most of a
+// small bundle on a thin link. Its records carry no checksum line, its
+// trailer no SHA-256, and one end frame (the signature, or for an
+// unsigned bundle the SHA-256 of the file) replaces the seal and the
+// signature frame: zstd's content checksum and the end frame over the
+// raw file already find any damage. It is zstd only, may hold any
+// envelope, and is written only when the receivers read it
+// (control/bundleformat).
 const (
-	Version     = 1
-	VersionUTF8 = 2
+	Version        = 1
+	VersionUTF8    = 2
+	VersionCompact = 3
 )
 
 // Magic starts the first line of every bundle, after decompression.
@@ -63,6 +77,9 @@ const (
 // Options says how a bundle is compressed.
 type Options struct {
 	Compression string // Zstd (also ""), Best or Gzip
+	// Compact writes format version 3 (VersionCompact), whatever the
+	// header's version says; zstd only.
+	Compact bool
 	// Dict is the zstd dictionary (lib/dict) to compress with, named in
 	// the zstd frame so that a reader finds it; 0: none. Gzip has none.
 	Dict uint32
@@ -164,11 +181,15 @@ type Writer struct {
 	comp  string
 	zw    io.WriteCloser
 	bw    *bufio.Writer
-	sum   hash.Hash // over everything before the trailer
+	sum   hash.Hash // over everything before the trailer; nil in version 3
 	out   io.Writer // bw, and sum
 	count int
+	cmd   *zstdCmd           // Best: the zstd program compressing; nil otherwise
 	key   ed25519.PrivateKey // nil: unsigned
 	err   error
+	// version is the format written: VersionCompact has no record
+	// checksums, a short trailer and one end frame.
+	version int
 }
 
 // NewWriter starts a bundle on w, compressed with comp (Zstd, Best or
@@ -187,23 +208,31 @@ func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 	case 0:
 		h.Version = Version
 	case Version, VersionUTF8:
+	case VersionCompact:
+		o.Compact = true
 	default:
 		return nil, fmt.Errorf("bundle: cannot write version %d", h.Version)
+	}
+	if o.Compact {
+		if o.Compression == Gzip {
+			return nil, errors.New("bundle: the compact format (version 3) is zstd only")
+		}
+		h.Version = VersionCompact
 	}
 	if err := ValidEndpoint(h.Endpoint); err != nil {
 		return nil, err
 	}
 	var zw io.WriteCloser
+	var cmd *zstdCmd
 	var err error
 	raw := &rawWriter{w: w, sum: sha256.New()}
 	comp := Zstd
 	switch o.Compression {
-	case "", Zstd, Best:
-		level := zstd.SpeedBetterCompression
-		if o.Compression == Best {
-			level = zstd.SpeedBestCompression
-		}
-		opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithWindowSize(Window),
+	case Best:
+		cmd, err = startZstd(raw, o.Dict)
+		zw = cmd
+	case "", Zstd:
+		opts := []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithWindowSize(Window),
 			zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true)}
 		if o.Dict != 0 {
 			d, ok := dict.Get(o.Dict)
@@ -222,8 +251,12 @@ func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	bw := &Writer{raw: raw, comp: comp, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), sum: sha256.New()}
-	bw.out = io.MultiWriter(bw.bw, bw.sum)
+	bw := &Writer{raw: raw, comp: comp, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), cmd: cmd, version: h.Version}
+	bw.out = bw.bw
+	if h.Version != VersionCompact {
+		bw.sum = sha256.New()
+		bw.out = io.MultiWriter(bw.bw, bw.sum)
+	}
 	fmt.Fprintf(bw.out, "%s %d %s %s %d\n", Magic, h.Version, h.ID, h.Endpoint, h.Created.Unix())
 	return bw, nil
 }
@@ -249,8 +282,12 @@ func (w *Writer) Add(sender string, rcpts []string, size int64, body io.Reader) 
 	if size < 0 {
 		return errors.New("bundle: negative size")
 	}
-	crc := crc32.New(castagnoli)
-	out := io.MultiWriter(w.out, crc)
+	var crc hash.Hash32
+	out := w.out
+	if w.version != VersionCompact {
+		crc = crc32.New(castagnoli)
+		out = io.MultiWriter(w.out, crc)
+	}
 	fmt.Fprintf(out, "M %d %d\nF %s\n", size, len(rcpts), sender)
 	for _, r := range rcpts {
 		fmt.Fprintf(out, "T %s\n", r)
@@ -263,7 +300,11 @@ func (w *Writer) Add(sender string, rcpts []string, size int64, body io.Reader) 
 		w.err = err
 		return err
 	}
-	_, err = fmt.Fprintf(w.out, "\nS %08x\n", crc.Sum32())
+	if crc != nil {
+		_, err = fmt.Fprintf(w.out, "\nS %08x\n", crc.Sum32())
+	} else {
+		_, err = io.WriteString(w.out, "\n")
+	}
 	w.count++
 	w.err = err
 	return err
@@ -279,13 +320,29 @@ func (w *Writer) Count() int { return w.count }
 // close or sync the underlying writer.
 func (w *Writer) Close() error {
 	if w.err != nil {
+		w.abort()
 		return w.err
 	}
-	fmt.Fprintf(w.bw, "E %d %x\n", w.count, w.sum.Sum(nil))
+	if w.sum != nil {
+		fmt.Fprintf(w.bw, "E %d %x\n", w.count, w.sum.Sum(nil))
+	} else {
+		fmt.Fprintf(w.bw, "E %d\n", w.count)
+	}
 	if err := w.bw.Flush(); err != nil {
+		// The zstd program that stopped reading says why.
+		if w.cmd != nil {
+			if cerr := w.cmd.Close(); cerr != nil {
+				return cerr
+			}
+		}
+		w.abort()
 		return err
 	}
 	if err := w.zw.Close(); err != nil {
+		return err
+	}
+	if w.version == VersionCompact {
+		_, err := w.raw.w.Write(endFrame(w.key, w.raw.sum.Sum(nil)))
 		return err
 	}
 	if w.key != nil {
@@ -296,6 +353,16 @@ func (w *Writer) Close() error {
 	}
 	_, err := w.raw.w.Write(seal(w.comp, w.raw.sum.Sum(nil)))
 	return err
+}
+
+// Abort gives up a bundle that will not be closed: it stops the zstd
+// program, if one compresses. The file written so far is garbage.
+func (w *Writer) Abort() { w.abort() }
+
+func (w *Writer) abort() {
+	if w.cmd != nil {
+		w.cmd.abort()
+	}
 }
 
 // rawWriter hashes the compressed bytes, for the seal.

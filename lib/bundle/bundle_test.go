@@ -261,15 +261,22 @@ func TestCheckSeal(t *testing.T) {
 // a faulty packer would.
 func sealedStream(t *testing.T, stream string) []byte {
 	t.Helper()
+	z := zstdStream(t, stream)
+	sum := sha256.Sum256(z)
+	return append(z, seal(Zstd, sum[:])...)
+}
+
+// zstdStream is stream compressed into one zstd frame with its content
+// checksum, and nothing more: what a faulty packer would write.
+func zstdStream(t testing.TB, stream string) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true))
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(zw, stream)
 	zw.Close()
-	sum := sha256.Sum256(buf.Bytes())
-	buf.Write(seal(Zstd, sum[:]))
 	return buf.Bytes()
 }
 
@@ -326,8 +333,8 @@ func TestTrailerSumAfterSeal(t *testing.T) {
 }
 
 // Version 2 is written on request (omail-pack asks for it when an
-// envelope address is not ASCII) and read like version 1; no other
-// version is written or read.
+// envelope address is not ASCII) and read like version 1; version 3 is
+// the compact format (compact_test.go); no other version is written.
 func TestVersionUTF8(t *testing.T) {
 	for _, v := range []int{0, Version, VersionUTF8} {
 		var buf bytes.Buffer
@@ -358,7 +365,10 @@ func TestVersionUTF8(t *testing.T) {
 			t.Fatalf("version %d: %v %+v", v, err, m)
 		}
 	}
-	if _, err := NewWriter(io.Discard, Zstd, Header{ID: NewID(), Endpoint: "k1", Version: 3}); err == nil {
-		t.Error("wrote a version 3 bundle")
+	if _, err := NewWriter(io.Discard, Zstd, Header{ID: NewID(), Endpoint: "k1", Version: 4}); err == nil {
+		t.Error("wrote a version 4 bundle")
+	}
+	if _, err := NewWriter(io.Discard, Gzip, Header{ID: NewID(), Endpoint: "k1", Version: VersionCompact}); err == nil {
+		t.Error("wrote a version 3 bundle in gzip")
 	}
 }

@@ -2,6 +2,8 @@ package bundle
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"testing"
@@ -25,6 +27,14 @@ func FuzzReader(f *testing.F) {
 	withDict, _ := buildOpts(f, Options{Dict: dict.Current}, key, sample)
 	f.Add(withDict)
 	f.Add(bundletest.Future(f, withDict, 2000000001, mustDict(f)))
+	// Version 3 (compact), signed and not, with a dictionary and a
+	// future one.
+	compact, _ := buildOpts(f, Options{Compact: true}, nil, sample)
+	f.Add(compact)
+	f.Add(compact[:len(compact)-endSumLen])
+	compactDict, _ := buildOpts(f, Options{Compact: true, Dict: dict.Current}, key, sample)
+	f.Add(compactDict)
+	f.Add(bundletest.Future(f, compactDict, 2000000001, mustDict(f)))
 	f.Add(gz("From a x\nhello\n\nFrom b y\n>From\n"))
 	f.Add(gz("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 3 1\nF a\nT b\nabc\nS 00000000\nE 1 00\n"))
 	f.Add([]byte("garbage"))
@@ -60,8 +70,12 @@ func FuzzFraming(f *testing.F) {
 	f.Add([]byte("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 3 1\nF a\nT b\nabc\nS 00000000\nE 1 00\n"))
 	f.Add([]byte("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 0 2\nF \nT b\nT c\n\nS 1a2b3c4d\nE 1 00\n"))
 	f.Add([]byte("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 18446744073709551616 1\nF a\n"))
+	f.Add([]byte("OMAIL-BUNDLE 3 0123456789abcdef0123456789abcdef k 0\nM 3 1\nF a\nT b\nabc\nE 1\n"))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		data := gz(string(stream))
+		if bytes.HasPrefix(stream, []byte("OMAIL-BUNDLE 3 ")) {
+			data = compactFile(t, stream) // version 3 is zstd only
+		}
 		r, err := NewReader(bytes.NewReader(data))
 		if err != nil {
 			return
@@ -85,6 +99,43 @@ func FuzzFraming(f *testing.F) {
 			if err != nil {
 				return
 			}
+		}
+	})
+}
+
+// compactFile compresses stream with zstd and ends it as an unsigned
+// version 3 bundle.
+func compactFile(t testing.TB, stream []byte) []byte {
+	z := zstdStream(t, string(stream))
+	sum := sha256.Sum256(z)
+	return append(z, endFrame(nil, sum[:])...)
+}
+
+// FuzzCompactEnd: checkEnd takes a version 3 end only when it is one
+// that the writer makes for the bytes before it.
+func FuzzCompactEnd(f *testing.F) {
+	_, key := newKey(f)
+	body := []byte("compressed bytes")
+	sum := sha256.Sum256(body)
+	f.Add(append(bytes.Clone(body), endFrame(nil, sum[:])...))
+	f.Add(append(bytes.Clone(body), endFrame(key, sum[:])...))
+	f.Add(endFrame(key, sum[:]))
+	f.Add([]byte(endMagic))
+	f.Fuzz(func(t *testing.T, file []byte) {
+		tail := file[max(0, len(file)-maxTail):]
+		h := sha256.New()
+		h.Write(file[:len(file)-len(tail)])
+		signer, compact, err := checkEnd(Zstd, h, tail)
+		if err != nil || !compact {
+			return
+		}
+		n := compactEndLen(tail)
+		s := sha256.Sum256(file[:len(file)-n])
+		if signer == nil && !bytes.Equal(file[len(file)-n:], endFrame(nil, s[:])) {
+			t.Fatalf("unsigned end %x taken for %x", file[len(file)-n:], s)
+		}
+		if signer != nil && !ed25519.Verify(signer, append([]byte(SigContextCompact), s[:]...), file[len(file)-ed25519.SignatureSize:]) {
+			t.Fatal("a signature taken that does not verify")
 		}
 	})
 }

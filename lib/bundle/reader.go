@@ -84,7 +84,12 @@ func frameDict(b []byte) uint32 {
 // Message is one message of a bundle. Body reads exactly Size bytes
 // (Size is -1 in a legacy mbox, where it is not known ahead) and, at its
 // end, checks the message's checksum: a Body that returns io.EOF was
-// read whole and intact.
+// read whole and intact. Version 3 has no checksum per message: there
+// a Body's io.EOF says only that it was read whole, and the bundle is
+// intact once Next returns io.EOF, or once CheckSeal found its end
+// frame good (then the stream can only differ from what was signed if
+// the file changes while it is read, which the end, checked again,
+// finds).
 type Message struct {
 	Sender string
 	Rcpts  []string
@@ -232,7 +237,7 @@ func (r *Reader) unknownDict(id uint32) error {
 	if _, err := io.Copy(io.Discard, r.in); err != nil {
 		return r.classify(err, "reading the file")
 	}
-	signer, err := checkEnd(r.comp, r.src.sum, r.src.tail)
+	signer, _, err := checkEnd(r.comp, r.src.sum, r.src.tail)
 	if err != nil {
 		return err
 	}
@@ -348,8 +353,11 @@ func (r *Reader) parseHeader(line string) error {
 		return damaged("header without a version")
 	}
 	v, err := strconv.Atoi(f[1])
-	if err != nil || v != Version && v != VersionUTF8 {
-		return damaged("version %q, this program reads versions %d and %d", f[1], Version, VersionUTF8)
+	if err != nil || v != Version && v != VersionUTF8 && v != VersionCompact {
+		return damaged("version %q, this program reads versions %d, %d and %d", f[1], Version, VersionUTF8, VersionCompact)
+	}
+	if v == VersionCompact && r.comp != Zstd {
+		return damaged("a version %d header in a gzip file (version %d is zstd only)", v, v)
 	}
 	if len(f) != 5 {
 		return damaged("header has %d fields, want 5", len(f))
@@ -365,6 +373,9 @@ func (r *Reader) parseHeader(line string) error {
 		return damaged("bad creation time %q", f[4])
 	}
 	r.Header = Header{Version: v, ID: f[2], Endpoint: f[3], Created: time.Unix(t, 0)}
+	if v == VersionCompact {
+		r.sum = nil // no stream checksum: zstd's content checksum does it
+	}
 	return nil
 }
 
@@ -462,6 +473,9 @@ func (r *Reader) addr(tag string, crc *uint32) (string, error) {
 
 func (r *Reader) trailer(line string) error {
 	f := strings.Split(line, " ")
+	if r.Header.Version == VersionCompact {
+		f = append(f, "") // "E <count>": no checksum
+	}
 	if len(f) != 3 {
 		return damaged("bad trailer %q", trim(line))
 	}
@@ -470,7 +484,9 @@ func (r *Reader) trailer(line string) error {
 		return damaged("trailer counts %q messages, the bundle holds %d", f[1], r.count)
 	}
 	// The trailer line itself is not part of the checksum it carries.
-	if len(f[2]) != 2*sha256.Size || !lowerHex(f[2]) || r.sum != nil && f[2] != hex.EncodeToString(r.sum.Sum(nil)) {
+	if r.Header.Version == VersionCompact {
+		// Version 3's trailer has the count alone.
+	} else if len(f[2]) != 2*sha256.Size || !lowerHex(f[2]) || r.sum != nil && f[2] != hex.EncodeToString(r.sum.Sum(nil)) {
 		return damaged("stream checksum mismatch")
 	}
 	// Nothing may follow the trailer, and the compressed stream must end
@@ -497,7 +513,7 @@ func (r *Reader) trailer(line string) error {
 // the file with the file. After CheckSeal, the signer must be the one it
 // found: the same file, read through.
 func (r *Reader) checkSeal() error {
-	signer, err := checkEnd(r.comp, r.src.sum, r.src.tail)
+	signer, err := r.checkEnd(r.src.sum, r.src.tail)
 	if err != nil {
 		return err
 	}
@@ -506,6 +522,20 @@ func (r *Reader) checkSeal() error {
 	}
 	r.Header.Signer = signer
 	return nil
+}
+
+// checkEnd is checkEnd for this file, whose header said which of the
+// two ends it must have: a file whose end is the other version's is
+// damaged (or made up), whatever it says.
+func (r *Reader) checkEnd(sum hash.Hash, tail []byte) (ed25519.PublicKey, error) {
+	signer, compact, err := checkEnd(r.comp, sum, tail)
+	if err != nil {
+		return nil, err
+	}
+	if compact != (r.Header.Version == VersionCompact) {
+		return nil, damaged("a version %d header, and the end of another version", r.Header.Version)
+	}
+	return signer, nil
 }
 
 // CheckSeal reads the raw file, size bytes through ra (apart from the
@@ -541,7 +571,7 @@ func (r *Reader) CheckSeal(ra io.ReaderAt, size int64) error {
 		}
 		return err
 	}
-	signer, err := checkEnd(r.comp, h, tail)
+	signer, err := r.checkEnd(h, tail)
 	if err != nil {
 		return err
 	}
@@ -605,7 +635,7 @@ func (b *bodyReader) finish() error {
 	} else if nl != '\n' {
 		err = damaged("message %d: no newline after its body", b.index)
 	}
-	if err == nil {
+	if err == nil && b.r.Header.Version != VersionCompact {
 		b.r.addSum(newline)
 		var l []byte
 		l, err = b.r.hline()

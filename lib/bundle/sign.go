@@ -82,8 +82,20 @@ func signedDigest(sum []byte) []byte {
 // the seal and a signature frame's length, or the whole file when it is
 // shorter). It returns the key that signed the file, nil when the file
 // is unsigned, or ErrDamaged when the seal or the signature does not
-// match.
-func checkEnd(comp string, sum hash.Hash, tail []byte) (ed25519.PublicKey, error) {
+// match; compact says the file ends as version 3 does (one end frame,
+// compact.go), not with a seal.
+func checkEnd(comp string, sum hash.Hash, tail []byte) (signer ed25519.PublicKey, compact bool, err error) {
+	if n := compactEndLen(tail); comp == Zstd && n > 0 {
+		signer, err = checkCompactEnd(sum, tail, n)
+		return signer, true, err
+	}
+	signer, err = checkSealEnd(comp, sum, tail)
+	return signer, false, err
+}
+
+// checkSealEnd is checkEnd for versions 1 and 2: a seal, and a signature
+// frame before it if the file is signed.
+func checkSealEnd(comp string, sum hash.Hash, tail []byte) (ed25519.PublicKey, error) {
 	n, s := zstdSealLen, zstdSigLen
 	if comp == Gzip {
 		n, s = gzipSealLen, gzipSigLen

@@ -53,6 +53,7 @@ var Defaults = map[string]string{
 	"pollinterval":      "60",
 	"bundlemax":         "8388608",
 	"bundlecompression": "zstd",
+	"bundleformat":      "1",
 	"concurrencylocal":  "10",
 	"concurrencyremote": "20",
 	"concurrencyslow":   "2",

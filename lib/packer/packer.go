@@ -269,6 +269,11 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	if err != nil {
 		return pd, err
 	}
+	defer func() {
+		if !ok {
+			w.Abort() // the zstd program of bundlecompression best, if running
+		}
+	}()
 	w.Sign(p.key)
 	var total int64
 	for _, m := range msgs {
@@ -305,6 +310,9 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	how := p.comp.Compression
 	if p.comp.Dict != 0 && how != bundle.Gzip {
 		how += fmt.Sprintf(", dictionary %d", p.comp.Dict)
+	}
+	if p.comp.Compact {
+		how += ", format 3"
 	}
 	p.Log.Printf("bundle %s: endpoint %s: %d messages, %d bytes before compression (%s)", id, ep, len(msgs), total, how)
 	return pd, nil

@@ -10,8 +10,8 @@ import (
 	"omail/lib/dict"
 )
 
-// compression reads bundlecompression and bundledict (missing or
-// "none": no dictionary).
+// compression reads bundlecompression, bundledict (missing or "none":
+// no dictionary) and bundleformat.
 func (p *Packer) compression() (bundle.Options, error) {
 	var o bundle.Options
 	var err error
@@ -39,6 +39,18 @@ func (p *Packer) compression() (bundle.Options, error) {
 	}
 	if o.Compression == bundle.Gzip {
 		o.Dict = 0 // gzip has no dictionaries
+	}
+	// The compact format only once the receivers read it, as the
+	// dictionary (docs/BUNDLES.md, Version 3).
+	switch f, err := p.ctl.Line("bundleformat"); {
+	case err != nil:
+		return o, err
+	case f == "3" && o.Compression == bundle.Gzip:
+		return o, fmt.Errorf("control file bundleformat: 3 is zstd only, and bundlecompression is gzip")
+	case f == "3":
+		o.Compact = true
+	case f != "1":
+		return o, fmt.Errorf("control file bundleformat: %q is not 1 or 3", f)
 	}
 	return o, nil
 }

@@ -14,7 +14,8 @@ import (
 
 // Future returns an unsigned bundle holding the stream of bundle (any
 // zstd bundle this omail reads without a dictionary), compressed again
-// with a zstd dictionary of the given id, and sealed.
+// with a zstd dictionary of the given id, and sealed (version 3: with
+// its end frame).
 func Future(t testing.TB, bundle []byte, id uint32, dicts ...[]byte) []byte {
 	t.Helper()
 	d, err := zstd.NewReader(nil, zstd.WithDecoderDicts(dicts...))
@@ -32,6 +33,12 @@ func Future(t testing.TB, bundle []byte, id uint32, dicts ...[]byte) []byte {
 	}
 	out := e.EncodeAll(stream, nil)
 	sum := sha256.Sum256(out)
+	if bytes.HasPrefix(stream, []byte("OMAIL-BUNDLE 3 ")) {
+		// Version 3, unsigned: a skippable frame, magic 0x184D2A52,
+		// length 32, the SHA-256 of every byte before it.
+		out = append(out, 0x52, 0x2a, 0x4d, 0x18, 32, 0, 0, 0)
+		return append(out, sum[:]...)
+	}
 	// The seal: a skippable frame, magic 0x184D2A50, length 40,
 	// "OMAILSL1" and the SHA-256 of every byte before it.
 	out = append(out, 0x50, 0x2a, 0x4d, 0x18, 40, 0, 0, 0)

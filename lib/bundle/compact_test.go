@@ -1,0 +1,262 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"omail/lib/bundle/bundletest"
+	"omail/lib/dict"
+)
+
+// compactOpts are the settings a compact bundle can be written with.
+var compactOpts = []Options{
+	{Compression: Zstd, Compact: true},
+	{Compression: Zstd, Compact: true, Dict: dict.Current},
+	{Compression: Best, Compact: true},
+	{Compression: Best, Compact: true, Dict: dict.Current},
+}
+
+func TestCompactRoundTrip(t *testing.T) {
+	pub, key := newKey(t)
+	for _, o := range compactOpts {
+		for _, k := range []ed25519.PrivateKey{nil, key} {
+			data, id := buildOpts(t, o, k, sample)
+			h, got, err := readAll(data)
+			if err != nil {
+				t.Fatalf("%+v signed %v: %v", o, k != nil, err)
+			}
+			if h.Version != VersionCompact || h.ID != id || h.Dict != o.Dict || (k == nil) != (h.Signer == nil) || k != nil && !h.Signer.Equal(pub) {
+				t.Fatalf("%+v: header %+v", o, h)
+			}
+			if len(got) != len(sample) {
+				t.Fatalf("%+v: %d messages", o, len(got))
+			}
+			for i, m := range sample {
+				if got[i].body != m.body || got[i].sender != m.sender || strings.Join(got[i].rcpts, ",") != strings.Join(m.rcpts, ",") {
+					t.Fatalf("%+v: message %d: %+v, want %+v", o, i, got[i], m)
+				}
+			}
+			// The client hook's way: the end checked first.
+			r, err := checkSeal(data)
+			if err != nil {
+				t.Fatalf("%+v: CheckSeal: %v", o, err)
+			}
+			r.Close()
+			// The end frame is what docs/BUNDLES.md says.
+			n := endSumLen
+			if k != nil {
+				n = endSignedLen
+			}
+			if !bytes.Equal(data[len(data)-n:len(data)-n+8], []byte{0x52, 0x2a, 0x4d, 0x18, byte(n - 8), 0, 0, 0}) {
+				t.Fatalf("%+v: end % x", o, data[len(data)-n:])
+			}
+		}
+	}
+}
+
+// The standard tool reads a compact bundle: the stream is the text
+// docs/BUNDLES.md shows, the end frame skipped.
+func TestCompactZstdTool(t *testing.T) {
+	_, key := newKey(t)
+	dir := t.TempDir()
+	df := filepath.Join(dir, "dict")
+	d, _ := dict.Get(dict.Current)
+	if err := os.WriteFile(df, d, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range compactOpts {
+		data, id := buildOpts(t, o, key, sample[:1])
+		cmd := exec.Command("zstd", "-dc", "-D", df)
+		cmd.Stdin = bytes.NewReader(data)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%+v: zstd -dc: %v", o, err)
+		}
+		m := sample[0]
+		want := "OMAIL-BUNDLE 3 " + id + " kiosk1 1700000000\nM 59 1\nF " + m.sender + "\nT " + m.rcpts[0] + "\n" + m.body + "\nE 1\n"
+		if string(out) != want {
+			t.Fatalf("%+v: zstd -dc gave\n%q\nwant\n%q", o, out, want)
+		}
+	}
+}
+
+// Every single-byte change and every truncation of a small compact
+// bundle, signed or not, is refused, by Verify and by CheckSeal.
+func TestCompactDamage(t *testing.T) {
+	_, key := newKey(t)
+	for _, k := range []ed25519.PrivateKey{nil, key} {
+		for _, o := range []Options{{Compact: true}, {Compact: true, Dict: dict.Current}} {
+			data, _ := buildOpts(t, o, k, sample[:2])
+			for i := range data {
+				for _, x := range []byte{0x01, 0x80, 0xff} {
+					bad := bytes.Clone(data)
+					bad[i] ^= x
+					mustRefuse(t, bad, "byte %d ^ %#x (%+v, signed %v)", i, x, o, k != nil)
+				}
+			}
+			for n := 0; n < len(data); n++ {
+				mustRefuse(t, data[:n], "cut to %d of %d bytes (%+v, signed %v)", n, len(data), o, k != nil)
+			}
+		}
+	}
+}
+
+// mustRefuse fails unless data is damage to both ways of reading.
+func mustRefuse(t *testing.T, data []byte, format string, args ...any) {
+	t.Helper()
+	if _, _, err := Verify(bytes.NewReader(data)); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("Verify: %v, want damage: "+format, append([]any{err}, args...)...)
+	}
+	r, err := NewReader(bytes.NewReader(data))
+	if err == nil {
+		err = r.CheckSeal(bytes.NewReader(data), int64(len(data)))
+		r.Close()
+	}
+	if !errors.Is(err, ErrDamaged) {
+		t.Fatalf("CheckSeal: %v, want damage: "+format, append([]any{err}, args...)...)
+	}
+}
+
+// A signature under another key than the one the frame names, or the
+// key swapped for another, does not verify; a bundle re-ended unsigned
+// is unsigned (whether that is accepted is the receiver's ocmppeers).
+func TestCompactWrongKey(t *testing.T) {
+	_, key := newKey(t)
+	other, otherKey := newKey(t)
+	data, _ := buildOpts(t, Options{Compact: true}, key, sample)
+	body := data[:len(data)-endSignedLen]
+	sum := sha256.Sum256(body)
+	swapped := append(bytes.Clone(body), endHead(endSignedLen)...)
+	swapped = append(swapped, other...)
+	swapped = append(swapped, data[len(data)-ed25519.SignatureSize:]...)
+	mustRefuse(t, swapped, "the key swapped")
+	// Signed by otherKey, naming key's public key.
+	forged := append(bytes.Clone(body), endHead(endSignedLen)...)
+	forged = append(forged, key.Public().(ed25519.PublicKey)...)
+	forged = append(forged, ed25519.Sign(otherKey, append([]byte(SigContextCompact), sum[:]...))...)
+	mustRefuse(t, forged, "signed by another key")
+	// A version 1 signature context does not verify as version 3.
+	old := append(bytes.Clone(body), endHead(endSignedLen)...)
+	old = append(old, key.Public().(ed25519.PublicKey)...)
+	old = append(old, ed25519.Sign(key, signedDigest(sum[:]))...)
+	mustRefuse(t, old, "signed with version 1's context")
+	unsigned := append(bytes.Clone(body), endFrame(nil, sum[:])...)
+	h, _, err := Verify(bytes.NewReader(unsigned))
+	if err != nil || h.Signer != nil {
+		t.Fatalf("re-ended unsigned: %v, signer %x", err, h.Signer)
+	}
+}
+
+// A header's version and the file's end agree: version 3 has the end
+// frame, versions 1 and 2 the seal.
+func TestCompactVersionAndEnd(t *testing.T) {
+	id := NewID()
+	compress := func(stream string) []byte { return zstdStream(t, stream) }
+	v3 := compress("OMAIL-BUNDLE 3 " + id + " k 0\nM 4 1\nF a@x\nT b@k\nfour\nE 1\n")
+	sum := sha256.Sum256(v3)
+	if _, n, err := Verify(bytes.NewReader(append(bytes.Clone(v3), endFrame(nil, sum[:])...))); err != nil || n != 1 {
+		t.Fatalf("a hand-made version 3 bundle: %d, %v", n, err)
+	}
+	mustRefuse(t, append(bytes.Clone(v3), seal(Zstd, sum[:])...), "version 3 with a seal")
+	v1 := sealedStream(t, "OMAIL-BUNDLE 1 "+id+" k 0\nE 0 "+strings.Repeat("0", 64)+"\n")
+	v1 = v1[:len(v1)-zstdSealLen]
+	sum = sha256.Sum256(v1)
+	mustRefuse(t, append(bytes.Clone(v1), endFrame(nil, sum[:])...), "version 1 with a version 3 end")
+	for _, bad := range []string{"E 1 " + strings.Repeat("0", 64) + "\n", "E 2\n", "E 1 \n", "S 00000000\nE 1\n"} {
+		s := compress("OMAIL-BUNDLE 3 " + id + " k 0\nM 4 1\nF a@x\nT b@k\nfour\n" + bad)
+		sum := sha256.Sum256(s)
+		// The end is good: the stream's reading finds it.
+		if _, _, err := Verify(bytes.NewReader(append(s, endFrame(nil, sum[:])...))); !errors.Is(err, ErrDamaged) {
+			t.Fatalf("trailer %q: %v, want damage", bad, err)
+		}
+	}
+}
+
+// A compact bundle naming a dictionary this omail lacks: refused as
+// such (kept, exit 111 at omail-unpack) when intact, damage otherwise.
+func TestCompactUnknownDict(t *testing.T) {
+	const future = 2000000002
+	plain, _ := buildOpts(t, Options{Compact: true, Dict: dict.Current}, nil, sample)
+	data := bundletest.Future(t, plain, future, mustDict(t))
+	var de *DictError
+	if _, _, err := Verify(bytes.NewReader(data)); !errors.As(err, &de) || de.ID != future || errors.Is(err, ErrDamaged) {
+		t.Fatalf("got %v, want the unknown dictionary %d", err, future)
+	}
+	for _, at := range []int{len(data) / 2, len(data) - 1, len(data) - endSumLen} {
+		bad := bytes.Clone(data)
+		bad[at] ^= 0x40
+		if _, _, err := Verify(bytes.NewReader(bad)); !errors.Is(err, ErrDamaged) {
+			t.Fatalf("flip at %d: %v, want damage", at, err)
+		}
+	}
+	if _, _, err := Verify(bytes.NewReader(data[:len(data)-1])); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("cut short: %v, want damage", err)
+	}
+}
+
+// Best without the zstd program is a clear, temporary error.
+func TestBestWithoutZstd(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := NewWriterOptions(io.Discard, Options{Compression: Best}, Header{ID: NewID(), Endpoint: "k"})
+	if !errors.Is(err, ErrNoZstd) {
+		t.Fatalf("got %v, want ErrNoZstd", err)
+	}
+}
+
+// A bundle given up (Abort) stops the zstd program and leaves no
+// dictionary file behind.
+func TestBestAbort(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	w, err := NewWriterOptions(io.Discard, Options{Compression: Best, Dict: dict.Current}, Header{ID: NewID(), Endpoint: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add("a@x", []string{"b@y"}, 10, strings.NewReader("short")); err == nil {
+		t.Fatal("a short body was taken")
+	}
+	w.Abort()
+	if err := w.Close(); err == nil {
+		t.Fatal("Close after a failed Add succeeded")
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("left behind: %v", ents)
+	}
+}
+
+// A zstd program that fails makes the bundle fail, saying why: never a
+// bundle that is cut short.
+func TestBestProgramFails(t *testing.T) {
+	for _, script := range []string{
+		"#!/bin/sh\nwhile read -r l; do :; done\necho 'zstd: out of cheese' >&2\nexit 1\n", // after reading
+		"#!/bin/sh\necho 'zstd: out of cheese' >&2\nexit 1\n",                              // at once
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "zstd"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PATH", dir)
+		w, err := NewWriterOptions(io.Discard, Options{Compression: Best, Dict: dict.Current}, Header{ID: NewID(), Endpoint: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := strings.Repeat("hello\n", 50000) // more than the pipe and the buffer hold
+		err = w.Add("a@x", []string{"b@y"}, int64(len(body)), strings.NewReader(body))
+		if err == nil {
+			err = w.Close()
+		} else {
+			w.Abort()
+		}
+		if err == nil || !strings.Contains(err.Error(), "out of cheese") {
+			t.Fatalf("%q: got %v, want the program's complaint", script, err)
+		}
+	}
+}
