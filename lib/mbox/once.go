@@ -95,10 +95,10 @@ func (a *Appender) Recover(marker, sender string, prefix []string, msg io.Reader
 		}
 	}
 	if cut >= 0 {
-		if err := a.f.Truncate(cut); err != nil {
+		if err := a.Hook.Op("mbox-recover-truncate", func() error { return a.f.Truncate(cut) }); err != nil {
 			return false, err
 		}
-		if err := a.f.Sync(); err != nil {
+		if err := a.Hook.Op("mbox-recover-fsync", a.f.Sync); err != nil {
 			return false, err
 		}
 		if err := a.settle(cut); err != nil {
