@@ -154,6 +154,11 @@ func (h Hook) Writer(name string, w io.Writer) io.Writer {
 // for a fault: no program's point starts with it.
 const faultQuery = "?fault "
 
+// Asking reports whether a name a hook is called with is Op's or
+// Writer's question for a fault rather than a point reached: a test's
+// hook that records points skips those.
+func Asking(point string) bool { return strings.HasPrefix(point, faultQuery) }
+
 // fault returns the fault injected at the point called name, if any. The
 // hook answers by panicking with it: the hook is a plain function (see
 // Hook), and the panic never leaves this function.

@@ -15,10 +15,12 @@ const (
 	// Write is the writes of a message or bundle file (Hook.Writer):
 	// tests inject ENOSPC and EIO in the middle of the stream.
 	Write
-	// Undo is a file operation that undoes or repairs (cutting an mbox
-	// back, Hook.Op): tests kill the program before and after it; an
-	// error injected there is a second failure, reported, and not
-	// expected to leave the state as before.
+	// Undo is a file operation that undoes, repairs or tidies up
+	// (cutting an mbox back, removing a tmp/ name after the commit;
+	// Hook.Op): tests kill the program before and after it. An error
+	// there is a second failure, or one the code tolerates (a tmp/ file
+	// left for the cleanup), so it is not expected to leave the state
+	// as before.
 	Undo
 )
 
@@ -41,7 +43,7 @@ var Points = []Point{
 	{"queue-commit-link", FileOp, "accept: link tmp/ID.mess to todo/ID"},
 	{"queue-commit-linked", Step, "accept: linked, todo/ not fsynced"},
 	{"queue-commit-dirsync", FileOp, "accept: fsync of todo/: the commit point"},
-	{"queue-commit-unlink-tmp", FileOp, "accept: removing the tmp/ name after the commit"},
+	{"queue-commit-unlink-tmp", Undo, "accept: removing the tmp/ name after the commit"},
 
 	// omail-deliver taking a message apart (lib/queue todofile.go).
 	{"queue-message-linked", Step, "deliver: mess/ID linked"},
@@ -86,7 +88,7 @@ var Points = []Point{
 	{"maildir-linked", Step, "maildir: linked, new/ not fsynced"},
 	{"maildir-dirsync", FileOp, "maildir: fsync of new/"},
 	{"maildir-dirsynced", Step, "maildir: delivered"},
-	{"maildir-unlink-tmp", FileOp, "maildir: removing the tmp/ name"},
+	{"maildir-unlink-tmp", Undo, "maildir: removing the tmp/ name"},
 	{"maildir-done", Step, "maildir: delivered, not recorded in the queue"},
 	{"local-done", Step, "local: every recipient's delivery made, not reported"},
 
