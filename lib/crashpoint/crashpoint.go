@@ -48,6 +48,11 @@ func New(env home.Env) Hook {
 	return h
 }
 
+// Process returns the hooks of the process's own environment, made once:
+// for code called deep inside a program, where no hooks are handed
+// down (the OCMP outbox transport, the SMTP client).
+var Process = sync.OnceValue(func() Hook { return New(home.Env(os.Environ())) })
+
 // Parse makes the hooks New makes from its environment variables' values;
 // unit tests call it (with crash "" and hook "": faults only).
 func Parse(crash, hook, cmd, faults string) (Hook, error) {

@@ -12,6 +12,12 @@ const (
 	// inject ENOSPC and EIO into it, after which the state must be as
 	// before the whole operation and a retry must succeed.
 	FileOp
+	// Resume is a file operation after the record that lets a later
+	// run finish the work (an intent, a journal, progress written
+	// down): an error injected there fails the run, and the next run
+	// finishes from the record. Tests check the end state (delivered,
+	// once where exactly-once is promised), not that nothing changed.
+	Resume
 	// Write is the writes of a message or bundle file (Hook.Writer):
 	// tests inject ENOSPC and EIO in the middle of the stream.
 	Write
@@ -23,6 +29,11 @@ const (
 	// as before.
 	Undo
 )
+
+// Kinds in the order of the constants, for test/crash-every-point.
+var kindNames = [...]string{"step", "fileop", "resume", "write", "undo"}
+
+func (k Kind) String() string { return kindNames[k] }
 
 // Point is a named point of a commit path.
 type Point struct {
@@ -55,11 +66,11 @@ var Points = []Point{
 	{"derived-written", Step, "forward/bounce: written and synced"},
 	{"derived-rename", FileOp, "forward/bounce: rename to the intent tmp/ID.ready"},
 	{"derived-intent", Step, "forward/bounce: intent durable"},
-	{"derived-link", FileOp, "forward/bounce: link of the intent into todo/"},
-	{"derived-dirsync", FileOp, "forward/bounce: fsync of todo/"},
+	{"derived-link", Resume, "forward/bounce: link of the intent into todo/"},
+	{"derived-dirsync", Resume, "forward/bounce: fsync of todo/"},
 	{"derived-linked", Step, "forward/bounce: queued"},
-	{"derived-resume-link", FileOp, "forward/bounce: a repeat finishing the link"},
-	{"derived-resume-dirsync", FileOp, "forward/bounce: a repeat's fsync of todo/"},
+	{"derived-resume-link", Resume, "forward/bounce: a repeat finishing the link"},
+	{"derived-resume-dirsync", Resume, "forward/bounce: a repeat's fsync of todo/"},
 	{"forward-recorded", Step, "forward: the original's state records it"},
 	{"bounce-recorded", Step, "bounce: the original's state records it"},
 	{"bounce-failed-saved", Step, "bounce: a failed bounce written down"},
@@ -93,6 +104,18 @@ var Points = []Point{
 	{"local-done", Step, "local: every recipient's delivery made, not reported"},
 
 	// omail-pack (lib/packer).
+	{"pack-bundle-write", Write, "pack: the bundle file in tmp/"},
+	{"pack-bundle-fsync", FileOp, "pack: fsync of the bundle"},
+	{"pack-bundle-dirsync", FileOp, "pack: fsync of tmp/"},
+	{"pack-journal-write", FileOp, "pack: the outbox journal (safefile: write, fsync, rename, fsync dir)"},
+	{"pack-publish-rename", Resume, "pack: bundle renamed into upload/"},
+	{"pack-publish-dirsync", Resume, "pack: fsync of upload/"},
+	{"pack-outbox-remove", Resume, "pack: unlink of the packed outbox entries, fsync"},
+	{"pack-journal-remove", Resume, "pack: unlink of the journal, fsync"},
+	{"pack-mbox-journal-write", FileOp, "pack: the spool mbox journal"},
+	{"pack-mbox-truncate", Resume, "pack: spool mbox cut back"},
+	{"pack-mbox-fsync", Resume, "pack: fsync of the spool mbox"},
+	{"pack-mbox-journal-remove", Resume, "pack: unlink of the spool journal"},
 	{"pack-written", Step, "pack: bundle written in tmp/"},
 	{"pack-journal", Step, "pack: journal written"},
 	{"pack-published", Step, "pack: bundle in upload/"},
@@ -108,4 +131,20 @@ var Points = []Point{
 	{"unpack-appended", Step, "unpack client: messages appended"},
 	{"unpack-committed", Step, "unpack client: mailbox committed"},
 	{"unpack-marked", Step, "unpack: bundle recorded as seen"},
+	{"seen-progress", Resume, "unpack: progress written (client: before appending; proxy: after each message)"},
+	{"seen-record", Resume, "unpack: the bundle id recorded as unpacked"},
+	{"seen-progress-clear", Resume, "unpack: progress removed"},
+	{"unpack-bundle-remove", Resume, "unpack: the bundle file removed"},
+	{"unpack-recover-truncate", Undo, "unpack client: cutting off a crashed run's copies"},
+	{"unpack-recover-fsync", Undo, "unpack client: fsync after that"},
+	{"quarantine-rename", FileOp, "pack, unpack: a damaged file moved aside"},
+	{"quarantine-copy", FileOp, "pack, unpack: copied aside across file systems"},
+	{"quarantine-unlink", Resume, "pack, unpack: the original removed after the copy"},
+
+	// The OCMP outbox transport (lib/outbox, omail-deliver).
+	{"outbox-write", Write, "outbox: the entry's temporary file"},
+	{"outbox-commit", FileOp, "outbox: fsync, rename into place, fsync of the directory"},
+
+	// Remote SMTP (lib/remote, omail-deliver -remote).
+	{"remote-accepted", Step, "remote: the peer said 250 after the data, the result not yet recorded (at-least-once window)"},
 }

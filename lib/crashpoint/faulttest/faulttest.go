@@ -24,6 +24,9 @@ import (
 type Case struct {
 	Dir string
 	Try func(h crashpoint.Hook) error
+	// Done, for RunResume, checks the end state after the retry: the
+	// work done, once.
+	Done func(t *testing.T)
 }
 
 // Run iterates over the points of crashpoint.Points whose name starts
@@ -51,6 +54,52 @@ func Run(t *testing.T, fresh func(t *testing.T) Case, prefixes ...string) {
 	}
 }
 
+// RunResume iterates over the crashpoint.Resume points whose name
+// starts with one of prefixes: with the fault, Try must fail; without,
+// the retry must succeed and Done find the work done once.
+func RunResume(t *testing.T, fresh func(t *testing.T) Case, prefixes ...string) {
+	t.Helper()
+	n := 0
+	for _, p := range crashpoint.Points {
+		if p.Kind != crashpoint.Resume || !hasPrefix(p.Name, prefixes) {
+			continue
+		}
+		n++
+		t.Run(p.Name, func(t *testing.T) {
+			c := fresh(t)
+			h, fired := faulty(t, p.Name+"=EIO")
+			if err := c.Try(h); err == nil || !*fired {
+				t.Fatalf("the fault at %s: reached %v, error %v", p.Name, *fired, err)
+			}
+			if err := c.Try(nil); err != nil {
+				t.Fatalf("the retry: %v", err)
+			}
+			c.Done(t)
+		})
+	}
+	if n == 0 {
+		t.Fatalf("no resume points start with %q", prefixes)
+	}
+}
+
+// faulty returns hooks injecting spec, and whether the fault fired.
+func faulty(t *testing.T, spec string) (crashpoint.Hook, *bool) {
+	h, err := crashpoint.Parse("", "", "", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired := false
+	return func(p string) {
+		defer func() {
+			if r := recover(); r != nil {
+				fired = true
+				panic(r) // on to Op or Writer, which return it
+			}
+		}()
+		h(p)
+	}, &fired
+}
+
 // Only runs the faults of the listed points (for a package whose
 // points others share, or a path that reaches only some).
 func Only(names ...string) []string {
@@ -76,24 +125,29 @@ func hasPrefix(name string, prefixes []string) bool {
 
 func one(t *testing.T, c Case, point, spec string) {
 	t.Helper()
-	h, err := crashpoint.Parse("", "", "", spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hook, fired := faulty(t, spec)
 	before := Tree(t, c.Dir)
-	err = c.Try(h)
-	var f *crashpoint.Fault
-	if !errors.As(err, &f) || f.Point != point {
-		t.Fatalf("with the fault: error %v, want the fault injected at %s", err, point)
+	err := c.Try(hook)
+	if !*fired {
+		t.Fatalf("the fault at %s was not reached", point)
 	}
-	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EIO) {
-		t.Errorf("error %v is neither ENOSPC nor EIO", err)
+	if err == nil {
+		t.Fatalf("the fault at %s was not reported", point)
+	}
+	// Where the error itself comes back (rather than a summary, the
+	// cause logged), it is the disk's.
+	var f *crashpoint.Fault
+	if errors.As(err, &f) && (f.Point != point || !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EIO)) {
+		t.Errorf("error %v, want the fault injected at %s", err, point)
 	}
 	if d := Diff(before, Tree(t, c.Dir)); d != "" {
 		t.Errorf("the fault at %s changed the files:\n%s", point, d)
 	}
 	if err := c.Try(nil); err != nil {
 		t.Errorf("without the fault: %v", err)
+	}
+	if c.Done != nil {
+		c.Done(t)
 	}
 }
 
