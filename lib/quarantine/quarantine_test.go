@@ -4,6 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"omail/lib/crashpoint"
+	"omail/lib/crashpoint/faulttest"
 )
 
 func TestMove(t *testing.T) {
@@ -33,4 +36,23 @@ func TestMove(t *testing.T) {
 	if _, err := os.Stat(from); err != nil {
 		t.Error("the original is gone after a failed move")
 	}
+}
+
+// A disk error at the move fails it and leaves both places as they
+// were; the next attempt moves the file.
+func TestMoveFaults(t *testing.T) {
+	saved := Crash
+	t.Cleanup(func() { Crash = saved })
+	faulttest.Run(t, func(t *testing.T) faulttest.Case {
+		h := t.TempDir()
+		from := filepath.Join(h, "in", "bad")
+		os.MkdirAll(filepath.Dir(from), 0o755)
+		os.MkdirAll(filepath.Join(h, Dir), 0o755)
+		os.WriteFile(from, []byte("damaged"), 0o644)
+		return faulttest.Case{Dir: h, Try: func(hk crashpoint.Hook) error {
+			Crash = func() crashpoint.Hook { return hk }
+			_, err := Move(h, from, "bad.1")
+			return err
+		}}
+	}, faulttest.Only("quarantine-rename")...)
 }
