@@ -38,7 +38,7 @@ import (
 //
 // A set-id program ignores all three. With none set, New returns nil.
 func New(env home.Env) Hook {
-	h, err := Parse(env.Trusted("OMAIL_CRASHPOINT"), env.Trusted("OMAIL_HOOKPOINT"), env.Trusted("OMAIL_HOOKCMD"), env.Trusted("OMAIL_FAULT"))
+	h, err := Parse(env.Trusted(Vars[0]), env.Trusted(Vars[1]), env.Trusted(Vars[2]), env.Trusted(Vars[3]))
 	if err != nil {
 		// A test that asks for a fault it cannot have must not pass by
 		// running without it.
@@ -47,6 +47,10 @@ func New(env home.Env) Hook {
 	}
 	return h
 }
+
+// Vars are the environment variables New reads: a program that runs a
+// child with a cleared environment hands these on.
+var Vars = []string{"OMAIL_CRASHPOINT", "OMAIL_HOOKPOINT", "OMAIL_HOOKCMD", "OMAIL_FAULT"}
 
 // Process returns the hooks of the process's own environment, made once:
 // for code called deep inside a program, where no hooks are handed
