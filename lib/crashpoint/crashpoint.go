@@ -29,7 +29,7 @@ import (
 //     program runs "sh -c command" and waits for it (tests use it to
 //     change things under the program's feet, e.g. deliver mail into an
 //     mbox being packed);
-//   - OMAIL_FAULT=name[:N]=ENOSPC|EIO[@K][,...]: the Nth time (default
+//   - OMAIL_FAULT=name[:N]=ENOSPC|EIO|EDQUOT|EXDEV[@K][,...]: the Nth time (default
 //     the first) the program reaches the file operation called name (Op,
 //     Writer), the operation fails with that error instead of running;
 //     a Writer point writes K bytes first (default 0), so that the file
@@ -209,7 +209,9 @@ type fault struct {
 
 type faultList []*fault
 
-var errnos = map[string]syscall.Errno{"ENOSPC": syscall.ENOSPC, "EIO": syscall.EIO, "EDQUOT": syscall.EDQUOT}
+// errnos are the errors a spec may name: the disk's, and EXDEV, which
+// sends a rename down its cross-device path (quarantine's copy).
+var errnos = map[string]syscall.Errno{"ENOSPC": syscall.ENOSPC, "EIO": syscall.EIO, "EDQUOT": syscall.EDQUOT, "EXDEV": syscall.EXDEV}
 
 func parseFaults(spec string) (faultList, error) {
 	var fs faultList

@@ -1,6 +1,7 @@
 package quarantine
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,4 +56,40 @@ func TestMoveFaults(t *testing.T) {
 			return err
 		}}
 	}, faulttest.Only("quarantine-rename")...)
+}
+
+// Across file systems (EXDEV from the rename, injected) Move copies and
+// removes: a disk error at the copy leaves both places as they were.
+func TestMoveCopyFaults(t *testing.T) {
+	saved := Crash
+	t.Cleanup(func() { Crash = saved })
+	for _, spec := range []string{"quarantine-copy=ENOSPC", "quarantine-copy=EIO"} {
+		h := t.TempDir()
+		from := filepath.Join(h, "in", "bad")
+		os.MkdirAll(filepath.Dir(from), 0o755)
+		os.MkdirAll(filepath.Join(h, Dir), 0o755)
+		os.WriteFile(from, []byte("damaged"), 0o644)
+		before := faulttest.Tree(t, h)
+		hk, err := crashpoint.Parse("", "", "", "quarantine-rename=EXDEV,quarantine-rename:2=EXDEV,"+spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Crash = func() crashpoint.Hook { return hk }
+		var f *crashpoint.Fault
+		if _, err := Move(h, from, "bad.1"); !errors.As(err, &f) || f.Point != "quarantine-copy" {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if d := faulttest.Diff(before, faulttest.Tree(t, h)); d != "" {
+			t.Errorf("%s changed the files:\n%s", spec, d)
+		}
+		// Still across file systems, the disk healthy: copied, removed.
+		if to, err := Move(h, from, "bad.1"); err != nil {
+			t.Fatal(err)
+		} else if b, _ := os.ReadFile(to); string(b) != "damaged" {
+			t.Errorf("copy holds %q", b)
+		}
+		if _, err := os.Stat(from); err == nil {
+			t.Error("the original is left")
+		}
+	}
 }
