@@ -65,7 +65,7 @@ func New(env home.Env) *Deliverer {
 	d := &Deliverer{Ctl: control.New(env.Dir()), Home: env.Dir(), Now: time.Now, Path: DefaultPath, Crash: crashpoint.New(env)}
 	d.LookupUser = d.lookupUser
 	if d.Crash != nil {
-		for _, k := range []string{"OMAIL_CRASHPOINT", "OMAIL_HOOKPOINT", "OMAIL_HOOKCMD"} {
+		for _, k := range crashpoint.Vars {
 			if v := env.Trusted(k); v != "" {
 				d.crashEnv = append(d.crashEnv, k+"="+v)
 			}

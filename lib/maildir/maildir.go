@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"omail/lib/crashpoint"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -104,7 +105,7 @@ func NameFor(seconds int64, unique string) string {
 // under the name is what a crashed attempt left: written over. hook, if
 // not nil, is called at each step with the crash point's name
 // (lib/crashpoint).
-func DeliverNamed(dir, name string, check bool, prefix []string, r io.Reader, hook func(string)) (already bool, err error) {
+func DeliverNamed(dir, name string, check bool, prefix []string, r io.Reader, hook crashpoint.Hook) (already bool, err error) {
 	if err := checkPrefix(prefix); err != nil {
 		// lib/local never puts a line break in a prefix line: a programming error, reported before anything is written.
 		return false, err
@@ -185,12 +186,9 @@ func createTmp(tmp string) (*os.File, error) {
 // supported), fsync new/, remove the tmp/ name. already is true when
 // new/ holds the name: a file gets there only whole and fsynced, so it is
 // this delivery, made before.
-func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook func(string)) (already bool, err error) {
-	at := func(point string) {
-		if hook != nil {
-			hook(point)
-		}
-	}
+func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook crashpoint.Hook) (already bool, err error) {
+	at := hook.At
+	w := hook.Writer("maildir-write", f)
 	tmp := filepath.Join(dir, "tmp", name)
 	done := false
 	defer func() {
@@ -201,17 +199,17 @@ func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook func
 	}()
 	at("maildir-created")
 	for _, p := range prefix {
-		if _, err := io.WriteString(f, strings.TrimSuffix(p, "\n")+"\n"); err != nil {
+		if _, err := io.WriteString(w, strings.TrimSuffix(p, "\n")+"\n"); err != nil {
 			// Disk full or I/O error: the deferred cleanup removes tmp/NAME, new/ holds nothing, the delivery defers (as for the io.Copy below, which test/deliver-diskfull reaches).
 			return false, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
 	at("maildir-torn")
-	if _, err := io.Copy(f, r); err != nil {
+	if _, err := io.Copy(w, r); err != nil {
 		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	at("maildir-written")
-	if err := f.Sync(); err != nil {
+	if err := hook.Op("maildir-fsync", f.Sync); err != nil {
 		// An I/O error: as above, tmp/NAME removed, nothing in new/, the delivery defers.
 		return false, fmt.Errorf("maildir %s: fsync: %w", dir, err)
 	}
@@ -224,21 +222,29 @@ func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook func
 	}
 	done = true
 	dst := filepath.Join(dir, "new", name)
-	if err := os.Link(tmp, dst); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			os.Remove(tmp)
-			return true, nil
+	err = hook.Op("maildir-link", func() error {
+		err := os.Link(tmp, dst)
+		if err == nil || errors.Is(err, fs.ErrExist) {
+			return err
 		}
 		// File systems without hard links (some FUSE and network ones):
 		// rename is still atomic.
 		if rerr := os.Rename(tmp, dst); rerr != nil {
-			// Neither link nor rename works: tmp/NAME removed, nothing in new/, the delivery defers.
-			os.Remove(tmp)
-			return false, fmt.Errorf("maildir %s: link: %v; rename: %w", dir, err, rerr)
+			// Neither link nor rename works: tmp/NAME removed below, nothing in new/, the delivery defers.
+			return fmt.Errorf("link: %v; rename: %w", err, rerr)
 		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrExist) {
+		os.Remove(tmp)
+		return true, nil
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	at("maildir-linked")
-	if err := safefile.SyncDir(filepath.Join(dir, "new")); err != nil {
+	if err := hook.Op("maildir-dirsync", func() error { return safefile.SyncDir(filepath.Join(dir, "new")) }); err != nil {
 		// The message may or may not survive a crash: do not claim it,
 		// and do not leave it for the reader either.
 		os.Remove(dst)
@@ -246,6 +252,6 @@ func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook func
 		return false, fmt.Errorf("maildir %s: fsync new/: %w", dir, err)
 	}
 	at("maildir-dirsynced")
-	os.Remove(tmp)
+	hook.Op("maildir-unlink-tmp", func() error { return os.Remove(tmp) })
 	return false, nil
 }

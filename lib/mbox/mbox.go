@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"omail/lib/crashpoint"
 	"os"
 	"strconv"
 	"strings"
@@ -64,19 +65,23 @@ type Appender struct {
 	dotlock string // "" when we hold no dotlock
 	oldLen  int64
 	w       *bufio.Writer
-	buf     []byte  // Add's copy buffer, one for all messages
-	date    []byte  // Add's From_ line date
-	tail    [2]byte // the last two bytes of the file, for separating messages
-	tailN   int     // how many of tail are valid (0, 1 or 2)
-	err     error   // first error; after it the appender only aborts
-	added   bool    // whether Add wrote anything (else Abort has nothing to undo)
+	wb      *writeback // under w
+	hooked  bool       // w writes through Hook.Writer("mbox-write", wb)
+	buf     []byte     // Add's copy buffer, one for all messages
+	date    []byte     // Add's From_ line date
+	tail    [2]byte    // the last two bytes of the file, for separating messages
+	tailN   int        // how many of tail are valid (0, 1 or 2)
+	err     error      // first error; after it the appender only aborts
+	added   bool       // whether Add wrote anything (else Abort has nothing to undo)
 	done    bool
 
 	// Hook, when not nil, is called with a crash point's name at the
 	// steps of Add and Commit (lib/crashpoint): "mbox-torn" (the first
 	// lines of a message written to the file, its body not yet),
-	// "mbox-written" (everything written, not fsynced), "mbox-synced".
-	Hook func(point string)
+	// "mbox-written" (everything written, not fsynced), "mbox-synced";
+	// and it may inject disk errors into the writes ("mbox-write"), the
+	// fsync ("mbox-fsync") and the cutting back (points.go).
+	Hook crashpoint.Hook
 }
 
 // Open locks the mbox at path (creating it 0600 if missing, owned by the
@@ -137,7 +142,8 @@ func (a *Appender) settle(length int64) error {
 		// Cannot fail: a regular file open for writing, an offset within it.
 		return err
 	}
-	a.w = bufio.NewWriterSize(&writeback{f: a.f, fd: int(a.f.Fd()), off: length, started: length}, 64<<10)
+	a.wb = &writeback{f: a.f, fd: int(a.f.Fd()), off: length, started: length}
+	a.w, a.hooked = bufio.NewWriterSize(a.wb, 64<<10), false
 	return nil
 }
 
@@ -284,6 +290,11 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 			return a.err
 		}
 	}
+	if a.Hook != nil && !a.hooked {
+		// Set after Open (the caller's field): nothing is buffered yet.
+		a.hooked = true
+		a.w.Reset(a.Hook.Writer("mbox-write", a.wb))
+	}
 	a.added = true
 	// A new message starts at the beginning of a line after a blank line,
 	// whatever the previous writer left.
@@ -406,7 +417,7 @@ func (a *Appender) Commit() error {
 			a.fail(err)
 		} else {
 			a.at("mbox-written")
-			if err := a.f.Sync(); err != nil {
+			if err := a.Hook.Op("mbox-fsync", a.f.Sync); err != nil {
 				// As above.
 				a.fail(err)
 			}
@@ -438,10 +449,10 @@ func (a *Appender) Abort() error {
 	if a.added {
 		var st os.FileInfo
 		if st, err = a.f.Stat(); err == nil && st.Size() > a.oldLen {
-			err = a.f.Truncate(a.oldLen)
+			err = a.Hook.Op("mbox-abort-truncate", func() error { return a.f.Truncate(a.oldLen) })
 		}
 		if err == nil {
-			err = a.f.Sync()
+			err = a.Hook.Op("mbox-abort-fsync", a.f.Sync)
 		}
 	}
 	a.unlock()

@@ -100,11 +100,11 @@ func (a *Appender) Recover(marker, sender string, prefix []string, msg io.Reader
 		}
 	}
 	if cut >= 0 {
-		if err := a.f.Truncate(cut); err != nil {
+		if err := a.Hook.Op("mbox-recover-truncate", func() error { return a.f.Truncate(cut) }); err != nil {
 			// The torn copy cannot be cut (EIO): nothing appended, the delivery defers, the next Recover cuts it.
 			return false, err
 		}
-		if err := a.f.Sync(); err != nil {
+		if err := a.Hook.Op("mbox-recover-fsync", a.f.Sync); err != nil {
 			// As above: the next Recover finds the copy cut or cuts it again.
 			return false, err
 		}

@@ -30,6 +30,7 @@ import (
 
 	"omail/lib/bundle"
 	"omail/lib/control"
+	"omail/lib/crashpoint"
 	"omail/lib/envelope"
 	"omail/lib/masquerade"
 	"omail/lib/outcome"
@@ -207,7 +208,8 @@ func PutMasqueraded(home, endpoint, id, msgPath, sender string, rcpts []string, 
 		return err
 	}
 	defer f.Abort()
-	bw := bufio.NewWriterSize(f, 64<<10)
+	h := Crash()
+	bw := bufio.NewWriterSize(h.Writer("outbox-write", f), 64<<10)
 	fmt.Fprintf(bw, "%s\nF %s\n", magic, sender)
 	for _, r := range missing {
 		fmt.Fprintf(bw, "T %s\n", r)
@@ -220,8 +222,15 @@ func PutMasqueraded(home, endpoint, id, msgPath, sender string, rcpts []string, 
 		// Disk full or I/O error: the deferred Abort removes the temporary file; no entry, the delivery defers.
 		return err
 	}
-	return f.Commit()
+	// fsync, rename into place, fsync of the directory: the entry is
+	// there, whole, or not at all.
+	return h.Op("outbox-commit", f.Commit)
 }
+
+// Crash returns the test hooks at Put's file operations: the process's
+// (crashpoint.Process), as Put is called deep inside omail-deliver's
+// transports, which have no hooks to hand on. Tests replace it.
+var Crash = crashpoint.Process
 
 // Endpoints lists the endpoints that have an outbox directory.
 func Endpoints(home string) ([]string, error) {

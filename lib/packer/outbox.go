@@ -79,7 +79,7 @@ func (p *Packer) packOutbox(ep string) error {
 			j.entries = append(j.entries, name)
 			j.stamps[name] = stamp(filepath.Join(outbox.Path(p.Home, ep), name))
 		}
-		if err := safefile.WriteFile(jpath, j.marshal(), 0o640); err != nil {
+		if err := p.Crash.Op("pack-journal-write", func() error { return safefile.WriteFile(jpath, j.marshal(), 0o640) }); err != nil {
 			os.Remove(pd.tmp)
 			return err
 		}
@@ -116,11 +116,11 @@ func (p *Packer) finishOutbox(ep, jpath string, j *journal) error {
 			packed = append(packed, e)
 		}
 	}
-	if err := outbox.Remove(p.Home, ep, packed); err != nil {
+	if err := p.Crash.Op("pack-outbox-remove", func() error { return outbox.Remove(p.Home, ep, packed) }); err != nil {
 		return err
 	}
 	p.Crash.At("pack-removed")
-	return safefile.Remove(jpath)
+	return p.Crash.Op("pack-journal-remove", func() error { return safefile.Remove(jpath) })
 }
 
 // cleanTmp removes what a crashed pass left in the temporary directory:

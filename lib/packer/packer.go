@@ -264,7 +264,7 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 			os.Remove(pd.tmp)
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(p.Crash.Writer("pack-bundle-write", f), 256<<10)
 	w, err := bundle.NewWriterOptions(bw, p.comp, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now), Version: version(msgs)})
 	if err != nil {
 		return pd, err
@@ -294,13 +294,13 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	if err := bw.Flush(); err != nil {
 		return pd, err
 	}
-	if err := f.Sync(); err != nil {
+	if err := p.Crash.Op("pack-bundle-fsync", f.Sync); err != nil {
 		return pd, err
 	}
 	if err := f.Close(); err != nil {
 		return pd, err
 	}
-	if err := safefile.SyncDir(tmpDir); err != nil {
+	if err := p.Crash.Op("pack-bundle-dirsync", func() error { return safefile.SyncDir(tmpDir) }); err != nil {
 		return pd, err
 	}
 	ok = true
@@ -334,7 +334,7 @@ func (p *Packer) workDirs(ep string) (upload, tmp string, ok bool, err error) {
 // publishAll publishes every bundle of a journal, for endpoint ep.
 func (p *Packer) publishAll(ep string, j *journal) error {
 	for _, pd := range j.bundles {
-		if err := publish(pd); err != nil {
+		if err := p.publish(pd); err != nil {
 			return err
 		}
 		p.Log.Printf("bundle %s: endpoint %s: in %s", pd.id, ep, pd.upload)
@@ -344,17 +344,17 @@ func (p *Packer) publishAll(ep string, j *journal) error {
 
 // publish renames a durable bundle into upload/ durably. A bundle no
 // longer in the temporary directory was published before a crash.
-func publish(pd pending) error {
-	err := os.Rename(pd.tmp, pd.upload)
+func (p *Packer) publish(pd pending) error {
+	err := p.Crash.Op("pack-publish-rename", func() error { return os.Rename(pd.tmp, pd.upload) })
 	if errors.Is(err, fs.ErrNotExist) {
-		if _, err := os.Stat(pd.tmp); errors.Is(err, fs.ErrNotExist) {
-			return safefile.SyncDir(filepath.Dir(pd.upload))
+		if _, serr := os.Stat(pd.tmp); errors.Is(serr, fs.ErrNotExist) {
+			err = nil
 		}
 	}
 	if err != nil {
 		return err
 	}
-	return safefile.SyncDir(filepath.Dir(pd.upload))
+	return p.Crash.Op("pack-publish-dirsync", func() error { return safefile.SyncDir(filepath.Dir(pd.upload)) })
 }
 
 // batches splits messages into bundles of at most max bytes before

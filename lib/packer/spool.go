@@ -140,7 +140,10 @@ func (p *Packer) packMbox(user, path string) error {
 		}
 		j.bundles = append(j.bundles, pd)
 	}
-	if err := safefile.WriteFile(jpath, j.marshal(), 0o640); err != nil {
+	if err := p.Crash.Op("pack-mbox-journal-write", func() error { return safefile.WriteFile(jpath, j.marshal(), 0o640) }); err != nil {
+		for _, pd := range j.bundles {
+			os.Remove(pd.tmp)
+		}
 		return err
 	}
 	p.Crash.At("pack-mbox-journal")
@@ -164,21 +167,21 @@ func (p *Packer) finishMbox(user string, f *os.File, jpath string, j *journal) e
 			return err
 		}
 		if hex.EncodeToString(sum.Sum(nil)) == j.mboxSum {
-			if err := cutPrefix(f, j.mboxLen, fi.Size()); err != nil {
+			if err := p.cutPrefix(f, j.mboxLen, fi.Size()); err != nil {
 				return err
 			}
 			p.Log.Printf("mbox %s: %d bytes packed and removed", user, j.mboxLen)
 		}
 	}
 	p.Crash.At("pack-mbox-cut")
-	return safefile.Remove(jpath)
+	return p.Crash.Op("pack-mbox-journal-remove", func() error { return safefile.Remove(jpath) })
 }
 
 // cutPrefix removes the first n of size bytes of f, durably. Under the
 // mbox lock nothing is appended while we pack, so the usual case is
 // truncating to nothing; a writer that ignores the locks may have added
 // a tail, which is moved to the front.
-func cutPrefix(f *os.File, n, size int64) error {
+func (p *Packer) cutPrefix(f *os.File, n, size int64) error {
 	if size > n {
 		buf := make([]byte, 64<<10)
 		var off int64
@@ -198,8 +201,8 @@ func cutPrefix(f *os.File, n, size int64) error {
 			}
 		}
 	}
-	if err := f.Truncate(size - n); err != nil {
+	if err := p.Crash.Op("pack-mbox-truncate", func() error { return f.Truncate(size - n) }); err != nil {
 		return err
 	}
-	return f.Sync()
+	return p.Crash.Op("pack-mbox-fsync", f.Sync)
 }

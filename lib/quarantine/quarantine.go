@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"omail/lib/crashpoint"
 	"omail/lib/safefile"
 )
 
@@ -26,7 +27,8 @@ func Move(home, from, name string) (string, error) {
 		return "", err
 	}
 	to := filepath.Join(q, name)
-	err := safefile.Rename(from, to)
+	h := Crash()
+	err := h.Op("quarantine-rename", func() error { return safefile.Rename(from, to) })
 	if !errors.Is(err, syscall.EXDEV) {
 		return to, err
 	}
@@ -35,8 +37,13 @@ func Move(home, from, name string) (string, error) {
 		return to, err
 	}
 	defer in.Close()
-	if _, err := safefile.WriteFrom(to, in, 0o640); err != nil {
+	if err := h.Op("quarantine-copy", func() error { _, err := safefile.WriteFrom(to, in, 0o640); return err }); err != nil {
 		return to, err
 	}
-	return to, safefile.Remove(from)
+	return to, h.Op("quarantine-unlink", func() error { return safefile.Remove(from) })
 }
+
+// Crash returns the test hooks at Move's file operations: the process's
+// (crashpoint.Process), as omail-pack and omail-unpack call Move deep
+// inside. Tests replace it.
+var Crash = crashpoint.Process

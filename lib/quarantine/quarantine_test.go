@@ -1,9 +1,13 @@
 package quarantine
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"omail/lib/crashpoint"
+	"omail/lib/crashpoint/faulttest"
 )
 
 func TestMove(t *testing.T) {
@@ -32,5 +36,60 @@ func TestMove(t *testing.T) {
 	}
 	if _, err := os.Stat(from); err != nil {
 		t.Error("the original is gone after a failed move")
+	}
+}
+
+// A disk error at the move fails it and leaves both places as they
+// were; the next attempt moves the file.
+func TestMoveFaults(t *testing.T) {
+	saved := Crash
+	t.Cleanup(func() { Crash = saved })
+	faulttest.Run(t, func(t *testing.T) faulttest.Case {
+		h := t.TempDir()
+		from := filepath.Join(h, "in", "bad")
+		os.MkdirAll(filepath.Dir(from), 0o755)
+		os.MkdirAll(filepath.Join(h, Dir), 0o755)
+		os.WriteFile(from, []byte("damaged"), 0o644)
+		return faulttest.Case{Dir: h, Try: func(hk crashpoint.Hook) error {
+			Crash = func() crashpoint.Hook { return hk }
+			_, err := Move(h, from, "bad.1")
+			return err
+		}}
+	}, faulttest.Only("quarantine-rename")...)
+}
+
+// Across file systems (EXDEV from the rename, injected) Move copies and
+// removes: a disk error at the copy leaves both places as they were.
+func TestMoveCopyFaults(t *testing.T) {
+	saved := Crash
+	t.Cleanup(func() { Crash = saved })
+	for _, spec := range []string{"quarantine-copy=ENOSPC", "quarantine-copy=EIO"} {
+		h := t.TempDir()
+		from := filepath.Join(h, "in", "bad")
+		os.MkdirAll(filepath.Dir(from), 0o755)
+		os.MkdirAll(filepath.Join(h, Dir), 0o755)
+		os.WriteFile(from, []byte("damaged"), 0o644)
+		before := faulttest.Tree(t, h)
+		hk, err := crashpoint.Parse("", "", "", "quarantine-rename=EXDEV,quarantine-rename:2=EXDEV,"+spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Crash = func() crashpoint.Hook { return hk }
+		var f *crashpoint.Fault
+		if _, err := Move(h, from, "bad.1"); !errors.As(err, &f) || f.Point != "quarantine-copy" {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if d := faulttest.Diff(before, faulttest.Tree(t, h)); d != "" {
+			t.Errorf("%s changed the files:\n%s", spec, d)
+		}
+		// Still across file systems, the disk healthy: copied, removed.
+		if to, err := Move(h, from, "bad.1"); err != nil {
+			t.Fatal(err)
+		} else if b, _ := os.ReadFile(to); string(b) != "damaged" {
+			t.Errorf("copy holds %q", b)
+		}
+		if _, err := os.Stat(from); err == nil {
+			t.Error("the original is left")
+		}
 	}
 }

@@ -87,7 +87,7 @@ func (q *Queue) BeginDerived(id string) (*Derived, error) {
 		// Nothing written: the original's attempt defers and a repeat begins again.
 		return nil, err
 	}
-	return &Derived{&Pending{q: q, id: id, tmp: tmp, f: f}}, nil
+	return &Derived{q.pending(id, tmp, f)}, nil
 }
 
 // resume finishes what an earlier attempt left of derived message id
@@ -116,11 +116,12 @@ func (q *Queue) resume(id string) error {
 		// Cut back to the message: a deliverer took it and finished it.
 		return ErrQueued
 	}
-	if err := os.Link(q.readyPath(id), q.Path(DirTodo, id)); err != nil && !errors.Is(err, fs.ErrExist) {
+	err = q.Crash.Op("derived-resume-link", func() error { return os.Link(q.readyPath(id), q.Path(DirTodo, id)) })
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		// todo/ unwritable: the intent stays and the next repeat links it (TestDerivedLinkFailureKeepsTheIntent, through Commit).
 		return err
 	}
-	if err := safefile.SyncDir(q.Path(DirTodo, "")); err != nil {
+	if err := q.Crash.Op("derived-resume-dirsync", func() error { return safefile.SyncDir(q.Path(DirTodo, "")) }); err != nil {
 		// An I/O error: the intent stays; the next repeat links again (EEXIST is fine) and syncs.
 		return err
 	}
@@ -137,18 +138,20 @@ func (d *Derived) Commit(env *envelope.Envelope) (string, error) {
 	}
 	defer d.Abort()
 	q := d.q
-	if err := seal(d.f, d.id, q.now(), d.n, env); err != nil {
+	if err := d.seal("derived-fsync", env); err != nil {
 		// Disk full or I/O error: Abort removes tmp/ID.mess, no intent exists, and a repeat writes the message anew.
 		return "", err
 	}
 	d.done = true
 	q.Crash.At("derived-written")
-	if err := safefile.Rename(d.tmp, q.readyPath(d.id)); err != nil {
+	if err := q.Crash.Op("derived-rename", func() error { return safefile.Rename(d.tmp, q.readyPath(d.id)) }); err != nil {
+		// After the rename itself, a failed fsync leaves the intent:
+		// a repeat resumes from it, which is as good as done.
 		os.Remove(d.tmp)
 		return "", err
 	}
 	q.Crash.At("derived-intent")
-	err := os.Link(q.readyPath(d.id), q.Path(DirTodo, d.id))
+	err := q.Crash.Op("derived-link", func() error { return os.Link(q.readyPath(d.id), q.Path(DirTodo, d.id)) })
 	if errors.Is(err, fs.ErrExist) {
 		// todo/ID is this very message (the id is derived), linked by an earlier attempt whose intent the tmp/ cleanup removed.
 		return "", ErrQueued
@@ -157,7 +160,7 @@ func (d *Derived) Commit(env *envelope.Envelope) (string, error) {
 		// The intent stays: a repeat finishes the link (resume).
 		return "", err
 	}
-	if err := safefile.SyncDir(q.Path(DirTodo, "")); err != nil {
+	if err := q.Crash.Op("derived-dirsync", func() error { return safefile.SyncDir(q.Path(DirTodo, "")) }); err != nil {
 		// An I/O error: the intent stays, and the original's retry resumes the link and the fsync.
 		return "", err
 	}

@@ -117,7 +117,8 @@ type Pending struct {
 	id   string
 	tmp  string
 	f    *os.File
-	n    int64 // message bytes written
+	w    io.Writer // f, or a test's failing writer (Crash.Writer)
+	n    int64     // message bytes written
 	done bool
 	// linked records that todo/ID exists, so that Abort undoes exactly
 	// our step and never touches another message.
@@ -137,15 +138,19 @@ func (q *Queue) Begin() (*Pending, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Pending{q: q, id: id, tmp: tmp, f: f}, nil
+		return q.pending(id, tmp, f), nil
 	}
+}
+
+func (q *Queue) pending(id, tmp string, f *os.File) *Pending {
+	return &Pending{q: q, id: id, tmp: tmp, f: f, w: q.Crash.Writer("queue-write", f)}
 }
 
 // ID is the queue id the message will have.
 func (p *Pending) ID() string { return p.id }
 
 func (p *Pending) Write(b []byte) (int, error) {
-	n, err := p.f.Write(b)
+	n, err := p.w.Write(b)
 	p.n += int64(n)
 	return n, err
 }
@@ -185,44 +190,49 @@ func (p *Pending) Commit(env *envelope.Envelope) (string, error) {
 		return "", errors.New("queue: commit after abort")
 	}
 	defer p.Abort()
-	if err := seal(p.f, p.id, p.q.now(), p.n, env); err != nil {
+	q := p.q
+	if err := p.seal("queue-commit-fsync", env); err != nil {
 		return "", err
 	}
-	p.q.Crash.At("queue-commit-synced")
-	if err := os.Link(p.tmp, p.q.Path(DirTodo, p.id)); err != nil {
+	q.Crash.At("queue-commit-synced")
+	err := q.Crash.Op("queue-commit-link", func() error { return os.Link(p.tmp, q.Path(DirTodo, p.id)) })
+	if err != nil {
 		return "", err
 	}
 	p.linked = true
-	p.q.Crash.At("queue-commit-linked")
-	if err := safefile.SyncDir(p.q.Path(DirTodo, "")); err != nil {
-		// An I/O error on todo/: the deferred Abort removes the link and tmp/ID.mess; nothing was acknowledged, the client sends again.
+	q.Crash.At("queue-commit-linked")
+	// A failed fsync of todo/ leaves the link undone by Abort: the
+	// sender hears of a temporary failure and the queue shows nothing.
+	if err := q.Crash.Op("queue-commit-dirsync", func() error { return safefile.SyncDir(q.Path(DirTodo, "")) }); err != nil {
 		return "", err
 	}
 	p.done = true
-	os.Remove(p.tmp) // todo/ID is the message now
+	// todo/ID is the message now; a tmp/ name left by a failed unlink
+	// is cleaned up by omail-deliver once it is old.
+	q.Crash.Op("queue-commit-unlink-tmp", func() error { return os.Remove(p.tmp) })
 	return p.id, nil
 }
 
-// seal ends a message file of n bytes, open as f: the envelope as a
-// state file and the footer go after the message (todofile.go), the
-// file is fsynced and closed.
-func seal(f *os.File, id string, queued time.Time, n int64, env *envelope.Envelope) error {
-	if n == 0 {
+// seal ends the message file: the envelope as a state file and the
+// footer go after the message (todofile.go), the file is fsynced (the
+// file operation called point) and closed.
+func (p *Pending) seal(point string, env *envelope.Envelope) error {
+	if p.n == 0 {
 		// Never the case for omail-queue, which writes a Received: line;
 		// a zero length would make the trailer indistinguishable from
 		// a message that carries none.
 		return errors.New("queue: empty message")
 	}
-	state := NewState(id, queued, env).Marshal()
-	if _, err := f.Write(appendFooter(state, n, int64(len(state)))); err != nil {
+	state := NewState(p.id, p.q.now(), env).Marshal()
+	if _, err := p.w.Write(appendFooter(state, p.n, int64(len(state)))); err != nil {
 		// Disk full or I/O error before the link: the caller's Abort removes tmp/ID.mess; nothing was acknowledged.
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	if err := p.q.Crash.Op(point, p.f.Sync); err != nil {
 		// As above: never linked, removed by Abort, nothing acknowledged.
 		return err
 	}
-	return f.Close()
+	return p.f.Close()
 }
 
 // Notify tells a running omail-deliver that there is new mail, by writing

@@ -55,6 +55,9 @@ func (s *Submission) Write(b []byte) (int, error) { return s.bw.Write(b) }
 // queue's commit point, and wakes omail-deliver. It returns omail-queue's
 // exit code: 0 only when the message is durably queued.
 func (s *Submission) Commit(e *envelope.Envelope) (int, error) {
+	// A failure leaves nothing behind, not even in tmp/: a full disk
+	// wants its space back now, not when omail-deliver's cleanup runs.
+	defer s.p.Abort()
 	if err := s.bw.Flush(); err != nil {
 		// Disk full while writing: the caller's Abort removes tmp/ID.mess; nothing acknowledged.
 		return qexit.Code(err, qexit.WriteError), err

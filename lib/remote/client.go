@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"omail/lib/crashpoint"
 	"os"
 	"strconv"
 	"strings"
@@ -70,6 +71,10 @@ type Client struct {
 	// runRemoteChild to a reader of fd 0).
 	Open func(path string) (io.ReadCloser, error)
 }
+
+// crash is the test hooks of the process (lib/crashpoint): the queue
+// manager runs the client without handing it any.
+var crash = crashpoint.Process
 
 func (c *Client) open(path string) (io.ReadCloser, error) {
 	if c.Open != nil {
@@ -741,6 +746,11 @@ func (s *session) transaction() error {
 	if err != nil {
 		set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost after the message was sent (it may arrive twice): %v", s.host, s.addr, err))
 		return nil
+	}
+	if code/100 == 2 {
+		// The peer has the message; a crash from here until the queue
+		// records the result sends it again: SMTP's at-least-once window.
+		crash().At("remote-accepted")
 	}
 	set(accepted, status(code), s.said(code, msg))
 	s.quit()

@@ -17,6 +17,7 @@ import (
 
 	"omail/lib/bundle"
 	"omail/lib/clock"
+	"omail/lib/crashpoint"
 	"omail/lib/lockfile"
 	"omail/lib/safefile"
 )
@@ -34,6 +35,10 @@ type Store struct {
 	dir    string
 	now    func() time.Time
 	unlock func()
+	// Crash is the test hooks at the store's file operations
+	// (lib/crashpoint): "seen-record", "seen-progress",
+	// "seen-progress-clear". nil: none.
+	Crash crashpoint.Hook
 }
 
 // Open creates home's store if need be and takes its lock, waiting for
@@ -64,7 +69,7 @@ func (s *Store) Done(id string) bool {
 // empty). The line is for a person; only the file's name and age count.
 func (s *Store) Record(id, endpoint, user string, messages int) error {
 	line := fmt.Sprintf("%s %s %d %d\n", endpoint, user, messages, clock.Now(s.now).Unix())
-	return safefile.WriteFile(filepath.Join(s.dir, id), []byte(line), 0o640)
+	return s.Crash.Op("seen-record", func() error { return safefile.WriteFile(filepath.Join(s.dir, id), []byte(line), 0o640) })
 }
 
 // Progress returns bundle id's progress journal as the last run wrote
@@ -76,13 +81,14 @@ func (s *Store) Progress(id string) ([]byte, error) {
 
 // SetProgress replaces bundle id's progress journal, durably.
 func (s *Store) SetProgress(id string, data []byte) error {
-	return safefile.WriteFile(s.ProgressFile(id), data, 0o640)
+	return s.Crash.Op("seen-progress", func() error { return safefile.WriteFile(s.ProgressFile(id), data, 0o640) })
 }
 
 // ClearProgress removes bundle id's progress journal, durably, if there
 // is one.
 func (s *Store) ClearProgress(id string) error {
-	if err := safefile.Remove(s.ProgressFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err := s.Crash.Op("seen-progress-clear", func() error { return safefile.Remove(s.ProgressFile(id)) })
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil

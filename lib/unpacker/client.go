@@ -31,7 +31,7 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 	if err := u.ownMailbox(path, user); err != nil {
 		return fmt.Errorf("mailbox %s: %v", path, err)
 	}
-	a, err := mbox.Open(path)
+	a, err := u.openMbox(path)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 			// The Appender remembers the length before the cut; open
 			// it again so that an Abort cuts to the right place.
 			a.Commit()
-			if a, err = mbox.Open(path); err != nil {
+			if a, err = u.openMbox(path); err != nil {
 				return err
 			}
 		}
@@ -186,10 +186,10 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig strin
 		foreign = true
 	}
 	if !foreign {
-		if err := f.Truncate(old); err != nil {
+		if err := u.Crash.Op("unpack-recover-truncate", func() error { return f.Truncate(old) }); err != nil {
 			return nil, false, err
 		}
-		if err := f.Sync(); err != nil {
+		if err := u.Crash.Op("unpack-recover-fsync", f.Sync); err != nil {
 			return nil, false, err
 		}
 		u.Log.Printf("bundle %s: took back %d bytes a crashed run appended to %s", id, fi.Size()-old, a.Path())
@@ -237,4 +237,14 @@ func marked(line, tag []byte) (n int, ok bool) {
 		n, _ = strconv.Atoi(string(bytes.TrimSuffix(f[0], []byte(");"))))
 	}
 	return n, true
+}
+
+// openMbox opens and locks the mailbox at path, with the test hooks at
+// its file operations (mbox-write, mbox-fsync...).
+func (u *Unpacker) openMbox(path string) (*mbox.Appender, error) {
+	a, err := mbox.Open(path)
+	if err == nil {
+		a.Hook = u.Crash
+	}
+	return a, err
 }

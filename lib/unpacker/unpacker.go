@@ -102,6 +102,9 @@ func (u *Unpacker) Unpack(file, user string) error {
 	// One unpacker at a time: two copies of one bundle handed over at
 	// once must not both deliver.
 	st, err := seen.Open(u.Home, u.Now)
+	if err == nil {
+		st.Crash = u.Crash
+	}
 	if err != nil {
 		return err
 	}
@@ -152,7 +155,7 @@ func (u *Unpacker) Unpack(file, user string) error {
 		if err := st.ClearProgress(h.ID); err != nil {
 			return err
 		}
-		return finish(file)
+		return u.finish(file)
 	}
 	if user != "" && !h.Legacy && h.Endpoint != user {
 		u.Log.Printf("bundle %s: packed for endpoint %s, delivered to user %s as OCMP asks", h.ID, h.Endpoint, user)
@@ -188,7 +191,7 @@ func (u *Unpacker) Unpack(file, user string) error {
 		what = "delivered to " + user
 	}
 	u.Log.Printf("bundle %s: endpoint %s: %d messages %s%s", h.ID, h.Endpoint, n, what, ru.seal(h))
-	return finish(file)
+	return u.finish(file)
 }
 
 // openVerified reads the whole of f to check it, then opens it again to
@@ -240,8 +243,9 @@ func openSealed(f *os.File) (*bundle.Reader, error) {
 }
 
 // finish removes FILE once everything in it is durable.
-func finish(file string) error {
-	if err := safefile.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+func (u *Unpacker) finish(file string) error {
+	err := u.Crash.Op("unpack-bundle-remove", func() error { return safefile.Remove(file) })
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing %s: %v", file, err)
 	}
 	return nil
