@@ -142,7 +142,12 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	data, err := os.ReadFile(m.Q.Path(queue.DirInfo, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		dir = queue.DirTodo
-		data, msgLen, err = m.Q.ReadTodo(id)
+		if made {
+			// The lock is todo/ID itself: no need to open it again.
+			data, msgLen, err = queue.ReadTodoFile(lock)
+		} else {
+			data, msgLen, err = m.Q.ReadTodo(id)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, false, false, nil // finished meanwhile
 		}

@@ -142,6 +142,26 @@ func (q *Queue) ReadTodo(id string) (state []byte, msgLen int64, err error) {
 	return r.ReadEntry(DirTodo, id)
 }
 
+// ReadTodoFile is ReadTodo for the entry open as f: the deliverer's lock
+// on todo/ID, read without opening it again.
+func ReadTodoFile(f *os.File) (state []byte, msgLen int64, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, -1, err
+	}
+	state, msgLen, err = readTodo(int(f.Fd()), fi.Size(), nil)
+	if err != nil {
+		return nil, -1, &fs.PathError{Op: "read", Path: f.Name(), Err: err}
+	}
+	if msgLen < 0 {
+		// An older envelope-only file: its whole content.
+		if state, err = io.ReadAll(io.NewSectionReader(f, 0, fi.Size())); err != nil {
+			return nil, -1, err
+		}
+	}
+	return state, msgLen, nil
+}
+
 // LinkMessage gives a single-file entry todo/id its name in mess/, where
 // deliverers lock and read messages. It reports whether mess/id is now
 // that entry's file: false when todo/id is gone (finished meanwhile) or
