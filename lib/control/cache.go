@@ -1,6 +1,8 @@
 package control
 
 import (
+	"errors"
+	"io/fs"
 	"sync"
 	"time"
 
@@ -57,8 +59,11 @@ func statID(path string) (fileID, error) {
 // has settled. Callers never change the slice returned.
 func (c *fileCache) lines(path, name string) ([]string, bool, error) {
 	id, err := statID(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil // as an open would say: missing
+	}
 	if err != nil {
-		// Missing or not reachable: reading it says which.
+		// Not reachable: reading it gives the error.
 		return c.read(path, name)
 	}
 	c.mu.Lock()

@@ -54,9 +54,9 @@ func TestCacheUntilChanged(t *testing.T) {
 	// A hand edit of the same size is noticed at the next use.
 	write("12", 0)
 	check(12, 5)
-	// Removed: the default, at once.
+	// Removed: the default, at once; a stat says so without an open.
 	os.Remove(p)
-	check(10, 6)
+	check(10, 5)
 }
 
 // fakeSettled puts p in d's cache as if read when settled: ctime cannot
