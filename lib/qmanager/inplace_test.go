@@ -60,6 +60,26 @@ func (f *fixture) localPart(res func(rcpt string) outcome.Result) {
 	}
 }
 
+// remoteWants makes the Remote transport check that it is handed want,
+// the whole file, and succeed.
+func (f *fixture) remoteWants(want string) {
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		if got := readPart(f.t, msgPath, -1); got != want {
+			f.t.Errorf("Remote got %q, want %q", got, want)
+		}
+		f.bump("remote")
+		return []outcome.Result{{Status: outcome.OK}}
+	}
+}
+
+// wantEmpty checks that the queue holds no message.
+func (f *fixture) wantEmpty() {
+	f.t.Helper()
+	if m := f.messages(); len(m) != 0 {
+		f.t.Errorf("queue not empty: %v", m)
+	}
+}
+
 func ok(string) outcome.Result { return outcome.Result{Status: outcome.OK, Text: "delivered"} }
 
 // A message delivered by its first attempt is delivered from inside
@@ -130,9 +150,7 @@ func TestFirstAttemptDeferralGoesToInfo(t *testing.T) {
 	if f.count("part:bob@test.example") != 1 || f.count("part:carol@test.example") != 1 || f.count("whole:carol@test.example") != 1 {
 		t.Errorf("calls = %v", f.calls)
 	}
-	if len(f.messages()) != 0 {
-		t.Errorf("queue not empty: %v", f.messages())
-	}
+	f.wantEmpty()
 }
 
 // A recipient for a transport that reads the file whole (SMTP here) makes
@@ -141,21 +159,13 @@ func TestFirstAttemptDeferralGoesToInfo(t *testing.T) {
 func TestOtherTransportTakesTheEntryApart(t *testing.T) {
 	f := newFixture(t, map[string]string{"locals": "test.example"})
 	f.localPart(ok)
-	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
-		if got := readPart(t, msgPath, -1); got != fixtureMessage {
-			t.Errorf("Remote got %q, want the message alone", got)
-		}
-		f.bump("remote")
-		return []outcome.Result{{Status: outcome.OK}}
-	}
+	f.remoteWants(fixtureMessage)
 	f.enqueue("s@elsewhere.example", "bob@test.example", "x@elsewhere.example")
 	f.flush()
 	if f.count("whole:bob@test.example") != 1 || f.count("remote") != 1 || len(f.calls) != 2 {
 		t.Errorf("calls = %v", f.calls)
 	}
-	if len(f.messages()) != 0 {
-		t.Errorf("queue not empty: %v", f.messages())
-	}
+	f.wantEmpty()
 }
 
 // A file with a third name (a derived message's intent in tmp/) is taken
@@ -189,13 +199,7 @@ func TestForwardFromTodoCarriesTheMessageAlone(t *testing.T) {
 		return ok(rcpt)
 	})
 	id := f.enqueue("s@elsewhere.example", "list@test.example")
-	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
-		if got, want := readPart(t, msgPath, -1), "Delivered-To: list@test.example\n"+fixtureMessage; got != want {
-			t.Errorf("the forward holds %q, want %q", got, want)
-		}
-		f.bump("remote")
-		return []outcome.Result{{Status: outcome.OK}}
-	}
+	f.remoteWants("Delivered-To: list@test.example\n" + fixtureMessage)
 	f.flush()
 	f.flush() // the forward
 	if f.count("part:list@test.example") != 1 || f.count("remote") != 1 {
