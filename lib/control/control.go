@@ -73,11 +73,15 @@ type Dir struct {
 	Path string
 	// Hostname is the default for me; tests set it, nil means os.Hostname.
 	Hostname func() (string, error)
+	// cache keeps the files read until they change (cache.go); nil
+	// reads them at every use.
+	cache *fileCache
 }
 
-// New returns the control directory under an OMAIL_HOME.
+// New returns the control directory under an OMAIL_HOME. It keeps what
+// it read until a file changes (cache.go).
 func New(home string) *Dir {
-	return &Dir{Path: filepath.Join(home, "control")}
+	return &Dir{Path: filepath.Join(home, "control"), cache: &fileCache{}}
 }
 
 // Error is a control file that exists but could not be read or parsed.
@@ -91,7 +95,17 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // lines returns the trimmed lines of a control file and whether it exists.
 func (d *Dir) lines(name string) ([]string, bool, error) {
-	f, err := os.Open(filepath.Join(d.Path, name))
+	path := filepath.Join(d.Path, name)
+	if d.cache != nil {
+		return d.cache.lines(path, name)
+	}
+	return readLines(path, name)
+}
+
+// readLines reads the control file name at path: its trimmed lines and
+// whether it exists.
+func readLines(path, name string) ([]string, bool, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}

@@ -44,7 +44,10 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 		return qmanager.Transports{}, err
 	}
 	t := qmanager.Transports{
-		Local: local,
+		Local: func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+			return local(ctx, msgPath, -1, sender, rcpt)
+		},
+		LocalPart: local,
 		OCMP: func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result {
 			return outbox.Deliver(h, endpoint, id, msgPath, sender, rcpts, rc.Masquerade)
 		},
@@ -85,8 +88,10 @@ func runLocalChild(args []string, env home.Env, stdin io.Reader, stdout, stderr 
 }
 
 // localTransport returns the local delivery function:
-// local.Deliverer.DeliverAs with this program as the child to run.
-func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result, error) {
+// local.Deliverer.DeliverAs with this program as the child to run, told
+// the message's length when it is the start of msgPath (msgLen >= 0:
+// qmanager delivering from inside a todo/ entry).
+func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.Context, msgPath string, msgLen int64, sender, rcpt string) outcome.Result, error) {
 	d := local.New(env)
 	// As root, each delivery runs in a child, this same program, with the
 	// recipient's ids; otherwise in-process, as the user we are.
@@ -94,7 +99,10 @@ func localTransport(h string, ctl *control.Dir, env home.Env) (func(ctx context.
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+	return func(ctx context.Context, msgPath string, msgLen int64, sender, rcpt string) outcome.Result {
+		if msgLen >= 0 {
+			ctx = local.WithMessageLen(ctx, msgLen)
+		}
 		return d.DeliverAs(ctx, exe, nil, msgPath, sender, rcpt)
 	}, nil
 }

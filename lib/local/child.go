@@ -211,7 +211,7 @@ func (d *Deliverer) DeliverAs(ctx context.Context, exe string, u *User, msgPath,
 
 // deliverAs is DeliverAs for addresses checked already (and for \user).
 func (d *Deliverer) deliverAs(ctx context.Context, exe string, u *User, msgPath, sender, rcpt string) outcome.Result {
-	f, size, r := openMessage(msgPath)
+	f, size, r := openMessage(ctx, msgPath)
 	if r != nil {
 		return *r
 	}

@@ -98,7 +98,7 @@ func (d *Deliverer) Deliver(ctx context.Context, msgPath, sender, rcpt string) o
 	if r := checkAddresses(sender, rcpt); r != nil {
 		return *r
 	}
-	f, size, res := openMessage(msgPath)
+	f, size, res := openMessage(ctx, msgPath)
 	if res != nil {
 		return *res
 	}
@@ -109,21 +109,21 @@ func (d *Deliverer) Deliver(ctx context.Context, msgPath, sender, rcpt string) o
 	return r
 }
 
-// openMessage opens the queue file msgPath and gives its size; failing
-// that, the temporary failure to report.
-func openMessage(msgPath string) (*os.File, int64, *outcome.Result) {
+// openMessage opens the queue file msgPath and gives the message's size
+// (messageSize: ctx may say it is the start of the file); failing that,
+// the temporary failure to report.
+func openMessage(ctx context.Context, msgPath string) (*os.File, int64, *outcome.Result) {
 	f, err := os.Open(msgPath)
 	if err != nil {
 		r := outcome.Tempf("4.3.0 cannot open message: %v", err)
 		return nil, 0, &r
 	}
-	st, err := f.Stat()
-	if err != nil {
+	size, r := messageSize(ctx, f)
+	if r != nil {
 		f.Close()
-		r := outcome.Tempf("4.3.0 cannot read message: %v", err)
-		return nil, 0, &r
+		return nil, 0, r
 	}
-	return f, st.Size(), nil
+	return f, size, nil
 }
 
 func (d *Deliverer) deliverFrom(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string) outcome.Result {

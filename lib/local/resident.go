@@ -32,13 +32,15 @@ import (
 // directory /, and on fd 3 its end of a SOCK_SEQPACKET socket pair. Every
 // packet is one message, its fields separated by NUL:
 //
-//	parent to child   D NUL ID NUL STEP NUL SENDER NUL RCPT NUL MSGPATH NUL DID NUL FRESH
+//	parent to child   D NUL ID NUL STEP NUL SENDER NUL RCPT NUL MSGPATH NUL DID NUL FRESH NUL LEN
 //	                  deliver: STEP is an OMAIL_LOCAL_STEP value; the
 //	                  message's open descriptor comes with the packet
 //	                  (SCM_RIGHTS), since the user cannot open the queue
 //	                  file; MSGPATH is for the texts only; DID is the
 //	                  delivery id (once.go), FRESH "1" on the message's
-//	                  first attempt, else "0"
+//	                  first attempt, else "0"; LEN the message's length
+//	                  when it is the start of the file (WithMessageLen),
+//	                  else empty: the whole file
 //	parent to child   C NUL ID
 //	                  cancel delivery ID (omail-deliver is stopping): a
 //	                  program it runs is killed; a report still follows
@@ -119,7 +121,11 @@ func (d *Deliverer) residentDeliver(ctx context.Context, exe string, uid, gid in
 	if at.fresh {
 		fresh = "1"
 	}
-	req := strings.Join([]string{"D", strconv.FormatUint(id, 10), step, sender, rcpt, msgPath, at.id, fresh}, "\x00")
+	size := ""
+	if n, ok := ctx.Value(messageLenKey{}).(int64); ok {
+		size = strconv.FormatInt(n, 10)
+	}
+	req := strings.Join([]string{"D", strconv.FormatUint(id, 10), step, sender, rcpt, msgPath, at.id, fresh, size}, "\x00")
 	if _, _, err := r.conn.WriteMsgUnix([]byte(req), unix.UnixRights(int(f.Fd())), nil); err != nil {
 		r.fail(fmt.Errorf("sending a delivery: %v", err))
 	}
@@ -394,7 +400,7 @@ func serve(env home.Env, stderr io.Writer) int {
 			}
 			mu.Unlock()
 			continue
-		case len(f) == 8 && f[0] == "D" && msg != nil:
+		case len(f) == 9 && f[0] == "D" && msg != nil:
 		default:
 			if msg != nil {
 				msg.Close()
@@ -406,7 +412,18 @@ func serve(env home.Env, stderr io.Writer) int {
 			break
 		}
 		id, step, sender, rcpt := f[1], f[2], f[3], f[4]
-		ctx, cancel := context.WithCancel(withAttempt(context.Background(), f[6], f[7] == "1"))
+		ctx := withAttempt(context.Background(), f[6], f[7] == "1")
+		if f[8] != "" {
+			size, err := strconv.ParseInt(f[8], 10, 64)
+			if err != nil || size < 0 {
+				msg.Close()
+				fmt.Fprintf(stderr, "omail-deliver: -local -resident: bad request %q\n", buf[:n])
+				code = qexit.Temp
+				break
+			}
+			ctx = WithMessageLen(ctx, size)
+		}
+		ctx, cancel := context.WithCancel(ctx)
 		mu.Lock()
 		cancels[id] = cancel
 		mu.Unlock()
@@ -415,10 +432,10 @@ func serve(env home.Env, stderr io.Writer) int {
 			defer wg.Done()
 			defer msg.Close()
 			var res outcome.Result
-			if st, err := msg.Stat(); err != nil {
-				res = outcome.Tempf("4.3.0 cannot read message: %v", err)
+			if size, r := messageSize(ctx, msg); r != nil {
+				res = *r
 			} else {
-				res = d.step(ctx, step, sender, rcpt, msg, st.Size())
+				res = d.step(ctx, step, sender, rcpt, msg, size)
 			}
 			mu.Lock()
 			delete(cancels, id)
@@ -452,4 +469,35 @@ func receivedFile(oob []byte) *os.File {
 		}
 	}
 	return file
+}
+
+type messageLenKey struct{}
+
+// WithMessageLen tells the deliveries under ctx that the message is the
+// first n bytes of its file: the queue manager delivering from inside a
+// single-file todo/ entry, whose envelope follows the message
+// (lib/queue/todofile.go). Without it the message is the whole file.
+func WithMessageLen(ctx context.Context, n int64) context.Context {
+	return context.WithValue(ctx, messageLenKey{}, n)
+}
+
+// messageSize is the length of the message in the open file f: the one
+// ctx gives (WithMessageLen), or the file's size. A file shorter than
+// the length ctx gives is the temporary failure returned: delivering it
+// would deliver a cut message.
+func messageSize(ctx context.Context, f *os.File) (int64, *outcome.Result) {
+	st, err := f.Stat()
+	if err != nil {
+		r := outcome.Tempf("4.3.0 cannot read message: %v", err)
+		return 0, &r
+	}
+	n, ok := ctx.Value(messageLenKey{}).(int64)
+	if !ok {
+		return st.Size(), nil
+	}
+	if n > st.Size() {
+		r := outcome.Tempf("4.3.0 message file has %d bytes, its state says %d", st.Size(), n)
+		return 0, &r
+	}
+	return n, nil
 }

@@ -76,7 +76,7 @@ func (m *Manager) Delete(id string) error {
 	if !m.Queued(id) {
 		return ErrUnknown
 	}
-	lock, err := m.claimMessage(id, true)
+	lock, _, err := m.claimMessage(id, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !m.Queued(id) {
 			return ErrUnknown

@@ -116,7 +116,7 @@ func (m *Manager) queueBounce(st *queue.State, failed []int, to, sender string) 
 	if err != nil {
 		return id, err
 	}
-	if _, err := m.writeBounceTo(p, st, failed, to, sender, orig, fi.Size()); err != nil {
+	if _, err := m.writeBounceTo(p, st, failed, to, sender, orig, messageSize(st, fi.Size())); err != nil {
 		return id, err
 	}
 	return id, nil

@@ -35,7 +35,12 @@ var errBusy = errors.New("message busy")
 // so no recipient is delivered twice. wait=false returns errBusy at once
 // when another deliverer has it.
 func (m *Manager) claim(id string, wait bool) (*os.File, error) {
-	f, err := os.Open(m.Q.Path(queue.DirMess, id))
+	return lockFile(m.Q.Path(queue.DirMess, id), wait)
+}
+
+// lockFile opens path and takes an exclusive flock on it (claim).
+func lockFile(path string, wait bool) (*os.File, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -69,30 +74,37 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 }
 
 // claimMessage is claim for a message that may still be a single-file
-// entry in todo/ with no mess/ID: it links it there first. A missing
-// message is an error for which errors.Is(err, fs.ErrNotExist) holds.
-func (m *Manager) claimMessage(id string, wait bool) (*os.File, error) {
-	lock, err := m.claim(id, wait)
-	if errors.Is(err, fs.ErrNotExist) {
-		// A message committed as one file has no mess/ID until a
-		// deliverer gives it one (lib/queue/todofile.go).
-		var linked bool
-		if linked, err = m.Q.LinkMessage(id); err != nil {
-			return nil, err
-		} else if linked {
-			lock, err = m.claim(id, wait)
-		} else {
-			err = fs.ErrNotExist
-		}
+// entry in todo/ with no mess/ID: it then locks todo/ID (the same inode)
+// and gives it that name under the lock (queue.LinkLocked). made reports
+// that this claim made the name: nothing of the message can have been
+// delivered before. A missing message is an error for which
+// errors.Is(err, fs.ErrNotExist) holds.
+func (m *Manager) claimMessage(id string, wait bool) (lock *os.File, made bool, err error) {
+	lock, err = m.claim(id, wait)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return lock, false, err
 	}
-	return lock, err
+	// A message committed as one file has no mess/ID until a deliverer
+	// gives it one (lib/queue/todofile.go).
+	if lock, err = lockFile(m.Q.Path(queue.DirTodo, id), wait); err != nil {
+		return nil, false, err
+	}
+	ok, made, err := m.Q.LinkLocked(lock, id)
+	if err == nil && !ok {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		lock.Close()
+		return nil, false, err
+	}
+	return lock, made, nil
 }
 
 // attemptLane is attempt, and also reports whether the message belongs
 // in the daemon's slow lane: every recipient still to do has been
 // deferred slowattempts times or more.
 func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next int64, open, slow bool, err error) {
-	lock, err := m.claimMessage(id, flush)
+	lock, made, err := m.claimMessage(id, flush)
 	if errors.Is(err, fs.ErrNotExist) {
 		// No message file: finished by another deliverer, or an envelope
 		// whose message is missing, which is damage.
@@ -121,18 +133,21 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	}
 
 	// The state is in info/ once an attempt has written it; before that,
-	// it is the envelope omail-queue committed to todo/. A single-file
-	// entry is moved to info/ by this very attempt (Unfold, below), since
-	// transports read mess/ID whole; only an envelope of the older
-	// two-file layout that is finished by its first attempt never goes
-	// to info/. (docs/BENCHMARKS.md measures what that costs and proposes
-	// handing transports the message's length instead.)
+	// it is the envelope committed to todo/. A single-file entry is
+	// delivered from inside todo/ID, its message the first msgLen bytes,
+	// and goes to info/ only when an attempt leaves something to
+	// remember (docs/INTERNALS.md, "Delivering from todo/").
 	dir := queue.DirInfo
 	msgLen := int64(-1) // of a single-file entry read from todo/
 	data, err := os.ReadFile(m.Q.Path(queue.DirInfo, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		dir = queue.DirTodo
-		data, msgLen, err = m.Q.ReadTodo(id)
+		if made {
+			// The lock is todo/ID itself: no need to open it again.
+			data, msgLen, err = queue.ReadTodoFile(lock)
+		} else {
+			data, msgLen, err = m.Q.ReadTodo(id)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, false, false, nil // finished meanwhile
 		}
@@ -158,19 +173,15 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		}
 	}
 	st.Dir = dir
-	// The message file must hold the message alone before anything
-	// reads it: move a single-file entry's state to info/ and cut its
-	// file back, or finish that after a crash.
 	if msgLen >= 0 {
-		err = m.Q.Unfold(lock, st, msgLen)
-	} else {
-		err = m.Q.Trim(lock, st)
-	}
-	if errors.Is(err, queue.ErrCorrupt) {
-		m.setAside(id, err.Error())
-		return 0, false, false, nil
-	}
-	if err != nil {
+		st.MessageLen = msgLen // written with the state if it goes to info/
+	} else if err = m.Q.Trim(lock, st); err != nil {
+		// The state in info/ records the length: finish a cut a crash
+		// interrupted before anything reads the file.
+		if errors.Is(err, queue.ErrCorrupt) {
+			m.setAside(id, err.Error())
+			return 0, false, false, nil
+		}
 		return 0, true, false, err
 	}
 	if hasFailed(st) {
@@ -186,7 +197,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		m.logf("new msg %s from <%s> to %d recipient(s)", id, st.Sender, len(st.Rcpts))
 	}
 
-	ctx = firstAttempt(ctx, msgLen)
+	ctx = firstAttempt(ctx, made && dir == queue.DirTodo)
 	msgPath := m.Q.Path(queue.DirMess, id)
 	now := clock.Now(m.Now)
 	lifetime := m.cfg().queueLifetime
@@ -232,6 +243,18 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		groups[k] = append(groups[k], i)
 		routes[k] = rt
 	}
+	if msgLen >= 0 && !m.inPlace(lock, routes) {
+		// Take the entry apart first, as every attempt did before the
+		// first could be delivered from todo/ID: the state to info/ with
+		// the length, todo/ID removed, the file cut back (queue.Unfold).
+		if err := m.Q.Unfold(lock, st, msgLen); errors.Is(err, queue.ErrCorrupt) {
+			m.setAside(id, err.Error())
+			return 0, false, false, nil
+		} else if err != nil {
+			return 0, true, false, err
+		}
+		msgLen = -1
+	}
 	for _, k := range order {
 		idx := groups[k]
 		rt := routes[k]
@@ -242,7 +265,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			// takes the slots fresh mail needs.
 			dctx = remote.WithSlowLane(ctx)
 		}
-		results := m.deliver(dctx, rt, id, msgPath, st, idx)
+		results := m.deliver(dctx, rt, id, msgPath, msgLen, st, idx)
 		for j, i := range idx {
 			res := results[j]
 			if res.Status == outcome.OK && len(res.Forward) > 0 {
@@ -275,6 +298,13 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	}
 	if err := m.bounceFailed(st); err != nil {
 		m.logf("warning: cannot queue a bounce for msg %s: %v", id, err)
+	}
+	if msgLen >= 0 && st.Dir == queue.DirInfo && st.Open() {
+		// The state went to info/ with the length (a deferral, a
+		// bounce): cut the file back to the message, as Unfold would.
+		if err := m.Q.Trim(lock, st); err != nil {
+			return 0, true, false, err
+		}
 	}
 	if !st.Open() {
 		if err := m.finish(st); err != nil {
@@ -347,8 +377,42 @@ func allTodo(st *queue.State) bool {
 	return true
 }
 
-// deliver runs one group of recipients through its transport.
-func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, st *queue.State, idx []int) []outcome.Result {
+// inPlace reports whether this attempt may deliver a single-file entry
+// from inside todo/ID, its message the first msgLen bytes of the file:
+// when every group goes to the local transport, which can be told the
+// length (Transports.LocalPart; the others read the file whole), and the
+// file has no name but todo/ID and mess/ID. A third name is a derived
+// message's intent in tmp/ (lib/queue/derived.go), which tells a retry of
+// its original that it was delivered by the file being cut back to the
+// message; such a message is taken apart first, as before.
+func (m *Manager) inPlace(lock *os.File, routes map[string]Route) bool {
+	if m.T.LocalPart == nil {
+		return false
+	}
+	for _, rt := range routes {
+		if rt.Kind != RouteLocal {
+			return false
+		}
+	}
+	var s unix.Stat_t
+	return unix.Fstat(int(lock.Fd()), &s) == nil && s.Nlink == 2
+}
+
+// messageSize is the length of the message in its file of size bytes:
+// the length the state records while the file still carries the
+// envelope after it (delivered from todo/, or a cut a crash
+// interrupted), else the whole file.
+func messageSize(st *queue.State, size int64) int64 {
+	if st.MessageLen > 0 && st.MessageLen < size {
+		return st.MessageLen
+	}
+	return size
+}
+
+// deliver runs one group of recipients through its transport. msgLen >= 0
+// says the message is that many bytes at the start of msgPath, which
+// goes on with its envelope (inPlace).
+func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, msgLen int64, st *queue.State, idx []int) []outcome.Result {
 	rcpts := make([]string, len(idx))
 	for j, i := range idx {
 		rcpts[j] = st.Rcpts[i].Addr
@@ -357,11 +421,14 @@ func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, st 
 	switch rt.Kind {
 	case RouteLocal:
 		for j, r := range rcpts {
-			if m.T.Local == nil {
+			switch {
+			case msgLen >= 0 && m.T.LocalPart != nil:
+				out[j] = m.T.LocalPart(ctx, msgPath, msgLen, st.Sender, r)
+			case msgLen < 0 && m.T.Local != nil:
+				out[j] = m.T.Local(ctx, msgPath, st.Sender, r)
+			default:
 				out[j] = outcome.Result{Status: outcome.Temp, Text: "local delivery is not available"}
-				continue
 			}
-			out[j] = m.T.Local(ctx, msgPath, st.Sender, r)
 		}
 	case RouteOCMP:
 		res := outcome.Result{Status: outcome.Temp, Text: "OCMP delivery is not available"}
@@ -449,11 +516,15 @@ func (m *Manager) forward(msgPath string, st *queue.State, i int, prefix, rcpts 
 		return "", err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
 	var head strings.Builder
 	for _, l := range prefix {
 		head.WriteString(strings.TrimRight(l, "\n") + "\n")
 	}
-	if _, err := io.Copy(p, io.MultiReader(strings.NewReader(head.String()), f)); err != nil {
+	if _, err := io.Copy(p, io.MultiReader(strings.NewReader(head.String()), io.NewSectionReader(f, 0, messageSize(st, fi.Size())))); err != nil {
 		return "", err
 	}
 	_, err = p.Commit(&envelope.Envelope{Sender: st.Sender, Rcpts: rcpts})
@@ -485,6 +556,7 @@ func (m *Manager) saveState(st *queue.State) error { return m.Q.SaveState(st) }
 // the envelope first (the commit point of "finished"), then the body.
 func (m *Manager) finish(st *queue.State) error {
 	id := st.ID
+	m.Q.Crash.At("queue-finish")
 	if err := safefile.Remove(m.Q.Path(st.Dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

@@ -7,15 +7,15 @@ import (
 )
 
 // firstAttempt tells the local transport when nothing of the message can
-// have been delivered yet: msgLen >= 0 means this attempt is taking a
-// fresh single-file todo/ entry apart, and queue.Unfold has written its
-// state to info/ before any delivery, so a crash during this attempt
-// leaves a message the next attempt reads from info/. Such a first
-// attempt skips the search for an earlier copy that makes mbox and
-// Maildir deliveries exactly-once (lib/local/once.go); every later one
-// makes it.
-func firstAttempt(ctx context.Context, msgLen int64) context.Context {
-	if msgLen < 0 {
+// have been delivered yet: fresh means this attempt gave a single-file
+// todo/ entry its name in mess/, durably and under the message's lock
+// (queue.LinkLocked), and read its state from todo/. Every attempt makes
+// or finds that name before it delivers anything, so one that finds it
+// may follow a crashed one. Such a first attempt skips the search for an
+// earlier copy that makes mbox and Maildir deliveries exactly-once
+// (lib/local/once.go); every later one makes it.
+func firstAttempt(ctx context.Context, fresh bool) context.Context {
+	if !fresh {
 		return ctx
 	}
 	return local.FirstAttempt(ctx)

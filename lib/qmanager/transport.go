@@ -21,6 +21,13 @@ type Transports struct {
 	// which as root runs each delivery in an "omail-deliver -local" child
 	// with the recipient's ids.
 	Local func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result
+	// LocalPart is Local for a message that is the first msgLen bytes of
+	// msgPath (a single-file todo/ entry, its envelope after the
+	// message). When it is set, an attempt whose recipients are all
+	// local delivers such an entry from inside todo/ID and writes info/
+	// only if something is left to remember; when nil, every attempt
+	// takes the entry apart first. Set by delivercmd.transports.
+	LocalPart func(ctx context.Context, msgPath string, msgLen int64, sender, rcpt string) outcome.Result
 	// OCMP writes the message durably into an endpoint's outbox and
 	// returns the outcome for all of rcpts; id is the queue id, which
 	// makes a repeated delivery after a crash harmless. Set by

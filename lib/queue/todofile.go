@@ -22,13 +22,18 @@ import (
 // STATE in 16 and 8 lower-case hex digits, and a newline. One file makes
 // the commit cost one file fsync and one directory fsync.
 //
-// A deliverer holding the entry's lock unfolds it: it links todo/ID to
-// mess/ID (the same inode: LinkMessage), writes the state, with the
-// message's length, to info/ and removes todo/ID (the manager's
-// saveState), then cuts the file back to the message (Trim). Every step
-// can be repeated after a crash: info/ is written before the file is
-// cut, and whoever reads info/ cuts the file again if it is longer than
-// the length recorded there.
+// A deliverer locks the entry and links todo/ID to mess/ID under that
+// lock (the same inode: LinkLocked), fsyncing mess/: the name is the
+// mark that an attempt has begun. An attempt whose recipients are all
+// local delivers from inside the file, telling the transport the
+// message's length, and when every recipient is done removes todo/ID:
+// nothing else is written. When an attempt leaves something to remember
+// (a deferral, a bounce), or a transport must read the file whole, the
+// entry is unfolded: the state, with the message's length, goes to
+// info/ and todo/ID is removed (SaveState), then the file is cut back to
+// the message (Trim). Every step can be repeated after a crash: info/ is
+// written before the file is cut, and whoever reads info/ cuts the file
+// again if it is longer than the length recorded there.
 //
 // An envelope file of the older layout (a message committed by an omail
 // that wrote mess/ID and an envelope-only todo/ID) ends with the state's
@@ -137,15 +142,34 @@ func (q *Queue) ReadTodo(id string) (state []byte, msgLen int64, err error) {
 	return r.ReadEntry(DirTodo, id)
 }
 
+// ReadTodoFile is ReadTodo for the entry open as f: the deliverer's lock
+// on todo/ID, read without opening it again.
+func ReadTodoFile(f *os.File) (state []byte, msgLen int64, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, -1, err
+	}
+	state, msgLen, err = readTodo(int(f.Fd()), fi.Size(), nil)
+	if err != nil {
+		return nil, -1, &fs.PathError{Op: "read", Path: f.Name(), Err: err}
+	}
+	if msgLen < 0 {
+		// An older envelope-only file: its whole content.
+		if state, err = io.ReadAll(io.NewSectionReader(f, 0, fi.Size())); err != nil {
+			return nil, -1, err
+		}
+	}
+	return state, msgLen, nil
+}
+
 // LinkMessage gives a single-file entry todo/id its name in mess/, where
 // deliverers lock and read messages. It reports whether mess/id is now
 // that entry's file: false when todo/id is gone (finished meanwhile) or
 // is not a single-file entry (an older envelope file whose message is
-// missing: damage, for the caller to set aside). It is for a deliverer
-// that found no mess/id.
+// missing: damage, for the caller to set aside). Deliverers use
+// LinkLocked, under the entry's lock.
 func (q *Queue) LinkMessage(id string) (bool, error) {
-	todo, mess := q.Path(DirTodo, id), q.Path(DirMess, id)
-	f, err := os.Open(todo)
+	f, err := os.Open(q.Path(DirTodo, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -153,31 +177,58 @@ func (q *Queue) LinkMessage(id string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
+	ok, _, err := q.LinkLocked(f, id)
+	return ok, err
+}
+
+// LinkLocked is LinkMessage for the deliverer holding the flock of
+// todo/id, open as f (the same inode as mess/id, so the same lock every
+// deliverer takes). made reports that this call gave the entry its name
+// in mess/, durably (mess/ fsynced before it returns): the mark that no
+// attempt has delivered anything of the message before this one. Every
+// attempt makes or finds that name under the lock before it delivers, so
+// an attempt that finds it may follow a crashed one and must look for
+// earlier copies (lib/local/once.go); the one that makes it knows it is
+// the first. Without the fsync a power loss could keep a delivery and
+// lose the name, and the retry would take itself for the first.
+func (q *Queue) LinkLocked(f *os.File, id string) (ok, made bool, err error) {
+	todo, mess := q.Path(DirTodo, id), q.Path(DirMess, id)
 	fi, err := f.Stat()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	if _, msgLen, err := readTodo(int(f.Fd()), fi.Size(), nil); err != nil || msgLen < 0 {
-		return false, nil
-	}
-	err = os.Link(todo, mess)
-	if errors.Is(err, fs.ErrExist) {
-		// Another deliverer linked it first; make sure it is this
-		// entry's file and not a stranger with the same name.
-		mi, serr := os.Stat(mess)
-		if serr != nil {
-			return false, serr
+	same := func() (bool, bool, error) {
+		mi, err := os.Stat(mess)
+		if err != nil {
+			return false, false, err
 		}
 		if !os.SameFile(fi, mi) {
-			return false, fmt.Errorf("%s is not the message of %s", mess, todo)
+			return false, false, fmt.Errorf("%s is not the message of %s", mess, todo)
 		}
-		return true, nil
+		return true, false, nil
 	}
-	if err != nil {
-		return false, err
+	if _, err := os.Lstat(mess); err == nil {
+		return same()
+	}
+	if _, msgLen, err := readTodo(int(f.Fd()), fi.Size(), nil); err != nil || msgLen < 0 {
+		return false, false, nil
+	}
+	err = os.Link(todo, mess)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		// Linked meanwhile by a caller of LinkMessage, which holds no
+		// lock: make sure it is this entry's file.
+		return same()
+	case errors.Is(err, fs.ErrNotExist):
+		return false, false, nil // todo/id finished meanwhile
+	case err != nil:
+		return false, false, err
+	}
+	if err := safefile.SyncDir(q.Path(DirMess, "")); err != nil {
+		return false, false, err
 	}
 	q.Crash.At("queue-message-linked")
-	return true, nil
+	return true, true, nil
 }
 
 // Trim cuts mess/ID, open and locked as f, back to the message's length

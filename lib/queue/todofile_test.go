@@ -177,3 +177,45 @@ func FuzzReadTodo(f *testing.F) {
 		}
 	})
 }
+
+// LinkLocked makes mess/ID once; ReadTodoFile reads what ReadTodo reads,
+// from the open file, for both layouts.
+func TestLinkLockedAndReadTodoFile(t *testing.T) {
+	q := newQueue(t)
+	id := commitOne(t, q, "Subject: x\n\nbody\n")
+	f, err := os.Open(q.Path(DirTodo, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i, wantMade := range []bool{true, false} {
+		ok, made, err := q.LinkLocked(f, id)
+		if !ok || made != wantMade || err != nil {
+			t.Fatalf("LinkLocked %d = %v %v %v, want made %v", i+1, ok, made, err, wantMade)
+		}
+	}
+	want, wantLen, err := q.ReadTodo(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gotLen, err := ReadTodoFile(f)
+	if err != nil || string(got) != string(want) || gotLen != wantLen || gotLen != int64(len("Subject: x\n\nbody\n")) {
+		t.Fatalf("ReadTodoFile = %q %d %v, ReadTodo %q %d", got, gotLen, err, want, wantLen)
+	}
+	old := filepath.Join(t.TempDir(), "old")
+	env := "V1\x00Q1\x00Fa@b\x00RT 0 0 c@d\x00.\x00"
+	os.WriteFile(old, []byte(env), 0o600)
+	g, err := os.Open(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if got, n, err := ReadTodoFile(g); string(got) != env || n != -1 || err != nil {
+		t.Fatalf("ReadTodoFile of an envelope-only file = %q %d %v", got, n, err)
+	}
+	// Damage is ErrCorrupt, as from ReadTodo.
+	os.WriteFile(old, []byte("Subject: x\n\nOMQ2zzzzzzzzzzzzzzzzzzzzzzzz\n"), 0o600)
+	if _, _, err := ReadTodoFile(g); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("ReadTodoFile of a bad footer: %v, want ErrCorrupt", err)
+	}
+}
