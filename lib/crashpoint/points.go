@@ -59,6 +59,7 @@ var Points = []Point{
 	// omail-deliver taking a message apart (lib/queue todofile.go).
 	{"queue-message-linked", Step, "deliver: mess/ID linked"},
 	{"queue-trim", Step, "deliver: before the todo file is cut back"},
+	{"queue-finish", Step, "deliver: every recipient done, before todo/ (or info/) and mess/ are removed"},
 
 	// Forwards and bounces: derived messages (lib/queue derived.go,
 	// lib/qmanager).

@@ -23,12 +23,13 @@ import (
 // whole copy, reports success without writing another; finding a torn
 // mbox copy at the end of the file, cuts it off and delivers again.
 //
-// "May follow an earlier one" is the queue's knowledge: an attempt that
-// takes a fresh single-file todo/ entry apart writes its state to info/
-// durably before any delivery (queue.Unfold), so a crash during it leaves
-// the message in info/, and only an attempt reading info/ can come after
-// a delivery. The queue manager marks the fresh ones (FirstAttempt) and
-// they skip the search, which for an mbox reads the whole file. Without
+// "May follow an earlier one" is the queue's knowledge: an attempt on a
+// fresh single-file todo/ entry first gives the file its mess/ID name and
+// fsyncs mess/ before any delivery (queue.LinkMessage), so a crash during
+// it leaves that name behind, and only an attempt that finds the name
+// already there can come after a delivery. The attempt that creates the
+// name is marked fresh by the queue manager (FirstAttempt) and
+// skips the search, which for an mbox reads the whole file. Without
 // the mark (a by-hand "omail-deliver -local", tests) the search is made.
 // docs/INTERNALS.md ("Exactly-once local delivery") has the argument.
 

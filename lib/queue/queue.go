@@ -178,8 +178,11 @@ func (p *Pending) Abort() {
 //     fsynced: the commit point. Before it the message does not exist
 //     for anyone; after it, it is accepted.
 //
-// A deliverer later gives the message its own name in mess/ and moves the
-// envelope to info/ (LinkMessage, ReadTodo, Trim). A crash before step 2
+// A deliverer later gives the message its own name in mess/ (LinkMessage,
+// the mark that an attempt has begun), delivers from the file as it is
+// when every recipient is local, and moves the envelope to info/ only
+// when something must be remembered or another transport needs the
+// message alone (SaveState, Unfold, Trim). A crash before step 2
 // leaves only a file in tmp/, which omail-deliver removes once it is old.
 //
 // The fsync of todo/ is shared with the other commits of this process
