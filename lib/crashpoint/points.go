@@ -57,9 +57,16 @@ var Points = []Point{
 	{"queue-commit-unlink-tmp", Undo, "accept: removing the tmp/ name after the commit"},
 
 	// omail-deliver taking a message apart (lib/queue todofile.go).
+	{"queue-message-link", Resume, "deliver: link todo/ID to mess/ID, the mark that an attempt has begun"},
+	{"queue-message-dirsync", Resume, "deliver: fsync of mess/ after the link"},
 	{"queue-message-linked", Step, "deliver: mess/ID linked"},
 	{"queue-trim", Step, "deliver: before the todo file is cut back"},
 	{"queue-finish", Step, "deliver: every recipient done, before todo/ (or info/) and mess/ are removed"},
+	{"queue-info-write", Resume, "deliver: the state written to info/ (a deferral, a bounce, a second recipient, or taken apart)"},
+	{"queue-todo-unlink", Resume, "deliver: todo/ID removed once info/ holds the state"},
+	{"queue-trim-truncate", Resume, "deliver: the file cut back to the message"},
+	{"queue-finish-unlink-state", Resume, "deliver: the finished message's state (todo/ or info/) removed"},
+	{"queue-finish-unlink-mess", Undo, "deliver: the finished message's mess/ID removed (a failure leaves an orphan, removed once old)"},
 
 	// Forwards and bounces: derived messages (lib/queue derived.go,
 	// lib/qmanager).

@@ -51,6 +51,13 @@ func FirstAttempt(ctx context.Context) context.Context {
 	return context.WithValue(ctx, attemptKey{}, a)
 }
 
+// IsFirstAttempt reports whether ctx is marked by FirstAttempt: the
+// deliveries under it do not look for an earlier copy.
+func IsFirstAttempt(ctx context.Context) bool {
+	a, _ := ctx.Value(attemptKey{}).(attempt)
+	return a.fresh
+}
+
 // attemptOf returns ctx's attempt, with id set to DeliveryID(msgPath,
 // rcpt) when ctx has none yet (a recipient as the queue gave it). A
 // message file not named by a queue id (a by-hand "omail-deliver -local"

@@ -557,10 +557,18 @@ func (m *Manager) saveState(st *queue.State) error { return m.Q.SaveState(st) }
 func (m *Manager) finish(st *queue.State) error {
 	id := st.ID
 	m.Q.Crash.At("queue-finish")
-	if err := safefile.Remove(m.Q.Path(st.Dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// A failure leaves the message's state: the next attempt finishes it.
+	// One delivered from todo/ has no delivery recorded there, but its
+	// mess/ name makes that attempt search the mailboxes first and find
+	// the copy (once.go).
+	err := m.Q.Crash.Op("queue-finish-unlink-state", func() error { return safefile.Remove(m.Q.Path(st.Dir, id)) })
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := os.Remove(m.Q.Path(queue.DirMess, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// Finished: a mess/ file left here is an orphan, which cleanup
+	// removes once it is OrphanAge old.
+	err = m.Q.Crash.Op("queue-finish-unlink-mess", func() error { return os.Remove(m.Q.Path(queue.DirMess, id)) })
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	m.Q.DropNotes(id)

@@ -213,7 +213,7 @@ func (q *Queue) LinkLocked(f *os.File, id string) (ok, made bool, err error) {
 	if _, msgLen, err := readTodo(int(f.Fd()), fi.Size(), nil); err != nil || msgLen < 0 {
 		return false, false, nil
 	}
-	err = os.Link(todo, mess)
+	err = q.Crash.Op("queue-message-link", func() error { return os.Link(todo, mess) })
 	switch {
 	case errors.Is(err, fs.ErrExist):
 		// Linked meanwhile by a caller of LinkMessage, which holds no
@@ -224,7 +224,9 @@ func (q *Queue) LinkLocked(f *os.File, id string) (ok, made bool, err error) {
 	case err != nil:
 		return false, false, err
 	}
-	if err := safefile.SyncDir(q.Path(DirMess, "")); err != nil {
+	if err := q.Crash.Op("queue-message-dirsync", func() error { return safefile.SyncDir(q.Path(DirMess, "")) }); err != nil {
+		// The name stays: the retry finds it and searches the mailboxes
+		// before delivering, as after a crash here.
 		return false, false, err
 	}
 	q.Crash.At("queue-message-linked")
@@ -252,18 +254,19 @@ func (q *Queue) Trim(f *os.File, st *State) error {
 	q.Crash.At("queue-trim")
 	// f is open for reading (the lock); cut the same file by its name,
 	// which nobody else changes while we hold the lock.
-	return os.Truncate(q.Path(DirMess, st.ID), st.MessageLen)
+	return q.Crash.Op("queue-trim-truncate", func() error { return os.Truncate(q.Path(DirMess, st.ID), st.MessageLen) })
 }
 
 // SaveState writes st durably to info/, and then, the first time (its
 // state was read from todo/), removes todo/ID durably: an envelope must
 // never come back after a crash once info/ has moved on.
 func (q *Queue) SaveState(st *State) error {
-	if err := safefile.WriteFile(q.Path(DirInfo, st.ID), st.Marshal(), 0o640); err != nil {
+	if err := q.Crash.Op("queue-info-write", func() error { return safefile.WriteFile(q.Path(DirInfo, st.ID), st.Marshal(), 0o640) }); err != nil {
 		return err
 	}
 	if st.Dir == DirTodo {
-		if err := safefile.Remove(q.Path(DirTodo, st.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err := q.Crash.Op("queue-todo-unlink", func() error { return safefile.Remove(q.Path(DirTodo, st.ID)) })
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
