@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Default is OMAIL_HOME when the environment does not say otherwise. The
@@ -36,9 +37,16 @@ func (e Env) Lookup(key string) (string, bool) {
 
 // Setid reports whether this process runs set-uid or set-gid. Such a
 // program must not let the caller's environment choose paths or programs.
-func Setid() bool {
+//
+// It is decided once per process: only exec makes a process set-id, and
+// a set-id process that later drops to its real ids stays one here (the
+// safe side). Trusted asks for every variable it reads, which for the
+// resident omail-smtpd was four system calls per variable per message.
+func Setid() bool { return setid() }
+
+var setid = sync.OnceValue(func() bool {
 	return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid()
-}
+})
 
 // Trusted returns the value of an environment override of a path or a
 // program, or "" when the variable is unset or the process is set-id.
@@ -61,12 +69,23 @@ func (e Env) Dir() string {
 // each other from the directory of their own executable, so that bin/ in
 // a checkout works without installing.
 func Program(name string) string {
-	exe, err := os.Executable()
+	dir, err := exeDir()
 	if err != nil {
 		return name
 	}
-	return filepath.Join(filepath.Dir(exe), name)
+	return filepath.Join(dir, name)
 }
+
+// exeDir is the directory of this process's executable, read once: it
+// does not move while the process runs (and an upgrade that replaces the
+// file must not make /proc/self/exe's "(deleted)" name the siblings').
+var exeDir = sync.OnceValues(func() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(exe), nil
+})
 
 // QueueProgram returns the program that puts a message into the queue:
 // $OMAILQUEUE, then $QMAILQUEUE, then our own omail-queue.
