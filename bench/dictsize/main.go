@@ -5,13 +5,14 @@
 // signed bundles by lib/bundle as omail-pack writes them, against
 // `gzip -6` and `zstd -19 --long=27` of the same k messages. Usage:
 //
-//	go run ./bench/dictsize [-every N] MBOX [K...]   (default K: 1 10 100 8M)
+//	go run ./bench/dictsize [-every N] [-match TEXT] MBOX [K...]   (default K: 1 10 100 8M)
 //
 // It prints a markdown table: bytes per delivered message and the
 // ratio to gzip -6, per K and setting. Not part of make test or make
 // bench: the best settings start the zstd program at level 19 for
 // every bundle, a fraction of a second each, so K 1 takes an hour;
-// -every N packs only every Nth bundle of each K (a sample).
+// -every N packs only every Nth bundle of each K (a sample); -match TEXT
+// packs only the settings whose name holds TEXT ("format 3").
 package main
 
 import (
@@ -23,7 +24,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"omail/lib/bundle"
@@ -37,7 +40,7 @@ type setting struct {
 	o    bundle.Options
 }
 
-var settings = []setting{
+var allSettings = []setting{
 	{"zstd (default)", bundle.Options{Compression: bundle.Zstd}},
 	{"best", bundle.Options{Compression: bundle.Best}},
 	{"zstd, dict", bundle.Options{Compression: bundle.Zstd, Dict: dict.Current}},
@@ -52,10 +55,12 @@ const bundleMax = 8 << 20
 
 func main() {
 	every := flag.Int("every", 1, "pack only every Nth bundle of each K")
+	match := flag.String("match", "", "pack only the settings whose name holds this")
 	flag.Parse()
+	settings := slices.DeleteFunc(slices.Clone(allSettings), func(s setting) bool { return !strings.Contains(s.name, *match) })
 	args := flag.Args()
 	if len(args) < 1 || *every < 1 {
-		fmt.Fprintln(os.Stderr, "usage: dictsize [-every N] MBOX [K...]")
+		fmt.Fprintln(os.Stderr, "usage: dictsize [-every N] [-match TEXT] MBOX [K...]")
 		os.Exit(100)
 	}
 	msgs, err := oddMessages(args[0])
@@ -172,7 +177,8 @@ func oddMessages(path string) ([][]byte, error) {
 	}
 }
 
-// packed is the size of a signed bundle of msgs written with o.
+// packed is the size of a signed bundle of msgs written with o (format
+// 3: its end frame names the key by its 4-byte id).
 func packed(o bundle.Options, key ed25519.PrivateKey, msgs [][]byte) int64 {
 	var buf bytes.Buffer
 	w, err := bundle.NewWriterOptions(&buf, o, bundle.Header{ID: bundle.NewID(), Endpoint: "kiosk1", Created: time.Now()})

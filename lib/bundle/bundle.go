@@ -171,7 +171,9 @@ type Header struct {
 	Dict uint32
 	// Signer is the public key whose signature the file carries, once
 	// the reader checked it (Verify, CheckSeal, or the last Next); nil
-	// for an unsigned file. Which keys to trust is the caller's business.
+	// for an unsigned file. Which keys to trust is the caller's business
+	// (version 3 names its signer by key id: Signer is then the one of
+	// the keys given to NewReader that signed).
 	Signer ed25519.PublicKey
 }
 

@@ -41,8 +41,8 @@ func buildWith(t testing.TB, comp string, key ed25519.PrivateKey, msgs []msg) ([
 	return buildOpts(t, Options{Compression: comp}, key, msgs)
 }
 
-func readAll(data []byte) (Header, []msg, error) {
-	r, err := NewReader(bytes.NewReader(data))
+func readAll(data []byte, keys ...ed25519.PublicKey) (Header, []msg, error) {
+	r, err := NewReader(bytes.NewReader(data), keys...)
 	if err != nil {
 		return Header{}, nil, err
 	}
@@ -211,8 +211,8 @@ func TestWriterRefuses(t *testing.T) {
 }
 
 // checkSeal opens data and checks its seal as omail-unpack client does.
-func checkSeal(data []byte) (*Reader, error) {
-	r, err := NewReader(bytes.NewReader(data))
+func checkSeal(data []byte, keys ...ed25519.PublicKey) (*Reader, error) {
+	r, err := NewReader(bytes.NewReader(data), keys...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -29,7 +30,7 @@ func TestCompactRoundTrip(t *testing.T) {
 	for _, o := range compactOpts {
 		for _, k := range []ed25519.PrivateKey{nil, key} {
 			data, id := buildOpts(t, o, k, sample)
-			h, got, err := readAll(data)
+			h, got, err := readAll(data, pub)
 			if err != nil {
 				t.Fatalf("%+v signed %v: %v", o, k != nil, err)
 			}
@@ -45,7 +46,7 @@ func TestCompactRoundTrip(t *testing.T) {
 				}
 			}
 			// The client hook's way: the end checked first.
-			r, err := checkSeal(data)
+			r, err := checkSeal(data, pub)
 			if err != nil {
 				t.Fatalf("%+v: CheckSeal: %v", o, err)
 			}
@@ -57,6 +58,11 @@ func TestCompactRoundTrip(t *testing.T) {
 			}
 			if !bytes.Equal(data[len(data)-n:len(data)-n+8], []byte{0x52, 0x2a, 0x4d, 0x18, byte(n - 8), 0, 0, 0}) {
 				t.Fatalf("%+v: end % x", o, data[len(data)-n:])
+			}
+			if k != nil {
+				if n != 76 || !bytes.Equal(data[len(data)-68:len(data)-64], keyIDOf(pub)) {
+					t.Fatalf("%+v: end % x, want the key id % x", o, data[len(data)-n:], keyIDOf(pub))
+				}
 			}
 		}
 	}
@@ -90,66 +96,145 @@ func TestCompactZstdTool(t *testing.T) {
 
 // Every single-byte change and every truncation of a small compact
 // bundle, signed or not, is refused, by Verify and by CheckSeal.
+//
+// A change in a signed frame's key id makes it name another key: with
+// the signer's key the only candidate, an unknown signer (refused as
+// such by omail-unpack, exit 100 as for damage); with a key of that id
+// among the candidates too, the signature does not verify under it:
+// damage.
 func TestCompactDamage(t *testing.T) {
-	_, key := newKey(t)
+	pub, key := newKey(t)
 	for _, k := range []ed25519.PrivateKey{nil, key} {
 		for _, o := range []Options{{Compact: true}, {Compact: true, Dict: dict.Current}} {
 			data, _ := buildOpts(t, o, k, sample[:2])
+			idAt := len(data) - endSignedLen + 8
 			for i := range data {
 				for _, x := range []byte{0x01, 0x80, 0xff} {
 					bad := bytes.Clone(data)
 					bad[i] ^= x
-					mustRefuse(t, bad, "byte %d ^ %#x (%+v, signed %v)", i, x, o, k != nil)
+					if k != nil && i >= idAt && i < idAt+KeyIDSize {
+						mustFail(t, ErrUnknownSigner, bad, []ed25519.PublicKey{pub}, "key id byte %d ^ %#x (%+v)", i, x, o)
+						continue
+					}
+					mustRefuse(t, bad, []ed25519.PublicKey{pub}, "byte %d ^ %#x (%+v, signed %v)", i, x, o, k != nil)
 				}
 			}
 			for n := 0; n < len(data); n++ {
-				mustRefuse(t, data[:n], "cut to %d of %d bytes (%+v, signed %v)", n, len(data), o, k != nil)
+				mustRefuse(t, data[:n], []ed25519.PublicKey{pub}, "cut to %d of %d bytes (%+v, signed %v)", n, len(data), o, k != nil)
 			}
 		}
 	}
 }
 
-// mustRefuse fails unless data is damage to both ways of reading.
-func mustRefuse(t *testing.T, data []byte, format string, args ...any) {
+// collidingKeys are two keys whose key ids are the same (found by
+// trying seeds: 4 bytes collide after some 2^16 keys).
+func collidingKeys(t testing.TB) (ed25519.PrivateKey, ed25519.PrivateKey) {
 	t.Helper()
-	if _, _, err := Verify(bytes.NewReader(data)); !errors.Is(err, ErrDamaged) {
-		t.Fatalf("Verify: %v, want damage: "+format, append([]any{err}, args...)...)
+	seed := func(i int) []byte {
+		s := sha256.Sum256(fmt.Appendf(nil, "omail key id collision %d", i))
+		return s[:]
 	}
-	r, err := NewReader(bytes.NewReader(data))
+	a, b := ed25519.NewKeyFromSeed(seed(45800)), ed25519.NewKeyFromSeed(seed(64934))
+	if pa, pb := a.Public().(ed25519.PublicKey), b.Public().(ed25519.PublicKey); KeyID(pa) != KeyID(pb) || pa.Equal(pb) {
+		t.Fatalf("keys %x and %x, ids %x and %x: not two keys of one id", pa, pb, KeyID(pa), KeyID(pb))
+	}
+	return a, b
+}
+
+// The reader tries every candidate key the frame's id names, in any
+// order, and takes the one the signature verifies under; a bundle whose
+// id names no candidate is an unknown signer, not damage, whatever its
+// state; a key made to share a listed key's id signs nothing for it.
+func TestCompactKeyID(t *testing.T) {
+	a, b := collidingKeys(t)
+	pa, pb := a.Public().(ed25519.PublicKey), b.Public().(ed25519.PublicKey)
+	other, _ := newKey(t)
+	data, _ := buildOpts(t, Options{Compact: true}, a, sample)
+	for _, keys := range [][]ed25519.PublicKey{{pa}, {pb, pa}, {pa, pb}, {other, pb, other, pa}} {
+		h, _, err := readAll(data, keys...)
+		if err != nil || !h.Signer.Equal(pa) {
+			t.Fatalf("candidates %x: signer %x, %v", keys, h.Signer, err)
+		}
+		r, err := checkSeal(data, keys...)
+		if err != nil || !r.Header.Signer.Equal(pa) {
+			t.Fatalf("candidates %x: CheckSeal: %v", keys, err)
+		}
+	}
+	// b shares a's id but did not sign.
+	mustRefuse(t, data, []ed25519.PublicKey{pb}, "only the other key of the id given")
+	var se *SignerError
+	for _, keys := range [][]ed25519.PublicKey{nil, {other}} {
+		mustFail(t, ErrUnknownSigner, data, keys, "candidates %x", keys)
+		if _, _, err := Verify(bytes.NewReader(data), keys...); !errors.As(err, &se) || se.KeyID != KeyID(pa) || errors.Is(err, ErrDamaged) {
+			t.Fatalf("candidates %x: %v, want the key id %x", keys, err, KeyID(pa))
+		}
+	}
+	if got := fmt.Sprint(se); !strings.Contains(got, fmt.Sprintf("key id %x", keyIDOf(pa))) {
+		t.Fatalf("the error %q does not name the key id", got)
+	}
+	// A key of the wrong size among the candidates is passed over.
+	if _, _, err := readAll(data, pa[:31], pa); err != nil {
+		t.Fatalf("a short key among the candidates: %v", err)
+	}
+}
+
+// mustRefuse fails unless data is damage to both ways of reading, with
+// keys the candidate signers.
+func mustRefuse(t *testing.T, data []byte, keys []ed25519.PublicKey, format string, args ...any) {
+	t.Helper()
+	mustFail(t, ErrDamaged, data, keys, format, args...)
+}
+
+// mustFail fails unless both ways of reading data, with keys the
+// candidate signers, fail with want.
+func mustFail(t *testing.T, want error, data []byte, keys []ed25519.PublicKey, format string, args ...any) {
+	t.Helper()
+	if _, _, err := Verify(bytes.NewReader(data), keys...); !errors.Is(err, want) {
+		t.Fatalf("Verify: %v, want %v: "+format, append([]any{err, want}, args...)...)
+	}
+	r, err := NewReader(bytes.NewReader(data), keys...)
 	if err == nil {
 		err = r.CheckSeal(bytes.NewReader(data), int64(len(data)))
 		r.Close()
 	}
-	if !errors.Is(err, ErrDamaged) {
-		t.Fatalf("CheckSeal: %v, want damage: "+format, append([]any{err}, args...)...)
+	if !errors.Is(err, want) {
+		t.Fatalf("CheckSeal: %v, want %v: "+format, append([]any{err, want}, args...)...)
 	}
+}
+
+// keyIDOf is KeyID as docs/BUNDLES.md says it: the first 4 bytes of the
+// SHA-256 of the public key.
+func keyIDOf(pub ed25519.PublicKey) []byte {
+	s := sha256.Sum256(pub)
+	return s[:4]
 }
 
 // A signature under another key than the one the frame names, or the
 // key swapped for another, does not verify; a bundle re-ended unsigned
 // is unsigned (whether that is accepted is the receiver's ocmppeers).
 func TestCompactWrongKey(t *testing.T) {
-	_, key := newKey(t)
+	pub, key := newKey(t)
 	other, otherKey := newKey(t)
+	both := []ed25519.PublicKey{pub, other}
 	data, _ := buildOpts(t, Options{Compact: true}, key, sample)
 	body := data[:len(data)-endSignedLen]
 	sum := sha256.Sum256(body)
 	swapped := append(bytes.Clone(body), endHead(endSignedLen)...)
-	swapped = append(swapped, other...)
+	swapped = append(swapped, keyIDOf(other)...)
 	swapped = append(swapped, data[len(data)-ed25519.SignatureSize:]...)
-	mustRefuse(t, swapped, "the key swapped")
-	// Signed by otherKey, naming key's public key.
+	mustRefuse(t, swapped, both, "the key id swapped")
+	// Signed by otherKey, naming key's id.
 	forged := append(bytes.Clone(body), endHead(endSignedLen)...)
-	forged = append(forged, key.Public().(ed25519.PublicKey)...)
+	forged = append(forged, keyIDOf(pub)...)
 	forged = append(forged, ed25519.Sign(otherKey, append([]byte(SigContextCompact), sum[:]...))...)
-	mustRefuse(t, forged, "signed by another key")
+	mustRefuse(t, forged, both, "signed by another key")
 	// A version 1 signature context does not verify as version 3.
 	old := append(bytes.Clone(body), endHead(endSignedLen)...)
-	old = append(old, key.Public().(ed25519.PublicKey)...)
+	old = append(old, keyIDOf(pub)...)
 	old = append(old, ed25519.Sign(key, signedDigest(sum[:]))...)
-	mustRefuse(t, old, "signed with version 1's context")
+	mustRefuse(t, old, both, "signed with version 1's context")
 	unsigned := append(bytes.Clone(body), endFrame(nil, sum[:])...)
-	h, _, err := Verify(bytes.NewReader(unsigned))
+	h, _, err := Verify(bytes.NewReader(unsigned), both...)
 	if err != nil || h.Signer != nil {
 		t.Fatalf("re-ended unsigned: %v, signer %x", err, h.Signer)
 	}
@@ -165,11 +250,11 @@ func TestCompactVersionAndEnd(t *testing.T) {
 	if _, n, err := Verify(bytes.NewReader(append(bytes.Clone(v3), endFrame(nil, sum[:])...))); err != nil || n != 1 {
 		t.Fatalf("a hand-made version 3 bundle: %d, %v", n, err)
 	}
-	mustRefuse(t, append(bytes.Clone(v3), seal(Zstd, sum[:])...), "version 3 with a seal")
+	mustRefuse(t, append(bytes.Clone(v3), seal(Zstd, sum[:])...), nil, "version 3 with a seal")
 	v1 := sealedStream(t, "OMAIL-BUNDLE 1 "+id+" k 0\nE 0 "+strings.Repeat("0", 64)+"\n")
 	v1 = v1[:len(v1)-zstdSealLen]
 	sum = sha256.Sum256(v1)
-	mustRefuse(t, append(bytes.Clone(v1), endFrame(nil, sum[:])...), "version 1 with a version 3 end")
+	mustRefuse(t, append(bytes.Clone(v1), endFrame(nil, sum[:])...), nil, "version 1 with a version 3 end")
 	for _, bad := range []string{"E 1 " + strings.Repeat("0", 64) + "\n", "E 2\n", "E 1 \n", "S 00000000\nE 1\n"} {
 		s := compress("OMAIL-BUNDLE 3 " + id + " k 0\nM 4 1\nF a@x\nT b@k\nfour\n" + bad)
 		sum := sha256.Sum256(s)
@@ -199,6 +284,27 @@ func TestCompactUnknownDict(t *testing.T) {
 	}
 	if _, _, err := Verify(bytes.NewReader(data[:len(data)-1])); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("cut short: %v, want damage", err)
+	}
+	// Signed: the end frame is checked against the candidate keys
+	// without decompressing anything.
+	a, b := collidingKeys(t)
+	pa, pb := a.Public().(ed25519.PublicKey), b.Public().(ed25519.PublicKey)
+	body := data[:len(data)-endSumLen]
+	sum := sha256.Sum256(body)
+	signed := append(bytes.Clone(body), endFrame(a, sum[:])...)
+	if _, _, err := Verify(bytes.NewReader(signed), pb, pa); !errors.As(err, &de) || de.ID != future || !de.Signer.Equal(pa) {
+		t.Fatalf("signed: %v (signer %x), want the unknown dictionary signed by %x", err, de.Signer, pa)
+	}
+	if _, _, err := Verify(bytes.NewReader(signed), pb); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("signed, only another key of the id given: %v, want damage", err)
+	}
+	if _, _, err := Verify(bytes.NewReader(signed)); !errors.Is(err, ErrUnknownSigner) {
+		t.Fatalf("signed, no key given: %v, want an unknown signer", err)
+	}
+	bad := bytes.Clone(signed)
+	bad[len(bad)/2] ^= 0x40
+	if _, _, err := Verify(bytes.NewReader(bad), pa); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("signed, a flipped byte: %v, want damage", err)
 	}
 }
 

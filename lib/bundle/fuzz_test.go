@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"omail/lib/bundle/bundletest"
@@ -38,8 +39,9 @@ func FuzzReader(f *testing.F) {
 	f.Add(gz("From a x\nhello\n\nFrom b y\n>From\n"))
 	f.Add(gz("OMAIL-BUNDLE 1 0123456789abcdef0123456789abcdef k 0\nM 3 1\nF a\nT b\nabc\nS 00000000\nE 1 00\n"))
 	f.Add([]byte("garbage"))
+	pub := key.Public().(ed25519.PublicKey)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := NewReader(bytes.NewReader(data))
+		r, err := NewReader(bytes.NewReader(data), pub)
 		if err != nil {
 			return
 		}
@@ -47,7 +49,9 @@ func FuzzReader(f *testing.F) {
 		for i := 0; ; i++ {
 			m, err := r.Next()
 			if err != nil {
-				if err != io.EOF && !errors.Is(err, ErrDamaged) {
+				// A version 3 end frame whose key id is not pub's: an
+				// unknown signer.
+				if err != io.EOF && !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrUnknownSigner) {
 					t.Fatalf("error neither EOF nor damage from a byte slice: %v", err)
 				}
 				return
@@ -112,30 +116,52 @@ func compactFile(t testing.TB, stream []byte) []byte {
 }
 
 // FuzzCompactEnd: checkEnd takes a version 3 end only when it is one
-// that the writer makes for the bytes before it.
+// that the writer makes for the bytes before it, signed by one of the
+// candidate keys whose key id it names; a signed end naming none of
+// them is an unknown signer, and anything else damage. The candidates
+// are two keys of one id and a third.
 func FuzzCompactEnd(f *testing.F) {
-	_, key := newKey(f)
+	a, b := collidingKeys(f)
+	_, c := newKey(f)
+	keys := []ed25519.PublicKey{b.Public().(ed25519.PublicKey), c.Public().(ed25519.PublicKey), a.Public().(ed25519.PublicKey)}
 	body := []byte("compressed bytes")
 	sum := sha256.Sum256(body)
 	f.Add(append(bytes.Clone(body), endFrame(nil, sum[:])...))
-	f.Add(append(bytes.Clone(body), endFrame(key, sum[:])...))
-	f.Add(endFrame(key, sum[:]))
+	f.Add(append(bytes.Clone(body), endFrame(a, sum[:])...))
+	f.Add(append(bytes.Clone(body), endFrame(b, sum[:])...))
+	f.Add(endFrame(a, sum[:]))
 	f.Add([]byte(endMagic))
 	f.Fuzz(func(t *testing.T, file []byte) {
 		tail := file[max(0, len(file)-maxTail):]
 		h := sha256.New()
 		h.Write(file[:len(file)-len(tail)])
-		signer, compact, err := checkEnd(Zstd, h, tail)
+		signer, compact, err := checkEnd(Zstd, h, tail, keys)
+		n := compactEndLen(tail)
+		var se *SignerError
+		if errors.As(err, &se) {
+			if n != endSignedLen || !bytes.Equal(file[len(file)-n+8:len(file)-ed25519.SignatureSize], se.KeyID[:]) {
+				t.Fatalf("an unknown signer %x from the end %x", se.KeyID, file[len(file)-n:])
+			}
+			for _, k := range keys {
+				if KeyID(k) == se.KeyID {
+					t.Fatalf("key id %x called unknown, but it is a candidate's", se.KeyID)
+				}
+			}
+			return
+		}
+		if err != nil && !errors.Is(err, ErrDamaged) {
+			t.Fatalf("neither damage nor an unknown signer: %v", err)
+		}
 		if err != nil || !compact {
 			return
 		}
-		n := compactEndLen(tail)
 		s := sha256.Sum256(file[:len(file)-n])
 		if signer == nil && !bytes.Equal(file[len(file)-n:], endFrame(nil, s[:])) {
 			t.Fatalf("unsigned end %x taken for %x", file[len(file)-n:], s)
 		}
-		if signer != nil && !ed25519.Verify(signer, append([]byte(SigContextCompact), s[:]...), file[len(file)-ed25519.SignatureSize:]) {
-			t.Fatal("a signature taken that does not verify")
+		if signer != nil && (!ed25519.Verify(signer, append([]byte(SigContextCompact), s[:]...), file[len(file)-ed25519.SignatureSize:]) ||
+			KeyID(signer) != [KeyIDSize]byte(file[len(file)-n+8:]) || !slices.ContainsFunc(keys, func(k ed25519.PublicKey) bool { return k.Equal(signer) })) {
+			t.Fatal("a signature taken that does not verify, or from a key the frame does not name, or not a candidate")
 		}
 	})
 }

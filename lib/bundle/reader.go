@@ -110,7 +110,8 @@ type Reader struct {
 	count  int
 	body   io.Reader // the current message's body, until drained
 	mbox   *mbox.Reader
-	signed bool // Header.Signer is known (CheckSeal, ExpectSigner): the end must agree
+	signed bool                // Header.Signer is known (CheckSeal, ExpectSigner): the end must agree
+	keys   []ed25519.PublicKey // who may have signed a version 3 bundle
 	limit  *limiter
 	done   bool
 	err    error
@@ -158,8 +159,15 @@ func (r *Reader) classify(err error, what string) error {
 // line and checks the version. Nothing is delivered on the strength of
 // it: a bundle is good only once every message and the trailer have been
 // read (Verify).
-func NewReader(f io.Reader) (*Reader, error) {
-	r := &Reader{src: &srcReader{r: f, sum: sha256.New()}, sum: sha256.New()}
+//
+// keys are the public keys that may have signed the bundle (for
+// omail-unpack, those ocmppeers lists for its endpoint): a version 3
+// bundle names its signer by a short id only (compact.go), and one
+// signed by a key not among them cannot be checked, so reading it ends
+// in a *SignerError (ErrUnknownSigner), not damage. Versions 1 and 2
+// carry the whole key and ignore keys.
+func NewReader(f io.Reader, keys ...ed25519.PublicKey) (*Reader, error) {
+	r := &Reader{src: &srcReader{r: f, sum: sha256.New()}, sum: sha256.New(), keys: keys}
 	in := bufio.NewReaderSize(r.src, 64<<10)
 	r.in = in
 	magic, err := in.Peek(4)
@@ -237,7 +245,7 @@ func (r *Reader) unknownDict(id uint32) error {
 	if _, err := io.Copy(io.Discard, r.in); err != nil {
 		return r.classify(err, "reading the file")
 	}
-	signer, _, err := checkEnd(r.comp, r.src.sum, r.src.tail)
+	signer, _, err := checkEnd(r.comp, r.src.sum, r.src.tail, r.keys)
 	if err != nil {
 		return err
 	}
@@ -528,7 +536,7 @@ func (r *Reader) checkSeal() error {
 // two ends it must have: a file whose end is the other version's is
 // damaged (or made up), whatever it says.
 func (r *Reader) checkEnd(sum hash.Hash, tail []byte) (ed25519.PublicKey, error) {
-	signer, compact, err := checkEnd(r.comp, sum, tail)
+	signer, compact, err := checkEnd(r.comp, sum, tail, r.keys)
 	if err != nil {
 		return nil, err
 	}
@@ -713,13 +721,16 @@ func (r *Reader) Count() int { return r.count }
 // Verify reads a whole bundle, every body included, and reports whether
 // it is intact: nil, ErrDamaged, or an I/O error. It returns the header
 // (for a legacy file, with its id, which needs the whole file; for a
-// signed one, with its Signer) and the number of messages.
-func Verify(f io.Reader) (Header, int, error) { return VerifyLimit(f, 0) }
+// signed one, with its Signer) and the number of messages. keys are as
+// NewReader's.
+func Verify(f io.Reader, keys ...ed25519.PublicKey) (Header, int, error) {
+	return VerifyLimit(f, 0, keys...)
+}
 
 // VerifyLimit is Verify with the decompressed stream bounded as SetLimit
 // says.
-func VerifyLimit(f io.Reader, max int64) (Header, int, error) {
-	r, err := NewReader(f)
+func VerifyLimit(f io.Reader, max int64, keys ...ed25519.PublicKey) (Header, int, error) {
+	r, err := NewReader(f, keys...)
 	if err != nil {
 		return Header{}, 0, err
 	}

@@ -83,10 +83,12 @@ func signedDigest(sum []byte) []byte {
 // shorter). It returns the key that signed the file, nil when the file
 // is unsigned, or ErrDamaged when the seal or the signature does not
 // match; compact says the file ends as version 3 does (one end frame,
-// compact.go), not with a seal.
-func checkEnd(comp string, sum hash.Hash, tail []byte) (signer ed25519.PublicKey, compact bool, err error) {
+// compact.go), not with a seal. A version 3 signature is checked against
+// keys (a *SignerError when its key id names none of them); versions 1
+// and 2 carry their key.
+func checkEnd(comp string, sum hash.Hash, tail []byte, keys []ed25519.PublicKey) (signer ed25519.PublicKey, compact bool, err error) {
 	if n := compactEndLen(tail); comp == Zstd && n > 0 {
-		signer, err = checkCompactEnd(sum, tail, n)
+		signer, err = checkCompactEnd(sum, tail, n, keys)
 		return signer, true, err
 	}
 	signer, err = checkSealEnd(comp, sum, tail)

@@ -67,6 +67,13 @@ func Read(d *control.Dir) (p *Peers, ok bool, err error) {
 	return control.ReadEntries(d, File, Parse)
 }
 
+// Keys returns the keys listed for endpoint and then those for every
+// endpoint: the candidates a version 3 bundle's key id picks its signer
+// from (lib/bundle's NewReader).
+func (p *Peers) Keys(endpoint string) []ed25519.PublicKey {
+	return append(append([]ed25519.PublicKey(nil), p.keys[endpoint]...), p.keys[Any]...)
+}
+
 // Accepts reports whether a bundle from endpoint signed by signer (nil:
 // unsigned) may be delivered: signer is listed for the endpoint or for
 // every endpoint, or, unsigned, the endpoint (or every endpoint) is

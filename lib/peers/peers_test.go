@@ -52,6 +52,26 @@ func TestAccepts(t *testing.T) {
 			t.Errorf("Accepts(%s, %v) = %v", c.ep, c.k != nil, got)
 		}
 	}
+	// Keys: the candidates of a version 3 bundle's key id, the
+	// endpoint's own first; each is one Accepts takes.
+	for ep, want := range map[string][]ed25519.PublicKey{"kiosk1": {k1, k2, k3}, "kiosk2": {k3}, "old": {k3}} {
+		got := p.Keys(ep)
+		if len(got) != len(want) {
+			t.Fatalf("Keys(%s): %d keys, want %d", ep, len(got), len(want))
+		}
+		for i := range want {
+			if !got[i].Equal(want[i]) || !p.Accepts(ep, got[i]) {
+				t.Errorf("Keys(%s)[%d] = %x, want %x", ep, i, got[i], want[i])
+			}
+		}
+		got[0] = stranger // the caller's copy
+	}
+	if p.Accepts("kiosk1", stranger) || !p.Keys("kiosk1")[0].Equal(k1) {
+		t.Error("changing what Keys returned changed the peers")
+	}
+	if p, _ := parse("old -"); len(p.Keys("old")) != 0 {
+		t.Error("Keys of an endpoint with no key line is not empty")
+	}
 	if p, _ := parse("* -"); !p.Accepts("x", nil) {
 		t.Error("\"* -\" refuses an unsigned bundle")
 	}

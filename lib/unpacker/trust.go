@@ -138,6 +138,26 @@ func (ru *rules) admitSigner(signer ed25519.PublicKey) error {
 	return &refused{fmt.Sprintf("refused: signed by %s, a key %s does not list for endpoint %s", ocmpkey.FormatPublic(signer), peers.File, ru.endpoint)}
 }
 
+// keys are the keys that may sign the endpoint's bundles: the
+// candidates a version 3 bundle's key id picks from. None without
+// ocmppeers: a client that takes every bundle cannot check a version 3
+// signature, so it takes none of those (unknownKeyID).
+func (ru *rules) keys() []ed25519.PublicKey {
+	if ru.peers == nil {
+		return nil
+	}
+	return ru.peers.Keys(ru.endpoint)
+}
+
+// unknownKeyID is why a bundle whose key id names none of keys() is
+// refused: as admitSigner refuses a key it does not list.
+func (ru *rules) unknownKeyID(id [bundle.KeyIDSize]byte) error {
+	if ru.peers == nil {
+		return &refused{fmt.Sprintf("refused: signed by key id %x, and without %s no key is known to check a version 3 bundle's signature against (list the signer's key for endpoint %s, or for *)", id[:], peers.File, ru.endpoint)}
+	}
+	return &refused{fmt.Sprintf("refused: signed by key id %x, a key %s does not list for endpoint %s", id[:], peers.File, ru.endpoint)}
+}
+
 // quarantineMessage keeps one message of a bundle that is not relayed,
 // in quarantine/<bundle id>.<n>: lines saying why and the envelope, then
 // the message (keepBody false: only its size, when it is too big to

@@ -2,11 +2,13 @@ package unpacker
 
 import (
 	"crypto/ed25519"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"omail/lib/bundle"
 	"omail/lib/internal/testfake"
 	"omail/lib/ocmpkey"
 	"omail/lib/quarantine"
@@ -46,31 +48,47 @@ func TestProxyTrust(t *testing.T) {
 	anys, anyKey := newKey(t)
 	_, stranger := newKey(t)
 	peerLines := []string{"# kiosks", "kiosk1 " + k1s, "kiosk1 " + k2s, "old -", "* " + anys}
-	for _, c := range []struct {
-		name    string
-		dir, ep string // the directory it arrives under, the endpoint packed for
-		key     ed25519.PrivateKey
-		peers   []string // nil: no ocmppeers file
-		outcome string
-		log     string
-	}{
-		{"signed", "kiosk1", "kiosk1", k1, peerLines, "done", "1 messages queued"},
-		{"rotated key", "kiosk1", "kiosk1", k2, peerLines, "done", "1 messages queued"},
-		{"key for every endpoint", "kiosk9", "kiosk9", anyKey, peerLines, "done", "1 messages queued"},
-		{"unknown key", "kiosk1", "kiosk1", stranger, peerLines, "quarantined", "endpoint kiosk1: refused: signed by ed25519:"},
-		{"unsigned", "kiosk1", "kiosk1", nil, peerLines, "quarantined", "refused: unsigned, and ocmppeers does not take unsigned bundles from endpoint kiosk1 (\"kiosk1 -\")"},
-		{"legacy kiosk", "old", "old", nil, peerLines, "done", "1 messages queued"},
-		{"another endpoint's key", "kiosk2", "kiosk2", k1, peerLines, "quarantined", "a key ocmppeers does not list for endpoint kiosk2"},
-		{"moved to another endpoint", "kiosk2", "kiosk1", anyKey, peerLines, "quarantined", "refused: packed for endpoint kiosk1, arrived under kiosk2"},
-		{"no ocmppeers", "kiosk1", "kiosk1", k1, nil, "quarantined", "this proxy delivers no bundle until it says who may send them"},
-		{"empty ocmppeers", "kiosk1", "kiosk1", k1, []string{"# nobody yet"}, "quarantined", "refused"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
+	// Version 3 names the key by its id (lib/bundle, compact.go): the
+	// same bundles, the same outcomes, the log naming the key id.
+	strangerID := bundle.KeyID(stranger.Public().(ed25519.PublicKey))
+	for _, v := range []int{bundle.Version, bundle.VersionCompact} {
+		unknown := "endpoint kiosk1: refused: signed by ed25519:"
+		if v == bundle.VersionCompact {
+			unknown = fmt.Sprintf("endpoint kiosk1: refused: signed by key id %x, a key ocmppeers does not list for endpoint kiosk1", strangerID[:])
+		}
+		proxyTrust(t, v, []proxyTrustCase{
+			{"signed", "kiosk1", "kiosk1", k1, peerLines, "done", "1 messages queued"},
+			{"rotated key", "kiosk1", "kiosk1", k2, peerLines, "done", "1 messages queued"},
+			{"key for every endpoint", "kiosk9", "kiosk9", anyKey, peerLines, "done", "1 messages queued"},
+			{"unknown key", "kiosk1", "kiosk1", stranger, peerLines, "quarantined", unknown},
+			{"unsigned", "kiosk1", "kiosk1", nil, peerLines, "quarantined", "refused: unsigned, and ocmppeers does not take unsigned bundles from endpoint kiosk1 (\"kiosk1 -\")"},
+			{"legacy kiosk", "old", "old", nil, peerLines, "done", "1 messages queued"},
+			{"another endpoint's key", "kiosk2", "kiosk2", k1, peerLines, "quarantined", "a key ocmppeers does not list for endpoint kiosk2"},
+			{"moved to another endpoint", "kiosk2", "kiosk1", anyKey, peerLines, "quarantined", "refused: packed for endpoint kiosk1, arrived under kiosk2"},
+			{"no ocmppeers", "kiosk1", "kiosk1", k1, nil, "quarantined", "this proxy delivers no bundle until it says who may send them"},
+			{"empty ocmppeers", "kiosk1", "kiosk1", k1, []string{"# nobody yet"}, "quarantined", "refused"},
+		})
+	}
+}
+
+type proxyTrustCase struct {
+	name    string
+	dir, ep string // the directory it arrives under, the endpoint packed for
+	key     ed25519.PrivateKey
+	peers   []string // nil: no ocmppeers file
+	outcome string
+	log     string
+}
+
+// proxyTrust runs TestProxyTrust's cases on bundles of version v.
+func proxyTrust(t *testing.T, v int, cases []proxyTrustCase) {
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s version %d", c.name, v), func(t *testing.T) {
 			u, h := setup(t)
 			q, env := fakeQueue(t)
 			u.Env = env
 			file := proxyInFor(t, h, c.dir, c.peers...)
-			writeSigned(t, file, c.ep, c.key, one)
+			writeVersion(t, file, c.ep, c.key, v, one)
 			err := u.Unpack(file, "")
 			if outcome(err) != c.outcome || !strings.Contains(logText(u)+errText(err), c.log) {
 				t.Fatalf("%v (%s); log %s", err, outcome(err), logText(u))
@@ -257,35 +275,47 @@ func TestClientTrust(t *testing.T) {
 	ks, key := newKey(t)
 	_, stranger := newKey(t)
 	for _, c := range []struct {
-		name    string
-		peers   string // "": no file
-		key     ed25519.PrivateKey
-		outcome string
+		name     string
+		peers    string // "": no file
+		key      ed25519.PrivateKey
+		outcome  string
+		outcome3 string // for version 3, when not outcome
 	}{
-		{"no ocmppeers, unsigned", "", nil, "done"},
-		{"no ocmppeers, signed", "", stranger, "done"},
-		{"the proxy's key for everyone", "* " + ks, key, "done"},
-		{"the user's key", "bob " + ks, key, "done"},
-		{"another user's key", "alice " + ks, key, "quarantined"},
-		{"unknown key", "* " + ks, stranger, "quarantined"},
-		{"unsigned", "* " + ks, nil, "quarantined"},
-		{"unsigned allowed", "* " + ks + "\nbob -", nil, "done"},
+		{"no ocmppeers, unsigned", "", nil, "done", ""},
+		// Version 3 names the signer by a key id: without ocmppeers
+		// there is no key to check the signature against.
+		{"no ocmppeers, signed", "", stranger, "done", "quarantined"},
+		{"the proxy's key for everyone", "* " + ks, key, "done", ""},
+		{"the user's key", "bob " + ks, key, "done", ""},
+		{"another user's key", "alice " + ks, key, "quarantined", ""},
+		{"unknown key", "* " + ks, stranger, "quarantined", ""},
+		{"unsigned", "* " + ks, nil, "quarantined", ""},
+		{"unsigned allowed", "* " + ks + "\nbob -", nil, "done", ""},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			u, h := setup(t)
-			if c.peers != "" {
-				os.WriteFile(filepath.Join(h, "control", "ocmppeers"), []byte(c.peers+"\n"), 0o644)
+		for _, v := range []int{bundle.Version, bundle.VersionCompact} {
+			want := c.outcome
+			if v == bundle.VersionCompact && c.outcome3 != "" {
+				want = c.outcome3
 			}
-			file := filepath.Join(h, "in")
-			writeSigned(t, file, "bob", c.key, one)
-			err := u.Unpack(file, "bob")
-			if outcome(err) != c.outcome {
-				t.Fatalf("%v: %s", err, logText(u))
-			}
-			mb, _ := os.ReadFile(filepath.Join(h, "mail", "bob"))
-			if got := strings.Contains(string(mb), "Subject: hello"); got != (c.outcome == "done") {
-				t.Errorf("mailbox %q", mb)
-			}
-		})
+			t.Run(fmt.Sprintf("%s version %d", c.name, v), func(t *testing.T) {
+				u, h := setup(t)
+				if c.peers != "" {
+					os.WriteFile(filepath.Join(h, "control", "ocmppeers"), []byte(c.peers+"\n"), 0o644)
+				}
+				file := filepath.Join(h, "in")
+				writeVersion(t, file, "bob", c.key, v, one)
+				err := u.Unpack(file, "bob")
+				if outcome(err) != want {
+					t.Fatalf("%v: %s", err, logText(u))
+				}
+				if want != c.outcome && !strings.Contains(logText(u), "without ocmppeers no key is known") {
+					t.Errorf("log %s does not say why", logText(u))
+				}
+				mb, _ := os.ReadFile(filepath.Join(h, "mail", "bob"))
+				if got := strings.Contains(string(mb), "Subject: hello"); got != (want == "done") {
+					t.Errorf("mailbox %q", mb)
+				}
+			})
+		}
 	}
 }

@@ -23,6 +23,7 @@
 package unpacker
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -119,13 +120,26 @@ func (u *Unpacker) Unpack(file, user string) error {
 	}
 	defer f.Close()
 	var r *bundle.Reader
+	var id string
+	// A version 3 bundle names its signer by a key id only: the reader
+	// picks it among the keys the rules list for the endpoint.
 	if user == "" {
-		r, err = openVerified(f, ru.bound)
+		r, id, err = openVerified(f, ru.bound, ru.keys())
 	} else {
-		r, err = openSealed(f)
+		r, id, err = openSealed(f, ru.keys())
 	}
 	if errors.Is(err, bundle.ErrDamaged) {
 		return u.quarantine(file, err)
+	}
+	if se := (*bundle.SignerError)(nil); errors.As(err, &se) {
+		// Signed by none of those keys: whoever it is, refused as a
+		// key the rules do not list is.
+		rerr := ru.unknownKeyID(se.KeyID)
+		if id == "" {
+			id = "in " + file // named a dictionary this omail lacks: not read
+		}
+		u.Log.Printf("bundle %s: endpoint %s: %v", id, ru.endpoint, rerr)
+		return u.quarantine(file, rerr)
 	}
 	if de := (*bundle.DictError)(nil); errors.As(err, &de) {
 		// Whole, but compressed with a dictionary only a newer omail
@@ -198,48 +212,52 @@ func (u *Unpacker) Unpack(file, user string) error {
 // deliver: the proxy hook reads every file twice, since a message in the
 // queue cannot be taken back when a later part of its bundle turns out
 // damaged.
-func openVerified(f *os.File, bound int64) (*bundle.Reader, error) {
-	h, _, err := bundle.VerifyLimit(f, bound)
+//
+// keys are the candidate signers of a version 3 bundle (bundle.NewReader);
+// id is the bundle's id once its header was read, for the log, whatever
+// the error.
+func openVerified(f *os.File, bound int64, keys []ed25519.PublicKey) (r *bundle.Reader, id string, err error) {
+	h, _, err := bundle.VerifyLimit(f, bound, keys...)
 	if err == nil && h.Legacy {
 		err = &bundle.DamagedError{Why: "an mbox fragment: only the client hook reads those"}
 	}
 	if err != nil {
-		return nil, err
+		return nil, h.ID, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
+		return nil, h.ID, err
 	}
-	r, err := bundle.NewReader(f)
+	r, err = bundle.NewReader(f, keys...)
 	if err != nil {
-		return nil, fmt.Errorf("second reading: %v", err) // not ErrDamaged: it was intact
+		return nil, h.ID, fmt.Errorf("second reading: %v", err) // not ErrDamaged: it was intact
 	}
 	// The signature the first reading checked is the one this reading
 	// finds again at its end, or the rest of the bundle is damage (the
 	// same open file, so only a writer to it in place could change it).
 	r.ExpectSigner(h.Signer)
 	r.SetLimit(bound)
-	return r, nil
+	return r, h.ID, nil
 }
 
 // openSealed opens f for the client hook, which decompresses it once:
 // the seal, checked here on the raw file, finds a file cut or changed on
 // its way before anything is appended; damage in the stream itself
 // (only a faulty packer makes that) is found while appending, and the
-// mailbox is then cut back to where it was.
-func openSealed(f *os.File) (*bundle.Reader, error) {
+// mailbox is then cut back to where it was. keys are as openVerified's.
+func openSealed(f *os.File, keys []ed25519.PublicKey) (*bundle.Reader, string, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	r, err := bundle.NewReader(f)
+	r, err := bundle.NewReader(f, keys...)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := r.CheckSeal(f, fi.Size()); err != nil {
 		r.Close()
-		return nil, err
+		return nil, r.Header.ID, err
 	}
-	return r, nil
+	return r, r.Header.ID, nil
 }
 
 // finish removes FILE once everything in it is durable.

@@ -62,13 +62,18 @@ func writeBundle(t testing.TB, path string, msgs []msg) string {
 // writeSigned writes a bundle for endpoint ep, signed with key unless it
 // is nil, and returns its id.
 func writeSigned(t testing.TB, path, ep string, key ed25519.PrivateKey, msgs []msg) string {
+	return writeVersion(t, path, ep, key, bundle.Version, msgs)
+}
+
+// writeVersion is writeSigned in format version v.
+func writeVersion(t testing.TB, path, ep string, key ed25519.PrivateKey, v int, msgs []msg) string {
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	id := bundle.NewID()
-	w, err := bundle.NewWriter(f, bundle.Zstd, bundle.Header{ID: id, Endpoint: ep, Created: time.Unix(0, 0)})
+	w, err := bundle.NewWriter(f, bundle.Zstd, bundle.Header{ID: id, Endpoint: ep, Created: time.Unix(0, 0), Version: v})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package bundletest
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"testing"
 
@@ -17,6 +18,13 @@ import (
 // with a zstd dictionary of the given id, and sealed (version 3: with
 // its end frame).
 func Future(t testing.TB, bundle []byte, id uint32, dicts ...[]byte) []byte {
+	t.Helper()
+	return FutureSigned(t, bundle, id, nil, dicts...)
+}
+
+// FutureSigned is Future, signed with key when bundle is version 3 and
+// key is not nil.
+func FutureSigned(t testing.TB, bundle []byte, id uint32, key ed25519.PrivateKey, dicts ...[]byte) []byte {
 	t.Helper()
 	d, err := zstd.NewReader(nil, zstd.WithDecoderDicts(dicts...))
 	if err != nil {
@@ -33,6 +41,17 @@ func Future(t testing.TB, bundle []byte, id uint32, dicts ...[]byte) []byte {
 	}
 	out := e.EncodeAll(stream, nil)
 	sum := sha256.Sum256(out)
+	if bytes.HasPrefix(stream, []byte("OMAIL-BUNDLE 3 ")) && key != nil {
+		// Version 3, signed: a skippable frame, magic 0x184D2A52,
+		// length 68, the first 4 bytes of the SHA-256 of the public
+		// key, the Ed25519 signature of "OMAIL-BUNDLE-SIGNATURE 3" LF
+		// and the SHA-256 of every byte before the frame.
+		kid := sha256.Sum256(key.Public().(ed25519.PublicKey))
+		sig := ed25519.Sign(key, append([]byte("OMAIL-BUNDLE-SIGNATURE 3\n"), sum[:]...))
+		out = append(out, 0x52, 0x2a, 0x4d, 0x18, 68, 0, 0, 0)
+		out = append(out, kid[:4]...)
+		return append(out, sig...)
+	}
 	if bytes.HasPrefix(stream, []byte("OMAIL-BUNDLE 3 ")) {
 		// Version 3, unsigned: a skippable frame, magic 0x184D2A52,
 		// length 32, the SHA-256 of every byte before it.
