@@ -2,6 +2,7 @@ package packer
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"os"
@@ -67,16 +68,27 @@ func setup(t *testing.T) (*Packer, string) {
 	return &Packer{Home: h, Log: eventlog.New(&syncBuf{}, "omail-pack")}, h
 }
 
+// homeKey is the public key of home h (setup made it): the signer a
+// version 3 bundle's key id names.
+func homeKey(t *testing.T, h string) ed25519.PublicKey {
+	key, err := ocmpkey.Load(filepath.Join(h, "control", ocmpkey.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.Public().(ed25519.PublicKey)
+}
+
 // readBundles returns the messages of every bundle for an endpoint.
 func readBundles(t *testing.T, h, ep string) []string {
 	files, _ := filepath.Glob(filepath.Join(h, "ocmp", ep, "mail", "upload", "*"))
+	pub := homeKey(t, h)
 	var out []string
 	for _, f := range files {
 		fd, err := os.Open(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := bundle.NewReader(fd)
+		r, err := bundle.NewReader(fd, pub) // a version 3 bundle names its signer by key id only
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -65,7 +65,7 @@ func TestPackCompact(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hd, _, err := bundle.Verify(fd)
+			hd, _, err := bundle.Verify(fd, homeKey(t, h))
 			fd.Close()
 			if err != nil || hd.Version != bundle.VersionCompact {
 				t.Errorf("%s: %s: version %d, %v", comp, f, hd.Version, err)
