@@ -513,7 +513,6 @@ var Logf = func(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
 
-
 // removeDotlock removes our dotlock. Its error counts for Commit: a lock
 // of ours left behind with a length would let the next writer, once we
 // are gone, cut back what we committed.
