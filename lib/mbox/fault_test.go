@@ -50,3 +50,38 @@ func TestTakeoverFaults(t *testing.T) {
 		}}
 	}, "mbox-dotlock-takeover")
 }
+
+// A disk error while the dotlock's length is replaced after Recover cut
+// a torn copy fails the attempt; the retry delivers the message once.
+func TestRecoverRelockFault(t *testing.T) {
+	date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	whole := wholeCopy(t, date)
+	faulttest.RunResume(t, func(t *testing.T) faulttest.Case {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "mbox")
+		os.WriteFile(path, []byte(foreign+whole[:70]), 0o600)
+		return faulttest.Case{Dir: dir, Try: func(h crashpoint.Hook) error {
+			a, err := OpenHooked(path, h)
+			if err != nil {
+				return err
+			}
+			msg := strings.NewReader(onceMsg)
+			found, err := a.Recover(onceMarker, "a@b", oncePrefix, msg, msg.Size())
+			if err != nil {
+				a.Abort()
+				return err
+			}
+			if !found {
+				if err := a.Add("a@b", oncePrefix, strings.NewReader(onceMsg), date); err != nil {
+					a.Abort()
+					return err
+				}
+			}
+			return a.Commit()
+		}, Done: func(t *testing.T) {
+			if got, _ := os.ReadFile(path); string(got) != foreign+whole {
+				t.Fatalf("mailbox:\n%q\nwant\n%q", got, foreign+whole)
+			}
+		}}
+	}, "mbox-dotlock-rewrite")
+}

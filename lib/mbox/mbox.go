@@ -6,7 +6,8 @@
 // appended to, to recover after a crash.
 //
 // Locking. Open takes two locks, as Dovecot does for writes and mutt for
-// any change: a dotlock (path + ".lock", created with O_EXCL) and a
+// any change: a dotlock (path + ".lock", linked from a unique name that
+// already holds its content, so that it never exists empty) and a
 // fcntl write lock over the whole file. The fcntl lock is an open file
 // description (OFD) lock: it conflicts with the classic POSIX locks mutt
 // and Dovecot take, and, unlike them, also with another Appender in this
@@ -18,7 +19,10 @@
 // with programs that take them in the other order.
 //
 // A dotlock whose file has not been modified for DotlockStale is taken
-// as left behind by a crashed program and removed. When the directory
+// as left behind by a crashed program and removed; one an omail of this
+// host made whose process is gone is taken over at once, and what that
+// process appended after the length its dotlock records is cut off
+// (docs/INTERNALS.md, "The mbox dotlock"). When the directory
 // does not let us create a dotlock at all (a 1777-less /var/mail when
 // delivering as the user, a read-only directory), the fcntl lock alone
 // is used, as Dovecot's "dotlock_try" does.
