@@ -218,8 +218,13 @@ func (a *Appender) tryLock() (bool, error) {
 		// fstat of an open file fails only with EIO: no lock held, nothing written.
 		return false, err
 	}
+	// A takeover counts only for the lock it let us make: an abandoned
+	// lock taken aside, then someone else's lock made before ours, and
+	// the length the abandoned one recorded means nothing any more.
+	a.takeover = -1
 	ok, err := a.tryDotlock(st.Size())
 	if err != nil || !ok {
+		a.takeover = -1
 		return false, err
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
