@@ -71,8 +71,8 @@ func TestDotlockWholeWhenItAppears(t *testing.T) {
 	// name with or without its content, and no lock. Open is not held
 	// up by it.
 	shortLockTimeout(t)
-	os.WriteFile(p+".lock."+strconv.Itoa(deadPid(t))+".00aa00aa00aa", nil, 0o600)
-	os.WriteFile(p+".lock."+strconv.Itoa(deadPid(t))+".00bb00bb00bb", []byte(lockOf(deadPid(t), 0)), 0o600)
+	os.WriteFile(p+".lock."+hostname()+"."+strconv.Itoa(deadPid(t))+".00aa00aa00aa", nil, 0o600)
+	os.WriteFile(p+".lock."+hostname()+"."+strconv.Itoa(deadPid(t))+".00bb00bb00bb", []byte(lockOf(deadPid(t), 0)), 0o600)
 	a, err = Open(p)
 	if err != nil {
 		t.Fatalf("Open beside a killed process's unique names: %v", err)
@@ -97,12 +97,26 @@ func TestTakeoverCutsDeadHoldersAppend(t *testing.T) {
 			*lines = nil
 			p := filepath.Join(t.TempDir(), "mbox")
 			os.WriteFile(p, []byte(foreign+left), 0o600)
-			os.WriteFile(p+".lock", []byte(lockOf(deadPid(t), int64(len(foreign)))), 0o600)
+			dead := deadPid(t)
+			os.WriteFile(p+".lock", []byte(lockOf(dead, int64(len(foreign)))), 0o600)
+			// Unique names a killed process left beside the lock go with
+			// the takeover; a live process's stays.
+			deadName := p + ".lock." + hostname() + "." + strconv.Itoa(dead) + ".0a0a0a0a0a0a"
+			liveName := p + ".lock." + hostname() + "." + strconv.Itoa(os.Getpid()) + ".0b0b0b0b0b0b"
+			os.WriteFile(deadName, nil, 0o600)
+			os.WriteFile(liveName, nil, 0o600)
 			a, err := Open(p)
 			if err != nil {
 				t.Fatal(err)
 			}
 			a.Abort()
+			if _, err := os.Lstat(deadName); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a dead process's unique name left: %v", err)
+			}
+			if _, err := os.Lstat(liveName); err != nil {
+				t.Errorf("a live process's unique name removed: %v", err)
+			}
+			os.Remove(liveName)
 			if got, _ := os.ReadFile(p); string(got) != foreign {
 				t.Fatalf("mailbox after the takeover:\n%q\nwant\n%q", got, foreign)
 			}

@@ -44,6 +44,7 @@ import (
 	"io/fs"
 	"omail/lib/crashpoint"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -375,6 +376,9 @@ func (a *Appender) takeOver(name string, size int64) (bool, error) {
 		return false, nil
 	}
 	os.Remove(aside)
+	if h.dead() {
+		sweepUnique(name)
+	}
 	if h.dead() && h.length >= 0 && h.length < size {
 		a.takeover, a.deadPid = h.length, h.pid
 	}
@@ -455,11 +459,40 @@ var bootID = sync.OnceValue(func() string {
 	return strings.TrimSpace(string(b))
 })
 
-// uniqueBeside is a name in name's directory that no one else uses.
+// uniqueBeside is a name in name's directory that no one else uses:
+// name.HOST.PID.RANDOM, so that sweepUnique can tell whose it is.
 func uniqueBeside(name string) string {
 	var r [6]byte
 	rand.Read(r[:]) // crypto/rand.Read never fails on Linux
-	return name + "." + strconv.Itoa(os.Getpid()) + "." + hex.EncodeToString(r[:])
+	return name + "." + hostname() + "." + strconv.Itoa(os.Getpid()) + "." + hex.EncodeToString(r[:])
+}
+
+// sweepUnique removes the unique names beside the dotlock name that
+// processes of this host that are gone left (killed between making one
+// and removing it). It runs only when a dead holder's lock is taken
+// over, after a crash: it reads the whole directory.
+func sweepUnique(name string) {
+	left, _ := filepath.Glob(globQuote(name+"."+hostname()+".") + "*")
+	for _, u := range left {
+		rest := strings.TrimPrefix(u, name+"."+hostname()+".")
+		pidText, _, ok := strings.Cut(rest, ".")
+		pid, err := strconv.Atoi(pidText)
+		if ok && err == nil && pid > 0 && unix.Kill(pid, 0) == unix.ESRCH {
+			os.Remove(u)
+		}
+	}
+}
+
+// globQuote quotes the characters filepath.Glob treats specially.
+func globQuote(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // cutTakeover cuts the mailbox back to the length at which the dead
