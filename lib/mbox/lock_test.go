@@ -174,14 +174,7 @@ func TestTakeoverCutsOnlyDeadOmailHolders(t *testing.T) {
 			// Stale by age: removed, nothing cut.
 			old := time.Now().Add(-DotlockStale - time.Minute)
 			os.Chtimes(p+".lock", old, old)
-			a, err := Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.Abort()
-			if got, _ := os.ReadFile(p); string(got) != content {
-				t.Fatalf("mailbox changed: %q", got)
-			}
+			openUnchanged(t, p, content)
 		})
 	}
 	for name, lock := range removed {
@@ -189,18 +182,25 @@ func TestTakeoverCutsOnlyDeadOmailHolders(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "mbox")
 			os.WriteFile(p, []byte(content), 0o600)
 			os.WriteFile(p+".lock", []byte(lock), 0o600)
-			a, err := Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.Abort()
-			if got, _ := os.ReadFile(p); string(got) != content {
-				t.Fatalf("mailbox changed: %q", got)
-			}
+			openUnchanged(t, p, content)
 		})
 	}
 	if len(*lines) != 0 {
 		t.Errorf("logged %q", *lines)
+	}
+}
+
+// openUnchanged opens the mbox at p, which holds content, and finds it
+// unchanged: nothing cut.
+func openUnchanged(t *testing.T, p, content string) {
+	t.Helper()
+	a, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Abort()
+	if got, _ := os.ReadFile(p); string(got) != content {
+		t.Fatalf("mailbox changed: %q", got)
 	}
 }
 
