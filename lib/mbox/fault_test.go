@@ -30,7 +30,7 @@ func TestAppendFaults(t *testing.T) {
 			}
 			return a.Commit()
 		}}
-	}, "mbox-write", "mbox-fsync", "mbox-dotlock-link")
+	}, "mbox-write", "mbox-fsync", "dotlock-link")
 }
 
 // A disk error while a dead holder's dotlock is taken aside fails the
@@ -48,7 +48,7 @@ func TestTakeoverFaults(t *testing.T) {
 			}
 			return a.Abort()
 		}}
-	}, "mbox-dotlock-takeover")
+	}, "dotlock-takeover")
 }
 
 // A disk error while the dotlock's length is replaced after Recover cut
@@ -83,5 +83,5 @@ func TestRecoverRelockFault(t *testing.T) {
 				t.Fatalf("mailbox:\n%q\nwant\n%q", got, foreign+whole)
 			}
 		}}
-	}, "mbox-dotlock-rewrite")
+	}, "dotlock-rewrite")
 }

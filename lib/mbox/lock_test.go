@@ -44,11 +44,11 @@ func TestDotlockWholeWhenItAppears(t *testing.T) {
 	var before, after []string
 	h := func(point string) {
 		switch point {
-		case "mbox-dotlock-link":
+		case "dotlock-link":
 			if _, err := os.Lstat(p + ".lock"); err == nil {
 				before = append(before, "lock exists")
 			}
-		case "mbox-dotlock-link-done":
+		case "dotlock-link-done":
 			b, _ := os.ReadFile(p + ".lock")
 			after = append(after, string(b))
 		}

@@ -312,7 +312,7 @@ func (e *noDotlock) Error() string { return e.err.Error() }
 // can be created there.
 func (a *Appender) linkDotlock(name, content string) error {
 	tmp := uniqueBeside(name)
-	return a.lockHook.Op("mbox-dotlock-link", func() error {
+	return a.lockHook.Op("dotlock-link", func() error {
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 		if err != nil {
 			if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
@@ -354,7 +354,7 @@ func (a *Appender) linkDotlock(name, content string) error {
 // than size, a.takeover is set to that length.
 func (a *Appender) takeOver(name string, size int64) (bool, error) {
 	aside := uniqueBeside(name)
-	err := a.lockHook.Op("mbox-dotlock-takeover", func() error { return os.Rename(name, aside) })
+	err := a.lockHook.Op("dotlock-takeover", func() error { return os.Rename(name, aside) })
 	if errors.Is(err, fs.ErrNotExist) {
 		// Someone else removed it: try to create ours again.
 		return true, nil
@@ -516,11 +516,11 @@ func (a *Appender) cutTakeover() error {
 		return nil
 	}
 	h := a.lockHook
-	if err := h.Op("mbox-takeover-truncate", func() error { return a.f.Truncate(to) }); err != nil {
+	if err := h.Op("dotlock-takeover-truncate", func() error { return a.f.Truncate(to) }); err != nil {
 		// EIO: Open fails; the dead holder's bytes stay (Recover cuts a torn copy while it is the tail).
 		return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
 	}
-	if err := h.Op("mbox-takeover-fsync", a.f.Sync); err != nil {
+	if err := h.Op("dotlock-takeover-fsync", a.f.Sync); err != nil {
 		// As above.
 		return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
 	}
@@ -537,7 +537,7 @@ func (a *Appender) relock(length int64) error {
 		return nil
 	}
 	tmp := uniqueBeside(a.dotlock)
-	return a.Hook.Op("mbox-dotlock-rewrite", func() error {
+	return a.Hook.Op("dotlock-rewrite", func() error {
 		if err := os.WriteFile(tmp, []byte(lockContent(length)), 0o600); err != nil {
 			os.Remove(tmp)
 			return err
