@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,8 +182,10 @@ func (m *Manager) Flush(ctx context.Context) error {
 // run (its own timeout is a day).
 const OrphanAge = 36 * time.Hour
 
-// cleanup removes what crashed writers left: files in tmp/ and message
-// files that never got an envelope, once they are older than OrphanAge.
+// cleanup removes what crashed writers left: files in tmp/, message
+// files that never got an envelope, and the temporary files of state
+// writes in info/ (safefile: "." and the id, then random digits, never
+// renamed into place), once they are older than OrphanAge.
 // known are sorted lists (queue.SortIDs) of ids just seen in todo/ or
 // info/: their message files are not looked at.
 func (m *Manager) cleanup(known ...[]string) {
@@ -197,7 +200,7 @@ func (m *Manager) cleanup(known ...[]string) {
 		}
 		return false
 	}
-	for _, dir := range []string{queue.DirTmp, queue.DirMess} {
+	for _, dir := range []string{queue.DirTmp, queue.DirMess, queue.DirInfo} {
 		names, err := m.Q.Names(dir)
 		if err != nil {
 			continue
@@ -205,6 +208,9 @@ func (m *Manager) cleanup(known ...[]string) {
 		for _, name := range names {
 			if dir == queue.DirMess && isKnown(name) {
 				continue
+			}
+			if dir == queue.DirInfo && !strings.HasPrefix(name, ".") {
+				continue // states: never orphans
 			}
 			p := m.Q.Path(dir, name)
 			fi, err := os.Lstat(p)
@@ -214,7 +220,7 @@ func (m *Manager) cleanup(known ...[]string) {
 			if dir == queue.DirMess && !m.removeOrphan(name) {
 				continue
 			}
-			if dir == queue.DirTmp && os.Remove(p) != nil {
+			if dir != queue.DirMess && os.Remove(p) != nil {
 				continue
 			}
 			m.logf("removed %s/%s left by a crash", dir, name)

@@ -147,8 +147,8 @@ func TestStartUpScanErrorEndsTheDaemon(t *testing.T) {
 	}
 }
 
-// The crash leftovers go once they are old: tmp/ files and message files
-// without an envelope; never a message with one, a young one, or one a
+// The crash leftovers go once they are old: tmp/ files, message files
+// without an envelope and the temporaries of state writes in info/; never a message with one, a young one, or one a
 // deliverer holds.
 func TestCleanupRemovesOldOrphansOnly(t *testing.T) {
 	f := newFixture(t, map[string]string{})
@@ -168,6 +168,11 @@ func TestCleanupRemovesOldOrphansOnly(t *testing.T) {
 	held := write(queue.DirMess, "1.1.1.3", true)
 	tmpOld := write(queue.DirTmp, "1.1.1.4.mess", true)
 	tmpYoung := write(queue.DirTmp, "1.1.1.5.mess", false)
+	// A state write killed before its rename (safefile's temporary name),
+	// old and young; and an old state, which is never an orphan.
+	infoTmpOld := write(queue.DirInfo, ".1.1.1.6123456", true)
+	infoTmpYoung := write(queue.DirInfo, ".1.1.1.7123456", false)
+	infoOld := write(queue.DirInfo, "1.1.1.8", true)
 	kept := f.backlog(f.now.Add(time.Hour).Unix())[0]
 	os.Chtimes(f.m.Q.Path(queue.DirMess, kept), old, old)
 
@@ -181,6 +186,7 @@ func TestCleanupRemovesOldOrphansOnly(t *testing.T) {
 	}
 	f.m.cleanup()
 	for p, want := range map[string]bool{orphan: false, young: true, held: true, tmpOld: false, tmpYoung: true,
+		infoTmpOld: false, infoTmpYoung: true, infoOld: true,
 		f.m.Q.Path(queue.DirMess, kept): true} {
 		if _, err := os.Stat(p); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", filepath.Base(p), err == nil, want)
