@@ -314,7 +314,11 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	var seq uint64
 	queued := map[string]bool{} // in a lane or being delivered
 	rewake := map[string]bool{} // woken while being delivered
-	alarmed := false            // a SIGALRM came while the scan ran
+	// Being delivered, and whether a SIGALRM came meanwhile: the attempt
+	// may have started before it (holdremote kept its SMTP recipients),
+	// so the message is flushed again when the attempt is done.
+	delivering := map[string]bool{}
+	alarmed := false // a SIGALRM came while the scan ran
 	push := func(id string, due int64, flush, slow bool) {
 		seq++
 		heap.Push(&lanes[laneOf(slow)], item{id: id, due: due, seq: seq, flush: flush, slow: slow})
@@ -435,6 +439,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			for !stopping && running[l] < limit && lanes[l].Len() > 0 && lanes[l][0].due <= now {
 				it := heap.Pop(&lanes[l]).(item)
 				running[l]++
+				delivering[it.id] = false
 				go func(it item, l int) {
 					next, open, slow, err := m.attemptLane(ctx, it.id, it.flush)
 					results <- done{it.id, next, open, slow, l, err}
@@ -494,6 +499,8 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			delete(queued, r.id)
 			again := rewake[r.id] // and not acted on by that attempt
 			delete(rewake, r.id)
+			alarmedMeanwhile := delivering[r.id]
+			delete(delivering, r.id)
 			switch {
 			case errors.Is(r.err, errBusy):
 				// A flush holds it; look again a little later.
@@ -501,7 +508,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			case r.err != nil:
 				m.logf("warning: msg %s: %v", r.id, r.err)
 				push(r.id, clock.Now(m.Now).Unix()+busyRetry, false, r.lane == slowLane)
-			case r.open && again && m.Q.Woken(r.id):
+			case r.open && (again && m.Q.Woken(r.id) || alarmedMeanwhile):
 				push(r.id, 0, true, r.slow)
 			case r.open:
 				push(r.id, r.next, false, r.slow)
@@ -517,6 +524,9 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 					lanes[l][i].due, lanes[l][i].flush = 0, true
 				}
 				heap.Init(&lanes[l])
+			}
+			for id := range delivering {
+				delivering[id] = true
 			}
 			// What the scan has still to hand over is due now too.
 			alarmed = found != nil

@@ -548,3 +548,44 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("Backoff(100) = %v", Backoff(100))
 	}
 }
+
+// A SIGALRM that comes while a message's attempt is under way, after it
+// kept the SMTP recipients for a flush (holdremote), sends them once the
+// attempt is done: the signal is not lost on the message in flight.
+func TestAlarmDuringAnAttemptFlushesAfterIt(t *testing.T) {
+	f := newFixture(t, map[string]string{"holdremote": "1", "smtproutes": ":relay.example"})
+	inLocal, finishLocal := make(chan struct{}), make(chan struct{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		if f.count(rcpt) == 0 {
+			inLocal <- struct{}{}
+			<-finishLocal
+		}
+		f.bump(rcpt)
+		return outcome.Result{Status: outcome.OK}
+	}
+	remote := make(chan string, 1)
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		remote <- rcpts[0]
+		return []outcome.Result{{Status: outcome.OK}}
+	}
+	f.enqueue("a@test.example", "local@test.example", "x@far.example")
+	alarm := make(chan struct{}) // unbuffered: sent once Run has taken it
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{Alarm: alarm}) }()
+	<-inLocal // the first attempt is delivering the local recipient
+	alarm <- struct{}{}
+	close(finishLocal)
+	select {
+	case r := <-remote:
+		if r != "x@far.example" {
+			t.Errorf("remote delivery to %q", r)
+		}
+	case <-time.After(30 * time.Second): // a limit, not a timing
+		t.Error("the SIGALRM during the attempt was lost: the held SMTP recipient was never sent")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -92,6 +92,23 @@ qenv() {
   elif [ -e "$h/queue/info/$1" ]; then tr '\0' '\n' <"$h/queue/info/$1"
   else tr '\0' '\n' <"$h/queue/todo/$1"; fi
 }
+# qsettled ID [HOME]: wait until no deliverer is working on message ID.
+# An attempt logs each delivery before it writes the message's state
+# (as qmail-send does), and holds its lock on the message file from
+# before the first line it logs until after the state is written; so a
+# scenario that has read a delivery line of ID from the daemon's log and
+# then reads the queue (mailq, qenv) waits for that lock first. The lock
+# is taken shared and let go at once; a daemon's own attempt that found
+# it taken would wait a minute, so call this only when the attempt's
+# outcome leaves the message not due again (deferred, held, waiting for
+# a flush). No message file: the message is finished, or no deliverer
+# has taken it yet.
+qsettled() {
+  local f=${2:-$OMAIL_HOME}/queue/mess/$1 fd
+  { exec {fd}<"$f"; } 2>/dev/null || return 0
+  flock -s "$fd"
+  exec {fd}<&-
+}
 # qgrep [-q] PATTERN [HOME]: the ids of queued messages with a line
 # matching the extended regular expression (-q: only the exit status).
 qgrep() {
