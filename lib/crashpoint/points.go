@@ -84,10 +84,6 @@ var Points = []Point{
 	{"bounce-failed-saved", Step, "bounce: a failed bounce written down"},
 
 	// Local delivery: mbox (lib/mbox, lib/local).
-	{"dotlock-link", FileOp, "mbox: the dotlock's content written to a unique name, linked to MBOX.lock"},
-	{"dotlock-takeover", FileOp, "mbox: a dead or stale holder's dotlock renamed aside"},
-	{"dotlock-takeover-truncate", Undo, "mbox: cutting back what a dead holder of the dotlock appended"},
-	{"dotlock-takeover-fsync", Undo, "mbox: fsync after that"},
 	{"mbox-locked", Step, "mbox: locked, nothing written"},
 	{"mbox-write", Write, "mbox: the appended copy"},
 	{"mbox-torn", Step, "mbox: From_ line and prefix written, body not"},
@@ -99,7 +95,6 @@ var Points = []Point{
 	{"mbox-abort-fsync", Undo, "mbox: fsync after cutting back"},
 	{"mbox-recover-truncate", Undo, "mbox: cutting off a crashed attempt's torn copy"},
 	{"mbox-recover-fsync", Undo, "mbox: fsync after that"},
-	{"dotlock-rewrite", Resume, "mbox: the dotlock's length replaced (rename) after Recover cut the file"},
 
 	// Local delivery: Maildir (lib/maildir, lib/local).
 	{"maildir-created", Step, "maildir: tmp/ file created"},

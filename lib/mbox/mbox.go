@@ -6,8 +6,7 @@
 // appended to, to recover after a crash.
 //
 // Locking. Open takes two locks, as Dovecot does for writes and mutt for
-// any change: a dotlock (path + ".lock", linked from a unique name that
-// already holds its content, so that it never exists empty) and a
+// any change: a dotlock (path + ".lock", created with O_EXCL) and a
 // fcntl write lock over the whole file. The fcntl lock is an open file
 // description (OFD) lock: it conflicts with the classic POSIX locks mutt
 // and Dovecot take, and, unlike them, also with another Appender in this
@@ -19,10 +18,7 @@
 // with programs that take them in the other order.
 //
 // A dotlock whose file has not been modified for DotlockStale is taken
-// as left behind by a crashed program and removed; one an omail of this
-// host made whose process is gone is taken over at once, and what that
-// process appended after the length its dotlock records is cut off
-// (docs/INTERNALS.md, "The mbox dotlock"). When the directory
+// as left behind by a crashed program and removed. When the directory
 // does not let us create a dotlock at all (a 1777-less /var/mail when
 // delivering as the user, a read-only directory), the fcntl lock alone
 // is used, as Dovecot's "dotlock_try" does.
@@ -36,18 +32,14 @@ package mbox
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"omail/lib/crashpoint"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -71,23 +63,17 @@ type Appender struct {
 	path    string
 	f       *os.File
 	dotlock string // "" when we hold no dotlock
-	// takeover, when not -1, is the length at which the dead holder of
-	// the dotlock we took over started appending (deadPid): Open cuts
-	// the file back to it.
-	takeover int64
-	deadPid  int
-	lockHook crashpoint.Hook // Open's hooks
-	oldLen   int64
-	w        *bufio.Writer
-	wb       *writeback // under w
-	hooked   bool       // w writes through Hook.Writer("mbox-write", wb)
-	buf      []byte     // Add's copy buffer, one for all messages
-	date     []byte     // Add's From_ line date
-	tail     [2]byte    // the last two bytes of the file, for separating messages
-	tailN    int        // how many of tail are valid (0, 1 or 2)
-	err      error      // first error; after it the appender only aborts
-	added    bool       // whether Add wrote anything (else Abort has nothing to undo)
-	done     bool
+	oldLen  int64
+	w       *bufio.Writer
+	wb      *writeback // under w
+	hooked  bool       // w writes through Hook.Writer("mbox-write", wb)
+	buf     []byte     // Add's copy buffer, one for all messages
+	date    []byte     // Add's From_ line date
+	tail    [2]byte    // the last two bytes of the file, for separating messages
+	tailN   int        // how many of tail are valid (0, 1 or 2)
+	err     error      // first error; after it the appender only aborts
+	added   bool       // whether Add wrote anything (else Abort has nothing to undo)
+	done    bool
 
 	// Hook, when not nil, is called with a crash point's name at the
 	// steps of Add and Commit (lib/crashpoint): "mbox-torn" (the first
@@ -103,23 +89,6 @@ type Appender struct {
 // remembers the current length. Symbolic links are not followed: the
 // mailbox itself must be a regular file.
 func Open(path string) (*Appender, error) {
-	return open(path, crashpoint.Process())
-}
-
-// OpenHooked is Open with h as the Appender's Hook, also at the file
-// operations of the locking (the dotlock's link, the takeover of a dead
-// holder's, the cut of what it left), which Open hooks with the
-// process's own crash points.
-func OpenHooked(path string, h crashpoint.Hook) (*Appender, error) {
-	a, err := open(path, h)
-	if err != nil {
-		return nil, err
-	}
-	a.Hook = h
-	return a, nil
-}
-
-func open(path string, h crashpoint.Hook) (*Appender, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		// Cannot open the mailbox (a symbolic link, EACCES, no room to create it): nothing changed.
@@ -136,14 +105,9 @@ func open(path string, h crashpoint.Hook) (*Appender, error) {
 		f.Close()
 		return nil, fmt.Errorf("mbox %s: not a regular file", path)
 	}
-	a := &Appender{path: path, f: f, takeover: -1, lockHook: h}
+	a := &Appender{path: path, f: f}
 	if err := a.lock(); err != nil {
 		f.Close()
-		return nil, err
-	}
-	if err := a.cutTakeover(); err != nil {
-		// The dead holder's bytes could not be cut (EIO): locks released, nothing written.
-		a.unlock()
 		return nil, err
 	}
 	// The length only counts once we hold the lock: someone may have
@@ -209,236 +173,79 @@ func (a *Appender) lock() error {
 }
 
 // tryLock takes both locks without waiting. It reports false, holding
-// neither, when someone else holds one of them, or when the file changed
-// length between the dotlock (which records the length) and the fcntl
-// lock: a writer that takes no dotlock was appending; the next try sees
-// the new length.
+// neither, when someone else holds one of them.
 func (a *Appender) tryLock() (bool, error) {
-	st, err := a.f.Stat()
-	if err != nil {
-		// fstat of an open file fails only with EIO: no lock held, nothing written.
-		return false, err
-	}
-	// A takeover counts only for the lock it let us make: an abandoned
-	// lock taken aside, then someone else's lock made before ours, and
-	// the length the abandoned one recorded means nothing any more.
-	a.takeover = -1
-	ok, err := a.tryDotlock(st.Size())
+	ok, err := a.tryDotlock()
 	if err != nil || !ok {
-		a.takeover = -1
 		return false, err
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
 	err = unix.FcntlFlock(a.f.Fd(), unix.F_OFD_SETLK, &lk)
 	if err == nil {
-		now, serr := a.f.Stat()
-		if serr == nil && now.Size() == st.Size() {
-			return true, nil
-		}
-		// Releasing the OFD lock: the next try takes it again.
-		lk.Type = unix.F_UNLCK
-		unix.FcntlFlock(a.f.Fd(), unix.F_OFD_SETLK, &lk)
-		err = serr
+		return true, nil
 	}
 	a.removeDotlock()
-	a.takeover = -1
-	if err == nil || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 		return false, nil
 	}
 	// e.g. ENOLCK on a file system without locks: the dotlock was released, nothing written.
 	return false, fmt.Errorf("mbox %s: fcntl lock: %w", a.path, err)
 }
 
-// tryDotlock takes the dotlock path+".lock" without waiting, size being
-// the mailbox's length now. The lock never exists without its content
-// (lockContent): the content is written to a file of a unique name
-// beside it, which is then linked to the lock's name, the way dotlocks
-// are made safely on NFS; link fails with EEXIST when the lock is held.
-// A lock left by a dead omail holder, or one older than DotlockStale, is
-// taken over (takeOver); when the dead holder had appended to the
-// mailbox, our lock records the length it started at, and Open cuts the
-// file back to it (a.takeover).
-func (a *Appender) tryDotlock(size int64) (bool, error) {
+func (a *Appender) tryDotlock() (bool, error) {
 	name := a.path + ".lock"
 	for attempt := 0; attempt < 2; attempt++ {
-		rec := size
-		if a.takeover >= 0 {
-			rec = a.takeover
-		}
-		err := a.linkDotlock(name, lockContent(rec))
+		lf, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 		if err == nil {
+			// The pid helps a person find the holder; with the host name
+			// it lets the next writer see that a crash left the lock
+			// (deadHolder).
+			lf.WriteString(strconv.Itoa(os.Getpid()) + " " + hostname() + "\n")
+			lf.Close()
 			a.dotlock = name
 			return true, nil
 		}
-		var cant *noDotlock
-		if errors.As(err, &cant) {
-			if _, serr := os.Lstat(name); serr == nil {
-				// Someone else's dotlock, which we could not remove
-				// either: busy until its holder removes it.
-				return false, nil
+		if errors.Is(err, fs.ErrExist) {
+			st, serr := os.Lstat(name)
+			if serr == nil && (time.Since(st.ModTime()) > DotlockStale || deadHolder(name)) {
+				os.Remove(name)
+				continue
 			}
-			// No right to create files next to the mailbox (a
-			// 1777-less /var/mail, a read-only directory), and no
-			// dotlock there: the fcntl lock alone has to do.
+			return false, nil
+		}
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			// No right to create files next to the mailbox: the fcntl
+			// lock alone has to do.
 			a.dotlock = ""
 			return true, nil
 		}
-		if !errors.Is(err, fs.ErrExist) {
-			// EIO, ENOSPC...: no lock is held, nothing written; the delivery defers.
-			return false, fmt.Errorf("mbox %s: dotlock: %w", a.path, err)
-		}
-		st, serr := os.Lstat(name)
-		if serr != nil || time.Since(st.ModTime()) <= DotlockStale && !readHolder(name).dead() {
-			return false, nil
-		}
-		took, err := a.takeOver(name, size)
-		if err != nil || !took {
-			return false, err
-		}
+		// EIO, ENOSPC...: no lock is held, nothing written; the delivery defers.
+		return false, fmt.Errorf("mbox %s: dotlock: %w", a.path, err)
 	}
 	// A stale dotlock came back twice between removal and creation: busy, the lock loop tries again.
 	return false, nil
 }
 
-// noDotlock is linkDotlock's error when the directory does not let us
-// create a file.
-type noDotlock struct{ err error }
-
-func (e *noDotlock) Error() string { return e.err.Error() }
-
-// linkDotlock makes the dotlock name with content: written to a unique
-// name beside it, linked to name, the unique name removed. An error
-// wrapping fs.ErrExist means the lock is held; *noDotlock, that no file
-// can be created there.
-func (a *Appender) linkDotlock(name, content string) error {
-	tmp := uniqueBeside(name)
-	return a.lockHook.Op("dotlock-link", func() error {
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-		if err != nil {
-			if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-				return &noDotlock{err}
-			}
-			// EIO, ENOSPC...: nothing created.
-			return err
-		}
-		_, err = f.WriteString(content)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Link(tmp, name)
-			if err != nil && !errors.Is(err, fs.ErrExist) {
-				// On NFS a link whose reply was lost reports an error
-				// though it was made: the link count tells.
-				if st, serr := os.Lstat(tmp); serr == nil {
-					if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink == 2 {
-						err = nil
-					}
-				}
-			}
-		}
-		// The unique name goes whatever happened; a crash before this
-		// leaves it, a few bytes that nothing takes for a lock.
-		os.Remove(tmp)
-		return err
-	})
-}
-
-// takeOver removes the dotlock name that tryDotlock judged abandoned. It
-// renames it aside first and judges again what it got: only one
-// process can take a given lock aside, so the judgement holds for the
-// lock it removes, even when another process took the abandoned lock
-// over between our look and our rename and made its own. A live
-// holder's lock taken aside that way is put back (busy). From a dead
-// omail holder of this boot that started appending at a length shorter
-// than size, a.takeover is set to that length.
-func (a *Appender) takeOver(name string, size int64) (bool, error) {
-	aside := uniqueBeside(name)
-	err := a.lockHook.Op("dotlock-takeover", func() error { return os.Rename(name, aside) })
-	if errors.Is(err, fs.ErrNotExist) {
-		// Someone else removed it: try to create ours again.
-		return true, nil
-	}
-	if err != nil {
-		// EIO, or no right to rename in the directory: no lock is held, nothing written; busy or deferred.
-		if errors.Is(err, fs.ErrPermission) {
-			return false, nil
-		}
-		return false, fmt.Errorf("mbox %s: dotlock: %w", a.path, err)
-	}
-	h := readHolder(aside)
-	st, serr := os.Lstat(aside)
-	if serr == nil && time.Since(st.ModTime()) <= DotlockStale && !h.dead() {
-		// A live lock made after our look: put back (unless yet another
-		// one was made meanwhile), and busy.
-		os.Link(aside, name)
-		os.Remove(aside)
-		return false, nil
-	}
-	os.Remove(aside)
-	if h.dead() {
-		sweepUnique(name)
-	}
-	if h.dead() && h.length >= 0 && h.length < size {
-		a.takeover, a.deadPid = h.length, h.pid
-	}
-	return true, nil
-}
-
-// holder is what a dotlock says about the process that made it. omail
-// writes "PID HOST LENGTH BOOT\n": its pid, the host's name, the
-// mailbox's length when it took the lock (where its appending starts),
-// and the kernel's boot id. Other programs' dotlocks (empty, "0", a pid
-// alone) say nothing we use.
-type holder struct {
-	pid    int
-	omail  bool  // pid and host parsed, this host
-	length int64 // -1 when unknown or made during another boot
-}
-
-func readHolder(name string) holder {
-	h := holder{length: -1}
+// deadHolder reports whether the dotlock name is one an omail on this
+// host made and its process is gone: it was killed holding the lock, and
+// waiting DotlockStale for it would hold up the delivery that repairs
+// what it left. Anything else (another program's dotlock, another
+// host's, a live or unknown process) is left to the age rule.
+func deadHolder(name string) bool {
 	b := make([]byte, 300)
 	f, err := os.Open(name)
 	if err != nil {
 		// An unreadable dotlock is judged by its age alone.
-		return h
+		return false
 	}
 	n, _ := f.Read(b)
 	f.Close()
-	fields := strings.Fields(string(b[:n]))
-	if len(fields) < 2 || fields[1] != hostname() {
-		return h
+	pidText, host, ok := strings.Cut(strings.TrimSuffix(string(b[:n]), "\n"), " ")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || pid <= 0 || host != hostname() {
+		return false
 	}
-	pid, err := strconv.Atoi(fields[0])
-	if err != nil || pid <= 0 {
-		return h
-	}
-	h.pid, h.omail = pid, true
-	if len(fields) == 4 && fields[3] == bootID() {
-		if l, err := strconv.ParseInt(fields[2], 10, 64); err == nil && l >= 0 {
-			h.length = l
-		}
-	}
-	return h
-}
-
-// dead reports whether the dotlock is one an omail on this host made
-// and its process is gone: it was killed holding the lock, and waiting
-// DotlockStale for it would hold up the delivery that repairs what it
-// left. Anything else (another program's dotlock, another host's, a
-// live or unknown process) is left to the age rule.
-func (h holder) dead() bool {
-	return h.omail && unix.Kill(h.pid, 0) == unix.ESRCH
-}
-
-// lockContent is what our dotlock says (holder).
-func lockContent(length int64) string {
-	boot := bootID()
-	if boot == "" {
-		boot = "-"
-	}
-	return strconv.Itoa(os.Getpid()) + " " + hostname() + " " + strconv.FormatInt(length, 10) + " " + boot + "\n"
+	return unix.Kill(pid, 0) == unix.ESRCH
 }
 
 // hostname is this host's name, or "" when it has none.
@@ -447,136 +254,18 @@ func hostname() string {
 	return h
 }
 
-// bootID is the kernel's id of this boot, or "" when unknown. A dotlock
-// made during an earlier boot may have come back after a power cut (its
-// removal was never fsynced) when its delivery was long recorded as
-// done: such a lock's length is never used to cut.
-var bootID = sync.OnceValue(func() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
+func (a *Appender) removeDotlock() {
+	if a.dotlock != "" {
+		os.Remove(a.dotlock)
+		a.dotlock = ""
 	}
-	return strings.TrimSpace(string(b))
-})
-
-// uniqueBeside is a name in name's directory that no one else uses:
-// name.HOST.PID.RANDOM, so that sweepUnique can tell whose it is.
-func uniqueBeside(name string) string {
-	var r [6]byte
-	rand.Read(r[:]) // crypto/rand.Read never fails on Linux
-	return name + "." + hostname() + "." + strconv.Itoa(os.Getpid()) + "." + hex.EncodeToString(r[:])
-}
-
-// sweepUnique removes the unique names beside the dotlock name that
-// processes of this host that are gone left (killed between making one
-// and removing it). It runs only when a dead holder's lock is taken
-// over, after a crash: it reads the whole directory.
-func sweepUnique(name string) {
-	left, _ := filepath.Glob(globQuote(name+"."+hostname()+".") + "*")
-	for _, u := range left {
-		rest := strings.TrimPrefix(u, name+"."+hostname()+".")
-		pidText, _, ok := strings.Cut(rest, ".")
-		pid, err := strconv.Atoi(pidText)
-		if ok && err == nil && pid > 0 && unix.Kill(pid, 0) == unix.ESRCH {
-			os.Remove(u)
-		}
-	}
-}
-
-// globQuote quotes the characters filepath.Glob treats specially.
-func globQuote(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		if strings.ContainsRune(`*?[\`, c) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-// cutTakeover cuts the mailbox back to the length at which the dead
-// holder of the dotlock we took over started appending: what it left
-// (a torn message, or whole ones it had not yet unlocked) was never
-// recorded as delivered, since every caller records a delivery only
-// after Commit removed the dotlock; the retry of that delivery writes
-// it again. Our dotlock already records that length.
-func (a *Appender) cutTakeover() error {
-	to := a.takeover
-	if to < 0 {
-		return nil
-	}
-	a.takeover = -1
-	st, err := a.f.Stat()
-	if err != nil {
-		// EIO: Open fails holding no lock; nothing written.
-		return err
-	}
-	if st.Size() <= to {
-		return nil
-	}
-	h := a.lockHook
-	if err := h.Op("dotlock-takeover-truncate", func() error { return a.f.Truncate(to) }); err != nil {
-		// EIO: Open fails; the dead holder's bytes stay (Recover cuts a torn copy while it is the tail).
-		return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
-	}
-	if err := h.Op("dotlock-takeover-fsync", a.f.Sync); err != nil {
-		// As above.
-		return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
-	}
-	Logf("mbox %s: cut %d bytes left by process %d, killed while appending", a.path, st.Size()-to, a.deadPid)
-	return nil
-}
-
-// relock records length in our dotlock, after Recover cut the file
-// shorter than it was at Open: a takeover after our death must cut to
-// where our appending starts. The new content replaces the lock by
-// rename, so the lock never lacks it.
-func (a *Appender) relock(length int64) error {
-	if a.dotlock == "" {
-		return nil
-	}
-	tmp := uniqueBeside(a.dotlock)
-	return a.Hook.Op("dotlock-rewrite", func() error {
-		if err := os.WriteFile(tmp, []byte(lockContent(length)), 0o600); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		err := os.Rename(tmp, a.dotlock)
-		if err != nil {
-			os.Remove(tmp)
-		}
-		return err
-	})
-}
-
-// Logf reports a mailbox repaired at Open; a program may send it to its log.
-var Logf = func(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-}
-
-// removeDotlock removes our dotlock. Its error counts for Commit: a lock
-// of ours left behind with a length would let the next writer, once we
-// are gone, cut back what we committed.
-func (a *Appender) removeDotlock() error {
-	if a.dotlock == "" {
-		return nil
-	}
-	err := os.Remove(a.dotlock)
-	a.dotlock = ""
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
 }
 
 // unlock releases both locks and closes the file (closing the last
 // descriptor of an open file description releases its OFD lock).
 func (a *Appender) unlock() error {
 	err := a.f.Close()
-	if derr := a.removeDotlock(); err == nil {
-		err = derr
-	}
+	a.removeDotlock()
 	return err
 }
 

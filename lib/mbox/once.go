@@ -112,10 +112,6 @@ func (a *Appender) Recover(marker, sender string, prefix []string, msg io.Reader
 			// As above.
 			return false, err
 		}
-		if err := a.relock(cut); err != nil {
-			// As above: the file is cut; Abort leaves it so, and the lock still names the old length, which the file is not longer than.
-			return false, err
-		}
 	}
 	return false, nil
 }
