@@ -10,10 +10,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
-	"syscall"
+
+	"omail/lib/safefile"
 )
 
 // MinRSABits is the smallest RSA key used: RFC 8301 forbids signing
@@ -31,27 +30,9 @@ const maxKeyFile = 64 << 10
 // its owner only, as control/smtpauth must: a key that others can read
 // is refused, so that a leak is fixed rather than used.
 func ReadKey(path string) (crypto.Signer, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	b, err := safefile.ReadSecret(path, maxKeyFile)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s: mode %04o: readable by others; chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxKeyFile {
-		return nil, fmt.Errorf("%s: over %d bytes, not a key", path, maxKeyFile)
 	}
 	k, err := ParseKey(b)
 	if err != nil {

@@ -69,24 +69,17 @@ func format(key ed25519.PrivateKey) []byte {
 	return []byte(seedPrefix + base64.StdEncoding.EncodeToString(key.Seed()) + "\n")
 }
 
+// maxKeyFile bounds what is read of a key file: a key is one short line.
+const maxKeyFile = 256
+
 // Load reads the key file at path. A key that others than its owner may
 // read is refused: whoever reads it can sign bundles as this home.
 func Load(path string) (ed25519.PrivateKey, error) {
-	f, err := os.Open(path)
+	data, err := safefile.ReadSecret(path, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s: mode %03o: others may read the signing key; chmod 600 it", path, fi.Mode().Perm())
-	}
-	data := make([]byte, 256)
-	n, _ := f.Read(data)
-	key, err := ParsePrivate(data[:n])
+	key, err := ParsePrivate(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}

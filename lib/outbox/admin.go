@@ -65,11 +65,11 @@ func OpenHeld(home, endpoint, name string) (*Entry, error) {
 	return Open(home, endpoint, filepath.Join(HeldDir, name))
 }
 
-// journalName is omail-pack's journal of a pass over an endpoint's
+// JournalName is omail-pack's journal of a pass over an endpoint's
 // outbox (lib/packer): while it exists, a bundle written by an
 // interrupted pass may still carry any entry, and the next pass
 // publishes it and removes the entries it names.
-const journalName = ".journal"
+const JournalName = ".journal"
 
 // ErrPassPending is an entry that may be in a bundle omail-pack has not
 // finished publishing (a pass was interrupted): holding it now could let
@@ -80,7 +80,7 @@ var ErrPassPending = errors.New("an interrupted omail-pack pass is pending for t
 // PassPending reports whether an interrupted omail-pack pass over the
 // endpoint has still to be finished. Call it under Lock.
 func PassPending(home, endpoint string) bool {
-	_, err := os.Lstat(filepath.Join(Path(home, endpoint), journalName))
+	_, err := os.Lstat(filepath.Join(Path(home, endpoint), JournalName))
 	return err == nil
 }
 

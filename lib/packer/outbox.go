@@ -20,7 +20,7 @@ import (
 // packOutbox packs one endpoint's outbox.
 func (p *Packer) packOutbox(ep string) error {
 	dir := outbox.Path(p.Home, ep)
-	jpath := filepath.Join(dir, ".journal")
+	jpath := filepath.Join(dir, outbox.JournalName)
 	if j, err := readJournal(jpath); err == nil {
 		p.Log.Printf("endpoint %s: finishing an interrupted pass", ep)
 		if err := p.finishOutbox(ep, jpath, j); err != nil {
@@ -133,7 +133,7 @@ func (p *Packer) cleanTmp(ep, tmp string) error {
 		return err
 	}
 	keep := map[string]bool{}
-	for _, jn := range []string{".journal", ".mbox-journal"} {
+	for _, jn := range []string{outbox.JournalName, ".mbox-journal"} {
 		j, err := readJournal(filepath.Join(outbox.Path(p.Home, ep), jn))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -166,7 +166,7 @@ func (p *Packer) cleanOutbox(ep string) {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if n[0] != '.' || n == ".journal" || n == ".mbox-journal" || !e.Type().IsRegular() {
+		if n[0] != '.' || n == outbox.JournalName || n == ".mbox-journal" || !e.Type().IsRegular() {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && clock.Now(p.Now).Sub(fi.ModTime()) > 24*time.Hour {

@@ -39,7 +39,6 @@ import (
 	"omail/lib/control"
 	"omail/lib/crashpoint"
 	"omail/lib/eventlog"
-	"omail/lib/lockfile"
 	"omail/lib/ocmpkey"
 	"omail/lib/outbox"
 	"omail/lib/safefile"
@@ -147,10 +146,7 @@ func (p *Packer) pass() error {
 	}
 
 	// One packer at a time: two would pack the same entries twice.
-	if err := os.MkdirAll(filepath.Join(p.Home, outbox.Dir), 0o750); err != nil {
-		return err
-	}
-	unlock, err := lockfile.Lock(filepath.Join(p.Home, outbox.Dir, ".pack.lock"))
+	unlock, err := outbox.Lock(p.Home)
 	if err != nil {
 		return err
 	}
