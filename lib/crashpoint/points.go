@@ -84,6 +84,11 @@ var Points = []Point{
 	{"bounce-failed-saved", Step, "bounce: a failed bounce written down"},
 
 	// Local delivery: mbox (lib/mbox, lib/local).
+	{"dotlock-link", FileOp, "mbox: the dotlock, written unnamed, linked to MBOX.lock"},
+	{"dotlock-takeover-truncate", Undo, "mbox: cutting back what a writer that died holding the lock appended"},
+	{"dotlock-takeover-fsync", Undo, "mbox: fsync after that"},
+	{"dotlock-record", Resume, "mbox: the dotlock's length rewritten after Recover cut the file"},
+	{"dotlock-remove", Resume, "mbox: our dotlock removed (Commit, Abort): after it, the copy is no longer cut by a takeover"},
 	{"mbox-locked", Step, "mbox: locked, nothing written"},
 	{"mbox-write", Write, "mbox: the appended copy"},
 	{"mbox-torn", Step, "mbox: From_ line and prefix written, body not"},

@@ -622,11 +622,10 @@ func (x *delivery) do(i int, in dotomail.Instruction, ue *userEnv) (text string,
 // the message's first attempt, a copy made before is looked for first
 // (mbox.Appender.Recover; once.go).
 func (x *delivery) mbox(path, token string) error {
-	a, err := mbox.Open(path)
+	a, err := mbox.OpenHooked(path, x.d.Crash)
 	if err != nil {
 		return err
 	}
-	a.Hook = x.d.Crash
 	x.d.Crash.At("mbox-locked")
 	marker := MarkerHeader + ": " + token
 	prefix := append(x.prefix[:len(x.prefix):len(x.prefix)], marker)

@@ -6,22 +6,26 @@
 // appended to, to recover after a crash.
 //
 // Locking. Open takes two locks, as Dovecot does for writes and mutt for
-// any change: a dotlock (path + ".lock", created with O_EXCL) and a
-// fcntl write lock over the whole file. The fcntl lock is an open file
-// description (OFD) lock: it conflicts with the classic POSIX locks mutt
-// and Dovecot take, and, unlike them, also with another Appender in this
-// same process. Both locks are tried without blocking; when either is
-// held by someone else, both are released and the attempt is repeated
-// with a growing pause (10ms, doubling up to 320ms) until LockTimeout
-// has passed, then Open fails with a temporary error (ErrLocked). Never
-// holding one lock while waiting for the other keeps us out of deadlocks
-// with programs that take them in the other order.
+// any change: a fcntl write lock over the whole file, then a dotlock
+// (path + ".lock"). The fcntl lock is an open file description (OFD)
+// lock: it conflicts with the classic POSIX locks mutt and Dovecot take,
+// and, unlike them, also with another Appender in this same process.
+// Both are tried without blocking; when either is held by someone else,
+// both are released and the attempt is repeated with a growing pause
+// (10ms, doubling up to 320ms) until LockTimeout has passed, then Open
+// fails with a temporary error (ErrLocked). Never holding one lock while
+// waiting for the other keeps us out of deadlocks with programs that
+// take them in the other order.
 //
-// A dotlock whose file has not been modified for DotlockStale is taken
-// as left behind by a crashed program and removed. When the directory
-// does not let us create a dotlock at all (a 1777-less /var/mail when
-// delivering as the user, a read-only directory), the fcntl lock alone
-// is used, as Dovecot's "dotlock_try" does.
+// Our dotlock records where our append starts, and a writer that finds
+// the lock of an omail writer that died holding it cuts the mailbox back
+// there: a kill in the middle of a message leaves no torn copy for long,
+// even when other mail comes next (dotlock.go). A dotlock whose file has
+// not been modified for DotlockStale is taken as left behind by a
+// crashed program and removed. When the directory does not let us create
+// a dotlock at all (a 1777-less /var/mail when delivering as the user, a
+// read-only directory), the fcntl lock alone is used, as Dovecot's
+// "dotlock_try" does.
 //
 // Atomicity. Open remembers the file's length. Any error while adding,
 // and Abort, cut the file back to that length and fsync it; a reader
@@ -35,10 +39,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"omail/lib/crashpoint"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,7 +64,9 @@ var ErrLocked = errors.New("mailbox is locked")
 type Appender struct {
 	path    string
 	f       *os.File
-	dotlock string // "" when we hold no dotlock
+	dotlock string   // "" when we hold no dotlock
+	lockf   *os.File // our dotlock, open for rewriting its length (dotlock.go)
+	lockOff int64    // where its length is
 	oldLen  int64
 	w       *bufio.Writer
 	wb      *writeback // under w
@@ -88,7 +92,11 @@ type Appender struct {
 // current user), taking an OFD fcntl write lock and a dotlock, and
 // remembers the current length. Symbolic links are not followed: the
 // mailbox itself must be a regular file.
-func Open(path string) (*Appender, error) {
+func Open(path string) (*Appender, error) { return OpenHooked(path, nil) }
+
+// OpenHooked is Open with the Hook set from the start, so that the
+// points of the locking (dotlock-*) are reached too.
+func OpenHooked(path string, h crashpoint.Hook) (*Appender, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		// Cannot open the mailbox (a symbolic link, EACCES, no room to create it): nothing changed.
@@ -105,7 +113,7 @@ func Open(path string) (*Appender, error) {
 		f.Close()
 		return nil, fmt.Errorf("mbox %s: not a regular file", path)
 	}
-	a := &Appender{path: path, f: f}
+	a := &Appender{path: path, f: f, Hook: h}
 	if err := a.lock(); err != nil {
 		f.Close()
 		return nil, err
@@ -149,125 +157,6 @@ func (a *Appender) settle(length int64) error {
 
 // Path returns the mailbox path.
 func (a *Appender) Path() string { return a.path }
-
-func (a *Appender) lock() error {
-	deadline := time.Now().Add(LockTimeout)
-	pause := 10 * time.Millisecond
-	for {
-		held, err := a.tryLock()
-		if err != nil {
-			// A locking error other than busy: Open returns it holding no lock; nothing written.
-			return err
-		}
-		if held {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s", ErrLocked, a.path)
-		}
-		time.Sleep(pause)
-		if pause < 200*time.Millisecond {
-			pause *= 2
-		}
-	}
-}
-
-// tryLock takes both locks without waiting. It reports false, holding
-// neither, when someone else holds one of them.
-func (a *Appender) tryLock() (bool, error) {
-	ok, err := a.tryDotlock()
-	if err != nil || !ok {
-		return false, err
-	}
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	err = unix.FcntlFlock(a.f.Fd(), unix.F_OFD_SETLK, &lk)
-	if err == nil {
-		return true, nil
-	}
-	a.removeDotlock()
-	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
-		return false, nil
-	}
-	// e.g. ENOLCK on a file system without locks: the dotlock was released, nothing written.
-	return false, fmt.Errorf("mbox %s: fcntl lock: %w", a.path, err)
-}
-
-func (a *Appender) tryDotlock() (bool, error) {
-	name := a.path + ".lock"
-	for attempt := 0; attempt < 2; attempt++ {
-		lf, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-		if err == nil {
-			// The pid helps a person find the holder; with the host name
-			// it lets the next writer see that a crash left the lock
-			// (deadHolder).
-			lf.WriteString(strconv.Itoa(os.Getpid()) + " " + hostname() + "\n")
-			lf.Close()
-			a.dotlock = name
-			return true, nil
-		}
-		if errors.Is(err, fs.ErrExist) {
-			st, serr := os.Lstat(name)
-			if serr == nil && (time.Since(st.ModTime()) > DotlockStale || deadHolder(name)) {
-				os.Remove(name)
-				continue
-			}
-			return false, nil
-		}
-		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-			// No right to create files next to the mailbox: the fcntl
-			// lock alone has to do.
-			a.dotlock = ""
-			return true, nil
-		}
-		// EIO, ENOSPC...: no lock is held, nothing written; the delivery defers.
-		return false, fmt.Errorf("mbox %s: dotlock: %w", a.path, err)
-	}
-	// A stale dotlock came back twice between removal and creation: busy, the lock loop tries again.
-	return false, nil
-}
-
-// deadHolder reports whether the dotlock name is one an omail on this
-// host made and its process is gone: it was killed holding the lock, and
-// waiting DotlockStale for it would hold up the delivery that repairs
-// what it left. Anything else (another program's dotlock, another
-// host's, a live or unknown process) is left to the age rule.
-func deadHolder(name string) bool {
-	b := make([]byte, 300)
-	f, err := os.Open(name)
-	if err != nil {
-		// An unreadable dotlock is judged by its age alone.
-		return false
-	}
-	n, _ := f.Read(b)
-	f.Close()
-	pidText, host, ok := strings.Cut(strings.TrimSuffix(string(b[:n]), "\n"), " ")
-	pid, err := strconv.Atoi(pidText)
-	if !ok || err != nil || pid <= 0 || host != hostname() {
-		return false
-	}
-	return unix.Kill(pid, 0) == unix.ESRCH
-}
-
-// hostname is this host's name, or "" when it has none.
-func hostname() string {
-	h, _ := os.Hostname()
-	return h
-}
-
-func (a *Appender) removeDotlock() {
-	if a.dotlock != "" {
-		os.Remove(a.dotlock)
-		a.dotlock = ""
-	}
-}
-
-// unlock releases both locks and closes the file (closing the last
-// descriptor of an open file description releases its OFD lock).
-func (a *Appender) unlock() error {
-	err := a.f.Close()
-	a.removeDotlock()
-	return err
-}
 
 // Add appends one message: "From <sender or MAILER-DAEMON> <asctime date>\n",
 // then the prefix header lines (e.g. Return-Path, Delivered-To), then the
@@ -455,12 +344,19 @@ func (a *Appender) Abort() error {
 			err = a.Hook.Op("mbox-abort-fsync", a.f.Sync)
 		}
 	}
-	a.unlock()
 	if err != nil {
-		// The file could not be cut back (EIO): said so; the torn copy is cut by the retry's Recover while it is the tail.
+		// The file could not be cut back (EIO): said so. Our dotlock
+		// stays, naming the length to cut to: the writer that finds it
+		// once this process is gone cuts (dotlock.go), and meanwhile
+		// no one appends after the torn copy.
+		if a.lockf != nil {
+			a.lockf.Close()
+			a.lockf, a.dotlock = nil, ""
+		}
+		a.f.Close()
 		return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, a.oldLen, err)
 	}
-	return nil
+	return a.unlock()
 }
 
 // writeback writes to the mailbox and, every writebackChunk bytes, asks

@@ -21,7 +21,9 @@ import (
 //     found is false: Add then writes a whole one.
 //   - Otherwise found is false and the file is untouched. (A torn copy
 //     that someone else's mail followed stays where it is: nothing in the
-//     middle of a mailbox is ever cut.)
+//     middle of a mailbox is ever cut. Open's takeover of the dead
+//     writer's dotlock cuts a torn copy before anyone appends after it;
+//     Recover's cut is for a copy whose lock was lost.)
 //
 // It reads the whole file, so a caller calls it only when an earlier
 // attempt may have written. It must come before any Add.
@@ -110,6 +112,10 @@ func (a *Appender) Recover(marker, sender string, prefix []string, msg io.Reader
 		}
 		if err := a.settle(cut); err != nil {
 			// As above.
+			return false, err
+		}
+		if err := a.record(cut); err != nil {
+			// As above: the file is cut; Abort leaves it so, and the lock names the old length, which the file is not longer than.
 			return false, err
 		}
 	}

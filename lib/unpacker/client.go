@@ -242,9 +242,5 @@ func marked(line, tag []byte) (n int, ok bool) {
 // openMbox opens and locks the mailbox at path, with the test hooks at
 // its file operations (mbox-write, mbox-fsync...).
 func (u *Unpacker) openMbox(path string) (*mbox.Appender, error) {
-	a, err := mbox.Open(path)
-	if err == nil {
-		a.Hook = u.Crash
-	}
-	return a, err
+	return mbox.OpenHooked(path, u.Crash)
 }

@@ -1,0 +1,331 @@
+package mbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"omail/lib/crashpoint"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockOf is the dotlock process pid (started at start) makes on the
+// mailbox at p when it is length bytes long.
+func lockOf(t *testing.T, p string, pid int, start string, length int64) string {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lockWith(pid, start, length, sysIno(st))
+}
+
+func lockWith(pid int, start string, length int64, ino uint64) string {
+	return fmt.Sprintf("%d %s %020d %s %s %d\n", pid, hostname(), length, bootID(), start, ino)
+}
+
+func shortLockTimeout(t *testing.T) {
+	old := LockTimeout
+	LockTimeout = 50 * time.Millisecond
+	t.Cleanup(func() { LockTimeout = old })
+}
+
+// logged records what Logf reports during the test.
+func logged(t *testing.T) *[]string {
+	var lines []string
+	old := Logf
+	Logf = func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
+	t.Cleanup(func() { Logf = old })
+	return &lines
+}
+
+// The dotlock never exists without its content: it appears by a link,
+// whole, holding our record; and it is gone before the fcntl lock is.
+func TestDotlockWholeWhenItAppears(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "mbox")
+	const box = "From a@b Thu Jan  1 00:00:00 1970\n\nx\n\n"
+	os.WriteFile(p, []byte(box), 0o600)
+	var before, after []string
+	fcntlHeld := false
+	h := func(point string) {
+		switch point {
+		case "dotlock-link":
+			if _, err := os.Lstat(p + ".lock"); err == nil {
+				before = append(before, "lock exists")
+			}
+		case "dotlock-link-done":
+			b, _ := os.ReadFile(p + ".lock")
+			after = append(after, string(b))
+		case "dotlock-remove-done":
+			fcntlHeld = fcntlLocked(t, p)
+		}
+	}
+	a, err := OpenHooked(p, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := lockOf(t, p, os.Getpid(), ownStart(), int64(len(box)))
+	if len(before) != 0 || len(after) != 1 || after[0] != want {
+		t.Fatalf("before the link %q, after it %q, want no lock, then %q", before, after, want)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !fcntlHeld {
+		t.Error("the fcntl lock was let go before the dotlock was removed")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 1 {
+		t.Fatalf("files left beside the mailbox: %q", left)
+	}
+}
+
+// fcntlLocked reports whether someone holds a lock on the file at p.
+func fcntlLocked(t *testing.T, p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	return lk.Type != unix.F_UNLCK
+}
+
+// A writer killed while appending (a torn message, or whole ones it had
+// not unlocked): the next writer, whatever it delivers, cuts the file
+// back to where the dead writer began, and says so. The dead writer's
+// own retry then finds no copy and writes a whole one, once.
+func TestTakeoverCutsDeadWritersAppend(t *testing.T) {
+	date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	whole := wholeCopy(t, date)
+	for name, left := range map[string]string{
+		"torn":          whole[:50],
+		"whole":         whole,
+		"just the From": "From",
+		"a separator":   "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			lines := logged(t)
+			p := filepath.Join(t.TempDir(), "mbox")
+			os.WriteFile(p, []byte(foreign+left), 0o600)
+			os.WriteFile(p+".lock", []byte(lockOf(t, p, deadPid(t), "-", int64(len(foreign)))), 0o600)
+			// Another message comes first: it must not follow the torn copy.
+			add(t, p, "other@x", nil, "Subject: next\n\nnext\n")
+			got, _ := os.ReadFile(p)
+			if !strings.HasPrefix(string(got), foreign+"From other@x ") {
+				t.Fatalf("mailbox after the takeover:\n%q", got)
+			}
+			if len(*lines) != 1 || !strings.Contains((*lines)[0], fmt.Sprintf("cut %d bytes", len(left))) {
+				t.Errorf("logged %q", *lines)
+			}
+			if onceAdd(t, p, date) {
+				t.Fatal("Recover found a copy after the cut")
+			}
+			if !onceAdd(t, p, date) {
+				t.Fatal("the retry's copy not found")
+			}
+			if msgs := readMbox(t, mustRead(t, p)); len(msgs) != 3 {
+				t.Fatalf("%d messages, want 3", len(msgs))
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A real kill: a process appending is killed at mbox-torn, holding both
+// locks; the next Open, in this process, cuts its torn copy.
+func TestTakeoverAfterRealKill(t *testing.T) {
+	lines := logged(t)
+	p := filepath.Join(t.TempDir(), "mbox")
+	os.WriteFile(p, []byte(foreign), 0o600)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperKilledAppend$")
+	cmd.Env = append(os.Environ(), "MBOX_KILLED="+p)
+	cmd.Stderr = os.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("helper: %v, want killed", err)
+	}
+	if got := mustRead(t, p); len(got) <= len(foreign) {
+		t.Fatalf("the helper appended nothing: %q", got)
+	}
+	add(t, p, "other@x", nil, "Subject: next\n\nnext\n")
+	if msgs := readMbox(t, mustRead(t, p)); len(msgs) != 2 || len(*lines) != 1 {
+		t.Fatalf("%d messages, want 2; logged %q", len(msgs), *lines)
+	}
+}
+
+// TestHelperKilledAppend is not a test: TestTakeoverAfterRealKill runs
+// it in another process, which it kills in the middle of a message.
+func TestHelperKilledAppend(t *testing.T) {
+	p := os.Getenv("MBOX_KILLED")
+	if p == "" {
+		return
+	}
+	a, err := OpenHooked(p, func(point string) {
+		if point == "mbox-torn" {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Add("a@b", oncePrefix, strings.NewReader(onceMsg), when)
+	t.Fatal("not killed")
+}
+
+// Only the lock of a dead omail writer of this host, this boot and this
+// mailbox, that points at a message's start, is a reason to cut. A live
+// holder's, another host's, another program's hold the mailbox until
+// they are stale; a stale one, one of an earlier boot, of another
+// mailbox, without a length (an older omail's) or pointing elsewhere is
+// removed without cutting anything.
+func TestTakeoverCutsOnlyDeadOmailWriters(t *testing.T) {
+	shortLockTimeout(t)
+	date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	content := foreign + wholeCopy(t, date)[:60]
+	dead := deadPid(t)
+	n := int64(len(foreign))
+	for name, lock := range map[string]func(p string) string{
+		"live holder":  func(p string) string { return lockOf(t, p, os.Getpid(), ownStart(), n) },
+		"another host": func(p string) string { return strings.Replace(lockOf(t, p, dead, "-", n), hostname(), "elsewhere.example", 1) },
+		"mutt-style":   func(string) string { return "" },
+		"zero":         func(string) string { return "0" },
+		"a pid alone":  func(string) string { return strconv.Itoa(dead) + "\n" },
+	} {
+		t.Run("held/"+name, func(t *testing.T) {
+			lines := logged(t)
+			p := filepath.Join(t.TempDir(), "mbox")
+			os.WriteFile(p, []byte(content), 0o600)
+			os.WriteFile(p+".lock", []byte(lock(p)), 0o600)
+			if a, err := Open(p); !errors.Is(err, ErrLocked) {
+				if err == nil {
+					a.Abort()
+				}
+				t.Fatalf("Open: %v, want ErrLocked", err)
+			}
+			// Stale by age: removed, nothing cut.
+			old := time.Now().Add(-DotlockStale - time.Minute)
+			os.Chtimes(p+".lock", old, old)
+			openUnchanged(t, p, content)
+			if len(*lines) != 0 {
+				t.Errorf("logged %q", *lines)
+			}
+		})
+	}
+	for name, lock := range map[string]func(p string) string{
+		"earlier boot": func(p string) string {
+			return strings.Replace(lockOf(t, p, dead, "-", n), bootID(), "00000000-0000-0000-0000-000000000000", 1)
+		},
+		"no length":       func(string) string { return strconv.Itoa(dead) + " " + hostname() + "\n" },
+		"another mailbox": func(string) string { return lockWith(dead, "-", n, 1) },
+		"not a start":     func(p string) string { return lockOf(t, p, dead, "-", n+3) },
+	} {
+		t.Run("removed/"+name, func(t *testing.T) {
+			lines := logged(t)
+			p := filepath.Join(t.TempDir(), "mbox")
+			os.WriteFile(p, []byte(content), 0o600)
+			os.WriteFile(p+".lock", []byte(lock(p)), 0o600)
+			openUnchanged(t, p, content)
+			if want := name == "not a start"; want != (len(*lines) == 1) {
+				t.Errorf("logged %q", *lines)
+			}
+		})
+	}
+}
+
+// A pid that another process got since: the lock records its writer's
+// start time, which the new process does not have.
+func TestTakeoverSeesReusedPid(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "mbox")
+	content := foreign + "From a@b Thu"
+	os.WriteFile(p, []byte(content), 0o600)
+	os.WriteFile(p+".lock", []byte(lockOf(t, p, os.Getppid(), "1", int64(len(foreign)))), 0o600)
+	openUnchanged(t, p, foreign)
+}
+
+// openUnchanged opens the mbox at p and finds it holding content.
+func openUnchanged(t *testing.T, p, content string) {
+	t.Helper()
+	a, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Abort()
+	if got := mustRead(t, p); string(got) != content {
+		t.Fatalf("mailbox:\n%q\nwant\n%q", got, content)
+	}
+}
+
+// After Recover cuts a torn copy whose lock was lost, our lock records
+// the shorter length: were we killed while appending, the next writer
+// would cut to where our copy starts, not to the length at Open (which
+// would leave our copy's first bytes).
+func TestRecoverCutRecordedInLock(t *testing.T) {
+	date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	whole := wholeCopy(t, date)
+	p := filepath.Join(t.TempDir(), "mbox")
+	os.WriteFile(p, []byte(foreign+whole[:50]), 0o600)
+	a, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := mustRead(t, p+".lock"); string(b) != lockOf(t, p, os.Getpid(), ownStart(), int64(len(foreign)+50)) {
+		t.Fatalf("lock at Open: %q", b)
+	}
+	msg := strings.NewReader(onceMsg)
+	if found, err := a.Recover(onceMarker, "a@b", oncePrefix, msg, msg.Size()); found || err != nil {
+		t.Fatalf("Recover: %v %v", found, err)
+	}
+	if b := mustRead(t, p+".lock"); string(b) != lockOf(t, p, os.Getpid(), ownStart(), int64(len(foreign))) {
+		t.Fatalf("lock after Recover's cut: %q", b)
+	}
+	a.Abort()
+}
+
+// When Abort cannot cut its copy back, its dotlock stays, naming the
+// length: once the process is gone, the next writer cuts.
+func TestAbortThatCannotCutKeepsLock(t *testing.T) {
+	shortLockTimeout(t)
+	p := filepath.Join(t.TempDir(), "mbox")
+	os.WriteFile(p, []byte(foreign), 0o600)
+	a, err := OpenHooked(p, func(point string) {
+		if point == "?fault mbox-abort-truncate" {
+			panic(&crashpoint.Fault{Point: "mbox-abort-truncate", Errno: syscall.EIO})
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Add("a@b", oncePrefix, strings.NewReader(onceMsg), when)
+	if err := a.Abort(); err == nil {
+		t.Fatal("Abort: no error")
+	}
+	if _, err := Open(p); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Open while the aborting process lives: %v, want ErrLocked", err)
+	}
+	// The process is gone: its pid, in the lock, is a dead one.
+	b := mustRead(t, p+".lock")
+	os.WriteFile(p+".lock", []byte(strconv.Itoa(deadPid(t))+string(b[len(strconv.Itoa(os.Getpid())):])), 0o600)
+	openUnchanged(t, p, foreign)
+}
