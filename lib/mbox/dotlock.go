@@ -131,7 +131,7 @@ func (a *Appender) tryDotlock() (bool, error) {
 			// Gone meanwhile (its holder let it go): try again.
 			continue
 		}
-		h := readHolder(name, sysIno(lst))
+		h := readHolder(name, lst, st)
 		if !h.dead() && time.Since(lst.ModTime()) <= DotlockStale {
 			return false, nil
 		}
@@ -282,23 +282,51 @@ func (a *Appender) unlock() error {
 	return err
 }
 
-// readHolder reads the dotlock name (of inode ino).
-func readHolder(name string, ino uint64) holder {
-	h := holder{length: -1, lockIno: ino}
-	b := make([]byte, 512)
-	f, err := os.Open(name)
+// readHolder reads the dotlock name, lst being what Lstat said of it.
+// Only a regular file owned by root or by the mailbox's owner (st) is
+// taken for an omail lock: in a world-writable spool (/var/mail 1777)
+// anyone can make MBOX.lock, and a forged record must not make us cut
+// someone's mail.
+func readHolder(name string, lst, st os.FileInfo) holder {
+	h := holder{length: -1, lockIno: sysIno(lst)}
+	if !lst.Mode().IsRegular() || !trustedOwner(lst, st) {
+		return h
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		// An unreadable dotlock is judged by its age alone.
 		return h
 	}
+	b := make([]byte, 512)
 	n, _ := f.Read(b)
 	f.Close()
-	fields := strings.Fields(string(b[:n]))
+	p := parseHolder(b[:n])
+	p.lockIno = h.lockIno
+	return p
+}
+
+// maxPid is the kernel's largest pid (PID_MAX_LIMIT): a bigger number
+// in a lock is not a pid.
+const maxPid = 1 << 22
+
+// trustedOwner reports whether the lock lst is owned by root or by the
+// owner of the mailbox st.
+func trustedOwner(lst, st os.FileInfo) bool {
+	l, ok1 := lst.Sys().(*syscall.Stat_t)
+	m, ok2 := st.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && (l.Uid == 0 || l.Uid == m.Uid)
+}
+
+// parseHolder reads a dotlock's content: ours (lockContent), an older
+// omail's ("PID HOST"), or anything else (not an omail lock).
+func parseHolder(b []byte) holder {
+	h := holder{length: -1}
+	fields := strings.Fields(string(b))
 	if len(fields) < 2 || fields[1] != hostname() {
 		return h
 	}
 	pid, err := strconv.Atoi(fields[0])
-	if err != nil || pid <= 0 {
+	if err != nil || pid <= 0 || pid > maxPid {
 		return h
 	}
 	h.pid, h.omail = pid, true
@@ -329,8 +357,9 @@ func (h holder) dead() bool {
 	}
 	state, start := processStat(h.pid)
 	// A zombie has let go of its files, the fcntl lock with them; a
-	// different start time is another process that got the pid.
-	return state == "Z" || state == "X" || h.start != "" && h.start != "-" && start != h.start
+	// different start time is another process that got the pid. A
+	// process we cannot see (/proc mounted hidepid) is taken as alive.
+	return state == "Z" || state == "X" || start != "" && h.start != "" && h.start != "-" && start != h.start
 }
 
 // cutTo is the length to cut the mailbox back to: where the dead writer

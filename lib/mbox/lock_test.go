@@ -207,11 +207,13 @@ func TestTakeoverCutsOnlyDeadOmailWriters(t *testing.T) {
 	dead := deadPid(t)
 	n := int64(len(foreign))
 	for name, lock := range map[string]func(p string) string{
-		"live holder":  func(p string) string { return lockOf(t, p, os.Getpid(), ownStart(), n) },
-		"another host": func(p string) string { return strings.Replace(lockOf(t, p, dead, "-", n), hostname(), "elsewhere.example", 1) },
-		"mutt-style":   func(string) string { return "" },
-		"zero":         func(string) string { return "0" },
-		"a pid alone":  func(string) string { return strconv.Itoa(dead) + "\n" },
+		"live holder": func(p string) string { return lockOf(t, p, os.Getpid(), ownStart(), n) },
+		"another host": func(p string) string {
+			return strings.Replace(lockOf(t, p, dead, "-", n), hostname(), "elsewhere.example", 1)
+		},
+		"mutt-style":  func(string) string { return "" },
+		"zero":        func(string) string { return "0" },
+		"a pid alone": func(string) string { return strconv.Itoa(dead) + "\n" },
 	} {
 		t.Run("held/"+name, func(t *testing.T) {
 			lines := logged(t)
@@ -328,4 +330,56 @@ func TestAbortThatCannotCutKeepsLock(t *testing.T) {
 	b := mustRead(t, p+".lock")
 	os.WriteFile(p+".lock", []byte(strconv.Itoa(deadPid(t))+string(b[len(strconv.Itoa(os.Getpid())):])), 0o600)
 	openUnchanged(t, p, foreign)
+}
+
+// A lock in a spool anyone may write to is trusted with a cut only when
+// root or the mailbox's owner made it.
+func TestForgedLockNotTrusted(t *testing.T) {
+	for _, c := range []struct {
+		lock, box uint32
+		want      bool
+	}{{0, 1000, true}, {1000, 1000, true}, {1001, 1000, false}, {1001, 0, false}} {
+		if got := trustedOwner(fakeInfo{c.lock}, fakeInfo{c.box}); got != c.want {
+			t.Errorf("lock of uid %d, mailbox of uid %d: trusted %v", c.lock, c.box, got)
+		}
+	}
+}
+
+type fakeInfo struct{ uid uint32 }
+
+func (f fakeInfo) Name() string       { return "x" }
+func (f fakeInfo) Size() int64        { return 0 }
+func (f fakeInfo) Mode() os.FileMode  { return 0o600 }
+func (f fakeInfo) ModTime() time.Time { return time.Time{} }
+func (f fakeInfo) IsDir() bool        { return false }
+func (f fakeInfo) Sys() any           { return &syscall.Stat_t{Uid: f.uid} }
+
+// FuzzParseHolder: whatever a dotlock holds, reading it never fails
+// hard, a pid taken from it is a pid, and what we write reads back.
+func FuzzParseHolder(f *testing.F) {
+	own, _ := lockContent(1234, 5678)
+	for _, s := range []string{"", "0", "12\n", own, "12 " + hostname() + "\n", "99999999999 " + hostname() + " 1 b s 2\n",
+		"1 " + hostname() + " -5 b s 2\n", "1 " + hostname() + " 00000000000000000010 b s x\n"} {
+		f.Add([]byte(s), int64(0), uint64(0))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, length int64, ino uint64) {
+		h := parseHolder(data)
+		if h.omail && (h.pid <= 0 || h.pid > maxPid) {
+			t.Fatalf("pid %d taken from %q", h.pid, data)
+		}
+		if !h.omail && h.length != -1 {
+			t.Fatalf("a length from a lock that is not ours: %q", data)
+		}
+		if length < 0 || hostname() == "" {
+			return
+		}
+		c, off := lockContent(length, ino)
+		back := parseHolder([]byte(c))
+		if back.pid != os.Getpid() || back.length != length || back.mboxIno != ino || back.boot != bootID() || back.start != ownStart() {
+			t.Fatalf("%q read back as %+v", c, back)
+		}
+		if c[off:off+20] != fmt.Sprintf("%020d", length) {
+			t.Fatalf("length field of %q not at %d", c, off)
+		}
+	})
 }
