@@ -87,6 +87,7 @@ var Points = []Point{
 	{"dotlock-link", FileOp, "mbox: the dotlock, written unnamed, linked to MBOX.lock"},
 	{"dotlock-takeover-truncate", Undo, "mbox: cutting back what a writer that died holding the lock appended"},
 	{"dotlock-takeover-fsync", Undo, "mbox: fsync after that"},
+	{"dotlock-takeover-remove", Undo, "mbox: the dead writer's dotlock removed"},
 	{"dotlock-record", Resume, "mbox: the dotlock's length rewritten after Recover cut the file"},
 	{"dotlock-remove", Resume, "mbox: our dotlock removed (Commit, Abort): after it, the copy is no longer cut by a takeover"},
 	{"mbox-locked", Step, "mbox: locked, nothing written"},

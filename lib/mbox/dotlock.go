@@ -135,9 +135,15 @@ func (a *Appender) tryDotlock() (bool, error) {
 		if !h.dead() && time.Since(lst.ModTime()) <= DotlockStale {
 			return false, nil
 		}
-		if err := a.takeOver(name, h, st); err != nil {
+		alone, err := a.takeOver(name, h, st)
+		if err != nil {
 			// The dead writer's append could not be cut (EIO): nothing held; the delivery defers.
 			return false, err
+		}
+		if alone {
+			// An abandoned lock in a directory that does not let us
+			// remove it (nor make ours): the fcntl lock alone has to do.
+			return true, nil
 		}
 	}
 	// A lock came back twice between removal and creation: busy, the lock loop tries again.
@@ -156,6 +162,7 @@ func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
 			// lock, which only its age removes.
 			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 			if err != nil {
+				// EEXIST (held), EACCES (no dotlock here), EIO: judged by tryDotlock; nothing made.
 				return err
 			}
 			a.dotlock, a.lockf, a.lockOff = name, f, off
@@ -189,22 +196,23 @@ func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
 
 // takeOver removes a dotlock that tryDotlock found dead or stale, after
 // cutting the mailbox back to where a dead omail writer's append began.
-func (a *Appender) takeOver(name string, h holder, st os.FileInfo) error {
+// alone is true when the directory does not let us remove it.
+func (a *Appender) takeOver(name string, h holder, st os.FileInfo) (alone bool, err error) {
 	if to, ok := h.cutTo(st); ok {
 		if ok, err := a.looksAppended(to); err != nil || !ok {
 			if err != nil {
 				// EIO reading the mailbox: nothing changed, the delivery defers.
-				return err
+				return false, err
 			}
 			Logf("mbox %s: lock of dead process %d says it appended from byte %d, but no message starts there: nothing cut", a.path, h.pid, to)
 		} else {
 			if err := a.Hook.Op("dotlock-takeover-truncate", func() error { return a.f.Truncate(to) }); err != nil {
 				// The lock stays, and names what to cut: the next try cuts.
-				return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
+				return false, fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
 			}
 			if err := a.Hook.Op("dotlock-takeover-fsync", a.f.Sync); err != nil {
 				// As above: cutting again to the same length is harmless.
-				return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
+				return false, fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
 			}
 			Logf("mbox %s: cut %d bytes appended by process %d, which died holding the lock", a.path, st.Size()-to, h.pid)
 		}
@@ -212,12 +220,15 @@ func (a *Appender) takeOver(name string, h holder, st os.FileInfo) error {
 	// Only the lock we judged: a program that is not omail may have
 	// replaced it meanwhile.
 	if lst, err := os.Lstat(name); err == nil && sysIno(lst) == h.lockIno {
-		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// EACCES (a directory we may not change) or EIO: busy, until its age or a person removes it.
-			return fmt.Errorf("mbox %s: cannot remove a dead lock: %w", a.path, err)
+		if err := a.Hook.Op("dotlock-takeover-remove", func() error { return os.Remove(name) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+				return true, nil
+			}
+			// EIO: nothing held (the cut, if any, is durable and harmless to repeat); the delivery defers.
+			return false, fmt.Errorf("mbox %s: cannot remove a dead lock: %w", a.path, err)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // looksAppended reports whether what lies at offset to is where Add
@@ -228,6 +239,7 @@ func (a *Appender) looksAppended(to int64) (bool, error) {
 	b := make([]byte, 2+len(fromLine))
 	n, err := a.f.ReadAt(b, to)
 	if err != nil && err != io.EOF {
+		// EIO: the takeover fails before anything is cut; the delivery defers.
 		return false, err
 	}
 	s := string(b[:n])

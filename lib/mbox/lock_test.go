@@ -383,3 +383,47 @@ func FuzzParseHolder(f *testing.F) {
 		}
 	})
 }
+
+// A directory that lets us make no dotlock (EACCES at the link), or
+// remove no abandoned one: the fcntl lock alone, and a dead writer's
+// append is cut all the same.
+func TestFcntlAloneWhereNoDotlock(t *testing.T) {
+	for _, point := range []string{"dotlock-link", "dotlock-takeover-remove"} {
+		t.Run(point, func(t *testing.T) {
+			logged(t)
+			p := filepath.Join(t.TempDir(), "mbox")
+			os.WriteFile(p, []byte(foreign+"From a@b Thu"), 0o600)
+			os.WriteFile(p+".lock", []byte(lockOf(t, p, deadPid(t), "-", int64(len(foreign)))), 0o600)
+			denied := false
+			a, err := OpenHooked(p, func(name string) {
+				if name == "?fault "+point && (point != "dotlock-link" || !denied && !fileExists(p+".lock")) {
+					denied = true
+					panic(&crashpoint.Fault{Point: point, Errno: syscall.EACCES})
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !denied {
+				t.Fatal("no EACCES injected")
+			}
+			if !fcntlLocked(t, p) {
+				t.Fatal("no fcntl lock held")
+			}
+			if err := a.Add("c@d", nil, strings.NewReader("Subject: x\n\nx\n"), when); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if msgs := readMbox(t, mustRead(t, p)); len(msgs) != 2 {
+				t.Fatalf("%d messages, want 2 (the torn copy cut)", len(msgs))
+			}
+		})
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}

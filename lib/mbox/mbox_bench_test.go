@@ -33,3 +33,25 @@ func BenchmarkQuote(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppend is one delivery's worth of mbox work: Open (both
+// locks, the dotlock written and linked), a 4 KiB message added,
+// Commit (fsync, the dotlock removed, unlocked).
+func BenchmarkAppend(b *testing.B) {
+	path := b.TempDir() + "/mbox"
+	msg := bytes.Repeat([]byte("a line of a message body, some sixty bytes long or so......\n"), 68)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		a, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.Add("a@b", []string{"Delivered-To: c@d"}, bytes.NewReader(msg), when); err != nil {
+			b.Fatal(err)
+		}
+		if err := a.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
