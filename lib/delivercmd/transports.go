@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"omail/lib/control"
 	"omail/lib/home"
@@ -35,6 +36,20 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 	// dead destinations never take the slots fresh mail needs.
 	rc.Limiter = &remote.Limiter{Total: int(max(1, n)), PerHost: int(max(1, min(n, 5))), Slow: int(min(slow, max(1, n)))}
 	rc.Backoff = &remote.Backoff{}
+	// The client's settings (helohost, the timeouts, masquerade,
+	// dkimkeys) are replaced whole on SIGHUP (Reload); the connection
+	// limits and the back-off, which count what is going on now, stay.
+	var cur atomic.Pointer[remote.Client]
+	cur.Store(rc)
+	reload := func() error {
+		nrc, err := remote.FromControl(ctl)
+		if err != nil {
+			return err
+		}
+		nrc.Limiter, nrc.Backoff = rc.Limiter, rc.Backoff
+		cur.Store(nrc)
+		return nil
+	}
 	local, err := localTransport(h, ctl, env)
 	if err != nil {
 		return qmanager.Transports{}, err
@@ -49,10 +64,11 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 		},
 		LocalPart: local,
 		OCMP: func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result {
-			return outbox.Deliver(h, endpoint, id, msgPath, sender, rcpts, rc.Masquerade)
+			return outbox.Deliver(h, endpoint, id, msgPath, sender, rcpts, cur.Load().Masquerade)
 		},
 		Retry:  rc.Backoff.Reset,
-		Remote: remoteInProcess(rc),
+		Remote: remoteInProcess(&cur),
+		Reload: reload,
 	}
 	if os.Geteuid() == 0 {
 		uid, gid, err := remoteIDs(h, ctl)
@@ -65,10 +81,11 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 }
 
 // remoteInProcess is the Remote transport when we are not root: the
-// SMTP client in this process, its answers' outcomes as they are.
-func remoteInProcess(rc *remote.Client) func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+// SMTP client in this process (the one cur holds when the delivery
+// starts), its answers' outcomes as they are.
+func remoteInProcess(cur *atomic.Pointer[remote.Client]) func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
 	return func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
-		return outcomes(rc.Deliver(ctx, dest, msgPath, sender, rcpts))
+		return outcomes(cur.Load().Deliver(ctx, dest, msgPath, sender, rcpts))
 	}
 }
 

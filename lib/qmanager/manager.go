@@ -117,6 +117,22 @@ func (m *Manager) Load() error {
 	return nil
 }
 
+// reload is SIGHUP: the manager's control files, then the transports'.
+// Whatever cannot be read keeps its old value, and the log says so.
+func (m *Manager) reload() {
+	if err := m.Load(); err != nil {
+		m.logf("warning: control files not reread, keeping the old ones: %v", err)
+		return
+	}
+	if m.T.Reload != nil {
+		if err := m.T.Reload(); err != nil {
+			m.logf("warning: control files reread but the SMTP client's (helohost, timeouts, masquerade, dkimkeys), which keeps the old ones: %v", err)
+			return
+		}
+	}
+	m.logf("control files reread")
+}
+
 func (m *Manager) cfg() *config {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -531,11 +547,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			// What the scan has still to hand over is due now too.
 			alarmed = found != nil
 		case <-sig.Reload:
-			if err := m.Load(); err != nil {
-				m.logf("warning: control files not reread, keeping the old ones: %v", err)
-			} else {
-				m.logf("control files reread")
-			}
+			m.reload()
 		case <-timer.C:
 		}
 	}

@@ -3,6 +3,7 @@ package qmanager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -587,5 +588,29 @@ func TestAlarmDuringAnAttemptFlushesAfterIt(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// SIGHUP rereads the manager's control files and then the transports';
+// what cannot be read keeps its old value, and the log says which.
+func TestReloadRereadsTransports(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	var calls int
+	var fail error
+	f.m.T.Reload = func() error { calls++; return fail }
+	f.m.reload()
+	fail = errors.New("dkimkeys: no such key file")
+	f.m.reload()
+	if calls != 2 {
+		t.Fatalf("transports reloaded %d times, want 2", calls)
+	}
+	log := f.log.String()
+	if !strings.Contains(log, "control files reread\n") || !strings.Contains(log, "warning: control files reread but the SMTP client's") || !strings.Contains(log, "no such key file") {
+		t.Fatalf("log:\n%s", log)
+	}
+	os.WriteFile(filepath.Join(f.m.Ctl.Path, "queuelifetime"), []byte("many\n"), 0o644)
+	f.m.reload()
+	if calls != 2 || !strings.Contains(f.log.String(), "warning: control files not reread") {
+		t.Fatalf("a bad control file: transports reloaded %d times; log:\n%s", calls, f.log.String())
 	}
 }

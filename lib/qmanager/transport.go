@@ -42,6 +42,11 @@ type Transports struct {
 	// SIGALRM ("retry everything now") means it. May be nil. Set by
 	// delivercmd.transports to remote.Backoff.Reset.
 	Retry func()
+	// Reload rereads what the transports take from control files
+	// (SIGHUP, after the manager's own). May be nil. Set by
+	// delivercmd.transports: the SMTP client's helohost, timeouts,
+	// masquerade and dkimkeys.
+	Reload func() error
 }
 
 // RouteKind is where a recipient goes.
