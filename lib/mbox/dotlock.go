@@ -119,7 +119,14 @@ func (a *Appender) tryDotlock() (bool, error) {
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
 			// No right to create files next to the mailbox (a
 			// 1777-less /var/mail when delivering as the user, a
-			// read-only directory): the fcntl lock alone has to do.
+			// read-only directory): the fcntl lock alone has to do,
+			// unless a dotlock is there. One we can neither take over
+			// nor remove is busy, even a dead writer's: were we to
+			// append after its copy, a writer who may remove it (root)
+			// would cut back to its record, our mail with it.
+			if _, lerr := os.Lstat(name); lerr == nil {
+				return false, nil
+			}
 			return true, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
@@ -135,15 +142,9 @@ func (a *Appender) tryDotlock() (bool, error) {
 		if !h.dead() && time.Since(lst.ModTime()) <= DotlockStale {
 			return false, nil
 		}
-		alone, err := a.takeOver(name, h, st)
-		if err != nil {
-			// The dead writer's append could not be cut (EIO): nothing held; the delivery defers.
+		if err := a.takeOver(name, h, st); err != nil {
+			// The dead writer's append could not be cut, or its lock not removed: nothing held; the delivery defers.
 			return false, err
-		}
-		if alone {
-			// An abandoned lock in a directory that does not let us
-			// remove it (nor make ours): the fcntl lock alone has to do.
-			return true, nil
 		}
 	}
 	// A lock came back twice between removal and creation: busy, the lock loop tries again.
@@ -196,23 +197,22 @@ func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
 
 // takeOver removes a dotlock that tryDotlock found dead or stale, after
 // cutting the mailbox back to where a dead omail writer's append began.
-// alone is true when the directory does not let us remove it.
-func (a *Appender) takeOver(name string, h holder, st os.FileInfo) (alone bool, err error) {
+func (a *Appender) takeOver(name string, h holder, st os.FileInfo) error {
 	if to, ok := h.cutTo(st); ok {
 		if ok, err := a.looksAppended(to); err != nil || !ok {
 			if err != nil {
 				// EIO reading the mailbox: nothing changed, the delivery defers.
-				return false, err
+				return err
 			}
 			Logf("mbox %s: lock of dead process %d says it appended from byte %d, but no message starts there: nothing cut", a.path, h.pid, to)
 		} else {
 			if err := a.Hook.Op("dotlock-takeover-truncate", func() error { return a.f.Truncate(to) }); err != nil {
 				// The lock stays, and names what to cut: the next try cuts.
-				return false, fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
+				return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
 			}
 			if err := a.Hook.Op("dotlock-takeover-fsync", a.f.Sync); err != nil {
 				// As above: cutting again to the same length is harmless.
-				return false, fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
+				return fmt.Errorf("mbox %s: cannot cut back to %d bytes: %w", a.path, to, err)
 			}
 			Logf("mbox %s: cut %d bytes appended by process %d, which died holding the lock", a.path, st.Size()-to, h.pid)
 		}
@@ -222,13 +222,15 @@ func (a *Appender) takeOver(name string, h holder, st os.FileInfo) (alone bool, 
 	if lst, err := os.Lstat(name); err == nil && sysIno(lst) == h.lockIno {
 		if err := a.Hook.Op("dotlock-takeover-remove", func() error { return os.Remove(name) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-				return true, nil
+				// A directory we may not change: busy (see tryDotlock),
+				// until someone who may removes the lock.
+				return fmt.Errorf("%w: %s: a dead writer's dotlock we may not remove", ErrLocked, a.path)
 			}
 			// EIO: nothing held (the cut, if any, is durable and harmless to repeat); the delivery defers.
-			return false, fmt.Errorf("mbox %s: cannot remove a dead lock: %w", a.path, err)
+			return fmt.Errorf("mbox %s: cannot remove a dead lock: %w", a.path, err)
 		}
 	}
-	return false, nil
+	return nil
 }
 
 // looksAppended reports whether what lies at offset to is where Add
