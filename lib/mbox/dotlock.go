@@ -124,10 +124,15 @@ func (a *Appender) tryDotlock() (bool, error) {
 			// nor remove is busy, even a dead writer's: were we to
 			// append after its copy, a writer who may remove it (root)
 			// would cut back to its record, our mail with it.
-			if _, lerr := os.Lstat(name); lerr == nil {
-				return false, nil
+			lst, lerr := os.Lstat(name)
+			if lerr != nil {
+				return true, nil
 			}
-			return true, nil
+			if readHolder(name, lst, st).dead() {
+				// Waiting will not help: defer at once.
+				return false, fmt.Errorf("%w: %s: a dead writer's dotlock we may not remove", ErrLocked, a.path)
+			}
+			return false, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			// EIO, ENOSPC...: no lock is held, nothing written; the delivery defers.
@@ -155,13 +160,16 @@ func (a *Appender) tryDotlock() (bool, error) {
 // fs.ErrExist means the lock is held.
 func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
 	return a.Hook.Op("dotlock-link", func() error {
+		// Mode 644: it holds nothing secret, and a writer of another
+		// uid that may not remove it can read that its writer is dead
+		// and defer at once (tryDotlock).
 		content, off := lockContent(st.Size(), sysIno(st))
-		fd, err := unix.Open(filepath.Dir(name), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Open(filepath.Dir(name), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
 			// A file system without unnamed files: created by name and
 			// then written, so that a kill in between leaves an empty
 			// lock, which only its age removes.
-			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
 			if err != nil {
 				// EEXIST (held), EACCES (no dotlock here), EIO: judged by tryDotlock; nothing made.
 				return err
