@@ -2,9 +2,13 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -272,16 +276,69 @@ func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.F
 	if err != nil {
 		return outcome.Tempf("4.3.0 %v", err)
 	}
-	groups := append([]int(nil), u.Groups...)
-	// Like a set-gid mail delivery agent, the child may create mailboxes
-	// and dotlocks in a group-writable spool directory.
-	if spool, err := d.Ctl.Line("mailspool"); err == nil {
-		var st syscall.Stat_t
-		if syscall.Stat(spool, &st) == nil && st.Mode&0o020 != 0 {
-			groups = append(groups, int(st.Gid))
-		}
+	// The child gets the user's ids and groups, nothing more. (It once
+	// also got the spool's group, as a set-gid mail delivery agent does,
+	// to create mailspool/USER and its dotlock; but the child runs the
+	// user's programs and writes wherever the user's .omail says, and
+	// with the group those could read and write every mailbox of a
+	// Debian /var/mail, mode 660 USER:mail.) What the group was for:
+	// the mailbox is made here, as root, when the user could not make
+	// it; without a dotlock the child locks with fcntl alone.
+	if err := d.makeSpoolMailbox(u); err != nil {
+		return outcome.Tempf("4.3.0 %v", err)
 	}
-	return d.child(ctx, exe, u.UID, u.GID, groups, step, f, msgPath, x.sender, x.rcpt)
+	return d.child(ctx, exe, u.UID, u.GID, append([]int(nil), u.Groups...), step, f, msgPath, x.sender, x.rcpt)
+}
+
+// makeSpoolMailbox creates mailspool/NAME for u, empty, mode 600, u's,
+// when it is missing, the default delivery is that mailbox, and the
+// spool is a directory u could not create it in (Debian's /var/mail:
+// 2775 root:mail), as useradd does with CREATE_MAIL_SPOOL. A user whose
+// .omail says otherwise gets an empty one, which nothing reads.
+func (d *Deliverer) makeSpoolMailbox(u *User) error {
+	if u.Spool {
+		return nil // known because it exists
+	}
+	if lines, err := d.Ctl.List("defaultdelivery"); err != nil || len(lines) > 0 {
+		return nil // an error is reported by the delivery, which reads it again
+	}
+	spool, err := d.Ctl.Line("mailspool")
+	if err != nil {
+		return nil // as above
+	}
+	path := filepath.Join(spool, u.Name)
+	if _, err := os.Lstat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var st syscall.Stat_t
+	if syscall.Stat(spool, &st) != nil || canCreateIn(&st, u) {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // made meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("mailbox %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Chown(u.UID, u.GID); err != nil {
+		// Left empty and root's: the child cannot open it, and says so; a person fixes the ownership.
+		return fmt.Errorf("mailbox %s: %w", path, err)
+	}
+	return nil
+}
+
+// canCreateIn reports whether u, by its own ids, may create a file in the
+// directory st.
+func canCreateIn(st *syscall.Stat_t, u *User) bool {
+	switch {
+	case int(st.Uid) == u.UID:
+		return st.Mode&0o200 != 0
+	case int(st.Gid) == u.GID || slices.Contains(u.Groups, int(st.Gid)):
+		return st.Mode&0o020 != 0
+	}
+	return st.Mode&0o002 != 0
 }
 
 // child delivers in a child process with the given ids: the resident

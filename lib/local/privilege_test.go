@@ -76,14 +76,15 @@ func TestDeliverAsRoot(t *testing.T) {
 	if got, _ := os.ReadFile(bobHome + "/uid.out"); string(got) != "4321\n" {
 		t.Errorf("program ran as uid %q", got)
 	}
-	if got, _ := os.ReadFile(bobHome + "/groups.out"); !strings.Contains(string(got), "4242") {
-		t.Errorf("program groups %q lack the spool group", got)
+	if got, _ := os.ReadFile(bobHome + "/groups.out"); strings.Contains(string(got), "4242") {
+		t.Errorf("program groups %q hold the spool's group", got)
 	}
 	if got, _ := os.ReadFile(bobHome + "/prog.out"); string(got) != hello {
 		t.Errorf("program read %q", got)
 	}
 
-	// carl has no home: the spool mbox, created by carl through the group.
+	// carl has no home: the spool mbox, which carl may not create in the
+	// root:mail spool: made for carl, carl's, before the child delivers.
 	r = d.DeliverAs(ctx, exe, nil, msg, "ann@example.org", "carl@test.example")
 	want(t, r, outcome.OK, "mbox "+spool+"/carl")
 	if uid, _ := owner(t, spool+"/carl"); uid != carlUID {
@@ -124,6 +125,33 @@ func TestDeliverAsRoot(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(spool + "/carl"); strings.Count(string(b), "\nhello\n") != 2 {
 		t.Errorf("\\carl not delivered to carl: %q", b)
+	}
+}
+
+// The children hold the user's groups only, never the spool's: with
+// it, a user's program or .omail could read or write every mailbox of
+// a Debian /var/mail (mode 660 USER:mail). dana's mailbox is such a
+// one; bob tries both.
+func TestChildLacksSpoolGroup(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	d, exe, msg, ctx := rw.d, rw.exe, rw.msg, context.Background()
+	dana := rw.spool + "/dana"
+	rw.write(dana, "From a@b Thu Jan  1 00:00:00 1970\nSubject: secret\n\ndana's secret\n\n", 0)
+	os.Chown(dana, carlUID, mailGID)
+	os.Chmod(dana, 0o660)
+	before, _ := os.ReadFile(dana)
+	rw.write(rw.bobHome+"/.omail", "|cat "+dana+" > stolen; true\n", bobUID)
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "bob@test.example"), outcome.OK, "program")
+	if got, _ := os.ReadFile(rw.bobHome + "/stolen"); strings.Contains(string(got), "secret") {
+		t.Errorf("bob's program read dana's mailbox: %q", got)
+	}
+	rw.write(rw.bobHome+"/.omail", dana+"\n", bobUID)
+	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "bob@test.example"), outcome.Temp, "permission denied")
+	if after, _ := os.ReadFile(dana); string(after) != string(before) {
+		t.Errorf("bob's .omail wrote into dana's mailbox:\n%s", after)
 	}
 }
 
