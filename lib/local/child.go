@@ -2,10 +2,8 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +12,7 @@ import (
 	"syscall"
 
 	"omail/lib/home"
+	"omail/lib/mbox"
 	"omail/lib/outcome"
 	"omail/lib/qexit"
 )
@@ -281,52 +280,43 @@ func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.F
 	// to create mailspool/USER and its dotlock; but the child runs the
 	// user's programs and writes wherever the user's .omail says, and
 	// with the group those could read and write every mailbox of a
-	// Debian /var/mail, mode 660 USER:mail.) What the group was for:
-	// the mailbox is made here, as root, when the user could not make
-	// it; without a dotlock the child locks with fcntl alone.
-	if err := d.makeSpoolMailbox(u); err != nil {
-		return outcome.Tempf("4.3.0 %v", err)
-	}
+	// Debian /var/mail, mode 660 USER:mail.) What the group was for is
+	// done here, as root: prepareSpool.
+	d.prepareSpool(u)
 	return d.child(ctx, exe, u.UID, u.GID, append([]int(nil), u.Groups...), step, f, msgPath, x.sender, x.rcpt)
 }
 
-// makeSpoolMailbox creates mailspool/NAME for u, empty, mode 600, u's,
-// when it is missing, the default delivery is that mailbox, and the
-// spool is a directory u could not create it in (Debian's /var/mail:
-// 2775 root:mail), as useradd does with CREATE_MAIL_SPOOL. A user whose
-// .omail says otherwise gets an empty one, which nothing reads.
-func (d *Deliverer) makeSpoolMailbox(u *User) error {
-	if u.Spool {
-		return nil // known because it exists
-	}
-	if lines, err := d.Ctl.List("defaultdelivery"); err != nil || len(lines) > 0 {
-		return nil // an error is reported by the delivery, which reads it again
+// prepareSpool does, as root, what u may not do in a spool directory
+// it cannot change (Debian's /var/mail: 2775 root:mail) and its
+// delivery child might need: make mailspool/NAME, empty, mode 600, u's,
+// when it is missing or root's (as useradd does with CREATE_MAIL_SPOOL;
+// a user whose .omail sends mail elsewhere gets an empty one, which
+// nothing reads), and take over a dotlock there that a dead writer or a
+// crashed program left (mbox.ClearAbandoned), which the child could
+// neither remove nor, for fear of the cut, append after. The child,
+// which may not create a dotlock there, locks with fcntl alone. What
+// fails here is logged; the child's delivery then says what it finds.
+func (d *Deliverer) prepareSpool(u *User) {
+	if u.Spool || badLocal(u.Name) {
+		return // known because its mailbox exists; a name no path is made of
 	}
 	spool, err := d.Ctl.Line("mailspool")
 	if err != nil {
-		return nil // as above
-	}
-	path := filepath.Join(spool, u.Name)
-	if _, err := os.Lstat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return
 	}
 	var st syscall.Stat_t
 	if syscall.Stat(spool, &st) != nil || canCreateIn(&st, u) {
-		return nil
+		return
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil // made meanwhile
+	path := filepath.Join(spool, u.Name)
+	if did, err := mbox.MakeOwned(path, u.UID, u.GID); err != nil {
+		mbox.Logf("mailbox %s for %s: %v", path, u.Name, err)
+	} else if did != "" {
+		mbox.Logf("mailbox %s: %s, for %s", path, did, u.Name)
 	}
-	if err != nil {
-		return fmt.Errorf("mailbox %s: %w", path, err)
+	if _, err := mbox.ClearAbandoned(path); err != nil {
+		mbox.Logf("mailbox %s: an abandoned dotlock not cleared: %v", path, err)
 	}
-	defer f.Close()
-	if err := f.Chown(u.UID, u.GID); err != nil {
-		// Left empty and root's: the child cannot open it, and says so; a person fixes the ownership.
-		return fmt.Errorf("mailbox %s: %w", path, err)
-	}
-	return nil
 }
 
 // canCreateIn reports whether u, by its own ids, may create a file in the

@@ -45,6 +45,7 @@ import (
 // holder is what a dotlock says about the writer that made it.
 type holder struct {
 	lockIno uint64 // the dotlock's own inode, as judged
+	raw     string // and its content
 	pid     int
 	omail   bool  // an omail lock (pid and this host's name at least)
 	length  int64 // -1: no length recorded (an older omail's lock)
@@ -144,7 +145,7 @@ func (a *Appender) tryDotlock() (bool, error) {
 			continue
 		}
 		h := readHolder(name, lst, st)
-		if !h.dead() && time.Since(lst.ModTime()) <= DotlockStale {
+		if !h.dead() && !stale(lst) {
 			return false, nil
 		}
 		if err := a.takeOver(name, h, st); err != nil {
@@ -156,6 +157,10 @@ func (a *Appender) tryDotlock() (bool, error) {
 	return false, nil
 }
 
+// stale reports whether the dotlock lst has not been modified for
+// DotlockStale.
+func stale(lst os.FileInfo) bool { return time.Since(lst.ModTime()) > DotlockStale }
+
 // makeDotlock links a file holding our record to name. An error wrapping
 // fs.ErrExist means the lock is held.
 func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
@@ -166,21 +171,7 @@ func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
 		content, off := lockContent(st.Size(), sysIno(st))
 		fd, err := unix.Open(filepath.Dir(name), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
-			// A file system without unnamed files: created by name and
-			// then written, so that a kill in between leaves an empty
-			// lock, which only its age removes.
-			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
-			if err != nil {
-				// EEXIST (held), EACCES (no dotlock here), EIO: judged by tryDotlock; nothing made.
-				return err
-			}
-			a.dotlock, a.lockf, a.lockOff = name, f, off
-			if _, err := f.WriteString(content); err != nil {
-				// ENOSPC or EIO: the lock goes again, nothing else was touched.
-				a.removeDotlock()
-				return err
-			}
-			return nil
+			return a.createDotlock(name, content, off)
 		}
 		if err != nil {
 			// EACCES: no dotlock here (tryDotlock); EIO, ENOSPC: the delivery defers.
@@ -193,6 +184,10 @@ func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
 			return err
 		}
 		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+		if errors.Is(err, unix.ENOENT) && !procMounted() {
+			f.Close()
+			return a.createDotlock(name, content, off)
+		}
 		if err != nil {
 			// EEXIST (held), or EIO: nothing named; closing drops the file.
 			f.Close()
@@ -201,6 +196,32 @@ func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
 		a.dotlock, a.lockf, a.lockOff = name, f, off
 		return nil
 	})
+}
+
+// createDotlock is makeDotlock where unnamed files cannot be linked (a
+// file system without them, no /proc): the lock is created by name and
+// then written, so that a kill in between leaves an empty lock, which
+// only its age removes.
+func (a *Appender) createDotlock(name, content string, off int64) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		// EEXIST (held), EACCES (no dotlock here), EIO: judged by tryDotlock; nothing made.
+		return err
+	}
+	a.dotlock, a.lockf, a.lockOff = name, f, off
+	if _, err := f.WriteString(content); err != nil {
+		// ENOSPC or EIO: the lock goes again, nothing else was touched.
+		a.removeDotlock()
+		return err
+	}
+	return nil
+}
+
+// procMounted reports whether /proc/self is there to link unnamed
+// files through.
+func procMounted() bool {
+	_, err := os.Stat("/proc/self/fd")
+	return err == nil
 }
 
 // takeOver removes a dotlock that tryDotlock found dead or stale, after
@@ -226,8 +247,9 @@ func (a *Appender) takeOver(name string, h holder, st os.FileInfo) error {
 		}
 	}
 	// Only the lock we judged: a program that is not omail may have
-	// replaced it meanwhile.
-	if lst, err := os.Lstat(name); err == nil && sysIno(lst) == h.lockIno {
+	// replaced it meanwhile (and ext4 gives a freed inode number out
+	// again at once: the content must be the same too).
+	if lst, err := os.Lstat(name); err == nil && sysIno(lst) == h.lockIno && readHolder(name, lst, st).raw == h.raw {
 		if err := a.Hook.Op("dotlock-takeover-remove", func() error { return os.Remove(name) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
 				// A directory we may not change: busy (see tryDotlock),
@@ -281,12 +303,20 @@ func (a *Appender) removeDotlock() error {
 	if a.lockf == nil {
 		return nil
 	}
-	var err error
-	mine, serr := a.lockf.Stat()
-	lst, lerr := os.Lstat(a.dotlock)
-	if serr == nil && lerr == nil && os.SameFile(mine, lst) {
-		err = a.Hook.Op("dotlock-remove", func() error { return os.Remove(a.dotlock) })
+	mine, err := a.lockf.Stat()
+	if err == nil {
+		var lst os.FileInfo
+		lst, err = os.Lstat(a.dotlock)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			err = nil // someone removed it (a person, a stale-lock rule): nothing of ours to remove
+		case err == nil && os.SameFile(mine, lst):
+			err = a.Hook.Op("dotlock-remove", func() error { return os.Remove(a.dotlock) })
+		}
 	}
+	// An error (EIO) fails Commit: our record may still be there, and a
+	// takeover after our death may cut this copy, which must then not
+	// have been reported delivered.
 	a.lockf.Close()
 	a.lockf, a.dotlock = nil, ""
 	return err
@@ -323,7 +353,7 @@ func readHolder(name string, lst, st os.FileInfo) holder {
 	n, _ := f.Read(b)
 	f.Close()
 	p := parseHolder(b[:n])
-	p.lockIno = h.lockIno
+	p.lockIno, p.raw = h.lockIno, string(b[:n])
 	return p
 }
 

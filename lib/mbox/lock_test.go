@@ -437,3 +437,119 @@ func fileExists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
 }
+
+// A mail reader that writes a new mailbox and renames it over the path
+// while we wait for the locks: we must not append to the old file,
+// which nobody reads any more.
+func TestOpenFollowsReplacedMailbox(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "mbox")
+	os.WriteFile(p, []byte(foreign), 0o600)
+	replaced := false
+	a, err := OpenHooked(p, func(point string) {
+		if point == "dotlock-link" && !replaced {
+			replaced = true
+			os.WriteFile(p+".new", []byte(foreign), 0o600)
+			os.Rename(p+".new", p)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add("c@d", nil, strings.NewReader("Subject: new\n\nNEWMAIL\n"), when); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !replaced || !strings.Contains(string(mustRead(t, p)), "NEWMAIL") {
+		t.Fatalf("the message is not in the mailbox at the path (replaced %v)", replaced)
+	}
+}
+
+// ClearAbandoned (run by root for a delivery child that may not remove
+// locks) takes over what Open would, and leaves what is in use alone.
+func TestClearAbandoned(t *testing.T) {
+	logged(t)
+	torn := foreign + "From a@b Thu"
+	for name, c := range map[string]struct {
+		lock       func(p string) string
+		old        bool // the lock older than DotlockStale
+		inUse      bool // another Appender holds the mailbox
+		removed    bool
+		afterwards string
+	}{
+		"dead omail writer":  {lock: func(p string) string { return lockOf(t, p, deadPid(t), "-", int64(len(foreign))) }, removed: true, afterwards: foreign},
+		"live holder":        {lock: func(p string) string { return lockOf(t, p, os.Getpid(), ownStart(), int64(len(foreign))) }, afterwards: torn},
+		"stale, a program's": {lock: func(string) string { return "" }, old: true, removed: true, afterwards: torn},
+		"fresh, a program's": {lock: func(string) string { return "" }, afterwards: torn},
+		"in use":             {lock: func(p string) string { return lockOf(t, p, deadPid(t), "-", int64(len(foreign))) }, inUse: true, afterwards: torn},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "mbox")
+			os.WriteFile(p, []byte(torn), 0o600)
+			if c.inUse {
+				a, err := OpenHooked(p, func(point string) {
+					if point == "?fault dotlock-link" {
+						panic(&crashpoint.Fault{Point: "dotlock-link", Errno: syscall.EACCES})
+					}
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer a.Abort()
+			}
+			os.WriteFile(p+".lock", []byte(c.lock(p)), 0o600)
+			if c.old {
+				old := time.Now().Add(-DotlockStale - time.Minute)
+				os.Chtimes(p+".lock", old, old)
+			}
+			removed, err := ClearAbandoned(p)
+			if err != nil || removed != c.removed || fileExists(p+".lock") == c.removed {
+				t.Fatalf("ClearAbandoned: %v %v, lock there %v", removed, err, fileExists(p+".lock"))
+			}
+			if got := string(mustRead(t, p)); got != c.afterwards {
+				t.Fatalf("mailbox %q, want %q", got, c.afterwards)
+			}
+		})
+	}
+	if removed, err := ClearAbandoned(filepath.Join(t.TempDir(), "none")); removed || err != nil {
+		t.Fatalf("no mailbox: %v %v", removed, err)
+	}
+}
+
+// MakeOwned makes a missing mailbox its user's, mode 600, and gives a
+// root-owned one to its user; it never follows a link.
+func TestMakeOwned(t *testing.T) {
+	dir := t.TempDir()
+	uid, gid := os.Getuid(), os.Getgid()
+	p := filepath.Join(dir, "u")
+	if did, err := MakeOwned(p, uid, gid); did != Created || err != nil {
+		t.Fatalf("missing: %q %v", did, err)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode())
+	}
+	if did, err := MakeOwned(p, uid, gid); did != "" || err != nil {
+		t.Fatalf("there already: %q %v", did, err)
+	}
+	os.Symlink(filepath.Join(dir, "elsewhere"), filepath.Join(dir, "link"))
+	if did, _ := MakeOwned(filepath.Join(dir, "link"), uid, gid); did != "" || fileExists(filepath.Join(dir, "elsewhere")) {
+		t.Fatalf("a link followed: %q", did)
+	}
+	if os.Geteuid() != 0 {
+		return // giving a root-owned mailbox away needs root
+	}
+	r := filepath.Join(dir, "r")
+	os.WriteFile(r, nil, 0o600)
+	if did, err := MakeOwned(r, 4321, 4321); did != GivenToUser || err != nil {
+		t.Fatalf("root's: %q %v", did, err)
+	}
+	if st, _ := os.Stat(r); st.Sys().(*syscall.Stat_t).Uid != 4321 {
+		t.Fatal("not given")
+	}
+	os.Chown(r, 4322, 4322)
+	if did, _ := MakeOwned(r, 4321, 4321); did != "" {
+		t.Fatalf("someone else's: %q", did)
+	}
+}

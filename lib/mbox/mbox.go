@@ -97,6 +97,32 @@ func Open(path string) (*Appender, error) { return OpenHooked(path, nil) }
 // OpenHooked is Open with the Hook set from the start, so that the
 // points of the locking (dotlock-*) are reached too.
 func OpenHooked(path string, h crashpoint.Hook) (*Appender, error) {
+	for try := 0; ; try++ {
+		a, err := open1(path, h)
+		if err != nil {
+			return nil, err
+		}
+		// While we waited for the locks, a mail reader may have written
+		// a new mailbox and renamed it over the path, or removed it:
+		// then we hold the locks of a file nobody will read. Open again.
+		if a.atPath() {
+			return a, nil
+		}
+		a.unlock()
+		if try == 2 {
+			return nil, fmt.Errorf("%w: %s: replaced again and again while we waited", ErrLocked, path)
+		}
+	}
+}
+
+// atPath reports whether the locked file is still the one at the path.
+func (a *Appender) atPath() bool {
+	mine, err1 := a.f.Stat()
+	now, err2 := os.Lstat(a.path)
+	return err1 == nil && err2 == nil && os.SameFile(mine, now)
+}
+
+func open1(path string, h crashpoint.Hook) (*Appender, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		// Cannot open the mailbox (a symbolic link, EACCES, no room to create it): nothing changed.

@@ -3,11 +3,11 @@ package unpacker
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
-	"syscall"
+
+	"omail/lib/mbox"
 )
 
 // ownMailbox, run as root before the mailbox is opened, makes USER's
@@ -39,27 +39,9 @@ func (u *Unpacker) ownMailbox(path, name string) error {
 	if uid == 0 {
 		return nil // root's mailbox is root's
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || !fi.Mode().IsRegular() || st.Uid != 0 {
-			return nil
-		}
+	did, err := mbox.MakeOwned(path, uid, gid)
+	if did == mbox.GivenToUser {
 		u.Log.Printf("%s was root's: given to %s", path, name)
-		return f.Chown(uid, gid)
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Chown(uid, gid)
+	return err
 }

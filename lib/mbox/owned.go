@@ -1,0 +1,101 @@
+package mbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// MakeOwned, run as root for a user who may not create files in the
+// mail spool (Debian's /var/mail: 2775 root:mail), makes the user's
+// mailbox at path one the user can write: created empty, mode 600,
+// uid:gid's, when missing; given to uid:gid when root owns it (one an
+// earlier root run or an admin made). A mailbox someone else owns is
+// left alone: it is theirs to fix. Links are never followed. It says
+// what it did (Created, GivenToUser, or "" for nothing), for the log.
+func MakeOwned(path string, uid, gid int) (string, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err == nil {
+		defer f.Close()
+		if err := f.Chown(uid, gid); err != nil {
+			// Left empty and root's: the user's delivery cannot open it, and says so.
+			return "", fmt.Errorf("mailbox %s: %w", path, err)
+		}
+		return Created, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		// EACCES, EIO: nothing made; the delivery says what it finds.
+		return "", fmt.Errorf("mailbox %s: %w", path, err)
+	}
+	f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		// A symbolic link (ELOOP) or gone meanwhile: left to the delivery, which refuses a link.
+		return "", nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() || st.Uid != 0 || uid == 0 {
+		return "", nil
+	}
+	if err := f.Chown(uid, gid); err != nil {
+		return "", fmt.Errorf("mailbox %s: %w", path, err)
+	}
+	return GivenToUser, nil
+}
+
+// What MakeOwned did.
+const (
+	Created     = "created for its user"
+	GivenToUser = "given from root to its user"
+)
+
+// ClearAbandoned, run by a writer who may remove files beside the
+// mailbox at path (root), takes over the dotlock there when it was left
+// by a dead omail writer (cutting what that writer appended) or is
+// older than DotlockStale, as Open would, without waiting and without
+// locking for itself: so that a writer who may not remove it (a
+// delivery child in a root-owned spool) is not held up by it. A
+// mailbox or lock in use is left alone. It reports whether it removed
+// a lock.
+func ClearAbandoned(path string) (bool, error) {
+	if _, err := os.Lstat(path + ".lock"); err != nil {
+		return false, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		// No mailbox (nothing to cut, and the delivery creates it), or a link: left alone.
+		return false, nil
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return false, err
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+		return false, nil // in use: its writer removes its lock, or the next try judges it
+	}
+	a := &Appender{path: path, f: f}
+	name := path + ".lock"
+	lst, err := os.Lstat(name)
+	if err != nil {
+		return false, nil
+	}
+	h := readHolder(name, lst, st)
+	if !h.dead() && !stale(lst) {
+		return false, nil
+	}
+	if err := a.takeOver(name, h, st); err != nil {
+		return false, err
+	}
+	return true, nil
+}
