@@ -297,23 +297,28 @@ func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.F
 // which may not create a dotlock there, locks with fcntl alone. What
 // fails here is logged; the child's delivery then says what it finds.
 func (d *Deliverer) prepareSpool(u *User) {
-	if u.Spool || badLocal(u.Name) {
-		return // known because its mailbox exists; a name no path is made of
+	if badLocal(u.Name) {
+		return // a name no path is made of
 	}
 	spool, err := d.Ctl.Line("mailspool")
 	if err != nil {
 		return
 	}
 	var st syscall.Stat_t
-	if syscall.Stat(spool, &st) != nil || canCreateIn(&st, u) {
+	if syscall.Stat(spool, &st) != nil {
 		return
 	}
 	path := filepath.Join(spool, u.Name)
-	if did, err := mbox.MakeOwned(path, u.UID, u.GID); err != nil {
-		mbox.Logf("mailbox %s for %s: %v", path, u.Name, err)
-	} else if did != "" {
-		mbox.Logf("mailbox %s: %s, for %s", path, did, u.Name)
+	if !u.Spool && !canCreateIn(&st, u) {
+		// (A spool user is known because its mailbox exists.)
+		if did, err := mbox.MakeOwned(path, u.UID, u.GID); err != nil {
+			mbox.Logf("mailbox %s for %s: %v", path, u.Name, err)
+		} else if did != "" {
+			mbox.Logf("mailbox %s: %s, for %s", path, did, u.Name)
+		}
 	}
+	// Also where u may create files: in a sticky spool (1777) it may
+	// not remove root's lock. A look (lstat) when there is no lock.
 	if _, err := mbox.ClearAbandoned(path); err != nil {
 		mbox.Logf("mailbox %s: an abandoned dotlock not cleared: %v", path, err)
 	}

@@ -163,6 +163,13 @@ func TestSpoolUser(t *testing.T) {
 		t.Fatal("not delivered")
 	}
 	want(t, w.deliver("a@b", "kiosk1-x@test.example", hello), outcome.Perm, "5.1.1")
+	// A mailbox's dotlock is not a mailbox: mail to it would spoil the
+	// lock's record and keep it from ever growing stale.
+	w.file(filepath.Join(w.spool, "kiosk1.lock"), "1 host\n")
+	want(t, w.deliver("a@b", "kiosk1.lock@test.example", hello), outcome.Perm, "5.1.1")
+	if w.read(filepath.Join(w.spool, "kiosk1.lock")) != "1 host\n" {
+		t.Fatal("mail appended to a dotlock")
+	}
 }
 
 func TestBadLocalParts(t *testing.T) {

@@ -207,6 +207,11 @@ func groups(pu *user.User) []int {
 // in the spool (omail-unpack client creates it): deliveries run as the
 // owner of that file.
 func (d *Deliverer) lookupSpool(local string) (*User, error) {
+	if strings.HasSuffix(local, ".lock") {
+		// Not a mailbox: a mailbox's dotlock, whose record mail
+		// appended to it would spoil (and whose age it would renew).
+		return nil, nil
+	}
 	spool, err := d.Ctl.Line("mailspool")
 	if err != nil {
 		return nil, err

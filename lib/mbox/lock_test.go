@@ -552,4 +552,21 @@ func TestMakeOwned(t *testing.T) {
 	if did, _ := MakeOwned(r, 4321, 4321); did != "" {
 		t.Fatalf("someone else's: %q", did)
 	}
+	// Root's, readable by all: given away mode 600 only. Root's with a
+	// second name (a hard link): not given at all.
+	w := filepath.Join(dir, "w")
+	os.WriteFile(w, nil, 0o644)
+	os.Chmod(w, 0o664)
+	if did, err := MakeOwned(w, 4321, 4321); did != GivenToUser || err != nil {
+		t.Fatalf("root's 664: %q %v", did, err)
+	}
+	if st, _ := os.Stat(w); st.Mode().Perm() != 0o600 {
+		t.Fatalf("given away with mode %v", st.Mode())
+	}
+	h := filepath.Join(dir, "h")
+	os.WriteFile(h, nil, 0o600)
+	os.Link(h, filepath.Join(dir, "h2"))
+	if did, _ := MakeOwned(h, 4321, 4321); did != "" {
+		t.Fatalf("a hard-linked file given away: %q", did)
+	}
 }

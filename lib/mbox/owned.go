@@ -32,7 +32,7 @@ func MakeOwned(path string, uid, gid int) (string, error) {
 		// EACCES, EIO: nothing made; the delivery says what it finds.
 		return "", fmt.Errorf("mailbox %s: %w", path, err)
 	}
-	f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		// A symbolic link (ELOOP) or gone meanwhile: left to the delivery, which refuses a link.
 		return "", nil
@@ -43,8 +43,15 @@ func MakeOwned(path string, uid, gid int) (string, error) {
 		return "", err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || !fi.Mode().IsRegular() || st.Uid != 0 || uid == 0 {
+	// A file with another name too (a hard link) is not given away: it
+	// is not only this mailbox.
+	if !ok || !fi.Mode().IsRegular() || st.Uid != 0 || uid == 0 || st.Nlink != 1 {
 		return "", nil
+	}
+	// Mode 600 first: what root made for everyone to read (an admin's
+	// touch under umask 022) must not become the user's mail so.
+	if err := f.Chmod(0o600); err != nil {
+		return "", fmt.Errorf("mailbox %s: %w", path, err)
 	}
 	if err := f.Chown(uid, gid); err != nil {
 		return "", fmt.Errorf("mailbox %s: %w", path, err)
@@ -70,19 +77,24 @@ func ClearAbandoned(path string) (bool, error) {
 	if _, err := os.Lstat(path + ".lock"); err != nil {
 		return false, nil
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		// No mailbox (nothing to cut, and the delivery creates it), a link, a device: left alone.
+		return false, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		// No mailbox (nothing to cut, and the delivery creates it), or a link: left alone.
+		// Gone or replaced meanwhile: left alone.
 		return false, nil
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return false, err
-	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
 		return false, nil // in use: its writer removes its lock, or the next try judges it
+	}
+	// Length and inode under the lock, as tryDotlock reads them.
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return false, err
 	}
 	a := &Appender{path: path, f: f}
 	name := path + ".lock"
