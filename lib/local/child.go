@@ -319,7 +319,7 @@ func (d *Deliverer) prepareSpool(u *User) {
 	}
 	// Also where u may create files: in a sticky spool (1777) it may
 	// not remove root's lock. A look (lstat) when there is no lock.
-	if _, err := mbox.ClearAbandoned(path); err != nil {
+	if _, err := mbox.ClearAbandoned(path, d.Crash); err != nil {
 		mbox.Logf("mailbox %s: an abandoned dotlock not cleared: %v", path, err)
 	}
 }

@@ -504,7 +504,7 @@ func TestClearAbandoned(t *testing.T) {
 				old := time.Now().Add(-DotlockStale - time.Minute)
 				os.Chtimes(p+".lock", old, old)
 			}
-			removed, err := ClearAbandoned(p)
+			removed, err := ClearAbandoned(p, nil)
 			if err != nil || removed != c.removed || fileExists(p+".lock") == c.removed {
 				t.Fatalf("ClearAbandoned: %v %v, lock there %v", removed, err, fileExists(p+".lock"))
 			}
@@ -513,7 +513,7 @@ func TestClearAbandoned(t *testing.T) {
 			}
 		})
 	}
-	if removed, err := ClearAbandoned(filepath.Join(t.TempDir(), "none")); removed || err != nil {
+	if removed, err := ClearAbandoned(filepath.Join(t.TempDir(), "none"), nil); removed || err != nil {
 		t.Fatalf("no mailbox: %v %v", removed, err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 
+	"omail/lib/crashpoint"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -72,8 +74,8 @@ const (
 // locking for itself: so that a writer who may not remove it (a
 // delivery child in a root-owned spool) is not held up by it. A
 // mailbox or lock in use is left alone. It reports whether it removed
-// a lock.
-func ClearAbandoned(path string) (bool, error) {
+// a lock. hook gets the takeover's points (dotlock-takeover-*).
+func ClearAbandoned(path string, hook crashpoint.Hook) (bool, error) {
 	if _, err := os.Lstat(path + ".lock"); err != nil {
 		return false, nil
 	}
@@ -96,7 +98,7 @@ func ClearAbandoned(path string) (bool, error) {
 	if err != nil || !st.Mode().IsRegular() {
 		return false, err
 	}
-	a := &Appender{path: path, f: f}
+	a := &Appender{path: path, f: f, Hook: hook}
 	name := path + ".lock"
 	lst, err := os.Lstat(name)
 	if err != nil {
