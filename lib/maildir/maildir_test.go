@@ -157,3 +157,52 @@ sys.stdout.buffer.write(b"".join(box.get_bytes(k) for k in box.keys()))
 		t.Errorf("python read %q, want %q", out, want)
 	}
 }
+
+// Where unnamed files cannot be made, a tmp/ name is used, qmail's way:
+// the same files in new/, nothing left in tmp/, a crashed attempt's
+// tmp/ file written over. The file is whole in new/ before anything is
+// visible there, both ways.
+func TestNamedWhereNoUnnamedFiles(t *testing.T) {
+	for _, unnamed := range []bool{true, false} {
+		t.Run(fmt.Sprint("unnamed=", unnamed), func(t *testing.T) {
+			if !unnamed {
+				old := unnamedFiles
+				unnamedFiles = func() bool { return false }
+				t.Cleanup(func() { unnamedFiles = old })
+			}
+			dir := mkmaildir(t)
+			var inTmp []string
+			hook := func(point string) {
+				if point == "maildir-synced" {
+					ents, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+					for _, e := range ents {
+						inTmp = append(inTmp, e.Name())
+					}
+					if ents, _ := os.ReadDir(filepath.Join(dir, "new")); len(ents) != 0 {
+						t.Error("something in new/ before the link")
+					}
+				}
+			}
+			name := NameFor(1, "M1P2Q3Eabc")
+			os.WriteFile(filepath.Join(dir, "tmp", name), []byte("left by a crash"), 0o600)
+			if already, err := DeliverNamed(dir, name, true, nil, strings.NewReader("Subject: x\n\nbody\n"), hook); already || err != nil {
+				t.Fatalf("DeliverNamed: %v %v", already, err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(dir, "new", name)); string(got) != "Subject: x\n\nbody\n" {
+				t.Fatalf("new/: %q", got)
+			}
+			if want := map[bool]int{true: 0, false: 1}[unnamed]; len(inTmp) != want {
+				t.Fatalf("in tmp/ while writing: %v, want %d names", inTmp, want)
+			}
+			if _, err := Deliver(dir, nil, strings.NewReader("y\n")); err != nil {
+				t.Fatal(err)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(ents) != 0 {
+				t.Fatalf("tmp/ not empty: %v", ents)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dir, "new")); len(ents) != 2 {
+				t.Fatalf("new/: %d files", len(ents))
+			}
+		})
+	}
+}
