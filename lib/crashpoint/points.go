@@ -103,16 +103,17 @@ var Points = []Point{
 	{"mbox-recover-fsync", Undo, "mbox: fsync after that"},
 
 	// Local delivery: Maildir (lib/maildir, lib/local).
-	{"maildir-created", Step, "maildir: the file created, unnamed in tmp/ (or tmp/NAME)"},
+	{"maildir-created", Step, "maildir: tmp/ file created"},
 	{"maildir-write", Write, "maildir: the message file"},
 	{"maildir-torn", Step, "maildir: prefix written, body not"},
 	{"maildir-written", Step, "maildir: written, not fsynced"},
-	{"maildir-fsync", FileOp, "maildir: fsync of the file"},
+	{"maildir-fsync", FileOp, "maildir: fsync of tmp/NAME"},
 	{"maildir-synced", Step, "maildir: fsynced and closed"},
-	{"maildir-link", FileOp, "maildir: link the file to new/NAME"},
+	{"maildir-link", FileOp, "maildir: link tmp/NAME to new/NAME"},
 	{"maildir-linked", Step, "maildir: linked, new/ not fsynced"},
 	{"maildir-dirsync", FileOp, "maildir: fsync of new/"},
 	{"maildir-dirsynced", Step, "maildir: delivered"},
+	{"maildir-unlink-tmp", Undo, "maildir: removing the tmp/ name"},
 	{"maildir-done", Step, "maildir: delivered, not recorded in the queue"},
 	{"local-done", Step, "local: every recipient's delivery made, not reported"},
 

@@ -24,14 +24,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"omail/lib/safefile"
-
-	"golang.org/x/sys/unix"
 )
 
 var counter atomic.Uint64
@@ -70,13 +67,6 @@ func Deliver(dir string, prefix []string, r io.Reader) (name string, err error) 
 	var tmp string
 	for attempt := 0; ; attempt++ {
 		name = UniqueName()
-		if f, err = createUnnamed(dir); f != nil || err != nil {
-			if err != nil {
-				// tmp/ missing or not ours (EACCES), EIO: nothing made; the delivery defers.
-				return "", fmt.Errorf("maildir %s: %w", dir, err)
-			}
-			break
-		}
 		tmp = filepath.Join(dir, "tmp", name)
 		f, err = createTmp(tmp)
 		if err == nil {
@@ -88,7 +78,7 @@ func Deliver(dir string, prefix []string, r io.Reader) (name string, err error) 
 			return "", fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
-	already, err := write(dir, name, tmp, f, prefix, r, nil)
+	already, err := write(dir, name, f, prefix, r, nil)
 	if err != nil {
 		return "", err
 	}
@@ -129,18 +119,6 @@ func DeliverNamed(dir, name string, check bool, prefix []string, r io.Reader, ho
 		}
 	}
 	tmp := filepath.Join(dir, "tmp", name)
-	if check {
-		// What a crashed attempt of an older omail, or one without
-		// unnamed files, left under the name.
-		os.Remove(tmp)
-	}
-	if f, err := createUnnamed(dir); f != nil || err != nil {
-		if err != nil {
-			// tmp/ missing or not ours (EACCES), EIO: nothing made; the delivery defers.
-			return false, fmt.Errorf("maildir %s: %w", dir, err)
-		}
-		return write(dir, name, "", f, prefix, r, hook)
-	}
 	f, err := createTmp(tmp)
 	if errors.Is(err, fs.ErrExist) {
 		// Only an attempt for this very delivery uses the name, and the
@@ -152,7 +130,7 @@ func DeliverNamed(dir, name string, check bool, prefix []string, r io.Reader, ho
 	if err != nil {
 		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
-	return write(dir, name, tmp, f, prefix, r, hook)
+	return write(dir, name, f, prefix, r, hook)
 }
 
 // Holds reports whether the Maildir dir has a message file called name:
@@ -203,63 +181,20 @@ func createTmp(tmp string) (*os.File, error) {
 	return os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 }
 
-// createUnnamed opens a new file with no name in dir/tmp (O_TMPFILE),
-// which write links into new/ once it is whole and fsynced: a crash
-// before that leaves nothing anywhere, and making and removing a tmp/
-// name costs two directory changes per message that this does not
-// (measured: about half the time of the tmp/ name, link, unlink
-// sequence on ext4 with ten writers). It returns nil, nil where unnamed
-// files cannot be made or linked (a file system without them, no
-// /proc): the caller then uses a tmp/ name, qmail's way.
-func createUnnamed(dir string) (*os.File, error) {
-	if !unnamedFiles() {
-		return nil, nil
-	}
-	fd, err := unix.Open(filepath.Join(dir, "tmp"), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: filepath.Join(dir, "tmp"), Err: err}
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(dir, "tmp")), nil
-}
-
-// unnamedFiles reports whether /proc/self/fd is there to link unnamed
-// files through (linkat with AT_EMPTY_PATH needs a capability).
-var unnamedFiles = sync.OnceValue(func() bool {
-	_, err := os.Stat("/proc/self/fd")
-	return err == nil
-})
-
-// linkUnnamed gives the unnamed file f the name dst; it fails with
-// EEXIST when dst exists, as link does.
-func linkUnnamed(f *os.File, dst string) error {
-	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
-	if err != nil {
-		return &fs.PathError{Op: "link", Path: dst, Err: err}
-	}
-	return nil
-}
-
-// write writes the message into f, a new file of dir's tmp/ (named
-// tmp, or unnamed when tmp is ""), and moves it into new/name: fsync,
-// link (rename where links are not supported), fsync new/, remove the
-// tmp/ name. already is true when new/ holds the name: a file gets there
-// only whole and fsynced, so it is this delivery, made before.
-func write(dir, name, tmp string, f *os.File, prefix []string, r io.Reader, hook crashpoint.Hook) (already bool, err error) {
+// write writes the message into f, the new file tmp/name of dir, and
+// moves it into new/: fsync, link (rename where links are not
+// supported), fsync new/, remove the tmp/ name. already is true when
+// new/ holds the name: a file gets there only whole and fsynced, so it is
+// this delivery, made before.
+func write(dir, name string, f *os.File, prefix []string, r io.Reader, hook crashpoint.Hook) (already bool, err error) {
 	at := hook.At
 	w := hook.Writer("maildir-write", f)
+	tmp := filepath.Join(dir, "tmp", name)
 	done := false
-	removeTmp := func() {
-		if tmp != "" {
-			os.Remove(tmp)
-		}
-	}
 	defer func() {
 		if !done {
 			f.Close()
-			removeTmp()
+			os.Remove(tmp)
 		}
 	}()
 	at("maildir-created")
@@ -279,20 +214,15 @@ func write(dir, name, tmp string, f *os.File, prefix []string, r io.Reader, hook
 		return false, fmt.Errorf("maildir %s: fsync: %w", dir, err)
 	}
 	at("maildir-synced")
-	if tmp != "" {
-		if err := f.Close(); err != nil {
-			// A write error reported at close (network file systems): as above.
-			done = true
-			removeTmp()
-			return false, fmt.Errorf("maildir %s: %w", dir, err)
-		}
+	if err := f.Close(); err != nil {
+		// A write error reported at close (network file systems): as above.
 		done = true
+		os.Remove(tmp)
+		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
+	done = true
 	dst := filepath.Join(dir, "new", name)
 	err = hook.Op("maildir-link", func() error {
-		if tmp == "" {
-			return linkUnnamed(f, dst)
-		}
 		err := os.Link(tmp, dst)
 		if err == nil || errors.Is(err, fs.ErrExist) {
 			return err
@@ -305,21 +235,12 @@ func write(dir, name, tmp string, f *os.File, prefix []string, r io.Reader, hook
 		}
 		return nil
 	})
-	if tmp == "" {
-		// Named or not, the unnamed file's descriptor goes now.
-		done = true
-		if cerr := f.Close(); err == nil && cerr != nil {
-			// A write error reported at close (network file systems): the name goes again, the delivery defers.
-			os.Remove(dst)
-			return false, fmt.Errorf("maildir %s: %w", dir, cerr)
-		}
-	}
 	if errors.Is(err, fs.ErrExist) {
-		removeTmp()
+		os.Remove(tmp)
 		return true, nil
 	}
 	if err != nil {
-		removeTmp()
+		os.Remove(tmp)
 		return false, fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	at("maildir-linked")
@@ -327,12 +248,10 @@ func write(dir, name, tmp string, f *os.File, prefix []string, r io.Reader, hook
 		// The message may or may not survive a crash: do not claim it,
 		// and do not leave it for the reader either.
 		os.Remove(dst)
-		removeTmp()
+		os.Remove(tmp)
 		return false, fmt.Errorf("maildir %s: fsync new/: %w", dir, err)
 	}
 	at("maildir-dirsynced")
-	// A failure leaves the tmp/ name, which Maildir readers remove once
-	// it is old; the message is delivered.
-	removeTmp()
+	hook.Op("maildir-unlink-tmp", func() error { return os.Remove(tmp) })
 	return false, nil
 }

@@ -75,7 +75,7 @@ func TestDeliverNamedAfterCrash(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "tmp", name)); err == nil {
 		t.Fatal("tmp/ file left")
 	}
-	want := "maildir-created maildir-torn maildir-written maildir-fsync maildir-fsync-done maildir-synced maildir-link maildir-link-done maildir-linked maildir-dirsync maildir-dirsync-done maildir-dirsynced"
+	want := "maildir-created maildir-torn maildir-written maildir-fsync maildir-fsync-done maildir-synced maildir-link maildir-link-done maildir-linked maildir-dirsync maildir-dirsync-done maildir-dirsynced maildir-unlink-tmp maildir-unlink-tmp-done"
 	if got := strings.Join(points, " "); got != want {
 		t.Fatalf("points %q, want %q", got, want)
 	}
