@@ -139,22 +139,37 @@ func (a *Appender) tryDotlock() (bool, error) {
 			// EIO, ENOSPC...: no lock is held, nothing written; the delivery defers.
 			return false, fmt.Errorf("mbox %s: dotlock: %w", a.path, err)
 		}
-		lst, err := os.Lstat(name)
+		cleared, err := a.clearAbandoned(name, st)
 		if err != nil {
-			// Gone meanwhile (its holder let it go): try again.
-			continue
-		}
-		h := readHolder(name, lst, st)
-		if !h.dead() && !stale(lst) {
-			return false, nil
-		}
-		if err := a.takeOver(name, h, st); err != nil {
 			// The dead writer's append could not be cut, or its lock not removed: nothing held; the delivery defers.
 			return false, err
+		}
+		if !cleared {
+			return false, nil
 		}
 	}
 	// A lock came back twice between removal and creation: busy, the lock loop tries again.
 	return false, nil
+}
+
+// clearAbandoned judges the dotlock name, held by someone else, the
+// fcntl lock held and st the mailbox's state under it: one a dead omail
+// writer left, or one older than DotlockStale, is taken over. cleared
+// is true when the lock is gone (taken over, or let go meanwhile), false
+// when it is someone's to keep.
+func (a *Appender) clearAbandoned(name string, st os.FileInfo) (cleared bool, err error) {
+	lst, err := os.Lstat(name)
+	if err != nil {
+		return true, nil // gone meanwhile: its holder let it go
+	}
+	h := readHolder(name, lst, st)
+	if !h.dead() && !stale(lst) {
+		return false, nil
+	}
+	if err := a.takeOver(name, h, st); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // stale reports whether the dotlock lst has not been modified for

@@ -73,8 +73,8 @@ const (
 // older than DotlockStale, as Open would, without waiting and without
 // locking for itself: so that a writer who may not remove it (a
 // delivery child in a root-owned spool) is not held up by it. A
-// mailbox or lock in use is left alone. It reports whether it removed
-// a lock. hook gets the takeover's points (dotlock-takeover-*).
+// mailbox or lock in use is left alone. It reports whether the lock
+// is gone now. hook gets the takeover's points (dotlock-takeover-*).
 func ClearAbandoned(path string, hook crashpoint.Hook) (bool, error) {
 	if _, err := os.Lstat(path + ".lock"); err != nil {
 		return false, nil
@@ -99,17 +99,5 @@ func ClearAbandoned(path string, hook crashpoint.Hook) (bool, error) {
 		return false, err
 	}
 	a := &Appender{path: path, f: f, Hook: hook}
-	name := path + ".lock"
-	lst, err := os.Lstat(name)
-	if err != nil {
-		return false, nil
-	}
-	h := readHolder(name, lst, st)
-	if !h.dead() && !stale(lst) {
-		return false, nil
-	}
-	if err := a.takeOver(name, h, st); err != nil {
-		return false, err
-	}
-	return true, nil
+	return a.clearAbandoned(path+".lock", st)
 }
