@@ -200,14 +200,18 @@ func TestWriterRefuses(t *testing.T) {
 			t.Errorf("endpoint %q accepted", ep)
 		}
 	}
+	// Each writer is given up (Abort), as omail-pack does, so that its
+	// zstd program stops writing into buf.
 	w, _ := NewWriter(&buf, Zstd, Header{ID: NewID(), Endpoint: "k"})
 	if err := w.Add("a\nb", []string{"c"}, 0, strings.NewReader("")); err == nil {
 		t.Error("newline in sender accepted")
 	}
+	w.Abort()
 	w, _ = NewWriter(&buf, Zstd, Header{ID: NewID(), Endpoint: "k"})
 	if err := w.Add("a", []string{"c"}, 10, strings.NewReader("short")); err == nil {
 		t.Error("short body accepted")
 	}
+	w.Abort()
 }
 
 // checkSeal opens data and checks its seal as omail-unpack client does.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -363,6 +364,60 @@ func TestBestProgramFails(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), "out of cheese") {
 			t.Fatalf("%q: got %v, want the program's complaint", script, err)
+		}
+	}
+}
+
+// The default compression runs the zstd program as ZstdArgs says (with
+// the dictionary as -D), and reads back; without the program it writes
+// the same format with the Go encoder.
+func TestZstdProgramOrGoEncoder(t *testing.T) {
+	real, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Fatalf("the zstd program (Debian package zstd, installed by the Makefile's deps): %v", err)
+	}
+	dir := t.TempDir()
+	argsFile := filepath.Join(dir, "args")
+	wrapper := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$@\" >>%s\nexec %s \"$@\"\n", argsFile, real)
+	if err := os.WriteFile(filepath.Join(dir, "zstd"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path    string
+		id      uint32
+		encoder string
+		args    []string // nil: the program is not run
+	}{
+		{dir, 0, "the zstd program", ZstdArgs},
+		{dir, dict.Current, "the zstd program", append([]string{"-D", "/dev/fd/3"}, ZstdArgs...)},
+		{t.TempDir(), 0, "the Go zstd encoder", nil},
+		{t.TempDir(), dict.Current, "the Go zstd encoder", nil},
+	} {
+		os.Remove(argsFile)
+		t.Setenv("PATH", tc.path)
+		var buf bytes.Buffer
+		w, err := NewWriterOptions(&buf, Options{Compression: Zstd, Dict: tc.id}, Header{ID: NewID(), Endpoint: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Encoder(); got != tc.encoder {
+			t.Errorf("dictionary %d, PATH %s: encoder %q, want %q", tc.id, tc.path, got, tc.encoder)
+		}
+		for _, m := range sample {
+			if err := w.Add(m.sender, m.rcpts, int64(len(m.body)), strings.NewReader(m.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := readAll(buf.Bytes())
+		if err != nil || !reflect.DeepEqual(got, sample) {
+			t.Fatalf("dictionary %d, %s: read back %v, %+v", tc.id, tc.encoder, err, got)
+		}
+		b, _ := os.ReadFile(argsFile)
+		if want := strings.Join(tc.args, "\n"); strings.TrimSuffix(string(b), "\n") != want {
+			t.Errorf("dictionary %d: the program was run with %q, want %q", tc.id, b, want)
 		}
 	}
 }

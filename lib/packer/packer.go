@@ -267,7 +267,7 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	}
 	defer func() {
 		if !ok {
-			w.Abort() // the zstd program of bundlecompression best, if running
+			w.Abort() // the zstd program, if running
 		}
 	}()
 	w.Sign(p.key)
@@ -303,8 +303,8 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	for _, m := range msgs {
 		p.Log.Printf("bundle %s: %s from <%s> to %s, %d bytes", id, m.label, m.sender, strings.Join(m.rcpts, ","), m.size)
 	}
-	how := p.comp.Compression
-	if p.comp.Dict != 0 && how != bundle.Gzip {
+	how := p.comp.Compression + ", " + w.Encoder()
+	if p.comp.Dict != 0 && p.comp.Compression != bundle.Gzip {
 		how += fmt.Sprintf(", dictionary %d", p.comp.Dict)
 	}
 	if p.comp.Compact {
