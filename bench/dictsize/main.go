@@ -178,8 +178,12 @@ func oddMessages(path string) ([][]byte, error) {
 }
 
 // packed is the size of a signed bundle of msgs written with o (format
-// 3: its end frame names the key by its 4-byte id).
+// 3: its end frame names the key by its 4-byte id), with the size hint
+// omail-pack gives.
 func packed(o bundle.Options, key ed25519.PrivateKey, msgs [][]byte) int64 {
+	for _, m := range msgs {
+		o.SizeHint += int64(len(m))
+	}
 	var buf bytes.Buffer
 	w, err := bundle.NewWriterOptions(&buf, o, bundle.Header{ID: bundle.NewID(), Endpoint: "kiosk1", Created: time.Now()})
 	if err != nil {

@@ -84,6 +84,12 @@ type Options struct {
 	// Dict is the zstd dictionary (lib/dict) to compress with, named in
 	// the zstd frame so that a reader finds it; 0: none. Gzip has none.
 	Dict uint32
+	// SizeHint is about how many bytes the bundle's messages hold (0:
+	// not known). The zstd program chooses its parameters by it, as it
+	// cannot see the length of what it reads from a pipe: 2% fewer
+	// bytes for one message of real mail, nothing lost for 8 MiB
+	// (docs/BENCHMARKS.md, issue 16).
+	SizeHint int64
 }
 
 // Window is the zstd window the writer uses: as large as a default
@@ -232,13 +238,13 @@ func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 	comp := Zstd
 	switch o.Compression {
 	case Best:
-		if cmd, err = startZstd(raw, BestArgs, o.Dict); err == nil {
+		if cmd, err = startZstd(raw, BestArgs, o); err == nil {
 			zw = cmd
 		}
 	case "", Zstd:
 		// The zstd program where there is one (fewer bytes, less
 		// CPU); the same format from the Go encoder where there is not.
-		if cmd, err = startZstd(raw, ZstdArgs, o.Dict); err == nil {
+		if cmd, err = startZstd(raw, ZstdArgs, o); err == nil {
 			zw = cmd
 		} else if errors.Is(err, ErrNoZstd) {
 			zw, err = goZstd(raw, o.Dict)

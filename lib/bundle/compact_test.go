@@ -369,7 +369,7 @@ func TestBestProgramFails(t *testing.T) {
 }
 
 // The default compression runs the zstd program as ZstdArgs says (with
-// the dictionary as -D), and reads back; without the program it writes
+// the dictionary as -D, the size hint as --size-hint), and reads back; without the program it writes
 // the same format with the Go encoder.
 func TestZstdProgramOrGoEncoder(t *testing.T) {
 	real, err := exec.LookPath("zstd")
@@ -385,18 +385,20 @@ func TestZstdProgramOrGoEncoder(t *testing.T) {
 	for _, tc := range []struct {
 		path    string
 		id      uint32
+		hint    int64
 		encoder string
 		args    []string // nil: the program is not run
 	}{
-		{dir, 0, "the zstd program", ZstdArgs},
-		{dir, dict.Current, "the zstd program", append([]string{"-D", "/dev/fd/3"}, ZstdArgs...)},
-		{t.TempDir(), 0, "the Go zstd encoder", nil},
-		{t.TempDir(), dict.Current, "the Go zstd encoder", nil},
+		{dir, 0, 0, "the zstd program", ZstdArgs},
+		{dir, 0, 1234, "the zstd program", append([]string{"--size-hint=1234"}, ZstdArgs...)},
+		{dir, dict.Current, 0, "the zstd program", append([]string{"-D", "/dev/fd/3"}, ZstdArgs...)},
+		{t.TempDir(), 0, 1234, "the Go zstd encoder", nil},
+		{t.TempDir(), dict.Current, 0, "the Go zstd encoder", nil},
 	} {
 		os.Remove(argsFile)
 		t.Setenv("PATH", tc.path)
 		var buf bytes.Buffer
-		w, err := NewWriterOptions(&buf, Options{Compression: Zstd, Dict: tc.id}, Header{ID: NewID(), Endpoint: "k"})
+		w, err := NewWriterOptions(&buf, Options{Compression: Zstd, Dict: tc.id, SizeHint: tc.hint}, Header{ID: NewID(), Endpoint: "k"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	"omail/lib/dict"
@@ -42,15 +43,18 @@ type zstdCmd struct {
 }
 
 // startZstd starts the zstd program writing to out with args (ZstdArgs
-// or BestArgs) and the dictionary id (0: none).
-func startZstd(out io.Writer, args []string, id uint32) (*zstdCmd, error) {
+// or BestArgs), o's dictionary and size hint.
+func startZstd(out io.Writer, args []string, o Options) (*zstdCmd, error) {
 	path, err := exec.LookPath("zstd")
 	if err != nil {
 		return nil, ErrNoZstd
 	}
 	c := &zstdCmd{stderr: &capped{max: 4096}}
 	c.cmd = exec.Command(path)
-	if id != 0 {
+	if o.SizeHint > 0 {
+		args = append([]string{"--size-hint=" + strconv.FormatInt(o.SizeHint, 10)}, args...)
+	}
+	if id := o.Dict; id != 0 {
 		// The program reads a dictionary from a file it can size, not
 		// from a pipe: a temporary file, removed at once (nothing is
 		// left behind, even by a crash), that it opens as /dev/fd/3.
@@ -62,7 +66,7 @@ func startZstd(out io.Writer, args []string, id uint32) (*zstdCmd, error) {
 			return nil, fmt.Errorf("bundle: a temporary file for the dictionary: %v", err)
 		}
 		c.cmd.ExtraFiles = []*os.File{c.dict}
-		args = append([]string{"-D", "/dev/fd/3"}, args...) // a new slice: args is shared
+		args = append([]string{"-D", "/dev/fd/3"}, args...)
 	}
 	c.cmd.Args = append(c.cmd.Args, args...)
 	c.cmd.Stdout = out

@@ -261,7 +261,11 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 		}
 	}()
 	bw := bufio.NewWriterSize(p.Crash.Writer("pack-bundle-write", f), 256<<10)
-	w, err := bundle.NewWriterOptions(bw, p.comp, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now), Version: version(msgs)})
+	o := p.comp
+	for _, m := range msgs {
+		o.SizeHint += m.size
+	}
+	w, err := bundle.NewWriterOptions(bw, o, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now), Version: version(msgs)})
 	if err != nil {
 		return pd, err
 	}
