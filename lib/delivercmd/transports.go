@@ -18,38 +18,11 @@ import (
 
 // transports wires the real ways out of the queue into the manager.
 func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qmanager.Transports, error) {
-	rc, err := remote.FromControl(ctl)
+	cur, reload, err := remoteClient(ctl)
 	if err != nil {
 		return qmanager.Transports{}, err
 	}
-	n, err := ctl.Int("concurrencyremote")
-	if err != nil {
-		return qmanager.Transports{}, err
-	}
-	slow, err := ctl.Int("concurrencyslow")
-	if err != nil {
-		return qmanager.Transports{}, err
-	}
-	// At most concurrencyremote connections in all, a few per host so
-	// that one slow host cannot take every slot, and concurrencyslow of
-	// them for old deferred mail (the slow lane, lib/qmanager), so that
-	// dead destinations never take the slots fresh mail needs.
-	rc.Limiter = &remote.Limiter{Total: int(max(1, n)), PerHost: int(max(1, min(n, 5))), Slow: int(min(slow, max(1, n)))}
-	rc.Backoff = &remote.Backoff{}
-	// The client's settings (helohost, the timeouts, masquerade,
-	// dkimkeys) are replaced whole on SIGHUP (Reload); the connection
-	// limits and the back-off, which count what is going on now, stay.
-	var cur atomic.Pointer[remote.Client]
-	cur.Store(rc)
-	reload := func() error {
-		nrc, err := remote.FromControl(ctl)
-		if err != nil {
-			return err
-		}
-		nrc.Limiter, nrc.Backoff = rc.Limiter, rc.Backoff
-		cur.Store(nrc)
-		return nil
-	}
+	rc := cur.Load() // its Limiter and Backoff are every client's
 	local, err := localTransport(h, ctl, env)
 	if err != nil {
 		return qmanager.Transports{}, err
@@ -67,7 +40,7 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 			return outbox.Deliver(h, endpoint, id, msgPath, sender, rcpts, cur.Load().Masquerade)
 		},
 		Retry:  rc.Backoff.Reset,
-		Remote: remoteInProcess(&cur),
+		Remote: remoteInProcess(cur),
 		Reload: reload,
 	}
 	if os.Geteuid() == 0 {
@@ -78,6 +51,59 @@ func transports(h string, ctl *control.Dir, env home.Env, stderr io.Writer) (qma
 		t.Remote = remoteViaChild(env, exe, uid, gid, rc.Limiter, rc.Backoff, stderr)
 	}
 	return t, nil
+}
+
+// remoteClient is the SMTP client as the control files say, and the
+// function that rereads them (SIGHUP). The client's settings (helohost,
+// the timeouts, masquerade, dkimkeys) are replaced whole; the connection
+// limits and the back-off, which count what is going on now, stay, with
+// the limits' bounds set anew.
+func remoteClient(ctl *control.Dir) (cur *atomic.Pointer[remote.Client], reload func() error, err error) {
+	rc, err := remote.FromControl(ctl)
+	if err != nil {
+		return nil, nil, err
+	}
+	total, perHost, slow, err := connectionLimits(ctl)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc.Limiter = &remote.Limiter{Total: total, PerHost: perHost, Slow: slow}
+	rc.Backoff = &remote.Backoff{}
+	cur = new(atomic.Pointer[remote.Client])
+	cur.Store(rc)
+	reload = func() error {
+		nrc, err := remote.FromControl(ctl)
+		if err != nil {
+			return err
+		}
+		total, perHost, slow, err := connectionLimits(ctl)
+		if err != nil {
+			return err
+		}
+		rc.Limiter.Set(total, perHost, slow)
+		nrc.Limiter, nrc.Backoff = rc.Limiter, rc.Backoff
+		cur.Store(nrc)
+		return nil
+	}
+	return cur, reload, nil
+}
+
+// connectionLimits reads concurrencyremote and concurrencyslow: at most
+// that many SMTP connections in all, a few per host so that one slow
+// host cannot take every slot, and concurrencyslow of them for old
+// deferred mail (the slow lane, lib/qmanager), so that dead destinations
+// never take the slots fresh mail needs.
+func connectionLimits(ctl *control.Dir) (total, perHost, slow int, err error) {
+	n, err := ctl.Int("concurrencyremote")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	s, err := ctl.Int("concurrencyslow")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	total = int(max(1, n))
+	return total, min(total, 5), int(min(s, int64(total))), nil
 }
 
 // remoteInProcess is the Remote transport when we are not root: the

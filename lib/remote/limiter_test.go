@@ -47,7 +47,56 @@ func TestLimiterSlowLane(t *testing.T) {
 	relSlow()
 	(<-got)()
 	rels[1]()
-	if len(l.slow) != 0 || len(l.total) != 0 {
-		t.Errorf("slots not given back: slow %d, total %d", len(l.slow), len(l.total))
+	if l.slow.inUse() != 0 || l.total.inUse() != 0 {
+		t.Errorf("slots not given back: slow %d, total %d", l.slow.inUse(), l.total.inUse())
+	}
+}
+
+// Set changes the bounds while connections are open: they stay, a
+// lowered bound holds newcomers until enough end, a raised one lets a
+// waiter in at once.
+func TestLimiterSet(t *testing.T) {
+	l := &Limiter{Total: 2, PerHost: 2, Slow: 1}
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	relA, _ := l.Acquire(ctx, "a")
+	relB, _ := l.Acquire(ctx, "b")
+	l.Set(1, 1, 1)
+	relA()
+	if _, err := l.Acquire(cancelled, "c"); err == nil {
+		t.Fatal("a connection beyond a lowered total")
+	}
+	relB()
+	relC, err := l.Acquire(cancelled, "c")
+	if err != nil {
+		t.Fatalf("no slot under the lowered total once the others ended: %v", err)
+	}
+	// Raised while a delivery waits: it gets its slot.
+	got := make(chan func())
+	go func() {
+		rel, err := l.Acquire(ctx, "d")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- rel
+	}()
+	l.Set(2, 1, 0)
+	relD := <-got
+	// The per-host bound applies to a host already known, and Slow 0
+	// bounds nothing.
+	l.Set(3, 1, 0)
+	if _, err := l.Acquire(cancelled, "d"); err == nil {
+		t.Fatal("two connections to d with a per-host bound of 1")
+	}
+	relS, err := l.Acquire(WithSlowLane(cancelled), "e")
+	if err != nil {
+		t.Fatalf("slow lane with no bound: %v", err)
+	}
+	for _, rel := range []func(){relC, relD, relS} {
+		rel()
+	}
+	if n := l.total.inUse() + l.slow.inUse(); n != 0 || len(l.hosts) != 0 {
+		t.Errorf("after every release: %d slots in use, %d hosts remembered", n, len(l.hosts))
 	}
 }
