@@ -68,6 +68,9 @@ var Points = []Point{
 	{"queue-finish-unlink-state", Resume, "deliver: the finished message's state (todo/ or info/) removed"},
 	{"queue-finish-unlink-mess", Undo, "deliver: the finished message's mess/ID removed (a failure leaves an orphan, removed once old)"},
 
+	// omail-deliver -hold (lib/qmanager/admin.go).
+	{"admin-hold-noted", Step, "hold: the hold note written durably, the attempt in progress not yet waited for"},
+
 	// Forwards and bounces: derived messages (lib/queue derived.go,
 	// lib/qmanager).
 	{"derived-fsync", FileOp, "forward/bounce: fsync of the derived message"},

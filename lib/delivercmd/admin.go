@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
+	"omail/lib/crashpoint"
+	"omail/lib/home"
 	"omail/lib/outbox"
 	"omail/lib/qexit"
 	"omail/lib/qmanager"
@@ -21,32 +24,37 @@ import (
 // ID and ID-N, in every endpoint), or ENDPOINT/NAME for one outbox entry
 // (as `mailq ENDPOINT` prints it). -from and -to select by envelope
 // sender or recipient (case does not matter; both given, both must
-// match); -all selects everything. Safe while the daemon runs: see
-// lib/qmanager/admin.go and docs/INTERNALS.md, "Held messages". Exit 0,
-// 100 when an ID names nothing (the others are still acted on) or the
-// command line is wrong, 111 for trouble worth trying again.
+// match; <ADDR> as mailq prints it is ADDR, and -from '<>' or '' the
+// null sender of bounces); -all selects everything. Safe while the
+// daemon runs: see lib/qmanager/admin.go and docs/INTERNALS.md, "Held
+// messages". Exit 0, 100 when an ID names nothing (the others are still
+// acted on; a message named that the delivery in progress finished
+// before the action took names nothing) or the command line is wrong,
+// 111 for trouble worth trying again. A message selected by -all, -from
+// or -to that finishes meanwhile is logged, and is not an error.
 
 // adminModes are the actions, by option.
 var adminModes = map[string]string{"-hold": "hold", "-release": "release", "-delete": "delete", "-retry": "retry"}
 
 // selection is what the command line asks to act on.
 type selection struct {
-	ids      []string
-	all      bool
-	from, to string
+	ids            []string
+	all            bool
+	from, to       string
+	fromSet, toSet bool
 }
 
-func (s *selection) byAddress() bool { return s.all || s.from != "" || s.to != "" }
+func (s *selection) byAddress() bool { return s.all || s.fromSet || s.toSet }
 
 // matches reports whether an envelope is selected by -all/-from/-to.
 func (s *selection) matches(sender string, rcpts []string) bool {
 	if !s.byAddress() {
 		return false
 	}
-	if s.from != "" && !strings.EqualFold(sender, s.from) {
+	if s.fromSet && !strings.EqualFold(sender, s.from) {
 		return false
 	}
-	if s.to != "" {
+	if s.toSet {
 		for _, r := range rcpts {
 			if strings.EqualFold(r, s.to) {
 				return true
@@ -55,6 +63,15 @@ func (s *selection) matches(sender string, rcpts []string) bool {
 		return false
 	}
 	return true
+}
+
+// bare is an address as given, without the one pair of angle brackets
+// mailq shows it in: "<>" and "" are the null sender of bounces.
+func bare(a string) string {
+	if strings.HasPrefix(a, "<") && strings.HasSuffix(a, ">") {
+		return a[1 : len(a)-1]
+	}
+	return a
 }
 
 func parseSelection(args []string) (*selection, error) {
@@ -70,9 +87,12 @@ func parseSelection(args []string) (*selection, error) {
 				return nil, fmt.Errorf("%s needs an address", a)
 			}
 			if a == "-from" {
-				s.from = args[0]
+				s.from, s.fromSet = bare(args[0]), true
 			} else {
-				s.to = args[0]
+				if s.to = bare(args[0]); s.to == "" {
+					return nil, errors.New("-to needs an address: a recipient is never empty")
+				}
+				s.toSet = true
 			}
 			args = args[1:]
 		default:
@@ -96,14 +116,19 @@ type entryRef struct {
 
 func (e entryRef) String() string { return e.ep + "/" + e.name }
 
-// runAdmin is omail-deliver -hold, -release, -delete and -retry.
-func runAdmin(action string, args []string, h string, stderr io.Writer) int {
+// runAdmin is omail-deliver -hold, -release, -delete and -retry. It acts
+// on the queue first, then on the outbox as it is after that: a hold
+// or delete waits for the delivery in progress (lib/qmanager), which
+// may hand the message to the outbox, and its entries are then acted on
+// too.
+func runAdmin(action string, args []string, h string, env home.Env, stderr io.Writer) int {
 	sel, err := parseSelection(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		return qexit.Usage
 	}
 	q := queue.New(h)
+	q.Crash = crashpoint.New(env) // test hooks: admin-hold-noted
 	if err := q.Check(); err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: queue not usable: %v\n", err)
 		return qexit.Temp
@@ -114,14 +139,13 @@ func runAdmin(action string, args []string, h string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		code = qexit.Temp
 	}
-	unknown := func(id string) {
-		fmt.Fprintf(stderr, "omail-deliver: %s: no such message in the queue or the outbox\n", id)
+	perm := func() {
 		if code == qexit.OK {
 			code = qexit.Perm
 		}
 	}
 
-	// What is selected: queue ids, and outbox entries.
+	// The queue: the messages selected, and those named.
 	var ids []string
 	if sel.byAddress() {
 		err := q.Each(func(e queue.Entry) {
@@ -134,6 +158,35 @@ func runAdmin(action string, args []string, h string, stderr io.Writer) int {
 			return code
 		}
 	}
+	named := map[string]bool{} // ids named that are queued
+	for _, a := range sel.ids {
+		if !strings.Contains(a, "/") && m.Queued(a) {
+			ids, named[a] = append(ids, a), true
+		}
+	}
+	finished := map[string]bool{} // queued when asked, finished before the action took
+	for _, id := range dedup(ids) {
+		var err error
+		switch action {
+		case "hold":
+			err = m.Hold(id)
+		case "release":
+			err = m.Release(id)
+		case "retry":
+			err = m.Retry(id)
+		case "delete":
+			err = m.Delete(id)
+		}
+		switch {
+		case errors.Is(err, qmanager.ErrUnknown), errors.Is(err, qmanager.ErrFinished):
+			finished[id] = true
+			fmt.Fprintf(stderr, "msg %s: %v\n", id, qmanager.ErrFinished)
+		case err != nil:
+			temp(fmt.Errorf("msg %s: %w", id, err))
+		}
+	}
+
+	// The outbox, as it is now.
 	entries, err := outboxEntries(h)
 	if err != nil {
 		temp(err)
@@ -153,7 +206,7 @@ func runAdmin(action string, args []string, h string, stderr io.Writer) int {
 		}
 	}
 	for _, a := range sel.ids {
-		found := false
+		found := named[a] && !finished[a]
 		if ep, name, ok := strings.Cut(a, "/"); ok {
 			for _, e := range entries {
 				if e.ep == ep && e.name == name {
@@ -161,36 +214,21 @@ func runAdmin(action string, args []string, h string, stderr io.Writer) int {
 				}
 			}
 		} else {
-			if m.Queued(a) {
-				ids, found = append(ids, a), true
-			}
 			for _, e := range entries {
 				if e.name == a || strings.HasPrefix(e.name, a+"-") {
 					picked, found = append(picked, e), true
 				}
 			}
 		}
-		if !found {
-			unknown(a)
-		}
-	}
-
-	for _, id := range dedup(ids) {
-		var err error
-		switch action {
-		case "hold":
-			err = m.Hold(id)
-		case "release":
-			err = m.Release(id)
-		case "retry":
-			err = m.Retry(id)
-		case "delete":
-			err = m.Delete(id)
-		}
-		if errors.Is(err, qmanager.ErrUnknown) {
-			unknown(id)
-		} else if err != nil {
-			temp(fmt.Errorf("msg %s: %w", id, err))
+		switch {
+		case found:
+		case finished[a]:
+			// Delivered or bounced while we waited: the ID names nothing
+			// now, and what was asked did not happen.
+			perm()
+		default:
+			fmt.Fprintf(stderr, "omail-deliver: %s: no such message in the queue or the outbox\n", a)
+			perm()
 		}
 	}
 	if len(picked) > 0 {
@@ -225,7 +263,7 @@ func actOnOutbox(action, h string, picked []entryRef, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "outbox %s held\n", e)
 			}
 		case action == "release" && e.held:
-			err = outbox.Release(h, e.ep, e.name)
+			err = outbox.Release(h, e.ep, e.name, time.Now())
 			if err == nil {
 				fmt.Fprintf(stderr, "outbox %s released\n", e)
 			}

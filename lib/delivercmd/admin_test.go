@@ -67,6 +67,23 @@ func TestAdminCommands(t *testing.T) {
 	if code, _ := run("-retry", "-to", "y@far.example"); code != qexit.OK || !q.Woken(b) || q.Woken(a) {
 		t.Errorf("-retry -to: %d", code)
 	}
+	// Addresses as mailq prints them: <ADDR>, and <> for the null
+	// sender of a bounce (also given as '').
+	bounce := enq("", "alice@k.example")
+	if code, log := run("-hold", "-from", "<>"); code != qexit.OK || !q.Held(bounce) || q.Held(a) {
+		t.Errorf("-hold -from '<>': %d, bounce %v, a %v\n%s", code, q.Held(bounce), q.Held(a), log)
+	}
+	if code, _ := run("-release", "-from", ""); code != qexit.OK || q.Held(bounce) {
+		t.Errorf("-release -from '': %d, bounce %v", code, q.Held(bounce))
+	}
+	if code, _ := run("-hold", "-from", "<alice@k.example>"); code != qexit.OK || !q.Held(a) || q.Held(bounce) {
+		t.Errorf("-hold -from '<alice@k.example>': %d, a %v", code, q.Held(a))
+	}
+	if code, _ := run("-release", "-to", "<X@FAR.example>"); code != qexit.OK || q.Held(a) {
+		t.Errorf("-release -to '<X@FAR.example>': %d, a %v", code, q.Held(a))
+	}
+	q.DropWake(a)
+	q.DropWake(bounce)
 	// ENDPOINT/NAME names one entry.
 	if code, log := run("-delete", "k1/1.1.1.9"); code != qexit.OK || !strings.Contains(log, "outbox k1/1.1.1.9 deleted by the administrator, not bounced: from <carol@k.example>") {
 		t.Errorf("-delete k1/1.1.1.9: %d\n%s", code, log)
@@ -80,7 +97,7 @@ func TestAdminCommands(t *testing.T) {
 	if names, _ := outbox.List(h, "k1"); len(names) != 0 {
 		t.Errorf("left in the outbox: %v", names)
 	}
-	for _, bad := range [][]string{{"-hold"}, {"-hold", "-from"}, {"-retry", "-bogus"}} {
+	for _, bad := range [][]string{{"-hold"}, {"-hold", "-from"}, {"-retry", "-bogus"}, {"-hold", "-to", "<>"}} {
 		if code, _ := run(bad...); code != qexit.Usage {
 			t.Errorf("%v: exit %d, want %d", bad, code, qexit.Usage)
 		}

@@ -72,7 +72,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	case "-dkimkeygen":
 		return runDKIMKeygen(args[2:], env, stdout, stderr)
 	case "-hold", "-release", "-delete", "-retry":
-		return runAdmin(adminModes[mode], args[2:], h, stderr)
+		return runAdmin(adminModes[mode], args[2:], h, env, stderr)
 	case "", "-flush":
 	default:
 		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init | -hold | -release | -delete | -retry ID... | -all | -from ADDR | -to ADDR | -dkimkeygen [-ed25519 | -rsa] DOMAIN SELECTOR | -newaliases | -newu]\n")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"omail/lib/control"
@@ -104,13 +105,31 @@ func Hold(home, endpoint, name string) error {
 }
 
 // Release moves a held entry back where omail-pack packs it, durably.
-// Call it under Lock.
-func Release(home, endpoint, name string) error {
+// Call it under Lock. The time it spent held does not count as waiting
+// (Waiting, outboxlifetime): its time is moved on by that much, so that
+// an entry held through a long outage is not bounced at its release.
+// The move into held/ set the file's change time, which says since when.
+func Release(home, endpoint, name string, now time.Time) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
 	dir := Path(home, endpoint)
-	return moveNoReplace(filepath.Join(dir, HeldDir, name), filepath.Join(dir, name))
+	from := filepath.Join(dir, HeldDir, name)
+	if fi, err := os.Lstat(from); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			heldAt := time.Unix(st.Ctim.Unix())
+			if heldFor := now.Sub(heldAt); heldFor > 0 {
+				t := fi.ModTime().Add(heldFor)
+				if t.After(now) {
+					t = now
+				}
+				if err := os.Chtimes(from, t, t); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return moveNoReplace(from, filepath.Join(dir, name))
 }
 
 // moveNoReplace renames durably, refusing to overwrite an entry of the
@@ -123,6 +142,9 @@ func moveNoReplace(from, to string) error {
 }
 
 // Delete removes an entry (held or not), durably. Call it under Lock.
+// It refuses (ErrPassPending) an entry that an interrupted pass may
+// carry, as Hold does: the pass would still deliver it. (A held entry
+// is in no pass: Hold refuses while one is pending.)
 func Delete(home, endpoint, name string, held bool) error {
 	if err := CheckName(name); err != nil {
 		return err
@@ -130,6 +152,8 @@ func Delete(home, endpoint, name string, held bool) error {
 	p := filepath.Join(Path(home, endpoint), name)
 	if held {
 		p = filepath.Join(Path(home, endpoint), HeldDir, name)
+	} else if PassPending(home, endpoint) {
+		return ErrPassPending
 	}
 	return safefile.Remove(p)
 }

@@ -58,7 +58,7 @@ func TestHoldKeepsAnEntryFromThePacker(t *testing.T) {
 	if sums, _ = Summarize(home, ctl); !sums[0].UploadOK {
 		t.Errorf("upload directory not seen: %+v", sums[0])
 	}
-	if err := Release(home, "k1", "1.1.1.1"); err != nil {
+	if err := Release(home, "k1", "1.1.1.1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if names, _ = List(home, "k1"); len(names) != 2 {
@@ -96,7 +96,7 @@ func TestPutSeesHeldEntries(t *testing.T) {
 	if names, _ := List(home, "k1"); len(names) != 1 || names[0] != "1.1.1.1-2" {
 		t.Errorf("new recipient's entry: %v", names)
 	}
-	if err := Release(home, "k1", "1.1.1.1"); err != nil {
+	if err := Release(home, "k1", "1.1.1.1", time.Now()); err != nil {
 		t.Error(err)
 	}
 }
@@ -119,5 +119,54 @@ func TestHoldWaitsForAnInterruptedPass(t *testing.T) {
 	os.Remove(j)
 	if err := Hold(home, "k1", "1.1.1.1"); err != nil {
 		t.Error(err)
+	}
+}
+
+// The time an entry spends held is not time waiting: released after
+// three days in held/, an entry that had waited two days before has
+// waited two days, and outboxlifetime counts from there.
+func TestReleaseDoesNotCountHeldTime(t *testing.T) {
+	home := t.TempDir()
+	msg := msgFile(t, "Subject: x\n\nbody\n")
+	Put(home, "k1", "1.1.1.1", msg, "a@b.example", []string{"u@k.example"})
+	p := filepath.Join(Path(home, "k1"), "1.1.1.1")
+	put := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(p, put, put); err != nil {
+		t.Fatal(err)
+	}
+	if err := Hold(home, "k1", "1.1.1.1"); err != nil { // held now (the rename sets the change time)
+		t.Fatal(err)
+	}
+	release := time.Now().Add(72 * time.Hour)
+	if err := Release(home, "k1", "1.1.1.1", release); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Waiting(home, "k1", "1.1.1.1", false, release)
+	if err != nil || d < 48*time.Hour-time.Minute || d > 48*time.Hour+time.Minute {
+		t.Errorf("waiting at the release: %v, %v; want the two days before the hold", d, err)
+	}
+}
+
+// Deleting an entry that an interrupted pass may carry is refused, as a
+// hold is: the pass would deliver it all the same. A held entry is in
+// no pass, and goes.
+func TestDeleteWaitsForAnInterruptedPass(t *testing.T) {
+	home := t.TempDir()
+	msg := msgFile(t, "Subject: x\n\nbody\n")
+	Put(home, "k1", "1.1.1.1", msg, "a@b.example", []string{"u@k.example"})
+	Put(home, "k1", "1.1.1.2", msg, "a@b.example", []string{"u@k.example"})
+	if err := Hold(home, "k1", "1.1.1.2"); err != nil {
+		t.Fatal(err)
+	}
+	j := filepath.Join(Path(home, "k1"), ".journal")
+	os.WriteFile(j, []byte("pending\n"), 0o640)
+	if err := Delete(home, "k1", "1.1.1.1", false); err != ErrPassPending {
+		t.Fatalf("Delete during a pending pass: %v", err)
+	}
+	if names, _ := List(home, "k1"); len(names) != 1 {
+		t.Errorf("entry removed: %v", names)
+	}
+	if err := Delete(home, "k1", "1.1.1.2", true); err != nil {
+		t.Errorf("a held entry: %v", err)
 	}
 }

@@ -15,8 +15,14 @@ import (
 // in lib/queue); delete takes the lock itself, as an attempt does, so it
 // never removes a message an attempt is delivering.
 
-// ErrUnknown is an id that names no queued message.
-var ErrUnknown = errors.New("no such message in the queue")
+// ErrUnknown is an id that names no queued message. ErrFinished is a
+// message that was queued when asked for, and finished (delivered,
+// bounced, or handed to the OCMP outbox) by the attempt the action
+// waited for.
+var (
+	ErrUnknown  = errors.New("no such message in the queue")
+	ErrFinished = errors.New("finished by the delivery in progress before the change took")
+)
 
 // Queued reports whether id is a message in the queue.
 func (m *Manager) Queued(id string) bool {
@@ -24,8 +30,9 @@ func (m *Manager) Queued(id string) bool {
 }
 
 // Hold keeps message id from being delivered, bounced or expired until
-// Release. An attempt already under way finishes the recipients it has
-// started; none after it.
+// Release. An attempt already under way finishes the destination it is
+// delivering to, and stops: Hold waits for it, so that what it says is
+// so when it returns (ErrFinished: that attempt finished the message).
 func (m *Manager) Hold(id string) error {
 	if !m.Queued(id) {
 		return ErrUnknown
@@ -33,12 +40,38 @@ func (m *Manager) Hold(id string) error {
 	if err := m.Q.SetHold(id, true); err != nil {
 		return err
 	}
-	if !m.Queued(id) { // finished meanwhile
+	m.Q.Crash.At("admin-hold-noted")
+	if err := m.waitAttempt(id); err != nil {
+		return err
+	}
+	if !m.Queued(id) {
 		m.Q.SetHold(id, false)
-		return ErrUnknown
+		return ErrFinished
 	}
 	m.logf("msg %s held", id)
 	return nil
+}
+
+// waitAttempt returns once no attempt holds message id's lock (the
+// flock that claim takes, on mess/ID or on a single-file todo/ID), or
+// once the message is gone.
+func (m *Manager) waitAttempt(id string) error {
+	for range 3 { // the message may move from todo/ID to mess/ID meanwhile
+		lock, err := m.claim(id, true)
+		if errors.Is(err, fs.ErrNotExist) {
+			lock, err = lockFile(m.Q.Path(queue.DirTodo, id), true)
+		}
+		if err == nil {
+			return lock.Close()
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if !m.Queued(id) {
+			return nil
+		}
+	}
+	return errors.New("the message's files keep moving: try again")
 }
 
 // Release undoes Hold; the message is due at once, as with Retry (after
@@ -79,7 +112,7 @@ func (m *Manager) Delete(id string) error {
 	lock, _, err := m.claimMessage(id, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !m.Queued(id) {
-			return ErrUnknown
+			return ErrFinished
 		}
 		// An envelope whose message file is missing: damage, which the
 		// deliverer sets aside; deleting it is what was asked.
@@ -99,7 +132,7 @@ func (m *Manager) Delete(id string) error {
 		}
 	}
 	if !m.Queued(id) {
-		return ErrUnknown // finished by the attempt we waited for
+		return ErrFinished // by the attempt we waited for
 	}
 	for _, d := range []string{queue.DirTodo, queue.DirInfo} {
 		if err := safefile.Remove(m.Q.Path(d, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,5 +280,142 @@ func TestOutboxExpiryAndMissingUploadWarning(t *testing.T) {
 	f.m.sweepOutbox()
 	if n := strings.Count(f.log.String(), "does not exist"); n != 2 {
 		t.Errorf("%d warning(s) over a day, want 2:\n%s", n, f.log.String())
+	}
+}
+
+// A hold written while an attempt delivers stops that attempt before its
+// next destination, and Hold returns once the attempt has stopped, the
+// message held; the release delivers the rest.
+func TestHoldDuringAttempt(t *testing.T) {
+	f := newFixture(t, map[string]string{"smtproutes": "a.example:r1.example\nb.example:r2.example\nc.example:r3.example"})
+	noted := make(chan struct{})
+	f.m.Q.Crash = func(point string) {
+		if point == "admin-hold-noted" {
+			close(noted)
+		}
+	}
+	var id string
+	holdErr := make(chan error, 1)
+	first := true
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		if first {
+			// The administrator holds the message during the first
+			// destination; Hold waits for this attempt.
+			first = false
+			go func() { holdErr <- f.m.Hold(id) }()
+			<-noted
+		}
+		for _, r := range rcpts {
+			f.bump(r)
+		}
+		return []outcome.Result{{Status: outcome.OK}}
+	}
+	id = f.enqueue("s@test.example", "x@a.example", "y@b.example", "z@c.example")
+	next, open, err := f.m.attempt(context.Background(), id, false)
+	if err != nil || !open || next != Never {
+		t.Fatalf("attempt: next %d, open %v, %v; want the message open at never", next, open, err)
+	}
+	if err := <-holdErr; err != nil {
+		t.Fatalf("Hold: %v", err)
+	}
+	if n := f.count("x@a.example") + f.count("y@b.example") + f.count("z@c.example"); n != 1 {
+		t.Fatalf("%d destinations delivered, want the one in flight only; log:\n%s", n, f.log.String())
+	}
+	if !f.m.Q.Held(id) || !f.m.Queued(id) {
+		t.Fatal("the message is not queued and held")
+	}
+	if err := f.m.Release(id); err != nil {
+		t.Fatal(err)
+	}
+	if _, open, err := f.m.attempt(context.Background(), id, false); err != nil || open {
+		t.Fatalf("after the release: open %v, %v", open, err)
+	}
+	for _, r := range []string{"x@a.example", "y@b.example", "z@c.example"} {
+		if n := f.count(r); n != 1 {
+			t.Errorf("%s delivered %d times", r, n)
+		}
+	}
+}
+
+// A hold that the delivery in progress outruns (its last destination)
+// says so: ErrFinished, and no note is left behind.
+func TestHoldAfterLastDestination(t *testing.T) {
+	f := newFixture(t, map[string]string{"smtproutes": "a.example:r1.example"})
+	noted := make(chan struct{})
+	f.m.Q.Crash = func(point string) {
+		if point == "admin-hold-noted" {
+			close(noted)
+		}
+	}
+	var id string
+	holdErr := make(chan error, 1)
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		go func() { holdErr <- f.m.Hold(id) }()
+		<-noted
+		return []outcome.Result{{Status: outcome.OK}}
+	}
+	id = f.enqueue("s@test.example", "x@a.example")
+	if _, open, err := f.m.attempt(context.Background(), id, false); err != nil || open {
+		t.Fatalf("attempt: open %v, %v", open, err)
+	}
+	if err := <-holdErr; !errors.Is(err, ErrFinished) {
+		t.Fatalf("Hold: %v, want ErrFinished", err)
+	}
+	if f.m.Q.Held(id) {
+		t.Error("a hold note is left for a finished message")
+	}
+}
+
+// A release that lands while an attempt finds the message still held
+// (between its reading the notes and its end) is not lost: the wake
+// note it writes stays, and the daemon delivers the message.
+func TestReleaseDuringHeldAttempt(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	delivered := make(chan string, 10)
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		delivered <- rcpt
+		return outcome.Result{Status: outcome.OK}
+	}
+	newMail := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case newMail <- struct{}{}:
+		default:
+		}
+	}
+	admin := &Manager{Q: f.m.Q, Log: io.Discard}
+	id := f.enqueue("s@x", "u@test.example")
+	if err := admin.Hold(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Retry(id); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	f.onLog = func(line string) {
+		if strings.Contains(line, "msg "+id+" is held: not delivered") {
+			once.Do(func() {
+				if err := admin.Release(id); err != nil {
+					t.Error(err)
+				}
+				poke()
+			})
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{New: newMail}) }()
+	poke()
+	select {
+	case r := <-delivered:
+		if r != "u@test.example" {
+			t.Errorf("delivered %q", r)
+		}
+	case <-time.After(30 * time.Second): // a limit, not a timing
+		t.Errorf("the released message was not delivered: held %v, woken %v", admin.Q.Held(id), admin.Q.Woken(id))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -30,16 +30,24 @@ type fixture struct {
 	calls map[string]int
 	// wrote is told of every log line (waitLog).
 	wrote chan struct{}
+	// onLog, when set, is called with each line as it is written, by
+	// the goroutine writing it.
+	onLog func(line string)
 }
 
 func (f *fixture) Write(b []byte) (int, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	select {
 	case f.wrote <- struct{}{}:
 	default:
 	}
-	return f.log.Write(b)
+	n, err := f.log.Write(b)
+	on := f.onLog
+	f.mu.Unlock()
+	if on != nil {
+		on(string(b))
+	}
+	return n, err
 }
 
 func newFixture(t *testing.T, controls map[string]string) *fixture {

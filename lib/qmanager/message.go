@@ -121,10 +121,13 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 
 	// The administrator's notes are read under the lock (docs/INTERNALS.md,
 	// "Held messages"): a hold written before this point stops the
-	// attempt; a wake note (-retry, -release) makes this attempt a flush of
-	// the message.
+	// attempt, one written later stops it before its next destination; a
+	// wake note (-retry, -release) makes this attempt a flush of the
+	// message. The wake note goes as it is read, so that one written
+	// during the attempt (a -release while it finds the message held)
+	// stays for the next attempt.
 	if m.Q.Woken(id) {
-		defer m.Q.DropWake(id)
+		m.Q.DropWake(id)
 		flush = true
 	}
 	if m.Q.Held(id) {
@@ -255,7 +258,15 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		}
 		msgLen = -1
 	}
-	for _, k := range order {
+	heldNow := false
+	for gi, k := range order {
+		if gi > 0 && m.Q.Held(id) {
+			// Held meanwhile: the destinations after the one just
+			// finished wait for the release; the state is saved.
+			m.logf("msg %s is held: the rest waits", id)
+			heldNow = true
+			break
+		}
 		idx := groups[k]
 		rt := routes[k]
 		dctx := ctx
@@ -313,10 +324,11 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		m.forget(forwards, "forward-recorded")
 		return 0, false, false, nil
 	}
-	// The next due time counts only recipients not held for a flush.
+	// The next due time counts only recipients not held for a flush (and
+	// none of a message held meanwhile: the release wakes it).
 	next = Never
 	for i, r := range st.Rcpts {
-		if r.Status == queue.Todo && !held[i] && r.NextTry < next {
+		if r.Status == queue.Todo && !held[i] && !heldNow && r.NextTry < next {
 			next = r.NextTry
 		}
 	}
