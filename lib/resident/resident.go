@@ -4,7 +4,8 @@
 // (at the limit it stops accepting, leaving new connections in the
 // kernel's backlog, until a session ends), and a graceful stop: no new
 // connections, sessions finish within a grace period, the ones still
-// running after it are cut off.
+// running after it are cut off at their next read (a reply being
+// written still goes out).
 package resident
 
 import (
@@ -45,7 +46,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond // signalled when a session ends or the server stops
-	active   map[net.Conn]struct{}
+	active   map[*conn]struct{}
 	stopping bool
 
 	acceptors sync.WaitGroup
@@ -63,7 +64,7 @@ func (s *Server) Run(stop <-chan struct{}) {
 		s.After = time.After
 	}
 	s.cond = sync.NewCond(&s.mu)
-	s.active = map[net.Conn]struct{}{}
+	s.active = map[*conn]struct{}{}
 	for _, l := range s.Listeners {
 		s.acceptors.Add(1)
 		go s.accept(l)
@@ -97,14 +98,66 @@ func (s *Server) Run(stop <-chan struct{}) {
 	s.mu.Lock()
 	s.logf("stopping: closing %d sessions still open after %v", len(s.active), grace)
 	for c := range s.active {
-		// A session reading or writing fails and ends; one handing
-		// a message to the queue finishes that first, so a message is
-		// queued whole or not at all.
-		c.Close()
+		// A session reading fails and ends. One handing a message to
+		// the queue finishes that and still writes its reply (the 250
+		// of a message now queued, which the client must hear or it
+		// sends the message again), then fails at its next read.
+		c.drain()
 	}
 	s.mu.Unlock()
 	<-done
 }
+
+// DrainWrite is how long a session may still write once the grace
+// period is over: its last reply, to a client that reads.
+const DrainWrite = 10 * time.Second
+
+// conn is a session's connection, which the server can drain: reads
+// fail at once and deadlines set after cannot undo that, writes go on
+// for DrainWrite.
+type conn struct {
+	net.Conn
+	mu       sync.Mutex
+	draining bool
+}
+
+var errDrained = errors.New("resident: the server is stopping")
+
+func (c *conn) drain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.draining = true
+	now := time.Now()
+	c.Conn.SetReadDeadline(now) // a read in progress returns
+	c.Conn.SetWriteDeadline(now.Add(DrainWrite))
+}
+
+func (c *conn) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
+}
+
+func (c *conn) Read(b []byte) (int, error) {
+	if c.isDraining() {
+		return 0, errDrained
+	}
+	return c.Conn.Read(b)
+}
+
+// setDeadline sets a deadline unless the connection is draining.
+func (c *conn) setDeadline(set func(time.Time) error, t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return nil
+	}
+	return set(t)
+}
+
+func (c *conn) SetDeadline(t time.Time) error      { return c.setDeadline(c.Conn.SetDeadline, t) }
+func (c *conn) SetReadDeadline(t time.Time) error  { return c.setDeadline(c.Conn.SetReadDeadline, t) }
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(c.Conn.SetWriteDeadline, t) }
 
 // accept is one listener's loop.
 func (s *Server) accept(l Listener) {
@@ -127,11 +180,12 @@ func (s *Server) accept(l Listener) {
 			continue
 		}
 		delay = 0
-		if !s.start(c) {
+		sc := &conn{Conn: c}
+		if !s.start(sc) {
 			c.Close()
 			return
 		}
-		go s.serve(c, l.TLS)
+		go s.serve(sc, l.TLS)
 	}
 }
 
@@ -150,7 +204,7 @@ func (s *Server) waitBelowMax() bool {
 // start counts c as a session. With several listeners, two may have
 // accepted for the last free place: the second waits here for the next
 // one, so that never more than Max sessions run.
-func (s *Server) start(c net.Conn) bool {
+func (s *Server) start(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.active) >= s.Max && !s.stopping {
@@ -165,7 +219,7 @@ func (s *Server) start(c net.Conn) bool {
 	return true
 }
 
-func (s *Server) serve(c net.Conn, tls bool) {
+func (s *Server) serve(c *conn, tls bool) {
 	defer s.sessions.Done()
 	defer func() {
 		s.mu.Lock()

@@ -224,3 +224,49 @@ func TestStopClosesSocket(t *testing.T) {
 		t.Error("still accepting after the stop")
 	}
 }
+
+// A session that is queueing a message when the grace period ends (not
+// reading) still writes its reply, and is cut off at its next read:
+// the client hears the 250 of a message that is queued, and does not
+// send it again.
+func TestDrainLetsTheLastReplyOut(t *testing.T) {
+	ev := newEvents()
+	l := newFake(ev)
+	stop, grace, done := make(chan struct{}), make(chan time.Time, 1), make(chan struct{})
+	queueing, queued := make(chan struct{}), make(chan struct{})
+	srv := &Server{Listeners: []Listener{{Listener: l}}, Max: 2, Name: "t",
+		Log: logWriter{ev}, Grace: func() time.Duration { return time.Minute },
+		After: func(time.Duration) <-chan time.Time { return grace },
+		Serve: func(c net.Conn, tls bool) {
+			defer c.Close()
+			var b [1]byte
+			io.ReadFull(c, b[:])
+			close(queueing)
+			<-queued // the message goes to the queue: no read meanwhile
+			c.SetReadDeadline(time.Now().Add(time.Hour))
+			if _, err := c.Write([]byte("250")); err != nil {
+				ev.add("reply lost: " + err.Error())
+				return
+			}
+			// The next command is never read: the session ends.
+			if _, err := c.Read(b[:]); err != nil {
+				ev.add("end cut")
+				return
+			}
+			ev.add("end read")
+		}}
+	go func() { srv.Run(stop); close(done) }()
+	a := client(l, "a")
+	<-queueing
+	close(stop)
+	ev.wait(t, "log t: stopping: no new connections, 1 sessions to finish (at most 1m0s)")
+	grace <- time.Now()
+	ev.wait(t, "log t: stopping: closing 1 sessions still open after 1m0s")
+	close(queued)
+	got := make([]byte, 3)
+	if _, err := io.ReadFull(a, got); err != nil || string(got) != "250" {
+		t.Fatalf("the client heard %q, %v; want the 250", got, err)
+	}
+	ev.wait(t, "end cut")
+	<-done
+}
