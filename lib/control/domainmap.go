@@ -8,6 +8,8 @@ import (
 
 	"github.com/colinmarc/cdb"
 	"golang.org/x/net/idna"
+
+	"omail/lib/cdbfile"
 )
 
 // DomainMap is a list file of "domain:value" lines (smtproutes,
@@ -138,7 +140,7 @@ type CDB struct{ db *cdb.CDB }
 // OpenCDB opens a .cdb control file. A missing file returns (nil, nil):
 // lookups on a nil *CDB find nothing.
 func (d *Dir) OpenCDB(name string) (*CDB, error) {
-	db, err := cdb.Open(d.File(name))
+	db, err := cdbfile.Open(d.File(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/colinmarc/cdb"
-
 	"omail/lib/aliases"
+	"omail/lib/cdbfile"
 )
 
 // User is the account a local part resolved to.
@@ -86,7 +85,7 @@ func (d *Deliverer) lookupAssign(local string) (*User, error) {
 // openAssign returns a lookup function over the cdb or the text file, or
 // nil when neither exists.
 func (d *Deliverer) openAssign() (get func(string) (string, bool, error), closeFn func(), err error) {
-	db, err := cdb.Open(filepath.Join(d.Home, AssignCDB))
+	db, err := cdbfile.Open(filepath.Join(d.Home, AssignCDB))
 	if err == nil {
 		return func(k string) (string, bool, error) {
 			v, err := db.Get([]byte(k))

@@ -229,3 +229,35 @@ func TestFilesListsWhatLoadReads(t *testing.T) {
 		}
 	}
 }
+
+// Load that fails after opening the cdb maps closes them: omail-smtpd
+// loads the rules per connection, and a control file that cannot be
+// read must not cost a descriptor each time.
+func TestLoadErrorClosesMaps(t *testing.T) {
+	h := t.TempDir()
+	dir := filepath.Join(h, "control")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "morercpthosts"), []byte("example.org\n"), 0o644)
+	ctl := control.New(h)
+	if _, err := Rebuild(ctl); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "relayclients"), 0o755) // a directory: cannot be read as a list
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	for range 20 {
+		if r, err := Load(ctl); err == nil {
+			r.Close()
+			t.Fatal("rules loaded with relayclients a directory")
+		}
+	}
+	if after := fds(); after != before {
+		t.Errorf("%d descriptors open before, %d after 20 failed loads", before, after)
+	}
+}

@@ -67,8 +67,13 @@ var Files = []string{"rcpthosts", "morercpthosts.cdb", "locals", "virtualdomains
 
 // Load reads the rules. A control file that exists and cannot be read is
 // an error: better a temporary refusal than a wrong answer.
-func Load(ctl *control.Dir) (*Rules, error) {
+func Load(ctl *control.Dir) (_ *Rules, err error) {
 	r := &Rules{}
+	defer func() {
+		if err != nil {
+			r.Close() // the cdb files opened before the error
+		}
+	}()
 	hasRcpt, err := ctl.Exists("rcpthosts")
 	if err != nil {
 		return nil, err
@@ -137,7 +142,6 @@ func Load(ctl *control.Dir) (*Rules, error) {
 		r.drac, err = drac.New(filepath.Dir(ctl.Path), dx)
 	}
 	if err != nil {
-		r.Close()
 		return nil, err
 	}
 	return r, nil

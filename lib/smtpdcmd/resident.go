@@ -12,8 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/colinmarc/cdb"
-
+	"omail/lib/cdbfile"
 	"omail/lib/control"
 	"omail/lib/home"
 	"omail/lib/privdrop"
@@ -290,7 +289,7 @@ func (d *daemon) check(ls []resident.Listener) error {
 		}
 	}
 	if d.rules != "" {
-		db, err := cdb.Open(d.rules)
+		db, err := cdbfile.Open(d.rules)
 		if err != nil {
 			return fmt.Errorf("-x: %v", err)
 		}

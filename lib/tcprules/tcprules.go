@@ -17,6 +17,8 @@ import (
 	"fmt"
 
 	"github.com/colinmarc/cdb"
+
+	"omail/lib/cdbfile"
 )
 
 // Verdict is what the rules say about one client.
@@ -37,7 +39,7 @@ type Verdict struct {
 // A missing or unreadable file is an error; tcpserver drops the
 // connection then, and so must the caller.
 func Lookup(path, ip string) (Verdict, error) {
-	db, err := cdb.Open(path)
+	db, err := cdbfile.Open(path)
 	if err != nil {
 		return Verdict{}, err
 	}
