@@ -118,10 +118,19 @@ func endpointOf(ctl *control.Dir, file string) (string, error) {
 }
 
 // admit checks a bundle whose signature the reader has checked against
-// the rules: nil, or why it is refused.
+// the rules: nil, or why it is refused. The endpoint it was packed for
+// (signed, in its header) must be the one it arrived for: at a proxy
+// always, at a client when ocmppeers is there (the same rule, with
+// USER), so that a bundle signed for alice and put in bob's download
+// directory is not read into bob's mailbox.
 func (ru *rules) admit(h bundle.Header, proxy bool) error {
-	if proxy && !h.Legacy && h.Endpoint != ru.endpoint {
-		return &refused{fmt.Sprintf("refused: packed for endpoint %s, arrived under %s", h.Endpoint, ru.endpoint)}
+	if !h.Legacy && h.Endpoint != ru.endpoint {
+		switch {
+		case proxy:
+			return &refused{fmt.Sprintf("refused: packed for endpoint %s, arrived under %s", h.Endpoint, ru.endpoint)}
+		case ru.peers != nil:
+			return &refused{fmt.Sprintf("refused: packed for endpoint %s, handed to user %s", h.Endpoint, ru.endpoint)}
+		}
 	}
 	return ru.admitSigner(h.Signer)
 }

@@ -280,17 +280,22 @@ func TestClientTrust(t *testing.T) {
 		key      ed25519.PrivateKey
 		outcome  string
 		outcome3 string // for version 3, when not outcome
+		ep       string // packed for; "": bob, to whom it is handed
 	}{
-		{"no ocmppeers, unsigned", "", nil, "done", ""},
+		{"no ocmppeers, unsigned", "", nil, "done", "", ""},
 		// Version 3 names the signer by a key id: without ocmppeers
 		// there is no key to check the signature against.
-		{"no ocmppeers, signed", "", stranger, "done", "quarantined"},
-		{"the proxy's key for everyone", "* " + ks, key, "done", ""},
-		{"the user's key", "bob " + ks, key, "done", ""},
-		{"another user's key", "alice " + ks, key, "quarantined", ""},
-		{"unknown key", "* " + ks, stranger, "quarantined", ""},
-		{"unsigned", "* " + ks, nil, "quarantined", ""},
-		{"unsigned allowed", "* " + ks + "\nbob -", nil, "done", ""},
+		{"no ocmppeers, signed", "", stranger, "done", "quarantined", ""},
+		{"the proxy's key for everyone", "* " + ks, key, "done", "", ""},
+		{"the user's key", "bob " + ks, key, "done", "", ""},
+		{"another user's key", "alice " + ks, key, "quarantined", "", ""},
+		{"unknown key", "* " + ks, stranger, "quarantined", "", ""},
+		{"unsigned", "* " + ks, nil, "quarantined", "", ""},
+		{"unsigned allowed", "* " + ks + "\nbob -", nil, "done", "", ""},
+		// Signed for alice, found in bob's download directory: not
+		// bob's mail (without ocmppeers, nothing is checked: as before).
+		{"packed for another user", "* " + ks, key, "quarantined", "", "alice"},
+		{"no ocmppeers, packed for another user", "", nil, "done", "", "alice"},
 	} {
 		for _, v := range []int{bundle.Version, bundle.VersionCompact} {
 			want := c.outcome
@@ -303,7 +308,11 @@ func TestClientTrust(t *testing.T) {
 					os.WriteFile(filepath.Join(h, "control", "ocmppeers"), []byte(c.peers+"\n"), 0o644)
 				}
 				file := filepath.Join(h, "in")
-				writeVersion(t, file, "bob", c.key, v, one)
+				ep := c.ep
+				if ep == "" {
+					ep = "bob"
+				}
+				writeVersion(t, file, ep, c.key, v, one)
 				err := u.Unpack(file, "bob")
 				if outcome(err) != want {
 					t.Fatalf("%v: %s", err, logText(u))

@@ -172,7 +172,8 @@ func (u *Unpacker) Unpack(file, user string) error {
 		return u.finish(file)
 	}
 	if user != "" && !h.Legacy && h.Endpoint != user {
-		u.Log.Printf("bundle %s: packed for endpoint %s, delivered to user %s as OCMP asks", h.ID, h.Endpoint, user)
+		// Without ocmppeers (admit refuses it with one).
+		u.Log.Printf("bundle %s: packed for endpoint %s, delivered to user %s as OCMP asks (no ocmppeers)", h.ID, h.Endpoint, user)
 	}
 	if user != "" {
 		err = u.client(r, user, st)
