@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"omail/lib/bundle/bundletest"
@@ -351,20 +352,60 @@ func TestBestProgramFails(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Setenv("PATH", dir)
-		w, err := NewWriterOptions(io.Discard, Options{Compression: Best, Dict: dict.Current}, Header{ID: NewID(), Endpoint: "k"})
-		if err != nil {
-			t.Fatal(err)
+		// A body more than the pipe and the buffer hold fails in Add; a
+		// short one in Close, which must still give the complaint.
+		for _, body := range []string{strings.Repeat("hello\n", 50000), "hello\n"} {
+			for _, comp := range []string{Best, Zstd} {
+				w, err := NewWriterOptions(io.Discard, Options{Compression: comp, Dict: dict.Current}, Header{ID: NewID(), Endpoint: "k"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = w.Add("a@x", []string{"b@y"}, int64(len(body)), strings.NewReader(body))
+				if err == nil {
+					err = w.Close()
+				} else {
+					w.Abort()
+				}
+				if err == nil || !strings.Contains(err.Error(), "out of cheese") {
+					t.Fatalf("%s, %q, %d bytes: got %v, want the program's complaint", comp, script, len(body), err)
+				}
+			}
 		}
-		body := strings.Repeat("hello\n", 50000) // more than the pipe and the buffer hold
-		err = w.Add("a@x", []string{"b@y"}, int64(len(body)), strings.NewReader(body))
-		if err == nil {
-			err = w.Close()
-		} else {
-			w.Abort()
-		}
-		if err == nil || !strings.Contains(err.Error(), "out of cheese") {
-			t.Fatalf("%q: got %v, want the program's complaint", script, err)
-		}
+	}
+}
+
+// failAfter accepts n bytes, then fails with ENOSPC: a full disk.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		w := f.n
+		f.n = 0
+		return w, syscall.ENOSPC
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// The bundle's file filling the disk under the zstd program is said as
+// such, not as the broken pipe the program then dies of.
+func TestZstdProgramOutputFails(t *testing.T) {
+	body := strings.Repeat("a line of mail that the program compresses well enough\n", 20000) + string(bytes.Repeat([]byte{0x5a, 0x13, 0x77}, 300000))
+	w, err := NewWriterOptions(&failAfter{n: 100}, Options{Compression: Zstd}, Header{ID: NewID(), Endpoint: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Encoder() != "the zstd program" {
+		t.Fatalf("encoder %s: the zstd program is needed (Debian package zstd)", w.Encoder())
+	}
+	err = w.Add("a@x", []string{"b@y"}, int64(len(body)), strings.NewReader(body))
+	if err == nil {
+		err = w.Close()
+	} else {
+		w.Abort()
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("got %v, want the output's ENOSPC", err)
 	}
 }
 

@@ -37,9 +37,27 @@ var BestArgs = []string{"-19", "--zstd=wlog=23,tlen=999", "--check", "-T1", "-q"
 type zstdCmd struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
+	out    *errWriter
 	stderr *capped
 	dict   *os.File // the dictionary, in a file already removed
 	ended  bool
+	err    error // why it ended badly, once it has ended
+}
+
+// errWriter keeps the first error of the writer the program's output
+// is copied to (a full disk): the program itself then only sees a
+// broken pipe. Written by exec's copying goroutine, read after Wait.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // startZstd starts the zstd program writing to out with args (ZstdArgs
@@ -69,7 +87,8 @@ func startZstd(out io.Writer, args []string, o Options) (*zstdCmd, error) {
 		args = append([]string{"-D", "/dev/fd/3"}, args...)
 	}
 	c.cmd.Args = append(c.cmd.Args, args...)
-	c.cmd.Stdout = out
+	c.out = &errWriter{w: out}
+	c.cmd.Stdout = c.out
 	c.cmd.Stderr = c.stderr
 	if c.in, err = c.cmd.StdinPipe(); err == nil {
 		err = c.cmd.Start()
@@ -110,12 +129,18 @@ func (c *capped) Write(p []byte) (int, error) {
 }
 
 func (c *zstdCmd) Write(b []byte) (int, error) {
+	if c.ended {
+		return 0, c.Close()
+	}
 	n, err := c.in.Write(b)
-	if err != nil && !c.ended {
-		// It stopped reading: its exit status and complaint say why.
-		err = fmt.Errorf("bundle: writing to the zstd program: %v", err)
+	if err != nil {
+		// It stopped reading: its exit status and complaint, or the
+		// output's error, say why.
 		if cerr := c.Close(); cerr != nil {
 			err = cerr
+		} else {
+			err = fmt.Errorf("bundle: writing to the zstd program: %v", err)
+			c.err = err
 		}
 	}
 	return n, err
@@ -123,17 +148,25 @@ func (c *zstdCmd) Write(b []byte) (int, error) {
 
 // Close ends the input and waits for the program to write the last of
 // the stream: nil only when it exited 0 and all it wrote was written.
+// Called again, it says again why it ended.
 func (c *zstdCmd) Close() error {
 	if c.ended {
+		if c.err != nil {
+			return c.err
+		}
 		return errors.New("bundle: zstd program already ended")
 	}
 	c.ended = true
 	defer c.closeDict()
 	c.in.Close()
-	if err := c.cmd.Wait(); err != nil {
-		return fmt.Errorf("bundle: the zstd program: %v: %s", err, strings.TrimSpace(c.stderr.b.String()))
+	werr := c.cmd.Wait()
+	switch {
+	case c.out.err != nil:
+		c.err = fmt.Errorf("bundle: writing the zstd program's output: %w", c.out.err)
+	case werr != nil:
+		c.err = fmt.Errorf("bundle: the zstd program: %v: %s", werr, strings.TrimSpace(c.stderr.b.String()))
 	}
-	return nil
+	return c.err
 }
 
 // abort stops the program, for a bundle given up.
