@@ -36,7 +36,9 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 		return err
 	}
 	skip := map[int]bool{}
-	if data, err := st.Progress(r.Header.ID); err == nil {
+	data, err := st.Progress(r.Header.ID)
+	journaled := err == nil
+	if journaled {
 		f := strings.Fields(string(data))
 		var old int64
 		if len(f) == 2 {
@@ -66,22 +68,28 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 		a.Abort()
 		return err
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		a.Abort()
-		return err
-	}
-	// The length before our append, and a signature of what lies before
-	// it, so that a re-run after a crash can tell whether the mailbox was
-	// changed meanwhile (a mail reader rewrote it) before it cuts.
-	sig, err := mbox.Signature(path, fi.Size())
-	if err != nil {
-		a.Abort()
-		return err
-	}
-	if err := st.SetProgress(r.Header.ID, []byte(strconv.FormatInt(fi.Size(), 10)+" "+sig+"\n")); err != nil {
-		a.Abort()
-		return err
+	if !journaled {
+		// The length before our append, and a signature of what lies
+		// before it, so that a re-run after a crash can tell whether the
+		// mailbox was changed meanwhile (a mail reader rewrote it) before
+		// it cuts. A journal already there stays as it is: it still says
+		// where the first run began (the mailbox is back there, or was
+		// changed after it, and then the next run must find again which
+		// of our messages it holds, should this one fail too).
+		fi, err := os.Stat(path)
+		if err != nil {
+			a.Abort()
+			return err
+		}
+		sig, err := mbox.Signature(path, fi.Size())
+		if err != nil {
+			a.Abort()
+			return err
+		}
+		if err := st.SetProgress(r.Header.ID, []byte(strconv.FormatInt(fi.Size(), 10)+" "+sig+"\n")); err != nil {
+			a.Abort()
+			return err
+		}
 	}
 	var prefix []string
 	for i := 1; ; i++ {

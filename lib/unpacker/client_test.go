@@ -1,13 +1,16 @@
 package unpacker
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"omail/lib/bundle"
+	"omail/lib/crashpoint"
 	"omail/lib/mbox"
 )
 
@@ -77,5 +80,70 @@ func TestRecoverMbox(t *testing.T) {
 		if string(data) != want {
 			t.Errorf("%s: mailbox holds\n%s", c.name, data)
 		}
+	}
+}
+
+// crashed stands for the process killed at a crash point (the test's
+// hook panics with it, and the run recovers it).
+type crashed struct{}
+
+// A run that resumed after foreign mail (skipping the messages a
+// crashed run appended) and then failed, or crashed again, leaves the
+// next run the same decision: the messages before the resume point are
+// never appended twice.
+func TestClientResumeFailsAgain(t *testing.T) {
+	for _, second := range []string{"disk error", "crash"} {
+		t.Run(second, func(t *testing.T) {
+			u, h := setup(t)
+			mb := filepath.Join(h, "mail", "bob")
+			os.WriteFile(mb, []byte("From old@x Thu Jan  1 00:00:00 1970\nSubject: old\n\n"), 0o600)
+			file := filepath.Join(h, "in")
+			writeBundle(t, file, []msg{
+				{"a@x", []string{"bob@k"}, "Subject: one\n\nhi\n"},
+				{"b@x", []string{"bob@k"}, "Subject: two\n\nhi\n"},
+				{"c@x", []string{"bob@k"}, "Subject: three\n\nhi\n"},
+			})
+			run := func(hk crashpoint.Hook) (err error) {
+				u.Crash = hk
+				defer func() {
+					if r := recover(); r != nil {
+						if _, ok := r.(crashed); !ok {
+							panic(r)
+						}
+						err = errors.New("crashed")
+					}
+				}()
+				return u.Unpack(file, "bob")
+			}
+			crashAtCommit := func(p string) {
+				if p == "unpack-committed" {
+					panic(crashed{})
+				}
+			}
+			run(crashAtCommit)
+			f, _ := os.OpenFile(mb, os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString("From other@x Thu Jan  1 00:00:00 1970\nSubject: foreign\n\n")
+			f.Close()
+			if second == "disk error" {
+				if err := run(func(p string) {
+					if p == "?fault mbox-fsync" {
+						panic(&crashpoint.Fault{Point: "mbox-fsync", Errno: syscall.ENOSPC})
+					}
+				}); outcome(err) != "temporary" {
+					t.Fatalf("the resuming run: %v", err)
+				}
+			} else {
+				run(crashAtCommit)
+			}
+			if err := run(nil); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(mb)
+			for s, most := range map[string]int{"one": 1, "two": 1, "three": 3, "foreign": 1} {
+				if n := strings.Count(string(b), "Subject: "+s+"\n"); n < 1 || n > most {
+					t.Errorf("%q %d times in the mailbox, want 1 to %d\n%s", s, n, most, logText(u))
+				}
+			}
+		})
 	}
 }
