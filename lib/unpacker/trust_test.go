@@ -328,3 +328,39 @@ func TestClientTrust(t *testing.T) {
 		}
 	}
 }
+
+// The proxy judges who signed a bundle on the raw file, before it
+// decompresses the stream: a bundle nobody it trusts signed is refused
+// as such even when its stream is a decompression bomb, which reading
+// it first would have found (and spent the time on) instead.
+func TestProxyRefusesBeforeDecompressing(t *testing.T) {
+	ks, _ := newKey(t)
+	_, stranger := newKey(t)
+	for _, c := range []struct {
+		name string
+		key  ed25519.PrivateKey
+		log  string
+	}{
+		{"unsigned", nil, "refused: unsigned"},
+		{"an unknown key", stranger, "a key ocmppeers does not list for endpoint kiosk1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			u, h := setup(t)
+			q, env := fakeQueue(t)
+			u.Env = env
+			for name, v := range map[string]string{"databytes": "1000", "bundlemax": "1000"} {
+				os.WriteFile(filepath.Join(h, "control", name), []byte(v+"\n"), 0o644)
+			}
+			file := proxyInFor(t, h, "kiosk1", "kiosk1 "+ks)
+			big := []msg{{"amina@kiosk1.example", []string{"r@internet.example"}, "Subject: big\n\n" + strings.Repeat("0", 4<<20)}}
+			writeVersion(t, file, "kiosk1", c.key, bundle.Version, big)
+			err := u.Unpack(file, "")
+			if outcome(err) != "quarantined" || !strings.Contains(logText(u)+errText(err), c.log) || strings.Contains(errText(err), "decompression bomb") {
+				t.Fatalf("%v; log %s", err, logText(u))
+			}
+			if n := queued(q); len(n) != 0 {
+				t.Errorf("queued %v", n)
+			}
+		})
+	}
+}

@@ -124,7 +124,23 @@ func (u *Unpacker) Unpack(file, user string) error {
 	// A version 3 bundle names its signer by a key id only: the reader
 	// picks it among the keys the rules list for the endpoint.
 	if user == "" {
-		r, id, err = openVerified(f, ru.bound, ru.keys())
+		// What the raw file says first (its seal, its signature, who
+		// signed it): a file nobody the rules trust signed is refused
+		// before it is decompressed at all, so that a small file that
+		// decompresses to gigabytes costs nothing unless a listed key
+		// signed it.
+		r, id, err = openSealed(f, ru.keys())
+		if err == nil {
+			h := r.Header
+			r.Close()
+			if aerr := ru.admit(h, true); aerr != nil {
+				u.Log.Printf("bundle %s: endpoint %s: %v", h.ID, ru.endpoint, aerr)
+				return u.quarantine(file, aerr)
+			}
+			if _, err = f.Seek(0, io.SeekStart); err == nil {
+				r, id, err = openVerified(f, ru.bound, ru.keys())
+			}
+		}
 	} else {
 		r, id, err = openSealed(f, ru.keys())
 	}
