@@ -283,26 +283,23 @@ func TestOutboxExpiryAndMissingUploadWarning(t *testing.T) {
 	}
 }
 
-// A hold written while an attempt delivers stops that attempt before its
-// next destination, and Hold returns once the attempt has stopped, the
-// message held; the release delivers the rest.
-func TestHoldDuringAttempt(t *testing.T) {
-	f := newFixture(t, map[string]string{"smtproutes": "a.example:r1.example\nb.example:r2.example\nc.example:r3.example"})
+// holdDuringFirst is a fixture whose SMTP deliveries succeed, where the
+// administrator holds message id during the first one (Hold runs in a
+// goroutine: it waits for the attempt). hold gets Hold's answer.
+func holdDuringFirst(t *testing.T, routes string) (f *fixture, id *string, hold chan error) {
+	f = newFixture(t, map[string]string{"smtproutes": routes})
 	noted := make(chan struct{})
 	f.m.Q.Crash = func(point string) {
 		if point == "admin-hold-noted" {
 			close(noted)
 		}
 	}
-	var id string
-	holdErr := make(chan error, 1)
+	id, hold = new(string), make(chan error, 1)
 	first := true
 	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
 		if first {
-			// The administrator holds the message during the first
-			// destination; Hold waits for this attempt.
 			first = false
-			go func() { holdErr <- f.m.Hold(id) }()
+			go func() { hold <- f.m.Hold(*id) }()
 			<-noted
 		}
 		for _, r := range rcpts {
@@ -310,24 +307,32 @@ func TestHoldDuringAttempt(t *testing.T) {
 		}
 		return []outcome.Result{{Status: outcome.OK}}
 	}
-	id = f.enqueue("s@test.example", "x@a.example", "y@b.example", "z@c.example")
-	next, open, err := f.m.attempt(context.Background(), id, false)
+	return f, id, hold
+}
+
+// A hold written while an attempt delivers stops that attempt before its
+// next destination, and Hold returns once the attempt has stopped, the
+// message held; the release delivers the rest.
+func TestHoldDuringAttempt(t *testing.T) {
+	f, id, hold := holdDuringFirst(t, "a.example:r1.example\nb.example:r2.example\nc.example:r3.example")
+	*id = f.enqueue("s@test.example", "x@a.example", "y@b.example", "z@c.example")
+	next, open, err := f.m.attempt(context.Background(), *id, false)
 	if err != nil || !open || next != Never {
 		t.Fatalf("attempt: next %d, open %v, %v; want the message open at never", next, open, err)
 	}
-	if err := <-holdErr; err != nil {
+	if err := <-hold; err != nil {
 		t.Fatalf("Hold: %v", err)
 	}
 	if n := f.count("x@a.example") + f.count("y@b.example") + f.count("z@c.example"); n != 1 {
 		t.Fatalf("%d destinations delivered, want the one in flight only; log:\n%s", n, f.log.String())
 	}
-	if !f.m.Q.Held(id) || !f.m.Queued(id) {
+	if !f.m.Q.Held(*id) || !f.m.Queued(*id) {
 		t.Fatal("the message is not queued and held")
 	}
-	if err := f.m.Release(id); err != nil {
+	if err := f.m.Release(*id); err != nil {
 		t.Fatal(err)
 	}
-	if _, open, err := f.m.attempt(context.Background(), id, false); err != nil || open {
+	if _, open, err := f.m.attempt(context.Background(), *id, false); err != nil || open {
 		t.Fatalf("after the release: open %v, %v", open, err)
 	}
 	for _, r := range []string{"x@a.example", "y@b.example", "z@c.example"} {
@@ -340,28 +345,15 @@ func TestHoldDuringAttempt(t *testing.T) {
 // A hold that the delivery in progress outruns (its last destination)
 // says so: ErrFinished, and no note is left behind.
 func TestHoldAfterLastDestination(t *testing.T) {
-	f := newFixture(t, map[string]string{"smtproutes": "a.example:r1.example"})
-	noted := make(chan struct{})
-	f.m.Q.Crash = func(point string) {
-		if point == "admin-hold-noted" {
-			close(noted)
-		}
-	}
-	var id string
-	holdErr := make(chan error, 1)
-	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
-		go func() { holdErr <- f.m.Hold(id) }()
-		<-noted
-		return []outcome.Result{{Status: outcome.OK}}
-	}
-	id = f.enqueue("s@test.example", "x@a.example")
-	if _, open, err := f.m.attempt(context.Background(), id, false); err != nil || open {
+	f, id, hold := holdDuringFirst(t, "a.example:r1.example")
+	*id = f.enqueue("s@test.example", "x@a.example")
+	if _, open, err := f.m.attempt(context.Background(), *id, false); err != nil || open {
 		t.Fatalf("attempt: open %v, %v", open, err)
 	}
-	if err := <-holdErr; !errors.Is(err, ErrFinished) {
+	if err := <-hold; !errors.Is(err, ErrFinished) {
 		t.Fatalf("Hold: %v, want ErrFinished", err)
 	}
-	if f.m.Q.Held(id) {
+	if f.m.Q.Held(*id) {
 		t.Error("a hold note is left for a finished message")
 	}
 }
