@@ -193,9 +193,12 @@ type Writer struct {
 	sum   hash.Hash // over everything before the trailer; nil in version 3
 	out   io.Writer // bw, and sum
 	count int
-	cmd   *zstdCmd           // the zstd program compressing; nil: the Go encoder, or gzip
-	key   ed25519.PrivateKey // nil: unsigned
-	err   error
+	cmd   *zstdCmd // the zstd program compressing; nil: the Go encoder, or gzip
+	// fallback is why the Go encoder writes a zstd bundle: the program
+	// could not be used (ErrNoZstd).
+	fallback error
+	key      ed25519.PrivateKey // nil: unsigned
+	err      error
 	// version is the format written: VersionCompact has no record
 	// checksums, a short trailer and one end frame.
 	version int
@@ -233,13 +236,15 @@ func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 	}
 	var zw io.WriteCloser
 	var cmd *zstdCmd
-	var err error
+	var err, fallback error
 	raw := &rawWriter{w: w, sum: sha256.New()}
 	comp := Zstd
 	switch o.Compression {
 	case Best:
 		if cmd, err = startZstd(raw, BestArgs, o); err == nil {
 			zw = cmd
+		} else if errors.Is(err, ErrNoZstd) {
+			err = fmt.Errorf("bundlecompression best: %w", err)
 		}
 	case "", Zstd:
 		// The zstd program where there is one (fewer bytes, less
@@ -247,6 +252,7 @@ func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 		if cmd, err = startZstd(raw, ZstdArgs, o); err == nil {
 			zw = cmd
 		} else if errors.Is(err, ErrNoZstd) {
+			fallback = err
 			zw, err = goZstd(raw, o.Dict)
 		}
 	case Gzip:
@@ -258,7 +264,7 @@ func NewWriterOptions(w io.Writer, o Options, h Header) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	bw := &Writer{raw: raw, comp: comp, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), cmd: cmd, version: h.Version}
+	bw := &Writer{raw: raw, comp: comp, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), cmd: cmd, fallback: fallback, version: h.Version}
 	bw.out = bw.bw
 	if h.Version != VersionCompact {
 		bw.sum = sha256.New()
@@ -284,13 +290,15 @@ func goZstd(raw io.Writer, id uint32) (io.WriteCloser, error) {
 }
 
 // Encoder says what compresses the bundle, for the log: "the zstd
-// program", "the Go zstd encoder" or "gzip".
+// program", "the Go zstd encoder" (and why not the program) or "gzip".
 func (w *Writer) Encoder() string {
 	switch {
 	case w.cmd != nil:
 		return "the zstd program"
 	case w.comp == Gzip:
 		return "gzip"
+	case w.fallback != nil:
+		return "the Go zstd encoder (" + w.fallback.Error() + ")"
 	}
 	return "the Go zstd encoder"
 }

@@ -310,12 +310,20 @@ func TestCompactUnknownDict(t *testing.T) {
 	}
 }
 
-// Best without the zstd program is a clear, temporary error.
+// Best without a zstd program it can run is a clear, temporary error:
+// none in PATH, or one older than MinZstd.
 func TestBestWithoutZstd(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	_, err := NewWriterOptions(io.Discard, Options{Compression: Best}, Header{ID: NewID(), Endpoint: "k"})
-	if !errors.Is(err, ErrNoZstd) {
-		t.Fatalf("got %v, want ErrNoZstd", err)
+	if !errors.Is(err, ErrNoZstd) || !strings.Contains(err.Error(), "none in PATH") {
+		t.Fatalf("got %v, want ErrNoZstd: none in PATH", err)
+	}
+	old := t.TempDir()
+	os.WriteFile(filepath.Join(old, "zstd"), []byte("#!/bin/sh\necho '*** zstd command line interface 64-bits v1.4.3, by Yann Collet ***'\n"), 0o755)
+	t.Setenv("PATH", old)
+	_, err = NewWriterOptions(io.Discard, Options{Compression: Best}, Header{ID: NewID(), Endpoint: "k"})
+	if !errors.Is(err, ErrNoZstd) || !strings.Contains(err.Error(), "v1.4.3, older than 1.4.4") {
+		t.Fatalf("got %v, want ErrNoZstd: too old", err)
 	}
 }
 
@@ -343,9 +351,10 @@ func TestBestAbort(t *testing.T) {
 // A zstd program that fails makes the bundle fail, saying why: never a
 // bundle that is cut short.
 func TestBestProgramFails(t *testing.T) {
+	const version = "#!/bin/sh\n[ \"$1\" = -V ] && { echo '*** Zstandard CLI (64-bit) v1.5.4, by Yann Collet ***'; exit 0; }\n"
 	for _, script := range []string{
-		"#!/bin/sh\nwhile read -r l; do :; done\necho 'zstd: out of cheese' >&2\nexit 1\n", // after reading
-		"#!/bin/sh\necho 'zstd: out of cheese' >&2\nexit 1\n",                              // at once
+		version + "while read -r l; do :; done\necho 'zstd: out of cheese' >&2\nexit 1\n", // after reading
+		version + "echo 'zstd: out of cheese' >&2\nexit 1\n",                              // at once
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "zstd"), []byte(script), 0o755); err != nil {
@@ -419,8 +428,13 @@ func TestZstdProgramOrGoEncoder(t *testing.T) {
 	}
 	dir := t.TempDir()
 	argsFile := filepath.Join(dir, "args")
-	wrapper := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$@\" >>%s\nexec %s \"$@\"\n", argsFile, real)
+	wrapper := fmt.Sprintf("#!/bin/sh\n[ \"$1\" = -V ] || printf '%%s\\n' \"$@\" >>%s\nexec %s \"$@\"\n", argsFile, real)
 	if err := os.WriteFile(filepath.Join(dir, "zstd"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A zstd older than MinZstd (Debian buster's) is not run.
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "zstd"), []byte("#!/bin/sh\necho '*** zstd command line interface 64-bits v1.3.8, by Yann Collet ***'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -433,8 +447,9 @@ func TestZstdProgramOrGoEncoder(t *testing.T) {
 		{dir, 0, 0, "the zstd program", ZstdArgs},
 		{dir, 0, 1234, "the zstd program", append([]string{"--size-hint=1234"}, ZstdArgs...)},
 		{dir, dict.Current, 0, "the zstd program", append([]string{"-D", "/dev/fd/3"}, ZstdArgs...)},
-		{t.TempDir(), 0, 1234, "the Go zstd encoder", nil},
-		{t.TempDir(), dict.Current, 0, "the Go zstd encoder", nil},
+		{t.TempDir(), 0, 1234, "the Go zstd encoder (no usable zstd program: none in PATH", nil},
+		{t.TempDir(), dict.Current, 0, "the Go zstd encoder (no usable zstd program: none in PATH", nil},
+		{old, 0, 0, "the Go zstd encoder (no usable zstd program: " + old + "/zstd is v1.3.8, older than 1.4.4)", nil},
 	} {
 		os.Remove(argsFile)
 		t.Setenv("PATH", tc.path)
@@ -443,7 +458,7 @@ func TestZstdProgramOrGoEncoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := w.Encoder(); got != tc.encoder {
+		if got := w.Encoder(); !strings.HasPrefix(got, tc.encoder) {
 			t.Errorf("dictionary %d, PATH %s: encoder %q, want %q", tc.id, tc.path, got, tc.encoder)
 		}
 		for _, m := range sample {

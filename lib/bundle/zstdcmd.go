@@ -7,16 +7,70 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"omail/lib/dict"
 )
 
-// ErrNoZstd is bundlecompression best on a system without the zstd
-// program: a temporary failure (install it, or choose zstd, which falls
-// back to the Go encoder).
-var ErrNoZstd = errors.New("bundlecompression best needs the zstd program (Debian package zstd), which is not in PATH")
+// ErrNoZstd is a system where the zstd program cannot be used: none in
+// PATH, one older than MinZstd, or (for a dictionary) no /proc to hand
+// it the dictionary through. bundlecompression best then fails (a
+// temporary failure: install it, or choose zstd); zstd falls back to
+// the Go encoder. The error says which, wrapping ErrNoZstd.
+var ErrNoZstd = errors.New("no usable zstd program")
+
+// MinZstd is the oldest zstd program omail runs: --size-hint came in
+// 1.4.4 (Debian since bullseye).
+var MinZstd = [3]int{1, 4, 4}
+
+// zstdVersions caches what `zstd -V` said, per path: one run per
+// program per process.
+var zstdVersions sync.Map // path -> error (nil: usable)
+
+// findZstd is the zstd program to run, or why there is none.
+func findZstd(o Options) (string, error) {
+	path, err := exec.LookPath("zstd")
+	if err != nil {
+		return "", fmt.Errorf("%w: none in PATH (Debian package zstd)", ErrNoZstd)
+	}
+	v, ok := zstdVersions.Load(path)
+	if !ok {
+		v = checkVersion(path)
+		zstdVersions.Store(path, v)
+	}
+	if err, _ := v.(error); err != nil {
+		return "", err
+	}
+	if o.Dict != 0 {
+		if _, err := os.Stat("/proc/self/fd"); err != nil {
+			return "", fmt.Errorf("%w: %s would read the dictionary as /dev/fd/3, and there is no /proc", ErrNoZstd, path)
+		}
+	}
+	return path, nil
+}
+
+var versionRE = regexp.MustCompile(`v(\d+)\.(\d+)\.(\d+)`)
+
+// checkVersion runs `path -V`: nil when the program is MinZstd or newer.
+func checkVersion(path string) error {
+	out, err := exec.Command(path, "-V").Output()
+	m := versionRE.FindSubmatch(out)
+	if err != nil || m == nil {
+		return fmt.Errorf("%w: %s -V does not say its version (%v)", ErrNoZstd, path, err)
+	}
+	var have [3]int
+	for i := range have {
+		have[i], _ = strconv.Atoi(string(m[i+1]))
+	}
+	if slices.Compare(have[:], MinZstd[:]) < 0 {
+		return fmt.Errorf("%w: %s is %s, older than %d.%d.%d", ErrNoZstd, path, m[0], MinZstd[0], MinZstd[1], MinZstd[2])
+	}
+	return nil
+}
 
 // ZstdArgs is how Zstd runs the zstd program: libzstd's level 12 with
 // the 8 MiB window (wlog 23; the level's own is 4 MiB, and the readers'
@@ -63,9 +117,9 @@ func (e *errWriter) Write(p []byte) (int, error) {
 // startZstd starts the zstd program writing to out with args (ZstdArgs
 // or BestArgs), o's dictionary and size hint.
 func startZstd(out io.Writer, args []string, o Options) (*zstdCmd, error) {
-	path, err := exec.LookPath("zstd")
+	path, err := findZstd(o)
 	if err != nil {
-		return nil, ErrNoZstd
+		return nil, err
 	}
 	c := &zstdCmd{stderr: &capped{max: 4096}}
 	c.cmd = exec.Command(path)
@@ -108,6 +162,11 @@ func unlinkedFile(b []byte) (*os.File, error) {
 	}
 	os.Remove(f.Name())
 	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	// From its start, wherever /dev/fd shares the file's offset.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
 		return nil, err
 	}
