@@ -165,11 +165,29 @@ func runAdmin(action string, args []string, h string, env home.Env, stderr io.Wr
 		}
 	}
 	finished := map[string]bool{} // queued when asked, finished before the action took
-	for _, id := range dedup(ids) {
+	ids = dedup(ids)
+	if action == "hold" {
+		// Every note first, then the waits: no message waits for
+		// another's delivery in progress to be held.
+		noted := ids[:0:0]
+		for _, id := range ids {
+			switch err := m.HoldNote(id); {
+			case errors.Is(err, qmanager.ErrUnknown):
+				finished[id] = true
+				fmt.Fprintf(stderr, "msg %s: %v\n", id, qmanager.ErrFinished)
+			case err != nil:
+				temp(fmt.Errorf("msg %s: %w", id, err))
+			default:
+				noted = append(noted, id)
+			}
+		}
+		ids = noted
+	}
+	for _, id := range ids {
 		var err error
 		switch action {
 		case "hold":
-			err = m.Hold(id)
+			err = m.HoldConfirm(id)
 		case "release":
 			err = m.Release(id)
 		case "retry":

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -101,14 +102,41 @@ func Hold(home, endpoint, name string) error {
 	} else if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
+	// When it was held, for Release: beside it, a dot file that no
+	// listing takes for an entry. Not durable: without it, Release
+	// falls back to the change time the move sets.
+	since := sinceFile(home, endpoint, name)
+	if err := os.WriteFile(since, []byte(strconv.FormatInt(time.Now().Unix(), 10)+"\n"), 0o640); err == nil {
+		queue.ChownLike(since, dir)
+	}
 	return moveNoReplace(filepath.Join(dir, name), filepath.Join(held, name))
+}
+
+// sinceFile holds the time a held entry was held.
+func sinceFile(home, endpoint, name string) string {
+	return filepath.Join(Path(home, endpoint), HeldDir, ".since."+name)
+}
+
+// heldSince is when the held entry was held: its since file, or (an
+// entry held by an older omail, or the file lost) the change time that
+// the move into held/ set, which a chmod or a copy of the home may have
+// moved on since.
+func heldSince(home, endpoint, name string, fi fs.FileInfo) (time.Time, bool) {
+	if b, err := os.ReadFile(sinceFile(home, endpoint, name)); err == nil {
+		if t, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			return time.Unix(t, 0), true
+		}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Unix()), true
+	}
+	return time.Time{}, false
 }
 
 // Release moves a held entry back where omail-pack packs it, durably.
 // Call it under Lock. The time it spent held does not count as waiting
 // (Waiting, outboxlifetime): its time is moved on by that much, so that
 // an entry held through a long outage is not bounced at its release.
-// The move into held/ set the file's change time, which says since when.
 func Release(home, endpoint, name string, now time.Time) error {
 	if err := CheckName(name); err != nil {
 		return err
@@ -116,8 +144,7 @@ func Release(home, endpoint, name string, now time.Time) error {
 	dir := Path(home, endpoint)
 	from := filepath.Join(dir, HeldDir, name)
 	if fi, err := os.Lstat(from); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			heldAt := time.Unix(st.Ctim.Unix())
+		if heldAt, ok := heldSince(home, endpoint, name, fi); ok {
 			if heldFor := now.Sub(heldAt); heldFor > 0 {
 				t := fi.ModTime().Add(heldFor)
 				if t.After(now) {
@@ -129,7 +156,11 @@ func Release(home, endpoint, name string, now time.Time) error {
 			}
 		}
 	}
-	return moveNoReplace(from, filepath.Join(dir, name))
+	if err := moveNoReplace(from, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	os.Remove(sinceFile(home, endpoint, name))
+	return nil
 }
 
 // moveNoReplace renames durably, refusing to overwrite an entry of the
@@ -155,7 +186,13 @@ func Delete(home, endpoint, name string, held bool) error {
 	} else if PassPending(home, endpoint) {
 		return ErrPassPending
 	}
-	return safefile.Remove(p)
+	if err := safefile.Remove(p); err != nil {
+		return err
+	}
+	if held {
+		os.Remove(sinceFile(home, endpoint, name))
+	}
+	return nil
 }
 
 // UploadDir is where omail-pack leaves an endpoint's bundles:

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -144,6 +145,29 @@ func TestReleaseDoesNotCountHeldTime(t *testing.T) {
 	d, err := Waiting(home, "k1", "1.1.1.1", false, release)
 	if err != nil || d < 48*time.Hour-time.Minute || d > 48*time.Hour+time.Minute {
 		t.Errorf("waiting at the release: %v, %v; want the two days before the hold", d, err)
+	}
+	if _, err := os.Lstat(sinceFile(home, "k1", "1.1.1.1")); err == nil {
+		t.Error("the hold's time is left behind after the release")
+	}
+
+	// The time of the hold is its own record, not the file's change
+	// time, which a chmod or a copy of the home moves on: held a day
+	// before a chmod of today, an entry that had waited a day before
+	// its hold has waited a day at its release.
+	if err := os.Chtimes(p, put, put); err != nil {
+		t.Fatal(err)
+	}
+	if err := Hold(home, "k1", "1.1.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	heldAt := time.Now().Add(-24 * time.Hour)
+	os.WriteFile(sinceFile(home, "k1", "1.1.1.1"), []byte(fmt.Sprintf("%d\n", heldAt.Unix())), 0o640)
+	os.Chmod(filepath.Join(Path(home, "k1"), HeldDir, "1.1.1.1"), 0o600) // the change time: now
+	if err := Release(home, "k1", "1.1.1.1", release); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := Waiting(home, "k1", "1.1.1.1", false, release); err != nil || d < 24*time.Hour-time.Minute || d > 24*time.Hour+time.Minute {
+		t.Errorf("waiting at the second release: %v, %v; want the day before the hold", d, err)
 	}
 }
 

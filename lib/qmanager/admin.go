@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"time"
 
 	"omail/lib/queue"
 	"omail/lib/safefile"
@@ -30,10 +31,20 @@ func (m *Manager) Queued(id string) bool {
 }
 
 // Hold keeps message id from being delivered, bounced or expired until
-// Release. An attempt already under way finishes the destination it is
-// delivering to, and stops: Hold waits for it, so that what it says is
-// so when it returns (ErrFinished: that attempt finished the message).
+// Release: HoldNote, then HoldConfirm. An administrator's command that
+// holds many messages writes every note first, then confirms each, so
+// that no message waits for another's delivery in progress to be held.
 func (m *Manager) Hold(id string) error {
+	if err := m.HoldNote(id); err != nil {
+		return err
+	}
+	return m.HoldConfirm(id)
+}
+
+// HoldNote writes message id's hold note, durably: from now on no
+// attempt starts delivering it, and one under way stops before its next
+// destination. ErrUnknown: not queued.
+func (m *Manager) HoldNote(id string) error {
 	if !m.Queued(id) {
 		return ErrUnknown
 	}
@@ -41,8 +52,30 @@ func (m *Manager) Hold(id string) error {
 		return err
 	}
 	m.Q.Crash.At("admin-hold-noted")
-	if err := m.waitAttempt(id); err != nil {
-		return err
+	return nil
+}
+
+// HoldWait bounds how long HoldConfirm waits for a delivery in progress
+// (an SMTP destination may take timeoutremote, and a program run by the
+// delivery may itself be the one asking for the hold).
+var HoldWait = 30 * time.Second
+
+// errStillDelivering is an attempt that still held the lock at HoldWait.
+var errStillDelivering = errors.New("still delivering")
+
+// HoldConfirm waits for an attempt of message id in progress to stop
+// (after the destination it is delivering to), so that what it says is
+// so: "held", or ErrFinished when that attempt finished the message (its
+// note is then removed). An attempt still going at HoldWait, or a lock
+// that cannot be waited for, leaves the message held, and says so.
+func (m *Manager) HoldConfirm(id string) error {
+	switch err := m.waitAttempt(id, HoldWait); {
+	case errors.Is(err, errStillDelivering):
+		m.logf("msg %s held; the delivery in progress stops after its current destination", id)
+		return nil
+	case err != nil:
+		m.logf("msg %s held; warning: cannot wait for a delivery in progress: %v", id, err)
+		return nil
 	}
 	if !m.Queued(id) {
 		m.Q.SetHold(id, false)
@@ -53,25 +86,43 @@ func (m *Manager) Hold(id string) error {
 }
 
 // waitAttempt returns once no attempt holds message id's lock (the
-// flock that claim takes, on mess/ID or on a single-file todo/ID), or
-// once the message is gone.
-func (m *Manager) waitAttempt(id string) error {
+// flock that claim takes, on mess/ID or on a single-file todo/ID), once
+// the message is gone, or with errStillDelivering after limit.
+func (m *Manager) waitAttempt(id string, limit time.Duration) error {
+	got := make(chan error, 1) // never blocks the goroutine, even when nobody waits any more
+	go func() {
+		lock, err := m.lockAny(id)
+		if lock != nil {
+			lock.Close()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		return err
+	case <-time.After(limit):
+		// The goroutine lets the lock go as soon as it gets it.
+		return errStillDelivering
+	}
+}
+
+// lockAny takes message id's lock, waiting for it: nil and no error
+// when the message is gone.
+func (m *Manager) lockAny(id string) (*os.File, error) {
 	for range 3 { // the message may move from todo/ID to mess/ID meanwhile
 		lock, err := m.claim(id, true)
 		if errors.Is(err, fs.ErrNotExist) {
 			lock, err = lockFile(m.Q.Path(queue.DirTodo, id), true)
 		}
-		if err == nil {
-			return lock.Close()
-		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return lock, err
 		}
 		if !m.Queued(id) {
-			return nil
+			return nil, nil
 		}
 	}
-	return errors.New("the message's files keep moving: try again")
+	// info/ID with neither file: damage, which the deliverer sets aside.
+	return nil, errors.New("the message's file is missing")
 }
 
 // Release undoes Hold; the message is due at once, as with Retry (after

@@ -411,3 +411,26 @@ func TestReleaseDuringHeldAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A delivery that does not stop within HoldWait (an SMTP destination
+// taking its time, or a program of the delivery that runs -hold on its
+// own message) does not keep -hold waiting: the message is held, and
+// the line says the delivery in progress stops after its destination.
+func TestHoldDoesNotWaitForever(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	id := f.enqueue("s@x", "u@test.example")
+	lock, err := f.m.lockAny(id) // as an attempt in progress holds it
+	if err != nil || lock == nil {
+		t.Fatalf("lock: %v", err)
+	}
+	defer lock.Close()
+	defer func(d time.Duration) { HoldWait = d }(HoldWait)
+	HoldWait = 0
+	if err := f.m.Hold(id); err != nil {
+		t.Fatal(err)
+	}
+	if !f.m.Q.Held(id) {
+		t.Error("not held")
+	}
+	f.waitLog(t, "msg "+id+" held; the delivery in progress stops after its current destination")
+}
