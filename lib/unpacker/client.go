@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,24 +39,21 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 	}
 	skip := map[int]bool{}
 	data, err := st.Progress(r.Header.ID)
-	journaled := err == nil
+	journaled, fresh := err == nil, false
 	if journaled {
-		f := strings.Fields(string(data))
-		var old int64
-		if len(f) == 2 {
-			old, err = strconv.ParseInt(f[0], 10, 64)
-		} else {
-			err = errors.New("not \"LENGTH SIGNATURE\"")
-		}
+		j, err := parseJournal(data)
 		if err != nil {
 			a.Abort()
 			return fmt.Errorf("journal %s: %v", st.ProgressFile(r.Header.ID), err)
 		}
 		var cut bool
-		skip, cut, err = u.recoverMbox(a, r.Header.ID, old, f[1])
+		skip, cut, fresh, err = u.recoverMbox(a, r.Header.ID, j.length, j.sig)
 		if err != nil {
 			a.Abort()
 			return err
+		}
+		for n := range j.skip {
+			skip[n] = true
 		}
 		if cut {
 			// The Appender remembers the length before the cut; open
@@ -68,14 +67,17 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 		a.Abort()
 		return err
 	}
-	if !journaled {
+	if !journaled || fresh {
 		// The length before our append, and a signature of what lies
 		// before it, so that a re-run after a crash can tell whether the
 		// mailbox was changed meanwhile (a mail reader rewrote it) before
-		// it cuts. A journal already there stays as it is: it still says
-		// where the first run began (the mailbox is back there, or was
-		// changed after it, and then the next run must find again which
-		// of our messages it holds, should this one fail too).
+		// it cuts, and the messages of ours it holds already. A journal
+		// already there stays as it is when it still says where the
+		// first run began (the mailbox is back there, or other mail was
+		// appended after it, and the next run must decide again as this
+		// one did, should this one fail too); after a rewrite it is
+		// written afresh, with what this run skips, so that the next run
+		// can cut back whatever this one leaves torn.
 		fi, err := os.Stat(path)
 		if err != nil {
 			a.Abort()
@@ -86,7 +88,7 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 			a.Abort()
 			return err
 		}
-		if err := st.SetProgress(r.Header.ID, []byte(strconv.FormatInt(fi.Size(), 10)+" "+sig+"\n")); err != nil {
+		if err := st.SetProgress(r.Header.ID, journal{fi.Size(), sig, skip}.bytes()); err != nil {
 			a.Abort()
 			return err
 		}
@@ -137,19 +139,19 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 // else appended after the crash, nothing is cut; delivery resumes at
 // the last message of ours found, which may have been cut short (the
 // one duplicate this rare case costs).
-func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig string) (skip map[int]bool, cut bool, err error) {
+func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig string) (skip map[int]bool, cut, fresh bool, err error) {
 	f, err := os.OpenFile(a.Path(), os.O_RDWR, 0)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	now, err := mbox.Signature(a.Path(), min(old, fi.Size()))
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if fi.Size() < old || now != sig {
 		// Someone rewrote the mailbox since the crashed run (a reader
@@ -158,13 +160,13 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig strin
 		// Never cut; deliver only the messages of ours not in it.
 		have, err := ourMessages(f, fi.Size(), id)
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		u.Log.Printf("bundle %s: %s was rewritten since a crashed run; adding only the %s", id, a.Path(), "messages not in it")
-		return have, false, nil
+		return have, false, true, nil
 	}
 	if fi.Size() == old {
-		return map[int]bool{}, false, nil
+		return map[int]bool{}, false, false, nil
 	}
 	last, foreign := 0, false
 	inMsg, ours := false, false
@@ -188,20 +190,20 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig strin
 		}
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if inMsg && !ours {
 		foreign = true
 	}
 	if !foreign {
 		if err := u.Crash.Op("unpack-recover-truncate", func() error { return f.Truncate(old) }); err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		if err := u.Crash.Op("unpack-recover-fsync", f.Sync); err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		u.Log.Printf("bundle %s: took back %d bytes a crashed run appended to %s", id, fi.Size()-old, a.Path())
-		return map[int]bool{}, true, nil
+		return map[int]bool{}, true, false, nil
 	}
 	if last == 0 {
 		last = 1
@@ -211,7 +213,55 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig strin
 	for i := 1; i < last; i++ {
 		skip[i] = true
 	}
-	return skip, false, nil
+	return skip, false, false, nil
+}
+
+// journal is a client run's progress record: the mailbox's length before
+// the append and a signature of what lies before it (mbox.Signature),
+// and the messages of the bundle the run skips because the mailbox
+// holds them already (after a rewrite of the mailbox since a crashed
+// run): "LENGTH SIGNATURE [N,N,...]".
+type journal struct {
+	length int64
+	sig    string
+	skip   map[int]bool
+}
+
+func (j journal) bytes() []byte {
+	b := strconv.AppendInt(nil, j.length, 10)
+	b = append(b, ' ')
+	b = append(b, j.sig...)
+	for i, n := range slices.Sorted(maps.Keys(j.skip)) {
+		if i == 0 {
+			b = append(b, ' ')
+		} else {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return append(b, '\n')
+}
+
+func parseJournal(data []byte) (journal, error) {
+	f := strings.Fields(string(data))
+	if len(f) != 2 && len(f) != 3 {
+		return journal{}, errors.New("not \"LENGTH SIGNATURE [SKIPPED]\"")
+	}
+	j := journal{sig: f[1], skip: map[int]bool{}}
+	var err error
+	if j.length, err = strconv.ParseInt(f[0], 10, 64); err != nil || j.length < 0 {
+		return journal{}, fmt.Errorf("length %q", f[0])
+	}
+	if len(f) == 3 {
+		for _, v := range strings.Split(f[2], ",") {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return journal{}, fmt.Errorf("message number %q", v)
+			}
+			j.skip[n] = true
+		}
+	}
+	return j, nil
 }
 
 // ourMessages finds the messages of bundle id already in the first size

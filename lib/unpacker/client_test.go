@@ -31,12 +31,13 @@ func TestRecoverMbox(t *testing.T) {
 		rewrite bool   // the part before it changed too
 		skip    string // the messages not to deliver again
 		cut     bool
+		fresh   bool // a new journal is to be written
 	}{
-		{"nothing", "", false, "", false},
-		{"all ours", ours(1, "one") + ours(2, "tw"), false, "", true},
-		{"ours, then someone else's", ours(1, "one") + ours(2, "two") + foreign, false, "1", false},
-		{"someone else's only", foreign, false, "", false},
-		{"rewritten", ours(1, "one") + ours(2, "two") + foreign, true, "1 2 9", false},
+		{"nothing", "", false, "", false, false},
+		{"all ours", ours(1, "one") + ours(2, "tw"), false, "", true, false},
+		{"ours, then someone else's", ours(1, "one") + ours(2, "two") + foreign, false, "1", false, false},
+		{"someone else's only", foreign, false, "", false, false},
+		{"rewritten", ours(1, "one") + ours(2, "two") + foreign, true, "1 2 9", false, true},
 	} {
 		u, h := setup(t)
 		path := filepath.Join(h, "mail", "bob")
@@ -56,7 +57,7 @@ func TestRecoverMbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		skip, cut, err := u.recoverMbox(a, id, old, sig)
+		skip, cut, fresh, err := u.recoverMbox(a, id, old, sig)
 		a.Commit()
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -67,7 +68,7 @@ func TestRecoverMbox(t *testing.T) {
 				got = append(got, fmt.Sprint(i))
 			}
 		}
-		if strings.Join(got, " ") != c.skip || cut != c.cut {
+		if strings.Join(got, " ") != c.skip || cut != c.cut || fresh != c.fresh {
 			t.Errorf("%s: skip %v, cut %v; want %q, %v", c.name, got, cut, c.skip, c.cut)
 		}
 		data, _ := os.ReadFile(path)
@@ -145,5 +146,59 @@ func TestClientResumeFailsAgain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// After a rewrite of the mailbox since a crashed run, the resuming run
+// writes its journal afresh, with the messages it skips: when it is
+// killed in the middle of a message, the next run cuts that back and
+// appends it whole, skipping what the mailbox held already.
+func TestClientRewrittenThenTorn(t *testing.T) {
+	u, h := setup(t)
+	mb := filepath.Join(h, "mail", "bob")
+	os.WriteFile(mb, []byte("From old@x Thu Jan  1 00:00:00 1970\nSubject: old\n\nold mail\n\n"), 0o600)
+	file := filepath.Join(h, "in")
+	writeBundle(t, file, []msg{
+		{"a@x", []string{"bob@k"}, "Subject: one\n\nhi\n"},
+		{"b@x", []string{"bob@k"}, "Subject: two\n\nhi\n"},
+		{"c@x", []string{"bob@k"}, "Subject: three\n\nfirst line\nthe end of three\n"},
+	})
+	run := func(hk crashpoint.Hook) (err error) {
+		u.Crash = hk
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(crashed); !ok {
+					panic(r)
+				}
+				err = errors.New("crashed")
+			}
+		}()
+		return u.Unpack(file, "bob")
+	}
+	crashAtCommit := func(p string) {
+		if p == "unpack-committed" {
+			panic(crashed{})
+		}
+	}
+	run(crashAtCommit)
+	// A mail reader marks the old mail read and deletes message three.
+	b, _ := os.ReadFile(mb)
+	s := string(b)
+	s = strings.Replace(s[:strings.Index(s, "From c@x")], "Subject: old\n", "Subject: old\nStatus: RO\n", 1)
+	os.WriteFile(mb, []byte(s), 0o600)
+	// The resuming run appends three, and is killed in the middle of it
+	// (its dotlock not there to cut it back: a writer that cannot make
+	// one, or a reboot).
+	run(crashAtCommit)
+	b, _ = os.ReadFile(mb)
+	os.Truncate(mb, int64(strings.LastIndex(string(b), "first line\n")+len("first line\n")))
+	if err := run(nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(mb)
+	for m, want := range map[string]int{"Subject: one\n": 1, "Subject: two\n": 1, "the end of three\n": 1, "Subject: three\n": 1} {
+		if n := strings.Count(string(b), m); n != want {
+			t.Errorf("%q %d times, want %d:\n%s\n%s", m, n, want, b, logText(u))
+		}
 	}
 }
