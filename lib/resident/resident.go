@@ -113,10 +113,12 @@ func (s *Server) Run(stop <-chan struct{}) {
 const DrainWrite = 10 * time.Second
 
 // conn is a session's connection, which the server can drain: reads
-// fail at once and deadlines set after cannot undo that, writes go on
-// for DrainWrite.
+// fail at once and deadlines set after cannot undo that; each write
+// deadline set after is at most DrainWrite away (a reply written when
+// the queue has taken the message, however long that took).
 type conn struct {
 	net.Conn
+	now      func() time.Time // time.Now; tests replace it
 	mu       sync.Mutex
 	draining bool
 }
@@ -127,7 +129,7 @@ func (c *conn) drain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.draining = true
-	now := time.Now()
+	now := c.now()
 	c.Conn.SetReadDeadline(now) // a read in progress returns
 	c.Conn.SetWriteDeadline(now.Add(DrainWrite))
 }
@@ -145,19 +147,33 @@ func (c *conn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-// setDeadline sets a deadline unless the connection is draining.
-func (c *conn) setDeadline(set func(time.Time) error, t time.Time) error {
+func (c *conn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the deadline unless the connection is draining.
+func (c *conn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.draining {
 		return nil
 	}
-	return set(t)
+	return c.Conn.SetReadDeadline(t)
 }
 
-func (c *conn) SetDeadline(t time.Time) error      { return c.setDeadline(c.Conn.SetDeadline, t) }
-func (c *conn) SetReadDeadline(t time.Time) error  { return c.setDeadline(c.Conn.SetReadDeadline, t) }
-func (c *conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(c.Conn.SetWriteDeadline, t) }
+// SetWriteDeadline sets the deadline, at most DrainWrite from now once
+// the connection is draining.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if limit := c.now().Add(DrainWrite); c.draining && (t.IsZero() || t.After(limit)) {
+		t = limit
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
 
 // accept is one listener's loop.
 func (s *Server) accept(l Listener) {
@@ -180,7 +196,7 @@ func (s *Server) accept(l Listener) {
 			continue
 		}
 		delay = 0
-		sc := &conn{Conn: c}
+		sc := &conn{Conn: c, now: time.Now}
 		if !s.start(sc) {
 			c.Close()
 			return

@@ -270,3 +270,34 @@ func TestDrainLetsTheLastReplyOut(t *testing.T) {
 	ev.wait(t, "end cut")
 	<-done
 }
+
+// Once drained, each write deadline a session sets gets up to
+// DrainWrite from then, not from the drain: a reply written when the
+// queue took the message, long after the grace period ended, still goes
+// out.
+func TestDrainedWriteGetsItsOwnTime(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	clock := time.Now().Add(-2 * DrainWrite)
+	c := &conn{Conn: b, now: func() time.Time { return clock }}
+	c.drain() // long ago: the write deadline it set has passed
+	clock = time.Now()
+	if err := c.SetWriteDeadline(time.Now().Add(time.Hour)); err != nil { // as lib/smtpd before a reply
+		t.Fatal(err)
+	}
+	got := make(chan string)
+	go func() {
+		b := make([]byte, 3)
+		io.ReadFull(a, b)
+		got <- string(b)
+	}()
+	if _, err := c.Write([]byte("250")); err != nil {
+		t.Fatalf("the reply after a drain: %v", err)
+	}
+	if s := <-got; s != "250" {
+		t.Errorf("the client read %q", s)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("a read after the drain")
+	}
+}
