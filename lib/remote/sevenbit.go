@@ -206,6 +206,11 @@ func (c *converter) entity(h textproto.Header, body io.Reader, emit func(textpro
 		}
 		br := bufio.NewReader(body)
 		ih, err := c.readHeader(br)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// The part ends inside the encapsulated message's header:
+			// the message is broken, not the file it is read from.
+			return &convertError{"a message/rfc822 part cut short in its header"}
+		}
 		if err != nil {
 			return err
 		}
