@@ -88,6 +88,41 @@ func TestRecoverMbox(t *testing.T) {
 // hook panics with it, and the run recovers it).
 type crashed struct{}
 
+// crashAtCommit kills a client run once its append is committed.
+func crashAtCommit(p string) {
+	if p == "unpack-committed" {
+		panic(crashed{})
+	}
+}
+
+// clientRuns is bob's mailbox mb, holding one old message, and run,
+// which runs the client hook on a bundle of three messages for bob
+// (the third's body is third) with the hooks hk: a crash (crashed) is
+// an error "crashed".
+func clientRuns(t *testing.T, third string) (u *Unpacker, mb string, run func(hk crashpoint.Hook) error) {
+	u, h := setup(t)
+	mb = filepath.Join(h, "mail", "bob")
+	os.WriteFile(mb, []byte("From old@x Thu Jan  1 00:00:00 1970\nSubject: old\n\nold mail\n\n"), 0o600)
+	file := filepath.Join(h, "in")
+	writeBundle(t, file, []msg{
+		{"a@x", []string{"bob@k"}, "Subject: one\n\nhi\n"},
+		{"b@x", []string{"bob@k"}, "Subject: two\n\nhi\n"},
+		{"c@x", []string{"bob@k"}, "Subject: three\n\n" + third},
+	})
+	return u, mb, func(hk crashpoint.Hook) (err error) {
+		u.Crash = hk
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(crashed); !ok {
+					panic(r)
+				}
+				err = errors.New("crashed")
+			}
+		}()
+		return u.Unpack(file, "bob")
+	}
+}
+
 // A run that resumed after foreign mail (skipping the messages a
 // crashed run appended) and then failed, or crashed again, leaves the
 // next run the same decision: the messages before the resume point are
@@ -95,32 +130,7 @@ type crashed struct{}
 func TestClientResumeFailsAgain(t *testing.T) {
 	for _, second := range []string{"disk error", "crash"} {
 		t.Run(second, func(t *testing.T) {
-			u, h := setup(t)
-			mb := filepath.Join(h, "mail", "bob")
-			os.WriteFile(mb, []byte("From old@x Thu Jan  1 00:00:00 1970\nSubject: old\n\n"), 0o600)
-			file := filepath.Join(h, "in")
-			writeBundle(t, file, []msg{
-				{"a@x", []string{"bob@k"}, "Subject: one\n\nhi\n"},
-				{"b@x", []string{"bob@k"}, "Subject: two\n\nhi\n"},
-				{"c@x", []string{"bob@k"}, "Subject: three\n\nhi\n"},
-			})
-			run := func(hk crashpoint.Hook) (err error) {
-				u.Crash = hk
-				defer func() {
-					if r := recover(); r != nil {
-						if _, ok := r.(crashed); !ok {
-							panic(r)
-						}
-						err = errors.New("crashed")
-					}
-				}()
-				return u.Unpack(file, "bob")
-			}
-			crashAtCommit := func(p string) {
-				if p == "unpack-committed" {
-					panic(crashed{})
-				}
-			}
+			u, mb, run := clientRuns(t, "hi\n")
 			run(crashAtCommit)
 			f, _ := os.OpenFile(mb, os.O_APPEND|os.O_WRONLY, 0)
 			f.WriteString("From other@x Thu Jan  1 00:00:00 1970\nSubject: foreign\n\n")
@@ -154,32 +164,7 @@ func TestClientResumeFailsAgain(t *testing.T) {
 // killed in the middle of a message, the next run cuts that back and
 // appends it whole, skipping what the mailbox held already.
 func TestClientRewrittenThenTorn(t *testing.T) {
-	u, h := setup(t)
-	mb := filepath.Join(h, "mail", "bob")
-	os.WriteFile(mb, []byte("From old@x Thu Jan  1 00:00:00 1970\nSubject: old\n\nold mail\n\n"), 0o600)
-	file := filepath.Join(h, "in")
-	writeBundle(t, file, []msg{
-		{"a@x", []string{"bob@k"}, "Subject: one\n\nhi\n"},
-		{"b@x", []string{"bob@k"}, "Subject: two\n\nhi\n"},
-		{"c@x", []string{"bob@k"}, "Subject: three\n\nfirst line\nthe end of three\n"},
-	})
-	run := func(hk crashpoint.Hook) (err error) {
-		u.Crash = hk
-		defer func() {
-			if r := recover(); r != nil {
-				if _, ok := r.(crashed); !ok {
-					panic(r)
-				}
-				err = errors.New("crashed")
-			}
-		}()
-		return u.Unpack(file, "bob")
-	}
-	crashAtCommit := func(p string) {
-		if p == "unpack-committed" {
-			panic(crashed{})
-		}
-	}
+	u, mb, run := clientRuns(t, "first line\nthe end of three\n")
 	run(crashAtCommit)
 	// A mail reader marks the old mail read and deletes message three.
 	b, _ := os.ReadFile(mb)
