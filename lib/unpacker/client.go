@@ -158,42 +158,23 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig strin
 		// marked mail read, or deleted some): the length we wrote down
 		// means nothing now, and cutting there could destroy their mail.
 		// Never cut; deliver only the messages of ours not in it.
-		have, err := ourMessages(f, fi.Size(), id)
+		have, last, _, err := scanOurs(f, 0, fi.Size(), id)
 		if err != nil {
 			return nil, false, false, err
 		}
-		u.Log.Printf("bundle %s: %s was rewritten since a crashed run; adding only the %s", id, a.Path(), "messages not in it")
+		// The last of ours found may be the copy the crash cut short
+		// (the reader's rewrite made it look whole): it is appended
+		// again, the one duplicate this rare case costs.
+		delete(have, last)
+		u.Log.Printf("bundle %s: %s was rewritten since a crashed run; adding only the messages not in it, and message %d again", id, a.Path(), max(last, 1))
 		return have, false, true, nil
 	}
 	if fi.Size() == old {
 		return map[int]bool{}, false, false, nil
 	}
-	last, foreign := 0, false
-	inMsg, ours := false, false
-	header := 0 // head lines of the current message still to look at
-	tag := []byte(mark(id))
-	err = mbox.Lines(f, old, fi.Size(), func(l []byte, begins bool) {
-		switch {
-		case begins:
-			if inMsg && !ours {
-				foreign = true
-			}
-			inMsg, ours, header = true, false, 8
-		case header > 0:
-			header--
-			if len(l) == 1 {
-				header = 0
-			} else if n, ok := marked(l, tag); ok {
-				last = max(last, n)
-				ours, header = true, 0
-			}
-		}
-	})
+	_, last, foreign, err := scanOurs(f, old, fi.Size(), id)
 	if err != nil {
 		return nil, false, false, err
-	}
-	if inMsg && !ours {
-		foreign = true
 	}
 	if !foreign {
 		if err := u.Crash.Op("unpack-recover-truncate", func() error { return f.Truncate(old) }); err != nil {
@@ -264,20 +245,40 @@ func parseJournal(data []byte) (journal, error) {
 	return j, nil
 }
 
-// ourMessages finds the messages of bundle id already in the first size
-// bytes of a mailbox, by the Received: line omail-unpack puts on each.
-func ourMessages(f *os.File, size int64, id string) (map[int]bool, error) {
-	have := map[int]bool{}
+// scanOurs looks at the messages between offsets from and to of a
+// mailbox for the Received: line omail-unpack puts on each message of
+// bundle id, in the first lines of each header only (a body may quote
+// one): the numbers of ours found, the highest, and whether a message
+// not ours is there.
+func scanOurs(f *os.File, from, to int64, id string) (have map[int]bool, last int, foreign bool, err error) {
+	have = map[int]bool{}
+	inMsg, ours := false, false
+	header := 0 // head lines of the current message still to look at
 	tag := []byte(mark(id))
-	err := mbox.Lines(f, 0, size, func(l []byte, _ bool) {
-		if n, ok := marked(l, tag); ok && n > 0 {
-			have[n] = true
+	err = mbox.Lines(f, from, to, func(l []byte, begins bool) {
+		switch {
+		case begins:
+			if inMsg && !ours {
+				foreign = true
+			}
+			inMsg, ours, header = true, false, 8
+		case header > 0:
+			header--
+			if len(l) == 1 {
+				header = 0
+			} else if n, ok := marked(l, tag); ok {
+				if n > 0 {
+					have[n] = true
+				}
+				last = max(last, n)
+				ours, header = true, 0
+			}
 		}
 	})
-	if err != nil {
-		return nil, err
+	if inMsg && !ours {
+		foreign = true
 	}
-	return have, nil
+	return have, last, foreign, err
 }
 
 // marked reports whether line is a Received: line with tag, the mark of
