@@ -479,3 +479,30 @@ func TestZstdProgramOrGoEncoder(t *testing.T) {
 		}
 	}
 }
+
+// A zstd -V that fails once (a fork that failed, the program being
+// replaced) is asked again next time, not remembered for the life of
+// the process.
+func TestZstdVersionAskedAgain(t *testing.T) {
+	real, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Fatalf("the zstd program (Debian package zstd): %v", err)
+	}
+	dir := t.TempDir()
+	once := filepath.Join(dir, "failed-once")
+	script := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = -V ] && [ ! -e %s ]; then : >%s; exit 1; fi\nexec %s \"$@\"\n", once, once, real)
+	if err := os.WriteFile(filepath.Join(dir, "zstd"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	for i, want := range []string{"the Go zstd encoder (no usable zstd program: " + dir + "/zstd -V does not say its version", "the zstd program"} {
+		w, err := NewWriterOptions(io.Discard, Options{Compression: Zstd}, Header{ID: NewID(), Endpoint: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Encoder(); !strings.HasPrefix(got, want) {
+			t.Errorf("writer %d: %q, want %q", i+1, got, want)
+		}
+		w.Abort()
+	}
+}

@@ -27,9 +27,10 @@ var ErrNoZstd = errors.New("no usable zstd program")
 // 1.4.4 (Debian since bullseye).
 var MinZstd = [3]int{1, 4, 4}
 
-// zstdVersions caches what `zstd -V` said, per path: one run per
-// program per process.
-var zstdVersions sync.Map // path -> error (nil: usable)
+// zstdVersions caches what `zstd -V` said, per program file (its path,
+// size and time: an upgrade is a new file): one run per program per
+// process. A run that said no version is not kept, but tried again.
+var zstdVersions sync.Map // key -> error (nil: usable)
 
 // findZstd is the zstd program to run, or why there is none.
 func findZstd(o Options) (string, error) {
@@ -37,10 +38,17 @@ func findZstd(o Options) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: none in PATH (Debian package zstd)", ErrNoZstd)
 	}
-	v, ok := zstdVersions.Load(path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoZstd, err)
+	}
+	key := fmt.Sprintf("%s\x00%d\x00%d", path, fi.Size(), fi.ModTime().UnixNano())
+	v, ok := zstdVersions.Load(key)
 	if !ok {
-		v = checkVersion(path)
-		zstdVersions.Store(path, v)
+		said, err := checkVersion(path)
+		if v = err; said {
+			zstdVersions.Store(key, v)
+		}
 	}
 	if err, _ := v.(error); err != nil {
 		return "", err
@@ -55,21 +63,22 @@ func findZstd(o Options) (string, error) {
 
 var versionRE = regexp.MustCompile(`v(\d+)\.(\d+)\.(\d+)`)
 
-// checkVersion runs `path -V`: nil when the program is MinZstd or newer.
-func checkVersion(path string) error {
+// checkVersion runs `path -V`: nil when the program is MinZstd or newer;
+// said reports whether it said a version at all.
+func checkVersion(path string) (said bool, err error) {
 	out, err := exec.Command(path, "-V").Output()
 	m := versionRE.FindSubmatch(out)
 	if err != nil || m == nil {
-		return fmt.Errorf("%w: %s -V does not say its version (%v)", ErrNoZstd, path, err)
+		return false, fmt.Errorf("%w: %s -V does not say its version (%v)", ErrNoZstd, path, err)
 	}
 	var have [3]int
 	for i := range have {
 		have[i], _ = strconv.Atoi(string(m[i+1]))
 	}
 	if slices.Compare(have[:], MinZstd[:]) < 0 {
-		return fmt.Errorf("%w: %s is %s, older than %d.%d.%d", ErrNoZstd, path, m[0], MinZstd[0], MinZstd[1], MinZstd[2])
+		return true, fmt.Errorf("%w: %s is %s, older than %d.%d.%d", ErrNoZstd, path, m[0], MinZstd[0], MinZstd[1], MinZstd[2])
 	}
-	return nil
+	return true, nil
 }
 
 // ZstdArgs is how Zstd runs the zstd program: libzstd's level 12 with
