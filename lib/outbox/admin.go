@@ -102,14 +102,18 @@ func Hold(home, endpoint, name string) error {
 	} else if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
+	now := time.Now()
+	if err := moveNoReplace(filepath.Join(dir, name), filepath.Join(held, name)); err != nil {
+		return err
+	}
 	// When it was held, for Release: beside it, a dot file that no
 	// listing takes for an entry. Not durable: without it, Release
-	// falls back to the change time the move sets.
+	// falls back to the change time the move set.
 	since := sinceFile(home, endpoint, name)
-	if err := os.WriteFile(since, []byte(strconv.FormatInt(time.Now().Unix(), 10)+"\n"), 0o640); err == nil {
+	if err := os.WriteFile(since, []byte(strconv.FormatInt(now.Unix(), 10)+"\n"), 0o640); err == nil {
 		queue.ChownLike(since, dir)
 	}
-	return moveNoReplace(filepath.Join(dir, name), filepath.Join(held, name))
+	return nil
 }
 
 // sinceFile holds the time a held entry was held.

@@ -194,3 +194,17 @@ func TestDeleteWaitsForAnInterruptedPass(t *testing.T) {
 		t.Errorf("a held entry: %v", err)
 	}
 }
+
+// A hold that fails (the entry packed meanwhile) leaves no record of a
+// hold time behind.
+func TestHoldMissingEntry(t *testing.T) {
+	home := t.TempDir()
+	msg := msgFile(t, "Subject: x\n\nbody\n")
+	Put(home, "k1", "1.1.1.1", msg, "a@b.example", []string{"u@k.example"})
+	if err := Hold(home, "k1", "1.1.1.2"); err == nil {
+		t.Fatal("a missing entry was held")
+	}
+	if _, err := os.Lstat(sinceFile(home, "k1", "1.1.1.2")); err == nil {
+		t.Error("a hold time is left for an entry not held")
+	}
+}
