@@ -84,8 +84,12 @@ func (s *session) flush() error {
 	if s.w.Buffered() == 0 {
 		return nil
 	}
+	// Always set (zero: none), so that a connection that bounds writes
+	// on its own (lib/resident, draining) bounds this one from now.
+	var deadline time.Time
 	if s.cfg.Timeout > 0 {
-		s.conn.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
+		deadline = time.Now().Add(s.cfg.Timeout)
 	}
+	s.conn.SetWriteDeadline(deadline)
 	return s.w.Flush()
 }
