@@ -184,6 +184,12 @@ func (a *Appender) settle(length int64) error {
 // Path returns the mailbox path.
 func (a *Appender) Path() string { return a.path }
 
+// File is the locked mailbox, open for reading and writing: what a
+// caller looks at or cuts while it holds the locks goes through it, not
+// through the path, which someone may have pointed elsewhere meanwhile.
+// It stays the Appender's: do not close it.
+func (a *Appender) File() *os.File { return a.f }
+
 // Add appends one message: "From <sender or MAILER-DAEMON> <asctime date>\n",
 // then the prefix header lines (e.g. Return-Path, Delivered-To), then the
 // message read from r with mboxrd quoting (">*From " at the start of a

@@ -9,17 +9,12 @@ import (
 	"syscall"
 )
 
-// Signature identifies the first n bytes of the mailbox at path: its
+// Signature identifies the first n bytes of the open mailbox f: its
 // inode, n, and a SHA-256 of the (up to) 4 KiB before n. A program that
 // wrote down a mailbox's length before appending compares signatures
 // after a crash to learn whether a mail reader rewrote the mailbox
 // meanwhile, which makes the length it wrote down mean nothing.
-func Signature(path string, n int64) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
+func Signature(f *os.File, n int64) (string, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return "", err

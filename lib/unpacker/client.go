@@ -78,12 +78,12 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 		// one did, should this one fail too); after a rewrite it is
 		// written afresh, with what this run skips, so that the next run
 		// can cut back whatever this one leaves torn.
-		fi, err := os.Stat(path)
+		fi, err := a.File().Stat()
 		if err != nil {
 			a.Abort()
 			return err
 		}
-		sig, err := mbox.Signature(path, fi.Size())
+		sig, err := mbox.Signature(a.File(), fi.Size())
 		if err != nil {
 			a.Abort()
 			return err
@@ -140,16 +140,14 @@ func (u *Unpacker) client(r *bundle.Reader, user string, st *seen.Store) error {
 // the last message of ours found, which may have been cut short (the
 // one duplicate this rare case costs).
 func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig string) (skip map[int]bool, cut, fresh bool, err error) {
-	f, err := os.OpenFile(a.Path(), os.O_RDWR, 0)
-	if err != nil {
-		return nil, false, false, err
-	}
-	defer f.Close()
+	// The file the Appender has locked, never the path again: someone
+	// may have pointed it elsewhere (a link to a file root owns) since.
+	f := a.File()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, false, false, err
 	}
-	now, err := mbox.Signature(a.Path(), min(old, fi.Size()))
+	now, err := mbox.Signature(f, min(old, fi.Size()))
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -172,7 +170,7 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig strin
 	if fi.Size() == old {
 		return map[int]bool{}, false, false, nil
 	}
-	_, last, foreign, err := scanOurs(f, old, fi.Size(), id)
+	have, _, foreign, err := scanOurs(f, old, fi.Size(), id)
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -186,8 +184,13 @@ func (u *Unpacker) recoverMbox(a *mbox.Appender, id string, old int64, sig strin
 		u.Log.Printf("bundle %s: took back %d bytes a crashed run appended to %s", id, fi.Size()-old, a.Path())
 		return map[int]bool{}, true, false, nil
 	}
-	if last == 0 {
-		last = 1
+	// The crashed run appended 1, 2, ... in order: it got as far as the
+	// last of those found in a row (a mark with any other number, in a
+	// message of someone else's, counts for nothing, and the skip list
+	// stays as long as what was found).
+	last := 1
+	for have[last+1] {
+		last++
 	}
 	u.Log.Printf("bundle %s: %s changed since a crashed run; resuming at message %d", id, a.Path(), last)
 	skip = map[int]bool{}

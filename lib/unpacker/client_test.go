@@ -25,6 +25,9 @@ func TestRecoverMbox(t *testing.T) {
 			"Received: from proxy by k with OCMP %s%d); Thu, 01 Jan 1970 00:00:00 +0000\n\n%s\n\n", mark(id), i, body)
 	}
 	foreign := "From z@q Thu Jan  1 00:00:00 1970\nSubject: other\n\nReceived: from proxy by k with OCMP " + mark(id) + "9); in a body\n\n"
+	// Someone else's message whose header carries the mark, with a
+	// number no bundle has: it makes no one skip 2^40 messages.
+	forged := "From z@q Thu Jan  1 00:00:00 1970\nReceived: from proxy by k with OCMP " + mark(id) + "1099511627776);\nSubject: forged\n\nx\n\n"
 	for _, c := range []struct {
 		name    string
 		after   string // appended after the length written down
@@ -37,6 +40,7 @@ func TestRecoverMbox(t *testing.T) {
 		{"all ours", ours(1, "one") + ours(2, "tw"), false, "", true, false},
 		{"ours, then someone else's", ours(1, "one") + ours(2, "two") + foreign, false, "1", false, false},
 		{"someone else's only", foreign, false, "", false, false},
+		{"ours, then a forged mark", ours(1, "one") + ours(2, "two") + forged + foreign, false, "1", false, false},
 		// Rewritten: the messages of ours in it, found by their header
 		// (not the one quoted in a body), but the last, which may be
 		// the copy the crash cut short.
@@ -46,7 +50,12 @@ func TestRecoverMbox(t *testing.T) {
 		path := filepath.Join(h, "mail", "bob")
 		os.WriteFile(path, []byte(before), 0o600)
 		old := int64(len(before))
-		sig, err := mbox.Signature(path, old)
+		mf, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := mbox.Signature(mf, old)
+		mf.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,5 +222,37 @@ func TestClientTornThenRewritten(t *testing.T) {
 		if n := strings.Count(string(b), m); n < want[0] || n > want[1] {
 			t.Errorf("%q %d times, want %d to %d:\n%s\n%s", m, n, want[0], want[1], b, logText(u))
 		}
+	}
+}
+
+// Recovery looks at and cuts the file the Appender locked, never the
+// path again: a mailbox name pointed at another file (root's) since the
+// lock was taken does not get that file cut.
+func TestRecoverUsesTheLockedFile(t *testing.T) {
+	u, h := setup(t)
+	mb := filepath.Join(h, "mail", "bob")
+	os.WriteFile(mb, []byte("From x@y Thu Jan  1 00:00:00 1970\nSubject: old\n\nold\n\n"), 0o600)
+	target := filepath.Join(h, "rootfile")
+	os.WriteFile(target, []byte("line one of root's log\n"), 0o600)
+	// A journal as a run wrote it while the name pointed at target, which
+	// has grown since (a log).
+	tf, _ := os.Open(target)
+	old := int64(len("line one of root's log\n"))
+	sig, _ := mbox.Signature(tf, old)
+	tf.Close()
+	f, _ := os.OpenFile(target, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("line two\nline three\n")
+	f.Close()
+	a, err := mbox.Open(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The name is pointed at target once the lock is taken.
+	os.Rename(mb, mb+".real")
+	os.Symlink(target, mb)
+	_, cut, _, err := u.recoverMbox(a, bundle.NewID(), old, sig)
+	a.Commit()
+	if b, _ := os.ReadFile(target); cut || string(b) != "line one of root's log\nline two\nline three\n" {
+		t.Errorf("cut %v, %v: the link's target now holds %q", cut, err, b)
 	}
 }
