@@ -216,7 +216,7 @@ control() {
   # omail-pack compresses with the zstd program where there is one
   # (docs/BUNDLES.md); without it, with its Go encoder: more bytes.
   command -v zstd >/dev/null ||
-    say "no zstd program: omail-pack packs with its Go encoder, about 2% more bytes, and bundlecompression best needs it (apt-get install zstd)"
+    say "no zstd program: omail-pack packs with its Go encoder, about 1% more bytes, and bundlecompression best needs it (apt-get install zstd)"
 }
 
 # The queue, made by omail-deliver -init (it adds only what is missing),

@@ -85,7 +85,7 @@ func checkVersion(path string) (said bool, err error) {
 // the 8 MiB window (wlog 23; the level's own is 4 MiB, and the readers'
 // MaxWindow takes 8 whatever the input), its content checksum, one
 // thread (the machine runs other things). On real mail it writes about
-// 2% fewer bytes than the strongest level of the Go encoder, in less
+// 1% fewer bytes than the strongest level of the Go encoder, in less
 // CPU (docs/BENCHMARKS.md, issue 16); level 13 is four times slower.
 var ZstdArgs = []string{"-12", "--zstd=wlog=23", "--check", "-T1", "-q", "-c", "--no-progress"}
 
