@@ -21,7 +21,14 @@ import (
 // SyncDir fsyncs a directory, making the entries created, renamed or
 // removed in it before the call durable. Concurrent callers in one
 // process share fsyncs (group commit, groupsync.go).
+//
+// On a file system where that is not enough (ext2, or ext3/4 without a
+// journal: journal.go), it runs syncfs instead, shared by every caller
+// in the process whose directory is on that file system.
 func SyncDir(dir string) error {
+	if fs, yes := needsSyncfs(dir); yes {
+		return syncShared(fs, func() error { return syncfsOf(dir) })
+	}
 	return syncShared(dir, func() error { return syncDir(dir) })
 }
 

@@ -1,0 +1,129 @@
+package safefile
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// File systems where fsync does not make a new name durable.
+//
+// On ext2, and on ext3 or ext4 without a journal, fsync of a new file
+// writes its data and its inode, and fsync of its directory writes the
+// directory's blocks, but neither writes the inode bitmap or the block
+// group's descriptor: those are written back later (up to
+// dirty_expire_centisecs, 30 s by default). After a power cut in between,
+// e2fsck finds a directory entry whose inode the group says was never
+// used (ext4's uninit_bg and metadata_csum keep a high-water mark of used
+// inodes per group) and clears the entry: a message answered 250, or a
+// mailbox file reported delivered, is gone. test/queue-nojournal shows it
+// with e2fsck on a copy of the disk taken right after omail-queue exits.
+//
+// syncfs(2) writes all of the file system's dirty metadata, the bitmaps
+// and descriptors included, so on such a file system SyncDir runs
+// syncfs instead of the directory's fsync (it covers the directory too),
+// and its group commit is kept per file system instead of per
+// directory: one syncfs makes durable every entry made before it
+// started, in any directory. It costs more than a directory fsync (it
+// also writes the data other writers left dirty); the remedy an
+// operator has is a journal (tune2fs -O has_journal), where fsync keeps
+// its promise and omail goes back to directory fsyncs.
+
+const ext4Magic = 0xEF53 // ext2, ext3 and ext4 share it
+
+// Where the kernel shows block devices and the journals it runs; tests
+// point them elsewhere.
+var (
+	sysDevBlock = "/sys/dev/block"
+	procJBD2    = "/proc/fs/jbd2"
+)
+
+// fsKinds caches, per device number, whether its file system needs
+// syncfs: a file system does not gain or lose a journal while mounted.
+var fsKinds sync.Map // uint64 -> bool
+
+// needsSyncfs reports whether entries made in dir become durable only by
+// syncfs, and a key naming dir's file system for the group commit. When
+// dir cannot be looked at, the caller's directory fsync reports why.
+func needsSyncfs(dir string) (key string, yes bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return "", false
+	}
+	dev := uint64(st.Dev)
+	key = "\x00fs:" + strconv.FormatUint(dev, 10) // never a path
+	if v, ok := fsKinds.Load(dev); ok {
+		return key, v.(bool)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return "", false
+	}
+	yes = fs.Type == ext4Magic && !journaled(dev)
+	fsKinds.Store(dev, yes)
+	return key, yes
+}
+
+// journaled reports whether the kernel runs a journal (jbd2) for the
+// block device dev: /proc/fs/jbd2 lists one as NAME-INODE, NAME the
+// device's name under /sys/dev/block. When that cannot be told (no /proc
+// or /sys, a device without a name), the answer is no: the safe side,
+// which costs speed, not mail.
+func journaled(dev uint64) bool {
+	link, err := os.Readlink(filepath.Join(sysDevBlock, strconv.FormatUint(uint64(unix.Major(dev)), 10)+":"+strconv.FormatUint(uint64(unix.Minor(dev)), 10)))
+	if err != nil {
+		return false
+	}
+	name := filepath.Base(link)
+	entries, err := os.ReadDir(procJBD2)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		n, inode, ok := cutLast(e.Name(), "-")
+		if ok && n == name && digits(inode) {
+			return true
+		}
+	}
+	return false
+}
+
+func cutLast(s, sep string) (before, after string, ok bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// syncfsOf is syncFS; tests count its calls.
+var syncfsOf = syncFS
+
+// syncFS is one syncfs of the file system holding dir.
+func syncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
