@@ -224,7 +224,9 @@ func (q *Queue) LinkLocked(f *os.File, id string) (ok, made bool, err error) {
 	case err != nil:
 		return false, false, err
 	}
-	if err := q.Crash.Op("queue-message-dirsync", func() error { return safefile.SyncDir(q.Path(DirMess, "")) }); err != nil {
+	// A second name of todo/ID's file, which its commit made durable: the
+	// directory's fsync is enough, whatever the file system.
+	if err := q.Crash.Op("queue-message-dirsync", func() error { return safefile.SyncDirEntries(q.Path(DirMess, "")) }); err != nil {
 		// The name stays: the retry finds it and searches the mailboxes
 		// before delivering, as after a crash here.
 		return false, false, err

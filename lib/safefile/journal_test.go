@@ -116,6 +116,21 @@ func TestSyncDirUsesSyncfsWithoutAJournal(t *testing.T) {
 	if ka != kb || ka == a {
 		t.Errorf("group commit keys %q and %q", ka, kb)
 	}
+	// Removals and second names of durable files: a directory fsync is
+	// enough everywhere.
+	f := filepath.Join(a, "f")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncDirEntries(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(f); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 2 {
+		t.Errorf("SyncDirEntries or Remove ran syncfs (%d in all)", n.Load())
+	}
 	markFS(t, root, false)
 	if err := SyncDir(a); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,15 @@ func SyncDir(dir string) error {
 	return syncShared(dir, func() error { return syncDir(dir) })
 }
 
+// SyncDirEntries makes durable the entries made in dir whose files are
+// durable already: removals, and new names (links) of files committed
+// before. Only the directory's own blocks need writing for those, which
+// its fsync does on every file system, so unlike SyncDir it never runs
+// syncfs (journal.go). Concurrent callers share fsyncs, per directory.
+func SyncDirEntries(dir string) error {
+	return syncShared(dir, func() error { return syncDir(dir) })
+}
+
 // syncDir is one fsync of a directory.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -118,7 +127,7 @@ func Remove(path string) error {
 	if err := os.Remove(path); err != nil {
 		return err
 	}
-	return SyncDir(filepath.Dir(path))
+	return SyncDirEntries(filepath.Dir(path))
 }
 
 // ReadSecret reads a file that holds a secret (a private key): it must
