@@ -41,6 +41,7 @@ import (
 	"omail/lib/qexit"
 	"omail/lib/qmanager"
 	"omail/lib/queue"
+	"omail/lib/safefile"
 )
 
 // Run is omail-deliver's main.
@@ -112,6 +113,9 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		return qexit.Temp
+	}
+	if safefile.SyncsWholeFS(q.Dir) {
+		fmt.Fprintf(stderr, "warning: the queue %s is on a file system without a journal, where fsync does not make a new file durable: every commit syncs the whole file system (syncfs), which is slower; a journal gives the speed back (docs/RELIABILITY.md)\n", q.Dir)
 	}
 	m.Log.Write([]byte("status: omail-deliver started\n"))
 	if err := m.Run(ctx, sig); err != nil {

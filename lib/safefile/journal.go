@@ -46,6 +46,13 @@ var (
 // syncfs: a file system does not gain or lose a journal while mounted.
 var fsKinds sync.Map // uint64 -> bool
 
+// SyncsWholeFS reports whether SyncDir runs syncfs for dir: what
+// omail-deliver warns of when it starts.
+func SyncsWholeFS(dir string) bool {
+	_, yes := needsSyncfs(dir)
+	return yes
+}
+
 // needsSyncfs reports whether entries made in dir become durable only by
 // syncfs, and a key naming dir's file system for the group commit. When
 // dir cannot be looked at, the caller's directory fsync reports why.
