@@ -39,13 +39,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"omail/lib/crashpoint"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"omail/lib/crashpoint"
+	"omail/lib/safefile"
 )
 
 // LockTimeout bounds the total time Open waits for the locks.
@@ -123,7 +127,7 @@ func (a *Appender) atPath() bool {
 }
 
 func open1(path string, h crashpoint.Hook) (*Appender, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := openOrCreate(path)
 	if err != nil {
 		// Cannot open the mailbox (a symbolic link, EACCES, no room to create it): nothing changed.
 		return nil, err
@@ -158,6 +162,33 @@ func open1(path string, h crashpoint.Hook) (*Appender, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// openOrCreate opens the mailbox at path, creating it empty when it is
+// missing. A mailbox it creates has its name made durable at once
+// (safefile.SyncDir: on ext4 without a journal, the new file's
+// allocation too), so that what is appended and fsynced later is
+// reachable after a power cut.
+func openOrCreate(path string) (*os.File, error) {
+	for try := 0; ; try++ {
+		f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if !errors.Is(err, fs.ErrNotExist) || try == 10 {
+			return f, err
+		}
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue // made by someone else meanwhile: open theirs
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := safefile.SyncDir(filepath.Dir(path)); err != nil {
+			// An empty mailbox is left, as any creation leaves it; nothing is delivered.
+			f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
 }
 
 // settle makes length the file's length at Open: what Abort cuts back

@@ -6,9 +6,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"omail/lib/crashpoint"
+	"omail/lib/safefile"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +28,10 @@ func MakeOwned(path string, uid, gid int) (string, error) {
 		defer f.Close()
 		if err := f.Chown(uid, gid); err != nil {
 			// Left empty and root's: the user's delivery cannot open it, and says so.
+			return "", fmt.Errorf("mailbox %s: %w", path, err)
+		}
+		// The name durable before anything is appended (openOrCreate).
+		if err := safefile.SyncDir(filepath.Dir(path)); err != nil {
 			return "", fmt.Errorf("mailbox %s: %w", path, err)
 		}
 		return Created, nil

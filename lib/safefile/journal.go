@@ -17,11 +17,13 @@ import (
 // directory's blocks, but neither writes the inode bitmap or the block
 // group's descriptor: those are written back later (up to
 // dirty_expire_centisecs, 30 s by default). After a power cut in between,
-// e2fsck finds a directory entry whose inode the group says was never
-// used (ext4's uninit_bg and metadata_csum keep a high-water mark of used
-// inodes per group) and clears the entry: a message answered 250, or a
-// mailbox file reported delivered, is gone. test/queue-nojournal shows it
-// with e2fsck on a copy of the disk taken right after omail-queue exits.
+// a directory entry names an inode the group says was never used (ext4's
+// uninit_bg and metadata_csum keep a high-water mark of used inodes per
+// group): a message answered 250, or a mailbox file reported delivered,
+// is kept only if e2fsck -p repairs the group at boot; e2fsck -n clears
+// the entry, and unchecked, the kernel takes the inode for free.
+// test/queue-nojournal shows it with e2fsck on a copy of the disk taken
+// right after omail-queue exits.
 //
 // syncfs(2) writes all of the file system's dirty metadata, the bitmaps
 // and descriptors included, so on such a file system SyncDir runs
@@ -35,10 +37,11 @@ import (
 
 const ext4Magic = 0xEF53 // ext2, ext3 and ext4 share it
 
-// Where the kernel shows block devices and the journals it runs; tests
-// point them elsewhere.
+// Where the kernel shows block devices, its ext4 file systems and the
+// journals it runs; tests point them elsewhere.
 var (
 	sysDevBlock = "/sys/dev/block"
+	sysExt4     = "/sys/fs/ext4"
 	procJBD2    = "/proc/fs/jbd2"
 )
 
@@ -76,16 +79,22 @@ func needsSyncfs(dir string) (key string, yes bool) {
 }
 
 // journaled reports whether the kernel runs a journal (jbd2) for the
-// block device dev: /proc/fs/jbd2 lists one as NAME-INODE, NAME the
-// device's name under /sys/dev/block. When that cannot be told (no /proc
-// or /sys, a device without a name), the answer is no: the safe side,
-// which costs speed, not mail.
+// file system on block device dev, NAME under /sys/dev/block: ext4's
+// /sys/fs/ext4/NAME/journal_task names the journal's thread, or says
+// "<none>" (it covers a journal on another device too); kernels without
+// that file list an internal journal in /proc/fs/jbd2 as NAME-INODE.
+// When it cannot be told (no /proc or /sys, a device without a name),
+// the answer is no: the safe side, which costs speed, not mail.
 func journaled(dev uint64) bool {
 	link, err := os.Readlink(filepath.Join(sysDevBlock, strconv.FormatUint(uint64(unix.Major(dev)), 10)+":"+strconv.FormatUint(uint64(unix.Minor(dev)), 10)))
 	if err != nil {
 		return false
 	}
 	name := filepath.Base(link)
+	if task, err := os.ReadFile(filepath.Join(sysExt4, name, "journal_task")); err == nil {
+		t := strings.TrimSpace(string(task))
+		return t != "" && t != "<none>"
+	}
 	entries, err := os.ReadDir(procJBD2)
 	if err != nil {
 		return false

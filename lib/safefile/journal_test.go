@@ -29,9 +29,21 @@ func fakeKernel(t *testing.T, journals ...string) {
 			t.Fatal(err)
 		}
 	}
-	oldSys, oldProc := sysDevBlock, procJBD2
-	sysDevBlock, procJBD2 = sys, jbd2
-	t.Cleanup(func() { sysDevBlock, procJBD2 = oldSys, oldProc })
+	oldSys, oldExt4, oldProc := sysDevBlock, sysExt4, procJBD2
+	sysDevBlock, sysExt4, procJBD2 = sys, filepath.Join(root, "ext4"), jbd2
+	t.Cleanup(func() { sysDevBlock, sysExt4, procJBD2 = oldSys, oldExt4, oldProc })
+}
+
+// ext4Task gives the fake kernel's vda1 a /sys/fs/ext4/vda1/journal_task.
+func ext4Task(t *testing.T, task string) {
+	t.Helper()
+	d := filepath.Join(sysExt4, "vda1")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "journal_task"), []byte(task), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestJournaled(t *testing.T) {
@@ -51,6 +63,18 @@ func TestJournaled(t *testing.T) {
 		if got := journaled(dev); got != tc.want {
 			t.Errorf("journals %v: journaled %v, want %v", tc.journals, got, tc.want)
 		}
+	}
+	// ext4's own word, where the kernel gives it, whatever jbd2 lists: a
+	// journal on another device is listed under that device's name.
+	fakeKernel(t)
+	ext4Task(t, "17409\n")
+	if !journaled(dev) {
+		t.Error("journal_task names a thread, and the device is taken for unjournaled")
+	}
+	fakeKernel(t, "vda1-8")
+	ext4Task(t, "<none>\n")
+	if journaled(dev) {
+		t.Error("journal_task says <none>, and the device is taken for journaled")
 	}
 	// A device /sys does not name, or no /proc/fs/jbd2: the safe answer.
 	fakeKernel(t, "vda1-8")

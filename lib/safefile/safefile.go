@@ -34,9 +34,10 @@ func SyncDir(dir string) error {
 
 // SyncDirEntries makes durable the entries made in dir whose files are
 // durable already: removals, and new names (links) of files committed
-// before. Only the directory's own blocks need writing for those, which
-// its fsync does on every file system, so unlike SyncDir it never runs
-// syncfs (journal.go). Concurrent callers share fsyncs, per directory.
+// before. The directory's fsync writes the name's removal or presence on
+// every file system, so unlike SyncDir it never runs syncfs (journal.go);
+// what a removal frees is left to writeback, as anyone's unlink is.
+// Concurrent callers share fsyncs, per directory.
 func SyncDirEntries(dir string) error {
 	return syncShared(dir, func() error { return syncDir(dir) })
 }
