@@ -44,6 +44,7 @@ type Server struct {
 	// After is time.After; tests replace it.
 	After func(time.Duration) <-chan time.Time
 
+	logMu    sync.Mutex // one line at a time into Log, from any goroutine
 	mu       sync.Mutex
 	cond     *sync.Cond // signalled when a session ends or the server stops
 	active   map[*conn]struct{}
@@ -253,8 +254,15 @@ func (s *Server) isStopping() bool {
 	return s.stopping
 }
 
+// logf writes one line to Log. Run, the acceptors and the sessions all
+// log, some under s.mu and some not, so the writes are serialized here:
+// Log need not be safe for concurrent use (a test's bytes.Buffer).
 func (s *Server) logf(format string, a ...any) {
-	if s.Log != nil {
-		fmt.Fprintf(s.Log, "%s: %s\n", s.Name, fmt.Sprintf(format, a...))
+	if s.Log == nil {
+		return
 	}
+	line := fmt.Sprintf("%s: %s\n", s.Name, fmt.Sprintf(format, a...))
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	io.WriteString(s.Log, line)
 }
