@@ -114,10 +114,11 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		return qexit.Temp
 	}
+	m.Log.Write([]byte("status: omail-deliver started\n"))
+	// After the started line, which supervisors and tests wait for first.
 	if safefile.SyncsWholeFS(q.Dir) {
 		fmt.Fprintf(stderr, "warning: the queue %s is on a file system without a journal, where fsync does not make a new file durable: every commit syncs the whole file system (syncfs), which is slower; a journal gives the speed back (docs/RELIABILITY.md)\n", q.Dir)
 	}
-	m.Log.Write([]byte("status: omail-deliver started\n"))
 	if err := m.Run(ctx, sig); err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		return qexit.Temp
