@@ -20,7 +20,8 @@ type dirSync struct {
 	waiting int    // callers blocked behind it
 	started uint64 // fsyncs started so far
 	done    uint64 // the newest finished fsync (its number)
-	err     error  // and its result
+	failed  uint64 // the newest fsync that failed (its number), 0 if none
+	failErr error  // and its error
 	users   int    // callers between dirSyncFor and release
 }
 
@@ -83,10 +84,26 @@ func (s *dirSync) sync(fsync func() error) error {
 		err := fsync()
 		s.mu.Lock()
 		s.running = false
-		s.done, s.err = n, err
+		s.done = n
+		if err != nil {
+			s.failed, s.failErr = n, err
+		}
 		s.cond.Broadcast()
 	}
-	// A newer fsync than the one we wanted also covers our entry, and
-	// its result is the directory's state now.
-	return s.err
+	return s.resultFor(want)
+}
+
+// resultFor is the answer for a caller whose entry fsync want covers,
+// once fsyncs up to s.done have finished. A caller woken late may find
+// newer fsyncs done than its own. A newer success does not vouch for a
+// failure before it: after a failed fsync the kernel may have dropped
+// the dirty blocks it could not write and reports them no more, so a
+// later fsync can succeed with the entry never written. So any failure
+// from want on is the answer; one after a success of want's own is
+// answered too (a spurious temporary error, never a false "durable").
+func (s *dirSync) resultFor(want uint64) error {
+	if s.failed >= want {
+		return s.failErr
+	}
+	return nil
 }

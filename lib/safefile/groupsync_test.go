@@ -122,3 +122,21 @@ func TestSyncDirReal(t *testing.T) {
 		t.Fatalf("%d directory coordinators kept after every caller returned", n)
 	}
 }
+
+// TestSharedSyncLateWaiterSeesFailure: a caller that wanted fsync 2 and
+// wakes only after fsync 3 succeeded must still get fsync 2's error
+// (a success after a failed fsync proves nothing of what it dropped).
+func TestSharedSyncLateWaiterSeesFailure(t *testing.T) {
+	boom := errors.New("boom")
+	s := &dirSync{done: 3, failed: 2, failErr: boom}
+	if err := s.resultFor(2); err != boom {
+		t.Fatalf("wanted fsync 2, which failed, fsync 3 succeeded: got %v", err)
+	}
+	if err := s.resultFor(3); err != nil {
+		t.Fatalf("wanted fsync 3, which succeeded: got %v", err)
+	}
+	s = &dirSync{done: 2, failed: 0}
+	if err := s.resultFor(1); err != nil {
+		t.Fatalf("no failure: got %v", err)
+	}
+}

@@ -65,7 +65,7 @@ func needsSyncfs(dir string) (key string, yes bool) {
 		return "", false
 	}
 	dev := uint64(st.Dev)
-	key = "\x00fs:" + strconv.FormatUint(dev, 10) // never a path
+	key = fsKey(dev)
 	if v, ok := fsKinds.Load(dev); ok {
 		return key, v.(bool)
 	}
@@ -77,6 +77,9 @@ func needsSyncfs(dir string) (key string, yes bool) {
 	fsKinds.Store(dev, yes)
 	return key, yes
 }
+
+// fsKey names a file system's group commit: never a path.
+func fsKey(dev uint64) string { return "\x00fs:" + strconv.FormatUint(dev, 10) }
 
 // journaled reports whether the kernel runs a journal (jbd2) for the
 // file system on block device dev, NAME under /sys/dev/block: ext4's
@@ -131,15 +134,41 @@ func digits(s string) bool {
 // syncfsOf is syncFS; tests count its calls.
 var syncfsOf = syncFS
 
-// syncFS is one syncfs of the file system holding dir.
-func syncFS(dir string) error {
+// syncFS is one syncfs of the file system holding dir. Its callers share
+// it (SyncDir's group commit per file system), and dir is only the first
+// caller's: when that directory is gone by now (a removed Maildir), a
+// parent on the same file system serves, so that the others are not
+// refused for it.
+func syncFS(dir, key string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return err
+		d = openParentOnSameFS(dir, key)
+		if d == nil {
+			return err
+		}
 	}
 	defer d.Close()
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
 		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
 	}
 	return nil
+}
+
+// openParentOnSameFS opens the nearest existing parent of dir on the
+// file system key names (fsKey), or returns nil.
+func openParentOnSameFS(dir, key string) *os.File {
+	for p := filepath.Dir(filepath.Clean(dir)); ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil {
+			if fsKey(uint64(st.Dev)) != key {
+				return nil
+			}
+			if d, err := os.Open(p); err == nil {
+				return d
+			}
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }

@@ -110,7 +110,7 @@ func markFS(t *testing.T, dir string, yes bool) {
 func countSyncfs(t *testing.T) *atomic.Int32 {
 	var n atomic.Int32
 	old := syncfsOf
-	syncfsOf = func(dir string) error { n.Add(1); return syncFS(dir) }
+	syncfsOf = func(dir, key string) error { n.Add(1); return syncFS(dir, key) }
 	t.Cleanup(func() { syncfsOf = old })
 	return &n
 }
@@ -164,6 +164,21 @@ func TestSyncDirUsesSyncfsWithoutAJournal(t *testing.T) {
 	}
 	if err := SyncDir(filepath.Join(root, "missing")); err == nil {
 		t.Error("SyncDir of a missing directory succeeded")
+	}
+}
+
+// TestSyncfsOfARemovedDirectory: the shared syncfs runs with the first
+// caller's directory; when that one is gone, the file system is still
+// there, and the callers behind it must not be refused for it.
+func TestSyncfsOfARemovedDirectory(t *testing.T) {
+	root := t.TempDir()
+	gone := filepath.Join(root, "user", "Maildir", "new")
+	key, _ := needsSyncfs(root)
+	if err := syncFS(gone, key); err != nil {
+		t.Fatalf("syncfs with the first caller's directory removed: %v", err)
+	}
+	if err := syncFS(gone, fsKey(^uint64(0))); err == nil {
+		t.Error("a parent on another file system was taken")
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 // in the process whose directory is on that file system.
 func SyncDir(dir string) error {
 	if fs, yes := needsSyncfs(dir); yes {
-		return syncShared(fs, func() error { return syncfsOf(dir) })
+		return syncShared(fs, func() error { return syncfsOf(dir, fs) })
 	}
 	return syncShared(dir, func() error { return syncDir(dir) })
 }
