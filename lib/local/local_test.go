@@ -384,6 +384,30 @@ Loop: loop
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.Temp, "aliases")
 }
 
+// An alias reached through a virtual domain: its \name target is the
+// local user name itself, with no second prefix ("\bob" is bob, not
+// v-bob; "\v-bob" is v-bob), and its copy carries name@me, the address
+// of that user (bob@virt.example would be v-bob).
+func TestBackslashUserInVirtualDomain(t *testing.T) {
+	w := newWorld(t)
+	w.users["v-bob"] = &User{Name: "vbob", UID: 1000, GID: 1000}
+	w.control("virtualdomains", "virt.example:v")
+	w.control("aliases", "v-info: \\bob\nv-sales: \\v-bob\n")
+	w.file(filepath.Join(w.bobHome, ".omail"), "./mbox\n|printf '%s|%s|%s' \"$LOCAL\" \"$RECIPIENT\" \"$DTLINE\" > got\n")
+	r := w.deliver("a@b", "info@virt.example", hello)
+	want(t, r, outcome.OK, "mbox "+w.bobHome+"/mbox")
+	if got := w.read(filepath.Join(w.bobHome, "got")); got != "bob|bob@test.example|Delivered-To: bob@test.example\n" {
+		t.Errorf("program saw %q", got)
+	}
+	if !strings.Contains(w.read(filepath.Join(w.bobHome, "mbox")), "Delivered-To: bob@test.example\n") {
+		t.Error("no Delivered-To: bob@test.example in bob's mbox")
+	}
+	want(t, w.deliver("a@b", "sales@virt.example", hello), outcome.OK, "mbox "+w.spool+"/vbob")
+	if !strings.Contains(w.read(filepath.Join(w.spool, "vbob")), "Delivered-To: v-bob@test.example\n") {
+		t.Error("no Delivered-To: v-bob@test.example in vbob's mbox")
+	}
+}
+
 func TestVirtualDomainsAndAssign(t *testing.T) {
 	w := newWorld(t)
 	w.d.LookupUser = w.d.lookupUser // the real one: users/assign first
