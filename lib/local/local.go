@@ -573,20 +573,23 @@ func (x *delivery) instructions(u *User) (ins []dotomail.Instruction, defaultPar
 // dotFile reads the instruction file for u. For an extension "a-b" it
 // tries .omail-a-b, .omail-a-default, .omail-default, as qmail; '.' in
 // the extension is ':' in file names, so that no extension can name a
-// path outside the home. defaultPart is what "default" stood for.
+// path outside the home. defaultPart is what "default" stood for, from
+// the extension as it is, dots kept (qmail-local's DEFAULT: ezmlm's
+// "list-subscribe-joe=example.org" gives "subscribe-joe=example.org").
 func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found bool, err error) {
 	var names, defs []string
 	if u.Ext == "" {
 		names, defs = []string{".omail"}, []string{""}
 	} else {
-		ext := strings.ReplaceAll(aliases.LowerASCII(u.Ext), ".", ":")
+		orig := aliases.LowerASCII(u.Ext)
+		ext := strings.ReplaceAll(orig, ".", ":") // the same length: offsets agree
 		names, defs = append(names, ".omail"+u.Dash+ext), append(defs, "")
 		for i := len(ext) - 1; i >= 0; i-- {
 			if ext[i] == '-' {
-				names, defs = append(names, ".omail"+u.Dash+ext[:i+1]+"default"), append(defs, ext[i+1:])
+				names, defs = append(names, ".omail"+u.Dash+ext[:i+1]+"default"), append(defs, orig[i+1:])
 			}
 		}
-		names, defs = append(names, ".omail"+u.Dash+"default"), append(defs, ext)
+		names, defs = append(names, ".omail"+u.Dash+"default"), append(defs, orig)
 	}
 	for i, n := range names {
 		if strings.Contains(n, "/") {

@@ -239,6 +239,23 @@ func TestExtensions(t *testing.T) {
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.OK, "mbox "+w.spool+"/bob")
 }
 
+// DEFAULT is the extension's part as it is, dots kept, as qmail-local
+// sets it (only the file name has ':' for '.'): ezmlm-style
+// "subscribe-joe=example.org" reaches the program whole.
+func TestDefaultKeepsDots(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.bobHome, ".omail-list-default"), "|printf '%s|%s\\n' \"$DEFAULT\" \"$EXT\" > got\n")
+	want(t, w.deliver("a@b", "bob-list-subscribe-joe=example.org@test.example", hello), outcome.OK, "program")
+	if got := w.read(filepath.Join(w.bobHome, "got")); got != "subscribe-joe=example.org|list-subscribe-joe=example.org\n" {
+		t.Errorf("program saw %q", got)
+	}
+	w.file(filepath.Join(w.bobHome, ".omail-default"), "|printf '%s\\n' \"$DEFAULT\" > got\n")
+	want(t, w.deliver("a@b", "bob-a.b@test.example", hello), outcome.OK, "program")
+	if got := w.read(filepath.Join(w.bobHome, "got")); got != "a.b\n" {
+		t.Errorf(".omail-default: program saw %q", got)
+	}
+}
+
 func TestAddressReachesProgramOnlyThroughEnvironment(t *testing.T) {
 	w := newWorld(t)
 	w.file(filepath.Join(w.bobHome, ".omail-default"), "|printf '%s\\n' \"$EXT\" \"$SENDER\" > got\n")
