@@ -2,9 +2,11 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -486,6 +488,59 @@ func TestPasswd(t *testing.T) {
 	}
 	if u, err := lookupPasswd("no-such-user-here"); u != nil || err != nil {
 		t.Fatalf("unknown: %+v %v", u, err)
+	}
+}
+
+// As qmail-getpw: the whole local part, then the part before each '-'
+// from the right, so a dashed account name takes its extensions.
+func TestPasswdDashedAccounts(t *testing.T) {
+	old := lookupAccount
+	t.Cleanup(func() { lookupAccount = old })
+	accounts := map[string]bool{"john": true, "john-doe": true, "www-data": true}
+	var tried []string
+	lookupAccount = func(name string) (*user.User, error) {
+		tried = append(tried, name)
+		if name == "broken" {
+			return nil, errors.New("passwd unreadable")
+		}
+		if !accounts[name] {
+			return nil, user.UnknownUserError(name)
+		}
+		return &user.User{Username: name, Uid: "1001", Gid: "1001", HomeDir: "/nonexistent"}, nil
+	}
+	for _, c := range []struct{ local, name, ext string }{
+		{"www-data", "www-data", ""},
+		{"www-data-x", "www-data", "x"},
+		{"john-doe-list", "john-doe", "list"},
+		{"john-doe-list-x", "john-doe", "list-x"},
+		{"john-smith-list", "john", "smith-list"},
+		{"john-", "john", ""},
+		{"nobody-here-at-all", "", ""},
+		{"-john", "", ""},
+	} {
+		u, err := lookupPasswd(c.local)
+		if err != nil {
+			t.Errorf("%s: %v", c.local, err)
+			continue
+		}
+		if c.name == "" {
+			if u != nil {
+				t.Errorf("%s: %+v, want nobody", c.local, u)
+			}
+			continue
+		}
+		if u == nil || u.Name != c.name || u.Ext != c.ext || u.Home != "" {
+			t.Errorf("%s: %+v, want account %s, extension %q, no home", c.local, u, c.name, c.ext)
+		}
+	}
+	tried = nil
+	lookupPasswd("a-b-c")
+	if strings.Join(tried, " ") != "a-b-c a-b a" {
+		t.Errorf("tried %q, want the whole name, then from the right", tried)
+	}
+	// A failing database is an error, not "nobody".
+	if u, err := lookupPasswd("broken-x"); err == nil {
+		t.Errorf("broken-x: %+v, no error", u)
 	}
 }
 

@@ -151,34 +151,41 @@ func parseAssign(v, rest string) (*User, error) {
 	return u, nil
 }
 
-// lookupPasswd finds local, or the part before its first '-' (the rest
-// being the extension), in the password database. An account whose home
-// is missing or not owned by it (system accounts) gets its mail in the
-// spool, never from .omail files someone else controls.
+// lookupPasswd finds local in the password database, or else, as
+// qmail-getpw does, the part before one of its '-', trying them from the
+// right (the rest is the extension): "john-doe-list" is the account
+// john-doe with extension "list" when there is one, else john with
+// "doe-list". An account whose home is missing or not owned by it
+// (system accounts) gets its mail in the spool, never from .omail files
+// someone else controls.
 func lookupPasswd(local string) (*User, error) {
 	name, ext := local, ""
-	pu, err := user.Lookup(name)
-	if err != nil {
+	for {
+		pu, err := lookupAccount(name)
+		if err == nil {
+			return passwdUser(pu, ext)
+		}
 		var unk user.UnknownUserError
 		if !errors.As(err, &unk) {
 			return nil, err
 		}
-		i := strings.IndexByte(local, '-')
+		i := strings.LastIndexByte(name, '-')
 		if i <= 0 {
 			return nil, nil
 		}
 		name, ext = local[:i], local[i+1:]
-		if pu, err = user.Lookup(name); err != nil {
-			if errors.As(err, &unk) {
-				return nil, nil
-			}
-			return nil, err
-		}
 	}
+}
+
+// lookupAccount is user.Lookup; tests replace it.
+var lookupAccount = user.Lookup
+
+// passwdUser is the User of account pu with extension ext.
+func passwdUser(pu *user.User, ext string) (*User, error) {
 	uid, err1 := strconv.Atoi(pu.Uid)
 	gid, err2 := strconv.Atoi(pu.Gid)
 	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("user %s: uid %q gid %q", name, pu.Uid, pu.Gid)
+		return nil, fmt.Errorf("user %s: uid %q gid %q", pu.Username, pu.Uid, pu.Gid)
 	}
 	u := &User{Name: pu.Username, UID: uid, GID: gid, Home: pu.HomeDir, Dash: "-", Ext: ext, Groups: groups(pu)}
 	var st syscall.Stat_t
