@@ -289,6 +289,18 @@ func TestProgramExitCodes(t *testing.T) {
 		{"echo busy; exit 111", outcome.Temp, "busy"},
 		{"exit 1", outcome.Temp, "exit 1"},
 		{"kill -9 $$", outcome.Temp, "killed"},
+		// qmail-command(8)'s other hard errors bounce too; their
+		// neighbours do not.
+		{"echo usage; exit 64", outcome.Perm, "program exit 64: usage"},
+		{"exit 65", outcome.Perm, "program exit 65: no output"},
+		{"exit 70", outcome.Perm, "exit 70"},
+		{"exit 76", outcome.Perm, "exit 76"},
+		{"exit 77", outcome.Perm, "exit 77"},
+		{"exit 78", outcome.Perm, "exit 78"},
+		{"exit 112", outcome.Perm, "exit 112"},
+		{"exit 75", outcome.Temp, "exit 75"},
+		{"exit 111", outcome.Temp, "exit 111"},
+		{"exit 113", outcome.Temp, "exit 113"},
 	}
 	for _, c := range cases {
 		w.file(filepath.Join(w.bobHome, ".omail"), "|"+c.prog+"\n|echo after >> after.log\n")
