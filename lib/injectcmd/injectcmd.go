@@ -173,16 +173,23 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 			from = e.Sender
 		}
 	}
-	fx := FixHeader(fields, HeaderParams{
+	fx, err := FixHeader(fields, HeaderParams{
 		UseHeaders: o.UseHeaders,
 		From:       from,
 		FullName:   name,
 		Date:       Now(),
 		MessageID:  messageID(c.defaultHost),
 	})
+	if err != nil {
+		return qexit.Perm, err
+	}
 	rcpts := append([]string(nil), fx.Rcpts...)
 	for _, a := range o.Rcpts {
-		rcpts = append(rcpts, addr.ParseList(a)...)
+		list, err := addr.ParseList(a)
+		if err != nil {
+			return qexit.Perm, fmt.Errorf("recipient %w", err)
+		}
+		rcpts = append(rcpts, list...)
 	}
 	seen := map[string]bool{}
 	for _, a := range rcpts {

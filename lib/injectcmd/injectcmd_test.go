@@ -91,7 +91,10 @@ func TestReaderDotsAndLineEnds(t *testing.T) {
 func TestFixHeader(t *testing.T) {
 	fields, _ := readAll(t, "To: Bob <bob@x.org>, carol\nCc: dave@y.org\nBcc: secret@z.org,\n  other@z.org\nSubject: hi\n\n", false)
 	date := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
-	fx := FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@host.example", FullName: "Me, Myself", Date: date, MessageID: "<id@host>"})
+	fx, err := FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@host.example", FullName: "Me, Myself", Date: date, MessageID: "<id@host>"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	wantR := []string{"bob@x.org", "carol", "dave@y.org", "secret@z.org", "other@z.org"}
 	if !reflect.DeepEqual(fx.Rcpts, wantR) {
 		t.Errorf("rcpts = %q, want %q", fx.Rcpts, wantR)
@@ -107,15 +110,37 @@ func TestFixHeader(t *testing.T) {
 	}
 	// Present fields are kept as they are; without -t no recipients.
 	fields, _ = readAll(t, "From: x@y\nDate: whenever\nMessage-Id: <a@b>\nTo: q@r\n\n", false)
-	fx = FixHeader(fields, HeaderParams{From: "me@h", Date: date, MessageID: "<new@h>"})
+	fx, _ = FixHeader(fields, HeaderParams{From: "me@h", Date: date, MessageID: "<new@h>"})
 	if len(fx.Fields) != 4 || fx.Rcpts != nil {
 		t.Errorf("fixed an already complete header: %q %q", fx.Fields, fx.Rcpts)
 	}
 	// Resent- fields take over with -t.
 	fields, _ = readAll(t, "To: old@x\nResent-To: new@y\nResent-Bcc: hidden@z\n\n", false)
-	fx = FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@h", Date: date, MessageID: "<n@h>"})
+	fx, _ = FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@h", Date: date, MessageID: "<n@h>"})
 	if !reflect.DeepEqual(fx.Rcpts, []string{"new@y", "hidden@z"}) {
 		t.Errorf("resent rcpts = %q", fx.Rcpts)
+	}
+}
+
+// Recipients in domain literals arrive whole, from -t and from the
+// arguments; two addresses without a comma between them are refused
+// (exit 100, nothing queued), never glued into one.
+func TestRecipientLists(t *testing.T) {
+	r := inject(t, "To: bob@[IPv6:2001:db8::1]\nSubject: s\n\nbody\n", "sendmail", "-t", "carol@[IPv6:::1]")
+	if r.code != 0 || r.env != "Falice@h.example\x00Tbob@[IPv6:2001:db8::1]\x00Tcarol@[IPv6:::1]\x00\x00" {
+		t.Errorf("literals: exit %d %s, envelope %q", r.code, r.stderr, r.env)
+	}
+	for _, c := range []struct {
+		msg  string
+		args []string
+	}{
+		{"To: a@x.example b@y.example\nSubject: s\n\nbody\n", []string{"sendmail", "-t"}},
+		{"Subject: s\n\nbody\n", []string{"sendmail", "a@x.example b@y.example"}},
+	} {
+		r := inject(t, c.msg, c.args...)
+		if r.code != 100 || r.msg != "" || !strings.Contains(r.stderr, `"a@x.example b@y.example" is not one address`) {
+			t.Errorf("%q: exit %d, stderr %q, queued %q", c.args, r.code, r.stderr, r.msg)
+		}
 	}
 }
 
@@ -138,7 +163,10 @@ func FuzzHeader(f *testing.F) {
 		if err != nil {
 			return
 		}
-		fx := FixHeader(fields, HeaderParams{UseHeaders: useHeaders, From: "a@b", MessageID: "<x@y>"})
+		fx, err := FixHeader(fields, HeaderParams{UseHeaders: useHeaders, From: "a@b", MessageID: "<x@y>"})
+		if err != nil {
+			return
+		}
 		for _, fl := range fx.Fields {
 			if len(fl.Raw) == 0 || fl.Raw[len(fl.Raw)-1] != '\n' {
 				t.Fatalf("field without newline: %q", fl.Raw)
