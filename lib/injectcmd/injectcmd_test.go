@@ -88,6 +88,35 @@ func TestReaderDotsAndLineEnds(t *testing.T) {
 	}
 }
 
+// Leading mbox "From " (and ">From ") lines are dropped, as Postfix's
+// sendmail does; "From:" is a field, and a "From " line later is text.
+func TestReaderDropsLeadingFromLines(t *testing.T) {
+	for _, c := range []struct{ in, fields, body string }{
+		{"From bob@x.example Tue Dec  1 10:00:00 2026\nTo: a@x.example\nSubject: s\n\nbody\n", "To: a@x.example\nSubject: s\n", "body\n"},
+		{">From a\r\nFrom b\n>>From c\nSubject: s\n\nFrom me\n", "Subject: s\n", "From me\n"},
+		{"From " + strings.Repeat("x", 200000) + "\nSubject: s\n\nb\n", "Subject: s\n", "b\n"},
+		{"From: a@x.example\nSubject: s\n\nb\n", "From: a@x.example\nSubject: s\n", "b\n"},
+		{"Subject: s\nFrom x\n\nb\n", "Subject: s\n", "From x\n\nb\n"},
+		{"From x\nbody only\n", "", "body only\n"},
+		{"From x\n", "", ""},
+		{"From x\n.\nnot read\n", "", ""},
+		{"Fromage: yes\n\nb\n", "Fromage: yes\n", "b\n"},
+	} {
+		f, body := readAll(t, c.in, false)
+		var got strings.Builder
+		for _, fl := range f {
+			got.Write(fl.Raw)
+		}
+		if got.String() != c.fields || body != c.body {
+			t.Errorf("%.40q: fields %.60q body %.60q, want %q %q", c.in, got.String(), body, c.fields, c.body)
+		}
+	}
+	r := inject(t, "From bob@x.example Tue Dec  1 10:00:00 2026\nTo: a@x.example\nSubject: s\n\nbody\n", "sendmail", "-t")
+	if r.code != 0 || !strings.Contains(r.env, "Ta@x.example\x00") || !strings.HasPrefix(r.msg, "To: a@x.example\nSubject: s\n") || strings.Contains(r.msg, "From bob") {
+		t.Errorf("-t: exit %d %s, envelope %q, message %q", r.code, r.stderr, r.env, r.msg)
+	}
+}
+
 func TestFixHeader(t *testing.T) {
 	fields, _ := readAll(t, "To: Bob <bob@x.org>, carol\nCc: dave@y.org\nBcc: secret@z.org,\n  other@z.org\nSubject: hi\n\n", false)
 	date := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
