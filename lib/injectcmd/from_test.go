@@ -44,6 +44,32 @@ func TestSenderFlagSetsMissingFrom(t *testing.T) {
 	}
 }
 
+// -f takes one address in any header form; "<>" or nothing is the null
+// sender; two addresses, or a control character, exit 100 and queue
+// nothing.
+func TestSenderFlagForms(t *testing.T) {
+	for _, c := range []struct{ flag, wantEnv, wantFrom string }{
+		{"Joe <joe@x.example>", "Fjoe@x.example\x00", "From: joe@x.example\n"},
+		{"<joe@x.example>", "Fjoe@x.example\x00", "From: joe@x.example\n"},
+		{" joe@x.example (Joe) ", "Fjoe@x.example\x00", "From: joe@x.example\n"},
+		{`"Doe, Joe" <joe>`, "Fjoe@h.example\x00", "From: joe@h.example\n"},
+		{"<>", "F\x00", "From: alice@h.example\n"},
+		{"", "F\x00", "From: alice@h.example\n"},
+		{"Nobody <>", "F\x00", "From: alice@h.example\n"},
+	} {
+		r := inject(t, "Subject: s\n\nbody\n", "sendmail", "-f", c.flag, "bob@x.example")
+		if r.code != 0 || !strings.HasPrefix(r.env, c.wantEnv) || !strings.Contains(r.msg, c.wantFrom) {
+			t.Errorf("-f %q: exit %d %s, envelope %q, message %q", c.flag, r.code, r.stderr, r.env, r.msg)
+		}
+	}
+	for _, flag := range []string{"a@x.example, b@y.example", "a@x.example b@y.example", "a@x.example\nX: y", "a\x01@x.example"} {
+		r := inject(t, "Subject: s\n\nbody\n", "sendmail", "-f", flag, "bob@x.example")
+		if r.code != 100 || r.msg != "" || !strings.Contains(r.stderr, "bad sender") {
+			t.Errorf("-f %q: exit %d, stderr %q, queued %q", flag, r.code, r.stderr, r.msg)
+		}
+	}
+}
+
 // injected is what one Run did: its exit code and stderr, and the one
 // message it queued ("" when it queued none).
 type injected struct {

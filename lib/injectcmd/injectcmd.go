@@ -160,12 +160,11 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 	e := &envelope.Envelope{Sender: c.user + "@" + c.host}
 	from := e.Sender
 	if o.Sender != nil {
-		e.Sender = strings.TrimSpace(*o.Sender)
-		if e.Sender == "<>" {
-			e.Sender = ""
+		s, err := senderArg(*o.Sender)
+		if err != nil {
+			return qexit.Perm, err
 		}
-		e.Sender = strings.TrimSuffix(strings.TrimPrefix(e.Sender, "<"), ">")
-		e.Sender = addr.Qualify(e.Sender, c.defaultHost)
+		e.Sender = addr.Qualify(s, c.defaultHost)
 		// As Postfix: "sendmail -f addr" names the author of a message
 		// that names none. The null sender (a bounce) is nobody's
 		// address, so the login name stays in From: then.
@@ -218,6 +217,28 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 		}
 		return bw.Flush()
 	}, stderr)
+}
+
+// senderArg reads the value of -f (or -r) as Postfix's sendmail does: one
+// address in any form a header allows ("Name <addr>", "<addr>", "addr
+// (comment)"); "<>" or nothing is the null sender; anything else (two
+// addresses, a control character) is an error.
+func senderArg(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		return "", fmt.Errorf("bad sender %q: a control character", v)
+	}
+	list, err := addr.ParseList(v)
+	if err != nil {
+		return "", fmt.Errorf("bad sender: %v", err)
+	}
+	switch len(list) {
+	case 0:
+		return "", nil
+	case 1:
+		return list[0], nil
+	}
+	return "", fmt.Errorf("bad sender %q: %d addresses, not one", v, len(list))
 }
 
 // queueMessage runs the queue program with the message on its fd 0 and
