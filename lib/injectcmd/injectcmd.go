@@ -19,6 +19,7 @@ import (
 
 	"omail/lib/addr"
 	"omail/lib/control"
+	"omail/lib/delivercmd"
 	"omail/lib/envelope"
 	"omail/lib/home"
 	"omail/lib/qexit"
@@ -56,8 +57,9 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-flush"}, stdin, stdout, stderr)
 	case ModeSMTP:
 		return runProgram(env, env.ProgramPath("omail-smtpd"), nil, stdin, stdout, stderr)
-	case ModeAliases: // sendmail -bi, what package scripts run
-		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-newaliases"}, stdin, stdout, stderr)
+	case ModeAliases: // sendmail -bi or -I, or run as newaliases: what package scripts run
+		// omail-deliver -newaliases's own code, in this process.
+		return delivercmd.Run([]string{"newaliases"}, env, stdin, stdout, stderr)
 	}
 
 	ctl := control.New(h)

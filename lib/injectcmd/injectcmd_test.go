@@ -2,10 +2,14 @@ package injectcmd
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"omail/lib/home"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -27,6 +31,21 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"sendmail", "-bs"}, Options{Mode: ModeSMTP}},
 		{[]string{"sendmail", "-bi"}, Options{Mode: ModeAliases}},
 		{[]string{"sendmail", "-r", "", "a"}, Options{Sender: s(""), Rcpts: []string{"a"}}},
+		// Grouped as getopt groups them: a value takes the rest of its
+		// argument, or the next one.
+		{[]string{"sendmail", "-ti"}, Options{UseHeaders: true, IgnoreDots: true}},
+		{[]string{"sendmail", "-it", "a"}, Options{UseHeaders: true, IgnoreDots: true, Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-tfme@x", "a"}, Options{UseHeaders: true, Sender: s("me@x"), Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-itf", "me@x", "a"}, Options{UseHeaders: true, IgnoreDots: true, Sender: s("me@x"), Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-toi", "a"}, Options{UseHeaders: true, IgnoreDots: true, IgnoredArgs: []string{"-oi"}, Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-oiT"}, Options{IgnoreDots: true, IgnoredArgs: []string{"-oiT"}}},
+		{[]string{"sendmail", "-vtbm", "a"}, Options{UseHeaders: true, IgnoredArgs: []string{"-v"}, Rcpts: []string{"a"}}},
+		// -p and -M take a value and are ignored.
+		{[]string{"sendmail", "-p", "UUCP:host", "-pESMTP", "-MXv", "-M", "Yw", "a"}, Options{Rcpts: []string{"a"}, IgnoredArgs: []string{"-p", "-pESMTP", "-MXv", "-M"}}},
+		// -I and the name newaliases are -bi.
+		{[]string{"sendmail", "-I"}, Options{Mode: ModeAliases}},
+		{[]string{"/usr/bin/newaliases"}, Options{Mode: ModeAliases}},
+		{[]string{"newaliases", "-v"}, Options{Mode: ModeAliases}},
 	} {
 		got, err := ParseArgs(c.args)
 		if err != nil {
@@ -37,9 +56,34 @@ func TestParseArgs(t *testing.T) {
 			t.Errorf("%q:\n got %+v\nwant %+v", c.args, *got, c.want)
 		}
 	}
-	for _, bad := range [][]string{{"sendmail", "-f"}, {"sendmail", "-Z"}, {"sendmail", "-bz"}} {
+	for _, bad := range [][]string{{"sendmail", "-f"}, {"sendmail", "-Z"}, {"sendmail", "-bz"}, {"sendmail", "-tZ"}, {"sendmail", "-tf"}, {"sendmail", "-p"}, {"newaliases", "bob"}} {
 		if _, err := ParseArgs(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// -bi, -I and the name newaliases rebuild control/aliases.cdb with
+// omail-deliver -newaliases's code, in this process: no omail-deliver
+// is found here to run. A bad line is exit 100 and names it.
+func TestNewaliases(t *testing.T) {
+	for _, args := range [][]string{{"sendmail", "-bi"}, {"sendmail", "-I"}, {"/usr/lib/newaliases"}} {
+		h := t.TempDir()
+		ctl := filepath.Join(h, "control")
+		os.MkdirAll(ctl, 0o755)
+		os.WriteFile(filepath.Join(ctl, "aliases"), []byte("postmaster: root\nroot: bob\n"), 0o644)
+		env := home.Env{"OMAIL_HOME=" + h, "PATH=/nonexistent"}
+		var stdout, stderr strings.Builder
+		if code := Run(args, env, strings.NewReader(""), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "2 aliases") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
+		if _, err := os.Stat(filepath.Join(ctl, "aliases.cdb")); err != nil {
+			t.Errorf("%q: %v", args, err)
+		}
+		os.WriteFile(filepath.Join(ctl, "aliases"), []byte("broken\n"), 0o644)
+		stderr.Reset()
+		if code := Run(args, env, strings.NewReader(""), &stdout, &stderr); code != 100 || !strings.Contains(stderr.String(), "line 1") {
+			t.Errorf("%q, bad line: exit %d, stderr %q", args, code, stderr.String())
 		}
 	}
 }
