@@ -172,6 +172,18 @@ func TestSpoolUser(t *testing.T) {
 	if w.read(filepath.Join(w.spool, "kiosk1.lock")) != "1 host\n" {
 		t.Fatal("mail appended to a dotlock")
 	}
+	// A spool file with a second name (a hard link to someone else's
+	// file, made in a spool open to all) is no mailbox: deferred, and
+	// nothing written to it.
+	secret := filepath.Join(w.dir, "secret")
+	w.file(secret, "x\n")
+	if err := os.Link(secret, filepath.Join(w.spool, "grab")); err != nil {
+		t.Fatal(err)
+	}
+	want(t, w.deliver("a@b", "grab@test.example", hello), outcome.Temp, "2 links")
+	if w.read(secret) != "x\n" {
+		t.Fatal("mail appended through a hard link")
+	}
 }
 
 func TestBadLocalParts(t *testing.T) {

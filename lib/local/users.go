@@ -211,7 +211,7 @@ func groups(pu *user.User) []int {
 
 // lookupSpool makes a user of a name with no account whose mbox exists
 // in the spool (omail-unpack client creates it): deliveries run as the
-// owner of that file.
+// owner of that file, which must have no other name (a hard link).
 func (d *Deliverer) lookupSpool(local string) (*User, error) {
 	if strings.HasSuffix(local, ".lock") {
 		// Not a mailbox: a mailbox's dotlock, whose record mail
@@ -232,6 +232,13 @@ func (d *Deliverer) lookupSpool(local string) (*User, error) {
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, nil
+	}
+	if st.Nlink != 1 {
+		// A mailbox has one name. Another may be a hard link someone
+		// made in a spool open to all (1777, without the kernel's
+		// protected_hardlinks) to a file of root's or another user's,
+		// which the delivery would then append to as its owner.
+		return nil, fmt.Errorf("%s has %d links, not one: not taken for a mailbox", filepath.Join(spool, local), st.Nlink)
 	}
 	return &User{Name: local, UID: int(st.Uid), GID: int(st.Gid), Spool: true}, nil
 }
