@@ -16,9 +16,9 @@ func TestASCII(t *testing.T) {
 // UTF-8 addresses in header lists (RFC 6532), as omail-inject -t reads
 // them: the bytes pass through untouched.
 func TestParseListUTF8(t *testing.T) {
-	got := ParseList(`Jörg <jörg@bücher.example>, "Ann Müller" <ann@müller.example>, 用户@例子.广告 (Kommentar: Grüße)`)
+	got, err := ParseList(`Jörg <jörg@bücher.example>, "Ann Müller" <ann@müller.example>, 用户@例子.广告 (Kommentar: Grüße)`)
 	want := "jörg@bücher.example ann@müller.example 用户@例子.广告"
-	if strings.Join(got, " ") != want {
-		t.Errorf("ParseList = %q, want %q", got, want)
+	if err != nil || strings.Join(got, " ") != want {
+		t.Errorf("ParseList = %q, %v; want %q", got, err, want)
 	}
 }

@@ -14,7 +14,7 @@ const (
 	ModeList                // -bp, mailq
 	ModeFlush               // -q
 	ModeSMTP                // -bs
-	ModeAliases             // -bi: rebuild the aliases cdb (omail-deliver -newaliases)
+	ModeAliases             // -bi, -I, newaliases: rebuild the aliases cdb (as omail-deliver -newaliases)
 )
 
 // Options is a parsed command line.
@@ -33,11 +33,25 @@ type usage struct{ msg string }
 
 func (u usage) Error() string { return u.msg }
 
-// flags sendmail implementations take with a value, which we accept and
-// ignore (besides -f, -r and -F, which we use).
-const ignoredWithValue = "BCLNORVXh"
+// The flags, read as getopt reads them (sendmail 8, Postfix and qmail's
+// sendmail all do): letters may be grouped ("-ti", "-it"), and a letter
+// that takes a value takes the rest of its argument ("-fuser", "-tfuser")
+// or else the next argument ("-f user").
+const (
+	// boolFlags take no value: -t, -i and -I mean something; verbose,
+	// metoo, no-aliasing, initial submission and gateway are ignored.
+	boolFlags = "tiIvmnUG"
+	// valueFlags take a value: -f, -r, -F, -b and -o mean something;
+	// the rest (-p protocol, -M macro, -N dsn, -R ret, -V envid, -h
+	// hops, ...) are accepted and ignored.
+	valueFlags = "frFboBCLMNORVXhp"
+	// attachedFlags take the rest of their argument if any, never the
+	// next one: -q[interval], -A[mc], -d[debug], -e[mode].
+	attachedFlags = "qAde"
+)
 
-// ParseArgs reads a sendmail command line. argv[0] decides mailq.
+// ParseArgs reads a sendmail command line. argv[0] decides mailq and
+// newaliases.
 func ParseArgs(args []string) (*Options, error) {
 	o := &Options{}
 	if len(args) > 0 && filepath.Base(args[0]) == "mailq" {
@@ -46,6 +60,16 @@ func ParseArgs(args []string) (*Options, error) {
 		for _, a := range args[1:] {
 			if !strings.HasPrefix(a, "-") {
 				o.Rcpts = append(o.Rcpts, a)
+			}
+		}
+		return o, nil
+	}
+	if len(args) > 0 && filepath.Base(args[0]) == "newaliases" {
+		// newaliases: sendmail -bi; options are ignored, as mailq's.
+		o.Mode = ModeAliases
+		for _, a := range args[1:] {
+			if !strings.HasPrefix(a, "-") {
+				return nil, usage{"usage: newaliases"}
 			}
 		}
 		return o, nil
@@ -64,77 +88,88 @@ func ParseArgs(args []string) (*Options, error) {
 			o.Rcpts = append(o.Rcpts, a)
 			continue
 		}
-		// value returns the flag's value, attached ("-fuser") or the next
-		// argument ("-f user").
-		value := func(attached string) (string, error) {
-			if attached != "" {
-				return attached, nil
-			}
-			if len(args) == 0 {
-				return "", usage{fmt.Sprintf("option %s needs a value", a)}
-			}
-			v := args[0]
-			args = args[1:]
-			return v, nil
-		}
-		flag, rest := a[1], a[2:]
-		switch {
-		case flag == 't' && rest == "":
-			o.UseHeaders = true
-		case flag == 'i' && rest == "":
-			o.IgnoreDots = true
-		case flag == 'o':
-			// -oi is the one -o option that changes anything; the rest
-			// (-oem, -odi, -odb, -oQ..., -oX...) are accepted and ignored.
-			if rest == "i" {
-				o.IgnoreDots = true
-			} else if rest == "" {
-				if _, err := value(""); err != nil {
-					return nil, err
+	group:
+		for j := 1; j < len(a); j++ {
+			flag, rest := a[j], a[j+1:]
+			var v string
+			switch {
+			case strings.IndexByte(boolFlags, flag) >= 0:
+				o.boolFlag(flag)
+				continue
+			case strings.IndexByte(attachedFlags, flag) >= 0:
+				v = rest
+			case strings.IndexByte(valueFlags, flag) >= 0:
+				v = rest
+				if rest == "" {
+					if len(args) == 0 {
+						return nil, usage{fmt.Sprintf("option -%c needs a value", flag)}
+					}
+					v, args = args[0], args[1:]
 				}
-			}
-			o.IgnoredArgs = append(o.IgnoredArgs, a)
-		case flag == 'f' || flag == 'r':
-			v, err := value(rest)
-			if err != nil {
-				return nil, err
-			}
-			o.Sender = &v
-		case flag == 'F':
-			v, err := value(rest)
-			if err != nil {
-				return nil, err
-			}
-			o.FullName = v
-		case flag == 'b':
-			switch rest {
-			case "m", "":
-				o.Mode = ModeSend
-			case "p":
-				o.Mode = ModeList
-			case "s":
-				o.Mode = ModeSMTP
-			case "i":
-				o.Mode = ModeAliases
 			default:
-				return nil, usage{fmt.Sprintf("mode -b%s is not supported", rest)}
+				if j == 1 {
+					return nil, usage{fmt.Sprintf("unknown option %s", a)}
+				}
+				return nil, usage{fmt.Sprintf("unknown option -%c in %s", flag, a)}
 			}
-		case flag == 'q':
-			// -q flushes; -q15m (a daemon's interval) and -qR... are
-			// flushes too: there is no sendmail daemon here to configure.
-			o.Mode = ModeFlush
-		case strings.IndexByte(ignoredWithValue, flag) >= 0:
-			if _, err := value(rest); err != nil {
+			if err := o.valueFlag(flag, v, "-"+string(flag)+rest); err != nil {
 				return nil, err
 			}
-			o.IgnoredArgs = append(o.IgnoredArgs, a)
-		case flag == 'v' || flag == 'm' || flag == 'n' || flag == 'U' || flag == 'd' || flag == 'G' || flag == 'A' || flag == 'e':
-			// verbose, metoo, no-aliasing, initial submission, debug,
-			// gateway, -Am/-Ac, error modes: harmless to ignore.
-			o.IgnoredArgs = append(o.IgnoredArgs, a)
-		default:
-			return nil, usage{fmt.Sprintf("unknown option %s", a)}
+			break group
 		}
 	}
 	return o, nil
+}
+
+// boolFlag applies a flag without a value.
+func (o *Options) boolFlag(flag byte) {
+	switch flag {
+	case 't':
+		o.UseHeaders = true
+	case 'i':
+		o.IgnoreDots = true
+	case 'I': // sendmail -I: newaliases
+		o.Mode = ModeAliases
+	default:
+		o.IgnoredArgs = append(o.IgnoredArgs, "-"+string(flag))
+	}
+}
+
+// valueFlag applies a flag with its value v; as is the flag as written
+// with its attached part (for IgnoredArgs).
+func (o *Options) valueFlag(flag byte, v, as string) error {
+	switch flag {
+	case 'f', 'r':
+		o.Sender = &v
+	case 'F':
+		o.FullName = v
+	case 'o':
+		// -oi is the one -o option that changes anything (also as
+		// sendmail's boolean -oiT, -oiy); the rest (-oem, -odi, -odb,
+		// -oQ..., -oX...) are accepted and ignored.
+		if v == "i" || len(v) > 1 && v[0] == 'i' && strings.IndexByte("tTyY", v[1]) >= 0 {
+			o.IgnoreDots = true
+		}
+		o.IgnoredArgs = append(o.IgnoredArgs, as)
+	case 'b':
+		switch v {
+		case "m", "":
+			o.Mode = ModeSend
+		case "p":
+			o.Mode = ModeList
+		case "s":
+			o.Mode = ModeSMTP
+		case "i":
+			o.Mode = ModeAliases
+		default:
+			return usage{fmt.Sprintf("mode -b%s is not supported", v)}
+		}
+	case 'q':
+		// -q flushes; -q15m (a daemon's interval) and -qR... are
+		// flushes too: there is no sendmail daemon here to configure.
+		o.Mode = ModeFlush
+	default:
+		o.IgnoredArgs = append(o.IgnoredArgs, as)
+	}
+	return nil
 }

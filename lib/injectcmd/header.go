@@ -1,6 +1,7 @@
 package injectcmd
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -26,8 +27,9 @@ type Fixed struct {
 // it collects the recipients of To, Cc and Bcc (or of the Resent- fields
 // when the message is being resent); it always removes Bcc and
 // Resent-Bcc, so blind copies stay blind; it adds From, Date and
-// Message-ID where they are missing.
-func FixHeader(in []Field, p HeaderParams) Fixed {
+// Message-ID where they are missing. A recipient field that names two
+// addresses without a comma between them (addr.ParseList) is an error.
+func FixHeader(in []Field, p HeaderParams) (Fixed, error) {
 	var out Fixed
 	resent := false
 	for _, f := range in {
@@ -47,7 +49,11 @@ func FixHeader(in []Field, p HeaderParams) Fixed {
 		if p.UseHeaders {
 			for _, n := range rcptFields {
 				if f.Is(n) {
-					out.Rcpts = append(out.Rcpts, addr.ParseList(f.Value())...)
+					list, err := addr.ParseList(f.Value())
+					if err != nil {
+						return Fixed{}, fmt.Errorf("%s: %w", f.Name, err)
+					}
+					out.Rcpts = append(out.Rcpts, list...)
 				}
 			}
 		}
@@ -72,7 +78,7 @@ func FixHeader(in []Field, p HeaderParams) Fixed {
 	if !has["message-id"] {
 		add("Message-ID", p.MessageID)
 	}
-	return out
+	return out, nil
 }
 
 // quoteName makes a display name safe in a From: field: quoted when it

@@ -19,6 +19,7 @@ import (
 
 	"omail/lib/addr"
 	"omail/lib/control"
+	"omail/lib/delivercmd"
 	"omail/lib/envelope"
 	"omail/lib/home"
 	"omail/lib/qexit"
@@ -56,8 +57,9 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-flush"}, stdin, stdout, stderr)
 	case ModeSMTP:
 		return runProgram(env, env.ProgramPath("omail-smtpd"), nil, stdin, stdout, stderr)
-	case ModeAliases: // sendmail -bi, what package scripts run
-		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-newaliases"}, stdin, stdout, stderr)
+	case ModeAliases: // sendmail -bi or -I, or run as newaliases: what package scripts run
+		// omail-deliver -newaliases's own code, in this process.
+		return delivercmd.Run([]string{"newaliases"}, env, stdin, stdout, stderr)
 	}
 
 	ctl := control.New(h)
@@ -160,12 +162,11 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 	e := &envelope.Envelope{Sender: c.user + "@" + c.host}
 	from := e.Sender
 	if o.Sender != nil {
-		e.Sender = strings.TrimSpace(*o.Sender)
-		if e.Sender == "<>" {
-			e.Sender = ""
+		s, err := senderArg(*o.Sender)
+		if err != nil {
+			return qexit.Perm, err
 		}
-		e.Sender = strings.TrimSuffix(strings.TrimPrefix(e.Sender, "<"), ">")
-		e.Sender = addr.Qualify(e.Sender, c.defaultHost)
+		e.Sender = addr.Qualify(s, c.defaultHost)
 		// As Postfix: "sendmail -f addr" names the author of a message
 		// that names none. The null sender (a bounce) is nobody's
 		// address, so the login name stays in From: then.
@@ -173,16 +174,23 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 			from = e.Sender
 		}
 	}
-	fx := FixHeader(fields, HeaderParams{
+	fx, err := FixHeader(fields, HeaderParams{
 		UseHeaders: o.UseHeaders,
 		From:       from,
 		FullName:   name,
 		Date:       Now(),
 		MessageID:  messageID(c.defaultHost),
 	})
+	if err != nil {
+		return qexit.Perm, err
+	}
 	rcpts := append([]string(nil), fx.Rcpts...)
 	for _, a := range o.Rcpts {
-		rcpts = append(rcpts, addr.ParseList(a)...)
+		list, err := addr.ParseList(a)
+		if err != nil {
+			return qexit.Perm, fmt.Errorf("recipient %w", err)
+		}
+		rcpts = append(rcpts, list...)
 	}
 	seen := map[string]bool{}
 	for _, a := range rcpts {
@@ -211,6 +219,28 @@ func send(o *Options, c *config, env home.Env, stdin io.Reader, stderr io.Writer
 		}
 		return bw.Flush()
 	}, stderr)
+}
+
+// senderArg reads the value of -f (or -r) as Postfix's sendmail does: one
+// address in any form a header allows ("Name <addr>", "<addr>", "addr
+// (comment)"); "<>" or nothing is the null sender; anything else (two
+// addresses, a control character) is an error.
+func senderArg(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		return "", fmt.Errorf("bad sender %q: a control character", v)
+	}
+	list, err := addr.ParseList(v)
+	if err != nil {
+		return "", fmt.Errorf("bad sender: %v", err)
+	}
+	switch len(list) {
+	case 0:
+		return "", nil
+	case 1:
+		return list[0], nil
+	}
+	return "", fmt.Errorf("bad sender %q: %d addresses, not one", v, len(list))
 }
 
 // queueMessage runs the queue program with the message on its fd 0 and

@@ -2,10 +2,14 @@ package injectcmd
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"omail/lib/home"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -27,6 +31,21 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"sendmail", "-bs"}, Options{Mode: ModeSMTP}},
 		{[]string{"sendmail", "-bi"}, Options{Mode: ModeAliases}},
 		{[]string{"sendmail", "-r", "", "a"}, Options{Sender: s(""), Rcpts: []string{"a"}}},
+		// Grouped as getopt groups them: a value takes the rest of its
+		// argument, or the next one.
+		{[]string{"sendmail", "-ti"}, Options{UseHeaders: true, IgnoreDots: true}},
+		{[]string{"sendmail", "-it", "a"}, Options{UseHeaders: true, IgnoreDots: true, Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-tfme@x", "a"}, Options{UseHeaders: true, Sender: s("me@x"), Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-itf", "me@x", "a"}, Options{UseHeaders: true, IgnoreDots: true, Sender: s("me@x"), Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-toi", "a"}, Options{UseHeaders: true, IgnoreDots: true, IgnoredArgs: []string{"-oi"}, Rcpts: []string{"a"}}},
+		{[]string{"sendmail", "-oiT"}, Options{IgnoreDots: true, IgnoredArgs: []string{"-oiT"}}},
+		{[]string{"sendmail", "-vtbm", "a"}, Options{UseHeaders: true, IgnoredArgs: []string{"-v"}, Rcpts: []string{"a"}}},
+		// -p and -M take a value and are ignored.
+		{[]string{"sendmail", "-p", "UUCP:host", "-pESMTP", "-MXv", "-M", "Yw", "a"}, Options{Rcpts: []string{"a"}, IgnoredArgs: []string{"-p", "-pESMTP", "-MXv", "-M"}}},
+		// -I and the name newaliases are -bi.
+		{[]string{"sendmail", "-I"}, Options{Mode: ModeAliases}},
+		{[]string{"/usr/bin/newaliases"}, Options{Mode: ModeAliases}},
+		{[]string{"newaliases", "-v"}, Options{Mode: ModeAliases}},
 	} {
 		got, err := ParseArgs(c.args)
 		if err != nil {
@@ -37,9 +56,34 @@ func TestParseArgs(t *testing.T) {
 			t.Errorf("%q:\n got %+v\nwant %+v", c.args, *got, c.want)
 		}
 	}
-	for _, bad := range [][]string{{"sendmail", "-f"}, {"sendmail", "-Z"}, {"sendmail", "-bz"}} {
+	for _, bad := range [][]string{{"sendmail", "-f"}, {"sendmail", "-Z"}, {"sendmail", "-bz"}, {"sendmail", "-tZ"}, {"sendmail", "-tf"}, {"sendmail", "-p"}, {"newaliases", "bob"}} {
 		if _, err := ParseArgs(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// -bi, -I and the name newaliases rebuild control/aliases.cdb with
+// omail-deliver -newaliases's code, in this process: no omail-deliver
+// is found here to run. A bad line is exit 100 and names it.
+func TestNewaliases(t *testing.T) {
+	for _, args := range [][]string{{"sendmail", "-bi"}, {"sendmail", "-I"}, {"/usr/lib/newaliases"}} {
+		h := t.TempDir()
+		ctl := filepath.Join(h, "control")
+		os.MkdirAll(ctl, 0o755)
+		os.WriteFile(filepath.Join(ctl, "aliases"), []byte("postmaster: root\nroot: bob\n"), 0o644)
+		env := home.Env{"OMAIL_HOME=" + h, "PATH=/nonexistent"}
+		var stdout, stderr strings.Builder
+		if code := Run(args, env, strings.NewReader(""), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "2 aliases") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
+		if _, err := os.Stat(filepath.Join(ctl, "aliases.cdb")); err != nil {
+			t.Errorf("%q: %v", args, err)
+		}
+		os.WriteFile(filepath.Join(ctl, "aliases"), []byte("broken\n"), 0o644)
+		stderr.Reset()
+		if code := Run(args, env, strings.NewReader(""), &stdout, &stderr); code != 100 || !strings.Contains(stderr.String(), "line 1") {
+			t.Errorf("%q, bad line: exit %d, stderr %q", args, code, stderr.String())
 		}
 	}
 }
@@ -88,10 +132,42 @@ func TestReaderDotsAndLineEnds(t *testing.T) {
 	}
 }
 
+// Leading mbox "From " (and ">From ") lines are dropped, as Postfix's
+// sendmail does; "From:" is a field, and a "From " line later is text.
+func TestReaderDropsLeadingFromLines(t *testing.T) {
+	for _, c := range []struct{ in, fields, body string }{
+		{"From bob@x.example Tue Dec  1 10:00:00 2026\nTo: a@x.example\nSubject: s\n\nbody\n", "To: a@x.example\nSubject: s\n", "body\n"},
+		{">From a\r\nFrom b\n>>From c\nSubject: s\n\nFrom me\n", "Subject: s\n", "From me\n"},
+		{"From " + strings.Repeat("x", 200000) + "\nSubject: s\n\nb\n", "Subject: s\n", "b\n"},
+		{"From: a@x.example\nSubject: s\n\nb\n", "From: a@x.example\nSubject: s\n", "b\n"},
+		{"Subject: s\nFrom x\n\nb\n", "Subject: s\n", "From x\n\nb\n"},
+		{"From x\nbody only\n", "", "body only\n"},
+		{"From x\n", "", ""},
+		{"From x\n.\nnot read\n", "", ""},
+		{"Fromage: yes\n\nb\n", "Fromage: yes\n", "b\n"},
+	} {
+		f, body := readAll(t, c.in, false)
+		var got strings.Builder
+		for _, fl := range f {
+			got.Write(fl.Raw)
+		}
+		if got.String() != c.fields || body != c.body {
+			t.Errorf("%.40q: fields %.60q body %.60q, want %q %q", c.in, got.String(), body, c.fields, c.body)
+		}
+	}
+	r := inject(t, "From bob@x.example Tue Dec  1 10:00:00 2026\nTo: a@x.example\nSubject: s\n\nbody\n", "sendmail", "-t")
+	if r.code != 0 || !strings.Contains(r.env, "Ta@x.example\x00") || !strings.HasPrefix(r.msg, "To: a@x.example\nSubject: s\n") || strings.Contains(r.msg, "From bob") {
+		t.Errorf("-t: exit %d %s, envelope %q, message %q", r.code, r.stderr, r.env, r.msg)
+	}
+}
+
 func TestFixHeader(t *testing.T) {
 	fields, _ := readAll(t, "To: Bob <bob@x.org>, carol\nCc: dave@y.org\nBcc: secret@z.org,\n  other@z.org\nSubject: hi\n\n", false)
 	date := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
-	fx := FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@host.example", FullName: "Me, Myself", Date: date, MessageID: "<id@host>"})
+	fx, err := FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@host.example", FullName: "Me, Myself", Date: date, MessageID: "<id@host>"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	wantR := []string{"bob@x.org", "carol", "dave@y.org", "secret@z.org", "other@z.org"}
 	if !reflect.DeepEqual(fx.Rcpts, wantR) {
 		t.Errorf("rcpts = %q, want %q", fx.Rcpts, wantR)
@@ -107,15 +183,37 @@ func TestFixHeader(t *testing.T) {
 	}
 	// Present fields are kept as they are; without -t no recipients.
 	fields, _ = readAll(t, "From: x@y\nDate: whenever\nMessage-Id: <a@b>\nTo: q@r\n\n", false)
-	fx = FixHeader(fields, HeaderParams{From: "me@h", Date: date, MessageID: "<new@h>"})
+	fx, _ = FixHeader(fields, HeaderParams{From: "me@h", Date: date, MessageID: "<new@h>"})
 	if len(fx.Fields) != 4 || fx.Rcpts != nil {
 		t.Errorf("fixed an already complete header: %q %q", fx.Fields, fx.Rcpts)
 	}
 	// Resent- fields take over with -t.
 	fields, _ = readAll(t, "To: old@x\nResent-To: new@y\nResent-Bcc: hidden@z\n\n", false)
-	fx = FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@h", Date: date, MessageID: "<n@h>"})
+	fx, _ = FixHeader(fields, HeaderParams{UseHeaders: true, From: "me@h", Date: date, MessageID: "<n@h>"})
 	if !reflect.DeepEqual(fx.Rcpts, []string{"new@y", "hidden@z"}) {
 		t.Errorf("resent rcpts = %q", fx.Rcpts)
+	}
+}
+
+// Recipients in domain literals arrive whole, from -t and from the
+// arguments; two addresses without a comma between them are refused
+// (exit 100, nothing queued), never glued into one.
+func TestRecipientLists(t *testing.T) {
+	r := inject(t, "To: bob@[IPv6:2001:db8::1]\nSubject: s\n\nbody\n", "sendmail", "-t", "carol@[IPv6:::1]")
+	if r.code != 0 || r.env != "Falice@h.example\x00Tbob@[IPv6:2001:db8::1]\x00Tcarol@[IPv6:::1]\x00\x00" {
+		t.Errorf("literals: exit %d %s, envelope %q", r.code, r.stderr, r.env)
+	}
+	for _, c := range []struct {
+		msg  string
+		args []string
+	}{
+		{"To: a@x.example b@y.example\nSubject: s\n\nbody\n", []string{"sendmail", "-t"}},
+		{"Subject: s\n\nbody\n", []string{"sendmail", "a@x.example b@y.example"}},
+	} {
+		r := inject(t, c.msg, c.args...)
+		if r.code != 100 || r.msg != "" || !strings.Contains(r.stderr, `"a@x.example b@y.example" is not one address`) {
+			t.Errorf("%q: exit %d, stderr %q, queued %q", c.args, r.code, r.stderr, r.msg)
+		}
 	}
 }
 
@@ -138,7 +236,10 @@ func FuzzHeader(f *testing.F) {
 		if err != nil {
 			return
 		}
-		fx := FixHeader(fields, HeaderParams{UseHeaders: useHeaders, From: "a@b", MessageID: "<x@y>"})
+		fx, err := FixHeader(fields, HeaderParams{UseHeaders: useHeaders, From: "a@b", MessageID: "<x@y>"})
+		if err != nil {
+			return
+		}
 		for _, fl := range fx.Fields {
 			if len(fl.Raw) == 0 || fl.Raw[len(fl.Raw)-1] != '\n' {
 				t.Fatalf("field without newline: %q", fl.Raw)

@@ -92,8 +92,12 @@ func (r *Reader) chunk() ([]byte, error) {
 // ReadHeader reads the header block. It stops at the blank line (which
 // it consumes) or at the first line that is not a header field, which is
 // left for the body. The bool reports whether a blank line separated the
-// header from the body.
+// header from the body. Mbox "From " lines before the header are dropped
+// (skipFromLines).
 func (r *Reader) ReadHeader() ([]Field, bool, error) {
+	if err := r.skipFromLines(); err != nil {
+		return nil, false, err
+	}
 	var fields []Field
 	total := 0
 	for {
@@ -141,6 +145,34 @@ func (r *Reader) ReadHeader() ([]Field, bool, error) {
 			return fields, false, nil
 		}
 		fields = append(fields, Field{Name: name, Raw: line})
+	}
+}
+
+// skipFromLines drops the lines matching ">*From " that the input starts
+// with, as Postfix's sendmail does: a message saved from an mbox (or
+// piped on by a program that got one) begins with its "From sender date"
+// line, which is no header field and would make the whole header body.
+// A line of any length is dropped as it is read, never held whole.
+func (r *Reader) skipFromLines() error {
+	for {
+		b, err := r.chunk()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !bytes.HasPrefix(bytes.TrimLeft(b, ">"), []byte("From ")) {
+			r.pending = b // the next chunk: the header's first line
+			return nil
+		}
+		for b[len(b)-1] != '\n' { // the rest of a long line
+			if b, err = r.chunk(); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
 	}
 }
 

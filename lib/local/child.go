@@ -141,11 +141,12 @@ func (d *Deliverer) step(ctx context.Context, step, sender, rcpt string, msg io.
 }
 
 // known starts a delivery to a user resolved already: rcpt's host is
-// checked and the loop test done, aliases and user lookups skipped.
+// checked (unless rcpt is an alias's "\name@host") and the loop test
+// done, aliases and user lookups skipped.
 func (d *Deliverer) known(ctx context.Context, msg io.ReaderAt, size int64, sender, rcpt string, u *User) (*delivery, *outcome.Result) {
 	x := &delivery{d: d, ctx: ctx, msg: msg, size: size, sender: sender}
 	x.at, _ = ctx.Value(attemptKey{}).(attempt)
-	if r := x.resolve(`\`+strings.TrimPrefix(rcpt, `\`), false); r != nil {
+	if r := x.resolve(rcpt, false); r != nil {
 		return nil, r
 	}
 	if r := x.checkLoop(); r != nil {
@@ -283,7 +284,11 @@ func (d *Deliverer) asUser(ctx context.Context, exe string, x *delivery, f *os.F
 	// Debian /var/mail, mode 660 USER:mail.) What the group was for is
 	// done here, as root: prepareSpool.
 	d.prepareSpool(u)
-	return d.child(ctx, exe, u.UID, u.GID, append([]int(nil), u.Groups...), step, f, msgPath, x.sender, x.rcpt)
+	rcpt := x.rcpt
+	if x.direct {
+		rcpt = `\` + rcpt // the child resolves it as the parent did
+	}
+	return d.child(ctx, exe, u.UID, u.GID, append([]int(nil), u.Groups...), step, f, msgPath, x.sender, rcpt)
 }
 
 // prepareSpool does, as root, what u may not do in a spool directory

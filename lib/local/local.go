@@ -84,7 +84,8 @@ type delivery struct {
 	rcpt    string // as given, without a leading '\'
 	local   string // lower case, after virtualdomains
 	host    string
-	noAlias bool
+	direct  bool // rcpt was "\name@host": the local user name itself (an alias's \user)
+	virtual bool // host is a virtual domain: local carries its prefix
 	alias   []aliases.Target
 	user    *User
 	prefix  []string // Return-Path, Delivered-To
@@ -180,10 +181,15 @@ func badLocal(s string) bool {
 // resolve works out the local part, the host and the alias or user of
 // rcpt. Without lookup it stops before aliases and users: a caller that
 // already knows the user (the parent of a delivery child) sets x.user.
+//
+// An rcpt "\name@host" (only ever made here, for an alias's \name
+// target, and handed to a delivery child) is the local user name
+// itself: the host is not looked up in locals or virtualdomains, no
+// prefix is added, and aliases are skipped.
 func (x *delivery) resolve(rcpt string, lookup bool) *outcome.Result {
 	d := x.d
 	if strings.HasPrefix(rcpt, `\`) {
-		rcpt, x.noAlias = rcpt[1:], true
+		rcpt, x.direct = rcpt[1:], true
 	}
 	x.rcpt = rcpt
 	local, host := rcpt, ""
@@ -204,33 +210,16 @@ func (x *delivery) resolve(rcpt string, lookup bool) *outcome.Result {
 	}
 	x.host = control.NormalizeDomain(host)
 	x.local = aliases.Fold(local)
-	locals, err := d.Ctl.DomainSet("locals")
-	if err != nil {
-		r := outcome.Tempf("4.3.5 %v", err)
-		return &r
-	}
-	if !locals.Has(x.host) {
-		vd, err := d.Ctl.DomainMap("virtualdomains")
-		if err != nil {
-			r := outcome.Tempf("4.3.5 %v", err)
-			return &r
-		}
-		prefix, _, ok := vd.Lookup(x.host)
-		if !ok || prefix == "" {
-			r := outcome.Permf("5.1.2 %s is not a local domain", x.host)
-			return &r
-		}
-		x.local = aliases.Fold(prefix) + "-" + x.local
-		if badLocal(x.local) {
-			r := outcome.Permf("5.1.3 bad local part: %q", x.local)
-			return &r
+	if !x.direct {
+		if r := x.domain(); r != nil {
+			return r
 		}
 	}
 	x.prefix = []string{"Return-Path: <" + x.sender + ">", "Delivered-To: " + x.rcpt}
 	if !lookup {
 		return nil
 	}
-	if !x.noAlias {
+	if !x.direct {
 		t, ok, err := d.lookupAlias(x.local)
 		if err != nil {
 			r := outcome.Tempf("4.3.5 aliases: %v", err)
@@ -259,6 +248,35 @@ func (x *delivery) resolve(rcpt string, lookup bool) *outcome.Result {
 		return &r
 	}
 	x.user = u
+	return nil
+}
+
+// domain checks that x.host is a local or virtual domain, and for a
+// virtual one puts its prefix in front of x.local.
+func (x *delivery) domain() *outcome.Result {
+	locals, err := x.d.Ctl.DomainSet("locals")
+	if err != nil {
+		r := outcome.Tempf("4.3.5 %v", err)
+		return &r
+	}
+	if locals.Has(x.host) {
+		return nil
+	}
+	vd, err := x.d.Ctl.DomainMap("virtualdomains")
+	if err != nil {
+		r := outcome.Tempf("4.3.5 %v", err)
+		return &r
+	}
+	prefix, _, ok := vd.Lookup(x.host)
+	if !ok || prefix == "" {
+		r := outcome.Permf("5.1.2 %s is not a local domain", x.host)
+		return &r
+	}
+	x.local, x.virtual = aliases.Fold(prefix)+"-"+x.local, true
+	if badLocal(x.local) {
+		r := outcome.Permf("5.1.3 bad local part: %q", x.local)
+		return &r
+	}
 	return nil
 }
 
@@ -326,7 +344,11 @@ func (x *delivery) walkAlias(ways aliasWays) outcome.Result {
 			}
 			fwd = append(fwd, a)
 		case aliases.User:
-			r := ways.user("u"+strconv.Itoa(i), `\`+t.Value+"@"+x.host)
+			host, err := x.userHost()
+			if err != nil {
+				return outcome.Tempf("4.3.5 %v", err)
+			}
+			r := ways.user("u"+strconv.Itoa(i), `\`+t.Value+"@"+host)
 			if r.Status != outcome.OK {
 				return r
 			}
@@ -342,6 +364,17 @@ func (x *delivery) walkAlias(ways aliasWays) outcome.Result {
 		done = append(done, strings.TrimPrefix(r.Text, "delivered: "))
 	}
 	return x.ok(done, fwd)
+}
+
+// userHost is the domain of an alias's \name target, in the address
+// its delivery carries (Delivered-To:, RECIPIENT): the alias's own
+// domain when that is a local one; control/me when it is a virtual
+// domain, where name@domain would be another address (prefix-name).
+func (x *delivery) userHost() (string, error) {
+	if !x.virtual {
+		return x.host, nil
+	}
+	return x.d.Ctl.Me()
 }
 
 // deliverAlias carries out an alias in this process, as this user.
@@ -540,20 +573,23 @@ func (x *delivery) instructions(u *User) (ins []dotomail.Instruction, defaultPar
 // dotFile reads the instruction file for u. For an extension "a-b" it
 // tries .omail-a-b, .omail-a-default, .omail-default, as qmail; '.' in
 // the extension is ':' in file names, so that no extension can name a
-// path outside the home. defaultPart is what "default" stood for.
+// path outside the home. defaultPart is what "default" stood for, from
+// the extension as it is, dots kept (qmail-local's DEFAULT: ezmlm's
+// "list-subscribe-joe=example.org" gives "subscribe-joe=example.org").
 func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found bool, err error) {
 	var names, defs []string
 	if u.Ext == "" {
 		names, defs = []string{".omail"}, []string{""}
 	} else {
-		ext := strings.ReplaceAll(aliases.LowerASCII(u.Ext), ".", ":")
+		orig := aliases.LowerASCII(u.Ext)
+		ext := strings.ReplaceAll(orig, ".", ":") // the same length: offsets agree
 		names, defs = append(names, ".omail"+u.Dash+ext), append(defs, "")
 		for i := len(ext) - 1; i >= 0; i-- {
 			if ext[i] == '-' {
-				names, defs = append(names, ".omail"+u.Dash+ext[:i+1]+"default"), append(defs, ext[i+1:])
+				names, defs = append(names, ".omail"+u.Dash+ext[:i+1]+"default"), append(defs, orig[i+1:])
 			}
 		}
-		names, defs = append(names, ".omail"+u.Dash+"default"), append(defs, ext)
+		names, defs = append(names, ".omail"+u.Dash+"default"), append(defs, orig)
 	}
 	for i, n := range names {
 		if strings.Contains(n, "/") {

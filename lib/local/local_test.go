@@ -2,9 +2,11 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -170,6 +172,18 @@ func TestSpoolUser(t *testing.T) {
 	if w.read(filepath.Join(w.spool, "kiosk1.lock")) != "1 host\n" {
 		t.Fatal("mail appended to a dotlock")
 	}
+	// A spool file with a second name (a hard link to someone else's
+	// file, made in a spool open to all) is no mailbox: deferred, and
+	// nothing written to it.
+	secret := filepath.Join(w.dir, "secret")
+	w.file(secret, "x\n")
+	if err := os.Link(secret, filepath.Join(w.spool, "grab")); err != nil {
+		t.Fatal(err)
+	}
+	want(t, w.deliver("a@b", "grab@test.example", hello), outcome.Temp, "2 links")
+	if w.read(secret) != "x\n" {
+		t.Fatal("mail appended through a hard link")
+	}
 }
 
 func TestBadLocalParts(t *testing.T) {
@@ -239,6 +253,23 @@ func TestExtensions(t *testing.T) {
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.OK, "mbox "+w.spool+"/bob")
 }
 
+// DEFAULT is the extension's part as it is, dots kept, as qmail-local
+// sets it (only the file name has ':' for '.'): ezmlm-style
+// "subscribe-joe=example.org" reaches the program whole.
+func TestDefaultKeepsDots(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.bobHome, ".omail-list-default"), "|printf '%s|%s\\n' \"$DEFAULT\" \"$EXT\" > got\n")
+	want(t, w.deliver("a@b", "bob-list-subscribe-joe=example.org@test.example", hello), outcome.OK, "program")
+	if got := w.read(filepath.Join(w.bobHome, "got")); got != "subscribe-joe=example.org|list-subscribe-joe=example.org\n" {
+		t.Errorf("program saw %q", got)
+	}
+	w.file(filepath.Join(w.bobHome, ".omail-default"), "|printf '%s\\n' \"$DEFAULT\" > got\n")
+	want(t, w.deliver("a@b", "bob-a.b@test.example", hello), outcome.OK, "program")
+	if got := w.read(filepath.Join(w.bobHome, "got")); got != "a.b\n" {
+		t.Errorf(".omail-default: program saw %q", got)
+	}
+}
+
 func TestAddressReachesProgramOnlyThroughEnvironment(t *testing.T) {
 	w := newWorld(t)
 	w.file(filepath.Join(w.bobHome, ".omail-default"), "|printf '%s\\n' \"$EXT\" \"$SENDER\" > got\n")
@@ -270,6 +301,18 @@ func TestProgramExitCodes(t *testing.T) {
 		{"echo busy; exit 111", outcome.Temp, "busy"},
 		{"exit 1", outcome.Temp, "exit 1"},
 		{"kill -9 $$", outcome.Temp, "killed"},
+		// qmail-command(8)'s other hard errors bounce too; their
+		// neighbours do not.
+		{"echo usage; exit 64", outcome.Perm, "program exit 64: usage"},
+		{"exit 65", outcome.Perm, "program exit 65: no output"},
+		{"exit 70", outcome.Perm, "exit 70"},
+		{"exit 76", outcome.Perm, "exit 76"},
+		{"exit 77", outcome.Perm, "exit 77"},
+		{"exit 78", outcome.Perm, "exit 78"},
+		{"exit 112", outcome.Perm, "exit 112"},
+		{"exit 75", outcome.Temp, "exit 75"},
+		{"exit 111", outcome.Temp, "exit 111"},
+		{"exit 113", outcome.Temp, "exit 113"},
 	}
 	for _, c := range cases {
 		w.file(filepath.Join(w.bobHome, ".omail"), "|"+c.prog+"\n|echo after >> after.log\n")
@@ -384,6 +427,30 @@ Loop: loop
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.Temp, "aliases")
 }
 
+// An alias reached through a virtual domain: its \name target is the
+// local user name itself, with no second prefix ("\bob" is bob, not
+// v-bob; "\v-bob" is v-bob), and its copy carries name@me, the address
+// of that user (bob@virt.example would be v-bob).
+func TestBackslashUserInVirtualDomain(t *testing.T) {
+	w := newWorld(t)
+	w.users["v-bob"] = &User{Name: "vbob", UID: 1000, GID: 1000}
+	w.control("virtualdomains", "virt.example:v")
+	w.control("aliases", "v-info: \\bob\nv-sales: \\v-bob\n")
+	w.file(filepath.Join(w.bobHome, ".omail"), "./mbox\n|printf '%s|%s|%s' \"$LOCAL\" \"$RECIPIENT\" \"$DTLINE\" > got\n")
+	r := w.deliver("a@b", "info@virt.example", hello)
+	want(t, r, outcome.OK, "mbox "+w.bobHome+"/mbox")
+	if got := w.read(filepath.Join(w.bobHome, "got")); got != "bob|bob@test.example|Delivered-To: bob@test.example\n" {
+		t.Errorf("program saw %q", got)
+	}
+	if !strings.Contains(w.read(filepath.Join(w.bobHome, "mbox")), "Delivered-To: bob@test.example\n") {
+		t.Error("no Delivered-To: bob@test.example in bob's mbox")
+	}
+	want(t, w.deliver("a@b", "sales@virt.example", hello), outcome.OK, "mbox "+w.spool+"/vbob")
+	if !strings.Contains(w.read(filepath.Join(w.spool, "vbob")), "Delivered-To: v-bob@test.example\n") {
+		t.Error("no Delivered-To: v-bob@test.example in vbob's mbox")
+	}
+}
+
 func TestVirtualDomainsAndAssign(t *testing.T) {
 	w := newWorld(t)
 	w.d.LookupUser = w.d.lookupUser // the real one: users/assign first
@@ -445,6 +512,59 @@ func TestPasswd(t *testing.T) {
 	}
 	if u, err := lookupPasswd("no-such-user-here"); u != nil || err != nil {
 		t.Fatalf("unknown: %+v %v", u, err)
+	}
+}
+
+// As qmail-getpw: the whole local part, then the part before each '-'
+// from the right, so a dashed account name takes its extensions.
+func TestPasswdDashedAccounts(t *testing.T) {
+	old := lookupAccount
+	t.Cleanup(func() { lookupAccount = old })
+	accounts := map[string]bool{"john": true, "john-doe": true, "www-data": true}
+	var tried []string
+	lookupAccount = func(name string) (*user.User, error) {
+		tried = append(tried, name)
+		if name == "broken" {
+			return nil, errors.New("passwd unreadable")
+		}
+		if !accounts[name] {
+			return nil, user.UnknownUserError(name)
+		}
+		return &user.User{Username: name, Uid: "1001", Gid: "1001", HomeDir: "/nonexistent"}, nil
+	}
+	for _, c := range []struct{ local, name, ext string }{
+		{"www-data", "www-data", ""},
+		{"www-data-x", "www-data", "x"},
+		{"john-doe-list", "john-doe", "list"},
+		{"john-doe-list-x", "john-doe", "list-x"},
+		{"john-smith-list", "john", "smith-list"},
+		{"john-", "john", ""},
+		{"nobody-here-at-all", "", ""},
+		{"-john", "", ""},
+	} {
+		u, err := lookupPasswd(c.local)
+		if err != nil {
+			t.Errorf("%s: %v", c.local, err)
+			continue
+		}
+		if c.name == "" {
+			if u != nil {
+				t.Errorf("%s: %+v, want nobody", c.local, u)
+			}
+			continue
+		}
+		if u == nil || u.Name != c.name || u.Ext != c.ext || u.Home != "" {
+			t.Errorf("%s: %+v, want account %s, extension %q, no home", c.local, u, c.name, c.ext)
+		}
+	}
+	tried = nil
+	lookupPasswd("a-b-c")
+	if strings.Join(tried, " ") != "a-b-c a-b a" {
+		t.Errorf("tried %q, want the whole name, then from the right", tried)
+	}
+	// A failing database is an error, not "nobody".
+	if u, err := lookupPasswd("broken-x"); err == nil {
+		t.Errorf("broken-x: %+v, no error", u)
 	}
 }
 

@@ -128,6 +128,27 @@ func TestDeliverAsRoot(t *testing.T) {
 	}
 }
 
+// As root, an alias's \name target reached through a virtual domain is
+// the local user name itself, in the child as in the parent: the child
+// gets "\name@host" and adds no virtualdomains prefix either.
+func TestBackslashUserInVirtualDomainAsRoot(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	rw.write(rw.home+"/control/virtualdomains", "virt.example:v\n", 0)
+	rw.write(rw.home+"/control/aliases", "v-info: \\bob\n", 0)
+	rw.write(rw.bobHome+"/.omail", "./mbox\n|printf '%s|%s' \"$LOCAL\" \"$RECIPIENT\" > got\n", bobUID)
+	r := rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "info@virt.example")
+	want(t, r, outcome.OK, "mbox "+rw.bobHome+"/mbox")
+	if got, _ := os.ReadFile(rw.bobHome + "/got"); string(got) != "bob|bob@test.example" {
+		t.Errorf("program saw %q", got)
+	}
+	if uid, _ := owner(t, rw.bobHome+"/mbox"); uid != bobUID {
+		t.Errorf("bob's mbox owned by %d", uid)
+	}
+}
+
 // The children hold the user's groups only, never the spool's: with
 // it, a user's program or .omail could read or write every mailbox of
 // a Debian /var/mail (mode 660 USER:mail). dana's mailbox is such a

@@ -86,7 +86,9 @@ const ProgramOutput = 1000
 
 // program runs cmd with /bin/sh -c, the message on stdin, cwd the home.
 // Exit 0: delivered; 99: delivered, ignore the rest of the instructions;
-// 100: permanent failure; anything else, a signal included: temporary.
+// 100 and the codes qmail-command(8) also calls hard errors (64, 65,
+// 70, 76, 77, 78, 112):
+// permanent failure; anything else, a signal included: temporary.
 //
 // A program cannot be delivered to exactly once: a crash between its exit
 // and the queue's record runs it again. DELIVERY_ID in its environment,
@@ -127,6 +129,13 @@ func (x *delivery) program(cmdline string, ue *userEnv, token string) (text stri
 			return desc, true, nil
 		case qexit.Perm: // qmail-command(8)'s "permanent failure", like our own 100
 			r := outcome.Permf("5.2.0 program said: %s", orDefault(said, "exit 100"))
+			return "", false, &r
+		case 64, 65, 70, 76, 77, 78, 112:
+			// qmail-command(8): "currently 64, 65, 70, 76, 77, 78, and
+			// 112 are considered hard errors" (sysexits' EX_USAGE,
+			// EX_DATAERR, EX_SOFTWARE, EX_PROTOCOL, EX_NOPERM,
+			// EX_CONFIG; procmail and maildrop use them).
+			r := outcome.Permf("5.2.0 program exit %d: %s", code, orDefault(said, "no output"))
 			return "", false, &r
 		case -1:
 			r := outcome.Tempf("4.3.0 program killed: %v %s", err, said)

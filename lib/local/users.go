@@ -151,34 +151,41 @@ func parseAssign(v, rest string) (*User, error) {
 	return u, nil
 }
 
-// lookupPasswd finds local, or the part before its first '-' (the rest
-// being the extension), in the password database. An account whose home
-// is missing or not owned by it (system accounts) gets its mail in the
-// spool, never from .omail files someone else controls.
+// lookupPasswd finds local in the password database, or else, as
+// qmail-getpw does, the part before one of its '-', trying them from the
+// right (the rest is the extension): "john-doe-list" is the account
+// john-doe with extension "list" when there is one, else john with
+// "doe-list". An account whose home is missing or not owned by it
+// (system accounts) gets its mail in the spool, never from .omail files
+// someone else controls.
 func lookupPasswd(local string) (*User, error) {
 	name, ext := local, ""
-	pu, err := user.Lookup(name)
-	if err != nil {
+	for {
+		pu, err := lookupAccount(name)
+		if err == nil {
+			return passwdUser(pu, ext)
+		}
 		var unk user.UnknownUserError
 		if !errors.As(err, &unk) {
 			return nil, err
 		}
-		i := strings.IndexByte(local, '-')
+		i := strings.LastIndexByte(name, '-')
 		if i <= 0 {
 			return nil, nil
 		}
 		name, ext = local[:i], local[i+1:]
-		if pu, err = user.Lookup(name); err != nil {
-			if errors.As(err, &unk) {
-				return nil, nil
-			}
-			return nil, err
-		}
 	}
+}
+
+// lookupAccount is user.Lookup; tests replace it.
+var lookupAccount = user.Lookup
+
+// passwdUser is the User of account pu with extension ext.
+func passwdUser(pu *user.User, ext string) (*User, error) {
 	uid, err1 := strconv.Atoi(pu.Uid)
 	gid, err2 := strconv.Atoi(pu.Gid)
 	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("user %s: uid %q gid %q", name, pu.Uid, pu.Gid)
+		return nil, fmt.Errorf("user %s: uid %q gid %q", pu.Username, pu.Uid, pu.Gid)
 	}
 	u := &User{Name: pu.Username, UID: uid, GID: gid, Home: pu.HomeDir, Dash: "-", Ext: ext, Groups: groups(pu)}
 	var st syscall.Stat_t
@@ -204,7 +211,7 @@ func groups(pu *user.User) []int {
 
 // lookupSpool makes a user of a name with no account whose mbox exists
 // in the spool (omail-unpack client creates it): deliveries run as the
-// owner of that file.
+// owner of that file, which must have no other name (a hard link).
 func (d *Deliverer) lookupSpool(local string) (*User, error) {
 	if strings.HasSuffix(local, ".lock") {
 		// Not a mailbox: a mailbox's dotlock, whose record mail
@@ -225,6 +232,13 @@ func (d *Deliverer) lookupSpool(local string) (*User, error) {
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, nil
+	}
+	if st.Nlink != 1 {
+		// A mailbox has one name. Another may be a hard link someone
+		// made in a spool open to all (1777, without the kernel's
+		// protected_hardlinks) to a file of root's or another user's,
+		// which the delivery would then append to as its owner.
+		return nil, fmt.Errorf("%s has %d links, not one: not taken for a mailbox", filepath.Join(spool, local), st.Nlink)
 	}
 	return &User{Name: local, UID: int(st.Uid), GID: int(st.Gid), Spool: true}, nil
 }
