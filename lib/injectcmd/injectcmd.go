@@ -19,7 +19,6 @@ import (
 
 	"omail/lib/addr"
 	"omail/lib/control"
-	"omail/lib/delivercmd"
 	"omail/lib/envelope"
 	"omail/lib/home"
 	"omail/lib/qexit"
@@ -58,8 +57,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	case ModeSMTP:
 		return runProgram(env, env.ProgramPath("omail-smtpd"), nil, stdin, stdout, stderr)
 	case ModeAliases: // sendmail -bi or -I, or run as newaliases: what package scripts run
-		// omail-deliver -newaliases's own code, in this process.
-		return delivercmd.Run([]string{"newaliases"}, env, stdin, stdout, stderr)
+		return runProgram(env, env.ProgramPath("omail-deliver"), []string{"-newaliases"}, stdin, stdout, stderr)
 	}
 
 	ctl := control.New(h)
