@@ -237,9 +237,12 @@ func isAlnum(c byte) bool {
 // Trick names the way this address would make a host that accepts it
 // relay somewhere else, or returns "": a percent hack (user%other@us),
 // a bang path (other!user@us), a quoted local part holding an @ or
-// either of those ("user@other"@us) or anything else that needs the
-// quotes ("a b"@us: the envelope holds it unquoted), an unbracketed IP
-// address as the domain (user@1.2.3.4), a domain missing.
+// either of those ("user@other"@us), any other local part that is not a
+// dot-atom, quoted or not ("a b"@us, .user@us, "a..b"@us: String
+// writes it quoted, which the next hop may read differently), an
+// unbracketed IP address as the domain (user@1.2.3.4), a domain missing.
+// It looks at the normal form only, so every spelling of an address
+// gets the same answer.
 func (a Addr) Trick() string {
 	switch {
 	case strings.ContainsRune(a.Local, '@'):
@@ -248,8 +251,8 @@ func (a Addr) Trick() string {
 		return "percent hack"
 	case strings.ContainsRune(a.Local, '!'):
 		return "bang path"
-	case a.Quoted && !dotAtom(a.Local):
-		return "quoted local part"
+	case a.Local != "" && !dotAtom(a.Local):
+		return "local part needs quotes"
 	case a.Domain == "":
 		return "no domain"
 	case BareIP(a.Domain):
