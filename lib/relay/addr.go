@@ -131,6 +131,18 @@ func Parse(path string) (Addr, error) {
 	return a, nil
 }
 
+// DropRoute returns path without a source route ("@dom,@dom:") in
+// front, and path as it is when it has none or one Parse would refuse.
+// The rest is not checked: that is Parse's work.
+func DropRoute(path string) string {
+	if strings.HasPrefix(path, "@") {
+		if rest, ok := skipRoute(path); ok {
+			return rest
+		}
+	}
+	return path
+}
+
 // skipRoute removes "@dom,@dom:" from the front of a path.
 func skipRoute(p string) (string, bool) {
 	for i := 0; i < len(p); i++ {

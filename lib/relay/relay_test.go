@@ -142,6 +142,23 @@ func TestTrickIgnoresSpelling(t *testing.T) {
 	}
 }
 
+func TestDropRoute(t *testing.T) {
+	for in, want := range map[string]string{
+		"@a.example:u@b.example":             "u@b.example",
+		"@a.example,@[IPv6:::1]:u@b.example": "u@b.example",
+		`@a.example:"u v"@b.example`:         `"u v"@b.example`,
+		"u@b.example":                        "u@b.example",
+		"u(c)@b.example":                     "u(c)@b.example",
+		"@a.example":                         "@a.example", // no route: as it is
+		"@a.example:":                        "@a.example:",
+		`@"a:b".example:u@c`:                 `@"a:b".example:u@c`,
+	} {
+		if got := DropRoute(in); got != want {
+			t.Errorf("DropRoute(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestSplitPath(t *testing.T) {
 	cases := []struct{ in, path, params string }{
 		{"<a@b>", "a@b", ""},
@@ -250,14 +267,18 @@ func TestNoRcpthosts(t *testing.T) {
 
 // FuzzParse: Parse never panics; what it accepts has a normal form that
 // parses to itself, and a trick-free address holds no relay characters.
+// DropRoute leaves what Parse reads the same, without the route.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"a@b", `"x y"@c.d`, "@r:a@b", "a%b@c", "a!b@c", "u@1.2.3.4", "u@[::1]", "<>"} {
+	for _, s := range []string{"a@b", `"x y"@c.d`, "@r:a@b", "a%b@c", "a!b@c", "u@1.2.3.4", "u@[::1]", "<>", "@[::1],@b:u@c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := Parse(s)
 		if err != nil || a.Null() {
 			return
+		}
+		if d, err := Parse(DropRoute(s)); err != nil || d.Routed || d.String() != a.String() {
+			t.Fatalf("%q: DropRoute %q parses as %q routed=%v, %v; want %q", s, DropRoute(s), d.String(), d.Routed, err, a.String())
 		}
 		if a.Trick() == "" {
 			b, err := Parse(a.String())
