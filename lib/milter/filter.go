@@ -9,10 +9,11 @@
 // queue for those recipients (qqclient, the usual queue path, with a
 // Received: line naming the MTA's queue id and the client), and only
 // once the queue has said it holds the message durably does the milter
-// answer: DISCARD when every recipient was taken (the client sees
-// success and the MTA keeps nothing, as the original omail did), or
-// DELRCPT for the taken ones and CONTINUE for the rest. Any failure of
-// omail's queue is TEMPFAIL: the client keeps the message and retries.
+// answer: DELRCPT for each recipient it took, and CONTINUE. Never
+// DISCARD: the MTA may have recipients of its own that the milter never
+// saw (always_bcc, bcc maps), which DISCARD would drop; when no
+// recipient is left the MTA keeps nothing. Any failure of omail's queue
+// is TEMPFAIL: the client keeps the message and retries.
 //
 // A recipient is routed as the MTA holds it: the {rcpt_addr} macro
 // (the address the MTA resolved, source route, comments and spaces
@@ -383,10 +384,8 @@ func (f *filter) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
 		f.log("mta_id=%s from=<%s> to=<%s> queue failed: %v: tempfail", clean(f.mtaID), clean(f.sender), to, err)
 		return gomilter.RespTempFail, nil
 	}
-	if len(taken) == len(f.rcpts) {
-		f.log("mta_id=%s from=<%s> to=<%s> bytes=%d queued: discard", clean(f.mtaID), clean(f.sender), to, f.lf.n)
-		return gomilter.RespDiscard, nil
-	}
+	// DELRCPT and CONTINUE even when every recipient the milter saw
+	// is taken: DISCARD would also drop those the MTA added itself.
 	for _, r := range f.rcpts {
 		if r.taken {
 			if err := m.DeleteRecipient(r.del); err != nil {

@@ -167,12 +167,19 @@ func sendAs(t *testing.T, c *gomilter.Client, rcpts []string, held map[string]st
 	return mods, act
 }
 
-func TestAllTakenIsDiscarded(t *testing.T) {
+// Every recipient the milter saw is taken: still DELRCPT and CONTINUE,
+// never DISCARD, which would also drop the recipients the MTA adds on
+// its own (always_bcc, bcc maps) after the milter saw the RCPTs.
+func TestAllTakenAreRemovedNotDiscarded(t *testing.T) {
 	q := &fakeQueue{}
 	c, log := setup(t, q)
 	mods, act := send(t, c, []string{"u@kiosk.example", "V@Kiosk.Example"})
-	if act.Type != gomilter.ActionDiscard || len(mods) != 0 {
-		t.Fatalf("got %v %v, want discard and no changes", act.Type, mods)
+	if act.Type != gomilter.ActionContinue && act.Type != gomilter.ActionAccept {
+		t.Fatalf("got %v, want continue", act.Type)
+	}
+	if len(mods) != 2 || mods[0].Type != gomilter.ActionDelRcpt || mods[0].Rcpt != "<u@kiosk.example>" ||
+		mods[1].Type != gomilter.ActionDelRcpt || mods[1].Rcpt != "<V@Kiosk.Example>" {
+		t.Fatalf("changes %+v, want DELRCPT <u@kiosk.example> and <V@Kiosk.Example>", mods)
 	}
 	got := q.committed()
 	if len(got) != 1 {
@@ -190,7 +197,7 @@ func TestAllTakenIsDiscarded(t *testing.T) {
 		t.Errorf("queued\n%q\nwant\n%q", m.buf.String(), want)
 	}
 	if !strings.Contains(log.String(), "milter 192.0.2.7 mta_id=QID123 from=<sender@other.example> to=<u@kiosk.example,V@kiosk.example> bytes=") ||
-		!strings.Contains(log.String(), "queued: discard") {
+		!strings.Contains(log.String(), "queued: delrcpt 2, continue for 0") {
 		t.Errorf("log: %s", log.String())
 	}
 }
