@@ -9,10 +9,19 @@
 // queue for those recipients (qqclient, the usual queue path, with a
 // Received: line naming the MTA's queue id and the client), and only
 // once the queue has said it holds the message durably does the milter
-// answer: DISCARD when every recipient was taken (the client sees
-// success and the MTA keeps nothing, as the original omail did), or
-// DELRCPT for the taken ones and CONTINUE for the rest. Any failure of
-// omail's queue is TEMPFAIL: the client keeps the message and retries.
+// answer: DELRCPT for each recipient it took, and CONTINUE. Never
+// DISCARD: the MTA may have recipients of its own that the milter never
+// saw (always_bcc, bcc maps), which DISCARD would drop; when no
+// recipient is left the MTA keeps nothing. Any failure of omail's queue
+// is TEMPFAIL: the client keeps the message and retries.
+//
+// A recipient is routed as the MTA holds it: the {rcpt_addr} macro
+// (the address the MTA resolved, source route, comments and spaces
+// gone), or, when the MTA sends none, the RCPT argument with its
+// brackets, spaces and source route removed. DELRCPT names it by the
+// RCPT argument without its source route: the form the MTA compares
+// with what it keeps (Postfix matches the recipient as the client gave
+// it, after its own parsing, which drops the route).
 package milter
 
 import (
@@ -53,22 +62,83 @@ type Config struct {
 
 // NewServer returns the milter server: DELRCPT is the only change it
 // asks to make; it asks for header values as they are (leading space
-// kept). It asks for no macros (that needs SMFIF_SETSYMLIST, which not
-// every MTA offers): Postfix's and sendmail's defaults send the queue
-// id "i" at DATA or end of message and the MTA's name "j" at connect,
-// and a missing one only makes the Received: line say less.
+// kept). It asks for the macros it uses (when the MTA offers
+// SMFIF_SETSYMLIST; one that does not still sends its defaults, which
+// in Postfix and sendmail hold them all): the MTA's name "j" at
+// connect, the sender and each recipient as the MTA holds them
+// ({mail_addr}, {rcpt_addr}), the queue id "i" at DATA and end of
+// message. Without {rcpt_addr} the RCPT argument is used; a missing "j"
+// or "i" only makes the Received: line say less.
 func NewServer(cfg *Config, readTimeout time.Duration) *gomilter.Server {
 	return gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return &filter{cfg: cfg} }),
 		gomilter.WithActions(gomilter.OptRemoveRcpt),
 		gomilter.WithProtocol(gomilter.OptHeaderLeadingSpace),
+		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroMTAFQDN}),
+		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroMailAddr}),
+		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroRcptAddr}),
+		gomilter.WithMacroRequest(gomilter.StageData, []gomilter.MacroName{gomilter.MacroQueueId}),
+		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
+		gomilter.WithNegotiationCallback(negotiate),
 		gomilter.WithReadTimeout(readTimeout),
 	)
 }
 
+// negotiate is go-milter's negotiation with one change: asking for
+// macros (SMFIF_SETSYMLIST) is optional, so that an MTA that does not
+// offer it is still served, with its default macros. What omail needs
+// (DELRCPT, header values with their leading space) it must offer.
+func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions gomilter.OptAction, mtaProtocol, milterProtocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
+	if mtaVersion < 2 || mtaVersion > gomilter.MaxServerProtocolVersion {
+		return 0, 0, 0, 0, fmt.Errorf("milter: negotiate: unsupported protocol version %d", mtaVersion)
+	}
+	need := milterActions &^ gomilter.OptSetMacros
+	if mtaActions&need != need {
+		return 0, 0, 0, 0, fmt.Errorf("milter: negotiate: the MTA does not offer the actions omail needs: offered %q, needed %q", mtaActions, need)
+	}
+	if mtaProtocol&milterProtocol != milterProtocol {
+		return 0, 0, 0, 0, fmt.Errorf("milter: negotiate: the MTA does not offer the protocol options omail needs: offered %q, needed %q", mtaProtocol, milterProtocol)
+	}
+	return mtaVersion, milterActions & mtaActions, milterProtocol, offered, nil
+}
+
+// mtaAddress is an address as the MTA holds it: macro (its {mail_addr}
+// or {rcpt_addr}) when the MTA sent one that parses with a domain (a
+// sendmail local mailer's is the user alone), else arg, the MAIL or
+// RCPT argument, without its brackets and the spaces around it.
+func mtaAddress(macro, arg string) (relay.Addr, error) {
+	if macro != "" {
+		if a, err := relay.Parse(macro); err == nil && a.Domain != "" {
+			return a, nil
+		}
+	}
+	return relay.Parse(bare(arg))
+}
+
+// bare is a MAIL or RCPT argument without the spaces around it and its
+// angle brackets (go-milter removes them only when nothing is around).
+func bare(arg string) string {
+	arg = strings.TrimSpace(arg)
+	if len(arg) >= 2 && arg[0] == '<' && arg[len(arg)-1] == '>' {
+		arg = strings.TrimSpace(arg[1 : len(arg)-1])
+	}
+	return arg
+}
+
+// macro is m's value of name; m is nil in tests that call the filter
+// directly.
+func macro(m gomilter.Modifier, name gomilter.MacroName) string {
+	if m == nil {
+		return ""
+	}
+	return m.Get(name)
+}
+
 // rcpt is one recipient as the MTA named it and as omail routes it.
 type rcpt struct {
-	orig  string // as the MTA gave it, for DELRCPT
+	arg   string // the RCPT argument
+	held  string // the MTA's {rcpt_addr} with it, "" if none
+	del   string // for DELRCPT: the RCPT argument, bare, source route dropped
 	addr  string // omail's normal form
 	taken bool   // routed to OCMP: omail delivers it
 }
@@ -139,7 +209,7 @@ func (f *filter) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilte
 		return gomilter.RespTempFail, nil
 	}
 	f.router = r
-	a, err := relay.Parse(from)
+	a, err := mtaAddress(macro(m, gomilter.MacroMailAddr), from)
 	f.sender, f.senderOK = a.String(), err == nil
 	return gomilter.RespContinue, nil
 }
@@ -147,8 +217,16 @@ func (f *filter) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilte
 // RcptTo routes one recipient. One that cannot be routed now (a control
 // file unreadable) is refused for now, 4xx: the client retries it.
 func (f *filter) RcptTo(to, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
-	r := rcpt{orig: to}
-	if a, err := relay.Parse(to); err == nil && f.senderOK && f.router != nil && a.Domain != "" {
+	r := rcpt{arg: to, held: macro(m, gomilter.MacroRcptAddr), del: relay.DropRoute(bare(to))}
+	// An MTA that sends no macros with this RCPT leaves the last RCPT's
+	// in place (go-milter keeps them until the next MAIL): the same
+	// {rcpt_addr} with a different argument is not trusted, and the
+	// argument decides.
+	held := r.held
+	if n := len(f.rcpts); n > 0 && held == f.rcpts[n-1].held && to != f.rcpts[n-1].arg {
+		held = ""
+	}
+	if a, err := mtaAddress(held, to); err == nil && f.senderOK && f.router != nil && a.Domain != "" {
 		r.addr = a.String()
 		rt, err := f.router.Route(r.addr)
 		if err != nil {
@@ -306,17 +384,15 @@ func (f *filter) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
 		f.log("mta_id=%s from=<%s> to=<%s> queue failed: %v: tempfail", clean(f.mtaID), clean(f.sender), to, err)
 		return gomilter.RespTempFail, nil
 	}
-	if len(taken) == len(f.rcpts) {
-		f.log("mta_id=%s from=<%s> to=<%s> bytes=%d queued: discard", clean(f.mtaID), clean(f.sender), to, f.lf.n)
-		return gomilter.RespDiscard, nil
-	}
+	// DELRCPT and CONTINUE even when every recipient the milter saw
+	// is taken: DISCARD would also drop those the MTA added itself.
 	for _, r := range f.rcpts {
 		if r.taken {
-			if err := m.DeleteRecipient(r.orig); err != nil {
+			if err := m.DeleteRecipient(r.del); err != nil {
 				// The MTA is gone or broke the protocol: it keeps the
 				// whole message (milter_default_action), omail has a
 				// copy for these: a duplicate at worst, never a loss.
-				f.log("mta_id=%s delrcpt <%s>: %v", clean(f.mtaID), clean(r.orig), err)
+				f.log("mta_id=%s delrcpt <%s>: %v", clean(f.mtaID), clean(r.del), err)
 				return nil, err
 			}
 		}

@@ -131,6 +131,18 @@ func Parse(path string) (Addr, error) {
 	return a, nil
 }
 
+// DropRoute returns path without a source route ("@dom,@dom:") in
+// front, and path as it is when it has none or one Parse would refuse.
+// The rest is not checked: that is Parse's work.
+func DropRoute(path string) string {
+	if strings.HasPrefix(path, "@") {
+		if rest, ok := skipRoute(path); ok {
+			return rest
+		}
+	}
+	return path
+}
+
 // skipRoute removes "@dom,@dom:" from the front of a path.
 func skipRoute(p string) (string, bool) {
 	for i := 0; i < len(p); i++ {
@@ -237,9 +249,12 @@ func isAlnum(c byte) bool {
 // Trick names the way this address would make a host that accepts it
 // relay somewhere else, or returns "": a percent hack (user%other@us),
 // a bang path (other!user@us), a quoted local part holding an @ or
-// either of those ("user@other"@us) or anything else that needs the
-// quotes ("a b"@us: the envelope holds it unquoted), an unbracketed IP
-// address as the domain (user@1.2.3.4), a domain missing.
+// either of those ("user@other"@us), any other local part that is not a
+// dot-atom, quoted or not ("a b"@us, .user@us, "a..b"@us: String
+// writes it quoted, which the next hop may read differently), an
+// unbracketed IP address as the domain (user@1.2.3.4), a domain missing.
+// It looks at the normal form only, so every spelling of an address
+// gets the same answer.
 func (a Addr) Trick() string {
 	switch {
 	case strings.ContainsRune(a.Local, '@'):
@@ -248,8 +263,8 @@ func (a Addr) Trick() string {
 		return "percent hack"
 	case strings.ContainsRune(a.Local, '!'):
 		return "bang path"
-	case a.Quoted && !dotAtom(a.Local):
-		return "quoted local part"
+	case a.Local != "" && !dotAtom(a.Local):
+		return "local part needs quotes"
 	case a.Domain == "":
 		return "no domain"
 	case BareIP(a.Domain):

@@ -23,9 +23,11 @@ func TestParse(t *testing.T) {
 		{in: "@a.example,@b.example:user@example.org", out: "user@example.org", routed: true},
 		{in: "@[1.2.3.4]:user@example.org", out: "user@example.org", routed: true},
 		{in: `"user"@example.org`, out: "user@example.org", quoted: true},
-		{in: `"us\"er"@example.org`, out: `"us\"er"@example.org`, quoted: true, trick: "quoted local part"},
+		{in: `"us\"er"@example.org`, out: `"us\"er"@example.org`, quoted: true, trick: "local part needs quotes"},
 		{in: `"user@other.example"@example.org`, out: `"user@other.example"@example.org`, quoted: true, trick: "@ in the local part"},
-		{in: `"a b"@example.org`, out: `"a b"@example.org`, quoted: true, trick: "quoted local part"},
+		{in: `"a b"@example.org`, out: `"a b"@example.org`, quoted: true, trick: "local part needs quotes"},
+		{in: ".user@example.org", out: `".user"@example.org`, trick: "local part needs quotes"},
+		{in: `".user"@example.org`, out: `".user"@example.org`, quoted: true, trick: "local part needs quotes"},
 		{in: "user%other.example@example.org", out: "user%other.example@example.org", trick: "percent hack"},
 		{in: "other.example!user@example.org", out: "other.example!user@example.org", trick: "bang path"},
 		{in: "user@1.2.3.4", out: "user@1.2.3.4", trick: "IP address without brackets"},
@@ -75,6 +77,84 @@ func TestParse(t *testing.T) {
 		if a.String() != c.out || a.Quoted != c.quoted || a.Routed != c.routed || a.Trick() != c.trick || a.UTF8() != c.utf8 {
 			t.Errorf("Parse(%q) = %q quoted=%v routed=%v trick=%q utf8=%v, want %q %v %v %q %v",
 				c.in, a.String(), a.Quoted, a.Routed, a.Trick(), a.UTF8(), c.out, c.quoted, c.routed, c.trick, c.utf8)
+		}
+	}
+}
+
+// TestTrickIgnoresSpelling: the refusal of a client that may not relay
+// depends on the normal form only, so a local part that is not a
+// dot-atom is refused alike whether the client quoted it or not, and a
+// spelling that means a plain dot-atom is taken alike.
+func TestTrickIgnoresSpelling(t *testing.T) {
+	pairs := [][2]string{
+		{".user@us.example", `".user"@us.example`},
+		{"a..b@us.example", `"a..b"@us.example`},
+		{"user.@us.example", `"user."@us.example`},
+		{"u:x@us.example", `"u:x"@us.example`},
+		{"user@us.example", `"user"@us.example`},
+		{"a.b@us.example", `"a.b"@us.example`},
+		{"user%far@us.example", `"user%far"@us.example`},
+		{"user@far@us.example", `"user@far"@us.example`},
+	}
+	for _, p := range pairs {
+		a, errA := Parse(p[0])
+		b, errB := Parse(p[1])
+		if errA != nil || errB != nil {
+			t.Fatalf("Parse(%q), Parse(%q): %v, %v", p[0], p[1], errA, errB)
+		}
+		if a.String() != b.String() || a.Trick() != b.Trick() {
+			t.Errorf("%q: %q trick %q; %q: %q trick %q; want the same", p[0], a.String(), a.Trick(), p[1], b.String(), b.Trick())
+		}
+	}
+	// The review's probe: what a client that may not relay sends to our
+	// domain us.example. Taken: the normal form is a plain address at
+	// us.example. Everything else is refused, by syntax or by Trick.
+	taken := map[string]string{
+		"user@us.example": "user@us.example", "USER@US.EXAMPLE.": "USER@us.example",
+		`"user"@us.example`: "user@us.example", "@far.example:user@us.example": "user@us.example",
+		`"a.b"@us.example`: "a.b@us.example", `"\u"@us.example`: "u@us.example",
+		"@[1.2.3.4]:user@us.example": "user@us.example", "@:user@us.example": "user@us.example",
+		"user+x@us.example": "user+x@us.example", "user=far.example@us.example": "user=far.example@us.example",
+		"user/far@us.example": "user/far@us.example", "|cmd@us.example": "|cmd@us.example",
+		"user@us.example.": "user@us.example", "user@sub.us.example": "user@sub.us.example",
+		"user@[192.0.2.1]": "user@[192.0.2.1]", "user@[us.example]": "user@[us.example]",
+		"user@-us.example": "user@-us.example",
+	}
+	refused := []string{
+		"user%far.example@us.example", `"user%far"@us.example`, "far!user@us.example",
+		`"user@far"@us.example`, "user@far.example@us.example", "user@us.example..",
+		`"a\"b"@us.example`, `"a..b"@us.example`, `".a"@us.example`, "@us.example:user%far@us.example",
+		`""@us.example`, "user.@us.example", ".user@us.example", "a..b@us.example",
+		`"user\@far"@us.example`, `"a"."b"@us.example`, `user@us.example"`, `"us er"@us.example`,
+		`us"er"@us.example`, `"user"far@us.example`, "@a.example,user@us.example", "user@us.example:25",
+		"user:far.example@us.example", `"u:x"@us.example`,
+	}
+	for in, want := range taken {
+		a, err := Parse(in)
+		if err != nil || a.Trick() != "" || a.String() != want {
+			t.Errorf("Parse(%q) = %q trick %q, %v; want %q taken", in, a.String(), a.Trick(), err, want)
+		}
+	}
+	for _, in := range refused {
+		if a, err := Parse(in); err == nil && a.Trick() == "" {
+			t.Errorf("Parse(%q) = %q with no trick: a client that may not relay would be taken", in, a.String())
+		}
+	}
+}
+
+func TestDropRoute(t *testing.T) {
+	for in, want := range map[string]string{
+		"@a.example:u@b.example":             "u@b.example",
+		"@a.example,@[IPv6:::1]:u@b.example": "u@b.example",
+		`@a.example:"u v"@b.example`:         `"u v"@b.example`,
+		"u@b.example":                        "u@b.example",
+		"u(c)@b.example":                     "u(c)@b.example",
+		"@a.example":                         "@a.example", // no route: as it is
+		"@a.example:":                        "@a.example:",
+		`@"a:b".example:u@c`:                 `@"a:b".example:u@c`,
+	} {
+		if got := DropRoute(in); got != want {
+			t.Errorf("DropRoute(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -187,14 +267,18 @@ func TestNoRcpthosts(t *testing.T) {
 
 // FuzzParse: Parse never panics; what it accepts has a normal form that
 // parses to itself, and a trick-free address holds no relay characters.
+// DropRoute leaves what Parse reads the same, without the route.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"a@b", `"x y"@c.d`, "@r:a@b", "a%b@c", "a!b@c", "u@1.2.3.4", "u@[::1]", "<>"} {
+	for _, s := range []string{"a@b", `"x y"@c.d`, "@r:a@b", "a%b@c", "a!b@c", "u@1.2.3.4", "u@[::1]", "<>", "@[::1],@b:u@c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := Parse(s)
 		if err != nil || a.Null() {
 			return
+		}
+		if d, err := Parse(DropRoute(s)); err != nil || d.Routed || d.String() != a.String() {
+			t.Fatalf("%q: DropRoute %q parses as %q routed=%v, %v; want %q", s, DropRoute(s), d.String(), d.Routed, err, a.String())
 		}
 		if a.Trick() == "" {
 			b, err := Parse(a.String())

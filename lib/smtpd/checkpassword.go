@@ -14,8 +14,9 @@ import (
 // Checkpassword returns an Auth function that runs argv by the
 // checkpassword interface: user NUL password NUL timestamp NUL on fd 3,
 // exit 0 for a good password (the program then runs the rest of argv,
-// conventionally true), 111 for a temporary failure, anything else for
-// a wrong password. The program gets our environment, no stdin, and
+// conventionally true), 111 for a temporary failure, any other exit
+// code for a wrong password. Killed by a signal, or not run at all, is
+// a temporary failure too: it says nothing about the password. The program gets our environment, no stdin, and
 // our stderr as its stdout and stderr: never the client's connection.
 // A program that takes longer than timeout (a hung password database)
 // is killed, with everything it started, and the answer is temporary.
@@ -56,6 +57,11 @@ func Checkpassword(argv []string, env []string, stderr io.Writer, timeout time.D
 			fmt.Fprintf(stderr, "omail-smtpd: %s took longer than %v; killed\n", argv[0], timeout)
 			return AuthTemp
 		case err == nil:
+			return AuthOK
+		case errors.Is(err, exec.ErrWaitDelay):
+			// It exited 0, but something it started still holds its
+			// stdout or stderr: the password was good all the same.
+			fmt.Fprintf(stderr, "omail-smtpd: %s exited 0 but left its output open\n", argv[0])
 			return AuthOK
 		case errors.As(err, &ee) && ee.ExitCode() == 111:
 			return AuthTemp

@@ -50,3 +50,33 @@ func TestCheckpasswordHung(t *testing.T) {
 		t.Errorf("hung checkpassword: %v, want AuthTemp", got)
 	}
 }
+
+// A checkpassword killed by a signal (a crash, the OOM killer) tells
+// nothing about the password: temporary, like exit 111. Another exit
+// code is a wrong password.
+func TestCheckpasswordKilledIsTemporary(t *testing.T) {
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	for _, c := range []struct {
+		prog string
+		want AuthResult
+	}{
+		{"kill -KILL $$", AuthTemp}, {"kill -TERM $$", AuthTemp}, {"kill -SEGV $$", AuthTemp},
+		{"exit 2", AuthFail}, {"exit 100", AuthFail},
+	} {
+		if got := Checkpassword([]string{"/bin/sh", "-c", c.prog}, env, io.Discard, time.Minute)("joe", "x"); got != c.want {
+			t.Errorf("%s: %v, want %v", c.prog, got, c.want)
+		}
+	}
+}
+
+// A checkpassword that says yes (exit 0) but leaves a child holding its
+// output (when omail-smtpd's stderr is not a file, as under inetd, the
+// output is a pipe) is still a yes. The child here ends itself on
+// SIGPIPE once the pipe is closed.
+func TestCheckpasswordChildHoldsOutput(t *testing.T) {
+	prog := "(while echo still here; do sleep 0.1; done) & exit 0"
+	got := Checkpassword([]string{"/bin/sh", "-c", prog}, []string{"PATH=" + os.Getenv("PATH")}, io.Discard, time.Minute)("joe", "x")
+	if got != AuthOK {
+		t.Errorf("exit 0 with a child holding stdout: %v, want AuthOK", got)
+	}
+}
