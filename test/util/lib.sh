@@ -59,6 +59,22 @@ contains() { grep -qF -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "$1 lacks
 lacks() { ! grep -qF -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "$1 holds: $2"; }; }
 
 # count DIR: number of entries in DIR.
+# await FILE TEXT: until FILE holds a line with TEXT, read as it grows
+# (tail -F: nothing sleeps), for at most 60 seconds; else show FILE and
+# fail. FILE may not exist yet.
+await() {
+  local fd pid
+  exec {fd}< <(exec timeout 60 tail -n +1 -F "$1" 2>/dev/null)
+  pid=$!
+  if grep -q -m1 -F -- "$2" <&$fd; then
+    kill "$pid" 2>/dev/null || true
+    exec {fd}<&-
+    return 0
+  fi
+  exec {fd}<&-
+  echo "--- $1:"; cat "$1" 2>/dev/null || true
+  fail "never logged in $1: $2"
+}
 count() { find "$1" -mindepth 1 -maxdepth 1 | wc -l; }
 
 # queued: number of committed messages in the queue.
