@@ -224,8 +224,69 @@ type source struct {
 	size   int64
 	open   func() (io.Reader, func(), error)
 	label  string
+	entry  string    // the outbox entry it is ("" for mbox mail)
 	urgent bool      // its header asks to go first (urgent)
 	since  time.Time // when it started waiting for the link
+}
+
+// rcptGroups splits recipients into the groups one bundle record may
+// carry (bundle.MaxRcpts of them, bundle.MaxRcptBytes in all, which is
+// what a reader takes). An outbox entry may hold more: the queue takes
+// 99,999 recipients of up to 1024 bytes each, all for one endpoint
+// perhaps. Such a message is written as several records of the same
+// bundle, one per group: the bundle is published whole or not at all,
+// so every recipient travels once, whatever crashes.
+func rcptGroups(rcpts []string) [][]string {
+	var out [][]string
+	start, bytes := 0, 0
+	for i, r := range rcpts {
+		if i > start && (i-start == bundle.MaxRcpts || bytes+len(r) > bundle.MaxRcptBytes) {
+			out = append(out, rcpts[start:i])
+			start, bytes = i, 0
+		}
+		bytes += len(r)
+	}
+	if start < len(rcpts) {
+		out = append(out, rcpts[start:])
+	}
+	return out
+}
+
+// weight is what a message adds to a bundle before compression: its
+// size once per record.
+func (m source) weight() int64 {
+	return m.size * int64(max(1, len(rcptGroups(m.rcpts))))
+}
+
+// entryError is a message of a bundle that could not be read (its file
+// unreadable, or shorter than when it was measured): the bundle is
+// abandoned, and the others can go without that message.
+type entryError struct {
+	msg int // its index in the messages of the bundle
+	err error
+}
+
+func (e *entryError) Error() string { return e.err.Error() }
+func (e *entryError) Unwrap() error { return e.err }
+
+// readCount is a message's reader that tells its read errors from the
+// bundle's write errors: what it read, and how reading ended.
+type readCount struct {
+	r   io.Reader
+	n   int64
+	err error // not io.EOF
+	eof bool
+}
+
+func (c *readCount) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	if err == io.EOF {
+		c.eof = true
+	} else if err != nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // version is the bundle format msgs need: VersionUTF8 when an envelope
@@ -263,7 +324,7 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	bw := bufio.NewWriterSize(p.Crash.Writer("pack-bundle-write", f), 256<<10)
 	o := p.comp
 	for _, m := range msgs {
-		o.SizeHint += m.size
+		o.SizeHint += m.weight()
 	}
 	w, err := bundle.NewWriterOptions(bw, o, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now), Version: version(msgs)})
 	if err != nil {
@@ -276,17 +337,24 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	}()
 	w.Sign(p.key)
 	var total int64
-	for _, m := range msgs {
-		r, done, err := m.open()
-		if err != nil {
-			return pd, err
+	for i, m := range msgs {
+		for _, g := range rcptGroups(m.rcpts) {
+			r, done, err := m.open()
+			if err != nil {
+				return pd, &entryError{i, fmt.Errorf("bundle %s: %s: %w", id, m.label, err)}
+			}
+			rc := &readCount{r: r}
+			err = w.Add(m.sender, g, m.size, rc)
+			done()
+			if err != nil {
+				err = fmt.Errorf("bundle %s: %s: %w", id, m.label, err)
+				if rc.err != nil || rc.eof && rc.n < m.size {
+					return pd, &entryError{i, err}
+				}
+				return pd, err
+			}
+			total += m.size
 		}
-		err = w.Add(m.sender, m.rcpts, m.size, r)
-		done()
-		if err != nil {
-			return pd, fmt.Errorf("bundle %s: %s: %w", id, m.label, err)
-		}
-		total += m.size
 	}
 	if err := w.Close(); err != nil {
 		return pd, err
@@ -305,7 +373,11 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	}
 	ok = true
 	for _, m := range msgs {
-		p.Log.Printf("bundle %s: %s from <%s> to %s, %d bytes", id, m.label, m.sender, strings.Join(m.rcpts, ","), m.size)
+		records := ""
+		if n := len(rcptGroups(m.rcpts)); n > 1 {
+			records = fmt.Sprintf(", as %d records", n)
+		}
+		p.Log.Printf("bundle %s: %s from <%s> to %s, %d bytes%s", id, m.label, m.sender, strings.Join(m.rcpts, ","), m.size, records)
 	}
 	how := p.comp.Compression + ", " + w.Encoder()
 	if p.comp.Dict != 0 && p.comp.Compression != bundle.Gzip {
@@ -364,12 +436,13 @@ func batches(msgs []source, max int64) [][]source {
 	var cur []source
 	var size int64
 	for _, m := range msgs {
-		if len(cur) > 0 && size+m.size > max {
+		w := m.weight()
+		if len(cur) > 0 && size+w > max {
 			out = append(out, cur)
 			cur, size = nil, 0
 		}
 		cur = append(cur, m)
-		size += m.size
+		size += w
 	}
 	if len(cur) > 0 {
 		out = append(out, cur)
