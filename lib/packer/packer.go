@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"omail/lib/addr"
@@ -188,7 +189,7 @@ func (p *Packer) dirs(ep string) (upload, tmp string, ok bool, err error) {
 	case err == nil:
 		return "", "", false, fmt.Errorf("endpoint %s: %s is not a directory", ep, upload)
 	case errors.Is(err, fs.ErrNotExist) && p.createDirs:
-		if err := os.MkdirAll(upload, 0o755); err != nil {
+		if err := p.makeUpload(upload); err != nil {
 			return "", "", false, err
 		}
 		p.Log.Printf("endpoint %s: created %s", ep, upload)
@@ -198,10 +199,72 @@ func (p *Packer) dirs(ep string) (upload, tmp string, ok bool, err error) {
 	default:
 		return "", "", false, err
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := privateDir(tmp); err != nil {
 		return "", "", false, err
 	}
 	return upload, tmp, true, nil
+}
+
+// makeUpload makes an endpoint's missing upload/ (and the directories
+// above it, up to ocmpdir), mode 750, owned like ocmpdir when we are
+// root: OCMP, which owns ocmpdir, takes the bundles from it and removes
+// them, and other local users have no business there.
+func (p *Packer) makeUpload(upload string) error {
+	var made []string
+	for d := upload; d != filepath.Clean(p.base) && d != filepath.Dir(d); d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(upload, 0o750); err != nil {
+		return err
+	}
+	for _, d := range made {
+		if err := ownLike(d, p.base); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// privateDir makes the temporary directory of bundles being written,
+// mode 700 (one that a pass of an older omail made 755 is made 700).
+// A symbolic link there is refused: root would create and remove files
+// wherever it points.
+func privateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		return os.Chmod(dir, 0o700)
+	}
+	return nil
+}
+
+// ownLike gives path the owner and group of ref when we are root, who
+// would own it otherwise: what omail-pack makes for OCMP must be
+// OCMP's. As anyone else it does nothing.
+func ownLike(path, ref string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(ref)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	return os.Lchown(path, int(st.Uid), int(st.Gid))
 }
 
 // bundleName is the file name a bundle gets in upload/.
@@ -310,7 +373,7 @@ func version(msgs []source) int {
 func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pending, error) {
 	id := bundle.NewID()
 	pd := pending{id: id, tmp: filepath.Join(tmpDir, id), upload: filepath.Join(uploadDir, p.bundleName(id))}
-	f, err := os.OpenFile(pd.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(pd.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return pd, err
 	}
@@ -321,6 +384,15 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 			os.Remove(pd.tmp)
 		}
 	}()
+	// Mode 640, the owner and group of upload/: OCMP reads it, other
+	// local users must not (it holds their mail, and the contents of
+	// mailboxes that are 600).
+	if err := ownLike(pd.tmp, uploadDir); err != nil {
+		return pd, err
+	}
+	if err := f.Chmod(0o640); err != nil {
+		return pd, err
+	}
 	bw := bufio.NewWriterSize(p.Crash.Writer("pack-bundle-write", f), 256<<10)
 	o := p.comp
 	for _, m := range msgs {
