@@ -203,3 +203,20 @@ func TestPackUnreadableEntry(t *testing.T) {
 		})
 	}
 }
+
+// Two damaged entries of the same name, one pass after the other: the
+// quarantine keeps both.
+func TestQuarantineKeepsBoth(t *testing.T) {
+	p, h := setup(t)
+	os.MkdirAll(outbox.Path(h, "k1"), 0o750)
+	for _, garbage := range []string{"garbage one\n", "garbage two\n"} {
+		os.WriteFile(filepath.Join(outbox.Path(h, "k1"), "1700000000.1.1.1"), []byte(garbage), 0o640)
+		if err := p.Pass(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := quarantined(t, h)
+	if strings.Join(q, "|") != "outbox-k1-1700000000.1.1.1=garbage one\n|outbox-k1-1700000000.1.1.1.2=garbage two\n" {
+		t.Errorf("quarantine holds %q", q)
+	}
+}
