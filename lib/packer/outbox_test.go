@@ -220,3 +220,33 @@ func TestQuarantineKeepsBoth(t *testing.T) {
 		t.Errorf("quarantine holds %q", q)
 	}
 }
+
+// A file in the outbox whose name is not an entry's (a person's copy,
+// "copy 1") is not packed and goes to the quarantine: its name never
+// reaches a journal, and the entries beside it are packed.
+func TestPackForeignName(t *testing.T) {
+	p, h := setup(t)
+	putEntry(t, h, "k1", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+	b, _ := os.ReadFile(filepath.Join(outbox.Path(h, "k1"), "1700000000.1.1.1"))
+	os.WriteFile(filepath.Join(outbox.Path(h, "k1"), "copy 1"), b, 0o640)
+	p.Crash = func(point string) {
+		if point == "pack-journal" {
+			j, err := readJournal(filepath.Join(outbox.Path(h, "k1"), outbox.JournalName))
+			if err != nil || strings.Join(j.entries, ",") != "1700000000.1.1.1" {
+				t.Errorf("journal: %+v, %v", j, err)
+			}
+		}
+	}
+	if err := p.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBundles(t, h, "k1"); len(got) != 1 {
+		t.Errorf("bundles hold %q", got)
+	}
+	if left := entries(t, h, "k1"); left != "" {
+		t.Errorf("outbox still holds %s", left)
+	}
+	if q := quarantined(t, h); len(q) != 1 || !strings.HasPrefix(q[0], "outbox-k1-copy 1=") {
+		t.Errorf("quarantine holds %q", q)
+	}
+}
