@@ -38,8 +38,8 @@ func TestJournalRoundTrip(t *testing.T) {
 		"entry 1 5\nend\n",
 		"mbox 10 ab\nend\n",
 		"bundle a \"/t\" \"/u\"\nend\nentry 1 5\n",
-		"bundle a \"/t\" \"/u\"\nentry \"1 5\nend\n",      // a quote not closed
-		"bundle a \"/t\" \"/u\"\nentry \"a/b\" 5\nend\n",   // not a name in the outbox
+		"bundle a \"/t\" \"/u\"\nentry \"1 5\nend\n",     // a quote not closed
+		"bundle a \"/t\" \"/u\"\nentry \"a/b\" 5\nend\n", // not a name in the outbox
 		"bundle a \"/t\" \"/u\"\nentry \".journal\" 5\nend\n",
 		"bundle a \"/t\" \"/u\"\nentry \"1\" 5 6\nend\n",
 	} {

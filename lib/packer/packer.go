@@ -72,11 +72,7 @@ func (p *Packer) Watch(wake <-chan struct{}, stop <-chan struct{}, passed func(e
 		if passed != nil {
 			passed(err)
 		}
-		interval := 60 * time.Second
-		if n, err := control.New(p.Home).Int("pollinterval"); err == nil && n > 0 {
-			interval = time.Duration(n) * time.Second
-		}
-		t := time.NewTimer(interval)
+		t := time.NewTimer(p.pollInterval())
 		select {
 		case <-stop:
 			t.Stop()
