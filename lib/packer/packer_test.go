@@ -11,11 +11,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"omail/lib/bundle"
 	"omail/lib/eventlog"
-	"omail/lib/mbox"
 	"omail/lib/ocmpkey"
 	"omail/lib/outbox"
 )
@@ -149,19 +147,7 @@ func TestMboxTail(t *testing.T) {
 	p, h := setup(t)
 	os.WriteFile(filepath.Join(h, "control", "proxyscanmail"), []byte("1\n"), 0o644)
 	path := filepath.Join(h, "spool", "bob")
-	add := func(sender, body string) {
-		a, err := mbox.Open(path)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if err := a.Add(sender, nil, strings.NewReader(body), time.Unix(0, 0)); err != nil {
-			t.Error(err)
-		}
-		if err := a.Commit(); err != nil {
-			t.Error(err)
-		}
-	}
+	add := func(sender, body string) { spoolAdd(t, path, sender, body) }
 	add("one@x", "Subject: 1\n\nFrom a\n")
 	add("two@x", "Subject: 2\n")
 	var wg sync.WaitGroup
@@ -171,9 +157,7 @@ func TestMboxTail(t *testing.T) {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); add("late@x", "Subject: late\n") }()
-		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		f.WriteString("From rogue@x Thu Jan  1 00:00:00 1970\nSubject: rogue\n\n")
-		f.Close()
+		rogueAppend(path, "From rogue@x Thu Jan  1 00:00:00 1970\nSubject: rogue\n\n")
 	}
 	if err := p.Pass(); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,31 @@ import (
 	"omail/lib/mbox"
 )
 
+// spoolAdd delivers a message to the mbox at path as a deliverer that
+// takes the locks does. It may run in a goroutine: it reports with
+// t.Error.
+func spoolAdd(t *testing.T, path, sender, body string) {
+	a, err := mbox.Open(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if err := a.Add(sender, nil, strings.NewReader(body), time.Unix(0, 0)); err != nil {
+		t.Error(err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Error(err)
+	}
+}
+
+// rogueAppend appends s to the mbox at path as a writer that ignores
+// the locks does.
+func rogueAppend(path, s string) {
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(s)
+	f.Close()
+}
+
 func TestWholeMessages(t *testing.T) {
 	const m1 = "From a@b Thu Jan  1 00:00:00 1970\nSubject: 1\n\nbody\n\n"
 	long := strings.Repeat("x", 64<<10-3) + "\n" // puts a From_ line across a window's edge
@@ -47,23 +72,8 @@ func TestMboxUnfinishedTail(t *testing.T) {
 	p, h := setup(t)
 	os.WriteFile(filepath.Join(h, "control", "proxyscanmail"), []byte("1\n"), 0o644)
 	path := filepath.Join(h, "spool", "bob")
-	add := func(sender, body string) {
-		a, err := mbox.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Add(sender, nil, strings.NewReader(body), time.Unix(0, 0)); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rogue := func(s string) {
-		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		f.WriteString(s)
-		f.Close()
-	}
+	add := func(sender, body string) { spoolAdd(t, path, sender, body) }
+	rogue := func(s string) { rogueAppend(path, s) }
 	add("one@x", "Subject: 1\n")
 	rogue("From rogue@x Thu Jan  1 00:00:00 1970\nSubject: rogue\n") // its first write(2)
 	p.Crash = func(point string) {
