@@ -17,9 +17,10 @@
 // waiting for the other keeps us out of deadlocks with programs that
 // take them in the other order.
 //
-// Our dotlock records where our append starts, and a writer that finds
-// the lock of an omail writer that died holding it cuts the mailbox back
-// there: a kill in the middle of a message leaves no torn copy for long,
+// Our dotlock records where our append starts (OpenLock's, for a caller
+// that changes the file itself and appends nothing, records no length),
+// and a writer that finds the lock of an omail writer that died holding
+// it cuts the mailbox back there: a kill in the middle of a message leaves no torn copy for long,
 // even when other mail comes next (dotlock.go). A dotlock whose file has
 // not been modified for DotlockStale is taken as left behind by a
 // crashed program and removed. When the directory does not let us create
