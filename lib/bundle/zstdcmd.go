@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"omail/lib/dict"
 )
@@ -153,6 +154,11 @@ func startZstd(out io.Writer, args []string, o Options) (*zstdCmd, error) {
 	c.out = &errWriter{w: out}
 	c.cmd.Stdout = c.out
 	c.cmd.Stderr = c.stderr
+	// A process group of its own: a signal to omail-pack's group (Ctrl-C
+	// at a terminal, SIGALRM for "a pass now") is for omail-pack, which
+	// handles it; the default action would kill the program half-way
+	// through a bundle. It still ends with its input, when we do.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if c.in, err = c.cmd.StdinPipe(); err == nil {
 		err = c.cmd.Start()
 	}

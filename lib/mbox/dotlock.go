@@ -32,7 +32,8 @@ import (
 //
 // the writer's pid, the host's name, the mailbox's length where its
 // appending starts (20 digits, rewritten in place when Recover cuts the
-// file shorter), the kernel's boot id, the process's start time (so that
+// file shorter; -1, as "-0000000000000000001", for a lock taken with
+// OpenLock, which appends nothing: no cut), the kernel's boot id, the process's start time (so that
 // a reused pid is not taken for the writer) and the mailbox's inode. It
 // is written to an unnamed file (O_TMPFILE) and linked into place, so it
 // never exists without its content. The writer that finds a dead
@@ -183,7 +184,11 @@ func (a *Appender) makeDotlock(name string, st os.FileInfo) error {
 		// Mode 644: it holds nothing secret, and a writer of another
 		// uid that may not remove it can read that its writer is dead
 		// and defer at once (tryDotlock).
-		content, off := lockContent(st.Size(), sysIno(st))
+		length := st.Size()
+		if a.lockOnly {
+			length = -1 // no length: nothing to cut after our death (OpenLock)
+		}
+		content, off := lockContent(length, sysIno(st))
 		fd, err := unix.Open(filepath.Dir(name), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
 			return a.createDotlock(name, content, off)
@@ -304,7 +309,7 @@ func (a *Appender) looksAppended(to int64) (bool, error) {
 // shorter than it was at Open: a writer taking over after our death
 // must cut to where our appending starts.
 func (a *Appender) record(length int64) error {
-	if a.lockf == nil || a.lockOff < 0 {
+	if a.lockf == nil || a.lockOff < 0 || a.lockOnly {
 		return nil
 	}
 	return a.Hook.Op("dotlock-record", func() error {

@@ -370,7 +370,16 @@ func FuzzParseHolder(f *testing.F) {
 		if !h.omail && h.length != -1 {
 			t.Fatalf("a length from a lock that is not ours: %q", data)
 		}
-		if length < 0 || hostname() == "" {
+		if hostname() == "" {
+			return
+		}
+		if length < 0 {
+			// OpenLock's record: ours, alive or dead, and no length.
+			c, off := lockContent(-1, ino)
+			back := parseHolder([]byte(c))
+			if back.pid != os.Getpid() || !back.omail || back.length != -1 || back.boot != bootID() || len(c[off:strings.IndexByte(c[off:], ' ')+int(off)]) != 20 {
+				t.Fatalf("%q read back as %+v", c, back)
+			}
 			return
 		}
 		c, off := lockContent(length, ino)
@@ -568,5 +577,50 @@ func TestMakeOwned(t *testing.T) {
 	os.Link(h, filepath.Join(dir, "h2"))
 	if did, _ := MakeOwned(h, 4321, 4321); did != "" {
 		t.Fatalf("a hard-linked file given away: %q", did)
+	}
+}
+
+// A lock taken with OpenLock records no length: when its holder dies
+// after a writer that ignores the locks appended (or after the holder
+// moved such mail to the front of the file itself), the next writer
+// removes the lock and cuts nothing. The same death under an Open lock
+// cuts back to the length at Open: the difference is the point.
+func TestOpenLockRecordsNoLength(t *testing.T) {
+	const rogue = "From rogue@example.org Mon Jan  1 00:00:00 2024\nSubject: rogue\n\nno lock\n\n"
+	for _, lockOnly := range []bool{true, false} {
+		t.Run(fmt.Sprint("lockOnly=", lockOnly), func(t *testing.T) {
+			lines := logged(t)
+			p := filepath.Join(t.TempDir(), "mbox")
+			os.WriteFile(p, []byte(foreign), 0o600)
+			a, err := openAs(p, nil, lockOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lockOnly {
+				if err := a.Add("a@b", nil, strings.NewReader("x\n"), when); err == nil {
+					t.Error("Add on an OpenLock mailbox: no error")
+				}
+			}
+			f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			f.WriteString(rogue)
+			f.Close()
+			// Death: the descriptors go (the fcntl lock with them), the
+			// dotlock stays, naming a process that is gone.
+			a.lockf.Close()
+			a.f.Close()
+			b := mustRead(t, p+".lock")
+			os.WriteFile(p+".lock", []byte(strconv.Itoa(deadPid(t))+string(b[len(strconv.Itoa(os.Getpid())):])), 0o600)
+			want := foreign + rogue
+			if !lockOnly {
+				want = foreign
+			}
+			openUnchanged(t, p, want)
+			if fileExists(p + ".lock") {
+				t.Error("the dead holder's lock is still there")
+			}
+			if cut := len(*lines) == 1 && strings.Contains((*lines)[0], "cut"); cut == lockOnly {
+				t.Errorf("logged %q", *lines)
+			}
+		})
 	}
 }

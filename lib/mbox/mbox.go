@@ -17,9 +17,10 @@
 // waiting for the other keeps us out of deadlocks with programs that
 // take them in the other order.
 //
-// Our dotlock records where our append starts, and a writer that finds
-// the lock of an omail writer that died holding it cuts the mailbox back
-// there: a kill in the middle of a message leaves no torn copy for long,
+// Our dotlock records where our append starts (OpenLock's, for a caller
+// that changes the file itself and appends nothing, records no length),
+// and a writer that finds the lock of an omail writer that died holding
+// it cuts the mailbox back there: a kill in the middle of a message leaves no torn copy for long,
 // even when other mail comes next (dotlock.go). A dotlock whose file has
 // not been modified for DotlockStale is taken as left behind by a
 // crashed program and removed. When the directory does not let us create
@@ -66,22 +67,23 @@ var ErrLocked = errors.New("mailbox is locked")
 
 // Appender is an mbox opened and locked for appending.
 type Appender struct {
-	path    string
-	f       *os.File
-	dotlock string   // "" when we hold no dotlock
-	lockf   *os.File // our dotlock, open for rewriting its length (dotlock.go)
-	lockOff int64    // where its length is
-	oldLen  int64
-	w       *bufio.Writer
-	wb      *writeback // under w
-	hooked  bool       // w writes through Hook.Writer("mbox-write", wb)
-	buf     []byte     // Add's copy buffer, one for all messages
-	date    []byte     // Add's From_ line date
-	tail    [2]byte    // the last two bytes of the file, for separating messages
-	tailN   int        // how many of tail are valid (0, 1 or 2)
-	err     error      // first error; after it the appender only aborts
-	added   bool       // whether Add wrote anything (else Abort has nothing to undo)
-	done    bool
+	path     string
+	f        *os.File
+	dotlock  string   // "" when we hold no dotlock
+	lockf    *os.File // our dotlock, open for rewriting its length (dotlock.go)
+	lockOff  int64    // where its length is
+	oldLen   int64
+	w        *bufio.Writer
+	wb       *writeback // under w
+	hooked   bool       // w writes through Hook.Writer("mbox-write", wb)
+	buf      []byte     // Add's copy buffer, one for all messages
+	date     []byte     // Add's From_ line date
+	tail     [2]byte    // the last two bytes of the file, for separating messages
+	tailN    int        // how many of tail are valid (0, 1 or 2)
+	err      error      // first error; after it the appender only aborts
+	added    bool       // whether Add wrote anything (else Abort has nothing to undo)
+	done     bool
+	lockOnly bool // OpenLock: our dotlock records no length; Add refuses
 
 	// Hook, when not nil, is called with a crash point's name at the
 	// steps of Add and Commit (lib/crashpoint): "mbox-torn" (the first
@@ -101,8 +103,25 @@ func Open(path string) (*Appender, error) { return OpenHooked(path, nil) }
 // OpenHooked is Open with the Hook set from the start, so that the
 // points of the locking (dotlock-*) are reached too.
 func OpenHooked(path string, h crashpoint.Hook) (*Appender, error) {
+	return openAs(path, h, false)
+}
+
+// OpenLock takes the locks as OpenHooked does, for a caller that does
+// not append but changes the mailbox itself, through File, while it
+// holds them (omail-pack cuts packed mail from the front). Its dotlock
+// records no length: a writer that finds it after our death removes it
+// and cuts nothing, for we appended nothing, and a length recorded at
+// lock time would cut off whatever a writer ignoring the locks appended
+// since (and, once we moved such mail to the front, mail that was
+// there). Add refuses; Commit or Abort releases the locks and leaves
+// the file as the caller left it.
+func OpenLock(path string, h crashpoint.Hook) (*Appender, error) {
+	return openAs(path, h, true)
+}
+
+func openAs(path string, h crashpoint.Hook, lockOnly bool) (*Appender, error) {
 	for try := 0; ; try++ {
-		a, err := open1(path, h)
+		a, err := open1(path, h, lockOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +145,7 @@ func (a *Appender) atPath() bool {
 	return err1 == nil && err2 == nil && os.SameFile(mine, now)
 }
 
-func open1(path string, h crashpoint.Hook) (*Appender, error) {
+func open1(path string, h crashpoint.Hook, lockOnly bool) (*Appender, error) {
 	f, err := openOrCreate(path)
 	if err != nil {
 		// Cannot open the mailbox (a symbolic link, EACCES, no room to create it): nothing changed.
@@ -143,7 +162,7 @@ func open1(path string, h crashpoint.Hook) (*Appender, error) {
 		f.Close()
 		return nil, fmt.Errorf("mbox %s: not a regular file", path)
 	}
-	a := &Appender{path: path, f: f, Hook: h}
+	a := &Appender{path: path, f: f, Hook: h, lockOnly: lockOnly}
 	if err := a.lock(); err != nil {
 		f.Close()
 		return nil, err
@@ -235,6 +254,10 @@ func (a *Appender) Add(sender string, prefix []string, r io.Reader, t time.Time)
 	if a.err != nil {
 		// An earlier Add failed: the caller must Abort, which cuts the file back.
 		return a.err
+	}
+	if a.lockOnly {
+		// A programming error: our dotlock says we append nothing.
+		return errors.New("mbox: Add on a mailbox opened with OpenLock")
 	}
 	for _, p := range prefix {
 		if strings.ContainsAny(strings.TrimSuffix(p, "\n"), "\r\n") {

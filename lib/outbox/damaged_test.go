@@ -32,6 +32,11 @@ func TestDamagedEntries(t *testing.T) {
 		{"no recipients", "OMAIL-OUTBOX 1\nF a@b\n\nSubject: x\n\nbody\n"},
 		{"bad recipient line", strings.Replace(good, "T e@f", "X e@f", 1)},
 		{"empty recipient", strings.Replace(good, "T e@f", "T ", 1)},
+		// What a bundle's reader refuses (envelope.CheckAddress): such an
+		// entry could never travel.
+		{"control character in a recipient", strings.Replace(good, "T e@f", "T e\x01f", 1)},
+		{"control character in the sender", strings.Replace(good, "F a@b", "F a\x7fb", 1)},
+		{"recipient too long", strings.Replace(good, "T e@f", "T "+strings.Repeat("e", 2000)+"@f", 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := t.TempDir()

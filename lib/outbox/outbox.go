@@ -73,6 +73,28 @@ func checkID(id string) error {
 	return nil
 }
 
+// ValidName reports whether name can be an entry Put made: a queue id
+// (checkID), perhaps followed by "-N" for a second entry of it. Other
+// files in an outbox are not entries: omail-pack sets them aside.
+func ValidName(name string) bool {
+	id, n, two := strings.Cut(name, "-")
+	if checkID(id) != nil {
+		return false
+	}
+	if !two {
+		return true
+	}
+	if n == "" || n[0] == '0' || len(n) > 9 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		if n[i] < '0' || n[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Path is the directory of one endpoint's outbox.
 func Path(home, endpoint string) string { return filepath.Join(home, Dir, endpoint) }
 
@@ -325,6 +347,12 @@ func Open(home, endpoint, name string) (*Entry, error) {
 		return bad("no sender")
 	}
 	e.Sender = l[2:]
+	// The checks a bundle's reader applies to each address (Put made
+	// them too): an entry that fails them cannot travel, and would
+	// stop every bundle it is put in.
+	if err := envelope.CheckAddress(e.Sender); err != nil {
+		return bad(fmt.Sprintf("sender: %v", err))
+	}
 	for {
 		l, err := line()
 		if err != nil {
@@ -335,6 +363,9 @@ func Open(home, endpoint, name string) (*Entry, error) {
 		}
 		if !strings.HasPrefix(l, "T ") || len(l) == 2 {
 			return bad("bad recipient line")
+		}
+		if err := envelope.CheckAddress(l[2:]); err != nil {
+			return bad(fmt.Sprintf("recipient %d: %v", len(e.Rcpts)+1, err))
 		}
 		e.Rcpts = append(e.Rcpts, l[2:])
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"omail/lib/control"
+	"omail/lib/envelope"
 	"omail/lib/masquerade"
 	"omail/lib/outcome"
 )
@@ -135,7 +136,27 @@ func FuzzOpen(f *testing.F) {
 		if int64(len(b)) != e.Size || len(e.Rcpts) == 0 {
 			t.Fatalf("size %d read %d rcpts %d", e.Size, len(b), len(e.Rcpts))
 		}
+		for _, a := range append([]string{e.Sender}, e.Rcpts...) {
+			if err := envelope.CheckAddress(a); err != nil {
+				t.Fatalf("opened an entry a bundle cannot carry: %q: %v", a, err)
+			}
+		}
 	})
+}
+
+// ValidName accepts the names Put gives entries and nothing else, so
+// that omail-pack journals only names it can read back.
+func TestValidName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"1700000000.1.1.1": true, "1700000000.1.1.1-2": true, "1700000000.1.1.1-12": true,
+		"a_b+c=d": true, "copy 1": false, "": false, ".journal": false, "x-": false,
+		"x-0": false, "x-02": false, "x-2-3": false, "x-2a": false, "x\n": false,
+		"x\"y": false, "1700000000.1.1.1-1234567890": false,
+	} {
+		if got := ValidName(name); got != want {
+			t.Errorf("ValidName(%q) = %v", name, got)
+		}
+	}
 }
 
 func TestPutMasqueraded(t *testing.T) {

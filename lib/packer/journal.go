@@ -1,6 +1,7 @@
 package packer
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -24,7 +25,10 @@ func (j *journal) marshal() []byte {
 		fmt.Fprintf(&b, "bundle %s %s %s\n", pd.id, strconv.Quote(pd.tmp), strconv.Quote(pd.upload))
 	}
 	for _, e := range j.entries {
-		fmt.Fprintf(&b, "entry %s %s\n", e, j.stamps[e])
+		// Quoted too: the packer journals only entry names
+		// (outbox.ValidName), but a journal must read back whatever
+		// it holds.
+		fmt.Fprintf(&b, "entry %s %s\n", strconv.Quote(e), j.stamps[e])
 	}
 	if j.mboxSum != "" {
 		fmt.Fprintf(&b, "mbox %d %s\n", j.mboxLen, j.mboxSum)
@@ -64,8 +68,18 @@ func readJournal(path string) (*journal, error) {
 			}
 			j.bundles = append(j.bundles, pending{id, tmp, upload})
 		case "entry":
-			name, stamp, ok := strings.Cut(rest, " ")
-			if !ok || name == "" || strings.Contains(name, "/") || stamp == "" || strings.Contains(stamp, " ") {
+			var name, stamp string
+			var err error
+			if strings.HasPrefix(rest, `"`) {
+				name, stamp, err = unquoteNext(rest)
+			} else {
+				// An older omail's journal: the name unquoted.
+				var ok bool
+				if name, stamp, ok = strings.Cut(rest, " "); !ok {
+					err = errors.New("no stamp")
+				}
+			}
+			if err != nil || name == "" || strings.Contains(name, "/") || name[0] == '.' || stamp == "" || strings.Contains(stamp, " ") {
 				return nil, bad(l)
 			}
 			if j.stamps == nil {

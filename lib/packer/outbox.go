@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"omail/lib/bundle"
@@ -40,6 +39,12 @@ func (p *Packer) packOutbox(ep string) error {
 	}
 	var msgs []source
 	for _, n := range names {
+		if !outbox.ValidName(n) {
+			// Not a file omail-deliver made (a person's copy, say): it
+			// is not packed, and its name never goes in a journal.
+			p.quarantine(ep, n, fmt.Errorf("outbox %s: %q is not an entry's name", ep, n))
+			continue
+		}
 		e, err := outbox.Open(p.Home, ep, n)
 		if errors.Is(err, outbox.ErrCorrupt) {
 			p.quarantine(ep, n, err)
@@ -56,7 +61,7 @@ func (p *Packer) packOutbox(ep string) error {
 			return err
 		}
 		n := n
-		msgs = append(msgs, source{sender: e.Sender, rcpts: e.Rcpts, size: e.Size, label: "entry " + n,
+		msgs = append(msgs, source{sender: e.Sender, rcpts: e.Rcpts, size: e.Size, label: "entry " + n, entry: n,
 			urgent: urg, since: p.waitingSince(ep, n),
 			open: func() (io.Reader, func(), error) {
 				e, err := outbox.Open(p.Home, ep, n)
@@ -67,17 +72,33 @@ func (p *Packer) packOutbox(ep string) error {
 			}})
 	}
 	p.order.sort(msgs)
+	skipped := 0
 	for _, b := range batches(msgs, p.max) {
 		pd, err := p.writeBundle(ep, tmp, upload, b)
+		// An entry that cannot be read stops its bundle, not the
+		// others: the bundle is written again without it, and it stays
+		// where it is (or goes to the quarantine, when damaged).
+		var ee *entryError
+		for errors.As(err, &ee) {
+			if !p.setAside(ep, b[ee.msg].entry, ee.err) {
+				skipped++
+			}
+			b = append(b[:ee.msg:ee.msg], b[ee.msg+1:]...)
+			if err = nil; len(b) > 0 {
+				pd, err = p.writeBundle(ep, tmp, upload, b)
+			}
+		}
 		if err != nil {
 			return err
+		}
+		if len(b) == 0 {
+			continue
 		}
 		p.Crash.At("pack-written")
 		j := &journal{bundles: []pending{pd}, stamps: map[string]string{}}
 		for _, m := range b {
-			name := strings.TrimPrefix(m.label, "entry ")
-			j.entries = append(j.entries, name)
-			j.stamps[name] = stamp(filepath.Join(outbox.Path(p.Home, ep), name))
+			j.entries = append(j.entries, m.entry)
+			j.stamps[m.entry] = stamp(filepath.Join(outbox.Path(p.Home, ep), m.entry))
 		}
 		if err := p.Crash.Op("pack-journal-write", func() error { return safefile.WriteFile(jpath, j.marshal(), 0o640) }); err != nil {
 			os.Remove(pd.tmp)
@@ -88,7 +109,26 @@ func (p *Packer) packOutbox(ep string) error {
 			return err
 		}
 	}
+	if skipped > 0 {
+		return fmt.Errorf("endpoint %s: %d entries could not be read; they stay for the next pass", ep, skipped)
+	}
 	return nil
+}
+
+// setAside deals with an entry that stopped a bundle: a damaged one
+// goes to the quarantine (true); one that could not be read stays for
+// the next pass, logged by the caller.
+func (p *Packer) setAside(ep, name string, why error) bool {
+	e, err := outbox.Open(p.Home, ep, name)
+	if errors.Is(err, outbox.ErrCorrupt) {
+		p.quarantine(ep, name, err)
+		return true
+	}
+	if err == nil {
+		e.Close()
+	}
+	p.Log.Printf("endpoint %s: %v: entry %s left for the next pass", ep, why, name)
+	return false
 }
 
 // waitingSince is when an outbox entry started waiting for the link:

@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"omail/lib/addr"
@@ -71,11 +72,7 @@ func (p *Packer) Watch(wake <-chan struct{}, stop <-chan struct{}, passed func(e
 		if passed != nil {
 			passed(err)
 		}
-		interval := 60 * time.Second
-		if n, err := control.New(p.Home).Int("pollinterval"); err == nil && n > 0 {
-			interval = time.Duration(n) * time.Second
-		}
-		t := time.NewTimer(interval)
+		t := time.NewTimer(p.pollInterval())
 		select {
 		case <-stop:
 			t.Stop()
@@ -188,7 +185,7 @@ func (p *Packer) dirs(ep string) (upload, tmp string, ok bool, err error) {
 	case err == nil:
 		return "", "", false, fmt.Errorf("endpoint %s: %s is not a directory", ep, upload)
 	case errors.Is(err, fs.ErrNotExist) && p.createDirs:
-		if err := os.MkdirAll(upload, 0o755); err != nil {
+		if err := p.makeUpload(upload); err != nil {
 			return "", "", false, err
 		}
 		p.Log.Printf("endpoint %s: created %s", ep, upload)
@@ -198,10 +195,72 @@ func (p *Packer) dirs(ep string) (upload, tmp string, ok bool, err error) {
 	default:
 		return "", "", false, err
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := privateDir(tmp); err != nil {
 		return "", "", false, err
 	}
 	return upload, tmp, true, nil
+}
+
+// makeUpload makes an endpoint's missing upload/ (and the directories
+// above it, up to ocmpdir), mode 750, owned like ocmpdir when we are
+// root: OCMP, which owns ocmpdir, takes the bundles from it and removes
+// them, and other local users have no business there.
+func (p *Packer) makeUpload(upload string) error {
+	var made []string
+	for d := upload; d != filepath.Clean(p.base) && d != filepath.Dir(d); d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(upload, 0o750); err != nil {
+		return err
+	}
+	for _, d := range made {
+		if err := ownLike(d, p.base); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// privateDir makes the temporary directory of bundles being written,
+// mode 700 (one that a pass of an older omail made 755 is made 700).
+// A symbolic link there is refused: root would create and remove files
+// wherever it points.
+func privateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		return os.Chmod(dir, 0o700)
+	}
+	return nil
+}
+
+// ownLike gives path the owner and group of ref when we are root, who
+// would own it otherwise: what omail-pack makes for OCMP must be
+// OCMP's. As anyone else it does nothing.
+func ownLike(path, ref string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(ref)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	return os.Lchown(path, int(st.Uid), int(st.Gid))
 }
 
 // bundleName is the file name a bundle gets in upload/.
@@ -224,8 +283,69 @@ type source struct {
 	size   int64
 	open   func() (io.Reader, func(), error)
 	label  string
+	entry  string    // the outbox entry it is ("" for mbox mail)
 	urgent bool      // its header asks to go first (urgent)
 	since  time.Time // when it started waiting for the link
+}
+
+// rcptGroups splits recipients into the groups one bundle record may
+// carry (bundle.MaxRcpts of them, bundle.MaxRcptBytes in all, which is
+// what a reader takes). An outbox entry may hold more: the queue takes
+// 99,999 recipients of up to 1024 bytes each, all for one endpoint
+// perhaps. Such a message is written as several records of the same
+// bundle, one per group: the bundle is published whole or not at all,
+// so every recipient travels once, whatever crashes.
+func rcptGroups(rcpts []string) [][]string {
+	var out [][]string
+	start, bytes := 0, 0
+	for i, r := range rcpts {
+		if i > start && (i-start == bundle.MaxRcpts || bytes+len(r) > bundle.MaxRcptBytes) {
+			out = append(out, rcpts[start:i])
+			start, bytes = i, 0
+		}
+		bytes += len(r)
+	}
+	if start < len(rcpts) {
+		out = append(out, rcpts[start:])
+	}
+	return out
+}
+
+// weight is what a message adds to a bundle before compression: its
+// size once per record.
+func (m source) weight() int64 {
+	return m.size * int64(max(1, len(rcptGroups(m.rcpts))))
+}
+
+// entryError is a message of a bundle that could not be read (its file
+// unreadable, or shorter than when it was measured): the bundle is
+// abandoned, and the others can go without that message.
+type entryError struct {
+	msg int // its index in the messages of the bundle
+	err error
+}
+
+func (e *entryError) Error() string { return e.err.Error() }
+func (e *entryError) Unwrap() error { return e.err }
+
+// readCount is a message's reader that tells its read errors from the
+// bundle's write errors: what it read, and how reading ended.
+type readCount struct {
+	r   io.Reader
+	n   int64
+	err error // not io.EOF
+	eof bool
+}
+
+func (c *readCount) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	if err == io.EOF {
+		c.eof = true
+	} else if err != nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // version is the bundle format msgs need: VersionUTF8 when an envelope
@@ -249,7 +369,7 @@ func version(msgs []source) int {
 func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pending, error) {
 	id := bundle.NewID()
 	pd := pending{id: id, tmp: filepath.Join(tmpDir, id), upload: filepath.Join(uploadDir, p.bundleName(id))}
-	f, err := os.OpenFile(pd.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(pd.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return pd, err
 	}
@@ -260,10 +380,19 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 			os.Remove(pd.tmp)
 		}
 	}()
+	// Mode 640, the owner and group of upload/: OCMP reads it, other
+	// local users must not (it holds their mail, and the contents of
+	// mailboxes that are 600).
+	if err := ownLike(pd.tmp, uploadDir); err != nil {
+		return pd, err
+	}
+	if err := f.Chmod(0o640); err != nil {
+		return pd, err
+	}
 	bw := bufio.NewWriterSize(p.Crash.Writer("pack-bundle-write", f), 256<<10)
 	o := p.comp
 	for _, m := range msgs {
-		o.SizeHint += m.size
+		o.SizeHint += m.weight()
 	}
 	w, err := bundle.NewWriterOptions(bw, o, bundle.Header{ID: id, Endpoint: ep, Created: clock.Now(p.Now), Version: version(msgs)})
 	if err != nil {
@@ -276,17 +405,24 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	}()
 	w.Sign(p.key)
 	var total int64
-	for _, m := range msgs {
-		r, done, err := m.open()
-		if err != nil {
-			return pd, err
+	for i, m := range msgs {
+		for _, g := range rcptGroups(m.rcpts) {
+			r, done, err := m.open()
+			if err != nil {
+				return pd, &entryError{i, fmt.Errorf("bundle %s: %s: %w", id, m.label, err)}
+			}
+			rc := &readCount{r: r}
+			err = w.Add(m.sender, g, m.size, rc)
+			done()
+			if err != nil {
+				err = fmt.Errorf("bundle %s: %s: %w", id, m.label, err)
+				if rc.err != nil || rc.eof && rc.n < m.size {
+					return pd, &entryError{i, err}
+				}
+				return pd, err
+			}
+			total += m.size
 		}
-		err = w.Add(m.sender, m.rcpts, m.size, r)
-		done()
-		if err != nil {
-			return pd, fmt.Errorf("bundle %s: %s: %w", id, m.label, err)
-		}
-		total += m.size
 	}
 	if err := w.Close(); err != nil {
 		return pd, err
@@ -305,7 +441,11 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	}
 	ok = true
 	for _, m := range msgs {
-		p.Log.Printf("bundle %s: %s from <%s> to %s, %d bytes", id, m.label, m.sender, strings.Join(m.rcpts, ","), m.size)
+		records := ""
+		if n := len(rcptGroups(m.rcpts)); n > 1 {
+			records = fmt.Sprintf(", as %d records", n)
+		}
+		p.Log.Printf("bundle %s: %s from <%s> to %s, %d bytes%s", id, m.label, m.sender, strings.Join(m.rcpts, ","), m.size, records)
 	}
 	how := p.comp.Compression + ", " + w.Encoder()
 	if p.comp.Dict != 0 && p.comp.Compression != bundle.Gzip {
@@ -364,12 +504,13 @@ func batches(msgs []source, max int64) [][]source {
 	var cur []source
 	var size int64
 	for _, m := range msgs {
-		if len(cur) > 0 && size+m.size > max {
+		w := m.weight()
+		if len(cur) > 0 && size+w > max {
 			out = append(out, cur)
 			cur, size = nil, 0
 		}
 		cur = append(cur, m)
-		size += m.size
+		size += w
 	}
 	if len(cur) > 0 {
 		out = append(out, cur)

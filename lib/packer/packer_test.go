@@ -9,12 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
-	"time"
 
 	"omail/lib/bundle"
 	"omail/lib/eventlog"
-	"omail/lib/mbox"
 	"omail/lib/ocmpkey"
 	"omail/lib/outbox"
 )
@@ -148,19 +147,7 @@ func TestMboxTail(t *testing.T) {
 	p, h := setup(t)
 	os.WriteFile(filepath.Join(h, "control", "proxyscanmail"), []byte("1\n"), 0o644)
 	path := filepath.Join(h, "spool", "bob")
-	add := func(sender, body string) {
-		a, err := mbox.Open(path)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if err := a.Add(sender, nil, strings.NewReader(body), time.Unix(0, 0)); err != nil {
-			t.Error(err)
-		}
-		if err := a.Commit(); err != nil {
-			t.Error(err)
-		}
-	}
+	add := func(sender, body string) { spoolAdd(t, path, sender, body) }
 	add("one@x", "Subject: 1\n\nFrom a\n")
 	add("two@x", "Subject: 2\n")
 	var wg sync.WaitGroup
@@ -170,9 +157,7 @@ func TestMboxTail(t *testing.T) {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); add("late@x", "Subject: late\n") }()
-		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		f.WriteString("From rogue@x Thu Jan  1 00:00:00 1970\nSubject: rogue\n\n")
-		f.Close()
+		rogueAppend(path, "From rogue@x Thu Jan  1 00:00:00 1970\nSubject: rogue\n\n")
 	}
 	if err := p.Pass(); err != nil {
 		t.Fatal(err)
@@ -195,5 +180,59 @@ func TestMboxTail(t *testing.T) {
 	}
 	if fi, _ := os.Stat(path); fi.Size() != 0 {
 		t.Errorf("mbox holds %d bytes", fi.Size())
+	}
+}
+
+// Bundles hold mail, with proxyscanmail the contents of mailboxes only
+// their owner may read: they are 640, owned like upload/ (OCMP's), in a
+// temporary directory that is 700 (also when an older omail made it
+// 755), and an upload/ omail-pack makes is 750, owned like ocmpdir.
+// Whatever the umask.
+func TestBundleModes(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	p, h := setup(t)
+	base := filepath.Join(h, "ocmp")
+	os.MkdirAll(filepath.Join(base, "k2", "mail", "upload"), 0o755)
+	os.MkdirAll(filepath.Join(base, "k2", "mail", ".omail-tmp"), 0o755)
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		// As root: OCMP is another user.
+		uid, gid = 4321, 4322
+		for _, d := range []string{base, filepath.Join(base, "k2", "mail", "upload")} {
+			if err := os.Chown(d, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	putEntry(t, h, "k1", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+	putEntry(t, h, "k2", "1700000000.2.1.1", "Subject: 2\n", "r@x")
+	if err := p.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	mode := func(path string, want os.FileMode, owned bool) {
+		t.Helper()
+		fi, err := os.Lstat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if owned && (int(st.Uid) != uid || int(st.Gid) != gid) {
+			t.Errorf("%s: owned by %d:%d, want %d:%d", path, st.Uid, st.Gid, uid, gid)
+		}
+	}
+	for _, ep := range []string{"k1", "k2"} {
+		files, _ := filepath.Glob(filepath.Join(base, ep, "mail", "upload", "*"))
+		if len(files) != 1 {
+			t.Fatalf("%s: %d bundles", ep, len(files))
+		}
+		mode(files[0], 0o640, true)
+		mode(filepath.Join(base, ep, "mail", ".omail-tmp"), 0o700, false)
+	}
+	for _, d := range []string{"k1", "k1/mail", "k1/mail/upload"} {
+		mode(filepath.Join(base, d), 0o750, true)
 	}
 }

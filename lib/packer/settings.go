@@ -7,6 +7,7 @@ import (
 
 	"omail/lib/bundle"
 	"omail/lib/clock"
+	"omail/lib/control"
 	"omail/lib/dict"
 )
 
@@ -65,8 +66,22 @@ func (p *Packer) ordering() (ordering, error) {
 	if err != nil {
 		return ordering{}, err
 	}
-	starve = min(starve, 100*365*86400) // a century: no overflow of a Duration
-	return ordering{small: small, starve: time.Duration(starve) * time.Second, now: clock.Now(p.Now)}, nil
+	return ordering{small: small, starve: seconds(starve), now: clock.Now(p.Now)}, nil
+}
+
+// pollInterval is how long Watch waits between passes: pollinterval
+// seconds (missing, unreadable or not above 0: 60).
+func (p *Packer) pollInterval() time.Duration {
+	if n, err := control.New(p.Home).Int("pollinterval"); err == nil && n > 0 {
+		return seconds(n)
+	}
+	return 60 * time.Second
+}
+
+// seconds is n seconds, n at least 0, as a Duration, at most a century:
+// more would overflow it (to a negative, which is no wait at all).
+func seconds(n int64) time.Duration {
+	return time.Duration(min(n, 100*365*86400)) * time.Second
 }
 
 // count reads a control file holding a number of bytes or seconds

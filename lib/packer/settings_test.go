@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"omail/lib/bundle"
 	"omail/lib/control"
@@ -70,6 +71,23 @@ func TestPackCompact(t *testing.T) {
 			if err != nil || hd.Version != bundle.VersionCompact {
 				t.Errorf("%s: %s: version %d, %v", comp, f, hd.Version, err)
 			}
+		}
+	}
+}
+
+// pollinterval as -watch waits it: a value too big for a Duration waits
+// a century, not nothing (an overflow to a negative wait made passes run
+// back to back); 0, garbage or nothing waits the default minute.
+func TestPollInterval(t *testing.T) {
+	p, h := setup(t)
+	const century = 100 * 365 * 24 * time.Hour
+	for v, want := range map[string]time.Duration{
+		"": time.Minute, "0": time.Minute, "x": time.Minute, "-5": time.Minute, "300": 300 * time.Second,
+		"3153600000": century, "10000000000": century, "9223372036854775807": century,
+	} {
+		os.WriteFile(filepath.Join(h, "control", "pollinterval"), []byte(v+"\n"), 0o644)
+		if got := p.pollInterval(); got != want {
+			t.Errorf("pollinterval %q: %v, want %v", v, got, want)
 		}
 	}
 }

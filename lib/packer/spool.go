@@ -1,6 +1,7 @@
 package packer
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -64,19 +65,20 @@ func (p *Packer) packMbox(user, path string) error {
 	if err := os.MkdirAll(filepath.Dir(jpath), 0o750); err != nil {
 		return err
 	}
-	a, err := mbox.Open(path)
+	// The lock only: its dotlock records no length, so that if we die
+	// holding it, the writer that finds it cuts nothing. (An append
+	// lock records the length at Open; cutting back to it would remove
+	// what a writer that ignores the locks appended meanwhile, and,
+	// once we moved that to the front, other mail.)
+	a, err := mbox.OpenLock(path, nil)
 	if err != nil {
 		return err
 	}
-	// Nothing is written through the Appender: it is the lock. Commit
-	// releases it; Abort would cut the file back to the length Open saw,
-	// which is wrong once we have cut the mbox ourselves.
+	// Commit releases the locks and leaves the file as we left it.
 	defer a.Commit()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+	// The locked file itself: the path may have been pointed elsewhere
+	// meanwhile.
+	f := a.File()
 	if j != nil {
 		p.Log.Printf("mbox %s: finishing an interrupted pass", user)
 		if err := p.finishMbox(user, f, jpath, j); err != nil {
@@ -91,7 +93,18 @@ func (p *Packer) packMbox(user, path string) error {
 	if err != nil || !ok {
 		return err
 	}
-	length := fi.Size()
+	// Whole messages only: a writer that ignores the locks may be in
+	// the middle of one.
+	length, err := wholeMessages(f, fi.Size())
+	if err != nil {
+		return err
+	}
+	if length < fi.Size() {
+		p.Log.Printf("mbox %s: the last %d bytes are not a whole message yet (no blank line at the end); left for the next pass", user, fi.Size()-length)
+	}
+	if length == 0 {
+		return nil
+	}
 
 	// First pass: the messages' sizes (after mboxrd unquoting) and a
 	// checksum of the part packed, so a re-run after a crash can tell
@@ -205,4 +218,49 @@ func (p *Packer) cutPrefix(f *os.File, n, size int64) error {
 		return err
 	}
 	return p.Crash.Op("pack-mbox-fsync", f.Sync)
+}
+
+// wholeMessages is how much of the mbox f, size bytes long, holds whole
+// messages. An mbox ends with the blank line after its last message
+// (lib/mbox writes it, as other deliverers do): then all of it.
+// Otherwise the last message may still be being written by a writer
+// that ignores the locks, and it is left: up to the start of the last
+// From_ line (which mboxrd quoting leaves at message starts only; 0 when
+// it is the first line). A file with no From_ line at all is given
+// whole, for the Reader to refuse.
+func wholeMessages(f io.ReaderAt, size int64) (int64, error) {
+	if size == 0 {
+		return 0, nil
+	}
+	end := make([]byte, min(2, size))
+	if _, err := f.ReadAt(end, size-int64(len(end))); err != nil {
+		return 0, err
+	}
+	if string(end) == "\n\n" {
+		return size, nil
+	}
+	const chunk = 64 << 10
+	sep := []byte("\nFrom ")
+	buf := make([]byte, chunk+len(sep)-1)
+	// Backwards, each window overlapping the one after it by a
+	// separator's length less one, so that none is missed.
+	for stop := size; stop > 0; {
+		start := max(0, stop-chunk)
+		b := buf[:min(int64(len(buf)), size-start)]
+		if _, err := f.ReadAt(b, start); err != nil && err != io.EOF {
+			return 0, err
+		}
+		if i := bytes.LastIndex(b, sep); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		stop = start
+	}
+	first := make([]byte, min(int64(len(sep)-1), size))
+	if _, err := f.ReadAt(first, 0); err != nil {
+		return 0, err
+	}
+	if string(first) == string(sep[1:]) {
+		return 0, nil
+	}
+	return size, nil
 }

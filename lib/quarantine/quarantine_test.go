@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"omail/lib/crashpoint"
@@ -90,6 +91,44 @@ func TestMoveCopyFaults(t *testing.T) {
 		}
 		if _, err := os.Stat(from); err == nil {
 			t.Error("the original is left")
+		}
+	}
+}
+
+// Move never replaces a file in the quarantine: a second file under a
+// name already taken gets name.2, a third name.3; also when it is
+// copied across file systems.
+func TestMoveNeverReplaces(t *testing.T) {
+	saved := Crash
+	t.Cleanup(func() { Crash = saved })
+	for _, faults := range []string{"", "quarantine-rename=EXDEV,quarantine-rename:2=EXDEV,quarantine-rename:3=EXDEV"} {
+		hk, err := crashpoint.Parse("", "", "", faults)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Crash = func() crashpoint.Hook { return hk }
+		h := t.TempDir()
+		from := filepath.Join(t.TempDir(), "bad")
+		var got []string
+		for _, content := range []string{"one", "two", "three"} {
+			os.WriteFile(from, []byte(content), 0o644)
+			to, err := Move(h, from, "bad.1")
+			if err != nil {
+				t.Fatalf("%q: %v", faults, err)
+			}
+			got = append(got, filepath.Base(to))
+		}
+		want := []string{"bad.1", "bad.1.2", "bad.1.3"}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%q: moved to %v, want %v", faults, got, want)
+		}
+		for i, content := range []string{"one", "two", "three"} {
+			if b, _ := os.ReadFile(filepath.Join(h, Dir, want[i])); string(b) != content {
+				t.Errorf("%q: %s holds %q, want %q", faults, want[i], b, content)
+			}
+		}
+		if ents, _ := os.ReadDir(filepath.Join(h, Dir)); len(ents) != 3 {
+			t.Errorf("%q: %d files in the quarantine", faults, len(ents))
 		}
 	}
 }

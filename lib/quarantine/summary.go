@@ -46,8 +46,8 @@ func Summarize(home string) ([]Summary, error) {
 	}
 	sums := map[[2]string]*Summary{}
 	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue // a copy Move has not finished
 		}
 		fi, err := e.Info()
 		if err != nil {
