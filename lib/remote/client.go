@@ -3,9 +3,9 @@
 // by recipient, what became of it. Scheduling, retries and bounces are
 // the queue manager's; this package only speaks SMTP.
 //
-// The SMTP conversation is written here on net/textproto rather than
-// with go-smtp's client, which (v0.25) cannot send STARTTLS after an
-// EHLO with our own name and always adds BODY=8BITMIME.
+// The SMTP conversation is written here (reply.go reads the replies)
+// rather than with go-smtp's client, which (v0.25) cannot send STARTTLS
+// after an EHLO with our own name and always adds BODY=8BITMIME.
 package remote
 
 import (
@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"omail/lib/crashpoint"
 	"os"
 	"strconv"
@@ -293,6 +292,9 @@ func sendable(a string) bool {
 
 // oneLine squeezes a possibly multi-line SMTP reply into one line.
 func oneLine(code int, msg string) string {
+	if msg == "" {
+		return strconv.Itoa(code)
+	}
 	return strconv.Itoa(code) + " " + strings.ReplaceAll(msg, "\n", " / ")
 }
 
@@ -330,39 +332,6 @@ func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
-// maxReplyLine bounds a reply line from the server (RFC 5321 allows
-// 512 bytes), so that a broken or hostile server cannot make us buffer
-// without end.
-const maxReplyLine = 64 << 10
-
-// lineLimit fails a read once a line grows past maxReplyLine.
-type lineLimit struct {
-	r   io.Reader
-	cur int
-}
-
-func (l *lineLimit) Read(b []byte) (int, error) {
-	n, err := l.r.Read(b)
-	for _, c := range b[:n] {
-		l.cur++
-		if c == '\n' {
-			l.cur = 0
-		}
-		if l.cur > maxReplyLine {
-			return 0, errors.New("reply line too long")
-		}
-	}
-	return n, err
-}
-
-func newText(c net.Conn) *textproto.Conn {
-	return textproto.NewConn(struct {
-		io.Reader
-		io.Writer
-		io.Closer
-	}{&lineLimit{r: c}, c, c})
-}
-
 // session is one SMTP connection to one host address.
 type session struct {
 	c      *Client
@@ -374,8 +343,8 @@ type session struct {
 	rcpts  []string
 	res    []Result
 
-	conn net.Conn
-	tp   *textproto.Conn
+	conn *timeoutConn
+	tp   *smtpConn
 	ext  map[string]string
 	tls  bool
 }
@@ -425,7 +394,7 @@ func (s *session) converse(ctx context.Context, noTLS bool) error {
 		return &errNext{fmt.Sprintf("4.4.1 cannot connect to %s (%s): %v", s.host, s.addr, err)}
 	}
 	s.conn = &timeoutConn{Conn: nc, d: s.c.CommandTimeout}
-	s.tp = newText(s.conn)
+	s.tp = newSMTPConn(s.conn)
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer func() {
 		stop()
@@ -470,22 +439,18 @@ func (s *session) converse(ctx context.Context, noTLS bool) error {
 }
 
 func (s *session) reply() (int, string, error) {
-	code, msg, err := s.tp.ReadResponse(0)
-	if err != nil {
-		return 0, "", err
-	}
-	return code, msg, nil
+	return readReply(s.tp.r)
 }
 
 func (s *session) cmd(format string, args ...any) (int, string, error) {
-	if err := s.tp.PrintfLine(format, args...); err != nil {
+	if err := s.tp.printfLine(format, args...); err != nil {
 		return 0, "", err
 	}
 	return s.reply()
 }
 
 func (s *session) quit() {
-	s.tp.PrintfLine("QUIT")
+	s.tp.printfLine("QUIT")
 	s.reply()
 }
 
@@ -556,7 +521,7 @@ func (s *session) startTLS(ctx context.Context) error {
 	}
 	// A fresh reader: anything the peer sent after its 220 in plain
 	// text (a command injection) is dropped, as RFC 3207 asks.
-	s.tp = newText(tc)
+	s.tp = newSMTPConn(tc)
 	s.tls = true
 	return s.hello()
 }
@@ -678,7 +643,7 @@ func (s *session) transaction() error {
 	}
 
 	_, pipelining := s.ext["PIPELINING"]
-	w := s.tp.W
+	w := s.tp.w
 	var accepted []int
 	if pipelining {
 		fmt.Fprintf(w, "%s\r\n", mail)
@@ -688,7 +653,7 @@ func (s *session) transaction() error {
 		if err := w.Flush(); err != nil {
 			return s.lost(err)
 		}
-	} else if err := s.tp.PrintfLine("%s", mail); err != nil {
+	} else if err := s.tp.printfLine("%s", mail); err != nil {
 		return s.lost(err)
 	}
 	code, msg, err := s.reply()
@@ -705,7 +670,7 @@ func (s *session) transaction() error {
 	}
 	for n, i := range active {
 		if !pipelining {
-			err = s.tp.PrintfLine("RCPT TO:<%s>", addr.ForSMTP(s.rcpts[i]))
+			err = s.tp.printfLine("RCPT TO:<%s>", addr.ForSMTP(s.rcpts[i]))
 		}
 		if err == nil {
 			code, msg, err = s.reply()
@@ -765,7 +730,7 @@ func (s *session) send(msg *message) error {
 		return err
 	}
 	defer f.Close()
-	ww := newWireWriter(s.tp.W, true)
+	ww := newWireWriter(s.tp.w, true)
 	if _, err := ww.Write(msg.sig); err != nil {
 		return err
 	}
@@ -775,5 +740,5 @@ func (s *session) send(msg *message) error {
 	if err := ww.Finish(); err != nil {
 		return err
 	}
-	return s.tp.W.Flush()
+	return s.tp.w.Flush()
 }
