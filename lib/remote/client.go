@@ -449,9 +449,20 @@ func (s *session) cmd(format string, args ...any) (int, string, error) {
 	return s.reply()
 }
 
+// quitWait bounds the writing of QUIT.
+const quitWait = 10 * time.Second
+
+// quit says QUIT and does not wait for the answer, as qmail-remote: it
+// is called once the outcome is known (after the end-of-data reply the
+// peer has the message), and waiting up to timeoutremote for a reply
+// that changes nothing would only hold the connection and delay the
+// record of the delivery (a crash meanwhile would send the message
+// again). The connection is closed by converse.
 func (s *session) quit() {
+	if s.conn.d == 0 || s.conn.d > quitWait {
+		s.conn.d = quitWait
+	}
 	s.tp.printfLine("QUIT")
-	s.reply()
 }
 
 func (s *session) lost(err error) error {

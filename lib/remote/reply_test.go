@@ -192,3 +192,39 @@ func FuzzReadReply(f *testing.F) {
 		}
 	})
 }
+
+// After the end-of-data 250 the peer has the message: Deliver sends QUIT
+// and returns without waiting for its answer (as qmail-remote), so that
+// the queue records the delivery at once. The server here answers QUIT
+// only once Deliver has returned: a client that waited for the answer
+// would wait for ever (the deadline below only keeps the test from
+// hanging).
+func TestQuitNotAwaited(t *testing.T) {
+	returned := make(chan struct{})
+	quit := make(chan struct{}, 1)
+	answer := plainAnswers("250 sink.test\r\n", "250 accepted\r\n")
+	port, got := scripted(t, func(cmd string) string {
+		if cmd == "QUIT" {
+			quit <- struct{}{}
+			<-returned
+		}
+		return answer(cmd)
+	})
+	done := make(chan []Result, 1)
+	c := &Client{CommandTimeout: time.Hour}
+	go func() {
+		done <- c.Deliver(context.Background(), relay(port), writeMsg(t, "x\n"), "s@x.test", []string{"a@x.test"})
+	}()
+	select {
+	case res := <-done:
+		close(returned)
+		checkStatuses(t, res, "a@x.test=ok")
+	case <-time.After(time.Minute):
+		close(returned)
+		t.Fatal("Deliver still waits for the answer to QUIT")
+	}
+	<-quit
+	if n := len(got()); n != 1 {
+		t.Errorf("%d messages accepted", n)
+	}
+}
