@@ -168,9 +168,12 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 		// Routing could not be trusted (smtpauth): nothing is tried.
 		return all(outcome.Temp, dest.Wait, "")
 	}
-	sender = c.Masquerade.Address(sender)
-	if !sendable(sender) {
-		return all(outcome.Perm, fmt.Sprintf("5.1.7 sender address %q cannot be sent by SMTP", sender), "")
+	// The sender as sent; the recursion below is given the sender as
+	// queued, so that it is masqueraded once (a chain of masquerade
+	// lines must not rewrite it twice).
+	masqueraded := c.Masquerade.Address(sender)
+	if !sendable(masqueraded) {
+		return all(outcome.Perm, fmt.Sprintf("5.1.7 sender address %q cannot be sent by SMTP", masqueraded), "")
 	}
 	var good []string // the recipients worth a connection
 	var goodIdx []int
@@ -191,6 +194,7 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 		}
 		return res
 	}
+	sender = masqueraded
 	msg, err := c.measure(func() (io.ReadCloser, error) { return c.open(msgPath) })
 	if err != nil {
 		// A message that needs a signature it cannot get waits (or

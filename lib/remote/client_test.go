@@ -289,6 +289,29 @@ func TestMasquerade(t *testing.T) {
 	}
 }
 
+// The sender is masqueraded once, also when a recipient that cannot be
+// sent makes Deliver call itself for the others: with chained lines
+// (kiosk1.local to hub.example, hub.example to example.org) a second
+// rewrite would change the sender again.
+func TestMasqueradeOnce(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	m, err := masquerade.Parse([]string{"kiosk1.local:hub.example", "hub.example:example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{Masquerade: m}
+	p := writeMsg(t, "From: joe@kiosk1.local\n\nx\n")
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), p, "joe@kiosk1.local", []string{"a@x.test"}), "a@x.test=ok")
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), p, "joe@kiosk1.local", []string{"a@x.test", "b\n@x.test"}), "a@x.test=ok b\n@x.test=perm")
+	g := ts.got()
+	if len(g) != 2 || g[0].From != "joe@hub.example" || g[1].From != "joe@hub.example" {
+		for _, r := range g {
+			t.Logf("MAIL FROM:<%s>", r.From)
+		}
+		t.Errorf("the sender was not rewritten once in both transactions")
+	}
+}
+
 func TestSMTPUTF8(t *testing.T) {
 	msg := writeMsg(t, "x\n")
 	without := startServer(t, func(*smtp.Server) {})
