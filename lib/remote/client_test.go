@@ -115,7 +115,7 @@ func TestDropAndStall(t *testing.T) {
 	c := &Client{}
 	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "s@x", []string{"a@x", "drop@x", "b@x"}), "a@x=temp drop@x=temp b@x=temp")
 
-	// A stalled server: the caller gives up (SIGTERM, say).
+	// A stalled server: the caller gives up (cancels ctx).
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-ts.stalled; cancel() }()
 	checkStatuses(t, c.Deliver(ctx, relay(ts.port), msg, "s@x", []string{"stall@x"}), "stall@x=temp")
