@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -32,13 +33,46 @@ func Load(ctl *control.Dir) (*Map, error) {
 	return Parse(lines)
 }
 
-// Parse builds a Map from "fromdomain:todomain" lines.
+// Parse builds a Map from "fromdomain:todomain" lines. A line whose
+// domains are not domains (white space, a '#' comment after the value,
+// address punctuation) is an error naming it, never a rewrite to
+// something that is not a domain: the sender would bounce.
 func Parse(lines []string) (*Map, error) {
 	m, err := control.ParseDomainMap("masquerade", lines)
 	if err != nil {
 		return nil, err
 	}
+	for _, l := range lines {
+		from, to, _ := strings.Cut(l, ":")
+		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+		for _, d := range []string{strings.TrimPrefix(from, "."), to} {
+			if !plainDomain(d) {
+				return nil, &control.Error{File: "masquerade", Err: fmt.Errorf("line %q: %q is not a domain%s", l, d, commentHint(d))}
+			}
+		}
+	}
 	return &Map{m}, nil
+}
+
+// plainDomain reports whether d can be an address's domain ("" too:
+// the default line, or an exemption). UTF-8 is let through for
+// internationalized domains.
+func plainDomain(d string) bool {
+	for i := 0; i < len(d); i++ {
+		if c := d[i]; c <= ' ' || c == 0x7f || strings.IndexByte("#<>()\\,;:@\"", c) >= 0 {
+			return false
+		}
+	}
+	return !strings.HasPrefix(d, ".") && !strings.HasSuffix(d, ".") && !strings.Contains(d, "..")
+}
+
+// commentHint explains a '#' in a value: control files have whole-line
+// comments only.
+func commentHint(v string) string {
+	if strings.Contains(v, "#") {
+		return " (a comment must be a line of its own)"
+	}
+	return ""
 }
 
 // Empty reports whether the map rewrites nothing, so callers can skip

@@ -2,6 +2,7 @@ package masquerade
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -108,4 +109,62 @@ func FuzzCopy(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A line that does not hold two domains is refused, naming the line: a
+// '#' comment after the value (control files have whole-line comments
+// only) would otherwise become the sender's domain, and bounce.
+func TestParseRefusesBadLines(t *testing.T) {
+	for _, l := range []string{
+		".village.example:example.org    # every host under village.example",
+		"kiosk1.local:example.org#x",
+		"kiosk1.local:joe@example.org",
+		"kiosk1.local:<example.org>",
+		"kiosk one.local:example.org",
+		"kiosk1.local:example..org",
+		"kiosk1.local:example.org.",
+		"kiosk1.local:example.org:25",
+	} {
+		_, err := Parse([]string{"good.example:example.org", l})
+		if err == nil || !strings.Contains(err.Error(), "control file masquerade: line ") {
+			t.Errorf("%q: error %v", l, err)
+		}
+		if strings.Contains(l, "#") && !strings.Contains(err.Error(), "a comment must be a line of its own") {
+			t.Errorf("%q: error %v", l, err)
+		}
+	}
+	for _, l := range []string{"kiosk1.local:example.org", ".village.test:example.net", ":example.org", "inner.village.test:", "[192.0.2.1]:example.org", "kiosk.local:bücher.example"} {
+		if _, err := Parse([]string{l}); err != nil {
+			t.Errorf("%q: %v", l, err)
+		}
+	}
+}
+
+// The example of docs/remote-delivery.md works as it is written.
+func TestDocExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/remote-delivery.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n## Masquerade: `control/masquerade`\n")
+	if !ok {
+		t.Fatal("no masquerade section")
+	}
+	var lines []string
+	for _, l := range strings.Split(rest, "\n") {
+		if v, ok := strings.CutPrefix(l, "    "); ok {
+			if v != "" && v[0] != '#' {
+				lines = append(lines, v)
+			}
+		} else if len(lines) > 0 {
+			break
+		}
+	}
+	m, err := Parse(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Address("joe@kiosk.village.example"); got != "joe@example.org" {
+		t.Errorf("rewritten to %q", got)
+	}
 }

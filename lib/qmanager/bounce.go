@@ -280,16 +280,41 @@ func copyHeader(w io.Writer, r io.Reader) error {
 	}
 }
 
-var enhanced = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
+// leadingStatus is an RFC 3463 status at the start of a text, as
+// omail's own texts give it ("5.1.1 no such user", "4.4.1 cannot
+// connect ...").
+var leadingStatus = regexp.MustCompile(`^([245])\.\d{1,3}\.\d{1,3}\b`)
 
-// statusCode finds the RFC 3463 status in an error text, as Postfix
-// reports the last temporary error of an expired message; without one it
-// says 5.0.0, or 4.4.7 (delivery time expired) for an expired message.
+// remoteReply is a server's reply in remote delivery's text ("HOST said:
+// 550 5.1.1 no such user"), with the status that follows the code, if
+// any.
+var remoteReply = regexp.MustCompile(`\bsaid: ([245])\d\d(?: ([245]\.\d{1,3}\.\d{1,3})\b)?`)
+
+// statusCode gives the RFC 3463 status of a failure text, as Postfix
+// reports the last temporary error of an expired message. It is the
+// status the text starts with, else the one a server gave after its
+// reply code when its class is the code's, else N.0.0 for a reply code
+// of class N. The text is never searched anywhere else: a host's
+// address ("[4.2.2.1] said: 550 ...") or words of the reply ("your host
+// [4.4.7.9] is blocked") are not a status. An expired message is judged
+// by its last error; failing all that, 4.4.7 (delivery time expired)
+// for an expired message, else 5.0.0.
 func statusCode(text string) string {
-	if m := enhanced.FindString(text); m != "" {
+	expired := strings.HasPrefix(text, "message expired")
+	if expired {
+		_, last, _ := strings.Cut(text, "; last error: ")
+		text = last
+	}
+	if m := leadingStatus.FindString(text); m != "" {
 		return m
 	}
-	if strings.HasPrefix(text, "message expired") {
+	if m := remoteReply.FindStringSubmatch(text); m != nil {
+		if m[2] != "" && m[2][0] == m[1][0] {
+			return m[2]
+		}
+		return m[1] + ".0.0"
+	}
+	if expired {
 		return "4.4.7"
 	}
 	return "5.0.0"

@@ -130,3 +130,30 @@ func TestHeaderNeedsUTF8(t *testing.T) {
 		}
 	}
 }
+
+// The DSN Status comes from the start of the text, or from the reply
+// code and the status right after it, never from anything else in the
+// text: an address in brackets or in the server's words is not one.
+func TestStatusCode(t *testing.T) {
+	for text, want := range map[string]string{
+		"5.1.1 no such user: joe":                                                                            "5.1.1",
+		"[4.2.2.1] said: 550 no such user here":                                                              "5.0.0",
+		"[4.2.2.1] said: 550 5.1.1 no such user here":                                                        "5.1.1",
+		"[mx.example] said: 554 your host [4.4.7.9] is blocked":                                              "5.0.0",
+		"mx.example said: 552 4.2.2 mailbox full":                                                            "5.0.0",
+		"MAIL: 5.6.7.8 said: 553 5.7.1 go away":                                                              "5.7.1",
+		"DATA: [192.0.2.1] said: 554":                                                                        "5.0.0",
+		"5.1.3 address \"x\" cannot be sent by SMTP":                                                         "5.1.3",
+		"routing: something broke at 4.4.4.4":                                                                "5.0.0",
+		"message expired after 168h0m0s in the queue; last error: mx said: 451 4.3.0 disk full":              "4.3.0",
+		"message expired after 168h0m0s in the queue; last error: [4.5.6.7] said: 421 closing":               "4.0.0",
+		"message expired after 168h0m0s in the queue; last error: 4.4.1 cannot connect to mx (192.0.2.1:25)": "4.4.1",
+		"message expired after 168h0m0s in the queue; last error: 4.5.0 DATA: mx said: 250 ok":               "4.5.0",
+		"message expired after 168h0m0s in the queue; last error: timeout at 5.5.5.5":                        "4.4.7",
+		"message expired after 5s in the OCMP outbox for endpoint k1 (not packed for the link)":              "4.4.7",
+	} {
+		if got := statusCode(text); got != want {
+			t.Errorf("statusCode(%q) = %s, want %s", text, got, want)
+		}
+	}
+}

@@ -156,6 +156,8 @@ func (m *Manager) logf(format string, a ...any) {
 
 // Flush makes one delivery pass over every message in the queue now,
 // waiting for messages another deliverer holds, and returns when done.
+// When ctx is cancelled (SIGTERM) it starts no new attempt, lets those in
+// progress finish, and returns ctx's error.
 func (m *Manager) Flush(ctx context.Context) error {
 	ids, err := m.Q.AllIDs()
 	if err != nil {
@@ -182,11 +184,22 @@ func (m *Manager) Flush(ctx context.Context) error {
 			}
 		}()
 	}
+feed:
 	for _, id := range ids {
-		work <- id
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case work <- id:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(work)
 	wg.Wait()
+	if ctx.Err() != nil {
+		return fmt.Errorf("stopped: %w", ctx.Err())
+	}
 	// After the pass, so that what it put in the outbox is counted.
 	m.sweepOutbox()
 	m.sweepDRAC()

@@ -622,3 +622,62 @@ func TestReloadRereadsTransports(t *testing.T) {
 		t.Fatalf("a bad control file: transports reloaded %d times; log:\n%s", calls, f.log.String())
 	}
 }
+
+// SIGTERM (ctx cancelled) finishes the deliveries in progress: the
+// transport's context is not cancelled (an SMTP session cut off after its
+// DATA, or a -remote child killed, is a deferral that sends the message
+// again), its outcome is recorded, and the attempt stops before its next
+// destination, which waits for the next start.
+func TestStopFinishesDeliveriesInProgress(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	in, release := make(chan struct{}, 2), make(chan struct{})
+	var calls []string
+	var cancelled []bool
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		calls = append(calls, rcpts[0])
+		in <- struct{}{}
+		<-release
+		cancelled = append(cancelled, ctx.Err() != nil)
+		return []outcome.Result{{Status: outcome.OK}}
+	}
+	newMail := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{New: newMail}) }()
+	id := f.enqueue("s@x", "a@one.example", "b@two.example")
+	newMail <- struct{}{}
+	<-in
+	cancel()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || cancelled[0] {
+		t.Errorf("deliveries %q, their contexts cancelled: %v", calls, cancelled)
+	}
+	st := f.messages()[id]
+	if st == nil || st.Rcpts[0].Status != queue.Done || st.Rcpts[1].Status != queue.Todo || st.Rcpts[1].Attempts != 0 {
+		t.Fatalf("state %+v", st)
+	}
+	if !strings.Contains(f.log.String(), "stopping: the rest waits") {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+}
+
+// -flush stopped (SIGTERM) starts no new attempt and says it stopped.
+func TestFlushStopped(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		f.bump(rcpt)
+		return outcome.Result{Status: outcome.OK}
+	}
+	f.enqueue("s@x", "a@test.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.m.Flush(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Flush: %v", err)
+	}
+	if n := f.count("a@test.example"); n != 0 {
+		t.Errorf("%d deliveries after the stop", n)
+	}
+}

@@ -200,7 +200,13 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		m.logf("new msg %s from <%s> to %d recipient(s)", id, st.Sender, len(st.Rcpts))
 	}
 
-	ctx = firstAttempt(ctx, made && dir == queue.DirTodo)
+	// ctx is the daemon's stop (SIGTERM): it stops the attempt before its
+	// next destination, never a delivery in progress. A delivery cut off
+	// mid-way (an SMTP session after its DATA, a program that has done
+	// its work) is a deferral that sends the message again; each is
+	// bounded by its own timeouts instead (timeoutconnect, timeoutremote).
+	stop := ctx
+	ctx = context.WithoutCancel(firstAttempt(ctx, made && dir == queue.DirTodo))
 	msgPath := m.Q.Path(queue.DirMess, id)
 	now := clock.Now(m.Now)
 	lifetime := m.cfg().queueLifetime
@@ -265,6 +271,12 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			// finished wait for the release; the state is saved.
 			m.logf("msg %s is held: the rest waits", id)
 			heldNow = true
+			break
+		}
+		if gi > 0 && stop.Err() != nil {
+			// Stopping: the destinations after the one just finished
+			// wait for the next start; the state is saved.
+			m.logf("msg %s: stopping: the rest waits", id)
 			break
 		}
 		idx := groups[k]

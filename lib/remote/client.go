@@ -3,9 +3,9 @@
 // by recipient, what became of it. Scheduling, retries and bounces are
 // the queue manager's; this package only speaks SMTP.
 //
-// The SMTP conversation is written here on net/textproto rather than
-// with go-smtp's client, which (v0.25) cannot send STARTTLS after an
-// EHLO with our own name and always adds BODY=8BITMIME.
+// The SMTP conversation is written here (reply.go reads the replies)
+// rather than with go-smtp's client, which (v0.25) cannot send STARTTLS
+// after an EHLO with our own name and always adds BODY=8BITMIME.
 package remote
 
 import (
@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"omail/lib/crashpoint"
 	"os"
 	"strconv"
@@ -169,9 +168,12 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 		// Routing could not be trusted (smtpauth): nothing is tried.
 		return all(outcome.Temp, dest.Wait, "")
 	}
-	sender = c.Masquerade.Address(sender)
-	if !sendable(sender) {
-		return all(outcome.Perm, fmt.Sprintf("5.1.7 sender address %q cannot be sent by SMTP", sender), "")
+	// The sender as sent; the recursion below is given the sender as
+	// queued, so that it is masqueraded once (a chain of masquerade
+	// lines must not rewrite it twice).
+	masqueraded := c.Masquerade.Address(sender)
+	if !sendable(masqueraded) {
+		return all(outcome.Perm, fmt.Sprintf("5.1.7 sender address %q cannot be sent by SMTP", masqueraded), "")
 	}
 	var good []string // the recipients worth a connection
 	var goodIdx []int
@@ -192,6 +194,7 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 		}
 		return res
 	}
+	sender = masqueraded
 	msg, err := c.measure(func() (io.ReadCloser, error) { return c.open(msgPath) })
 	if err != nil {
 		// A message that needs a signature it cannot get waits (or
@@ -293,6 +296,9 @@ func sendable(a string) bool {
 
 // oneLine squeezes a possibly multi-line SMTP reply into one line.
 func oneLine(code int, msg string) string {
+	if msg == "" {
+		return strconv.Itoa(code)
+	}
 	return strconv.Itoa(code) + " " + strings.ReplaceAll(msg, "\n", " / ")
 }
 
@@ -330,39 +336,6 @@ func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
-// maxReplyLine bounds a reply line from the server (RFC 5321 allows
-// 512 bytes), so that a broken or hostile server cannot make us buffer
-// without end.
-const maxReplyLine = 64 << 10
-
-// lineLimit fails a read once a line grows past maxReplyLine.
-type lineLimit struct {
-	r   io.Reader
-	cur int
-}
-
-func (l *lineLimit) Read(b []byte) (int, error) {
-	n, err := l.r.Read(b)
-	for _, c := range b[:n] {
-		l.cur++
-		if c == '\n' {
-			l.cur = 0
-		}
-		if l.cur > maxReplyLine {
-			return 0, errors.New("reply line too long")
-		}
-	}
-	return n, err
-}
-
-func newText(c net.Conn) *textproto.Conn {
-	return textproto.NewConn(struct {
-		io.Reader
-		io.Writer
-		io.Closer
-	}{&lineLimit{r: c}, c, c})
-}
-
 // session is one SMTP connection to one host address.
 type session struct {
 	c      *Client
@@ -374,8 +347,8 @@ type session struct {
 	rcpts  []string
 	res    []Result
 
-	conn net.Conn
-	tp   *textproto.Conn
+	conn *timeoutConn
+	tp   *smtpConn
 	ext  map[string]string
 	tls  bool
 }
@@ -425,7 +398,7 @@ func (s *session) converse(ctx context.Context, noTLS bool) error {
 		return &errNext{fmt.Sprintf("4.4.1 cannot connect to %s (%s): %v", s.host, s.addr, err)}
 	}
 	s.conn = &timeoutConn{Conn: nc, d: s.c.CommandTimeout}
-	s.tp = newText(s.conn)
+	s.tp = newSMTPConn(s.conn)
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer func() {
 		stop()
@@ -470,23 +443,30 @@ func (s *session) converse(ctx context.Context, noTLS bool) error {
 }
 
 func (s *session) reply() (int, string, error) {
-	code, msg, err := s.tp.ReadResponse(0)
-	if err != nil {
-		return 0, "", err
-	}
-	return code, msg, nil
+	return readReply(s.tp.r)
 }
 
 func (s *session) cmd(format string, args ...any) (int, string, error) {
-	if err := s.tp.PrintfLine(format, args...); err != nil {
+	if err := s.tp.printfLine(format, args...); err != nil {
 		return 0, "", err
 	}
 	return s.reply()
 }
 
+// quitWait bounds the writing of QUIT.
+const quitWait = 10 * time.Second
+
+// quit says QUIT and does not wait for the answer, as qmail-remote: it
+// is called once the outcome is known (after the end-of-data reply the
+// peer has the message), and waiting up to timeoutremote for a reply
+// that changes nothing would only hold the connection and delay the
+// record of the delivery (a crash meanwhile would send the message
+// again). The connection is closed by converse.
 func (s *session) quit() {
-	s.tp.PrintfLine("QUIT")
-	s.reply()
+	if s.conn.d == 0 || s.conn.d > quitWait {
+		s.conn.d = quitWait
+	}
+	s.tp.printfLine("QUIT")
 }
 
 func (s *session) lost(err error) error {
@@ -556,7 +536,7 @@ func (s *session) startTLS(ctx context.Context) error {
 	}
 	// A fresh reader: anything the peer sent after its 220 in plain
 	// text (a command injection) is dropped, as RFC 3207 asks.
-	s.tp = newText(tc)
+	s.tp = newSMTPConn(tc)
 	s.tls = true
 	return s.hello()
 }
@@ -678,7 +658,7 @@ func (s *session) transaction() error {
 	}
 
 	_, pipelining := s.ext["PIPELINING"]
-	w := s.tp.W
+	w := s.tp.w
 	var accepted []int
 	if pipelining {
 		fmt.Fprintf(w, "%s\r\n", mail)
@@ -688,7 +668,7 @@ func (s *session) transaction() error {
 		if err := w.Flush(); err != nil {
 			return s.lost(err)
 		}
-	} else if err := s.tp.PrintfLine("%s", mail); err != nil {
+	} else if err := s.tp.printfLine("%s", mail); err != nil {
 		return s.lost(err)
 	}
 	code, msg, err := s.reply()
@@ -705,7 +685,7 @@ func (s *session) transaction() error {
 	}
 	for n, i := range active {
 		if !pipelining {
-			err = s.tp.PrintfLine("RCPT TO:<%s>", addr.ForSMTP(s.rcpts[i]))
+			err = s.tp.printfLine("RCPT TO:<%s>", addr.ForSMTP(s.rcpts[i]))
 		}
 		if err == nil {
 			code, msg, err = s.reply()
@@ -765,7 +745,7 @@ func (s *session) send(msg *message) error {
 		return err
 	}
 	defer f.Close()
-	ww := newWireWriter(s.tp.W, true)
+	ww := newWireWriter(s.tp.w, true)
 	if _, err := ww.Write(msg.sig); err != nil {
 		return err
 	}
@@ -775,5 +755,5 @@ func (s *session) send(msg *message) error {
 	if err := ww.Finish(); err != nil {
 		return err
 	}
-	return s.tp.W.Flush()
+	return s.tp.w.Flush()
 }

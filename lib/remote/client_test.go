@@ -115,7 +115,7 @@ func TestDropAndStall(t *testing.T) {
 	c := &Client{}
 	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), msg, "s@x", []string{"a@x", "drop@x", "b@x"}), "a@x=temp drop@x=temp b@x=temp")
 
-	// A stalled server: the caller gives up (SIGTERM, say).
+	// A stalled server: the caller gives up (cancels ctx).
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-ts.stalled; cancel() }()
 	checkStatuses(t, c.Deliver(ctx, relay(ts.port), msg, "s@x", []string{"stall@x"}), "stall@x=temp")
@@ -286,6 +286,29 @@ func TestMasquerade(t *testing.T) {
 	// SIZE counts the rewritten message.
 	if g.MailOpts.Size != int64(len(want)) {
 		t.Errorf("SIZE=%d, want %d", g.MailOpts.Size, len(want))
+	}
+}
+
+// The sender is masqueraded once, also when a recipient that cannot be
+// sent makes Deliver call itself for the others: with chained lines
+// (kiosk1.local to hub.example, hub.example to example.org) a second
+// rewrite would change the sender again.
+func TestMasqueradeOnce(t *testing.T) {
+	ts := startServer(t, func(*smtp.Server) {})
+	m, err := masquerade.Parse([]string{"kiosk1.local:hub.example", "hub.example:example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{Masquerade: m}
+	p := writeMsg(t, "From: joe@kiosk1.local\n\nx\n")
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), p, "joe@kiosk1.local", []string{"a@x.test"}), "a@x.test=ok")
+	checkStatuses(t, c.Deliver(context.Background(), relay(ts.port), p, "joe@kiosk1.local", []string{"a@x.test", "b\n@x.test"}), "a@x.test=ok b\n@x.test=perm")
+	g := ts.got()
+	if len(g) != 2 || g[0].From != "joe@hub.example" || g[1].From != "joe@hub.example" {
+		for _, r := range g {
+			t.Logf("MAIL FROM:<%s>", r.From)
+		}
+		t.Errorf("the sender was not rewritten once in both transactions")
 	}
 }
 

@@ -151,3 +151,38 @@ func TestDKIMControlErrors(t *testing.T) {
 		t.Errorf("no dkimkeys: %v %+v", err, c)
 	}
 }
+
+// Lines over 998 octets (RFC 5321 4.5.3.1.6) are broken on the way out,
+// in the header and the body, a dot line's stuffing counted; the
+// signature is made over the broken lines, so it verifies, and SIZE
+// counts them.
+func TestDKIMLongLines(t *testing.T) {
+	ctl, txt := dkimControl(t)
+	c, err := FromControl(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, func(*smtp.Server) {})
+	body := "From: Joe <joe@kiosk1.local>\nTo: a@example.net\nSubject: " + strings.Repeat("word ", 300) + "\n\n" +
+		strings.Repeat("a", 3000) + "\n." + strings.Repeat("b", 1200) + "\nshort\n"
+	res := c.Deliver(context.Background(), relay(ts.port), writeMsg(t, body), "joe@kiosk1.local", []string{"a@example.net"})
+	checkStatuses(t, res, "a@example.net=ok")
+	if len(ts.got()) != 1 {
+		t.Fatal("the server took no message")
+	}
+	g := ts.got()[0]
+	for _, l := range strings.SplitAfter(string(g.Data), "\r\n") {
+		if n := len(l); n > 1000 || strings.HasPrefix(l, ".") && n > 999 {
+			t.Errorf("a line of %d octets went on the wire: %.40q...", n, l)
+		}
+	}
+	if !strings.Contains(string(g.Data), "\r\n"+strings.Repeat("a", 998)+"\r\n "+strings.Repeat("a", 997)+"\r\n ") {
+		t.Errorf("the long body line was not broken as expected")
+	}
+	if g.MailOpts.Size != int64(len(g.Data)) {
+		t.Errorf("SIZE=%d, sent %d", g.MailOpts.Size, len(g.Data))
+	}
+	if vs := verifyDKIM(t, g.Data, txt); len(vs) != 1 || vs[0].Err != nil {
+		t.Errorf("verification %+v", vs)
+	}
+}

@@ -12,6 +12,17 @@ import (
 // a line starting with '.' gets another '.' (RFC 5321 4.5.2). Finish
 // completes the last line and, with stuff, writes the final ".".
 //
+// A line longer than RFC 5321 allows (4.5.3.1.6: 1000 octets with its
+// CRLF, the dot of dot-stuffing included) is broken, as Postfix does
+// (smtp_line_length_limit): after 998 octets a CRLF and a SPACE are
+// inserted, and the line goes on. In a header that is a fold; in a
+// base64 body the space is ignored by decoders; in text it is a line
+// break more. omail-smtpd and others refuse longer lines, so the
+// alternative is a bounce. The octets counted include the stuffing dot
+// whether or not this writer stuffs, so that the measuring pass (which
+// signs) and the sending pass break lines at the same places: DKIM signs
+// exactly the bytes sent.
+//
 // It also notes what the message needs from the peer: its size on the
 // wire (before dot-stuffing) and whether it has 8-bit bytes.
 type wireWriter struct {
@@ -19,9 +30,13 @@ type wireWriter struct {
 	stuff    bool
 	bol      bool // at the beginning of a line
 	cr       bool // the last byte was a CR, its LF not seen yet
+	col      int  // octets on the current line, a stuffing dot included
 	n        int64
 	eightBit bool
 }
+
+// maxLine is the longest line sent, in octets without its CRLF.
+const maxLine = 998
 
 func newWireWriter(w io.Writer, stuff bool) *wireWriter {
 	return &wireWriter{w: bufio.NewWriterSize(w, 32<<10), stuff: stuff, bol: true}
@@ -44,14 +59,24 @@ func (ww *wireWriter) Write(b []byte) (int, error) {
 			ww.crlf()
 			continue
 		}
-		if ww.bol && c == '.' && ww.stuff {
-			ww.w.WriteByte('.')
+		if ww.col == maxLine {
+			ww.crlf()
+			ww.w.WriteByte(' ')
+			ww.n++
+			ww.col, ww.bol = 1, false
+		}
+		if ww.bol && c == '.' {
+			if ww.stuff {
+				ww.w.WriteByte('.')
+			}
+			ww.col++
 		}
 		if c >= 0x80 {
 			ww.eightBit = true
 		}
 		ww.w.WriteByte(c)
 		ww.n++
+		ww.col++
 		ww.bol = false
 	}
 	// bufio.Writer keeps its first error; an empty Write returns it.
@@ -65,6 +90,7 @@ func (ww *wireWriter) crlf() {
 	ww.w.WriteString("\r\n")
 	ww.n += 2
 	ww.bol = true
+	ww.col = 0
 }
 
 // Finish ends the last line with CRLF if it lacks one, writes the "."

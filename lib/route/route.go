@@ -84,11 +84,43 @@ func Load(ctl *control.Dir) (*Routes, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.tls, _ = control.ParseDomainMap("smtptls", withColon(tls))
+	if err := checkTLSNames(tls); err != nil {
+		return nil, err
+	}
+	if r.tls, err = control.ParseDomainMap("smtptls", withColon(tls)); err != nil {
+		return nil, err
+	}
 	if r.auth, err = loadAuth(ctl); err != nil {
 		r.auth, r.authErr = map[string]Credentials{}, err
 	}
 	return r, nil
+}
+
+// checkTLSNames refuses an smtptls line that is not a host name, a
+// ".domain" or an "[address]": one that never matches would let mail
+// meant to require a verified certificate go without one, and say
+// nothing.
+func checkTLSNames(names []string) error {
+	for _, n := range names {
+		v := strings.TrimSuffix(n, ":")
+		ok := validLiteral(v)
+		if h := strings.TrimPrefix(v, "."); !ok && h != "" {
+			ok = validHost(h)
+		}
+		if !ok {
+			return &control.Error{File: "smtptls", Err: fmt.Errorf("line %q is not a host name, a .domain or an [address]%s", n, commentHint(n))}
+		}
+	}
+	return nil
+}
+
+// commentHint explains a '#' in a line: control files have whole-line
+// comments only.
+func commentHint(line string) string {
+	if strings.Contains(line, "#") {
+		return " (a comment must be a line of its own)"
+	}
+	return ""
 }
 
 // withColon turns a list of names into domain map lines, so that the
@@ -111,7 +143,7 @@ func Parse(lines []string) (*Routes, error) {
 	for _, l := range lines {
 		_, v, _ := strings.Cut(l, ":")
 		if _, _, err := ParseRelay(v); err != nil {
-			return nil, &control.Error{File: "smtproutes", Err: fmt.Errorf("line %q: %v", l, err)}
+			return nil, &control.Error{File: "smtproutes", Err: fmt.Errorf("line %q: %v%s", l, err, commentHint(v))}
 		}
 	}
 	return &Routes{smtp: m, auth: map[string]Credentials{}}, nil

@@ -220,3 +220,86 @@ func FuzzParseAuth(f *testing.F) {
 		}
 	})
 }
+
+// A line of smtptls that is not a name is refused: ignored, it would
+// leave TLS unrequired where the administrator required it, silently. A
+// '#' after a value (control files have whole-line comments only) says
+// so in the error; in smtproutes too.
+func TestBadSmtptlsLine(t *testing.T) {
+	for _, tls := range []string{
+		"mail.isp.example        # a relay, spelled as in smtproutes\n",
+		"good.example\nbank example\n",
+		"[192.0.2.300]\n",
+		"bank.example:587\n",
+	} {
+		_, err := Load(ctlWith(t, map[string]string{"smtproutes": "example.com:mail.isp.example\n", "smtptls": tls}))
+		if err == nil || !strings.Contains(err.Error(), "control file smtptls: line ") {
+			t.Errorf("%q: error %v", tls, err)
+			continue
+		}
+		if strings.Contains(tls, "#") != strings.Contains(err.Error(), "a comment must be a line of its own") {
+			t.Errorf("%q: error %v", tls, err)
+		}
+	}
+	r, err := Load(ctlWith(t, map[string]string{"smtproutes": "example.com:mail.isp.example\n", "smtptls": "# relays\nmail.isp.example\n.gov.example\n[192.0.2.7]\nbank.example:\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"example.com", "x.gov.example", "bank.example"} {
+		if !r.Lookup(d).RequireTLS {
+			t.Errorf("%s: TLS not required", d)
+		}
+	}
+	_, err = Load(ctlWith(t, map[string]string{"smtproutes": "example.com:mail.isp.example          # via the relay\n"}))
+	if err == nil || !strings.Contains(err.Error(), "a comment must be a line of its own") {
+		t.Errorf("smtproutes: error %v", err)
+	}
+}
+
+// docBlock is the first indented example after a heading of a doc.
+func docBlock(t *testing.T, doc, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("%s: no heading %q", doc, heading)
+	}
+	var out []string
+	for _, l := range strings.Split(rest, "\n") {
+		if v, ok := strings.CutPrefix(l, "    "); ok {
+			out = append(out, v)
+		} else if len(out) > 0 {
+			break
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+// The examples of docs/remote-delivery.md work as they are written.
+func TestDocExamples(t *testing.T) {
+	const doc = "../../docs/remote-delivery.md"
+	routes := docBlock(t, doc, "## Routes: `control/smtproutes`")
+	tls := docBlock(t, doc, "## TLS: `control/smtptls`")
+	r, err := Load(ctlWith(t, map[string]string{"smtproutes": routes, "smtptls": tls}))
+	if err != nil {
+		t.Fatalf("%v\nsmtproutes:\n%s\nsmtptls:\n%s", err, routes, tls)
+	}
+	for domain, want := range map[string]string{
+		"example.com":   "mail.isp.example port 25 tls",
+		"a.example.org": "[192.0.2.7] port 2525 tls",
+		"partner.test":  "MX of partner.test port 25",
+		"other.test":    "smarthost.isp.example port 587",
+	} {
+		d := r.Lookup(domain)
+		got := d.String()
+		if d.RequireTLS {
+			got += " tls"
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s", domain, got, want)
+		}
+	}
+}
