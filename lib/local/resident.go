@@ -42,8 +42,11 @@ import (
 //	                  when it is the start of the file (WithMessageLen),
 //	                  else empty: the whole file
 //	parent to child   C NUL ID
-//	                  cancel delivery ID (omail-deliver is stopping): a
-//	                  program it runs is killed; a report still follows
+//	                  cancel delivery ID, when the caller's context ends:
+//	                  a program it runs is killed; a report still
+//	                  follows. omail-deliver's own attempts never end
+//	                  theirs (SIGTERM lets deliveries in progress
+//	                  finish), so only a caller with a deadline sends it
 //	child to parent   R NUL ID NUL REPORT
 //	                  the outcome of delivery ID, in lib/outcome's report
 //	                  format (K/Z/D NUL TEXT NUL [FORWARD NUL]...)
@@ -133,8 +136,8 @@ func (d *Deliverer) residentDeliver(ctx context.Context, exe string, uid, gid in
 	case res := <-ch:
 		return res
 	case <-ctx.Done():
-		// Stopping: the child kills a program it runs for this delivery
-		// and reports; a dead child reports through fail.
+		// The caller gave up: the child kills a program it runs for
+		// this delivery and reports; a dead child reports through fail.
 		r.conn.WriteMsgUnix([]byte("C\x00"+strconv.FormatUint(id, 10)), nil, nil)
 		return <-ch
 	}
