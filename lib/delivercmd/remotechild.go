@@ -179,7 +179,7 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 	cmd.Stdin = msg
 	cmd.Stderr = stderr
 	cmd.ExtraFiles = []*os.File{reqR}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
+	cmd.SysProcAttr = remoteChildAttr(uid, gid)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		reqR.Close()
@@ -248,4 +248,13 @@ func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int
 		return qexit.Temp
 	}
 	return qexit.OK
+}
+
+// remoteChildAttr runs the -remote child as uid and gid with no other
+// groups, in a process group of its own: a Ctrl-C at the terminal of an
+// omail-deliver -flush reaches that process alone, which lets the SMTP
+// delivery in progress finish; killed after the message was sent and
+// before its answer was read, the delivery would be made again.
+func remoteChildAttr(uid, gid uint32) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}, Setpgid: true}
 }

@@ -89,3 +89,10 @@ func TestRemoteViaChildWait(t *testing.T) {
 		t.Error("back-off for our own trouble")
 	}
 }
+
+func TestRemoteChildOwnProcessGroup(t *testing.T) {
+	a := remoteChildAttr(7, 8)
+	if !a.Setpgid || a.Credential == nil || a.Credential.Uid != 7 || a.Credential.Gid != 8 || len(a.Credential.Groups) != 0 {
+		t.Errorf("remote child attributes %+v", a)
+	}
+}

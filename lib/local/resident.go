@@ -198,8 +198,12 @@ func (rs *residents) start(key, exe string, uid, gid int, groups []int) (*reside
 	// Pdeathsig: a child never outlives omail-deliver. A delivery it
 	// finished after its parent died would be one the next attempt
 	// cannot see coming, and could make twice (docs/RELIABILITY.md). Go
-	// sets it after the ids, which would otherwise clear it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}, Pdeathsig: syscall.SIGKILL}
+	// sets it after the ids, which would otherwise clear it. Setpgid:
+	// a Ctrl-C at the terminal of an omail-deliver -flush reaches that
+	// process alone, which lets deliveries in progress finish; in its
+	// process group the child (and the programs it runs) would die
+	// under them, and a delivery made but not reported is made again.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		conn.Close()
 		return nil, err

@@ -56,6 +56,11 @@ func TestResidentChildren(t *testing.T) {
 	if bob == nil {
 		t.Fatal("no resident child for bob")
 	}
+	// A process group of its own: a terminal's Ctrl-C to omail-deliver
+	// -flush must not kill deliveries in progress under it.
+	if pg, err := syscall.Getpgid(bob.cmd.Process.Pid); err != nil || pg == syscall.Getpgrp() {
+		t.Errorf("the child's process group is %d (%v), ours %d", pg, err, syscall.Getpgrp())
+	}
 	if uid, _ := owner(t, w.bobHome+"/mbox"); uid != bobUID {
 		t.Errorf("bob's mbox owned by %d", uid)
 	}
