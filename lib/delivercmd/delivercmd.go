@@ -99,8 +99,9 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	}
 	m.T = t
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	ctx, hard, unnotify := stopSignals(stderr)
+	defer unnotify()
+	m.Hard = hard
 	if mode == "-flush" {
 		if err := m.Flush(ctx); err != nil {
 			fmt.Fprintf(stderr, "omail-deliver: flush incomplete: %v\n", err)
@@ -153,6 +154,40 @@ func signals(q *queue.Queue) (qmanager.Signals, error) {
 	alarm := relay(syscall.SIGALRM)
 	reload := relay(syscall.SIGHUP)
 	return qmanager.Signals{New: newMail, Alarm: alarm, Reload: reload}, nil
+}
+
+// stopSignals turns SIGTERM and SIGINT into two contexts: the first
+// signal ends stop (start nothing new, let the deliveries in progress
+// finish), a second one ends hard as well (cut them off: a program
+// killed, an SMTP session closed, each a deferral tried again later).
+// The second is the way out of a delivery that does not end, as `svc
+// -d` twice, or Ctrl-C twice.
+func stopSignals(stderr io.Writer) (stop, hard context.Context, unnotify func()) {
+	stop, stopNow := context.WithCancel(context.Background())
+	hard, hardNow := context.WithCancel(context.Background())
+	c := make(chan os.Signal, 2)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-c:
+			stopNow()
+		case <-quit:
+			return
+		}
+		select {
+		case s := <-c:
+			fmt.Fprintf(stderr, "status: omail-deliver: %v again: cutting off the deliveries in progress\n", s)
+			hardNow()
+		case <-quit:
+		}
+	}()
+	return stop, hard, func() {
+		signal.Stop(c)
+		close(quit)
+		stopNow()
+		hardNow()
+	}
 }
 
 func relay(s os.Signal) <-chan struct{} {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"strconv"
 	"strings"
@@ -192,6 +193,12 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 		return all("4.3.0 cannot start remote delivery: " + err.Error())
 	}
 	reqR.Close()
+	// The first stop signal reaches the child, in a process group of its
+	// own, from here: it opens no new connection and finishes its
+	// session. The hard stop (ctx) kills it.
+	if stop := remote.StopOf(ctx); stop != nil {
+		defer context.AfterFunc(stop, func() { cmd.Process.Signal(syscall.SIGTERM) })()
+	}
 	reqW.Write(request(dest, sender, rcpts))
 	reqW.Close()
 	res, rerr := outcome.ReadReports(out, len(rcpts))
@@ -240,8 +247,13 @@ func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int
 	c.Open = func(string) (io.ReadCloser, error) {
 		return io.NopCloser(io.NewSectionReader(msg, 0, size)), nil
 	}
+	// SIGTERM (from the parent, at its first stop signal): no new
+	// connection; the session in progress runs to its end. The parent
+	// kills the child for a hard stop.
+	stop, unnotify := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer unnotify()
 	w := bufio.NewWriter(stdout)
-	for _, r := range c.Deliver(context.Background(), dest, "fd 0", sender, rcpts) {
+	for _, r := range c.Deliver(remote.WithStop(context.Background(), stop), dest, "fd 0", sender, rcpts) {
 		w.Write(append(outcome.AppendReport(nil, r.Result), '\n'))
 	}
 	if err := w.Flush(); err != nil {

@@ -34,6 +34,11 @@ type Manager struct {
 	// Home is OMAIL_HOME, where the OCMP outbox is; "" means the
 	// directory above the queue.
 	Home string
+	// Hard ends the deliveries in progress (omail-deliver's second
+	// SIGTERM): a program is killed, an SMTP session cut off, each a
+	// deferral. nil: never. The context Run and Flush are given (the
+	// first signal) only stops new work.
+	Hard context.Context
 
 	// Test hooks of the start-up scan: batch size, and a call before each
 	// batch is handed over, with the number of state files read so far.

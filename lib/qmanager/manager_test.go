@@ -16,6 +16,7 @@ import (
 	"omail/lib/envelope"
 	"omail/lib/outcome"
 	"omail/lib/queue"
+	"omail/lib/remote"
 	"omail/lib/route"
 )
 
@@ -679,5 +680,46 @@ func TestFlushStopped(t *testing.T) {
 	}
 	if n := f.count("a@test.example"); n != 0 {
 		t.Errorf("%d deliveries after the stop", n)
+	}
+}
+
+// The first stop lets a delivery in progress go on (its context is not
+// ended, its stop is); the hard stop (a second signal) ends it, and the
+// delivery is a deferral.
+func TestHardStopCutsDeliveries(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	in, sawStop := make(chan struct{}), make(chan bool)
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		in <- struct{}{}
+		stop := remote.StopOf(ctx)
+		if stop == nil {
+			sawStop <- false
+			return []outcome.Result{{Status: outcome.OK}}
+		}
+		<-stop.Done()
+		sawStop <- ctx.Err() == nil
+		<-ctx.Done()
+		return []outcome.Result{{Status: outcome.Temp, Text: "4.4.2 cut off"}}
+	}
+	hard, hardNow := context.WithCancel(context.Background())
+	f.m.Hard = hard
+	newMail := make(chan struct{}, 1)
+	ctx, stopNow := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{New: newMail}) }()
+	id := f.enqueue("s@x", "a@one.example")
+	newMail <- struct{}{}
+	<-in
+	stopNow()
+	if alive := <-sawStop; !alive {
+		t.Fatal("the first stop ended the delivery in progress (or it had no stop)")
+	}
+	hardNow()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := f.messages()[id]
+	if st == nil || st.Rcpts[0].Status != queue.Todo || st.Rcpts[0].Attempts != 1 || !strings.Contains(st.Rcpts[0].LastError, "cut off") {
+		t.Fatalf("state %+v", st)
 	}
 }

@@ -201,12 +201,19 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	}
 
 	// ctx is the daemon's stop (SIGTERM): it stops the attempt before its
-	// next destination, never a delivery in progress. A delivery cut off
+	// next destination, and an SMTP delivery before its next connection
+	// (remote.WithStop), never a delivery in progress. A delivery cut off
 	// mid-way (an SMTP session after its DATA, a program that has done
 	// its work) is a deferral that sends the message again; each is
-	// bounded by its own timeouts instead (timeoutconnect, timeoutremote).
+	// bounded by its own timeouts instead (timeoutconnect, timeoutremote),
+	// or ended by the hard stop (m.Hard, a second signal).
 	stop := ctx
-	ctx = context.WithoutCancel(firstAttempt(ctx, made && dir == queue.DirTodo))
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	if m.Hard != nil {
+		defer context.AfterFunc(m.Hard, cancel)()
+	}
+	ctx = remote.WithStop(firstAttempt(ctx, made && dir == queue.DirTodo), stop)
 	msgPath := m.Q.Path(queue.DirMess, id)
 	now := clock.Now(m.Now)
 	lifetime := m.cfg().queueLifetime

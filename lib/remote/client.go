@@ -234,10 +234,12 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 				last = fmt.Sprintf("4.4.1 %s (%s) failed recently; not before %s", h.Name, hostport, until.UTC().Format(time.RFC3339))
 				continue
 			}
-			if ctx.Err() != nil {
+			if stopping(ctx) {
 				return all(outcome.Temp, "4.4.2 delivery interrupted", "")
 			}
-			release, err := c.Limiter.Acquire(ctx, hostport)
+			wait, done := untilStop(ctx)
+			release, err := c.Limiter.Acquire(wait, hostport)
+			done()
 			if err != nil {
 				return all(outcome.Temp, "4.4.2 delivery interrupted", "")
 			}

@@ -105,7 +105,9 @@ func checkTLSNames(names []string) error {
 		v := strings.TrimSuffix(n, ":")
 		ok := validLiteral(v)
 		if h := strings.TrimPrefix(v, "."); !ok && h != "" {
-			ok = validHost(h)
+			// An internationalised name is checked as its A-labels, the
+			// form it is looked up in (control.NormalizeDomain).
+			ok = validHost(control.NormalizeDomain(h))
 		}
 		if !ok {
 			return &control.Error{File: "smtptls", Err: fmt.Errorf("line %q is not a host name, a .domain or an [address]%s", n, commentHint(n))}

@@ -303,3 +303,17 @@ func TestDocExamples(t *testing.T) {
 		}
 	}
 }
+
+// An internationalised domain in smtptls is taken (as its A-labels, the
+// form lookups use), not refused as a bad line.
+func TestSMTPTLSInternationalName(t *testing.T) {
+	r, err := Load(ctlWith(t, map[string]string{"smtptls": "bücher.example\n.mañana.example\n"}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, d := range []string{"xn--bcher-kva.example", "bücher.example", "mx.xn--maana-pta.example"} {
+		if !r.Lookup(d).RequireTLS {
+			t.Errorf("TLS not required for %s", d)
+		}
+	}
+}
