@@ -42,11 +42,10 @@ import (
 //	                  when it is the start of the file (WithMessageLen),
 //	                  else empty: the whole file
 //	parent to child   C NUL ID
-//	                  cancel delivery ID, when the caller's context ends:
-//	                  a program it runs is killed; a report still
-//	                  follows. omail-deliver's own attempts never end
-//	                  theirs (SIGTERM lets deliveries in progress
-//	                  finish), so only a caller with a deadline sends it
+//	                  cancel delivery ID, when the caller's context ends
+//	                  (omail-deliver's second SIGTERM: the first lets
+//	                  deliveries in progress finish): a program it runs
+//	                  is killed; a report still follows
 //	child to parent   R NUL ID NUL REPORT
 //	                  the outcome of delivery ID, in lib/outcome's report
 //	                  format (K/Z/D NUL TEXT NUL [FORWARD NUL]...)
