@@ -46,6 +46,7 @@ func TestStopFinishesSessionOpensNoOther(t *testing.T) {
 
 	// Stopped during the busy host's session: live.test is not tried.
 	stop, stopNow = context.WithCancel(context.Background())
+	defer stopNow()
 	dialed = nil
 	res := c.Deliver(WithStop(context.Background(), stop), route.Dest{Domain: "busy.test", Port: 25}, msg, "s@x", []string{"b@busy.test"})
 	checkStatuses(t, res, "b@busy.test=temp")
