@@ -11,9 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"omail/lib/clock"
 	"omail/lib/mbox"
 	"omail/lib/outbox"
 	"omail/lib/safefile"
@@ -101,14 +99,8 @@ func (p *Packer) packMbox(user, path string) error {
 	if err != nil {
 		return err
 	}
-	if length < fi.Size() && clock.Now(p.Now).Sub(fi.ModTime()) >= MboxTailSettle {
-		// Unchanged for that long, the tail is no message being
-		// written: a mailbox a program rewrote without the last blank
-		// line. Left alone it would wait for ever.
-		length = fi.Size()
-	}
 	if length < fi.Size() {
-		p.Log.Printf("mbox %s: the last %d bytes are not a whole message yet (no blank line at the end); left for the next pass, or until the mbox has not changed for %v", user, fi.Size()-length, MboxTailSettle)
+		p.Log.Printf("mbox %s: the last %d bytes are not a whole message yet (no blank line at the end); left for the next pass", user, fi.Size()-length)
 	}
 	if length == 0 {
 		return nil
@@ -227,12 +219,6 @@ func (p *Packer) cutPrefix(f *os.File, n, size int64) error {
 	}
 	return p.Crash.Op("pack-mbox-fsync", f.Sync)
 }
-
-// MboxTailSettle is how long an mbox that does not end with a blank line
-// must stay unchanged before its last message is packed too: a writer
-// that ignores the locks and is in the middle of a message changes it
-// sooner.
-const MboxTailSettle = 5 * time.Minute
 
 // wholeMessages is how much of the mbox f, size bytes long, holds whole
 // messages. An mbox ends with the blank line after its last message

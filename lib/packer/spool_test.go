@@ -105,35 +105,3 @@ func TestMboxUnfinishedTail(t *testing.T) {
 		t.Errorf("mbox holds %d bytes", fi.Size())
 	}
 }
-
-// A finished mbox that does not end with a blank line (a program rewrote
-// it) is packed whole once it has not changed for MboxTailSettle.
-func TestMboxTailSettles(t *testing.T) {
-	p, h := setup(t)
-	os.WriteFile(filepath.Join(h, "control", "proxyscanmail"), []byte("1\n"), 0o644)
-	path := filepath.Join(h, "spool", "bob")
-	spoolAdd(t, path, "one@x", "Subject: 1\n")
-	rogueAppend(path, "From two@x Thu Jan  1 00:00:00 1970\nSubject: 2\n\nlast line\n")
-	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	if err := os.Chtimes(path, t0, t0); err != nil {
-		t.Fatal(err)
-	}
-	p.Now = func() time.Time { return t0.Add(MboxTailSettle - time.Second) }
-	if err := p.Pass(); err != nil {
-		t.Fatal(err)
-	}
-	if got := readBundles(t, h, "bob"); strings.Join(got, "|") != "one@x>bob:Subject: 1\n" {
-		t.Fatalf("first pass packed %q", got)
-	}
-	os.Chtimes(path, t0, t0) // the first pass cut the front
-	p.Now = func() time.Time { return t0.Add(MboxTailSettle) }
-	if err := p.Pass(); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(readBundles(t, h, "bob"), "|"); strings.Count(got, "two@x>bob:Subject: 2\n\nlast line\n") != 1 {
-		t.Errorf("bundles hold %q", got)
-	}
-	if fi, _ := os.Stat(path); fi.Size() != 0 {
-		t.Errorf("mbox holds %d bytes", fi.Size())
-	}
-}
