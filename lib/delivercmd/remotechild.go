@@ -132,8 +132,15 @@ func remoteViaChild(env home.Env, exe string, uid, gid uint32, limiter *remote.L
 		if until, ok := backoff.Until(dest.Key()); ok {
 			return all(fmt.Sprintf("4.4.1 %s failed recently; not before %s", dest, until.UTC().Format("2006-01-02T15:04:05Z")))
 		}
-		release, err := limiter.Acquire(ctx, dest.Key())
-		if err != nil {
+		// Stopping (the first SIGTERM): no child is started, and a wait
+		// for a connection slot ends.
+		wait, done := remote.UntilStop(ctx)
+		release, err := limiter.Acquire(wait, dest.Key())
+		done()
+		if err != nil || remote.Stopping(ctx) {
+			if err == nil {
+				release()
+			}
 			return all("4.4.2 delivery interrupted")
 		}
 		defer release()
@@ -213,6 +220,12 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 // runRemoteChild is `omail-deliver -remote`: one SMTP delivery, as the
 // unprivileged user the parent chose, of the message on fd 0.
 func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
+	// SIGTERM (from the parent, at its first stop signal): no new
+	// connection; the session in progress runs to its end. The parent
+	// kills the child for a hard stop. Caught first thing, so that a
+	// stop that comes as the child starts is no kill.
+	stop, unnotify := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer unnotify()
 	if os.Geteuid() == 0 {
 		fmt.Fprintln(stderr, "omail-deliver: -remote refuses to run as root")
 		return qexit.Temp
@@ -247,11 +260,6 @@ func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int
 	c.Open = func(string) (io.ReadCloser, error) {
 		return io.NopCloser(io.NewSectionReader(msg, 0, size)), nil
 	}
-	// SIGTERM (from the parent, at its first stop signal): no new
-	// connection; the session in progress runs to its end. The parent
-	// kills the child for a hard stop.
-	stop, unnotify := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer unnotify()
 	w := bufio.NewWriter(stdout)
 	for _, r := range c.Deliver(remote.WithStop(context.Background(), stop), dest, "fd 0", sender, rcpts) {
 		w.Write(append(outcome.AppendReport(nil, r.Result), '\n'))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"omail/lib/outcome"
@@ -94,5 +95,28 @@ func TestRemoteChildOwnProcessGroup(t *testing.T) {
 	a := remoteChildAttr(7, 8)
 	if !a.Setpgid || a.Credential == nil || a.Credential.Uid != 7 || a.Credential.Gid != 8 || len(a.Credential.Groups) != 0 {
 		t.Errorf("remote child attributes %+v", a)
+	}
+}
+
+// As root: after the first stop, a delivery waiting for a connection
+// slot stops waiting and starts no child; one that finds a free slot
+// starts none either.
+func TestRemoteViaChildStopped(t *testing.T) {
+	l := &remote.Limiter{Total: 1, PerHost: 1}
+	dest := route.Dest{Domain: "x.test", Port: 25}
+	f := remoteViaChild(nil, "/nonexistent/omail-deliver", 65534, 65534, l, &remote.Backoff{}, io.Discard)
+	stop, stopNow := context.WithCancel(context.Background())
+	stopNow() // the first SIGTERM
+	ctx := remote.WithStop(context.Background(), stop)
+	if res := f(ctx, dest, "/dev/null", "s@x", []string{"a@x.test"}); !strings.Contains(res[0].Text, "4.4.2 delivery interrupted") {
+		t.Errorf("free slot, after the stop: %q", res[0].Text)
+	}
+	release, err := l.Acquire(context.Background(), dest.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if res := f(ctx, dest, "/dev/null", "s@x", []string{"a@x.test"}); !strings.Contains(res[0].Text, "4.4.2 delivery interrupted") {
+		t.Errorf("waiting for a slot, after the stop: %q", res[0].Text)
 	}
 }

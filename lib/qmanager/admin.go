@@ -1,6 +1,7 @@
 package qmanager
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -110,9 +111,9 @@ func (m *Manager) waitAttempt(id string, limit time.Duration) error {
 // when the message is gone.
 func (m *Manager) lockAny(id string) (*os.File, error) {
 	for range 3 { // the message may move from todo/ID to mess/ID meanwhile
-		lock, err := m.claim(id, true)
+		lock, err := m.claim(id, context.Background())
 		if errors.Is(err, fs.ErrNotExist) {
-			lock, err = lockFile(m.Q.Path(queue.DirTodo, id), true)
+			lock, err = lockFile(m.Q.Path(queue.DirTodo, id), context.Background())
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return lock, err
@@ -160,7 +161,7 @@ func (m *Manager) Delete(id string) error {
 	if !m.Queued(id) {
 		return ErrUnknown
 	}
-	lock, _, err := m.claimMessage(id, true)
+	lock, _, err := m.claimMessage(id, context.Background())
 	if errors.Is(err, fs.ErrNotExist) {
 		if !m.Queued(id) {
 			return ErrFinished

@@ -216,7 +216,7 @@ func TestClaimMadeOnlyOnce(t *testing.T) {
 	f := newFixture(t, map[string]string{"locals": "test.example"})
 	id := f.enqueue("s@elsewhere.example", "bob@test.example")
 	for i, want := range []bool{true, false} {
-		lock, made, err := f.m.claimMessage(id, true)
+		lock, made, err := f.m.claimMessage(id, context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

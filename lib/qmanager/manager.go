@@ -265,7 +265,7 @@ func (m *Manager) cleanup(known ...[]string) {
 // removeOrphan removes a message file that has no envelope, under the
 // message's lock, so never one a deliverer is finishing or setting aside.
 func (m *Manager) removeOrphan(id string) bool {
-	lock, err := m.claim(id, false)
+	lock, err := m.claim(id, nil)
 	if err != nil {
 		return false
 	}

@@ -723,3 +723,34 @@ func TestHardStopCutsDeliveries(t *testing.T) {
 		t.Fatalf("state %+v", st)
 	}
 }
+
+// A -flush waiting for a message the daemon holds stops waiting at the
+// first signal, and starts nothing: the daemon finishes that message.
+func TestFlushStopsWaitingForALock(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		f.bump(rcpt)
+		return outcome.Result{Status: outcome.OK}
+	}
+	f.m.T.LocalPart = nil
+	id := f.enqueue("s@x", "a@test.example")
+	lock, _, err := f.m.claimMessage(id, nil) // the daemon's attempt
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 1)
+	lockWaiting = func() { waiting <- struct{}{} }
+	t.Cleanup(func() { lockWaiting = nil })
+	ctx, stopNow := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.m.Flush(ctx) }()
+	<-waiting
+	stopNow()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Flush: %v", err)
+	}
+	lock.Close()
+	if n := f.count("a@test.example"); n != 0 {
+		t.Errorf("%d deliveries after the stop", n)
+	}
+}

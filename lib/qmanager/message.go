@@ -32,26 +32,35 @@ var errBusy = errors.New("message busy")
 
 // claim opens the message file and takes an exclusive flock on it. The
 // lock is the claim: two deliverers never work on one message at once,
-// so no recipient is delivered twice. wait=false returns errBusy at once
-// when another deliverer has it.
-func (m *Manager) claim(id string, wait bool) (*os.File, error) {
+// so no recipient is delivered twice. wait nil returns errBusy at once
+// when another deliverer has it; otherwise claim waits for it until wait
+// ends (-flush waits for the daemon's attempt, and stops waiting at
+// SIGTERM), and returns wait's error then.
+func (m *Manager) claim(id string, wait context.Context) (*os.File, error) {
 	return lockFile(m.Q.Path(queue.DirMess, id), wait)
 }
 
 // lockFile opens path and takes an exclusive flock on it (claim).
-func lockFile(path string, wait bool) (*os.File, error) {
+func lockFile(path string, wait context.Context) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	how := unix.LOCK_EX
-	if !wait {
-		how |= unix.LOCK_NB
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
+	err = flock(f, unix.LOCK_EX|unix.LOCK_NB)
+	if err == unix.EWOULDBLOCK && wait != nil {
+		// A flock that blocks cannot be interrupted, so it waits in a
+		// goroutine of its own; if wait ends first, that goroutine lets
+		// go of the lock as soon as it gets it.
+		got := make(chan error, 1)
+		go func() { got <- flock(f, unix.LOCK_EX) }()
+		if lockWaiting != nil {
+			lockWaiting()
+		}
+		select {
+		case err = <-got:
+		case <-wait.Done():
+			go func() { <-got; f.Close() }()
+			return nil, wait.Err()
 		}
 	}
 	if err == unix.EWOULDBLOCK {
@@ -63,6 +72,18 @@ func lockFile(path string, wait bool) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// lockWaiting, when set (tests), is called as a claim starts to wait.
+var lockWaiting func()
+
+// flock is flock(2), tried again when a signal interrupts it.
+func flock(f *os.File, how int) error {
+	for {
+		if err := unix.Flock(int(f.Fd()), how); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // attempt is one pass over one message: every due recipient is tried
@@ -79,7 +100,7 @@ func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int6
 // that this claim made the name: nothing of the message can have been
 // delivered before. A missing message is an error for which
 // errors.Is(err, fs.ErrNotExist) holds.
-func (m *Manager) claimMessage(id string, wait bool) (lock *os.File, made bool, err error) {
+func (m *Manager) claimMessage(id string, wait context.Context) (lock *os.File, made bool, err error) {
 	lock, err = m.claim(id, wait)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return lock, false, err
@@ -104,7 +125,20 @@ func (m *Manager) claimMessage(id string, wait bool) (lock *os.File, made bool, 
 // in the daemon's slow lane: every recipient still to do has been
 // deferred slowattempts times or more.
 func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next int64, open, slow bool, err error) {
-	lock, made, err := m.claimMessage(id, flush)
+	// A flush waits for a message the daemon is delivering, until the
+	// stop (SIGTERM); the daemon goes on to other work.
+	var wait context.Context
+	if flush {
+		wait = ctx
+	}
+	lock, made, err := m.claimMessage(id, wait)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())) {
+		// Stopped while waiting, or before: nothing starts.
+		if lock != nil {
+			lock.Close()
+		}
+		return 0, true, false, nil
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		// No message file: finished by another deliverer, or an envelope
 		// whose message is missing, which is damage.

@@ -234,10 +234,10 @@ func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, s
 				last = fmt.Sprintf("4.4.1 %s (%s) failed recently; not before %s", h.Name, hostport, until.UTC().Format(time.RFC3339))
 				continue
 			}
-			if stopping(ctx) {
+			if Stopping(ctx) {
 				return all(outcome.Temp, "4.4.2 delivery interrupted", "")
 			}
-			wait, done := untilStop(ctx)
+			wait, done := UntilStop(ctx)
 			release, err := c.Limiter.Acquire(wait, hostport)
 			done()
 			if err != nil {
@@ -366,6 +366,11 @@ func (s *session) run(ctx context.Context) (next bool, text string) {
 	err := s.converse(ctx, false)
 	var tlsErr *tlsFailure
 	if errors.As(err, &tlsErr) && !s.dest.RequireTLS {
+		if Stopping(ctx) {
+			// Nothing was sent; a new connection is new work.
+			s.setAll(outcome.Temp, "4.4.2 delivery interrupted")
+			return false, ""
+		}
 		// STARTTLS was offered but did not work; as other MTAs do,
 		// deliver in plain text rather than not at all.
 		err = s.converse(ctx, true)

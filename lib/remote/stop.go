@@ -24,9 +24,9 @@ func StopOf(ctx context.Context) context.Context {
 	return s
 }
 
-// stopping reports whether nothing new may start: ctx has ended, or its
+// Stopping reports whether nothing new may start: ctx has ended, or its
 // stop has.
-func stopping(ctx context.Context) bool {
+func Stopping(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
@@ -34,9 +34,9 @@ func stopping(ctx context.Context) bool {
 	return s != nil && s.Err() != nil
 }
 
-// untilStop is ctx, ended also when its stop ends: for waits before a
+// UntilStop is ctx, ended also when its stop ends: for waits before a
 // connection, which a stop must end. Call the returned func when done.
-func untilStop(ctx context.Context) (context.Context, func()) {
+func UntilStop(ctx context.Context) (context.Context, func()) {
 	s := StopOf(ctx)
 	if s == nil {
 		return ctx, func() {}

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
@@ -68,12 +69,32 @@ func TestStopEndsSlotWait(t *testing.T) {
 	defer release()
 	stop, stopNow := context.WithCancel(context.Background())
 	stopNow()
-	wait, done := untilStop(WithStop(context.Background(), stop))
+	wait, done := UntilStop(WithStop(context.Background(), stop))
 	defer done()
 	if _, err := l.Acquire(wait, "h:25"); err == nil {
 		t.Fatal("a slot wait went on after the stop")
 	}
-	if !stopping(WithStop(context.Background(), stop)) || stopping(context.Background()) {
+	if !Stopping(WithStop(context.Background(), stop)) || Stopping(context.Background()) {
 		t.Error("stopping")
+	}
+}
+
+// A STARTTLS that fails is retried in plain text on a new connection:
+// not after the stop. Nothing was sent, the recipient is deferred.
+func TestStopNoPlainRetry(t *testing.T) {
+	ts := startServer(t, func(s *smtp.Server) { s.TLSConfig = &tls.Config{} }) // offered, cannot work
+	stop, stopNow := context.WithCancel(context.Background())
+	defer stopNow()
+	dials := 0
+	c := &Client{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials++
+		stopNow()
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	res := c.Deliver(WithStop(context.Background(), stop), relay(ts.port), writeMsg(t, "x\n"), "s@x", []string{"a@x"})
+	checkStatuses(t, res, "a@x=temp")
+	if dials != 1 || len(ts.got()) != 0 || !strings.Contains(res[0].Text, "interrupted") {
+		t.Errorf("%d connections, server got %+v, result %q", dials, ts.got(), res[0].Text)
 	}
 }
