@@ -2,32 +2,16 @@ package delivercmd
 
 import (
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
+
+	"omail/lib/internal/testfake"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The first SIGTERM stops new work only; a second one (SIGINT counts
 // the same) cuts off the deliveries in progress, and says so.
 func TestStopSignals(t *testing.T) {
-	var log syncBuffer
+	var log testfake.Log
 	stop, hard, unnotify := stopSignals(&log)
 	defer unnotify()
 	syscall.Kill(syscall.Getpid(), syscall.SIGTERM)

@@ -13,6 +13,7 @@ import (
 	"omail/lib/control"
 	"omail/lib/dict"
 	"omail/lib/eventlog"
+	"omail/lib/internal/testfake"
 	"omail/lib/outbox"
 )
 
@@ -109,7 +110,7 @@ func TestPackOrder(t *testing.T) {
 	put("2small", 100, "", 5*time.Minute)
 	put("3small", 100, "", time.Minute)
 	put("4urgent", 100, "X-Priority: 1 (Highest)\n", 0)
-	log := &syncBuf{}
+	log := &testfake.Log{}
 	p.Log = eventlog.New(log, "omail-pack")
 	if err := p.Pass(); err != nil {
 		t.Fatal(err)
@@ -120,7 +121,7 @@ func TestPackOrder(t *testing.T) {
 
 	// The big one again, now waiting longer than ocmpstarve: it goes
 	// before the small ones that came after it.
-	log = &syncBuf{}
+	log = &testfake.Log{}
 	p.Log = eventlog.New(log, "omail-pack")
 	put("5big", 20000, "", 2*time.Hour)
 	put("6small", 100, "", time.Minute)

@@ -1,7 +1,6 @@
 package packer
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"omail/lib/bundle"
 	"omail/lib/eventlog"
+	"omail/lib/internal/testfake"
 	"omail/lib/ocmpkey"
 	"omail/lib/outbox"
 )
@@ -36,23 +36,6 @@ func TestBatches(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func setup(t *testing.T) (*Packer, string) {
 	h := t.TempDir()
 	os.MkdirAll(filepath.Join(h, "control"), 0o755)
@@ -64,7 +47,7 @@ func setup(t *testing.T) (*Packer, string) {
 	if _, _, err := ocmpkey.Generate(filepath.Join(h, "control", ocmpkey.File)); err != nil {
 		t.Fatal(err)
 	}
-	return &Packer{Home: h, Log: eventlog.New(&syncBuf{}, "omail-pack")}, h
+	return &Packer{Home: h, Log: eventlog.New(&testfake.Log{}, "omail-pack")}, h
 }
 
 // homeKey is the public key of home h (setup made it): the signer a

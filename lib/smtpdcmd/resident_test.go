@@ -7,13 +7,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/colinmarc/cdb"
 
 	"omail/lib/control"
 	"omail/lib/home"
+	"omail/lib/internal/testfake"
 	"omail/lib/qexit"
 	"omail/lib/resident"
 )
@@ -159,7 +159,7 @@ func TestResidentRulesAndEnv(t *testing.T) {
 		"127.0.0.3": "D\x00",
 		"127.0.0.":  "+DATABYTES=5\x00",
 	})
-	log := &syncBuffer{}
+	log := &testfake.Log{}
 	d := &daemon{server: server{cache: configCache{ctl: control.New(h)}, log: log}, base: connBase(env), rules: rules}
 	addr := residentTest(t, d)
 
@@ -219,22 +219,4 @@ func readEnv(t *testing.T, path string) map[string]string {
 		}
 	}
 	return m
-}
-
-// syncBuffer is a log the sessions may write to at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

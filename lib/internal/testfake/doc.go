@@ -6,7 +6,8 @@
 //     test asks for (for qqclient, omail-unpack proxy, omail-smtpd and
 //     anything else that runs OMAILQUEUE/QMAILQUEUE);
 //   - DNS: a resolver answering MX and host lookups from maps, so that
-//     no test ever sends a DNS query (for route and remote).
+//     no test ever sends a DNS query (for route and remote);
+//   - Log: a log several goroutines write to at once.
 //
 // It lives under lib/internal so that only this module can import it,
 // and it imports no other omail package, so that any package's
