@@ -31,7 +31,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"omail/lib/addr"
@@ -42,6 +41,7 @@ import (
 	"omail/lib/eventlog"
 	"omail/lib/ocmpkey"
 	"omail/lib/outbox"
+	"omail/lib/queue"
 	"omail/lib/safefile"
 )
 
@@ -217,7 +217,7 @@ func (p *Packer) makeUpload(upload string) error {
 		return err
 	}
 	for _, d := range made {
-		if err := ownLike(d, p.base); err != nil {
+		if err := queue.ChownLike(d, p.base); err != nil {
 			return err
 		}
 	}
@@ -243,24 +243,6 @@ func privateDir(dir string) error {
 		return os.Chmod(dir, 0o700)
 	}
 	return nil
-}
-
-// ownLike gives path the owner and group of ref when we are root, who
-// would own it otherwise: what omail-pack makes for OCMP must be
-// OCMP's. As anyone else it does nothing.
-func ownLike(path, ref string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	fi, err := os.Stat(ref)
-	if err != nil {
-		return err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	return os.Lchown(path, int(st.Uid), int(st.Gid))
 }
 
 // bundleName is the file name a bundle gets in upload/.
@@ -383,7 +365,7 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	// Mode 640, the owner and group of upload/: OCMP reads it, other
 	// local users must not (it holds their mail, and the contents of
 	// mailboxes that are 600).
-	if err := ownLike(pd.tmp, uploadDir); err != nil {
+	if err := queue.ChownLike(pd.tmp, uploadDir); err != nil {
 		return pd, err
 	}
 	if err := f.Chmod(0o640); err != nil {

@@ -133,22 +133,25 @@ func (q *Queue) writeNote(sub, id string, data []byte) error {
 // read (0640, the queue's group), so it is not an error.
 func (q *Queue) ownLikeQueue(p string) { ChownLike(p, q.Dir) }
 
-// ChownLike gives p, just made by root, the owner of ref: an
+// ChownLike gives p, just made by root, the owner and group of ref: an
 // administrator running as root must not leave a file or directory the
-// unprivileged programs cannot use (a note, the outbox's lock, held/).
-// As anyone else it does nothing; a failure is not reported (the caller
-// has made the file already, and the group's permissions still apply).
-func ChownLike(p, ref string) {
+// unprivileged programs cannot use (a note, the outbox's lock, held/),
+// and omail-pack's bundles must be OCMP's. As anyone else it does
+// nothing. Callers for whom the group's permissions are enough anyway
+// ignore the error.
+func ChownLike(p, ref string) error {
 	if os.Geteuid() != 0 {
-		return
+		return nil
 	}
 	fi, err := os.Stat(ref)
 	if err != nil {
-		return
+		return err
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		os.Lchown(p, int(st.Uid), int(st.Gid))
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
 	}
+	return os.Lchown(p, int(st.Uid), int(st.Gid))
 }
 
 // noteDirs are created by Init beside the queue's own directories.
