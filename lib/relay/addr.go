@@ -106,6 +106,12 @@ func Parse(path string) (Addr, error) {
 		if !ok {
 			return a, ErrSyntax
 		}
+		// What follows a route is a mailbox, which cannot start with
+		// "@" (another route, or an empty local part): refused as
+		// "@@x" is, so that the path without its route reads the same.
+		if rest[0] == '@' {
+			return a, ErrSyntax
+		}
 		path, a.Routed = rest, true
 	}
 	local, domain, quoted, ok := splitMailbox(path)
