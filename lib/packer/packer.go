@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"omail/lib/addr"
@@ -176,6 +177,9 @@ func (p *Packer) pass() error {
 // upload/ only when ocmpcreateuserdir says so. ok is false when the
 // mail has to wait (logged).
 func (p *Packer) dirs(ep string) (upload, tmp string, ok bool, err error) {
+	if err := trustedLinks(p.base, ep, "mail", "upload"); err != nil {
+		return "", "", false, fmt.Errorf("endpoint %s: %w", ep, err)
+	}
 	mail := filepath.Join(p.base, ep, "mail")
 	upload = filepath.Join(mail, "upload")
 	tmp = filepath.Join(mail, ".omail-tmp")
@@ -223,6 +227,43 @@ func (p *Packer) makeUpload(upload string) error {
 	}
 	return nil
 }
+
+// trustedLinks refuses a symbolic link at base/parts[0], then
+// base/parts[0]/parts[1] and so on, that neither root nor we own.
+// omail-pack runs as root, and a user who owns part of the OCMP tree
+// (a kiosk user's own endpoint directory) could otherwise point root at
+// any directory, to create .omail-tmp/ and publish bundles there. A link
+// root made (an admin who moved upload/ to another disk) is followed, as
+// Postfix follows root's links. Each name is looked at through the links
+// already approved. A link made after this check, by a user who owns a
+// directory on the path, is not caught: a pass checks again each time.
+func trustedLinks(base string, parts ...string) error {
+	d := base
+	for _, part := range parts {
+		d = filepath.Join(d, part)
+		fi, err := os.Lstat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // made below, by us
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s is a symbolic link of unknown owner: refused", d)
+		}
+		if st.Uid != 0 && int(st.Uid) != euid() {
+			return fmt.Errorf("%s is a symbolic link owned by uid %d: refused (only root's and our own are followed)", d, st.Uid)
+		}
+	}
+	return nil
+}
+
+// euid is os.Geteuid; tests that do not run as root change it.
+var euid = os.Geteuid
 
 // privateDir makes the temporary directory of bundles being written,
 // mode 700 (one that a pass of an older omail made 755 is made 700).

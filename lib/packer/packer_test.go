@@ -219,3 +219,93 @@ func TestBundleModes(t *testing.T) {
 		mode(filepath.Join(base, d), 0o750, true)
 	}
 }
+
+// A user who owns an endpoint's directory must not point root's pass
+// elsewhere with a symbolic link at mail/ or upload/: the pass refuses
+// it, writes nothing there, and the mail stays in the outbox. A link
+// root (or we) made is followed.
+func TestSymlinkInOCMPTree(t *testing.T) {
+	for _, at := range []string{"k", "k/mail", "k/mail/upload"} {
+		t.Run(at, func(t *testing.T) {
+			p, h := setup(t)
+			base := filepath.Join(h, "ocmp")
+			elsewhere := filepath.Join(h, "elsewhere")
+			os.MkdirAll(filepath.Join(elsewhere, "mail", "upload"), 0o755)
+			// elsewhere stands for what the link's target is: an
+			// endpoint tree for k, its mail/ for k/mail, an upload/ for
+			// k/mail/upload.
+			target := elsewhere
+			switch at {
+			case "k/mail":
+				target = filepath.Join(elsewhere, "mail")
+			case "k/mail/upload":
+				target = filepath.Join(elsewhere, "mail", "upload")
+			}
+			link := filepath.Join(base, at)
+			os.MkdirAll(filepath.Dir(link), 0o755)
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			// The link is a user's: as root, give it to another uid; as
+			// anyone else, make the pass take itself for another uid.
+			if os.Geteuid() == 0 {
+				if err := os.Lchown(link, 4321, 4321); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				old := euid
+				euid = func() int { return os.Geteuid() + 1 }
+				defer func() { euid = old }()
+			}
+			putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+			err := p.Pass()
+			if err == nil {
+				t.Fatal("pass followed a user's symbolic link")
+			}
+			var found []string
+			filepath.Walk(elsewhere, func(path string, fi os.FileInfo, err error) error {
+				if err == nil && path != elsewhere && !strings.HasSuffix(path, "/mail") && !strings.HasSuffix(path, "/upload") {
+					found = append(found, path)
+				}
+				return nil
+			})
+			if len(found) > 0 {
+				t.Errorf("written through the link: %v", found)
+			}
+			if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 1 {
+				t.Errorf("outbox holds %d entries, want the 1 still there", n)
+			}
+
+			// The same link as root's (or our own): followed.
+			if os.Geteuid() == 0 {
+				if err := os.Lchown(link, 0, 0); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				euid = os.Geteuid
+			}
+			if err := p.Pass(); err != nil {
+				t.Fatalf("pass with a trusted link: %v", err)
+			}
+			if files, _ := filepath.Glob(filepath.Join(elsewhere, "mail", "upload", "omail-*")); len(files) != 1 {
+				t.Errorf("bundles through the trusted link: %v", files)
+			}
+		})
+	}
+}
+
+// readDirNames lists dir's entries that are not dot files.
+func readDirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
