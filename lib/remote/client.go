@@ -705,8 +705,8 @@ func tooMany(code int, msg string) bool {
 // is the recipients refused with tooMany, for another transaction: only
 // when this one delivered to some recipient or was refused for good at
 // the end of data (the next one then gets its own answer); when nobody
-// was accepted, or the end of data was deferred, they keep their 452
-// and wait for the next attempt. open is false when the connection
+// was accepted, DATA was refused or the end of data deferred, they keep
+// their 452 and wait for the next attempt. open is false when the connection
 // cannot be used any more (no QUIT then).
 //
 // In the first transaction a failure of MAIL (4xx, or the connection
