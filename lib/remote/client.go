@@ -148,11 +148,13 @@ func (m *message) close() {
 }
 
 // Deliver sends the message in msgPath from sender to rcpts, all of
-// which route to dest, in one SMTP transaction, and returns one Result
-// per recipient in the order given. It tries the destination's hosts in
-// order and goes on to the next one when a host cannot be reached, does
-// not greet, or answers 4xx to EHLO or MAIL; once a host has taken the
-// transaction, its answers are final for this attempt.
+// which route to dest, in one SMTP transaction (more on the same
+// connection when the server refuses some for too many recipients,
+// RFC 5321 4.5.3.1.10), and returns one Result per recipient in the
+// order given. It tries the destination's hosts in order and goes on to
+// the next one when a host cannot be reached, does not greet, or answers
+// 4xx to EHLO or the first MAIL; once a host has taken the transaction,
+// its answers are final for this attempt.
 func (c *Client) Deliver(ctx context.Context, dest route.Dest, msgPath string, sender string, rcpts []string) []Result {
 	res := make([]Result, len(rcpts))
 	for i, r := range rcpts {
@@ -392,6 +394,13 @@ func (s *session) setAll(st outcome.Status, text string) {
 	}
 }
 
+// set gives the recipients idx (indexes into s.rcpts) one result.
+func (s *session) set(idx []int, st outcome.Status, text string) {
+	for _, i := range idx {
+		s.res[i] = result(s.rcpts[i], st, text, s.host)
+	}
+}
+
 func (s *session) said(code int, msg string) string {
 	return fmt.Sprintf("%s said: %s", s.host, oneLine(code, msg))
 }
@@ -446,7 +455,7 @@ func (s *session) converse(ctx context.Context, noTLS bool) error {
 			return err
 		}
 	}
-	return s.transaction()
+	return s.transaction(ctx)
 }
 
 func (s *session) reply() (int, string, error) {
@@ -600,8 +609,13 @@ func status(code int) outcome.Status {
 	return outcome.Temp
 }
 
-// transaction sends MAIL, RCPT for each recipient, and the message.
-func (s *session) transaction() error {
+// transaction sends the message to the recipients: MAIL, RCPT for each,
+// DATA. A server that takes only so many recipients in a transaction
+// refuses the others with 452 (RFC 5321 4.5.3.1.10); they get another
+// transaction on the same connection once this one is over, and so on
+// while each transaction delivers to somebody (mailTransaction says
+// when).
+func (s *session) transaction(ctx context.Context) error {
 	_, utf8ok := s.ext["SMTPUTF8"]
 	needUTF8 := !addr.ASCII(s.sender)
 	if needUTF8 && !utf8ok {
@@ -619,11 +633,6 @@ func (s *session) transaction() error {
 			needUTF8 = true
 		}
 		active = append(active, i)
-	}
-	set := func(idx []int, st outcome.Status, text string) {
-		for _, i := range idx {
-			s.res[i] = result(s.rcpts[i], st, text, s.host)
-		}
 	}
 	if len(active) == 0 {
 		s.quit()
@@ -644,7 +653,7 @@ func (s *session) transaction() error {
 		var text string
 		if m, st, text = s.c.sevenBitMessage(s.msg, utf8ok); m == nil {
 			s.quit()
-			set(active, st, text+" ("+s.host+" does not offer 8BITMIME)")
+			s.set(active, st, text+" ("+s.host+" does not offer 8BITMIME)")
 			return nil
 		}
 	}
@@ -652,7 +661,7 @@ func (s *session) transaction() error {
 	if v, ok := s.ext["SIZE"]; ok {
 		if limit, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && limit > 0 && m.size > limit {
 			s.quit()
-			set(active, outcome.Perm, fmt.Sprintf("5.3.4 the message (%d bytes) is larger than %s accepts (%d)", m.size, s.host, limit))
+			s.set(active, outcome.Perm, fmt.Sprintf("5.3.4 the message (%d bytes) is larger than %s accepts (%d)", m.size, s.host, limit))
 			return nil
 		}
 		mail += " SIZE=" + strconv.FormatInt(m.size, 10)
@@ -664,33 +673,80 @@ func (s *session) transaction() error {
 		mail += " SMTPUTF8"
 	}
 
+	pending := active
+	for first := true; len(pending) > 0; first = false {
+		if !first && Stopping(ctx) {
+			// Nothing new after a stop: the rest keep their 452.
+			break
+		}
+		var open bool
+		var err error
+		if pending, open, err = s.mailTransaction(m, mail, pending, first); err != nil || !open {
+			return err
+		}
+	}
+	s.quit()
+	return nil
+}
+
+// tooMany reports whether a RCPT reply refuses the recipient for this
+// transaction only, for too many recipients: 452, another 4xx with the
+// enhanced status 4.5.3 (RFC 3463), or 552 with 5.5.3, the code RFC 821
+// gave it, which RFC 5321 4.5.3.1.10 asks clients to take as 452.
+func tooMany(code int, msg string) bool {
+	enhanced := func(st string) bool {
+		return msg == st || strings.HasPrefix(msg, st+" ") || strings.HasPrefix(msg, st+"\n")
+	}
+	return code == 452 || code/100 == 4 && enhanced("4.5.3") || code == 552 && enhanced("5.5.3")
+}
+
+// mailTransaction sends one transaction of the message m to the
+// recipients idx (indexes into s.rcpts) and sets their results. retry
+// is the recipients refused with tooMany, for another transaction: only
+// when this one delivered to some recipient or was refused for good at
+// the end of data (the next one then gets its own answer); when nobody
+// was accepted, DATA was refused or the end of data deferred, they keep
+// their 452 and wait for the next attempt. open is false when the connection
+// cannot be used any more (no QUIT then).
+//
+// In the first transaction a failure of MAIL (4xx, or the connection
+// lost) is an *errNext: nothing is decided, and Deliver tries the next
+// host. In a later one it defers the recipients left, since others
+// have had their answer from this host already.
+func (s *session) mailTransaction(m *message, mail string, idx []int, first bool) (retry []int, open bool, err error) {
+	lost := func(err error) ([]int, bool, error) {
+		if first {
+			return nil, false, s.lost(err)
+		}
+		s.set(idx, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost at MAIL: %v", s.host, s.addr, err))
+		return nil, false, nil
+	}
 	_, pipelining := s.ext["PIPELINING"]
 	w := s.tp.w
-	var accepted []int
 	if pipelining {
 		fmt.Fprintf(w, "%s\r\n", mail)
-		for _, i := range active {
+		for _, i := range idx {
 			fmt.Fprintf(w, "RCPT TO:<%s>\r\n", addr.ForSMTP(s.rcpts[i]))
 		}
 		if err := w.Flush(); err != nil {
-			return s.lost(err)
+			return lost(err)
 		}
 	} else if err := s.tp.printfLine("%s", mail); err != nil {
-		return s.lost(err)
+		return lost(err)
 	}
 	code, msg, err := s.reply()
 	if err != nil {
-		return s.lost(err)
+		return lost(err)
 	}
-	if code/100 == 4 {
-		return &errNext{"4.4.2 MAIL: " + s.said(code, msg)}
+	if code/100 == 4 && first {
+		return nil, false, &errNext{"4.4.2 MAIL: " + s.said(code, msg)}
 	}
 	if code/100 != 2 {
-		s.quit()
-		set(active, status(code), "MAIL: "+s.said(code, msg))
-		return nil
+		s.set(idx, status(code), "MAIL: "+s.said(code, msg))
+		return nil, true, nil
 	}
-	for n, i := range active {
+	var accepted, tooMuch []int
+	for n, i := range idx {
 		if !pipelining {
 			err = s.tp.printfLine("RCPT TO:<%s>", addr.ForSMTP(s.rcpts[i]))
 		}
@@ -698,50 +754,60 @@ func (s *session) transaction() error {
 			code, msg, err = s.reply()
 		}
 		if err != nil {
-			set(active[n:], outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
-			set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
-			return nil
+			s.set(idx[n:], outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
+			s.set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost during RCPT: %v", s.host, s.addr, err))
+			return nil, false, nil
 		}
 		if code/100 == 2 {
 			accepted = append(accepted, i)
 			continue
 		}
-		s.res[i] = result(s.rcpts[i], status(code), s.said(code, msg), s.host)
+		st, text := status(code), s.said(code, msg)
+		if tooMany(code, msg) {
+			tooMuch = append(tooMuch, i)
+			if st != outcome.Temp {
+				// RFC 821's 552: temporary (RFC 5321 4.5.3.1.10).
+				st, text = outcome.Temp, "4.5.3 "+text
+			}
+		}
+		s.res[i] = result(s.rcpts[i], st, text, s.host)
 	}
 	if len(accepted) == 0 {
-		s.quit()
-		return nil
+		return nil, true, nil
 	}
 	code, msg, err = s.cmd("DATA")
 	if err != nil {
-		set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost at DATA: %v", s.host, s.addr, err))
-		return nil
+		s.set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost at DATA: %v", s.host, s.addr, err))
+		return nil, false, nil
 	}
 	if code != 354 {
-		s.quit()
-		set(accepted, status(code), "DATA: "+s.said(code, msg))
+		s.set(accepted, status(code), "DATA: "+s.said(code, msg))
 		if code/100 == 2 {
-			set(accepted, outcome.Temp, "4.5.0 DATA: "+s.said(code, msg))
+			s.set(accepted, outcome.Temp, "4.5.0 DATA: "+s.said(code, msg))
 		}
-		return nil
+		return nil, true, nil
 	}
 	if err := s.send(m); err != nil {
-		set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 sending the message to %s (%s) failed: %v", s.host, s.addr, err))
-		return nil
+		s.set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 sending the message to %s (%s) failed: %v", s.host, s.addr, err))
+		return nil, false, nil
 	}
 	code, msg, err = s.reply()
 	if err != nil {
-		set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost after the message was sent (it may arrive twice): %v", s.host, s.addr, err))
-		return nil
+		s.set(accepted, outcome.Temp, fmt.Sprintf("4.4.2 connection to %s (%s) lost after the message was sent (it may arrive twice): %v", s.host, s.addr, err))
+		return nil, false, nil
 	}
 	if code/100 == 2 {
 		// The peer has the message; a crash from here until the queue
 		// records the result sends it again: SMTP's at-least-once window.
 		crash().At("remote-accepted")
 	}
-	set(accepted, status(code), s.said(code, msg))
-	s.quit()
-	return nil
+	s.set(accepted, status(code), s.said(code, msg))
+	if code/100 == 4 {
+		// The message itself was deferred (421 included): the rest
+		// would most likely be too, for one more copy sent each.
+		return nil, true, nil
+	}
+	return tooMuch, true, nil
 }
 
 // send streams the message: the DKIM signature fields measure made,

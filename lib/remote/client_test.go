@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"omail/lib/control"
 	"omail/lib/internal/testfake"
 	"omail/lib/masquerade"
+	"omail/lib/outcome"
 	"omail/lib/route"
 )
 
@@ -508,5 +510,231 @@ func TestWaitDefersWithoutConnecting(t *testing.T) {
 	}
 	if _, ok := c.Backoff.Until(d.Key()); ok {
 		t.Error("the destination was put in back-off for our own trouble")
+	}
+}
+
+// capServer is a scripted server that takes at most caps[k] recipients
+// in its k-th transaction (the last cap for the ones after) and refuses
+// the others with "452 4.5.3" (or refuse), as a server with a recipient limit does.
+// ends[k] answers the k-th end of data and mails[k] the k-th MAIL ("250"
+// after the last, or for ""). It notes
+// every command but QUIT (which Deliver does not wait for).
+type capServer struct {
+	caps   []int
+	ends   []string
+	mails  []string
+	refuse string // the refusal; "": "452 4.5.3 too many recipients"
+	// onEnd, if set, runs at each end of data, before the answer.
+	onEnd func()
+
+	mu   sync.Mutex
+	txn  int // transactions begun
+	n    int // recipients taken in the current one
+	cmds []string
+}
+
+func (cs *capServer) start(t *testing.T, ehlo string) (port int, got func() []string) {
+	plain := plainAnswers(ehlo, "")
+	return scripted(t, func(cmd string) string {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		if cmd != "" && cmd != "QUIT" {
+			cs.cmds = append(cs.cmds, cmd)
+		}
+		switch {
+		case strings.HasPrefix(cmd, "MAIL"):
+			cs.txn++
+			cs.n = 0
+			if cs.txn <= len(cs.mails) && cs.mails[cs.txn-1] != "" {
+				return cs.mails[cs.txn-1]
+			}
+		case strings.HasPrefix(cmd, "RCPT"):
+			if cs.n >= cs.caps[min(cs.txn, len(cs.caps))-1] {
+				if cs.refuse != "" {
+					return cs.refuse + "\r\n"
+				}
+				return "452 4.5.3 too many recipients\r\n"
+			}
+			cs.n++
+		case cmd == ".":
+			if cs.onEnd != nil {
+				cs.onEnd()
+			}
+			if cs.txn <= len(cs.ends) {
+				return cs.ends[cs.txn-1]
+			}
+			return "250 2.0.0 queued\r\n"
+		}
+		return plain(cmd)
+	})
+}
+
+// summary is the conversation in short: MAIL, each recipient (marked !
+// when refused for the cap), DATA and the end of data.
+func (cs *capServer) summary() string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var out []string
+	n, txn := 0, 0
+	for _, c := range cs.cmds {
+		switch {
+		case strings.HasPrefix(c, "EHLO"):
+		case strings.HasPrefix(c, "MAIL"):
+			out, n = append(out, "MAIL"), 0
+			txn++
+		case strings.HasPrefix(c, "RCPT TO:<"):
+			r := strings.TrimSuffix(strings.TrimPrefix(c, "RCPT TO:<"), ">")
+			if n >= cs.caps[min(txn, len(cs.caps))-1] {
+				r += "!"
+			}
+			n++
+			out = append(out, r)
+		default:
+			out = append(out, c)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+const (
+	ehloPipelining = "250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+	ehloPlain      = "250-sink.test\r\n250 SIZE 1000000\r\n"
+)
+
+// RFC 5321 4.5.3.1.10: the recipients a server refuses with 452 because
+// a transaction has enough get a transaction of their own at once, on
+// the same connection, and so on until all are done; each recipient is
+// in one accepted RCPT only, and its result is its own transaction's.
+// The refusal is 452, or 4xx with 4.5.3, or RFC 821's 552 with 5.5.3.
+func TestTooManyRecipients(t *testing.T) {
+	for _, tc := range []struct{ ehlo, refuse string }{
+		{ehloPipelining, ""},
+		{ehloPlain, ""},
+		{ehloPipelining, "451 4.5.3 enough for now"},
+		{ehloPlain, "552 5.5.3 too many recipients"},
+	} {
+		cs := &capServer{caps: []int{2}, refuse: tc.refuse}
+		port, got := cs.start(t, tc.ehlo)
+		var dials atomic.Int32
+		c := &Client{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		res := c.Deliver(context.Background(), relay(port), writeMsg(t, "Subject: x\n\nhello\n"), "s@x.test",
+			[]string{"a@x.test", "b@x.test", "c@x.test", "d@x.test", "e@x.test"})
+		checkStatuses(t, res, "a@x.test=ok b@x.test=ok c@x.test=ok d@x.test=ok e@x.test=ok")
+		want := "MAIL a@x.test b@x.test c@x.test! d@x.test! e@x.test! DATA . " +
+			"MAIL c@x.test d@x.test e@x.test! DATA . " +
+			"MAIL e@x.test DATA ."
+		if s := cs.summary(); s != want {
+			t.Errorf("conversation\n%s\nwant\n%s", s, want)
+		}
+		if data := got(); len(data) != 3 || data[0] != "Subject: x\r\n\r\nhello\r\n" || data[1] != data[0] || data[2] != data[0] {
+			t.Errorf("messages %q", data)
+		}
+		if n := dials.Load(); n != 1 {
+			t.Errorf("%d connections, want 1", n)
+		}
+	}
+}
+
+// go-smtp's server with MaxRecipients (452 4.5.3 beyond it): the other
+// replies of each transaction (550, 451) stay the recipient's own.
+func TestTooManyRecipientsMixed(t *testing.T) {
+	ts := startServer(t, func(s *smtp.Server) { s.MaxRecipients = 2 })
+	res := (&Client{}).Deliver(context.Background(), relay(ts.port), writeMsg(t, "x\n"), "s@x.test",
+		[]string{"a@x.test", "perm@x.test", "b@x.test", "c@x.test", "temp@x.test", "d@x.test", "e@x.test"})
+	checkStatuses(t, res, "a@x.test=ok perm@x.test=perm b@x.test=ok c@x.test=ok temp@x.test=temp d@x.test=ok e@x.test=ok")
+	if !strings.Contains(res[4].Text, "451 4.2.0") || !strings.Contains(res[1].Text, "550 5.1.1") {
+		t.Errorf("texts %q %q", res[1].Text, res[4].Text)
+	}
+	var txns []string
+	for _, m := range ts.got() {
+		txns = append(txns, strings.Join(m.Rcpts, ","))
+	}
+	if got := strings.Join(txns, " "); got != "a@x.test,b@x.test c@x.test,d@x.test e@x.test" {
+		t.Errorf("transactions %s", got)
+	}
+}
+
+// A new transaction goes on only while one makes progress: when nobody
+// is accepted, or the end of data is deferred, the recipients left keep
+// their 452 (deferred) for the next attempt. A 5xx at the end of data is
+// that transaction's answer only: the next one gets its own. A failure
+// of MAIL in a later transaction defers who is left (the host has
+// answered for the others, so no other host is tried).
+func TestTooManyRecipientsNoProgress(t *testing.T) {
+	rcpts := []string{"a@x.test", "b@x.test", "c@x.test"}
+	for _, tc := range []struct {
+		name     string
+		caps     []int
+		ends     []string
+		mail2    string // the reply to the second MAIL, if not 250
+		refuse   string // capServer.refuse
+		statuses string
+		conv     string
+	}{
+		{"nobody accepted", []int{1, 0}, nil, "", "",
+			"a@x.test=ok b@x.test=temp c@x.test=temp",
+			"MAIL a@x.test b@x.test! c@x.test! DATA . MAIL b@x.test! c@x.test!"},
+		{"nobody accepted, 552 5.5.3", []int{1, 0}, nil, "", "552 5.5.3 too many recipients",
+			"a@x.test=ok b@x.test=temp c@x.test=temp",
+			"MAIL a@x.test b@x.test! c@x.test! DATA . MAIL b@x.test! c@x.test!"},
+		{"end of data deferred", []int{1}, []string{"451 4.3.0 disk full\r\n"}, "", "",
+			"a@x.test=temp b@x.test=temp c@x.test=temp",
+			"MAIL a@x.test b@x.test! c@x.test! DATA ."},
+		{"end of data refused", []int{1}, []string{"554 5.7.1 spam\r\n"}, "", "",
+			"a@x.test=perm b@x.test=ok c@x.test=ok",
+			"MAIL a@x.test b@x.test! c@x.test! DATA . MAIL b@x.test c@x.test! DATA . MAIL c@x.test DATA ."},
+		{"second MAIL deferred", []int{1}, nil, "451 4.3.2 busy\r\n", "",
+			"a@x.test=ok b@x.test=temp c@x.test=temp",
+			"MAIL a@x.test b@x.test! c@x.test! DATA . MAIL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := &capServer{caps: tc.caps, ends: tc.ends, mails: []string{"", tc.mail2}, refuse: tc.refuse}
+			port, _ := cs.start(t, ehloPlain)
+			res := (&Client{Backoff: &Backoff{}}).Deliver(context.Background(), relay(port), writeMsg(t, "x\n"), "s@x.test", rcpts)
+			checkStatuses(t, res, tc.statuses)
+			if s := cs.summary(); s != tc.conv {
+				t.Errorf("conversation\n%s\nwant\n%s", s, tc.conv)
+			}
+			for _, r := range res[1:] {
+				want := "said: 452 4.5.3 too many recipients"
+				if tc.refuse != "" {
+					want = "4.5.3 [127.0.0.1] said: " + tc.refuse
+				}
+				if r.Status == outcome.Temp && tc.mail2 == "" && !strings.HasSuffix(r.Text, want) {
+					t.Errorf("%s: %q, want the refusal", r.Rcpt, r.Text)
+				}
+			}
+		})
+	}
+}
+
+func TestTooManyReply(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		msg  string
+		want bool
+	}{
+		{452, "4.5.3 too many recipients", true},
+		{452, "too many recipients", true},
+		{452, "", true},
+		{451, "4.5.3 too many recipients", true},
+		{451, "4.5.3", true},
+		{451, "4.5.3\nsecond line", true},
+		{451, "4.5.30 no such code", false},
+		{451, "4.2.0 mailbox busy", false},
+		{450, "4.5.3x", false},
+		{552, "5.5.3 too many recipients", true},
+		{552, "5.3.4 message too big", false},
+		{552, "too many recipients", false},
+		{554, "5.5.3 too many recipients", false},
+		{550, "4.5.3 wrong class", false},
+	} {
+		if got := tooMany(tc.code, tc.msg); got != tc.want {
+			t.Errorf("tooMany(%d, %q) = %v", tc.code, tc.msg, got)
+		}
 	}
 }

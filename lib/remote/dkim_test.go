@@ -186,3 +186,31 @@ func TestDKIMLongLines(t *testing.T) {
 		t.Errorf("verification %+v", vs)
 	}
 }
+
+// A signed message to a server that takes one recipient a transaction:
+// each transaction carries the same signed bytes, one signature, which
+// verifies.
+func TestDKIMTooManyRecipients(t *testing.T) {
+	ctl, txt := dkimControl(t)
+	c, err := FromControl(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, func(s *smtp.Server) { s.MaxRecipients = 1 })
+	body := "From: Joe <joe@kiosk1.local>\nTo: a@example.net\nSubject: hi\n\nhello\n"
+	res := c.Deliver(context.Background(), relay(ts.port), writeMsg(t, body), "joe@kiosk1.local", []string{"a@example.net", "b@example.net"})
+	checkStatuses(t, res, "a@example.net=ok b@example.net=ok")
+	g := ts.got()
+	if len(g) != 2 || strings.Join(g[0].Rcpts, ",") != "a@example.net" || strings.Join(g[1].Rcpts, ",") != "b@example.net" {
+		t.Fatalf("transactions %+v", g)
+	}
+	if !bytes.Equal(g[0].Data, g[1].Data) || g[1].MailOpts.Size != int64(len(g[1].Data)) {
+		t.Errorf("second transaction differs (SIZE=%d):\n%q\n%q", g[1].MailOpts.Size, g[0].Data, g[1].Data)
+	}
+	if n := bytes.Count(g[1].Data, []byte("DKIM-Signature:")); n != 1 {
+		t.Errorf("%d signatures", n)
+	}
+	if vs := verifyDKIM(t, g[1].Data, txt); len(vs) != 1 || vs[0].Err != nil {
+		t.Errorf("verification %+v", vs)
+	}
+}

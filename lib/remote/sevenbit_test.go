@@ -297,3 +297,35 @@ func FuzzSevenBit(f *testing.F) {
 		}
 	})
 }
+
+// To a server without 8BITMIME or PIPELINING that takes one recipient a
+// transaction, every transaction carries the 7-bit copy, without BODY=.
+func TestSevenBitTooManyRecipients(t *testing.T) {
+	cs := &capServer{caps: []int{1}}
+	port, got := cs.start(t, ehloPlain)
+	body := "Subject: x\n\ncaf\xc3\xa9\n"
+	res := (&Client{}).Deliver(context.Background(), relay(port), writeMsg(t, body), "s@x.test", []string{"a@x.test", "b@x.test"})
+	checkStatuses(t, res, "a@x.test=ok b@x.test=ok")
+	if s, want := cs.summary(), "MAIL a@x.test b@x.test! DATA . MAIL b@x.test DATA ."; s != want {
+		t.Errorf("conversation %s, want %s", s, want)
+	}
+	data := got()
+	if len(data) != 2 || data[0] != data[1] {
+		t.Fatalf("messages %q", data)
+	}
+	for i := 0; i < len(data[1]); i++ {
+		if data[1][i] >= 0x80 {
+			t.Fatalf("8-bit byte at %d of the second message:\n%s", i, data[1])
+		}
+	}
+	if l := leaves(t, data[1]); len(l) != 1 || l[0] != "text/plain: caf\xc3\xa9\n" {
+		t.Errorf("decoded %q", l)
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, c := range cs.cmds {
+		if strings.HasPrefix(c, "MAIL") && strings.Contains(c, "BODY=") {
+			t.Errorf("%s", c)
+		}
+	}
+}

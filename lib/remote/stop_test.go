@@ -98,3 +98,21 @@ func TestStopNoPlainRetry(t *testing.T) {
 		t.Errorf("%d connections, server got %+v, result %q", dials, ts.got(), res[0].Text)
 	}
 }
+
+// A stop during a transaction lets it end but starts no other: the
+// recipients a server refused for its recipient limit are deferred with
+// its 452, for the next attempt.
+func TestStopNoNewTransaction(t *testing.T) {
+	stop, stopNow := context.WithCancel(context.Background())
+	defer stopNow()
+	cs := &capServer{caps: []int{1}, onEnd: stopNow}
+	port, got := cs.start(t, ehloPipelining)
+	res := (&Client{}).Deliver(WithStop(context.Background(), stop), relay(port), writeMsg(t, "x\n"), "s@x.test", []string{"a@x.test", "b@x.test"})
+	checkStatuses(t, res, "a@x.test=ok b@x.test=temp")
+	if !strings.Contains(res[1].Text, "452 4.5.3") {
+		t.Errorf("text %q", res[1].Text)
+	}
+	if s, want := cs.summary(), "MAIL a@x.test b@x.test! DATA ."; s != want || len(got()) != 1 {
+		t.Errorf("conversation %s, want %s", s, want)
+	}
+}
