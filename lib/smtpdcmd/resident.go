@@ -300,6 +300,8 @@ func (d *daemon) check(ls []resident.Listener) error {
 
 // reload is SIGHUP: the control files and the certificate are read now,
 // whether or not they look changed, for the connections from now on.
+// A servercert.pem that cannot be used is a failed reload: the
+// certificate in use, if any, is kept (configCache.keepCert).
 func (d *daemon) reload() {
 	d.cache.drop()
 	cc, err := d.cache.get()
@@ -307,7 +309,12 @@ func (d *daemon) reload() {
 		fmt.Fprintf(d.log, "omail-smtpd: SIGHUP: %v; connections get 421 until it is fixed\n", err)
 		return
 	}
+	note := cc.certNote()
 	d.cache.release(cc)
+	if note != nil {
+		fmt.Fprintf(d.log, "omail-smtpd: SIGHUP: reload failed: %v; the other control files are reloaded\n", note)
+		return
+	}
 	fmt.Fprintf(d.log, "omail-smtpd: SIGHUP: control files and certificate reloaded\n")
 }
 
