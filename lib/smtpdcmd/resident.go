@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -358,18 +359,14 @@ var connVars = append([]string{"PROTO", "TCPLOCALIP", "TCPLOCALPORT", "TCPLOCALH
 	"TCPREMOTEIP", "TCPREMOTEPORT", "TCPREMOTEHOST", "TCPREMOTEINFO", "SMTPS"}, sdlisten.Vars...)
 
 // connBase is our environment without connVars.
-func connBase(env home.Env) []string {
-	var out []string
+func connBase(env home.Env) []string { return without(env, connVars) }
+
+// without is env without the variables named, a new slice.
+func without(env home.Env, names []string) home.Env {
+	var out home.Env
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		keep := true
-		for _, v := range connVars {
-			if k == v {
-				keep = false
-				break
-			}
-		}
-		if keep {
+		if !slices.Contains(names, k) {
 			out = append(out, kv)
 		}
 	}
