@@ -69,6 +69,16 @@ func Listening(fd int) bool {
 	return err == nil && v == 1
 }
 
+// CloseOnExec marks the n passed descriptors close-on-exec, so that
+// programs we run never get them: with Accept=yes the one descriptor
+// is the client's connection, which a child would otherwise hold open
+// after the session.
+func CloseOnExec(n int) {
+	for i := 0; i < n; i++ {
+		syscall.CloseOnExec(firstFD + i)
+	}
+}
+
 // Listeners turns n passed descriptors into listeners. Every one must
 // be a listening stream socket. The descriptors are marked close-on-exec
 // so that programs we run (checkpassword, a queue program) never get

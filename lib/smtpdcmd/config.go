@@ -31,8 +31,11 @@ type controlConfig struct {
 	maxRcpt   int
 	timeout   time.Duration
 	tls       *tls.Config
-	tlsErr    error // servercert.pem is there but unusable: no STARTTLS
-	rules     *relay.Rules
+	// certErr: servercert.pem is there but unusable. With tls nil,
+	// no STARTTLS; with tls set, the certificate in use before was
+	// kept (configCache.keepCert).
+	certErr error
+	rules   *relay.Rules
 
 	stamp string // the files' stat when they were read
 	refs  int    // sessions using it, under configCache.mu
@@ -68,10 +71,9 @@ func loadControl(ctl *control.Dir) (*controlConfig, error) {
 	} else if ok {
 		f := ctl.File("servercert.pem")
 		if cert, err := tls.LoadX509KeyPair(f, f); err != nil {
-			// Mail keeps flowing without STARTTLS, and every session
-			// says why in the log until someone mends the file; only
-			// a session that needs TLS (AUTHREQUIRED, SMTPS) is refused.
-			cc.tlsErr = fmt.Errorf("control file servercert.pem: %v: STARTTLS not offered", err)
+			// Every session says why in the log until someone mends
+			// the file (certNote).
+			cc.certErr = fmt.Errorf("control file servercert.pem: %v", err)
 		} else {
 			cc.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
@@ -111,12 +113,12 @@ func (cc *controlConfig) session(env home.Env, args []string, stderr io.Writer) 
 	if v := env.Get("AUTHREQUIRED"); v != "" && v != "0" {
 		cfg.AuthRequired = true
 	}
-	if cc.tlsErr != nil {
-		if cfg.AuthRequired {
+	if note := cc.certNote(); note != nil {
+		if cc.tls == nil && cfg.AuthRequired {
 			// AUTH is offered only after TLS: nobody could send.
-			return nil, fmt.Errorf("%v, and AUTHREQUIRED needs it", cc.tlsErr)
+			return nil, fmt.Errorf("%v, and AUTHREQUIRED needs it", note)
 		}
-		fmt.Fprintf(stderr, "omail-smtpd: %v\n", cc.tlsErr)
+		fmt.Fprintf(stderr, "omail-smtpd: %v\n", note)
 	}
 	if len(args) > 0 {
 		cfg.Auth = smtpd.Checkpassword(args, env, stderr, cfg.Timeout)
@@ -131,11 +133,29 @@ func (cc *controlConfig) session(env home.Env, args []string, stderr io.Writer) 
 	return cfg, nil
 }
 
+// certNote is what a session logs about servercert.pem, nil when the
+// file is usable or absent.
+func (cc *controlConfig) certNote() error {
+	switch {
+	case cc.certErr == nil:
+		return nil
+	case cc.tls != nil:
+		return fmt.Errorf("%v: new certificate refused, keeping the certificate in use", cc.certErr)
+	default:
+		// Mail keeps flowing without STARTTLS; only a session that
+		// needs TLS (AUTHREQUIRED, SMTPS) is refused.
+		return fmt.Errorf("%v: STARTTLS not offered", cc.certErr)
+	}
+}
+
 // configCache holds the current controlConfig.
 type configCache struct {
 	ctl *control.Dir
 	mu  sync.Mutex
 	cur *controlConfig
+	// cert is the TLS config of the last config read, kept across
+	// drop (SIGHUP) for keepCert.
+	cert *tls.Config
 }
 
 // get returns the control files' config, read again if any of them
@@ -152,11 +172,27 @@ func (c *configCache) get() (*controlConfig, error) {
 			return nil, err
 		}
 		cc.stamp = st
+		c.keepCert(cc)
 		c.retire()
 		c.cur = cc
 	}
 	c.cur.refs++
 	return c.cur, nil
+}
+
+// keepCert: a servercert.pem that was replaced by one that cannot be
+// used (garbage, a key that does not match its certificate, a file
+// omail-smtpd cannot read) must not turn TLS off in a running server:
+// STARTTLS would vanish from EHLO, mail would come in the clear, and
+// SMTPS and AUTHREQUIRED sessions would all be refused. The certificate
+// in use stays until a usable one replaces it, and every session logs
+// that the new one was refused. A servercert.pem that is removed turns
+// TLS off. Called with mu held.
+func (c *configCache) keepCert(cc *controlConfig) {
+	if cc.certErr != nil && cc.tls == nil {
+		cc.tls = c.cert
+	}
+	c.cert = cc.tls
 }
 
 // release ends a session's use of cc.

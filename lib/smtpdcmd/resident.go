@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -300,6 +301,8 @@ func (d *daemon) check(ls []resident.Listener) error {
 
 // reload is SIGHUP: the control files and the certificate are read now,
 // whether or not they look changed, for the connections from now on.
+// A servercert.pem that cannot be used is a failed reload: the
+// certificate in use, if any, is kept (configCache.keepCert).
 func (d *daemon) reload() {
 	d.cache.drop()
 	cc, err := d.cache.get()
@@ -307,7 +310,12 @@ func (d *daemon) reload() {
 		fmt.Fprintf(d.log, "omail-smtpd: SIGHUP: %v; connections get 421 until it is fixed\n", err)
 		return
 	}
+	note := cc.certNote()
 	d.cache.release(cc)
+	if note != nil {
+		fmt.Fprintf(d.log, "omail-smtpd: SIGHUP: reload failed: %v; the other control files are reloaded\n", note)
+		return
+	}
 	fmt.Fprintf(d.log, "omail-smtpd: SIGHUP: control files and certificate reloaded\n")
 }
 
@@ -351,18 +359,14 @@ var connVars = append([]string{"PROTO", "TCPLOCALIP", "TCPLOCALPORT", "TCPLOCALH
 	"TCPREMOTEIP", "TCPREMOTEPORT", "TCPREMOTEHOST", "TCPREMOTEINFO", "SMTPS"}, sdlisten.Vars...)
 
 // connBase is our environment without connVars.
-func connBase(env home.Env) []string {
-	var out []string
+func connBase(env home.Env) []string { return without(env, connVars) }
+
+// without is env without the variables named, a new slice.
+func without(env home.Env, names []string) home.Env {
+	var out home.Env
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		keep := true
-		for _, v := range connVars {
-			if k == v {
-				keep = false
-				break
-			}
-		}
-		if keep {
+		if !slices.Contains(names, k) {
 			out = append(out, kv)
 		}
 	}

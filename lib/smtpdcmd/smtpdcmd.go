@@ -22,6 +22,7 @@ import (
 	"omail/lib/qexit"
 	"omail/lib/relay"
 	"omail/lib/safefile"
+	"omail/lib/sdlisten"
 	"omail/lib/smtpd"
 	"omail/lib/stdioconn"
 )
@@ -51,6 +52,15 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	if len(args) > 0 && strings.HasPrefix(args[0], "-") || systemdListening(env) {
 		return runResident(ctl, args, env, stderr)
 	}
+
+	// systemd Accept=yes: the connection came as fd 3 too, with
+	// LISTEN_FDS and LISTEN_PID. Both are for us only: a queue or
+	// checkpassword program must not hold the client's connection open
+	// after the session, nor take the variables as its own.
+	if n, _, err := sdlisten.Parse(env.Get, os.Getpid()); err == nil && n > 0 {
+		sdlisten.CloseOnExec(n)
+	}
+	env = without(env, sdlisten.Vars)
 
 	// inetd gives the connection as fds 0, 1 and 2 alike: log lines on
 	// fd 2 would then go to the client, into the SMTP dialogue. Never.

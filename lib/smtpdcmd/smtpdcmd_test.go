@@ -2,9 +2,13 @@ package smtpdcmd
 
 import (
 	"bytes"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"omail/lib/home"
@@ -127,5 +131,56 @@ func TestBadCertificate(t *testing.T) {
 		if extra == "AUTHREQUIRED=1" && !strings.HasPrefix(out, "421 4.3.0") {
 			t.Errorf("%s: %q, want 421", extra, out)
 		}
+	}
+}
+
+// systemd with Accept=yes runs omail-smtpd per connection with the
+// connection as fd 3 (and as stdin and stdout), LISTEN_FDS=1 and
+// LISTEN_PID its pid. The queue program must get neither the socket
+// nor the variables: it would hold the client's connection open after
+// the session. The test runs itself as that omail-smtpd.
+func TestAcceptYesChildren(t *testing.T) {
+	if os.Getenv("OMAIL_TEST_ACCEPTYES") == "1" {
+		env := append(home.Env(os.Environ()), "LISTEN_FDS=1", "LISTEN_FDNAMES=connection",
+			"LISTEN_PID="+strconv.Itoa(os.Getpid()))
+		os.Exit(Run([]string{"omail-smtpd"}, env, os.Stdin, os.Stdout, os.Stderr))
+	}
+	env := setup(t, map[string]string{"rcpthosts": "us.example"})
+	h := env.Dir()
+	q := filepath.Join(h, "fdqueue")
+	os.WriteFile(q, []byte("#!/bin/sh\nenv -0 >\"$OMAIL_HOME/qenv\"\n"+
+		"for f in /proc/$$/fd/*; do readlink \"$f\"; done >\"$OMAIL_HOME/qfds\"\n"+
+		"cat >/dev/null\ncat 0<&1 >/dev/null\n"), 0o755)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "client"), os.NewFile(uintptr(fds[1]), "connection")
+	defer ours.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAcceptYesChildren$")
+	cmd.Env = append(env, "OMAILQUEUE="+q, "OMAIL_TEST_ACCEPTYES=1")
+	var log bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = theirs, theirs, &log, []*os.File{theirs}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	theirs.Close()
+	io.WriteString(ours, "HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@us.example>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+	out, _ := io.ReadAll(ours)
+	if err := cmd.Wait(); err != nil || !strings.Contains(string(out), "250 2.0.0 ok") {
+		t.Fatalf("%v\n%s\n%s", err, out, log.String())
+	}
+	qenv := readEnv(t, filepath.Join(h, "qenv"))
+	for _, v := range []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"} {
+		if _, ok := qenv[v]; ok {
+			t.Errorf("the queue program got %s=%s", v, qenv[v])
+		}
+	}
+	qfds, err := os.ReadFile(filepath.Join(h, "qfds"))
+	if err != nil || len(qfds) == 0 {
+		t.Fatalf("no list of the queue program's fds: %v", err)
+	}
+	if strings.Contains(string(qfds), "socket:") {
+		t.Errorf("the queue program holds a socket (the client's connection):\n%s", qfds)
 	}
 }
