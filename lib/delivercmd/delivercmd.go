@@ -170,7 +170,8 @@ func stopSignals(stderr io.Writer) (stop, hard context.Context, unnotify func())
 	quit := make(chan struct{})
 	go func() {
 		select {
-		case <-c:
+		case s := <-c:
+			fmt.Fprintf(stderr, "status: omail-deliver: %v: starting no new delivery, finishing those in progress (again to cut them off)\n", s)
 			stopNow()
 		case <-quit:
 			return

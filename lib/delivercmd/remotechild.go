@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"omail/lib/control"
 	"omail/lib/envelope"
@@ -183,6 +184,13 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 		return all("4.3.0 " + err.Error())
 	}
 	cmd := exec.CommandContext(ctx, exe, "-remote")
+	// The hard stop (ctx) asks the child to cut its session off with
+	// SIGINT, not SIGKILL: it closes the connection and reports at once,
+	// so that a transaction the server already accepted (of several, when
+	// it took only so many recipients each) counts as delivered and is
+	// not sent again. A child that does not end in hardStopGrace is killed.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = hardStopGrace
 	cmd.Env = env
 	cmd.Stdin = msg
 	cmd.Stderr = stderr
@@ -202,7 +210,7 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 	reqR.Close()
 	// The first stop signal reaches the child, in a process group of its
 	// own, from here: it opens no new connection and finishes its
-	// session. The hard stop (ctx) kills it.
+	// session. The hard stop (ctx) cuts it off (cmd.Cancel above).
 	if stop := remote.StopOf(ctx); stop != nil {
 		defer context.AfterFunc(stop, func() { cmd.Process.Signal(syscall.SIGTERM) })()
 	}
@@ -217,15 +225,22 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 	return res
 }
 
+// hardStopGrace is how long a -remote child has, after the hard stop's
+// SIGINT, to close its connection and report before it is killed.
+var hardStopGrace = 10 * time.Second
+
 // runRemoteChild is `omail-deliver -remote`: one SMTP delivery, as the
 // unprivileged user the parent chose, of the message on fd 0.
 func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
 	// SIGTERM (from the parent, at its first stop signal): no new
-	// connection; the session in progress runs to its end. The parent
-	// kills the child for a hard stop. Caught first thing, so that a
-	// stop that comes as the child starts is no kill.
+	// connection; the session in progress runs to its end. SIGINT (the
+	// hard stop): the session is cut off, and what it got done so far is
+	// reported (an accepted transaction as delivered). Both caught first
+	// thing, so that a stop that comes as the child starts is no kill.
 	stop, unnotify := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer unnotify()
+	hard, unnotifyHard := signal.NotifyContext(context.Background(), syscall.SIGINT)
+	defer unnotifyHard()
 	if os.Geteuid() == 0 {
 		fmt.Fprintln(stderr, "omail-deliver: -remote refuses to run as root")
 		return qexit.Temp
@@ -261,7 +276,7 @@ func runRemoteChild(env home.Env, stdin io.Reader, stdout, stderr io.Writer) int
 		return io.NopCloser(io.NewSectionReader(msg, 0, size)), nil
 	}
 	w := bufio.NewWriter(stdout)
-	for _, r := range c.Deliver(remote.WithStop(context.Background(), stop), dest, "fd 0", sender, rcpts) {
+	for _, r := range c.Deliver(remote.WithStop(hard, stop), dest, "fd 0", sender, rcpts) {
 		w.Write(append(outcome.AppendReport(nil, r.Result), '\n'))
 	}
 	if err := w.Flush(); err != nil {
