@@ -80,6 +80,14 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return qexit.Usage
 	}
 
+	// Every signal the daemon acts on is caught before anything else, so
+	// that none of them kills a start-up or a -flush in the middle of a
+	// delivery: a SIGHUP from a closing terminal or an early `svc -h`,
+	// an early SIGALRM. A -flush has nothing to reload or wake; it goes on.
+	alarm, reload := relay(syscall.SIGALRM), relay(syscall.SIGHUP)
+	ctx, hard, unnotify := stopSignals(stderr)
+	defer unnotify()
+
 	q := queue.New(h)
 	q.Crash = crashpoint.New(env) // tests kill it between the steps of taking a message in
 	if err := q.Check(); err != nil {
@@ -98,9 +106,6 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return qexit.Temp
 	}
 	m.T = t
-
-	ctx, hard, unnotify := stopSignals(stderr)
-	defer unnotify()
 	m.Hard = hard
 	if mode == "-flush" {
 		if err := m.Flush(ctx); err != nil {
@@ -110,7 +115,7 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 		return qexit.OK
 	}
 
-	sig, err := signals(q)
+	sig, err := signals(q, alarm, reload)
 	if err != nil {
 		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
 		return qexit.Temp
@@ -128,9 +133,9 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	return qexit.OK
 }
 
-// signals turns the trigger fifo, SIGALRM and SIGHUP into the channels
-// the manager waits on.
-func signals(q *queue.Queue) (qmanager.Signals, error) {
+// signals turns the trigger fifo, with SIGALRM and SIGHUP (relayed),
+// into the channels the manager waits on.
+func signals(q *queue.Queue, alarm, reload <-chan struct{}) (qmanager.Signals, error) {
 	// Open the fifo read-write: we are then a writer too, so reads block
 	// instead of returning end-of-file whenever the last omail-queue
 	// closes it.
@@ -151,8 +156,6 @@ func signals(q *queue.Queue) (qmanager.Signals, error) {
 			}
 		}
 	}()
-	alarm := relay(syscall.SIGALRM)
-	reload := relay(syscall.SIGHUP)
 	return qmanager.Signals{New: newMail, Alarm: alarm, Reload: reload}, nil
 }
 
