@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "-local" {
 		os.Exit(RunChild(os.Args, home.Env(os.Environ()), os.Stdin, os.Stdout, os.Stderr))
 	}
+	// TestResidentChildNotInspectable runs it as a user's program.
+	if len(os.Args) > 1 && os.Args[1] == "-grab-resident-fds" {
+		os.Exit(grabResidentFds())
+	}
 	os.Exit(m.Run())
 }
 
