@@ -9,7 +9,9 @@ import (
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -287,6 +289,39 @@ func TestAddressReachesProgramOnlyThroughEnvironment(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(w.bobHome, p)); err == nil {
 			t.Errorf("the shell ran part of an address: %s exists", p)
 		}
+	}
+}
+
+// A program that exits, leaving a child in the background that holds
+// its output open, is delivered to by its exit status: neither a
+// deferral nor a second run.
+func TestProgramLeavesBackgroundChild(t *testing.T) {
+	w := newWorld(t)
+	old := programWaitDelay
+	programWaitDelay = time.Millisecond
+	t.Cleanup(func() { programWaitDelay = old })
+	for _, c := range []struct {
+		code   string
+		status outcome.Status
+		text   string
+	}{
+		{"0", outcome.OK, "program: started"},
+		{"99", outcome.OK, "program: started"},
+		{"100", outcome.Perm, "5.2.0 program said: started"},
+		{"111", outcome.Temp, "4.3.0 program exit 111: started"},
+	} {
+		// The background sleep holds stdout and stderr; it is killed
+		// with its process group, whose id the program leaves.
+		pgid := filepath.Join(w.bobHome, "pgid")
+		w.file(filepath.Join(w.bobHome, ".omail"), "|echo $$ > pgid; echo ran >> runs.log; echo started; sleep 1000 & exit "+c.code+"\n")
+		want(t, w.deliver("a@b", "bob@test.example", hello), c.status, c.text)
+		if n, err := strconv.Atoi(strings.TrimSpace(w.read(pgid))); err == nil && n > 1 {
+			syscall.Kill(-n, syscall.SIGKILL)
+		}
+		if got := w.read(filepath.Join(w.bobHome, "runs.log")); got != "ran\n" {
+			t.Errorf("exit %s: runs.log %q", c.code, got)
+		}
+		os.Remove(filepath.Join(w.bobHome, "runs.log"))
 	}
 }
 

@@ -80,6 +80,10 @@ func (d *Deliverer) path() string {
 	return DefaultPath
 }
 
+// programWaitDelay is how long a program's output is read after it has
+// exited, while something it left running holds it open.
+var programWaitDelay = 5 * time.Second
+
 // ProgramOutput bounds how much of a program's output is kept for the
 // delivery report (and so for a bounce).
 const ProgramOutput = 1000
@@ -112,8 +116,17 @@ func (x *delivery) program(cmdline string, ue *userEnv, token string) (text stri
 	// which nothing in omail-deliver does.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = programWaitDelay
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil {
+		// The program exited, but something it left running in the
+		// background still holds its output: the exit status decides,
+		// as qmail's. A deferral would run the program again.
+		err = nil
+		if !cmd.ProcessState.Success() {
+			err = &exec.ExitError{ProcessState: cmd.ProcessState}
+		}
+	}
 	said := strings.TrimSpace(out.String())
 	desc := "program"
 	if said != "" {
