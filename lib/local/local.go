@@ -596,7 +596,9 @@ func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found boo
 			continue
 		}
 		path := filepath.Join(u.Home, n)
-		f, err := os.Open(path)
+		// Not blocking, as qmail's open_read: a FIFO would hold the
+		// open until a writer came, beyond the reach of a cancellation.
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -607,6 +609,9 @@ func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found boo
 		st, err := f.Stat()
 		if err != nil {
 			return nil, "", false, fmt.Errorf("%s: %v", path, err)
+		}
+		if !st.Mode().IsRegular() {
+			return nil, "", false, fmt.Errorf("%s is not a regular file", path)
 		}
 		if st.Mode().Perm()&0o002 != 0 {
 			return nil, "", false, fmt.Errorf("%s is writable by others", path)

@@ -397,6 +397,24 @@ func TestUnsafeFiles(t *testing.T) {
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.Temp, "line 1")
 }
 
+// An instruction file that is not a regular file (a FIFO, which would
+// block the open until a writer came, a directory) is a temporary
+// failure naming it, without waiting.
+func TestDotOmailNotRegular(t *testing.T) {
+	w := newWorld(t)
+	dot := filepath.Join(w.bobHome, ".omail")
+	if err := syscall.Mkfifo(dot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.Temp, "4.7.0 "+dot+" is not a regular file")
+	os.Remove(dot)
+	dflt := filepath.Join(w.bobHome, ".omail-default")
+	if err := os.Mkdir(dflt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want(t, w.deliver("a@b", "bob-x@test.example", hello), outcome.Temp, "4.7.0 "+dflt+" is not a regular file")
+}
+
 func TestLoops(t *testing.T) {
 	w := newWorld(t)
 	want(t, w.deliver("a@b", "bob@test.example", "Delivered-To: BOB@test.example\nSubject: x\n\nbody\n"), outcome.Perm, "5.4.6")
