@@ -333,3 +333,32 @@ func grabResidentFds() int {
 	}
 	return 0
 }
+
+// A user's mailbox in the mail spool must be the user's: in a spool open
+// to all, another user could make it first and read what is appended
+// (Postfix's strict_mailbox_ownership). It is then a temporary failure
+// naming the owner. A file a user's .omail names is the user's choice,
+// whoever owns it.
+func TestSpoolMailboxOwnedByOther(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	os.Chmod(rw.spool, 0o1777)
+	planted := rw.spool + "/carl"
+	rw.write(planted, "", bobUID)
+	os.Chmod(planted, 0o666)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "carl@test.example"), outcome.Temp,
+		"4.2.0 mailbox "+planted+" is owned by uid 4321, not by its user (uid 4322)")
+	if b, _ := os.ReadFile(planted); len(b) != 0 {
+		t.Errorf("carl's mail went into a mailbox bob owns: %q", b)
+	}
+	os.Chown(planted, carlUID, carlUID)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "carl@test.example"), outcome.OK, "mbox "+planted)
+
+	shared := rw.dir + "/shared"
+	rw.write(shared, "", carlUID)
+	os.Chmod(shared, 0o666)
+	rw.write(rw.bobHome+"/.omail", shared+"\n", bobUID)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "bob@test.example"), outcome.OK, "mbox "+shared)
+}
