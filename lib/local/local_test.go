@@ -231,11 +231,34 @@ func TestDotOmailAllKinds(t *testing.T) {
 	}
 	env := w.read(filepath.Join(w.bobHome, "prog.env"))
 	for _, v := range []string{"SENDER=ann@example.org", "NEWSENDER=ann@example.org", "RECIPIENT=bob@test.example",
-		"USER=bob", "HOME=" + w.bobHome, "LOCAL=bob", "HOST=test.example", "HOST2=test", "HOST3=\n", "EXT=\n",
+		"USER=bob", "HOME=" + w.bobHome, "LOCAL=bob", "HOST=test.example", "HOST2=test", "HOST3=test\n", "HOST4=test\n", "EXT=\n",
 		"DTLINE=Delivered-To: bob@test.example\n", "RPLINE=Return-Path: <ann@example.org>\n",
 		"UFLINE=From ann@example.org Thu Nov  5 09:04:05 2026\n"} {
 		if !strings.Contains(env, "\n"+v) && !strings.HasPrefix(env, v) {
 			t.Errorf("program environment lacks %q:\n%s", v, env)
+		}
+	}
+}
+
+// HOST2..HOST4 are qmail-local's: the host without its last one to
+// three dot-separated parts, the previous value kept when there is no
+// further dot.
+func TestProgramEnvHostParts(t *testing.T) {
+	d := New(nil)
+	for host, want := range map[string]string{
+		"a.b.c.d.e":    "HOST2=a.b.c.d HOST3=a.b.c HOST4=a.b",
+		"test.example": "HOST2=test HOST3=test HOST4=test",
+		"localhost":    "HOST2=localhost HOST3=localhost HOST4=localhost",
+		"a.b.c":        "HOST2=a.b HOST3=a HOST4=a",
+	} {
+		var got []string
+		for _, v := range (&delivery{d: d, host: host}).programEnv(nil) {
+			if strings.HasPrefix(v, "HOST") && !strings.HasPrefix(v, "HOST=") {
+				got = append(got, v)
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: %q, want %q", host, got, want)
 		}
 	}
 }

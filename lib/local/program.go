@@ -50,8 +50,10 @@ func (x *delivery) programEnv(ue *userEnv) []string {
 		env[len(env)-4] = "DEFAULT=" + ue.def
 	}
 	// EXT2..EXT4: the extension without its first one to three
-	// dash-separated parts; HOST2..HOST4: the host without its last one
-	// to three dot-separated parts.
+	// dash-separated parts ("" when there are fewer); HOST2..HOST4: the
+	// host without its last one to three dot-separated parts, as
+	// qmail-local: with no further dot the previous value is kept
+	// (test.example: HOST2, HOST3 and HOST4 are all "test").
 	ext := u.Ext
 	for i := 2; i <= 4; i++ {
 		if j := strings.IndexByte(ext, '-'); j >= 0 {
@@ -65,8 +67,6 @@ func (x *delivery) programEnv(ue *userEnv) []string {
 	for i := 2; i <= 4; i++ {
 		if j := strings.LastIndexByte(host, '.'); j >= 0 {
 			host = host[:j]
-		} else {
-			host = ""
 		}
 		env = append(env, "HOST"+string(rune('0'+i))+"="+host)
 	}
