@@ -781,3 +781,23 @@ const aliasesCDBCommand = `awk '
 END { if (e != "") out(e) }
 function out(s, k) { k = s; sub(/:.*/, "", k); gsub(/["\t ]/, "", k); print tolower(k), s }
 ' aliases | cdb -c -m aliases.cdb`
+
+// What docs/local-delivery.md says a program's report holds: the first
+// 1000 bytes of its output, one line, behind the prefix, the whole text
+// cut at outcome.MaxText; and what an alias's program gets as USER and
+// HOME.
+func TestProgramOutputAndAliasEnv(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.bobHome, ".omail"), "|printf 'x%.0s' $(seq 1200); exit 100\n")
+	r := w.deliver("a@b", "bob@test.example", hello)
+	prefix := "5.2.0 program said: "
+	if wantText := prefix + strings.Repeat("x", outcome.MaxText-len(prefix)) + "..."; r.Status != outcome.Perm || r.Text != wantText {
+		t.Errorf("result %v %q, want %q", r.Status, r.Text, wantText)
+	}
+	env := filepath.Join(w.dir, "alias.env")
+	w.control("aliases", `list: "|env | grep -E '^(USER|HOME)=' | sort > `+env+`"`)
+	want(t, w.deliver("a@b", "list@test.example", hello), outcome.OK, "program")
+	if got := w.read(env); got != "HOME=/\nUSER=\n" {
+		t.Errorf("alias program environment %q", got)
+	}
+}
