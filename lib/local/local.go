@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -90,6 +91,9 @@ type delivery struct {
 	user    *User
 	prefix  []string // Return-Path, Delivered-To
 	at      attempt  // the delivery id and whether an earlier copy may exist (once.go)
+	// spoolBox is mailspool/USER when the instructions are the spool
+	// mailbox (no .omail, no defaultdelivery): it must be the user's.
+	spoolBox string
 }
 
 // Deliver delivers the message in msgPath (an immutable queue file, LF
@@ -521,6 +525,7 @@ func (x *delivery) instructions(u *User) (ins []dotomail.Instruction, defaultPar
 		return nil, "", &r
 	}
 	spoolBox := []dotomail.Instruction{{Kind: dotomail.Mbox, Value: filepath.Join(spool, u.Name)}}
+	x.spoolBox = spoolBox[0].Value
 	if u.Home == "" {
 		if u.Ext != "" {
 			r := outcome.Permf("5.1.1 no mailbox here by that name: %s", x.local)
@@ -596,7 +601,9 @@ func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found boo
 			continue
 		}
 		path := filepath.Join(u.Home, n)
-		f, err := os.Open(path)
+		// Not blocking, as qmail's open_read: a FIFO would hold the
+		// open until a writer came, beyond the reach of a cancellation.
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -607,6 +614,9 @@ func dotFile(u *User) (ins []dotomail.Instruction, defaultPart string, found boo
 		st, err := f.Stat()
 		if err != nil {
 			return nil, "", false, fmt.Errorf("%s: %v", path, err)
+		}
+		if !st.Mode().IsRegular() {
+			return nil, "", false, fmt.Errorf("%s is not a regular file", path)
 		}
 		if st.Mode().Perm()&0o002 != 0 {
 			return nil, "", false, fmt.Errorf("%s is writable by others", path)
@@ -633,7 +643,12 @@ func (x *delivery) do(i int, in dotomail.Instruction, ue *userEnv) (text string,
 	}
 	switch in.Kind {
 	case dotomail.Mbox:
-		if err := x.mbox(path, x.at.token(i)); err != nil {
+		if err := x.mbox(path, x.at.token(i), ue != nil && path == x.spoolBox); err != nil {
+			var no *notOwnedError
+			if errors.As(err, &no) {
+				r := outcome.Tempf("4.2.0 %v", err)
+				return "", false, &r
+			}
 			r := outcome.Tempf("4.3.0 mbox %s: %v", path, err)
 			return "", false, &r
 		}
@@ -657,10 +672,22 @@ func (x *delivery) do(i int, in dotomail.Instruction, ue *userEnv) (text string,
 // the copy carries it in an X-Omail-Delivery: line, and unless this is
 // the message's first attempt, a copy made before is looked for first
 // (mbox.Appender.Recover; once.go).
-func (x *delivery) mbox(path, token string) error {
+//
+// own: path is the user's mailbox in the mail spool, which must be the
+// user's (Postfix's strict_mailbox_ownership): in a spool open to all,
+// anyone could have made it first, to read what is appended. The
+// delivering uid is the user's: a child runs with it, root delivers
+// only to accounts of uid 0 itself, an ordinary user only as itself.
+func (x *delivery) mbox(path, token string, own bool) error {
 	a, err := mbox.OpenHooked(path, x.d.Crash)
 	if err != nil {
 		return err
+	}
+	if own {
+		if err := ownedBy(a.File(), path, os.Geteuid()); err != nil {
+			a.Abort()
+			return err
+		}
 	}
 	x.d.Crash.At("mbox-locked")
 	marker := MarkerHeader + ": " + token
@@ -683,6 +710,36 @@ func (x *delivery) mbox(path, token string) error {
 		return err
 	}
 	x.d.Crash.At("mbox-done")
+	return nil
+}
+
+// notOwnedError is a spool mailbox its user does not own.
+type notOwnedError struct {
+	path       string
+	owner, uid int
+}
+
+func (e *notOwnedError) Error() string {
+	who := "uid " + strconv.Itoa(e.owner)
+	if u, err := user.LookupId(strconv.Itoa(e.owner)); err == nil {
+		who += " (" + u.Username + ")"
+	}
+	return fmt.Sprintf("mailbox %s is owned by %s, not by its user (uid %d)", e.path, who, e.uid)
+}
+
+// ownedBy says whether the open mailbox f (at path) is uid's.
+func ownedBy(f *os.File, path string, uid int) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("mailbox %s: %v", path, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("mailbox %s: no owner", path)
+	}
+	if int(st.Uid) != uid {
+		return &notOwnedError{path: path, owner: int(st.Uid), uid: uid}
+	}
 	return nil
 }
 

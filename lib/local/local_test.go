@@ -9,7 +9,9 @@ import (
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,10 @@ func TestMain(m *testing.M) {
 	// The privilege tests run this binary as the delivery child.
 	if len(os.Args) > 1 && os.Args[1] == "-local" {
 		os.Exit(RunChild(os.Args, home.Env(os.Environ()), os.Stdin, os.Stdout, os.Stderr))
+	}
+	// TestResidentChildNotInspectable runs it as a user's program.
+	if len(os.Args) > 1 && os.Args[1] == "-grab-resident-fds" {
+		os.Exit(grabResidentFds())
 	}
 	os.Exit(m.Run())
 }
@@ -225,11 +231,34 @@ func TestDotOmailAllKinds(t *testing.T) {
 	}
 	env := w.read(filepath.Join(w.bobHome, "prog.env"))
 	for _, v := range []string{"SENDER=ann@example.org", "NEWSENDER=ann@example.org", "RECIPIENT=bob@test.example",
-		"USER=bob", "HOME=" + w.bobHome, "LOCAL=bob", "HOST=test.example", "HOST2=test", "HOST3=\n", "EXT=\n",
+		"USER=bob", "HOME=" + w.bobHome, "LOCAL=bob", "HOST=test.example", "HOST2=test", "HOST3=test\n", "HOST4=test\n", "EXT=\n",
 		"DTLINE=Delivered-To: bob@test.example\n", "RPLINE=Return-Path: <ann@example.org>\n",
 		"UFLINE=From ann@example.org Thu Nov  5 09:04:05 2026\n"} {
 		if !strings.Contains(env, "\n"+v) && !strings.HasPrefix(env, v) {
 			t.Errorf("program environment lacks %q:\n%s", v, env)
+		}
+	}
+}
+
+// HOST2..HOST4 are qmail-local's: the host without its last one to
+// three dot-separated parts, the previous value kept when there is no
+// further dot.
+func TestProgramEnvHostParts(t *testing.T) {
+	d := New(nil)
+	for host, want := range map[string]string{
+		"a.b.c.d.e":    "HOST2=a.b.c.d HOST3=a.b.c HOST4=a.b",
+		"test.example": "HOST2=test HOST3=test HOST4=test",
+		"localhost":    "HOST2=localhost HOST3=localhost HOST4=localhost",
+		"a.b.c":        "HOST2=a.b HOST3=a HOST4=a",
+	} {
+		var got []string
+		for _, v := range (&delivery{d: d, host: host}).programEnv(nil) {
+			if strings.HasPrefix(v, "HOST") && !strings.HasPrefix(v, "HOST=") {
+				got = append(got, v)
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: %q, want %q", host, got, want)
 		}
 	}
 }
@@ -283,6 +312,39 @@ func TestAddressReachesProgramOnlyThroughEnvironment(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(w.bobHome, p)); err == nil {
 			t.Errorf("the shell ran part of an address: %s exists", p)
 		}
+	}
+}
+
+// A program that exits, leaving a child in the background that holds
+// its output open, is delivered to by its exit status: neither a
+// deferral nor a second run.
+func TestProgramLeavesBackgroundChild(t *testing.T) {
+	w := newWorld(t)
+	old := programWaitDelay
+	programWaitDelay = time.Millisecond
+	t.Cleanup(func() { programWaitDelay = old })
+	for _, c := range []struct {
+		code   string
+		status outcome.Status
+		text   string
+	}{
+		{"0", outcome.OK, "program: started"},
+		{"99", outcome.OK, "program: started"},
+		{"100", outcome.Perm, "5.2.0 program said: started"},
+		{"111", outcome.Temp, "4.3.0 program exit 111: started"},
+	} {
+		// The background sleep holds stdout and stderr; it is killed
+		// with its process group, whose id the program leaves.
+		pgid := filepath.Join(w.bobHome, "pgid")
+		w.file(filepath.Join(w.bobHome, ".omail"), "|echo $$ > pgid; echo ran >> runs.log; echo started; sleep 1000 & exit "+c.code+"\n")
+		want(t, w.deliver("a@b", "bob@test.example", hello), c.status, c.text)
+		if n, err := strconv.Atoi(strings.TrimSpace(w.read(pgid))); err == nil && n > 1 {
+			syscall.Kill(-n, syscall.SIGKILL)
+		}
+		if got := w.read(filepath.Join(w.bobHome, "runs.log")); got != "ran\n" {
+			t.Errorf("exit %s: runs.log %q", c.code, got)
+		}
+		os.Remove(filepath.Join(w.bobHome, "runs.log"))
 	}
 }
 
@@ -356,6 +418,24 @@ func TestUnsafeFiles(t *testing.T) {
 	os.Chmod(w.bobHome, 0o755)
 	w.file(filepath.Join(w.bobHome, ".omail"), "<bad>\n")
 	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.Temp, "line 1")
+}
+
+// An instruction file that is not a regular file (a FIFO, which would
+// block the open until a writer came, a directory) is a temporary
+// failure naming it, without waiting.
+func TestDotOmailNotRegular(t *testing.T) {
+	w := newWorld(t)
+	dot := filepath.Join(w.bobHome, ".omail")
+	if err := syscall.Mkfifo(dot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want(t, w.deliver("a@b", "bob@test.example", hello), outcome.Temp, "4.7.0 "+dot+" is not a regular file")
+	os.Remove(dot)
+	dflt := filepath.Join(w.bobHome, ".omail-default")
+	if err := os.Mkdir(dflt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want(t, w.deliver("a@b", "bob-x@test.example", hello), outcome.Temp, "4.7.0 "+dflt+" is not a regular file")
 }
 
 func TestLoops(t *testing.T) {
@@ -701,3 +781,23 @@ const aliasesCDBCommand = `awk '
 END { if (e != "") out(e) }
 function out(s, k) { k = s; sub(/:.*/, "", k); gsub(/["\t ]/, "", k); print tolower(k), s }
 ' aliases | cdb -c -m aliases.cdb`
+
+// What docs/local-delivery.md says a program's report holds: the first
+// 1000 bytes of its output, one line, behind the prefix, the whole text
+// cut at outcome.MaxText; and what an alias's program gets as USER and
+// HOME.
+func TestProgramOutputAndAliasEnv(t *testing.T) {
+	w := newWorld(t)
+	w.file(filepath.Join(w.bobHome, ".omail"), "|printf 'x%.0s' $(seq 1200); exit 100\n")
+	r := w.deliver("a@b", "bob@test.example", hello)
+	prefix := "5.2.0 program said: "
+	if wantText := prefix + strings.Repeat("x", outcome.MaxText-len(prefix)) + "..."; r.Status != outcome.Perm || r.Text != wantText {
+		t.Errorf("result %v %q, want %q", r.Status, r.Text, wantText)
+	}
+	env := filepath.Join(w.dir, "alias.env")
+	w.control("aliases", `list: "|env | grep -E '^(USER|HOME)=' | sort > `+env+`"`)
+	want(t, w.deliver("a@b", "list@test.example", hello), outcome.OK, "program")
+	if got := w.read(env); got != "HOME=/\nUSER=\n" {
+		t.Errorf("alias program environment %q", got)
+	}
+}

@@ -2,9 +2,12 @@ package local
 
 import (
 	"context"
+	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -246,4 +249,116 @@ func (w *rootWorld) write(path, s string, uid int) {
 		w.t.Fatal(err)
 	}
 	os.Chown(path, uid, uid)
+}
+
+// A resident child holds the open queue file of every message it
+// delivers, and runs as the user: any program of that uid could take
+// its descriptors (pidfd_getfd(2), ptrace, /proc/PID/fd) and read past
+// the message. The child is not dumpable, which refuses them all to
+// the user's processes; and the programs it runs inherit no message
+// descriptor. bob's program (this binary, grabResidentFds) tries.
+func TestResidentChildNotInspectable(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	rw.write(rw.bobHome+"/.omail", "|"+rw.exe+" -grab-resident-fds > grab.out\n", bobUID)
+	r := rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "ann@example.org", "bob@test.example")
+	want(t, r, outcome.OK, "program")
+	got, _ := os.ReadFile(rw.bobHome + "/grab.out")
+	lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "resident ") {
+		t.Fatalf("the program did not find the resident child: %q", got)
+	}
+	for _, l := range lines[1:] {
+		if strings.HasPrefix(l, "took ") {
+			t.Errorf("bob's program took a descriptor of its resident child: %s", l)
+		}
+		if l == "own "+rw.msg {
+			t.Errorf("bob's program inherited the message descriptor: %s", l)
+		}
+	}
+	if !strings.Contains(string(got), "\nrefused ") {
+		t.Errorf("no descriptor refused: %q", got)
+	}
+}
+
+// grabResidentFds is the user's program of TestResidentChildNotInspectable:
+// it finds the resident child among its ancestors, tries to take each of
+// its first descriptors, and lists the files it holds itself.
+func grabResidentFds() int {
+	pid := os.Getppid()
+	for {
+		cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil || pid <= 1 {
+			fmt.Println("no resident child among the ancestors")
+			return 0
+		}
+		if strings.HasSuffix(string(cmdline), "\x00-local\x00-resident\x00") {
+			break
+		}
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return 1
+		}
+		_, rest, _ := strings.Cut(string(stat), ") ")
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			return 1
+		}
+		if pid, err = strconv.Atoi(f[1]); err != nil {
+			return 1
+		}
+	}
+	fmt.Println("resident", pid)
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fmt.Println("own", target)
+	}
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		fmt.Println("pidfd_open:", err)
+		return 0
+	}
+	for fd := 0; fd < 32; fd++ {
+		got, err := unix.PidfdGetfd(pfd, fd, 0)
+		switch {
+		case err == nil:
+			target, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(got))
+			fmt.Println("took", fd, target)
+		case err == unix.EPERM:
+			fmt.Println("refused", fd)
+		}
+	}
+	return 0
+}
+
+// A user's mailbox in the mail spool must be the user's: in a spool open
+// to all, another user could make it first and read what is appended
+// (Postfix's strict_mailbox_ownership). It is then a temporary failure
+// naming the owner. A file a user's .omail names is the user's choice,
+// whoever owns it.
+func TestSpoolMailboxOwnedByOther(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	os.Chmod(rw.spool, 0o1777)
+	planted := rw.spool + "/carl"
+	rw.write(planted, "", bobUID)
+	os.Chmod(planted, 0o666)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "carl@test.example"), outcome.Temp,
+		"4.2.0 mailbox "+planted+" is owned by uid 4321, not by its user (uid 4322)")
+	if b, _ := os.ReadFile(planted); len(b) != 0 {
+		t.Errorf("carl's mail went into a mailbox bob owns: %q", b)
+	}
+	os.Chown(planted, carlUID, carlUID)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "carl@test.example"), outcome.OK, "mbox "+planted)
+
+	shared := rw.dir + "/shared"
+	rw.write(shared, "", carlUID)
+	os.Chmod(shared, 0o666)
+	rw.write(rw.bobHome+"/.omail", shared+"\n", bobUID)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "bob@test.example"), outcome.OK, "mbox "+shared)
 }

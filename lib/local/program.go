@@ -50,8 +50,10 @@ func (x *delivery) programEnv(ue *userEnv) []string {
 		env[len(env)-4] = "DEFAULT=" + ue.def
 	}
 	// EXT2..EXT4: the extension without its first one to three
-	// dash-separated parts; HOST2..HOST4: the host without its last one
-	// to three dot-separated parts.
+	// dash-separated parts ("" when there are fewer); HOST2..HOST4: the
+	// host without its last one to three dot-separated parts, as
+	// qmail-local: with no further dot the previous value is kept
+	// (test.example: HOST2, HOST3 and HOST4 are all "test").
 	ext := u.Ext
 	for i := 2; i <= 4; i++ {
 		if j := strings.IndexByte(ext, '-'); j >= 0 {
@@ -65,8 +67,6 @@ func (x *delivery) programEnv(ue *userEnv) []string {
 	for i := 2; i <= 4; i++ {
 		if j := strings.LastIndexByte(host, '.'); j >= 0 {
 			host = host[:j]
-		} else {
-			host = ""
 		}
 		env = append(env, "HOST"+string(rune('0'+i))+"="+host)
 	}
@@ -79,6 +79,10 @@ func (d *Deliverer) path() string {
 	}
 	return DefaultPath
 }
+
+// programWaitDelay is how long a program's output is read after it has
+// exited, while something it left running holds it open.
+var programWaitDelay = 5 * time.Second
 
 // ProgramOutput bounds how much of a program's output is kept for the
 // delivery report (and so for a bounce).
@@ -112,8 +116,17 @@ func (x *delivery) program(cmdline string, ue *userEnv, token string) (text stri
 	// which nothing in omail-deliver does.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = programWaitDelay
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil {
+		// The program exited, but something it left running in the
+		// background still holds its output: the exit status decides,
+		// as qmail's. A deferral would run the program again.
+		err = nil
+		if !cmd.ProcessState.Success() {
+			err = &exec.ExitError{ProcessState: cmd.ProcessState}
+		}
+	}
 	said := strings.TrimSpace(out.String())
 	desc := "program"
 	if said != "" {

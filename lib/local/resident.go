@@ -46,9 +46,15 @@ import (
 //	                  (omail-deliver's second SIGTERM: the first lets
 //	                  deliveries in progress finish): a program it runs
 //	                  is killed; a report still follows
+//	child to parent   F NUL ID NUL FORWARD NUL [FORWARD NUL]...
+//	                  forwarding addresses of delivery ID, ahead of its
+//	                  report, when they do not all fit in its packet (a
+//	                  .omail of many &addr lines): as many packets as
+//	                  needed, in order
 //	child to parent   R NUL ID NUL REPORT
 //	                  the outcome of delivery ID, in lib/outcome's report
-//	                  format (K/Z/D NUL TEXT NUL [FORWARD NUL]...)
+//	                  format (K/Z/D NUL TEXT NUL [FORWARD NUL]...); the
+//	                  addresses of its F packets come before its own
 //
 // ID is a decimal number the parent chose. The child delivers each
 // request in a goroutine of its own, so one slow delivery holds up no
@@ -66,8 +72,16 @@ import (
 const ResidentIdle = time.Minute
 
 // maxPacket bounds one packet of the protocol: addresses, a path, a step
-// and a report all fit many times over.
+// and a report all fit many times over; forwarding addresses beyond it
+// go in F packets.
 const maxPacket = 64 << 10
+
+// maxForwardBytes bounds the forwarding addresses of one delivery from a
+// resident child, in bytes: far more than a .omail list holds (dotomail
+// allows 1 MiB of lines; 2,000 addresses are about 100 KiB), and a bound
+// on what a child, which runs as the user, can make its parent hold.
+// A delivery with more is a temporary failure saying so.
+const maxForwardBytes = 16 << 20
 
 // residents are the resident children of one Deliverer, by ids.
 type residents struct {
@@ -91,8 +105,11 @@ type resident struct {
 	// Guarded by rs.mu.
 	next    uint64
 	waiting map[uint64]chan outcome.Result
-	closing bool // ended: takes no new deliveries
-	idle    *time.Timer
+	// forwards are the addresses of F packets, by delivery, until its
+	// report comes.
+	forwards map[uint64]*forwards
+	closing  bool // ended: takes no new deliveries
+	idle     *time.Timer
 }
 
 // pool is d's resident children, made on first use.
@@ -208,7 +225,7 @@ func (rs *residents) start(key, exe string, uid, gid int, groups []int) (*reside
 		return nil, err
 	}
 	rs.starts++
-	r := &resident{rs: rs, key: key, uid: uid, cmd: cmd, conn: conn, errs: errs, done: make(chan struct{}), waiting: map[uint64]chan outcome.Result{}}
+	r := &resident{rs: rs, key: key, uid: uid, cmd: cmd, conn: conn, errs: errs, done: make(chan struct{}), waiting: map[uint64]chan outcome.Result{}, forwards: map[uint64]*forwards{}}
 	go r.read()
 	return r, nil
 }
@@ -237,15 +254,28 @@ func (r *resident) read() {
 	r.fail(err)
 }
 
-// answer hands one report to the delivery waiting for it.
+// forwards are the forwarding addresses a delivery's F packets brought.
+type forwards struct {
+	addrs []string
+	bytes int
+}
+
+// answer takes one packet from the child: a report, handed to the
+// delivery waiting for it, or forwarding addresses to add to its report.
 func (r *resident) answer(p []byte) error {
 	kind, rest, _ := bytes.Cut(p, []byte{0})
 	idText, rep, ok := bytes.Cut(rest, []byte{0})
 	id, err := strconv.ParseUint(string(idText), 10, 64)
-	if string(kind) != "R" || !ok || err != nil {
-		return fmt.Errorf("bad packet %q", p)
+	if (string(kind) != "R" && string(kind) != "F") || !ok || err != nil {
+		return fmt.Errorf("bad packet %.200q", p)
 	}
-	res, err := outcome.ParseReport(rep)
+	var res outcome.Result
+	var addrs []string
+	if string(kind) == "R" {
+		res, err = outcome.ParseReport(rep)
+	} else {
+		addrs, err = parseForwards(rep)
+	}
 	if err != nil {
 		return err
 	}
@@ -255,6 +285,23 @@ func (r *resident) answer(p []byte) error {
 	ch, ok := r.waiting[id]
 	if !ok {
 		return fmt.Errorf("report for unknown delivery %d", id)
+	}
+	fw := r.forwards[id]
+	if string(kind) == "F" {
+		if fw == nil {
+			fw = &forwards{}
+			r.forwards[id] = fw
+		}
+		fw.addrs = append(fw.addrs, addrs...)
+		fw.bytes += len(rep)
+		if fw.bytes > maxForwardBytes { // sendReport never sends more
+			return fmt.Errorf("delivery %d: forwarding addresses over %d bytes", id, maxForwardBytes)
+		}
+		return nil
+	}
+	if fw != nil {
+		res.Forward = append(fw.addrs, res.Forward...)
+		delete(r.forwards, id)
 	}
 	delete(r.waiting, id)
 	ch <- res
@@ -319,6 +366,7 @@ func (r *resident) fail(cause error) {
 	}
 	waiting := r.waiting
 	r.waiting = nil
+	r.forwards = nil
 	rs.mu.Unlock()
 
 	if !errors.Is(cause, io.EOF) || len(waiting) > 0 {
@@ -447,11 +495,58 @@ func serve(env home.Env, stderr io.Writer) int {
 			delete(cancels, id)
 			mu.Unlock()
 			cancel()
-			conn.WriteMsgUnix(outcome.AppendReport([]byte("R\x00"+id+"\x00"), res), nil, nil)
+			sendReport(conn, id, res)
 		}()
 	}
 	wg.Wait()
 	return code
+}
+
+// sendReport sends the report of delivery id to the parent: one R
+// packet, preceded by F packets for the forwarding addresses that do
+// not fit in it.
+func sendReport(conn *net.UnixConn, id string, res outcome.Result) {
+	total := 0
+	for _, a := range res.Forward {
+		total += len(a) + 1
+		if len("F\x00"+id+"\x00")+len(a)+1 > maxPacket {
+			res = outcome.Tempf("4.3.5 forwarding address of %d bytes: more than a delivery child reports", len(a))
+			break
+		}
+	}
+	if total > maxForwardBytes {
+		res = outcome.Tempf("4.3.5 %d forwarding addresses of %d bytes: more than a delivery child reports (%d)", len(res.Forward), total, maxForwardBytes)
+	}
+	p := outcome.AppendReport([]byte("R\x00"+id+"\x00"), res)
+	if len(p) > maxPacket {
+		fwd := res.Forward
+		for len(fwd) > 0 {
+			f := []byte("F\x00" + id + "\x00")
+			for len(fwd) > 0 && len(f)+len(fwd[0])+1 <= maxPacket {
+				f = append(append(f, fwd[0]...), 0)
+				fwd = fwd[1:]
+			}
+			conn.WriteMsgUnix(f, nil, nil)
+		}
+		res.Forward = nil
+		p = outcome.AppendReport([]byte("R\x00"+id+"\x00"), res)
+	}
+	conn.WriteMsgUnix(p, nil, nil)
+}
+
+// parseForwards reads the addresses of an F packet: each ends in a NUL,
+// none is empty or holds a newline (ParseReport's rule).
+func parseForwards(b []byte) ([]string, error) {
+	if len(b) == 0 || b[len(b)-1] != 0 {
+		return nil, fmt.Errorf("forwarding addresses not NUL-terminated: %.200q", b)
+	}
+	addrs := strings.Split(string(b[:len(b)-1]), "\x00")
+	for _, a := range addrs {
+		if a == "" || strings.Contains(a, "\n") {
+			return nil, fmt.Errorf("bad forwarding address %.200q", a)
+		}
+	}
+	return addrs, nil
 }
 
 // receivedFile is the one descriptor a request carries, or nil.

@@ -2,8 +2,10 @@ package local
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -194,5 +196,69 @@ func TestResidentConcurrent(t *testing.T) {
 	}
 	if s := w.d.pool().started(); s != 2 {
 		t.Errorf("%d children started for two users", s)
+	}
+}
+
+// A .omail of 2,000 forwarding addresses, delivered by a resident child:
+// its report is longer than a packet, so the addresses come in F
+// packets ahead of it, every one of them, in order; the same child
+// then delivers again.
+func TestResidentManyForwards(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	var dot strings.Builder
+	var wantFwd []string
+	for i := range 2000 {
+		a := "subscriber-" + strconv.Itoa(i) + "-" + strings.Repeat("x", 40) + "@lists.example.org"
+		wantFwd = append(wantFwd, a)
+		dot.WriteString("&" + a + "\n")
+	}
+	dot.WriteString("./mbox\n")
+	rw.write(rw.bobHome+"/.omail", dot.String(), bobUID)
+	for round := range 2 {
+		r := rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "ann@example.org", "bob@test.example")
+		want(t, r, outcome.OK, "mbox "+rw.bobHome+"/mbox")
+		if !slices.Equal(r.Forward, wantFwd) {
+			t.Fatalf("round %d: %d forwards, want %d", round, len(r.Forward), len(wantFwd))
+		}
+	}
+	if n := rw.d.pool().started(); n != 1 {
+		t.Errorf("%d resident children started, want 1", n)
+	}
+	mb, _ := os.ReadFile(rw.bobHome + "/mbox")
+	if n := strings.Count(string(mb), "\nhello\n"); n != 2 {
+		t.Errorf("%d copies in bob's mbox, want 2", n)
+	}
+}
+
+// A forwarding address that cannot fit in any packet makes the report a
+// temporary failure saying so, never a packet the parent refuses.
+func TestResidentReportAddressTooLong(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "pair")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c.(*net.UnixConn)
+	}
+	child, parent := conn(fds[0]), conn(fds[1])
+	long := strings.Repeat("x", maxPacket) + "@example.org"
+	sendReport(child, "7", outcome.Result{Status: outcome.OK, Text: "forward", Forward: []string{"a@example.org", long}})
+	buf := make([]byte, maxPacket)
+	n, _, _, _, err := parent.ReadMsgUnix(buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "R\x007\x00Z\x004.3.5 forwarding address of 65548 bytes: more than a delivery child reports\x00"; string(buf[:n]) != want {
+		t.Errorf("packet %q, want %q", buf[:n], want)
 	}
 }
