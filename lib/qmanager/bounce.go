@@ -130,7 +130,8 @@ type pending interface {
 }
 
 // writeBounce queues the notification that st's failed recipients were
-// not delivered, carrying the original message orig of size bytes (whole
+// not delivered, carrying the original message, the first size bytes of
+// orig (whole
 // up to MaxBouncedMessage, else its header), read as a stream. A UTF-8
 // failed address, bounce recipient or original header makes it an RFC
 // 6533 report (global-delivery-status, "utf-8;" addresses, message/global
@@ -161,7 +162,10 @@ func (m *Manager) writeBounceTo(p pending, st *queue.State, failed []int, to, se
 		r := st.Rcpts[i]
 		globalReport = globalReport || !addr.ASCII(r.Addr) || !addr.ASCII(r.LastError)
 	}
-	body := bufio.NewReaderSize(orig, bounceHeaderPeek)
+	// The message is the first size bytes of orig and no more: a file
+	// still in todo/ goes on with the envelope and state records, which
+	// are the queue's own (every recipient, NUL bytes) and never go out.
+	body := bufio.NewReaderSize(io.LimitReader(orig, size), bounceHeaderPeek)
 	globalOrig := headerNeedsUTF8(body)
 	globalReport = globalReport || globalOrig || !addr.ASCII(to)
 	status, charset := "delivery-status", "us-ascii"

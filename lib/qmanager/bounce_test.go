@@ -38,7 +38,14 @@ func bounceParts(t *testing.T, sender, rcpt, msg string) (string, [][2]string) {
 		}
 		id = k
 	}
-	m, err := mail.ReadMessage(strings.NewReader(f.message(id)))
+	return reportParts(t, f.message(id))
+}
+
+// reportParts returns a bounce's report-type and its parts (content
+// type, body), checking that it is a multipart/report of three parts.
+func reportParts(t *testing.T, bounce string) (string, [][2]string) {
+	t.Helper()
+	m, err := mail.ReadMessage(strings.NewReader(bounce))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +161,38 @@ func TestStatusCode(t *testing.T) {
 	} {
 		if got := statusCode(text); got != want {
 			t.Errorf("statusCode(%q) = %s, want %s", text, got, want)
+		}
+	}
+}
+
+// A bounce from the first attempt, delivered from inside todo/ID where
+// the message is followed by the envelope and state records, carries the
+// message alone: never the recipients, NUL bytes or the entry's footer.
+func TestBounceFromTodoCarriesTheMessageAlone(t *testing.T) {
+	f := newFixture(t, map[string]string{"locals": "test.example"})
+	f.localPart(func(rcpt string) outcome.Result {
+		if rcpt == "nobody@test.example" {
+			return outcome.Result{Status: outcome.Perm, Text: "5.1.1 no such user: nobody"}
+		}
+		return ok(rcpt)
+	})
+	id := f.enqueue("s@elsewhere.example", "bob@test.example", "nobody@test.example")
+	f.flush()
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want one bounce, have %v", msgs)
+	}
+	for bid := range msgs {
+		if bid == id {
+			t.Fatalf("msg %s is still queued", id)
+		}
+		bounce := f.message(bid)
+		_, parts := reportParts(t, bounce)
+		if parts[2][0] != "message/rfc822" || parts[2][1] != fixtureMessage {
+			t.Errorf("returned part %q: %q, want the message alone %q", parts[2][0], parts[2][1], fixtureMessage)
+		}
+		if strings.Contains(bounce, "bob@test.example") || strings.ContainsAny(bounce, "\x00") {
+			t.Errorf("the bounce tells of the other recipient or holds NUL bytes:\n%q", bounce)
 		}
 	}
 }
