@@ -12,6 +12,7 @@ package outcome
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Status is the verdict on one recipient.
@@ -57,15 +58,23 @@ const MaxText = 900
 // Line makes s one line of at most MaxText bytes (and "..."): control
 // characters, newlines included, become spaces. Texts end up in
 // NUL-separated state files, one-line logs and bounce reports.
-func Line(s string) string {
+func Line(s string) string { return Cut(s, MaxText) }
+
+// Cut is Line with a limit of max bytes: a longer text is cut at a
+// character boundary, so that valid UTF-8 stays valid, and ends in "...".
+func Cut(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
 			return ' '
 		}
 		return r
 	}, s)
-	if len(s) > MaxText {
-		s = s[:MaxText] + "..."
+	if len(s) > max {
+		n := max
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The zero Result is a temporary failure: a transport that forgets to
@@ -30,6 +31,14 @@ func TestLine(t *testing.T) {
 	long := Line(strings.Repeat("x", MaxText+10))
 	if len(long) != MaxText+3 || !strings.HasSuffix(long, "...") {
 		t.Errorf("Line of a long text: %d bytes", len(long))
+	}
+	// Cut at a character boundary: a two-byte character across the
+	// limit goes whole, and the text stays valid UTF-8.
+	if got := Line(strings.Repeat("x", MaxText-1) + "ü and more"); got != strings.Repeat("x", MaxText-1)+"..." || !utf8.ValidString(got) {
+		t.Errorf("Line cut inside a character: %q", got[MaxText-4:])
+	}
+	if got := Cut("ab\rcd", 3); got != "ab ..." {
+		t.Errorf("Cut: %q", got)
 	}
 	if r := Tempf("4.3.0 %s", "a\nb"); r.Status != Temp || r.Text != "4.3.0 a b" {
 		t.Errorf("Tempf: %+v", r)

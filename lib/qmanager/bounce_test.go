@@ -12,6 +12,8 @@ import (
 
 	"omail/lib/envelope"
 	"omail/lib/outcome"
+	"omail/lib/queue"
+	"omail/lib/route"
 )
 
 // bounceParts queues msg from sender to rcpt, makes every local delivery
@@ -193,6 +195,42 @@ func TestBounceFromTodoCarriesTheMessageAlone(t *testing.T) {
 		}
 		if strings.Contains(bounce, "bob@test.example") || strings.ContainsAny(bounce, "\x00") {
 			t.Errorf("the bounce tells of the other recipient or holds NUL bytes:\n%q", bounce)
+		}
+	}
+}
+
+// A bounce keeps every line within RFC 5322's 998 characters and free of
+// control characters, whatever text the transport reported (the
+// in-process SMTP client joins a multi-line reply into one line, uncut);
+// it says what the state file keeps.
+func TestBounceLinesStayShortAndClean(t *testing.T) {
+	f := newFixture(t, map[string]string{"smtproutes": ":relay.example"})
+	long := "127.0.0.1 said: 550 " + strings.Repeat("5.7.1 policy text / ", 100) + "\rend"
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		return []outcome.Result{{Status: outcome.Perm, Text: long}}
+	}
+	id := f.enqueue("s@test.example", "x@far.example")
+	f.flush()
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want one bounce, have %v", msgs)
+	}
+	want := errorText(long)
+	if len(want) > queue.MaxErrorText || strings.ContainsAny(want, "\r\x00") {
+		t.Fatalf("errorText: %d bytes: %q", len(want), want)
+	}
+	for bid := range msgs {
+		if bid == id {
+			t.Fatalf("msg %s is still queued", id)
+		}
+		bounce := f.message(bid)
+		for n, l := range strings.Split(bounce, "\n") {
+			if len(l) > 998 || strings.ContainsAny(l, "\r\x00") {
+				t.Errorf("bounce line %d: %d bytes, CR or NUL %v", n+1, len(l), strings.ContainsAny(l, "\r\x00"))
+			}
+		}
+		if !strings.Contains(bounce, "Diagnostic-Code: x-omail; "+want+"\n") {
+			t.Errorf("the bounce does not give the text as the state keeps it, %q:\n%s", want, bounce)
 		}
 	}
 }

@@ -273,8 +273,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 					// amount of waiting fixes that.
 					res = outcome.Result{Status: outcome.Perm, Text: "5.1.3 " + err.Error()}
 				}
-				m.record(st, i, res, now, lifetime)
-				m.logDelivery(id, st.Rcpts[i], res)
+				m.result(st, i, res, now, lifetime)
 				unrouted = true
 			}
 			continue
@@ -340,8 +339,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 					forwards = append(forwards, fid)
 				}
 			}
-			m.record(st, i, res, now, lifetime)
-			m.logDelivery(id, st.Rcpts[i], res)
+			m.result(st, i, res, now, lifetime)
 		}
 		// Write down each group's outcome before the next group, so that
 		// a crash repeats at most the group in flight. When nothing is left
@@ -522,6 +520,21 @@ func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, msg
 	return out
 }
 
+// result records one result for st's recipient i (record) and logs it.
+// The text becomes one line of at most what the state file keeps
+// (errorText), so that the bounce, the log and the state after a restart
+// all say the same: a transport's text may be a server's multi-line
+// reply, joined, of any length, with control characters.
+func (m *Manager) result(st *queue.State, i int, res outcome.Result, now time.Time, lifetime time.Duration) {
+	res.Text = errorText(res.Text)
+	m.record(st, i, res, now, lifetime)
+	m.logDelivery(st.ID, st.Rcpts[i], res)
+}
+
+// errorText is s as the state file keeps it: one line of printable
+// characters, at most queue.MaxErrorText bytes, "..." included.
+func errorText(s string) string { return outcome.Cut(s, queue.MaxErrorText-len("...")) }
+
 // record applies one result to a recipient's state: the one place where
 // a delivery outcome becomes a stored queue status. Only outcome.OK is
 // Done and only outcome.Perm is Failed; anything else, the zero Result
@@ -538,7 +551,7 @@ func (m *Manager) record(st *queue.State, i int, res outcome.Result, now time.Ti
 		r.LastError = res.Text
 		if now.Sub(time.Unix(st.Queued, 0)) >= lifetime {
 			r.Status = queue.Failed
-			r.LastError = fmt.Sprintf("message expired after %s in the queue; last error: %s", lifetime, res.Text)
+			r.LastError = errorText(fmt.Sprintf("message expired after %s in the queue; last error: %s", lifetime, res.Text))
 			return
 		}
 		r.NextTry = now.Add(Backoff(r.Attempts)).Unix()
