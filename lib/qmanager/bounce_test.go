@@ -21,6 +21,13 @@ import (
 // (content type, body).
 func bounceParts(t *testing.T, sender, rcpt, msg string) (string, [][2]string) {
 	t.Helper()
+	return reportParts(t, bounceOf(t, sender, rcpt, msg))
+}
+
+// bounceOf queues msg from sender to rcpt, makes every local delivery
+// fail permanently, and returns the bounce.
+func bounceOf(t *testing.T, sender, rcpt, msg string) string {
+	t.Helper()
 	f := newFixture(t, map[string]string{})
 	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
 		return outcome.Result{Status: outcome.Perm, Text: "5.1.1 no such user: " + strings.Split(rcpt, "@")[0]}
@@ -40,7 +47,7 @@ func bounceParts(t *testing.T, sender, rcpt, msg string) (string, [][2]string) {
 		}
 		id = k
 	}
-	return reportParts(t, f.message(id))
+	return f.message(id)
 }
 
 // reportParts returns a bounce's report-type and its parts (content
@@ -232,5 +239,47 @@ func TestBounceLinesStayShortAndClean(t *testing.T) {
 		if !strings.Contains(bounce, "Diagnostic-Code: x-omail; "+want+"\n") {
 			t.Errorf("the bounce does not give the text as the state keeps it, %q:\n%s", want, bounce)
 		}
+	}
+}
+
+// The returned message may hold 8-bit bytes: its part says
+// Content-Transfer-Encoding: 8bit, and so does the multipart around it
+// (RFC 2045 section 6.4, RFC 2046 section 5.2.1), as do the report's own
+// parts when they carry UTF-8.
+func TestBounceDeclaresEightBit(t *testing.T) {
+	latin1 := "Subject: test\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: 8bit\n\nGr\xfc\xdfe\n"
+	for _, c := range []struct {
+		name, rcpt string
+		parts      []string // each part's Content-Transfer-Encoding
+	}{
+		{"ascii report", "nobody@test.example", []string{"", "", "8bit"}},
+		{"utf-8 report", "jörg@test.example", []string{"8bit", "8bit", "8bit"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := mail.ReadMessage(strings.NewReader(bounceOf(t, "x@remote.example", c.rcpt, latin1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Header.Get("Content-Transfer-Encoding"); got != "8bit" {
+				t.Errorf("multipart/report: Content-Transfer-Encoding %q, want 8bit", got)
+			}
+			_, params, _ := mime.ParseMediaType(m.Header.Get("Content-Type"))
+			mr := multipart.NewReader(m.Body, params["boundary"])
+			for i, want := range c.parts {
+				p, err := mr.NextRawPart()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := p.Header.Get("Content-Transfer-Encoding"); got != want {
+					t.Errorf("part %d (%s): Content-Transfer-Encoding %q, want %q", i+1, p.Header.Get("Content-Type"), got, want)
+				}
+				if i == 2 {
+					b, _ := io.ReadAll(p)
+					if string(b) != latin1 {
+						t.Errorf("returned message %q, want %q", b, latin1)
+					}
+				}
+			}
+		})
 	}
 }
