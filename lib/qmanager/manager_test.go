@@ -559,6 +559,30 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// The back-off counts from the failure, not from the start of an attempt
+// whose delivery took longer than the back-off (an SMTP server that
+// answers slowly, timeoutremote 1200 s): that would make it due again at
+// once.
+func TestBackoffCountsFromTheFailure(t *testing.T) {
+	f := newFixture(t, map[string]string{"smtproutes": ":relay.example"})
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		f.advance(10 * time.Minute) // the session took ten minutes to fail
+		return []outcome.Result{{Status: outcome.Temp, Text: "4.4.2 timeout"}}
+	}
+	id := f.enqueue("s@test.example", "x@far.example")
+	next, _, err := f.m.attempt(context.Background(), id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := f.now.Unix()
+	if want := failed + int64(Backoff(1)/time.Second); next != want {
+		t.Errorf("deferred at %d, next try %d, want %d (a minute after the failure)", failed, next, want)
+	}
+	if st := f.messages()[id]; st == nil || st.Rcpts[0].NextTry != next {
+		t.Errorf("state: %+v, want the next try at %d", st, next)
+	}
+}
+
 // A SIGALRM that comes while a message's attempt is under way, after it
 // kept the SMTP recipients for a flush (holdremote), sends them once the
 // attempt is done: the signal is not lost on the message in flight.

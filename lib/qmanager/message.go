@@ -273,7 +273,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 					// amount of waiting fixes that.
 					res = outcome.Result{Status: outcome.Perm, Text: "5.1.3 " + err.Error()}
 				}
-				m.result(st, i, res, now, lifetime)
+				m.result(st, i, res, lifetime)
 				unrouted = true
 			}
 			continue
@@ -339,7 +339,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 					forwards = append(forwards, fid)
 				}
 			}
-			m.result(st, i, res, now, lifetime)
+			m.result(st, i, res, lifetime)
 		}
 		// Write down each group's outcome before the next group, so that
 		// a crash repeats at most the group in flight. When nothing is left
@@ -520,14 +520,16 @@ func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, msg
 	return out
 }
 
-// result records one result for st's recipient i (record) and logs it.
-// The text becomes one line of at most what the state file keeps
+// result records one result for st's recipient i (record) and logs it,
+// at the time it came: the back-off and the expiry count from the
+// failure, not from the start of an attempt whose deliveries took long
+// (an SMTP server that answers slowly). The text becomes one line of at most what the state file keeps
 // (errorText), so that the bounce, the log and the state after a restart
 // all say the same: a transport's text may be a server's multi-line
 // reply, joined, of any length, with control characters.
-func (m *Manager) result(st *queue.State, i int, res outcome.Result, now time.Time, lifetime time.Duration) {
+func (m *Manager) result(st *queue.State, i int, res outcome.Result, lifetime time.Duration) {
 	res.Text = errorText(res.Text)
-	m.record(st, i, res, now, lifetime)
+	m.record(st, i, res, clock.Now(m.Now), lifetime)
 	m.logDelivery(st.ID, st.Rcpts[i], res)
 }
 
