@@ -444,7 +444,6 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	}
 	results := make(chan done)
 	var running [2]int
-	limit := m.cfg().concurrency
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	stopping := false
@@ -459,6 +458,10 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		if newMail && !time.Now().Before(listAfter) {
 			listNew()
 		}
+		// Each lane's slots, read each time: SIGHUP rereads
+		// concurrencylocal. Beyond a lowered limit, the deliveries in
+		// progress finish and no new one starts until enough have.
+		limit := m.cfg().concurrency
 		now := clock.Now(m.Now).Unix()
 		if !stopping && !sweeping && now >= nextSweep {
 			sweeping, nextSweep = true, now+int64(SweepInterval/time.Second)

@@ -778,3 +778,42 @@ func TestFlushStopsWaitingForALock(t *testing.T) {
 		t.Errorf("%d deliveries after the stop", n)
 	}
 }
+
+// SIGHUP rereads concurrencylocal (docs/omail-deliver.md): a raised limit
+// lets more deliveries run at once, without waiting for those running.
+func TestReloadRaisesConcurrencyLocal(t *testing.T) {
+	f := newFixture(t, map[string]string{"concurrencylocal": "1"})
+	started := make(chan string, 3)
+	release := make(chan struct{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		started <- rcpt
+		<-release
+		return outcome.Result{Status: outcome.OK}
+	}
+	for _, u := range []string{"a", "b", "c"} {
+		f.enqueue("s@x", u+"@test.example")
+	}
+	reload := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{Reload: reload}) }()
+	<-started // one slot: one delivery, which waits
+	if err := os.WriteFile(filepath.Join(f.m.Ctl.Path, "concurrencylocal"), []byte("3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+wait:
+	for running := 1; running < 3; running++ {
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second): // a limit, not a timing
+			t.Errorf("after SIGHUP with concurrencylocal 3: %d deliveries at once, want 3", running)
+			break wait
+		}
+	}
+	close(release)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
