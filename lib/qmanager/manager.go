@@ -353,6 +353,9 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	// so the message is flushed again when the attempt is done.
 	delivering := map[string]bool{}
 	alarmed := false // a SIGALRM came while the scan ran
+	// Messages whose SMTP recipients holdremote keeps for a flush: due
+	// when SIGHUP turns holdremote off (release).
+	kept := map[string]bool{}
 	push := func(id string, due int64, flush, slow bool) {
 		seq++
 		heap.Push(&lanes[laneOf(slow)], item{id: id, due: due, seq: seq, flush: flush, slow: slow})
@@ -439,6 +442,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		next int64
 		open bool
 		slow bool
+		kept bool
 		lane int
 		err  error
 	}
@@ -478,8 +482,8 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 				running[l]++
 				delivering[it.id] = false
 				go func(it item, l int) {
-					next, open, slow, err := m.attemptLane(ctx, it.id, it.flush)
-					results <- done{it.id, next, open, slow, l, err}
+					next, open, slow, kept, err := m.attemptLane(ctx, it.id, it.flush)
+					results <- done{it.id, next, open, slow, kept, l, err}
 				}(it, l)
 			}
 		}
@@ -538,6 +542,14 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			delete(rewake, r.id)
 			alarmedMeanwhile := delivering[r.id]
 			delete(delivering, r.id)
+			delete(kept, r.id)
+			if r.err == nil && r.open && r.kept {
+				kept[r.id] = true
+				if !m.cfg().holdRemote {
+					// Turned off during the attempt: due now.
+					r.next = 0
+				}
+			}
 			switch {
 			case errors.Is(r.err, errBusy):
 				// A flush holds it; look again a little later.
@@ -568,7 +580,21 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			// What the scan has still to hand over is due now too.
 			alarmed = found != nil
 		case <-sig.Reload:
+			holding := m.cfg().holdRemote
 			m.reload()
+			if holding && !m.cfg().holdRemote {
+				// holdremote turned off: the SMTP mail it kept is due
+				// now, as ordinary mail (not a flush: recipients
+				// deferred keep their back-off).
+				for l := range lanes {
+					for i := range lanes[l] {
+						if kept[lanes[l][i].id] {
+							lanes[l][i].due = 0
+						}
+					}
+					heap.Init(&lanes[l])
+				}
+			}
 		case <-timer.C:
 		}
 	}

@@ -624,6 +624,57 @@ func TestAlarmDuringAnAttemptFlushesAfterIt(t *testing.T) {
 	}
 }
 
+// holdremote turned off and SIGHUP (docs: holdremote is reread) lets the
+// SMTP mail it kept go, without a SIGALRM or a flush: a message waiting in
+// the schedule, and one whose attempt was under way at the SIGHUP.
+func TestReloadWithoutHoldRemoteSendsKeptMail(t *testing.T) {
+	f := newFixture(t, map[string]string{"holdremote": "1", "concurrencylocal": "1", "smtproutes": ":relay.example"})
+	inLocal, finishLocal := make(chan struct{}), make(chan struct{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		inLocal <- struct{}{}
+		<-finishLocal
+		return outcome.Result{Status: outcome.OK}
+	}
+	sent := make(chan string, 2)
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		sent <- rcpts[0]
+		return []outcome.Result{{Status: outcome.OK}}
+	}
+	waiting := f.enqueue("a@test.example", "x@far.example")
+	f.enqueue("a@test.example", "local@test.example", "y@far.example")
+	reload := make(chan struct{}) // unbuffered: sent once Run has taken it
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{Reload: reload}) }()
+	// One slot: the second message starts once the first one's attempt,
+	// which kept x@far.example, is done and back in the schedule.
+	<-inLocal
+	if !strings.Contains(f.log.String(), "new msg "+waiting) {
+		t.Fatalf("the messages were not taken in order; log:\n%s", f.log.String())
+	}
+	if err := os.WriteFile(filepath.Join(f.m.Ctl.Path, "holdremote"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	close(finishLocal)
+	got := map[string]bool{}
+	for len(got) < 2 {
+		select {
+		case r := <-sent:
+			got[r] = true
+		case <-time.After(30 * time.Second): // a limit, not a timing
+			t.Fatalf("holdremote 0 and SIGHUP: the kept SMTP mail is not all sent: %v; log:\n%s", got, f.log.String())
+		}
+	}
+	if !got["x@far.example"] || !got["y@far.example"] {
+		t.Errorf("sent %v", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // SIGHUP rereads the manager's control files and then the transports';
 // what cannot be read keeps its old value, and the log says which.
 func TestReloadRereadsTransports(t *testing.T) {

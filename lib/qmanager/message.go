@@ -90,7 +90,7 @@ func flock(f *os.File, how int) error {
 // once. It returns the message's next due time and whether it is still in
 // the queue. flush makes every Todo recipient due, holdremote included.
 func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int64, open bool, err error) {
-	next, open, _, err = m.attemptLane(ctx, id, flush)
+	next, open, _, _, err = m.attemptLane(ctx, id, flush)
 	return next, open, err
 }
 
@@ -122,9 +122,11 @@ func (m *Manager) claimMessage(id string, wait context.Context) (lock *os.File, 
 }
 
 // attemptLane is attempt, and also reports whether the message belongs
-// in the daemon's slow lane: every recipient still to do has been
-// deferred slowattempts times or more.
-func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next int64, open, slow bool, err error) {
+// in the daemon's slow lane (every recipient still to do has been
+// deferred slowattempts times or more), and whether holdremote kept some
+// of its SMTP recipients for a flush (their due times do not count in
+// next).
+func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next int64, open, slow, kept bool, err error) {
 	// A flush waits for a message the daemon is delivering, until the
 	// stop (SIGTERM); the daemon goes on to other work.
 	var wait context.Context
@@ -137,7 +139,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		if lock != nil {
 			lock.Close()
 		}
-		return 0, true, false, nil
+		return 0, true, false, false, nil
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		// No message file: finished by another deliverer, or an envelope
@@ -146,10 +148,10 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			m.setAside(id, "message file missing")
 		}
 		m.Q.DropNotes(id)
-		return 0, false, false, nil
+		return 0, false, false, false, nil
 	}
 	if err != nil {
-		return 0, true, false, err
+		return 0, true, false, false, err
 	}
 	defer lock.Close()
 
@@ -166,7 +168,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	}
 	if m.Q.Held(id) {
 		m.logf("msg %s is held: not delivered", id)
-		return Never, true, false, nil
+		return Never, true, false, false, nil
 	}
 
 	// The state is in info/ once an attempt has written it; before that,
@@ -186,27 +188,27 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			data, msgLen, err = m.Q.ReadTodo(id)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return 0, false, false, nil // finished meanwhile
+			return 0, false, false, false, nil // finished meanwhile
 		}
 	}
 	if errors.Is(err, queue.ErrCorrupt) {
 		m.setAside(id, err.Error())
-		return 0, false, false, nil
+		return 0, false, false, false, nil
 	}
 	if err != nil {
-		return 0, true, false, err
+		return 0, true, false, false, err
 	}
 	st, err := queue.ParseState(id, data)
 	if err != nil {
 		m.setAside(id, err.Error())
-		return 0, false, false, nil
+		return 0, false, false, false, nil
 	}
 	if dir == queue.DirInfo && m.exists(queue.DirTodo, id) {
 		// A crash came between writing info/ and removing todo/: info/
 		// is the newer. Only once it has parsed: a damaged info/ is set
 		// aside above with the todo/ entry, which is never deleted.
 		if err := safefile.Remove(m.Q.Path(queue.DirTodo, id)); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 	}
 	st.Dir = dir
@@ -217,9 +219,9 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		// interrupted before anything reads the file.
 		if errors.Is(err, queue.ErrCorrupt) {
 			m.setAside(id, err.Error())
-			return 0, false, false, nil
+			return 0, false, false, false, nil
 		}
-		return 0, true, false, err
+		return 0, true, false, false, err
 	}
 	if hasFailed(st) {
 		// Failed recipients on disk are a bounce an earlier attempt did
@@ -298,9 +300,9 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		// the length, todo/ID removed, the file cut back (queue.Unfold).
 		if err := m.Q.Unfold(lock, st, msgLen); errors.Is(err, queue.ErrCorrupt) {
 			m.setAside(id, err.Error())
-			return 0, false, false, nil
+			return 0, false, false, false, nil
 		} else if err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 		msgLen = -1
 	}
@@ -348,14 +350,14 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			break
 		}
 		if err := m.saveState(st); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 		m.forget(forwards, "forward-recorded")
 		forwards = forwards[:0]
 	}
 	if unrouted && len(order) == 0 {
 		if err := m.saveState(st); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 	}
 	if err := m.bounceFailed(st); err != nil {
@@ -365,15 +367,15 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		// The state went to info/ with the length (a deferral, a
 		// bounce): cut the file back to the message, as Unfold would.
 		if err := m.Q.Trim(lock, st); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 	}
 	if !st.Open() {
 		if err := m.finish(st); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 		m.forget(forwards, "forward-recorded")
-		return 0, false, false, nil
+		return 0, false, false, false, nil
 	}
 	// The next due time counts only recipients not held for a flush (and
 	// none of a message held meanwhile: the release wakes it).
@@ -386,7 +388,8 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	if next == Never && hasFailed(st) {
 		next = now.Unix() + 60 // a bounce could not be queued: try again soon
 	}
-	return next, true, m.slow(st), nil
+	kept = len(held) > 0 && !heldNow
+	return next, true, m.slow(st), kept, nil
 }
 
 // slowGroup reports whether every recipient of a group has been
