@@ -356,8 +356,11 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	// Messages whose SMTP recipients holdremote keeps for a flush: due
 	// when SIGHUP turns holdremote off (release).
 	kept := map[string]bool{}
+	// Due times further ahead than the longest back-off (a clock set
+	// back: the scan's, an attempt's) are due now (dueAt).
 	push := func(id string, due int64, flush, slow bool) {
 		seq++
+		due = dueAt(due, clock.Now(m.Now).Unix())
 		heap.Push(&lanes[laneOf(slow)], item{id: id, due: due, seq: seq, flush: flush, slow: slow})
 		queued[id] = true
 	}
@@ -457,6 +460,7 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	sweepDone := make(chan struct{})
 	sweeping := false
 	nextSweep := int64(0)
+	lastNow := int64(0) // the clock at the last turn: one set back is seen
 
 	for {
 		if newMail && !time.Now().Before(listAfter) {
@@ -467,6 +471,21 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		// progress finish and no new one starts until enough have.
 		limit := m.cfg().concurrency
 		now := clock.Now(m.Now).Unix()
+		if now < lastNow {
+			// The clock went back: what is due further ahead than the
+			// longest back-off is due now, and the sweep no later than
+			// its interval, so the step never adds to a wait.
+			for l := range lanes {
+				for i := range lanes[l] {
+					lanes[l][i].due = dueAt(lanes[l][i].due, now)
+				}
+				heap.Init(&lanes[l])
+			}
+			if nextSweep > now+int64(SweepInterval/time.Second) {
+				nextSweep = now
+			}
+		}
+		lastNow = now
 		if !stopping && !sweeping && now >= nextSweep {
 			sweeping, nextSweep = true, now+int64(SweepInterval/time.Second)
 			go func() {

@@ -868,3 +868,95 @@ wait:
 		t.Fatal(err)
 	}
 }
+
+// A clock set back (an NTP or RTC step) never adds the step to the wait:
+// a recipient whose next try is further ahead than the longest back-off
+// is due now. One within it keeps its back-off.
+func TestClockSetBackDoesNotStretchTheBackoff(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		f.bump(rcpt)
+		return outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"}
+	}
+	id := f.enqueue("s@x", "u@test.example")
+	f.flush()                  // deferred: next try a minute later
+	f.advance(-48 * time.Hour) // the clock is set back two days
+	next, _, err := f.m.attempt(context.Background(), id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.count("u@test.example") != 2 {
+		t.Fatalf("not retried after the clock went back 48h: tries %d", f.count("u@test.example"))
+	}
+	if want := f.now.Add(Backoff(2)).Unix(); next != want {
+		t.Errorf("next try %d, want %d (the second back-off)", next, want)
+	}
+	f.advance(Backoff(2) - time.Second)
+	if _, _, err := f.m.attempt(context.Background(), id, false); err != nil {
+		t.Fatal(err)
+	}
+	if f.count("u@test.example") != 2 {
+		t.Errorf("retried before its back-off: tries %d", f.count("u@test.example"))
+	}
+}
+
+// A message queued "in the future" (by a clock set back since) has waited
+// nothing yet: with queuelifetime 0 its first deferral is final, as for
+// any message.
+func TestQueuedInTheFutureCountsAsNowForExpiry(t *testing.T) {
+	f := newFixture(t, map[string]string{"queuelifetime": "0"})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		if rcpt == "u@test.example" {
+			return outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"}
+		}
+		return outcome.Result{Status: outcome.OK}
+	}
+	id := f.enqueue("s@x", "u@test.example")
+	f.advance(-time.Hour)
+	if _, _, err := f.m.attempt(context.Background(), id, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.log.String(), "delivery msg "+id+" to <u@test.example>: failure: message expired after 0s") {
+		t.Errorf("not expired:\n%s", f.log.String())
+	}
+}
+
+// The daemon's schedule too: when the clock goes back, a message due
+// further ahead than the longest back-off is tried at once.
+func TestDaemonRetriesAtOnceAfterTheClockGoesBack(t *testing.T) {
+	f := newFixture(t, map[string]string{"concurrencylocal": "1"})
+	inLocal, finishLocal := make(chan struct{}), make(chan struct{})
+	tries := make(chan string, 4)
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		if rcpt == "busy@test.example" {
+			tries <- rcpt
+			return outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"}
+		}
+		inLocal <- struct{}{}
+		<-finishLocal
+		return outcome.Result{Status: outcome.OK}
+	}
+	deferred := f.enqueue("s@x", "busy@test.example")
+	f.enqueue("s@x", "slow@test.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{}) }()
+	<-tries
+	// One slot: the second message starts once the first one, deferred
+	// for a minute, is back in the schedule.
+	<-inLocal
+	if !strings.Contains(f.log.String(), "delivery msg "+deferred+" to <busy@test.example>: deferral") {
+		t.Fatalf("the messages were not taken in order; log:\n%s", f.log.String())
+	}
+	f.advance(-48 * time.Hour)
+	close(finishLocal)
+	select {
+	case <-tries:
+	case <-time.After(30 * time.Second): // a limit, not a timing
+		t.Errorf("the clock went back 48h: the deferred message waits the back-off and the step; log:\n%s", f.log.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

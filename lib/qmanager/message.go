@@ -268,7 +268,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		}
 		rt, err := m.router().Route(r.Addr)
 		if err != nil {
-			if flush || r.NextTry <= now.Unix() {
+			if flush || dueAt(r.NextTry, now.Unix()) <= now.Unix() {
 				res := outcome.Result{Status: outcome.Temp, Text: "routing: " + err.Error()}
 				if errors.Is(err, outbox.ErrBadEndpoint) {
 					// %u made an endpoint no directory may have: no
@@ -284,7 +284,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			held[i] = true // the dial-up "expensive mailer": waits for a flush
 			continue
 		}
-		if !flush && r.NextTry > now.Unix() {
+		if !flush && dueAt(r.NextTry, now.Unix()) > now.Unix() {
 			continue
 		}
 		k := rt.Key(r.Addr)
@@ -554,7 +554,9 @@ func (m *Manager) record(st *queue.State, i int, res outcome.Result, now time.Ti
 	default: // outcome.Temp, the zero value, and anything unknown
 		r.Attempts++
 		r.LastError = res.Text
-		if now.Sub(time.Unix(st.Queued, 0)) >= lifetime {
+		// A queued time in the future (a clock set back since) counts as
+		// now: the message has waited nothing yet.
+		if now.Sub(time.Unix(min(st.Queued, now.Unix()), 0)) >= lifetime {
 			r.Status = queue.Failed
 			r.LastError = errorText(fmt.Sprintf("message expired after %s in the queue; last error: %s", lifetime, res.Text))
 			return
@@ -564,17 +566,29 @@ func (m *Manager) record(st *queue.State, i int, res outcome.Result, now time.Ti
 }
 
 // Backoff is the wait after the n-th failed attempt: one minute, doubling,
-// at most four hours. An intermittent link does not need a fine
+// at most MaxBackoff. An intermittent link does not need a fine
 // schedule: a flush when the link comes up does the real work.
 func Backoff(n int) time.Duration {
 	d := time.Minute
-	for i := 1; i < n && d < 4*time.Hour; i++ {
+	for i := 1; i < n && d < MaxBackoff; i++ {
 		d *= 2
 	}
-	if d > 4*time.Hour {
-		d = 4 * time.Hour
+	return min(d, MaxBackoff)
+}
+
+// MaxBackoff is the longest wait between two tries of a recipient.
+const MaxBackoff = 4 * time.Hour
+
+// dueAt is the time a recipient or message due at due is tried, seen at
+// now (Unix seconds): due itself, unless it is further ahead than the
+// longest back-off, which only a clock set back since can make (an NTP
+// or RTC step, a kiosk that queued mail while its clock ran ahead): then
+// now, so that the step is never added to the wait. Never stays Never.
+func dueAt(due, now int64) int64 {
+	if due != Never && due > now+int64(MaxBackoff/time.Second) {
+		return now
 	}
-	return d
+	return due
 }
 
 // forward queues a copy of the message to new recipients, with the same
