@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -85,6 +86,28 @@ func (f *fixture) count(key string) int {
 	return f.calls[key]
 }
 
+// localAnswers makes every local delivery count its recipient (count)
+// and give res.
+func (f *fixture) localAnswers(res outcome.Result) {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		f.bump(rcpt)
+		return res
+	}
+}
+
+// receive waits for a value on ch. The wait has a limit, not a timing:
+// when nothing comes, the test fails with why and ok is false.
+func receive[T any](t *testing.T, ch <-chan T, why string) (v T, ok bool) {
+	t.Helper()
+	select {
+	case v = <-ch:
+		return v, true
+	case <-time.After(30 * time.Second):
+		t.Error(why)
+		return v, false
+	}
+}
+
 func (f *fixture) bump(key string) {
 	f.mu.Lock()
 	f.calls[key]++
@@ -156,10 +179,7 @@ func TestLocalDeliveryFinishesTheMessage(t *testing.T) {
 // transport's recipient is left to do, deferred, never recorded as done.
 func TestZeroResultDefers(t *testing.T) {
 	f := newFixture(t, map[string]string{"ocmproutes": "kiosk.example:kiosk1", "smtproutes": "far.example:[127.0.0.1]:1"})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{}
-	}
+	f.localAnswers(outcome.Result{})
 	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result {
 		f.bump(endpoint)
 		return outcome.Result{}
@@ -295,10 +315,7 @@ func TestPermanentFailureBouncesOnlyThatRecipient(t *testing.T) {
 
 func TestBounceOfABounceEndsAtPostmaster(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.Perm, Text: "5.1.1 unknown"}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.Perm, Text: "5.1.1 unknown"})
 	f.enqueue("", "gone@test.example") // a bounce to a vanished user
 	f.flush()                          // fails: double bounce to postmaster
 	msgs := f.messages()
@@ -321,10 +338,7 @@ func TestBounceOfABounceEndsAtPostmaster(t *testing.T) {
 
 func TestHoldRemoteWaitsForAFlush(t *testing.T) {
 	f := newFixture(t, map[string]string{"holdremote": "1", "smtproutes": ":relay.example"})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.OK}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.OK})
 	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
 		if dest.Relay != "relay.example" {
 			t.Errorf("dest %+v", dest)
@@ -610,13 +624,8 @@ func TestAlarmDuringAnAttemptFlushesAfterIt(t *testing.T) {
 	<-inLocal // the first attempt is delivering the local recipient
 	alarm <- struct{}{}
 	close(finishLocal)
-	select {
-	case r := <-remote:
-		if r != "x@far.example" {
-			t.Errorf("remote delivery to %q", r)
-		}
-	case <-time.After(30 * time.Second): // a limit, not a timing
-		t.Error("the SIGALRM during the attempt was lost: the held SMTP recipient was never sent")
+	if r, ok := receive(t, remote, "the SIGALRM during the attempt was lost: the held SMTP recipient was never sent"); ok && r != "x@far.example" {
+		t.Errorf("remote delivery to %q", r)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -659,15 +668,14 @@ func TestReloadWithoutHoldRemoteSendsKeptMail(t *testing.T) {
 	close(finishLocal)
 	got := map[string]bool{}
 	for len(got) < 2 {
-		select {
-		case r := <-sent:
-			got[r] = true
-		case <-time.After(30 * time.Second): // a limit, not a timing
-			t.Fatalf("holdremote 0 and SIGHUP: the kept SMTP mail is not all sent: %v; log:\n%s", got, f.log.String())
+		r, ok := receive(t, sent, "holdremote 0 and SIGHUP: the kept SMTP mail is not all sent")
+		if !ok {
+			break
 		}
+		got[r] = true
 	}
 	if !got["x@far.example"] || !got["y@far.example"] {
-		t.Errorf("sent %v", got)
+		t.Errorf("sent %v; log:\n%s", got, f.log.String())
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -743,10 +751,7 @@ func TestStopFinishesDeliveriesInProgress(t *testing.T) {
 // -flush stopped (SIGTERM) starts no new attempt and says it stopped.
 func TestFlushStopped(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.OK}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.OK})
 	f.enqueue("s@x", "a@test.example")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -803,10 +808,7 @@ func TestHardStopCutsDeliveries(t *testing.T) {
 // first signal, and starts nothing: the daemon finishes that message.
 func TestFlushStopsWaitingForALock(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.OK}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.OK})
 	f.m.T.LocalPart = nil
 	id := f.enqueue("s@x", "a@test.example")
 	lock, _, err := f.m.claimMessage(id, nil) // the daemon's attempt
@@ -853,13 +855,9 @@ func TestReloadRaisesConcurrencyLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	reload <- struct{}{}
-wait:
 	for running := 1; running < 3; running++ {
-		select {
-		case <-started:
-		case <-time.After(30 * time.Second): // a limit, not a timing
-			t.Errorf("after SIGHUP with concurrencylocal 3: %d deliveries at once, want 3", running)
-			break wait
+		if _, ok := receive(t, started, fmt.Sprintf("after SIGHUP with concurrencylocal 3: %d deliveries at once, want 3", running)); !ok {
+			break
 		}
 	}
 	close(release)
@@ -874,10 +872,7 @@ wait:
 // is due now. One within it keeps its back-off.
 func TestClockSetBackDoesNotStretchTheBackoff(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"})
 	id := f.enqueue("s@x", "u@test.example")
 	f.flush()                  // deferred: next try a minute later
 	f.advance(-48 * time.Hour) // the clock is set back two days
@@ -950,11 +945,7 @@ func TestDaemonRetriesAtOnceAfterTheClockGoesBack(t *testing.T) {
 	}
 	f.advance(-48 * time.Hour)
 	close(finishLocal)
-	select {
-	case <-tries:
-	case <-time.After(30 * time.Second): // a limit, not a timing
-		t.Errorf("the clock went back 48h: the deferred message waits the back-off and the step; log:\n%s", f.log.String())
-	}
+	receive(t, tries, "the clock went back 48h: the deferred message waits the back-off and the step")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
