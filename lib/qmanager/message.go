@@ -538,7 +538,7 @@ func (m *Manager) result(st *queue.State, i int, res outcome.Result, lifetime ti
 
 // errorText is s as the state file keeps it: one line of printable
 // characters, at most queue.MaxErrorText bytes, "..." included.
-func errorText(s string) string { return outcome.Cut(s, queue.MaxErrorText-len("...")) }
+func errorText(s string) string { return outcome.Cut(s, queue.MaxErrorText) }
 
 // record applies one result to a recipient's state: the one place where
 // a delivery outcome becomes a stored queue status. Only outcome.OK is
