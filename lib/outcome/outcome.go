@@ -12,6 +12,7 @@ package outcome
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Status is the verdict on one recipient.
@@ -51,21 +52,30 @@ type Result struct {
 	Prefix []string
 }
 
-// MaxText is how much of a text Line keeps.
+// MaxText is how much of a text Line keeps, "..." included.
 const MaxText = 900
 
-// Line makes s one line of at most MaxText bytes (and "..."): control
-// characters, newlines included, become spaces. Texts end up in
+// Line makes s one line of valid UTF-8 of at most MaxText bytes:
+// control characters, newlines included, become spaces. Texts end up in
 // NUL-separated state files, one-line logs and bounce reports.
-func Line(s string) string {
+func Line(s string) string { return Cut(s, MaxText) }
+
+// Cut is Line with a limit of limit bytes: a longer text is cut at a
+// character boundary and ends in "...", within the limit. Cutting again
+// changes nothing.
+func Cut(s string, limit int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
 			return ' '
 		}
 		return r
 	}, s)
-	if len(s) > MaxText {
-		s = s[:MaxText] + "..."
+	if len(s) > limit {
+		n := max(0, limit-len("..."))
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The zero Result is a temporary failure: a transport that forgets to
@@ -28,8 +29,17 @@ func TestLine(t *testing.T) {
 		t.Errorf("Line: %q", got)
 	}
 	long := Line(strings.Repeat("x", MaxText+10))
-	if len(long) != MaxText+3 || !strings.HasSuffix(long, "...") {
+	if len(long) != MaxText || !strings.HasSuffix(long, "...") || Line(long) != long {
 		t.Errorf("Line of a long text: %d bytes", len(long))
+	}
+	// Cut at a character boundary: a two-byte character across the
+	// limit goes whole, and the text stays valid UTF-8.
+	cut := Line(strings.Repeat("x", MaxText-4) + "ü and more")
+	if cut != strings.Repeat("x", MaxText-4)+"..." || !utf8.ValidString(cut) || Line(cut) != cut {
+		t.Errorf("Line cut inside a character: %q", cut[MaxText-8:])
+	}
+	if got := Cut("ab\rcdefg", 6); got != "ab ..." {
+		t.Errorf("Cut: %q", got)
 	}
 	if r := Tempf("4.3.0 %s", "a\nb"); r.Status != Temp || r.Text != "4.3.0 a b" {
 		t.Errorf("Tempf: %+v", r)

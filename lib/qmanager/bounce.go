@@ -130,7 +130,8 @@ type pending interface {
 }
 
 // writeBounce queues the notification that st's failed recipients were
-// not delivered, carrying the original message orig of size bytes (whole
+// not delivered, carrying the original message, the first size bytes of
+// orig (whole
 // up to MaxBouncedMessage, else its header), read as a stream. A UTF-8
 // failed address, bounce recipient or original header makes it an RFC
 // 6533 report (global-delivery-status, "utf-8;" addresses, message/global
@@ -161,7 +162,10 @@ func (m *Manager) writeBounceTo(p pending, st *queue.State, failed []int, to, se
 		r := st.Rcpts[i]
 		globalReport = globalReport || !addr.ASCII(r.Addr) || !addr.ASCII(r.LastError)
 	}
-	body := bufio.NewReaderSize(orig, bounceHeaderPeek)
+	// The message is the first size bytes of orig and no more: a file
+	// still in todo/ goes on with the envelope and state records, which
+	// are the queue's own (every recipient, NUL bytes) and never go out.
+	body := bufio.NewReaderSize(io.LimitReader(orig, size), bounceHeaderPeek)
 	globalOrig := headerNeedsUTF8(body)
 	globalReport = globalReport || globalOrig || !addr.ASCII(to)
 	status, charset := "delivery-status", "us-ascii"
@@ -179,10 +183,19 @@ func (m *Manager) writeBounceTo(p pending, st *queue.State, failed []int, to, se
 	fmt.Fprintf(w, "Message-ID: <%d.bounce.%s@%s>\n", now.Unix(), st.ID, c.me)
 	fmt.Fprintf(w, "Auto-Submitted: auto-replied\n")
 	fmt.Fprintf(w, "MIME-Version: 1.0\n")
-	fmt.Fprintf(w, "Content-Type: multipart/report; report-type=%s;\n\tboundary=\"%s\"\n\n", status, boundary)
+	fmt.Fprintf(w, "Content-Type: multipart/report; report-type=%s;\n\tboundary=\"%s\"\n", status, boundary)
+	// The returned message may hold 8-bit bytes, and it is streamed, not
+	// looked at first: its part says 8bit, and so must every entity
+	// around it (RFC 2045 section 6.4). 8bit is a true label for 7-bit
+	// data too. A global report's own parts carry UTF-8.
+	fmt.Fprintf(w, "Content-Transfer-Encoding: 8bit\n\n")
 	fmt.Fprintf(w, "This is a MIME-encapsulated delivery status notification.\n\n")
+	reportCTE := ""
+	if globalReport {
+		reportCTE = "Content-Transfer-Encoding: 8bit\n"
+	}
 
-	fmt.Fprintf(w, "--%s\nContent-Type: text/plain; charset=%s\n\n", boundary, charset)
+	fmt.Fprintf(w, "--%s\nContent-Type: text/plain; charset=%s\n%s\n", boundary, charset, reportCTE)
 	fmt.Fprintf(w, "This is the mail system at %s.\n\n", c.me)
 	fmt.Fprintf(w, "I'm sorry, I could not deliver your message to the\n")
 	fmt.Fprintf(w, "following address(es). This is a permanent error; I have given up.\n\n")
@@ -191,7 +204,7 @@ func (m *Manager) writeBounceTo(p pending, st *queue.State, failed []int, to, se
 		fmt.Fprintf(w, "<%s>:\n    %s\n\n", r.Addr, r.LastError)
 	}
 
-	fmt.Fprintf(w, "--%s\nContent-Type: message/%s\n\n", boundary, status)
+	fmt.Fprintf(w, "--%s\nContent-Type: message/%s\n%s\n", boundary, status, reportCTE)
 	fmt.Fprintf(w, "Reporting-MTA: dns; %s\n", c.me)
 	fmt.Fprintf(w, "X-Omail-Queue-ID: %s\n", st.ID)
 	fmt.Fprintf(w, "Arrival-Date: %s\n", time.Unix(st.Queued, 0).Format(time.RFC1123Z))
@@ -215,12 +228,12 @@ func (m *Manager) writeBounceTo(p pending, st *queue.State, failed []int, to, se
 		whole, headers = "message/global", "message/global-headers"
 	}
 	if size <= MaxBouncedMessage {
-		fmt.Fprintf(w, "--%s\nContent-Type: %s\n\n", boundary, whole)
+		fmt.Fprintf(w, "--%s\nContent-Type: %s\nContent-Transfer-Encoding: 8bit\n\n", boundary, whole)
 		if _, err := io.Copy(w, body); err != nil {
 			return "", err
 		}
 	} else {
-		fmt.Fprintf(w, "--%s\nContent-Type: %s\n\n", boundary, headers)
+		fmt.Fprintf(w, "--%s\nContent-Type: %s\nContent-Transfer-Encoding: 8bit\n\n", boundary, headers)
 		if err := copyHeader(w, body); err != nil {
 			return "", err
 		}

@@ -12,12 +12,21 @@ import (
 
 	"omail/lib/envelope"
 	"omail/lib/outcome"
+	"omail/lib/queue"
+	"omail/lib/route"
 )
 
 // bounceParts queues msg from sender to rcpt, makes every local delivery
 // fail permanently, and returns the bounce's report-type and its parts
 // (content type, body).
 func bounceParts(t *testing.T, sender, rcpt, msg string) (string, [][2]string) {
+	t.Helper()
+	return reportParts(t, bounceOf(t, sender, rcpt, msg))
+}
+
+// bounceOf queues msg from sender to rcpt, makes every local delivery
+// fail permanently, and returns the bounce.
+func bounceOf(t *testing.T, sender, rcpt, msg string) string {
 	t.Helper()
 	f := newFixture(t, map[string]string{})
 	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
@@ -38,7 +47,14 @@ func bounceParts(t *testing.T, sender, rcpt, msg string) (string, [][2]string) {
 		}
 		id = k
 	}
-	m, err := mail.ReadMessage(strings.NewReader(f.message(id)))
+	return f.message(id)
+}
+
+// reportParts returns a bounce's report-type and its parts (content
+// type, body), checking that it is a multipart/report of three parts.
+func reportParts(t *testing.T, bounce string) (string, [][2]string) {
+	t.Helper()
+	m, err := mail.ReadMessage(strings.NewReader(bounce))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,5 +171,115 @@ func TestStatusCode(t *testing.T) {
 		if got := statusCode(text); got != want {
 			t.Errorf("statusCode(%q) = %s, want %s", text, got, want)
 		}
+	}
+}
+
+// A bounce from the first attempt, delivered from inside todo/ID where
+// the message is followed by the envelope and state records, carries the
+// message alone: never the recipients, NUL bytes or the entry's footer.
+func TestBounceFromTodoCarriesTheMessageAlone(t *testing.T) {
+	f := newFixture(t, map[string]string{"locals": "test.example"})
+	f.localPart(func(rcpt string) outcome.Result {
+		if rcpt == "nobody@test.example" {
+			return outcome.Result{Status: outcome.Perm, Text: "5.1.1 no such user: nobody"}
+		}
+		return ok(rcpt)
+	})
+	id := f.enqueue("s@elsewhere.example", "bob@test.example", "nobody@test.example")
+	f.flush()
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want one bounce, have %v", msgs)
+	}
+	for bid := range msgs {
+		if bid == id {
+			t.Fatalf("msg %s is still queued", id)
+		}
+		bounce := f.message(bid)
+		_, parts := reportParts(t, bounce)
+		if parts[2][0] != "message/rfc822" || parts[2][1] != fixtureMessage {
+			t.Errorf("returned part %q: %q, want the message alone %q", parts[2][0], parts[2][1], fixtureMessage)
+		}
+		if strings.Contains(bounce, "bob@test.example") || strings.ContainsAny(bounce, "\x00") {
+			t.Errorf("the bounce tells of the other recipient or holds NUL bytes:\n%q", bounce)
+		}
+	}
+}
+
+// A bounce keeps every line within RFC 5322's 998 characters and free of
+// control characters, whatever text the transport reported (the
+// in-process SMTP client joins a multi-line reply into one line, uncut);
+// it says what the state file keeps.
+func TestBounceLinesStayShortAndClean(t *testing.T) {
+	f := newFixture(t, map[string]string{"smtproutes": ":relay.example"})
+	long := "127.0.0.1 said: 550 " + strings.Repeat("5.7.1 policy text / ", 100) + "\rend"
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		return []outcome.Result{{Status: outcome.Perm, Text: long}}
+	}
+	id := f.enqueue("s@test.example", "x@far.example")
+	f.flush()
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("want one bounce, have %v", msgs)
+	}
+	want := errorText(long)
+	if len(want) > queue.MaxErrorText || strings.ContainsAny(want, "\r\x00") {
+		t.Fatalf("errorText: %d bytes: %q", len(want), want)
+	}
+	for bid := range msgs {
+		if bid == id {
+			t.Fatalf("msg %s is still queued", id)
+		}
+		bounce := f.message(bid)
+		for n, l := range strings.Split(bounce, "\n") {
+			if len(l) > 998 || strings.ContainsAny(l, "\r\x00") {
+				t.Errorf("bounce line %d: %d bytes, CR or NUL %v", n+1, len(l), strings.ContainsAny(l, "\r\x00"))
+			}
+		}
+		if !strings.Contains(bounce, "Diagnostic-Code: x-omail; "+want+"\n") {
+			t.Errorf("the bounce does not give the text as the state keeps it, %q:\n%s", want, bounce)
+		}
+	}
+}
+
+// The returned message may hold 8-bit bytes: its part says
+// Content-Transfer-Encoding: 8bit, and so does the multipart around it
+// (RFC 2045 section 6.4, RFC 2046 section 5.2.1), as do the report's own
+// parts when they carry UTF-8.
+func TestBounceDeclaresEightBit(t *testing.T) {
+	latin1 := "Subject: test\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: 8bit\n\nGr\xfc\xdfe\n"
+	for _, c := range []struct {
+		name, rcpt string
+		parts      []string // each part's Content-Transfer-Encoding
+	}{
+		{"ascii report", "nobody@test.example", []string{"", "", "8bit"}},
+		{"utf-8 report", "jörg@test.example", []string{"8bit", "8bit", "8bit"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := mail.ReadMessage(strings.NewReader(bounceOf(t, "x@remote.example", c.rcpt, latin1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Header.Get("Content-Transfer-Encoding"); got != "8bit" {
+				t.Errorf("multipart/report: Content-Transfer-Encoding %q, want 8bit", got)
+			}
+			_, params, _ := mime.ParseMediaType(m.Header.Get("Content-Type"))
+			mr := multipart.NewReader(m.Body, params["boundary"])
+			for i, want := range c.parts {
+				p, err := mr.NextRawPart()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := p.Header.Get("Content-Transfer-Encoding"); got != want {
+					t.Errorf("part %d (%s): Content-Transfer-Encoding %q, want %q", i+1, p.Header.Get("Content-Type"), got, want)
+				}
+				if i == 2 {
+					b, _ := io.ReadAll(p)
+					if string(b) != latin1 {
+						t.Errorf("returned message %q, want %q", b, latin1)
+					}
+				}
+			}
+		})
 	}
 }

@@ -208,10 +208,7 @@ func TestDamagedQueueFilesAreSetAsideAndTheRestFlows(t *testing.T) {
 // nothing, and a name that is not a message id is never taken for one.
 func TestNotesWithContentOrStrangeNames(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.OK, Text: "delivered"}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.OK, Text: "delivered"})
 	held := f.enqueue("a@b", "held@test.example")
 	woken := f.enqueue("a@b", "woken@test.example")
 	for _, n := range []struct{ dir, name string }{

@@ -353,8 +353,14 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	// so the message is flushed again when the attempt is done.
 	delivering := map[string]bool{}
 	alarmed := false // a SIGALRM came while the scan ran
+	// Messages whose SMTP recipients holdremote keeps for a flush: due
+	// when SIGHUP turns holdremote off (release).
+	kept := map[string]bool{}
+	// Due times further ahead than the longest back-off (a clock set
+	// back: the scan's, an attempt's) are due now (dueAt).
 	push := func(id string, due int64, flush, slow bool) {
 		seq++
+		due = dueAt(due, clock.Now(m.Now).Unix())
 		heap.Push(&lanes[laneOf(slow)], item{id: id, due: due, seq: seq, flush: flush, slow: slow})
 		queued[id] = true
 	}
@@ -439,12 +445,12 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 		next int64
 		open bool
 		slow bool
+		kept bool
 		lane int
 		err  error
 	}
 	results := make(chan done)
 	var running [2]int
-	limit := m.cfg().concurrency
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	stopping := false
@@ -454,12 +460,32 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 	sweepDone := make(chan struct{})
 	sweeping := false
 	nextSweep := int64(0)
+	lastNow := int64(0) // the clock at the last turn: one set back is seen
 
 	for {
 		if newMail && !time.Now().Before(listAfter) {
 			listNew()
 		}
+		// Each lane's slots, read each time: SIGHUP rereads
+		// concurrencylocal. Beyond a lowered limit, the deliveries in
+		// progress finish and no new one starts until enough have.
+		limit := m.cfg().concurrency
 		now := clock.Now(m.Now).Unix()
+		if now < lastNow {
+			// The clock went back: what is due further ahead than the
+			// longest back-off is due now, and the sweep no later than
+			// its interval, so the step never adds to a wait.
+			for l := range lanes {
+				for i := range lanes[l] {
+					lanes[l][i].due = dueAt(lanes[l][i].due, now)
+				}
+				heap.Init(&lanes[l])
+			}
+			if nextSweep > now+int64(SweepInterval/time.Second) {
+				nextSweep = now
+			}
+		}
+		lastNow = now
 		if !stopping && !sweeping && now >= nextSweep {
 			sweeping, nextSweep = true, now+int64(SweepInterval/time.Second)
 			go func() {
@@ -475,8 +501,8 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 				running[l]++
 				delivering[it.id] = false
 				go func(it item, l int) {
-					next, open, slow, err := m.attemptLane(ctx, it.id, it.flush)
-					results <- done{it.id, next, open, slow, l, err}
+					next, open, slow, kept, err := m.attemptLane(ctx, it.id, it.flush)
+					results <- done{it.id, next, open, slow, kept, l, err}
 				}(it, l)
 			}
 		}
@@ -535,6 +561,14 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			delete(rewake, r.id)
 			alarmedMeanwhile := delivering[r.id]
 			delete(delivering, r.id)
+			delete(kept, r.id)
+			if r.err == nil && r.open && r.kept {
+				kept[r.id] = true
+				if !m.cfg().holdRemote {
+					// Turned off during the attempt: due now.
+					r.next = 0
+				}
+			}
 			switch {
 			case errors.Is(r.err, errBusy):
 				// A flush holds it; look again a little later.
@@ -565,7 +599,21 @@ func (m *Manager) Run(ctx context.Context, sig Signals) (runErr error) {
 			// What the scan has still to hand over is due now too.
 			alarmed = found != nil
 		case <-sig.Reload:
+			holding := m.cfg().holdRemote
 			m.reload()
+			if holding && !m.cfg().holdRemote {
+				// holdremote turned off: the SMTP mail it kept is due
+				// now, as ordinary mail (not a flush: recipients
+				// deferred keep their back-off).
+				for l := range lanes {
+					for i := range lanes[l] {
+						if kept[lanes[l][i].id] {
+							lanes[l][i].due = 0
+						}
+					}
+					heap.Init(&lanes[l])
+				}
+			}
 		case <-timer.C:
 		}
 	}

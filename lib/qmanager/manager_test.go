@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -85,6 +86,28 @@ func (f *fixture) count(key string) int {
 	return f.calls[key]
 }
 
+// localAnswers makes every local delivery count its recipient (count)
+// and give res.
+func (f *fixture) localAnswers(res outcome.Result) {
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		f.bump(rcpt)
+		return res
+	}
+}
+
+// receive waits for a value on ch. The wait has a limit, not a timing:
+// when nothing comes, the test fails with why and ok is false.
+func receive[T any](t *testing.T, ch <-chan T, why string) (v T, ok bool) {
+	t.Helper()
+	select {
+	case v = <-ch:
+		return v, true
+	case <-time.After(30 * time.Second):
+		t.Error(why)
+		return v, false
+	}
+}
+
 func (f *fixture) bump(key string) {
 	f.mu.Lock()
 	f.calls[key]++
@@ -156,10 +179,7 @@ func TestLocalDeliveryFinishesTheMessage(t *testing.T) {
 // transport's recipient is left to do, deferred, never recorded as done.
 func TestZeroResultDefers(t *testing.T) {
 	f := newFixture(t, map[string]string{"ocmproutes": "kiosk.example:kiosk1", "smtproutes": "far.example:[127.0.0.1]:1"})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{}
-	}
+	f.localAnswers(outcome.Result{})
 	f.m.T.OCMP = func(ctx context.Context, endpoint, id, msgPath, sender string, rcpts []string) outcome.Result {
 		f.bump(endpoint)
 		return outcome.Result{}
@@ -295,10 +315,7 @@ func TestPermanentFailureBouncesOnlyThatRecipient(t *testing.T) {
 
 func TestBounceOfABounceEndsAtPostmaster(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.Perm, Text: "5.1.1 unknown"}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.Perm, Text: "5.1.1 unknown"})
 	f.enqueue("", "gone@test.example") // a bounce to a vanished user
 	f.flush()                          // fails: double bounce to postmaster
 	msgs := f.messages()
@@ -321,10 +338,7 @@ func TestBounceOfABounceEndsAtPostmaster(t *testing.T) {
 
 func TestHoldRemoteWaitsForAFlush(t *testing.T) {
 	f := newFixture(t, map[string]string{"holdremote": "1", "smtproutes": ":relay.example"})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.OK}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.OK})
 	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
 		if dest.Relay != "relay.example" {
 			t.Errorf("dest %+v", dest)
@@ -559,6 +573,30 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// The back-off counts from the failure, not from the start of an attempt
+// whose delivery took longer than the back-off (an SMTP server that
+// answers slowly, timeoutremote 1200 s): that would make it due again at
+// once.
+func TestBackoffCountsFromTheFailure(t *testing.T) {
+	f := newFixture(t, map[string]string{"smtproutes": ":relay.example"})
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		f.advance(10 * time.Minute) // the session took ten minutes to fail
+		return []outcome.Result{{Status: outcome.Temp, Text: "4.4.2 timeout"}}
+	}
+	id := f.enqueue("s@test.example", "x@far.example")
+	next, _, err := f.m.attempt(context.Background(), id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := f.now.Unix()
+	if want := failed + int64(Backoff(1)/time.Second); next != want {
+		t.Errorf("deferred at %d, next try %d, want %d (a minute after the failure)", failed, next, want)
+	}
+	if st := f.messages()[id]; st == nil || st.Rcpts[0].NextTry != next {
+		t.Errorf("state: %+v, want the next try at %d", st, next)
+	}
+}
+
 // A SIGALRM that comes while a message's attempt is under way, after it
 // kept the SMTP recipients for a flush (holdremote), sends them once the
 // attempt is done: the signal is not lost on the message in flight.
@@ -586,13 +624,58 @@ func TestAlarmDuringAnAttemptFlushesAfterIt(t *testing.T) {
 	<-inLocal // the first attempt is delivering the local recipient
 	alarm <- struct{}{}
 	close(finishLocal)
-	select {
-	case r := <-remote:
-		if r != "x@far.example" {
-			t.Errorf("remote delivery to %q", r)
+	if r, ok := receive(t, remote, "the SIGALRM during the attempt was lost: the held SMTP recipient was never sent"); ok && r != "x@far.example" {
+		t.Errorf("remote delivery to %q", r)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// holdremote turned off and SIGHUP (docs: holdremote is reread) lets the
+// SMTP mail it kept go, without a SIGALRM or a flush: a message waiting in
+// the schedule, and one whose attempt was under way at the SIGHUP.
+func TestReloadWithoutHoldRemoteSendsKeptMail(t *testing.T) {
+	f := newFixture(t, map[string]string{"holdremote": "1", "concurrencylocal": "1", "smtproutes": ":relay.example"})
+	inLocal, finishLocal := make(chan struct{}), make(chan struct{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		inLocal <- struct{}{}
+		<-finishLocal
+		return outcome.Result{Status: outcome.OK}
+	}
+	sent := make(chan string, 2)
+	f.m.T.Remote = func(ctx context.Context, dest route.Dest, msgPath, sender string, rcpts []string) []outcome.Result {
+		sent <- rcpts[0]
+		return []outcome.Result{{Status: outcome.OK}}
+	}
+	waiting := f.enqueue("a@test.example", "x@far.example")
+	f.enqueue("a@test.example", "local@test.example", "y@far.example")
+	reload := make(chan struct{}) // unbuffered: sent once Run has taken it
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{Reload: reload}) }()
+	// One slot: the second message starts once the first one's attempt,
+	// which kept x@far.example, is done and back in the schedule.
+	<-inLocal
+	if !strings.Contains(f.log.String(), "new msg "+waiting) {
+		t.Fatalf("the messages were not taken in order; log:\n%s", f.log.String())
+	}
+	if err := os.WriteFile(filepath.Join(f.m.Ctl.Path, "holdremote"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	close(finishLocal)
+	got := map[string]bool{}
+	for len(got) < 2 {
+		r, ok := receive(t, sent, "holdremote 0 and SIGHUP: the kept SMTP mail is not all sent")
+		if !ok {
+			break
 		}
-	case <-time.After(30 * time.Second): // a limit, not a timing
-		t.Error("the SIGALRM during the attempt was lost: the held SMTP recipient was never sent")
+		got[r] = true
+	}
+	if !got["x@far.example"] || !got["y@far.example"] {
+		t.Errorf("sent %v; log:\n%s", got, f.log.String())
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -668,10 +751,7 @@ func TestStopFinishesDeliveriesInProgress(t *testing.T) {
 // -flush stopped (SIGTERM) starts no new attempt and says it stopped.
 func TestFlushStopped(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.OK}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.OK})
 	f.enqueue("s@x", "a@test.example")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -728,10 +808,7 @@ func TestHardStopCutsDeliveries(t *testing.T) {
 // first signal, and starts nothing: the daemon finishes that message.
 func TestFlushStopsWaitingForALock(t *testing.T) {
 	f := newFixture(t, map[string]string{})
-	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
-		f.bump(rcpt)
-		return outcome.Result{Status: outcome.OK}
-	}
+	f.localAnswers(outcome.Result{Status: outcome.OK})
 	f.m.T.LocalPart = nil
 	id := f.enqueue("s@x", "a@test.example")
 	lock, _, err := f.m.claimMessage(id, nil) // the daemon's attempt
@@ -752,5 +829,125 @@ func TestFlushStopsWaitingForALock(t *testing.T) {
 	lock.Close()
 	if n := f.count("a@test.example"); n != 0 {
 		t.Errorf("%d deliveries after the stop", n)
+	}
+}
+
+// SIGHUP rereads concurrencylocal (docs/omail-deliver.md): a raised limit
+// lets more deliveries run at once, without waiting for those running.
+func TestReloadRaisesConcurrencyLocal(t *testing.T) {
+	f := newFixture(t, map[string]string{"concurrencylocal": "1"})
+	started := make(chan string, 3)
+	release := make(chan struct{})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		started <- rcpt
+		<-release
+		return outcome.Result{Status: outcome.OK}
+	}
+	for _, u := range []string{"a", "b", "c"} {
+		f.enqueue("s@x", u+"@test.example")
+	}
+	reload := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{Reload: reload}) }()
+	<-started // one slot: one delivery, which waits
+	if err := os.WriteFile(filepath.Join(f.m.Ctl.Path, "concurrencylocal"), []byte("3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	for running := 1; running < 3; running++ {
+		if _, ok := receive(t, started, fmt.Sprintf("after SIGHUP with concurrencylocal 3: %d deliveries at once, want 3", running)); !ok {
+			break
+		}
+	}
+	close(release)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A clock set back (an NTP or RTC step) never adds the step to the wait:
+// a recipient whose next try is further ahead than the longest back-off
+// is due now. One within it keeps its back-off.
+func TestClockSetBackDoesNotStretchTheBackoff(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	f.localAnswers(outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"})
+	id := f.enqueue("s@x", "u@test.example")
+	f.flush()                  // deferred: next try a minute later
+	f.advance(-48 * time.Hour) // the clock is set back two days
+	next, _, err := f.m.attempt(context.Background(), id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.count("u@test.example") != 2 {
+		t.Fatalf("not retried after the clock went back 48h: tries %d", f.count("u@test.example"))
+	}
+	if want := f.now.Add(Backoff(2)).Unix(); next != want {
+		t.Errorf("next try %d, want %d (the second back-off)", next, want)
+	}
+	f.advance(Backoff(2) - time.Second)
+	if _, _, err := f.m.attempt(context.Background(), id, false); err != nil {
+		t.Fatal(err)
+	}
+	if f.count("u@test.example") != 2 {
+		t.Errorf("retried before its back-off: tries %d", f.count("u@test.example"))
+	}
+}
+
+// A message queued "in the future" (by a clock set back since) has waited
+// nothing yet: with queuelifetime 0 its first deferral is final, as for
+// any message.
+func TestQueuedInTheFutureCountsAsNowForExpiry(t *testing.T) {
+	f := newFixture(t, map[string]string{"queuelifetime": "0"})
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		if rcpt == "u@test.example" {
+			return outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"}
+		}
+		return outcome.Result{Status: outcome.OK}
+	}
+	id := f.enqueue("s@x", "u@test.example")
+	f.advance(-time.Hour)
+	if _, _, err := f.m.attempt(context.Background(), id, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.log.String(), "delivery msg "+id+" to <u@test.example>: failure: message expired after 0s") {
+		t.Errorf("not expired:\n%s", f.log.String())
+	}
+}
+
+// The daemon's schedule too: when the clock goes back, a message due
+// further ahead than the longest back-off is tried at once.
+func TestDaemonRetriesAtOnceAfterTheClockGoesBack(t *testing.T) {
+	f := newFixture(t, map[string]string{"concurrencylocal": "1"})
+	inLocal, finishLocal := make(chan struct{}), make(chan struct{})
+	tries := make(chan string, 4)
+	f.m.T.Local = func(ctx context.Context, msgPath, sender, rcpt string) outcome.Result {
+		if rcpt == "busy@test.example" {
+			tries <- rcpt
+			return outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"}
+		}
+		inLocal <- struct{}{}
+		<-finishLocal
+		return outcome.Result{Status: outcome.OK}
+	}
+	deferred := f.enqueue("s@x", "busy@test.example")
+	f.enqueue("s@x", "slow@test.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{}) }()
+	<-tries
+	// One slot: the second message starts once the first one, deferred
+	// for a minute, is back in the schedule.
+	<-inLocal
+	if !strings.Contains(f.log.String(), "delivery msg "+deferred+" to <busy@test.example>: deferral") {
+		t.Fatalf("the messages were not taken in order; log:\n%s", f.log.String())
+	}
+	f.advance(-48 * time.Hour)
+	close(finishLocal)
+	receive(t, tries, "the clock went back 48h: the deferred message waits the back-off and the step")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

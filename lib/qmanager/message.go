@@ -90,7 +90,7 @@ func flock(f *os.File, how int) error {
 // once. It returns the message's next due time and whether it is still in
 // the queue. flush makes every Todo recipient due, holdremote included.
 func (m *Manager) attempt(ctx context.Context, id string, flush bool) (next int64, open bool, err error) {
-	next, open, _, err = m.attemptLane(ctx, id, flush)
+	next, open, _, _, err = m.attemptLane(ctx, id, flush)
 	return next, open, err
 }
 
@@ -122,9 +122,11 @@ func (m *Manager) claimMessage(id string, wait context.Context) (lock *os.File, 
 }
 
 // attemptLane is attempt, and also reports whether the message belongs
-// in the daemon's slow lane: every recipient still to do has been
-// deferred slowattempts times or more.
-func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next int64, open, slow bool, err error) {
+// in the daemon's slow lane (every recipient still to do has been
+// deferred slowattempts times or more), and whether holdremote kept some
+// of its SMTP recipients for a flush (their due times do not count in
+// next).
+func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next int64, open, slow, kept bool, err error) {
 	// A flush waits for a message the daemon is delivering, until the
 	// stop (SIGTERM); the daemon goes on to other work.
 	var wait context.Context
@@ -137,7 +139,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		if lock != nil {
 			lock.Close()
 		}
-		return 0, true, false, nil
+		return 0, true, false, false, nil
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		// No message file: finished by another deliverer, or an envelope
@@ -146,10 +148,10 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			m.setAside(id, "message file missing")
 		}
 		m.Q.DropNotes(id)
-		return 0, false, false, nil
+		return 0, false, false, false, nil
 	}
 	if err != nil {
-		return 0, true, false, err
+		return 0, true, false, false, err
 	}
 	defer lock.Close()
 
@@ -166,7 +168,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	}
 	if m.Q.Held(id) {
 		m.logf("msg %s is held: not delivered", id)
-		return Never, true, false, nil
+		return Never, true, false, false, nil
 	}
 
 	// The state is in info/ once an attempt has written it; before that,
@@ -186,27 +188,27 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			data, msgLen, err = m.Q.ReadTodo(id)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return 0, false, false, nil // finished meanwhile
+			return 0, false, false, false, nil // finished meanwhile
 		}
 	}
 	if errors.Is(err, queue.ErrCorrupt) {
 		m.setAside(id, err.Error())
-		return 0, false, false, nil
+		return 0, false, false, false, nil
 	}
 	if err != nil {
-		return 0, true, false, err
+		return 0, true, false, false, err
 	}
 	st, err := queue.ParseState(id, data)
 	if err != nil {
 		m.setAside(id, err.Error())
-		return 0, false, false, nil
+		return 0, false, false, false, nil
 	}
 	if dir == queue.DirInfo && m.exists(queue.DirTodo, id) {
 		// A crash came between writing info/ and removing todo/: info/
 		// is the newer. Only once it has parsed: a damaged info/ is set
 		// aside above with the todo/ entry, which is never deleted.
 		if err := safefile.Remove(m.Q.Path(queue.DirTodo, id)); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 	}
 	st.Dir = dir
@@ -217,9 +219,9 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		// interrupted before anything reads the file.
 		if errors.Is(err, queue.ErrCorrupt) {
 			m.setAside(id, err.Error())
-			return 0, false, false, nil
+			return 0, false, false, false, nil
 		}
-		return 0, true, false, err
+		return 0, true, false, false, err
 	}
 	if hasFailed(st) {
 		// Failed recipients on disk are a bounce an earlier attempt did
@@ -266,15 +268,14 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		}
 		rt, err := m.router().Route(r.Addr)
 		if err != nil {
-			if flush || r.NextTry <= now.Unix() {
+			if flush || dueAt(r.NextTry, now.Unix()) <= now.Unix() {
 				res := outcome.Result{Status: outcome.Temp, Text: "routing: " + err.Error()}
 				if errors.Is(err, outbox.ErrBadEndpoint) {
 					// %u made an endpoint no directory may have: no
 					// amount of waiting fixes that.
 					res = outcome.Result{Status: outcome.Perm, Text: "5.1.3 " + err.Error()}
 				}
-				m.record(st, i, res, now, lifetime)
-				m.logDelivery(id, st.Rcpts[i], res)
+				m.result(st, i, res, lifetime)
 				unrouted = true
 			}
 			continue
@@ -283,7 +284,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			held[i] = true // the dial-up "expensive mailer": waits for a flush
 			continue
 		}
-		if !flush && r.NextTry > now.Unix() {
+		if !flush && dueAt(r.NextTry, now.Unix()) > now.Unix() {
 			continue
 		}
 		k := rt.Key(r.Addr)
@@ -299,9 +300,9 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		// the length, todo/ID removed, the file cut back (queue.Unfold).
 		if err := m.Q.Unfold(lock, st, msgLen); errors.Is(err, queue.ErrCorrupt) {
 			m.setAside(id, err.Error())
-			return 0, false, false, nil
+			return 0, false, false, false, nil
 		} else if err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 		msgLen = -1
 	}
@@ -340,8 +341,7 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 					forwards = append(forwards, fid)
 				}
 			}
-			m.record(st, i, res, now, lifetime)
-			m.logDelivery(id, st.Rcpts[i], res)
+			m.result(st, i, res, lifetime)
 		}
 		// Write down each group's outcome before the next group, so that
 		// a crash repeats at most the group in flight. When nothing is left
@@ -350,14 +350,14 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 			break
 		}
 		if err := m.saveState(st); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 		m.forget(forwards, "forward-recorded")
 		forwards = forwards[:0]
 	}
 	if unrouted && len(order) == 0 {
 		if err := m.saveState(st); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 	}
 	if err := m.bounceFailed(st); err != nil {
@@ -367,15 +367,15 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 		// The state went to info/ with the length (a deferral, a
 		// bounce): cut the file back to the message, as Unfold would.
 		if err := m.Q.Trim(lock, st); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 	}
 	if !st.Open() {
 		if err := m.finish(st); err != nil {
-			return 0, true, false, err
+			return 0, true, false, false, err
 		}
 		m.forget(forwards, "forward-recorded")
-		return 0, false, false, nil
+		return 0, false, false, false, nil
 	}
 	// The next due time counts only recipients not held for a flush (and
 	// none of a message held meanwhile: the release wakes it).
@@ -388,7 +388,8 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	if next == Never && hasFailed(st) {
 		next = now.Unix() + 60 // a bounce could not be queued: try again soon
 	}
-	return next, true, m.slow(st), nil
+	kept = len(held) > 0 && !heldNow
+	return next, true, m.slow(st), kept, nil
 }
 
 // slowGroup reports whether every recipient of a group has been
@@ -522,6 +523,23 @@ func (m *Manager) deliver(ctx context.Context, rt Route, id, msgPath string, msg
 	return out
 }
 
+// result records one result for st's recipient i (record) and logs it,
+// at the time it came: the back-off and the expiry count from the
+// failure, not from the start of an attempt whose deliveries took long
+// (an SMTP server that answers slowly). The text becomes one line of at most what the state file keeps
+// (errorText), so that the bounce, the log and the state after a restart
+// all say the same: a transport's text may be a server's multi-line
+// reply, joined, of any length, with control characters.
+func (m *Manager) result(st *queue.State, i int, res outcome.Result, lifetime time.Duration) {
+	res.Text = errorText(res.Text)
+	m.record(st, i, res, clock.Now(m.Now), lifetime)
+	m.logDelivery(st.ID, st.Rcpts[i], res)
+}
+
+// errorText is s as the state file keeps it: one line of printable
+// characters, at most queue.MaxErrorText bytes, "..." included.
+func errorText(s string) string { return outcome.Cut(s, queue.MaxErrorText) }
+
 // record applies one result to a recipient's state: the one place where
 // a delivery outcome becomes a stored queue status. Only outcome.OK is
 // Done and only outcome.Perm is Failed; anything else, the zero Result
@@ -536,9 +554,11 @@ func (m *Manager) record(st *queue.State, i int, res outcome.Result, now time.Ti
 	default: // outcome.Temp, the zero value, and anything unknown
 		r.Attempts++
 		r.LastError = res.Text
-		if now.Sub(time.Unix(st.Queued, 0)) >= lifetime {
+		// A queued time in the future (a clock set back since) counts as
+		// now: the message has waited nothing yet.
+		if now.Sub(time.Unix(min(st.Queued, now.Unix()), 0)) >= lifetime {
 			r.Status = queue.Failed
-			r.LastError = fmt.Sprintf("message expired after %s in the queue; last error: %s", lifetime, res.Text)
+			r.LastError = errorText(fmt.Sprintf("message expired after %s in the queue; last error: %s", lifetime, res.Text))
 			return
 		}
 		r.NextTry = now.Add(Backoff(r.Attempts)).Unix()
@@ -546,17 +566,29 @@ func (m *Manager) record(st *queue.State, i int, res outcome.Result, now time.Ti
 }
 
 // Backoff is the wait after the n-th failed attempt: one minute, doubling,
-// at most four hours. An intermittent link does not need a fine
+// at most MaxBackoff. An intermittent link does not need a fine
 // schedule: a flush when the link comes up does the real work.
 func Backoff(n int) time.Duration {
 	d := time.Minute
-	for i := 1; i < n && d < 4*time.Hour; i++ {
+	for i := 1; i < n && d < MaxBackoff; i++ {
 		d *= 2
 	}
-	if d > 4*time.Hour {
-		d = 4 * time.Hour
+	return min(d, MaxBackoff)
+}
+
+// MaxBackoff is the longest wait between two tries of a recipient.
+const MaxBackoff = 4 * time.Hour
+
+// dueAt is the time a recipient or message due at due is tried, seen at
+// now (Unix seconds): due itself, unless it is further ahead than the
+// longest back-off, which only a clock set back since can make (an NTP
+// or RTC step, a kiosk that queued mail while its clock ran ahead): then
+// now, so that the step is never added to the wait. Never stays Never.
+func dueAt(due, now int64) int64 {
+	if due != Never && due > now+int64(MaxBackoff/time.Second) {
+		return now
 	}
-	return d
+	return due
 }
 
 // forward queues a copy of the message to new recipients, with the same

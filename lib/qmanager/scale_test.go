@@ -49,7 +49,7 @@ func BenchmarkDeliveryWithBigQueue(b *testing.B) {
 				b.Fatal(err)
 			}
 			now := time.Unix(1800000000, 0)
-			fillQueue(b, q, backlog, now.Add(24*time.Hour).Unix())
+			fillQueue(b, q, backlog, now.Add(3*time.Hour).Unix())
 			m := &Manager{Q: q, Ctl: control.New(home), Now: func() time.Time { return now }}
 			if err := m.Load(); err != nil {
 				b.Fatal(err)

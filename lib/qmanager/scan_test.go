@@ -55,7 +55,7 @@ func (f *fixture) deliverLocally() <-chan string {
 func TestNewMailIsDeliveredWhileTheStartUpScanRuns(t *testing.T) {
 	f := newFixture(t, map[string]string{})
 	delivered := f.deliverLocally()
-	past, later := f.now.Unix()-1, f.now.Add(24*time.Hour).Unix()
+	past, later := f.now.Unix()-1, f.now.Add(3*time.Hour).Unix() // within the longest back-off
 	f.backlog(past, past, later, later, later, later)
 	f.m.scanBatch = 2
 	blocked, release := make(chan int), make(chan struct{})
@@ -191,5 +191,29 @@ func TestCleanupRemovesOldOrphansOnly(t *testing.T) {
 		if _, err := os.Stat(p); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", filepath.Base(p), err == nil, want)
 		}
+	}
+}
+
+// A state read at start whose next try is further ahead than the longest
+// back-off was written before the clock went back (an RTC or NTP step
+// while the daemon was down): the message is due now, while one within
+// the back-off keeps its time.
+func TestStartUpScanTakesFarDueTimesAsNow(t *testing.T) {
+	f := newFixture(t, map[string]string{})
+	delivered := f.deliverLocally()
+	f.backlog(f.now.Add(MaxBackoff-time.Minute).Unix(), f.now.Add(48*time.Hour).Unix())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.m.Run(ctx, Signals{}) }()
+	if got, ok := receive(t, delivered, "a message due 48h ahead was not tried at start"); ok && got != "b1@test.example" {
+		t.Errorf("delivered %s, want b1 (due 48h ahead)", got)
+	}
+	f.waitLog(t, "status: start-up scan done")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if f.count("b0@test.example") != 0 {
+		t.Errorf("a message within its back-off was tried")
 	}
 }
