@@ -43,11 +43,22 @@ func ParsePublic(s string) (ed25519.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("%q is not a public key of the form ed25519:BASE64", trim(s))
 	}
-	b, err := base64.StdEncoding.Strict().DecodeString(b64)
+	b, err := decode(b64)
 	if err != nil || len(b) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%q is not %d bytes in base64", trim(s), ed25519.PublicKeySize)
 	}
 	return ed25519.PublicKey(b), nil
+}
+
+// decode is strict standard base64. Go's decoder passes over CR and LF
+// even in strict mode; a key holding one is damaged (or not what the
+// admin sees), so it is refused, and a parsed key is always written the
+// way it was read.
+func decode(b64 string) ([]byte, error) {
+	if strings.ContainsAny(b64, "\r\n") {
+		return nil, errors.New("a line break inside the base64")
+	}
+	return base64.StdEncoding.Strict().DecodeString(b64)
 }
 
 // ParsePrivate reads the contents of a key file.
@@ -57,7 +68,7 @@ func ParsePrivate(data []byte) (ed25519.PrivateKey, error) {
 	if !ok {
 		return nil, errors.New("not an ocmpkey (its line starts with " + seedPrefix + ")")
 	}
-	seed, err := base64.StdEncoding.Strict().DecodeString(b64)
+	seed, err := decode(b64)
 	if err != nil || len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("the seed is not %d bytes in base64", ed25519.SeedSize)
 	}
