@@ -293,7 +293,7 @@ func privateDir(mail *os.File, path string, create bool) (*os.File, error) {
 		f.Close()
 		return nil, err
 	}
-	if int(st.Uid) != os.Geteuid() {
+	if int(st.Uid) != euid() {
 		f.Close()
 		return nil, fmt.Errorf("%s is owned by uid %d, not by us: refused", path, st.Uid)
 	}
@@ -330,8 +330,8 @@ func (p *Packer) dirs(ep string) (d *epDirs, ok bool, err error) {
 // journalDirs opens the directories a journal's bundles were written
 // in, for endpoint ep, the same way (nothing is made: they held the
 // bundles). A journal names them by path: <ocmpdir>/<ep>/mail/.omail-tmp/
-// <id> and <ocmpdir>/<ep>/mail/upload/<name>, with the ocmpdir of the
-// pass that wrote it.
+// <id> and <ocmpdir>/<ep>/mail/upload/omail-<id>.zst (or .gz), with the
+// ocmpdir of the pass that wrote it.
 func journalDirs(ep string, j *journal) (*epDirs, error) {
 	base := ""
 	for _, pd := range j.bundles {
@@ -340,7 +340,7 @@ func journalDirs(ep string, j *journal) (*epDirs, error) {
 		b := filepath.Dir(filepath.Dir(mail))
 		if filepath.Base(pd.tmp) != pd.id || filepath.Base(tmpDir) != ".omail-tmp" || filepath.Base(mail) != "mail" ||
 			filepath.Base(filepath.Dir(mail)) != ep || uploadDir != filepath.Join(mail, "upload") ||
-			!strings.HasPrefix(filepath.Base(pd.upload), "omail-") || base != "" && b != base {
+			!bundleFile(pd.id, filepath.Base(pd.upload)) || base != "" && b != base {
 			return nil, fmt.Errorf("bundle %s: the journal's paths %s and %s are not an endpoint %s's directories; left for a person", pd.id, pd.tmp, pd.upload, ep)
 		}
 		base = b
@@ -350,6 +350,11 @@ func journalDirs(ep string, j *journal) (*epDirs, error) {
 		return nil, fmt.Errorf("endpoint %s: %w", ep, err)
 	}
 	return d, nil
+}
+
+// bundleFile says whether name is a name bundleName gives bundle id.
+func bundleFile(id, name string) bool {
+	return name == "omail-"+id+".zst" || name == "omail-"+id+".gz"
 }
 
 // cleanTmp removes what a crashed pass left in the temporary directory:

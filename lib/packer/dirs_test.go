@@ -272,24 +272,83 @@ func TestJournalRecoveryRefusesLink(t *testing.T) {
 // A journal's bundle paths must be an endpoint's directories: what else
 // it names is left for a person, not opened.
 func TestJournalDirsPaths(t *testing.T) {
+	base := t.TempDir()
+	mailTree(t, filepath.Join(base, "k", "mail"))
 	const id = "0123456789abcdef0123456789abcdef"
-	ok := pending{id: id, tmp: "/o/k/mail/.omail-tmp/" + id, upload: "/o/k/mail/upload/omail-" + id + ".zst"}
+	tmp := filepath.Join(base, "k", "mail", ".omail-tmp", id)
+	upload := filepath.Join(base, "k", "mail", "upload", "omail-"+id+".zst")
+	ok := pending{id, tmp, upload}
 	for _, c := range []struct {
 		name string
 		pd   pending
 	}{
-		{"another endpoint", pending{id, "/o/j/mail/.omail-tmp/" + id, "/o/j/mail/upload/omail-" + id + ".zst"}},
-		{"another directory", pending{id, "/o/k/mail/.omail-tmp/" + id, "/etc/omail-" + id + ".zst"}},
-		{"another name", pending{id, "/o/k/mail/.omail-tmp/x", ok.upload}},
-		{"not a bundle's name", pending{id, ok.tmp, "/o/k/mail/upload/passwd"}},
+		{"another endpoint", pending{id, filepath.Join(base, "j", "mail", ".omail-tmp", id), filepath.Join(base, "j", "mail", "upload", "omail-"+id+".zst")}},
+		{"another directory", pending{id, tmp, "/etc/omail-" + id + ".zst"}},
+		{"another ocmpdir", pending{id, "/o/k/mail/.omail-tmp/" + id, "/o/k/mail/upload/omail-" + id + ".zst"}},
+		{"another name", pending{id, filepath.Join(filepath.Dir(tmp), "x"), upload}},
+		{"not a bundle's name", pending{id, tmp, filepath.Join(filepath.Dir(upload), "passwd")}},
 	} {
 		_, err := journalDirs("k", &journal{bundles: []pending{ok, c.pd}})
 		if err == nil || !strings.Contains(err.Error(), "left for a person") {
 			t.Errorf("%s: %v", c.name, err)
 		}
 	}
-	// A good one is opened (here: there is no /o).
-	if _, err := journalDirs("k", &journal{bundles: []pending{ok}}); err == nil || strings.Contains(err.Error(), "left for a person") {
-		t.Errorf("a journal's own paths: %v", err)
+	d, err := journalDirs("k", &journal{bundles: []pending{ok, {id, tmp, filepath.Join(filepath.Dir(upload), "omail-"+id+".gz")}}})
+	if err != nil {
+		t.Fatalf("a journal's own paths: %v", err)
+	}
+	if d.uploadPath != filepath.Dir(upload) || d.tmpPath != filepath.Dir(tmp) || d.tmp == nil {
+		t.Errorf("opened %s and %s", d.uploadPath, d.tmpPath)
+	}
+	d.close()
+}
+
+// The temporary directory is omail-pack's own: whoever could change it
+// could swap a bundle before it is published. A symbolic link there is
+// refused, even root's, and so is a directory another user owns; the
+// mail stays in the outbox.
+func TestTmpDirRefused(t *testing.T) {
+	for _, c := range []string{"link", "another's"} {
+		t.Run(c, func(t *testing.T) {
+			p, h := setup(t)
+			log := logged(p)
+			mail := filepath.Join(h, "ocmp", "k", "mail")
+			os.MkdirAll(filepath.Join(mail, "upload"), 0o755)
+			tmp := filepath.Join(mail, ".omail-tmp")
+			elsewhere := filepath.Join(h, "elsewhere")
+			os.MkdirAll(elsewhere, 0o700)
+			why := "is not a directory (a symbolic link is refused there)"
+			if c == "link" {
+				newLinkMaker(t).link(elsewhere, tmp, true)
+			} else {
+				os.Mkdir(tmp, 0o700)
+				why = "not by us: refused"
+				if os.Geteuid() == 0 {
+					if err := os.Chown(tmp, 4321, 4321); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					old := euid
+					euid = func() int { return os.Geteuid() + 1 }
+					t.Cleanup(func() { euid = old })
+				}
+			}
+			putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+			if err := p.Pass(); err == nil {
+				t.Error("the pass took a temporary directory not its own")
+			}
+			if l := log.String(); !strings.Contains(l, tmp) || !strings.Contains(l, why) {
+				t.Errorf("the log does not say %q:\n%s", why, log)
+			}
+			if found := filesUnder(elsewhere); len(found) > 0 {
+				t.Errorf("written through the link: %v", found)
+			}
+			if found := filesUnder(tmp); len(found) > 0 {
+				t.Errorf("written in another's directory: %v", found)
+			}
+			if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 1 {
+				t.Errorf("outbox holds %d entries, want the 1 still there", n)
+			}
+		})
 	}
 }
