@@ -183,8 +183,12 @@ func named(f *os.File, name string) *os.File {
 // mkUpload, missing directories on the way to upload/ are made (750,
 // owned like base: ocmpcreateuserdir); without it, a missing one is
 // errMissing. With mkTmp, a missing .omail-tmp/ is made (700); without
-// it, tmp is left nil. made says whether upload/ (or a directory on its way) was made.
+// it, tmp is left nil. made says whether upload/ (or a directory on its
+// way) was made.
 func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err error) {
+	if err := outbox.CheckEndpoint(ep); err != nil {
+		return nil, false, err // one name, never a path
+	}
 	root, err := os.OpenFile(base, dirFlags&^unix.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) && mkUpload {
 		// ocmpdir itself, by its path: root's control file names it.
@@ -215,14 +219,10 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 			return chownMade(dir, name, &owner)
 		}
 	}
-	var mail *os.File
+	mail := root
 	for _, part := range []string{ep, "mail"} {
-		cur := root
-		if mail != nil {
-			cur = mail
-		}
-		next, err := w.step(cur, part)
-		if mail != nil {
+		next, err := w.step(mail, part)
+		if mail != root {
 			mail.Close()
 		}
 		if err != nil {
