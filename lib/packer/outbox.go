@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"omail/lib/bundle"
 	"omail/lib/clock"
 	"omail/lib/outbox"
 	"omail/lib/quarantine"
@@ -22,7 +21,7 @@ func (p *Packer) packOutbox(ep string) error {
 	jpath := filepath.Join(dir, outbox.JournalName)
 	if j, err := readJournal(jpath); err == nil {
 		p.Log.Printf("endpoint %s: finishing an interrupted pass", ep)
-		if err := p.finishOutbox(ep, jpath, j); err != nil {
+		if err := p.finishOutbox(ep, nil, jpath, j); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -33,10 +32,11 @@ func (p *Packer) packOutbox(ep string) error {
 	if err != nil || len(names) == 0 {
 		return err
 	}
-	upload, tmp, ok, err := p.workDirs(ep)
+	d, ok, err := p.workDirs(ep)
 	if err != nil || !ok {
 		return err
 	}
+	defer d.close()
 	var msgs []source
 	for _, n := range names {
 		if !outbox.ValidName(n) {
@@ -74,7 +74,7 @@ func (p *Packer) packOutbox(ep string) error {
 	p.order.sort(msgs)
 	skipped := 0
 	for _, b := range batches(msgs, p.max) {
-		pd, err := p.writeBundle(ep, tmp, upload, b)
+		pd, err := p.writeBundle(ep, d, b)
 		// An entry that cannot be read stops its bundle, not the
 		// others: the bundle is written again without it, and it stays
 		// where it is (or goes to the quarantine, when damaged).
@@ -85,7 +85,7 @@ func (p *Packer) packOutbox(ep string) error {
 			}
 			b = append(b[:ee.msg:ee.msg], b[ee.msg+1:]...)
 			if err = nil; len(b) > 0 {
-				pd, err = p.writeBundle(ep, tmp, upload, b)
+				pd, err = p.writeBundle(ep, d, b)
 			}
 		}
 		if err != nil {
@@ -101,11 +101,11 @@ func (p *Packer) packOutbox(ep string) error {
 			j.stamps[m.entry] = stamp(filepath.Join(outbox.Path(p.Home, ep), m.entry))
 		}
 		if err := p.Crash.Op("pack-journal-write", func() error { return safefile.WriteFile(jpath, j.marshal(), 0o640) }); err != nil {
-			os.Remove(pd.tmp)
+			d.removeTmp(pd.id)
 			return err
 		}
 		p.Crash.At("pack-journal")
-		if err := p.finishOutbox(ep, jpath, j); err != nil {
+		if err := p.finishOutbox(ep, d, jpath, j); err != nil {
 			return err
 		}
 	}
@@ -142,9 +142,10 @@ func (p *Packer) waitingSince(ep, name string) time.Time {
 	return fi.ModTime()
 }
 
-// finishOutbox does steps 3 to 5 for a journalled bundle.
-func (p *Packer) finishOutbox(ep, jpath string, j *journal) error {
-	if err := p.publishAll(ep, j); err != nil {
+// finishOutbox does steps 3 to 5 for a journalled bundle, written in d
+// (nil: a crashed pass's journal).
+func (p *Packer) finishOutbox(ep string, d *epDirs, jpath string, j *journal) error {
+	if err := p.publishAll(ep, d, j); err != nil {
 		return err
 	}
 	p.Crash.At("pack-published")
@@ -163,38 +164,6 @@ func (p *Packer) finishOutbox(ep, jpath string, j *journal) error {
 	return p.Crash.Op("pack-journal-remove", func() error { return safefile.Remove(jpath) })
 }
 
-// cleanTmp removes what a crashed pass left in the temporary directory:
-// bundles that no journal names. (The outbox and the mbox of one name
-// share the directory; each finishes its own journal first, but the
-// other's may still be pending.)
-func (p *Packer) cleanTmp(ep, tmp string) error {
-	ents, err := os.ReadDir(tmp)
-	if err != nil {
-		return err
-	}
-	keep := map[string]bool{}
-	for _, jn := range []string{outbox.JournalName, ".mbox-journal"} {
-		j, err := readJournal(filepath.Join(outbox.Path(p.Home, ep), jn))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		if j != nil {
-			for _, pd := range j.bundles {
-				keep[filepath.Base(pd.tmp)] = true
-			}
-		}
-	}
-	for _, e := range ents {
-		if bundle.ValidID(e.Name()) && !keep[e.Name()] {
-			p.Log.Printf("endpoint %s: removing unfinished bundle %s", ep, e.Name())
-			if err := os.Remove(filepath.Join(tmp, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // cleanOutbox removes temporary files a crashed outbox.Put left: dot
 // files other than the journals, not touched for a day (a Put in
 // progress touches its file all the time).
@@ -206,7 +175,7 @@ func (p *Packer) cleanOutbox(ep string) {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if n[0] != '.' || n == outbox.JournalName || n == ".mbox-journal" || !e.Type().IsRegular() {
+		if n[0] != '.' || n == outbox.JournalName || n == mboxJournal || !e.Type().IsRegular() {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && clock.Now(p.Now).Sub(fi.ModTime()) > 24*time.Hour {

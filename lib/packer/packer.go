@@ -31,8 +31,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"omail/lib/addr"
 	"omail/lib/bundle"
@@ -42,7 +43,6 @@ import (
 	"omail/lib/eventlog"
 	"omail/lib/ocmpkey"
 	"omail/lib/outbox"
-	"omail/lib/queue"
 	"omail/lib/safefile"
 )
 
@@ -173,119 +173,6 @@ func (p *Packer) pass() error {
 	return nil
 }
 
-// dirs returns an endpoint's upload and temporary directories, creating
-// upload/ only when ocmpcreateuserdir says so. ok is false when the
-// mail has to wait (logged).
-func (p *Packer) dirs(ep string) (upload, tmp string, ok bool, err error) {
-	if err := trustedLinks(p.base, ep, "mail", "upload"); err != nil {
-		return "", "", false, fmt.Errorf("endpoint %s: %w", ep, err)
-	}
-	mail := filepath.Join(p.base, ep, "mail")
-	upload = filepath.Join(mail, "upload")
-	tmp = filepath.Join(mail, ".omail-tmp")
-	fi, err := os.Stat(upload)
-	switch {
-	case err == nil && fi.IsDir():
-	case err == nil:
-		return "", "", false, fmt.Errorf("endpoint %s: %s is not a directory", ep, upload)
-	case errors.Is(err, fs.ErrNotExist) && p.createDirs:
-		if err := p.makeUpload(upload); err != nil {
-			return "", "", false, err
-		}
-		p.Log.Printf("endpoint %s: created %s", ep, upload)
-	case errors.Is(err, fs.ErrNotExist):
-		p.Log.Printf("endpoint %s: no directory %s and ocmpcreateuserdir is 0: mail stays queued", ep, upload)
-		return "", "", false, nil
-	default:
-		return "", "", false, err
-	}
-	if err := privateDir(tmp); err != nil {
-		return "", "", false, err
-	}
-	return upload, tmp, true, nil
-}
-
-// makeUpload makes an endpoint's missing upload/ (and the directories
-// above it, up to ocmpdir), mode 750, owned like ocmpdir when we are
-// root: OCMP, which owns ocmpdir, takes the bundles from it and removes
-// them, and other local users have no business there.
-func (p *Packer) makeUpload(upload string) error {
-	var made []string
-	for d := upload; d != filepath.Clean(p.base) && d != filepath.Dir(d); d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			break
-		}
-		made = append(made, d)
-	}
-	if err := os.MkdirAll(upload, 0o750); err != nil {
-		return err
-	}
-	for _, d := range made {
-		if err := queue.ChownLike(d, p.base); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// trustedLinks refuses a symbolic link at base/parts[0], then
-// base/parts[0]/parts[1] and so on, that neither root nor we own.
-// omail-pack runs as root, and a user who owns part of the OCMP tree
-// (a kiosk user's own endpoint directory) could otherwise point root at
-// any directory, to create .omail-tmp/ and publish bundles there. A link
-// root made (an admin who moved upload/ to another disk) is followed, as
-// Postfix follows root's links. Each name is looked at through the links
-// already approved. A link made after this check, by a user who owns a
-// directory on the path, is not caught: a pass checks again each time.
-func trustedLinks(base string, parts ...string) error {
-	d := base
-	for _, part := range parts {
-		d = filepath.Join(d, part)
-		fi, err := os.Lstat(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // made below, by us
-		}
-		if err != nil {
-			return err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			continue
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s is a symbolic link of unknown owner: refused", d)
-		}
-		if st.Uid != 0 && int(st.Uid) != euid() {
-			return fmt.Errorf("%s is a symbolic link owned by uid %d: refused (only root's and our own are followed)", d, st.Uid)
-		}
-	}
-	return nil
-}
-
-// euid is os.Geteuid; tests that do not run as root change it.
-var euid = os.Geteuid
-
-// privateDir makes the temporary directory of bundles being written,
-// mode 700 (one that a pass of an older omail made 755 is made 700).
-// A symbolic link there is refused: root would create and remove files
-// wherever it points.
-func privateDir(dir string) error {
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	if fi.Mode().Perm() != 0o700 {
-		return os.Chmod(dir, 0o700)
-	}
-	return nil
-}
-
 // bundleName is the file name a bundle gets in upload/.
 func (p *Packer) bundleName(id string) string {
 	if p.comp.Compression == bundle.Gzip {
@@ -388,25 +275,27 @@ func version(msgs []source) int {
 	return bundle.Version
 }
 
-// writeBundle writes msgs into a new bundle in tmpDir, durably.
-func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pending, error) {
+// writeBundle writes msgs into a new bundle in d's temporary directory,
+// durably.
+func (p *Packer) writeBundle(ep string, d *epDirs, msgs []source) (pending, error) {
 	id := bundle.NewID()
-	pd := pending{id: id, tmp: filepath.Join(tmpDir, id), upload: filepath.Join(uploadDir, p.bundleName(id))}
-	f, err := os.OpenFile(pd.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	pd := pending{id: id, tmp: filepath.Join(d.tmpPath, id), upload: filepath.Join(d.uploadPath, p.bundleName(id))}
+	fd, err := unix.Openat(int(d.tmp.Fd()), id, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return pd, err
+		return pd, &os.PathError{Op: "create", Path: pd.tmp, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), pd.tmp)
 	ok := false
 	defer func() {
 		if !ok {
 			f.Close()
-			os.Remove(pd.tmp)
+			d.removeTmp(id)
 		}
 	}()
 	// Mode 640, the owner and group of upload/: OCMP reads it, other
 	// local users must not (it holds their mail, and the contents of
 	// mailboxes that are 600).
-	if err := queue.ChownLike(pd.tmp, uploadDir); err != nil {
+	if err := chownLike(f, d.upload); err != nil {
 		return pd, err
 	}
 	if err := f.Chmod(0o640); err != nil {
@@ -459,7 +348,7 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	if err := f.Close(); err != nil {
 		return pd, err
 	}
-	if err := p.Crash.Op("pack-bundle-dirsync", func() error { return safefile.SyncDir(tmpDir) }); err != nil {
+	if err := p.Crash.Op("pack-bundle-dirsync", func() error { return safefile.SyncDirOf(d.tmp) }); err != nil {
 		return pd, err
 	}
 	ok = true
@@ -481,23 +370,48 @@ func (p *Packer) writeBundle(ep, tmpDir, uploadDir string, msgs []source) (pendi
 	return pd, nil
 }
 
-// workDirs is dirs, with what a crashed pass left in the temporary
-// directory removed: the directories a pass of ep writes bundles in.
-func (p *Packer) workDirs(ep string) (upload, tmp string, ok bool, err error) {
-	upload, tmp, ok, err = p.dirs(ep)
-	if err != nil || !ok {
-		return "", "", ok, err
+// chownLike gives f the owner and group of the directory like, when we
+// are root.
+func chownLike(f, like *os.File) error {
+	if os.Geteuid() != 0 {
+		return nil
 	}
-	if err := p.cleanTmp(ep, tmp); err != nil {
-		return "", "", false, err
+	var st unix.Stat_t
+	if err := unix.Fstat(int(like.Fd()), &st); err != nil {
+		return &os.PathError{Op: "stat", Path: like.Name(), Err: err}
 	}
-	return upload, tmp, true, nil
+	return f.Chown(int(st.Uid), int(st.Gid))
 }
 
-// publishAll publishes every bundle of a journal, for endpoint ep.
-func (p *Packer) publishAll(ep string, j *journal) error {
+// workDirs is dirs, with what a crashed pass left in the temporary
+// directory removed: the directories a pass of ep writes bundles in.
+// The caller closes them.
+func (p *Packer) workDirs(ep string) (*epDirs, bool, error) {
+	d, ok, err := p.dirs(ep)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	if err := p.cleanTmp(ep, d); err != nil {
+		d.close()
+		return nil, false, err
+	}
+	return d, true, nil
+}
+
+// publishAll publishes every bundle of a journal, for endpoint ep, in
+// d, the directories they were written in; nil when finishing a
+// crashed pass's journal: then they are opened from the journal's
+// paths, the same way.
+func (p *Packer) publishAll(ep string, d *epDirs, j *journal) error {
+	if d == nil {
+		var err error
+		if d, err = journalDirs(ep, j); err != nil {
+			return err
+		}
+		defer d.close()
+	}
 	for _, pd := range j.bundles {
-		if err := p.publish(pd); err != nil {
+		if err := p.publish(d, pd); err != nil {
 			return err
 		}
 		p.Log.Printf("bundle %s: endpoint %s: in %s", pd.id, ep, pd.upload)
@@ -506,18 +420,29 @@ func (p *Packer) publishAll(ep string, j *journal) error {
 }
 
 // publish renames a durable bundle into upload/ durably. A bundle no
-// longer in the temporary directory was published before a crash.
-func (p *Packer) publish(pd pending) error {
-	err := p.Crash.Op("pack-publish-rename", func() error { return os.Rename(pd.tmp, pd.upload) })
+// longer in the temporary directory (or with that directory gone) was
+// published before a crash.
+func (p *Packer) publish(d *epDirs, pd pending) error {
+	name := filepath.Base(pd.upload)
+	err := p.Crash.Op("pack-publish-rename", func() error {
+		if d.tmp == nil {
+			return &os.PathError{Op: "rename", Path: pd.tmp, Err: unix.ENOENT}
+		}
+		if err := unix.Renameat(int(d.tmp.Fd()), pd.id, int(d.upload.Fd()), name); err != nil {
+			return &os.LinkError{Op: "rename", Old: pd.tmp, New: pd.upload, Err: err}
+		}
+		return nil
+	})
 	if errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Stat(pd.tmp); errors.Is(serr, fs.ErrNotExist) {
+		var st unix.Stat_t
+		if d.tmp == nil || errors.Is(unix.Fstatat(int(d.tmp.Fd()), pd.id, &st, unix.AT_SYMLINK_NOFOLLOW), unix.ENOENT) {
 			err = nil
 		}
 	}
 	if err != nil {
 		return err
 	}
-	return p.Crash.Op("pack-publish-dirsync", func() error { return safefile.SyncDir(filepath.Dir(pd.upload)) })
+	return p.Crash.Op("pack-publish-dirsync", func() error { return safefile.SyncDirOf(d.upload) })
 }
 
 // batches splits messages into bundles of at most max bytes before

@@ -17,6 +17,10 @@ import (
 	"omail/lib/safefile"
 )
 
+// mboxJournal is the journal of a spool mbox's pass, in the outbox
+// directory of the endpoint of its owner's name.
+const mboxJournal = ".mbox-journal"
+
 // scanSpool is proxyscanmail: every mbox in the mail spool is packed
 // for the endpoint of its owner's name.
 func (p *Packer) scanSpool() error {
@@ -48,7 +52,7 @@ func (p *Packer) scanSpool() error {
 // its length is taken until it is cut, so mail delivered meanwhile waits
 // for the lock and is appended after the cut: it stays for the next pass.
 func (p *Packer) packMbox(user, path string) error {
-	jpath := filepath.Join(outbox.Path(p.Home, user), ".mbox-journal")
+	jpath := filepath.Join(outbox.Path(p.Home, user), mboxJournal)
 	j, err := readJournal(jpath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -56,11 +60,15 @@ func (p *Packer) packMbox(user, path string) error {
 	if fi, err := os.Stat(path); j == nil && (err != nil || fi.Size() == 0) {
 		return nil
 	}
+	// Without a journal to finish, the directories are opened first:
+	// when the endpoint cannot take mail, the mbox is not locked.
+	var d *epDirs
 	if j == nil {
-		upload, _, ok, err := p.dirs(user)
-		if err != nil || !ok || upload == "" {
+		var ok bool
+		if d, ok, err = p.workDirs(user); err != nil || !ok {
 			return err
 		}
+		defer d.close()
 	}
 	if err := os.MkdirAll(filepath.Dir(jpath), 0o750); err != nil {
 		return err
@@ -81,7 +89,7 @@ func (p *Packer) packMbox(user, path string) error {
 	f := a.File()
 	if j != nil {
 		p.Log.Printf("mbox %s: finishing an interrupted pass", user)
-		if err := p.finishMbox(user, f, jpath, j); err != nil {
+		if err := p.finishMbox(user, nil, f, jpath, j); err != nil {
 			return err
 		}
 	}
@@ -89,9 +97,12 @@ func (p *Packer) packMbox(user, path string) error {
 	if err != nil || fi.Size() == 0 {
 		return err
 	}
-	upload, tmp, ok, err := p.workDirs(user)
-	if err != nil || !ok {
-		return err
+	if d == nil {
+		var ok bool
+		if d, ok, err = p.workDirs(user); err != nil || !ok {
+			return err
+		}
+		defer d.close()
 	}
 	// Whole messages only: a writer that ignores the locks may be in
 	// the middle of one.
@@ -144,10 +155,10 @@ func (p *Packer) packMbox(user, path string) error {
 	}
 	j = &journal{mboxLen: length, mboxSum: hex.EncodeToString(sum.Sum(nil))}
 	for _, b := range batches(msgs, p.max) {
-		pd, err := p.writeBundle(user, tmp, upload, b)
+		pd, err := p.writeBundle(user, d, b)
 		if err != nil {
 			for _, pd := range j.bundles {
-				os.Remove(pd.tmp)
+				d.removeTmp(pd.id)
 			}
 			return err
 		}
@@ -155,18 +166,19 @@ func (p *Packer) packMbox(user, path string) error {
 	}
 	if err := p.Crash.Op("pack-mbox-journal-write", func() error { return safefile.WriteFile(jpath, j.marshal(), 0o640) }); err != nil {
 		for _, pd := range j.bundles {
-			os.Remove(pd.tmp)
+			d.removeTmp(pd.id)
 		}
 		return err
 	}
 	p.Crash.At("pack-mbox-journal")
-	return p.finishMbox(user, f, jpath, j)
+	return p.finishMbox(user, d, f, jpath, j)
 }
 
-// finishMbox publishes a journal's bundles and, when the mbox still
-// starts with the packed part, cuts that part off.
-func (p *Packer) finishMbox(user string, f *os.File, jpath string, j *journal) error {
-	if err := p.publishAll(user, j); err != nil {
+// finishMbox publishes a journal's bundles, written in d (nil: a
+// crashed pass's journal), and, when the mbox still starts with the
+// packed part, cuts that part off.
+func (p *Packer) finishMbox(user string, d *epDirs, f *os.File, jpath string, j *journal) error {
+	if err := p.publishAll(user, d, j); err != nil {
 		return err
 	}
 	p.Crash.At("pack-mbox-published")

@@ -64,13 +64,18 @@ func needsSyncfs(dir string) (key string, yes bool) {
 	if err := unix.Stat(dir, &st); err != nil {
 		return "", false
 	}
-	dev := uint64(st.Dev)
+	return fsKind(uint64(st.Dev), func(fs *unix.Statfs_t) error { return unix.Statfs(dir, fs) })
+}
+
+// fsKind is needsSyncfs for the file system on device dev, which statfs
+// describes.
+func fsKind(dev uint64, statfs func(*unix.Statfs_t) error) (key string, yes bool) {
 	key = fsKey(dev)
 	if v, ok := fsKinds.Load(dev); ok {
 		return key, v.(bool)
 	}
 	var fs unix.Statfs_t
-	if err := unix.Statfs(dir, &fs); err != nil {
+	if err := statfs(&fs); err != nil {
 		return "", false
 	}
 	yes = fs.Type == ext4Magic && !journaled(dev)

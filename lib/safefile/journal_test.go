@@ -188,3 +188,36 @@ func TestNeedsSyncfsNotExt(t *testing.T) {
 		t.Error("procfs taken for an ext4 without a journal")
 	}
 }
+
+// SyncDirOf keeps SyncDir's rule: syncfs where a directory's fsync does
+// not make a new name durable, the directory's fsync elsewhere.
+func TestSyncDirOfUsesSyncfsWithoutAJournal(t *testing.T) {
+	dir := t.TempDir()
+	var n atomic.Int32
+	old := syncfsFile
+	syncfsFile = func(d *os.File) error { n.Add(1); return old(d) }
+	t.Cleanup(func() { syncfsFile = old })
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	markFS(t, dir, true)
+	if err := SyncDirOf(d); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 1 {
+		t.Errorf("%d syncfs for SyncDirOf on a file system without a journal, want 1", n.Load())
+	}
+	markFS(t, dir, false)
+	if err := SyncDirOf(d); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 1 {
+		t.Error("syncfs on a file system whose fsync is enough")
+	}
+	d.Close()
+	if err := SyncDirOf(d); err == nil {
+		t.Error("SyncDirOf of a closed directory succeeded")
+	}
+}

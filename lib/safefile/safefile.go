@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
 )
 
 // SyncDir fsyncs a directory, making the entries created, renamed or
@@ -40,6 +41,36 @@ func SyncDir(dir string) error {
 // Concurrent callers share fsyncs, per directory.
 func SyncDirEntries(dir string) error {
 	return syncShared(dir, func() error { return syncDir(dir) })
+}
+
+// SyncDirOf is SyncDir for a directory open as d, for a caller that
+// reaches its directories by descriptor rather than by path (so that
+// nobody can swap a name on the way for a link): the directory's fsync,
+// or syncfs on a file system where that is not enough (journal.go).
+// Concurrent callers share fsyncs per directory, and a syncfs with
+// SyncDir's callers on the same file system.
+func SyncDirOf(d *os.File) error {
+	fd := int(d.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: d.Name(), Err: err}
+	}
+	dev := uint64(st.Dev)
+	if fs, yes := fsKind(dev, func(s *unix.Statfs_t) error { return unix.Fstatfs(fd, s) }); yes {
+		return syncShared(fs, func() error { return syncfsFile(d) })
+	}
+	// Keyed by the directory itself, never by a path: two names may
+	// reach one directory, and one name two directories.
+	return syncShared(fmt.Sprintf("\x00dir:%d:%d", dev, st.Ino), d.Sync)
+}
+
+// syncfsFile is one syncfs of the file system holding d; tests count
+// its calls.
+var syncfsFile = func(d *os.File) error {
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: d.Name(), Err: err}
+	}
+	return nil
 }
 
 // syncDir is one fsync of a directory.

@@ -1,0 +1,354 @@
+package packer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"omail/lib/crashpoint"
+	"omail/lib/eventlog"
+	"omail/lib/internal/testfake"
+	"omail/lib/outbox"
+)
+
+// linkMaker makes root's and a user's symbolic links. As root, a user's
+// is given to another uid; as anyone else, the pass is told which links
+// stand for root's (linkTrusted), and all others are a user's.
+type linkMaker struct {
+	t     *testing.T
+	roots map[uint64]bool // inodes of the links that are root's
+}
+
+func newLinkMaker(t *testing.T) *linkMaker {
+	m := &linkMaker{t: t, roots: map[uint64]bool{}}
+	if os.Geteuid() != 0 {
+		old := linkTrusted
+		linkTrusted = func(st *unix.Stat_t) bool { return m.roots[st.Ino] }
+		t.Cleanup(func() { linkTrusted = old })
+	}
+	return m
+}
+
+func (m *linkMaker) link(target, at string, root bool) {
+	m.t.Helper()
+	if err := os.Symlink(target, at); err != nil {
+		m.t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if !root {
+			if err := os.Lchown(at, 4321, 4321); err != nil {
+				m.t.Fatal(err)
+			}
+		}
+		return
+	}
+	if root {
+		var st unix.Stat_t
+		if err := unix.Lstat(at, &st); err != nil {
+			m.t.Fatal(err)
+		}
+		m.roots[st.Ino] = true
+	}
+}
+
+// mailTree makes dir as an endpoint's mail/ directory: upload/ and
+// .omail-tmp/ in it, as a user would prepare the directory they point
+// root at.
+func mailTree(t *testing.T, dir string) {
+	t.Helper()
+	for _, d := range []string{"upload", ".omail-tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// filesUnder lists the regular files under dir.
+func filesUnder(dir string) []string {
+	var found []string
+	filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			found = append(found, path)
+		}
+		return nil
+	})
+	return found
+}
+
+// logged gives p a log the test reads.
+func logged(p *Packer) *testfake.Log {
+	l := &testfake.Log{}
+	p.Log = eventlog.New(l, "omail-pack")
+	return l
+}
+
+// Root's link (an admin who moved upload/ to another disk) is followed,
+// but every link met on the way to its target is judged by the same
+// rule: a user who owns a directory there cannot put a link of their own
+// in it and so point root elsewhere. The mail stays in the outbox, and
+// the pass says why.
+func TestLinkBehindRootsLink(t *testing.T) {
+	for _, at := range []string{"disk/k/upload", "disk/k"} {
+		t.Run(strings.ReplaceAll(at, "/", "-"), func(t *testing.T) {
+			p, h := setup(t)
+			log := logged(p)
+			lm := newLinkMaker(t)
+			base := filepath.Join(h, "ocmp")
+			os.MkdirAll(filepath.Join(base, "k", "mail"), 0o755)
+			disk := filepath.Join(h, "disk")
+			os.MkdirAll(disk, 0o755)
+			evil := filepath.Join(h, "evil") // where the user wants root to write
+			mailTree(t, evil)
+			// root's link, as the admin made it
+			lm.link(filepath.Join(disk, "k", "upload"), filepath.Join(base, "k", "mail", "upload"), true)
+			// the user's link behind it
+			if at == "disk/k" {
+				lm.link(evil, filepath.Join(disk, "k"), false)
+			} else {
+				os.MkdirAll(filepath.Join(disk, "k"), 0o755)
+				lm.link(filepath.Join(evil, "upload"), filepath.Join(disk, "k", "upload"), false)
+			}
+			putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+			if err := p.Pass(); err == nil {
+				t.Error("the pass followed a user's link behind root's")
+			}
+			if found := filesUnder(evil); len(found) > 0 {
+				t.Errorf("written through the user's link: %v", found)
+			}
+			if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 1 {
+				t.Errorf("outbox holds %d entries, want the 1 still there", n)
+			}
+			if want := filepath.Join(h, at) + " is a symbolic link owned by uid"; !strings.Contains(log.String(), want) {
+				t.Errorf("the log does not say %q:\n%s", want, log)
+			}
+
+			// The user's link replaced by a real directory: root's link
+			// is followed to it.
+			os.Remove(filepath.Join(h, at))
+			os.MkdirAll(filepath.Join(disk, "k", "upload"), 0o755)
+			if err := p.Pass(); err != nil {
+				t.Fatalf("pass through root's link: %v", err)
+			}
+			if files, _ := filepath.Glob(filepath.Join(disk, "k", "upload", "omail-*")); len(files) != 1 {
+				t.Errorf("bundles through root's link: %v", files)
+			}
+		})
+	}
+}
+
+// A pass works in the directories it opened: a user who owns an
+// endpoint's directory and swaps mail/ or upload/ for a link of their
+// own while a pass runs (before the bundle is made, before it is
+// journalled, just before it is renamed into upload/) does not move
+// where root writes. The bundle lands in the upload/ the pass opened,
+// nothing in the user's directory, and no mail is lost.
+func TestLinkSwappedDuringPass(t *testing.T) {
+	for _, swap := range []string{"k/mail", "k/mail/upload"} {
+		for _, point := range []string{"pack-mbox-measured", "pack-written", "pack-publish-rename"} {
+			t.Run(strings.ReplaceAll(swap, "/", "-")+"-at-"+point, func(t *testing.T) {
+				spool := point == "pack-mbox-measured"
+				p, h := setup(t)
+				lm := newLinkMaker(t)
+				base := filepath.Join(h, "ocmp")
+				mailTree(t, filepath.Join(base, "k", "mail"))
+				evil := filepath.Join(h, "evil")
+				mailTree(t, evil)
+				if spool {
+					os.WriteFile(filepath.Join(h, "control", "proxyscanmail"), []byte("1\n"), 0o644)
+					spoolAdd(t, filepath.Join(h, "spool", "k"), "s@x", "Subject: 1\n")
+				} else {
+					putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+				}
+				// The real directory is moved aside, and the user's link
+				// put in its place, once, at the point.
+				real := filepath.Join(base, swap)
+				target := evil
+				if swap == "k/mail/upload" {
+					target = filepath.Join(evil, "upload")
+				}
+				swapped := false
+				p.Crash = func(at string) {
+					if at != point || swapped {
+						return
+					}
+					swapped = true
+					if err := os.Rename(real, real+".real"); err != nil {
+						t.Error(err)
+					}
+					lm.link(target, real, false)
+				}
+				if err := p.Pass(); err != nil {
+					t.Fatal(err)
+				}
+				if !swapped {
+					t.Fatalf("the pass never reached %s", point)
+				}
+				if found := filesUnder(evil); len(found) > 0 {
+					t.Errorf("written through the user's link: %v", found)
+				}
+				upload := filepath.Join(base, "k", "mail", "upload")
+				if swap == "k/mail" {
+					upload = filepath.Join(base, "k", "mail.real", "upload")
+				} else {
+					upload += ".real"
+				}
+				if files, _ := filepath.Glob(filepath.Join(upload, "omail-*")); len(files) != 1 {
+					t.Errorf("bundles in the upload/ the pass opened: %v", files)
+				}
+				if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 0 {
+					t.Errorf("outbox holds %d entries", n)
+				}
+				// The next pass refuses the user's link.
+				p.Crash = nil
+				putEntry(t, h, "k", "1700000000.2.1.1", "Subject: 2\n", "r@x")
+				if err := p.Pass(); err == nil {
+					t.Error("the next pass followed the user's link")
+				}
+				if found := filesUnder(evil); len(found) > 0 {
+					t.Errorf("written through the user's link: %v", found)
+				}
+			})
+		}
+	}
+}
+
+// Finishing a crashed pass's journal opens the directories it names the
+// same way: a user's link put there since is refused (the journal and
+// the mail wait), and once it is gone the bundle is published where it
+// was written, once.
+func TestJournalRecoveryRefusesLink(t *testing.T) {
+	p, h := setup(t)
+	log := logged(p)
+	lm := newLinkMaker(t)
+	base := filepath.Join(h, "ocmp")
+	mailTree(t, filepath.Join(base, "k", "mail"))
+	evil := filepath.Join(h, "evil")
+	mailTree(t, evil)
+	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+	hk, err := crashpoint.Parse("", "", "", "pack-publish-rename=EIO")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Crash = hk
+	if err := p.Pass(); err == nil {
+		t.Fatal("the pass with a failed rename succeeded")
+	}
+	p.Crash = nil
+	journal := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
+	if _, err := os.Stat(journal); err != nil {
+		t.Fatalf("no journal after the failed rename: %v", err)
+	}
+	mail := filepath.Join(base, "k", "mail")
+	os.Rename(mail, mail+".real")
+	lm.link(evil, mail, false)
+	if err := p.Pass(); err == nil {
+		t.Error("the journal was finished through a user's link")
+	}
+	if found := filesUnder(evil); len(found) > 0 {
+		t.Errorf("written through the user's link: %v", found)
+	}
+	if !strings.Contains(log.String(), mail+" is a symbolic link owned by uid") {
+		t.Errorf("the log does not say why:\n%s", log)
+	}
+	if _, err := os.Stat(journal); err != nil {
+		t.Errorf("the journal is gone: %v", err)
+	}
+	os.Remove(mail)
+	os.Rename(mail+".real", mail)
+	if err := p.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBundles(t, h, "k"); len(got) != 1 {
+		t.Errorf("bundles hold %q, want the one message", got)
+	}
+	if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 0 {
+		t.Errorf("outbox holds %d entries", n)
+	}
+}
+
+// A journal's bundle paths must be an endpoint's directories: what else
+// it names is left for a person, not opened.
+func TestJournalDirsPaths(t *testing.T) {
+	base := t.TempDir()
+	mailTree(t, filepath.Join(base, "k", "mail"))
+	const id = "0123456789abcdef0123456789abcdef"
+	tmp := filepath.Join(base, "k", "mail", ".omail-tmp", id)
+	upload := filepath.Join(base, "k", "mail", "upload", "omail-"+id+".zst")
+	ok := pending{id, tmp, upload}
+	for _, c := range []struct {
+		name string
+		pd   pending
+	}{
+		{"another endpoint", pending{id, filepath.Join(base, "j", "mail", ".omail-tmp", id), filepath.Join(base, "j", "mail", "upload", "omail-"+id+".zst")}},
+		{"another directory", pending{id, tmp, "/etc/omail-" + id + ".zst"}},
+		{"another ocmpdir", pending{id, "/o/k/mail/.omail-tmp/" + id, "/o/k/mail/upload/omail-" + id + ".zst"}},
+		{"another name", pending{id, filepath.Join(filepath.Dir(tmp), "x"), upload}},
+		{"not a bundle's name", pending{id, tmp, filepath.Join(filepath.Dir(upload), "passwd")}},
+	} {
+		_, err := journalDirs("k", &journal{bundles: []pending{ok, c.pd}})
+		if err == nil || !strings.Contains(err.Error(), "left for a person") {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	d, err := journalDirs("k", &journal{bundles: []pending{ok, {id, tmp, filepath.Join(filepath.Dir(upload), "omail-"+id+".gz")}}})
+	if err != nil {
+		t.Fatalf("a journal's own paths: %v", err)
+	}
+	if d.uploadPath != filepath.Dir(upload) || d.tmpPath != filepath.Dir(tmp) || d.tmp == nil {
+		t.Errorf("opened %s and %s", d.uploadPath, d.tmpPath)
+	}
+	d.close()
+}
+
+// The temporary directory is omail-pack's own: whoever could change it
+// could swap a bundle before it is published. A symbolic link there is
+// refused, even root's, and so is a directory another user owns; the
+// mail stays in the outbox.
+func TestTmpDirRefused(t *testing.T) {
+	for _, c := range []string{"link", "another's"} {
+		t.Run(c, func(t *testing.T) {
+			p, h := setup(t)
+			log := logged(p)
+			mail := filepath.Join(h, "ocmp", "k", "mail")
+			os.MkdirAll(filepath.Join(mail, "upload"), 0o755)
+			tmp := filepath.Join(mail, ".omail-tmp")
+			elsewhere := filepath.Join(h, "elsewhere")
+			os.MkdirAll(elsewhere, 0o700)
+			why := "is not a directory (a symbolic link is refused there)"
+			if c == "link" {
+				newLinkMaker(t).link(elsewhere, tmp, true)
+			} else {
+				os.Mkdir(tmp, 0o700)
+				why = "not by us: refused"
+				if os.Geteuid() == 0 {
+					if err := os.Chown(tmp, 4321, 4321); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					old := euid
+					euid = func() int { return os.Geteuid() + 1 }
+					t.Cleanup(func() { euid = old })
+				}
+			}
+			putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+			if err := p.Pass(); err == nil {
+				t.Error("the pass took a temporary directory not its own")
+			}
+			if l := log.String(); !strings.Contains(l, tmp) || !strings.Contains(l, why) {
+				t.Errorf("the log does not say %q:\n%s", why, log)
+			}
+			if found := filesUnder(elsewhere); len(found) > 0 {
+				t.Errorf("written through the link: %v", found)
+			}
+			if found := filesUnder(tmp); len(found) > 0 {
+				t.Errorf("written in another's directory: %v", found)
+			}
+			if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 1 {
+				t.Errorf("outbox holds %d entries, want the 1 still there", n)
+			}
+		})
+	}
+}
