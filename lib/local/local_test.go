@@ -791,7 +791,7 @@ func TestProgramOutputAndAliasEnv(t *testing.T) {
 	w.file(filepath.Join(w.bobHome, ".omail"), "|printf 'x%.0s' $(seq 1200); exit 100\n")
 	r := w.deliver("a@b", "bob@test.example", hello)
 	prefix := "5.2.0 program said: "
-	if wantText := prefix + strings.Repeat("x", outcome.MaxText-len(prefix)) + "..."; r.Status != outcome.Perm || r.Text != wantText {
+	if wantText := prefix + strings.Repeat("x", outcome.MaxText-len(prefix)-len("...")) + "..."; r.Status != outcome.Perm || r.Text != wantText {
 		t.Errorf("result %v %q, want %q", r.Status, r.Text, wantText)
 	}
 	env := filepath.Join(w.dir, "alias.env")
