@@ -331,7 +331,13 @@ func (d *Deliverer) prepareSpool(u *User) {
 		}
 	}
 	// Also where u may create files: in a sticky spool (1777) it may
-	// not remove root's lock. A look (lstat) when there is no lock.
+	// not remove root's lock. A look (lstat) when there is no lock. Not
+	// in a mailbox with another name (the child refuses it): cutting it
+	// back as root would cut that other file.
+	var box syscall.Stat_t
+	if syscall.Lstat(path, &box) == nil && box.Nlink != 1 {
+		return
+	}
 	if _, err := mbox.ClearAbandoned(path, d.Crash); err != nil {
 		mbox.Logf("mailbox %s: an abandoned dotlock not cleared: %v", path, err)
 	}
