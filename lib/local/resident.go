@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"omail/lib/dotomail"
 	"omail/lib/home"
 	"omail/lib/outcome"
 	"omail/lib/qexit"
@@ -84,6 +85,13 @@ const maxPacket = 64 << 10
 // on what a child, which runs as the user, can make its parent hold.
 // A delivery with more is a temporary failure saying so.
 const maxForwardBytes = 16 << 20
+
+// maxForwards bounds the forwarding addresses of one delivery in
+// number: a .omail holds at most dotomail.MaxSize bytes, so at most one
+// address line for every two bytes (one character and a newline, the
+// last line without it). Millions of one-byte addresses in 16 MiB would
+// cost the parent hundreds of MiB of string headers; this many, a few.
+const maxForwards = dotomail.MaxSize/2 + 1
 
 // residents are the resident children of one Deliverer, by ids.
 type residents struct {
@@ -295,11 +303,12 @@ func (r *resident) answer(p []byte) error {
 			fw = &forwards{}
 			r.forwards[id] = fw
 		}
+		// sendReport never sends more.
+		if fw.bytes+len(rep) > maxForwardBytes || len(fw.addrs)+len(addrs) > maxForwards {
+			return fmt.Errorf("delivery %d: forwarding addresses over %d bytes or %d addresses", id, maxForwardBytes, maxForwards)
+		}
 		fw.addrs = append(fw.addrs, addrs...)
 		fw.bytes += len(rep)
-		if fw.bytes > maxForwardBytes { // sendReport never sends more
-			return fmt.Errorf("delivery %d: forwarding addresses over %d bytes", id, maxForwardBytes)
-		}
 		return nil
 	}
 	if fw != nil {
@@ -517,8 +526,8 @@ func sendReport(conn *net.UnixConn, id string, res outcome.Result) {
 			break
 		}
 	}
-	if total > maxForwardBytes {
-		res = outcome.Tempf("4.3.5 %d forwarding addresses of %d bytes: more than a delivery child reports (%d)", len(res.Forward), total, maxForwardBytes)
+	if total > maxForwardBytes || len(res.Forward) > maxForwards {
+		res = outcome.Tempf("4.3.5 %d forwarding addresses of %d bytes: more than a delivery child reports (%d addresses, %d bytes)", len(res.Forward), total, maxForwards, maxForwardBytes)
 	}
 	p := outcome.AppendReport([]byte("R\x00"+id+"\x00"), res)
 	if len(p) > maxPacket {
