@@ -237,21 +237,7 @@ func TestResidentManyForwards(t *testing.T) {
 // A forwarding address that cannot fit in any packet makes the report a
 // temporary failure saying so, never a packet the parent refuses.
 func TestResidentReportAddressTooLong(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := func(fd int) *net.UnixConn {
-		f := os.NewFile(uintptr(fd), "pair")
-		defer f.Close()
-		c, err := net.FileConn(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c.(*net.UnixConn)
-	}
-	child, parent := conn(fds[0]), conn(fds[1])
+	child, parent := packetPair(t)
 	long := strings.Repeat("x", maxPacket) + "@example.org"
 	sendReport(child, "7", outcome.Result{Status: outcome.OK, Text: "forward", Forward: []string{"a@example.org", long}})
 	buf := make([]byte, maxPacket)
@@ -271,21 +257,7 @@ func TestResidentReportAddressTooLong(t *testing.T) {
 // user) is refused before the parent holds them: 16 MiB of one-byte
 // addresses would be 8 million strings, hundreds of MiB.
 func TestResidentForwardsBounded(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := func(fd int) *net.UnixConn {
-		f := os.NewFile(uintptr(fd), "pair")
-		defer f.Close()
-		c, err := net.FileConn(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c.(*net.UnixConn)
-	}
-	child, parent := conn(fds[0]), conn(fds[1])
+	child, parent := packetPair(t)
 	newResident := func() (*resident, chan outcome.Result) {
 		ch := make(chan outcome.Result, 1)
 		return &resident{rs: &residents{d: &Deliverer{}}, waiting: map[uint64]chan outcome.Result{1: ch}, forwards: map[uint64]*forwards{}}, ch
@@ -341,4 +313,25 @@ func TestResidentForwardsBounded(t *testing.T) {
 		t.Errorf("one delivery's forwarding addresses hold %d MiB of the parent's heap", grown>>20)
 	}
 	runtime.KeepAlive(r)
+}
+
+// packetPair is a child's and a parent's end of a socket pair, as a
+// resident child's.
+func packetPair(t *testing.T) (child, parent *net.UnixConn) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "pair")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c.(*net.UnixConn)
+	}
+	return conn(fds[0]), conn(fds[1])
 }
