@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"omail/lib/home"
 	"omail/lib/mbox"
 	"omail/lib/outcome"
@@ -63,17 +61,12 @@ const StepEnv = "OMAIL_LOCAL_STEP"
 // written (whatever it says), 100 for a usage error. With "-resident"
 // instead of the three arguments it is the resident child (serve).
 func RunChild(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer) int {
-	// Not dumpable, before any message arrives: a child runs as the
-	// user and holds queue files, which hold more than the message (a
-	// single-file todo/ entry: its envelope, every recipient, Bcc ones
-	// included). Without this any process of that uid, the user's own
-	// |program, could take its descriptors (ptrace, pidfd_getfd(2),
-	// /proc/PID/fd). The programs it runs are dumpable again (exec of a
-	// program that is not set-id resets it) and inherit none of its
-	// descriptors (all close-on-exec; ReadMsgUnix asks
-	// MSG_CMSG_CLOEXEC for the ones a resident child receives).
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		fmt.Fprintf(stderr, "omail-deliver: -local: prctl(PR_SET_DUMPABLE): %v\n", err)
+	// Not dumpable, then the user's ids (IDsEnv), before any message
+	// arrives: a child holds queue files, which hold more than the
+	// message (a single-file todo/ entry: its envelope, every
+	// recipient, Bcc ones included).
+	if err := enterChild(env); err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: -local: %v\n", err)
 		return qexit.Temp
 	}
 	if n := len(args); n > 0 && n <= 3 && args[n-1] == "-resident" && (n == 1 || args[n-2] == "-local") {
@@ -338,7 +331,13 @@ func (d *Deliverer) prepareSpool(u *User) {
 		}
 	}
 	// Also where u may create files: in a sticky spool (1777) it may
-	// not remove root's lock. A look (lstat) when there is no lock.
+	// not remove root's lock. A look (lstat) when there is no lock. Not
+	// in a mailbox with another name (the child refuses it): cutting it
+	// back as root would cut that other file.
+	var box syscall.Stat_t
+	if syscall.Lstat(path, &box) == nil && box.Nlink != 1 {
+		return
+	}
 	if _, err := mbox.ClearAbandoned(path, d.Crash); err != nil {
 		mbox.Logf("mailbox %s: an abandoned dotlock not cleared: %v", path, err)
 	}

@@ -643,8 +643,12 @@ func (x *delivery) do(i int, in dotomail.Instruction, ue *userEnv) (text string,
 	}
 	switch in.Kind {
 	case dotomail.Mbox:
-		if err := x.mbox(path, x.at.token(i), ue != nil && path == x.spoolBox); err != nil {
-			var no *notOwnedError
+		var spoolUser *User
+		if ue != nil && path == x.spoolBox {
+			spoolUser = ue.u
+		}
+		if err := x.mbox(path, x.at.token(i), spoolUser); err != nil {
+			var no *spoolBoxError
 			if errors.As(err, &no) {
 				r := outcome.Tempf("4.2.0 %v", err)
 				return "", false, &r
@@ -673,18 +677,26 @@ func (x *delivery) do(i int, in dotomail.Instruction, ue *userEnv) (text string,
 // the message's first attempt, a copy made before is looked for first
 // (mbox.Appender.Recover; once.go).
 //
-// own: path is the user's mailbox in the mail spool, which must be the
-// user's (Postfix's strict_mailbox_ownership): in a spool open to all,
-// anyone could have made it first, to read what is appended. The
-// delivering uid is the user's: a child runs with it, root delivers
-// only to accounts of uid 0 itself, an ordinary user only as itself.
-func (x *delivery) mbox(path, token string, own bool) error {
+// spoolUser, when not nil: path is that user's mailbox in the mail
+// spool, checked first (checkSpoolBox).
+func (x *delivery) mbox(path, token string, spoolUser *User) error {
+	if spoolUser != nil {
+		// Also before the locks: taking over a dead writer's dotlock
+		// cuts the file back.
+		if f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0); err == nil {
+			err := checkSpoolBox(f, path, spoolUser.UID, os.Geteuid())
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
 	a, err := mbox.OpenHooked(path, x.d.Crash)
 	if err != nil {
 		return err
 	}
-	if own {
-		if err := ownedBy(a.File(), path, os.Geteuid()); err != nil {
+	if spoolUser != nil {
+		if err := checkSpoolBox(a.File(), path, spoolUser.UID, os.Geteuid()); err != nil {
 			a.Abort()
 			return err
 		}
@@ -713,22 +725,25 @@ func (x *delivery) mbox(path, token string, own bool) error {
 	return nil
 }
 
-// notOwnedError is a spool mailbox its user does not own.
-type notOwnedError struct {
-	path       string
-	owner, uid int
-}
+// spoolBoxError is a spool mailbox refused: a temporary failure (4.2.0)
+// until someone looks at it.
+type spoolBoxError struct{ text string }
 
-func (e *notOwnedError) Error() string {
-	who := "uid " + strconv.Itoa(e.owner)
-	if u, err := user.LookupId(strconv.Itoa(e.owner)); err == nil {
-		who += " (" + u.Username + ")"
-	}
-	return fmt.Sprintf("mailbox %s is owned by %s, not by its user (uid %d)", e.path, who, e.uid)
-}
+func (e *spoolBoxError) Error() string { return e.text }
 
-// ownedBy says whether the open mailbox f (at path) is uid's.
-func ownedBy(f *os.File, path string, uid int) error {
+// checkSpoolBox refuses the open mailbox f, a user's mailbox in the mail
+// spool (at path), unless it is owned by its user (uid) or by this
+// process (euid), and has one name. The owner: in a spool open to all,
+// anyone could have made it first, to read what is appended (Postfix's
+// strict_mailbox_ownership). As root, a child delivers with the user's
+// uid, and root only to accounts of uid 0; an omail that is not root
+// delivers as itself, to boxes the users own (a Debian USER:mail 660)
+// or that it made itself. One name: in a spool open to all (1777),
+// without the kernel's protected_hardlinks, another user may have made
+// it a hard link to a file of the user's (~/.profile), before the user
+// had a mailbox, and have mail appended to that file (Postfix refuses
+// this too; lookupSpool refuses it for a spool user).
+func checkSpoolBox(f *os.File, path string, uid, euid int) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("mailbox %s: %v", path, err)
@@ -737,8 +752,19 @@ func ownedBy(f *os.File, path string, uid int) error {
 	if !ok {
 		return fmt.Errorf("mailbox %s: no owner", path)
 	}
-	if int(st.Uid) != uid {
-		return &notOwnedError{path: path, owner: int(st.Uid), uid: uid}
+	if owner := int(st.Uid); owner != uid && owner != euid {
+		who := "uid " + strconv.Itoa(owner)
+		if u, err := user.LookupId(strconv.Itoa(owner)); err == nil {
+			who += " (" + u.Username + ")"
+		}
+		also := ""
+		if euid != uid {
+			also = fmt.Sprintf(" nor by omail's (uid %d)", euid)
+		}
+		return &spoolBoxError{fmt.Sprintf("mailbox %s is owned by %s, not by its user (uid %d)%s", path, who, uid, also)}
+	}
+	if st.Nlink != 1 {
+		return &spoolBoxError{fmt.Sprintf("mailbox %s has %d links, not one: it may be a hard link to another file", path, st.Nlink)}
 	}
 	return nil
 }

@@ -24,11 +24,21 @@ var when = time.Date(2026, 11, 5, 9, 4, 5, 0, time.UTC)
 func TestMain(m *testing.M) {
 	// The privilege tests run this binary as the delivery child.
 	if len(os.Args) > 1 && os.Args[1] == "-local" {
+		// TestChildNotDumpableFromExec holds it here, where the Go
+		// runtime's start-up would be.
+		pauseChild()
 		os.Exit(RunChild(os.Args, home.Env(os.Environ()), os.Stdin, os.Stdout, os.Stderr))
 	}
 	// TestResidentChildNotInspectable runs it as a user's program.
 	if len(os.Args) > 1 && os.Args[1] == "-grab-resident-fds" {
 		os.Exit(grabResidentFds())
+	}
+	// TestChildNotDumpableFromExec and TestEnterChild run these.
+	if len(os.Args) > 2 && os.Args[1] == "-grab-fd3" {
+		os.Exit(grabFd3(os.Args[2]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-enter-child" {
+		os.Exit(showEnterChild())
 	}
 	os.Exit(m.Run())
 }

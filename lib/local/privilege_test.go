@@ -362,3 +362,28 @@ func TestSpoolMailboxOwnedByOther(t *testing.T) {
 	rw.write(rw.bobHome+"/.omail", shared+"\n", bobUID)
 	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "bob@test.example"), outcome.OK, "mbox "+shared)
 }
+
+// A spool mailbox with another name is refused, 4.2.0: in a spool open
+// to all, without the kernel's protected_hardlinks, another user may
+// have made mailspool/bob a hard link to bob's ~/.profile before bob had
+// a mailbox (root makes the link here, in that user's place). The
+// delivery would append to ~/.profile as bob.
+func TestSpoolMailboxHardLink(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	os.Chmod(rw.spool, 0o1777)
+	profile := rw.bobHome + "/.profile"
+	rw.write(profile, "export PATH=/usr/bin:/bin\n", bobUID)
+	if err := os.Link(profile, rw.spool+"/bob"); err != nil {
+		t.Fatal(err)
+	}
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "mallory@example.org", "bob@test.example"), outcome.Temp,
+		"4.2.0 mailbox "+rw.spool+"/bob has 2 links, not one")
+	if b, _ := os.ReadFile(profile); string(b) != "export PATH=/usr/bin:/bin\n" {
+		t.Errorf("bob's ~/.profile, linked as his spool mailbox, is now %q", b)
+	}
+	os.Remove(profile)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "ann@example.org", "bob@test.example"), outcome.OK, "mbox "+rw.spool+"/bob")
+}

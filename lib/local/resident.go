@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"omail/lib/dotomail"
 	"omail/lib/home"
 	"omail/lib/outcome"
 	"omail/lib/qexit"
@@ -28,9 +29,11 @@ import (
 //
 //	omail-deliver -local -resident
 //
-// with those ids, an environment of OMAIL_HOME and PATH only, the working
-// directory /, and on fd 3 its end of a SOCK_SEQPACKET socket pair. Every
-// packet is one message, its fields separated by NUL:
+// as root, with those ids to take in OMAIL_LOCAL_IDS (drop.go: it makes
+// itself not dumpable first), an environment of OMAIL_HOME and PATH
+// otherwise, the working directory /, and on fd 3 its end of a
+// SOCK_SEQPACKET socket pair. Every packet is one message, its fields
+// separated by NUL:
 //
 //	parent to child   D NUL ID NUL STEP NUL SENDER NUL RCPT NUL MSGPATH NUL DID NUL FRESH NUL LEN
 //	                  deliver: STEP is an OMAIL_LOCAL_STEP value; the
@@ -82,6 +85,13 @@ const maxPacket = 64 << 10
 // on what a child, which runs as the user, can make its parent hold.
 // A delivery with more is a temporary failure saying so.
 const maxForwardBytes = 16 << 20
+
+// maxForwards bounds the forwarding addresses of one delivery in
+// number: a .omail holds at most dotomail.MaxSize bytes, so at most one
+// address line for every two bytes (one character and a newline, the
+// last line without it). Millions of one-byte addresses in 16 MiB would
+// cost the parent hundreds of MiB of string headers; this many, a few.
+const maxForwards = dotomail.MaxSize/2 + 1
 
 // residents are the resident children of one Deliverer, by ids.
 type residents struct {
@@ -202,24 +212,25 @@ func (rs *residents) start(key, exe string, uid, gid int, groups []int) (*reside
 		return nil, errors.New("socket pair is not a unix socket")
 	}
 	cmd := exec.Command(exe, "-local", "-resident")
-	cmd.Env = append([]string{"OMAIL_HOME=" + rs.d.Home, "PATH=" + rs.d.path()}, rs.d.crashEnv...)
+	// Started as root, with the ids to take in IDsEnv: the child makes
+	// itself not dumpable before it takes them (enterChild). Started
+	// with the user's ids, it would be dumpable, and its fd 3 the
+	// user's for the taking, until its code first ran.
+	cmd.Env = append([]string{"OMAIL_HOME=" + rs.d.Home, "PATH=" + rs.d.path(), IDsEnv + "=" + encodeIDs(uid, gid, groups)}, rs.d.crashEnv...)
 	cmd.Dir = "/"
 	errs := &limited{max: ProgramOutput}
 	cmd.Stderr = errs
 	cmd.ExtraFiles = []*os.File{theirs}
-	g := make([]uint32, len(groups))
-	for i, n := range groups {
-		g[i] = uint32(n)
-	}
 	// Pdeathsig: a child never outlives omail-deliver. A delivery it
 	// finished after its parent died would be one the next attempt
-	// cannot see coming, and could make twice (docs/RELIABILITY.md). Go
-	// sets it after the ids, which would otherwise clear it. Setpgid:
-	// a Ctrl-C at the terminal of an omail-deliver -flush reaches that
-	// process alone, which lets deliveries in progress finish; in its
-	// process group the child (and the programs it runs) would die
-	// under them, and a delivery made but not reported is made again.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: g}, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	// cannot see coming, and could make twice (docs/RELIABILITY.md).
+	// The child sets it again after its change of ids, which clears
+	// it. Setpgid: a Ctrl-C at the terminal of an omail-deliver -flush
+	// reaches that process alone, which lets deliveries in progress
+	// finish; in its process group the child (and the programs it
+	// runs) would die under them, and a delivery made but not reported
+	// is made again.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		conn.Close()
 		return nil, err
@@ -292,11 +303,12 @@ func (r *resident) answer(p []byte) error {
 			fw = &forwards{}
 			r.forwards[id] = fw
 		}
+		// sendReport never sends more.
+		if fw.bytes+len(rep) > maxForwardBytes || len(fw.addrs)+len(addrs) > maxForwards {
+			return fmt.Errorf("delivery %d: forwarding addresses over %d bytes or %d addresses", id, maxForwardBytes, maxForwards)
+		}
 		fw.addrs = append(fw.addrs, addrs...)
 		fw.bytes += len(rep)
-		if fw.bytes > maxForwardBytes { // sendReport never sends more
-			return fmt.Errorf("delivery %d: forwarding addresses over %d bytes", id, maxForwardBytes)
-		}
 		return nil
 	}
 	if fw != nil {
@@ -514,8 +526,8 @@ func sendReport(conn *net.UnixConn, id string, res outcome.Result) {
 			break
 		}
 	}
-	if total > maxForwardBytes {
-		res = outcome.Tempf("4.3.5 %d forwarding addresses of %d bytes: more than a delivery child reports (%d)", len(res.Forward), total, maxForwardBytes)
+	if total > maxForwardBytes || len(res.Forward) > maxForwards {
+		res = outcome.Tempf("4.3.5 %d forwarding addresses of %d bytes: more than a delivery child reports (%d addresses, %d bytes)", len(res.Forward), total, maxForwards, maxForwardBytes)
 	}
 	p := outcome.AppendReport([]byte("R\x00"+id+"\x00"), res)
 	if len(p) > maxPacket {

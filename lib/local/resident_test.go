@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -236,6 +237,88 @@ func TestResidentManyForwards(t *testing.T) {
 // A forwarding address that cannot fit in any packet makes the report a
 // temporary failure saying so, never a packet the parent refuses.
 func TestResidentReportAddressTooLong(t *testing.T) {
+	child, parent := packetPair(t)
+	long := strings.Repeat("x", maxPacket) + "@example.org"
+	sendReport(child, "7", outcome.Result{Status: outcome.OK, Text: "forward", Forward: []string{"a@example.org", long}})
+	buf := make([]byte, maxPacket)
+	n, _, _, _, err := parent.ReadMsgUnix(buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "R\x007\x00Z\x004.3.5 forwarding address of 65548 bytes: more than a delivery child reports\x00"; string(buf[:n]) != want {
+		t.Errorf("packet %q, want %q", buf[:n], want)
+	}
+}
+
+// A delivery's forwarding addresses are bounded in number as well as in
+// bytes: as many as a .omail can hold (maxForwards) go through, from
+// sendReport to the parent's answer; one more is a temporary failure
+// saying so in the child. A child that sends more anyway (it runs as the
+// user) is refused before the parent holds them: 16 MiB of one-byte
+// addresses would be 8 million strings, hundreds of MiB.
+func TestResidentForwardsBounded(t *testing.T) {
+	child, parent := packetPair(t)
+	newResident := func() (*resident, chan outcome.Result) {
+		ch := make(chan outcome.Result, 1)
+		return &resident{rs: &residents{d: &Deliverer{}}, waiting: map[uint64]chan outcome.Result{1: ch}, forwards: map[uint64]*forwards{}}, ch
+	}
+	many := make([]string, maxForwards+1)
+	for i := range many {
+		many[i] = "a"
+	}
+	for _, n := range []int{maxForwards, maxForwards + 1} {
+		go sendReport(child, "1", outcome.Result{Status: outcome.OK, Text: "forward", Forward: many[:n]})
+		r, ch := newResident()
+		buf := make([]byte, maxPacket)
+		for len(ch) == 0 {
+			k, _, _, _, err := parent.ReadMsgUnix(buf, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.answer(buf[:k]); err != nil {
+				t.Fatalf("%d addresses: %v", n, err)
+			}
+		}
+		res := <-ch
+		if n == maxForwards && (res.Status != outcome.OK || len(res.Forward) != n) {
+			t.Errorf("%d addresses: %v %q, %d forwards", n, res.Status, res.Text, len(res.Forward))
+		}
+		if n > maxForwards && (res.Status != outcome.Temp || !strings.Contains(res.Text, "more than a delivery child reports") || len(res.Forward) != 0) {
+			t.Errorf("%d addresses: %v %q, %d forwards", n, res.Status, res.Text, len(res.Forward))
+		}
+	}
+
+	// A child that sends F packets of one-byte addresses until refused.
+	r, _ := newResident()
+	p := []byte("F\x001\x00")
+	for len(p)+2 <= maxPacket {
+		p = append(p, 'a', 0)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var held int
+	for range 2 * maxForwardBytes / maxPacket {
+		if err := r.answer(p); err != nil {
+			break
+		}
+		held = len(r.forwards[1].addrs)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if held > maxForwards {
+		t.Errorf("the parent took %d forwarding addresses of one delivery, more than %d", held, maxForwards)
+	}
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 4*maxForwardBytes {
+		t.Errorf("one delivery's forwarding addresses hold %d MiB of the parent's heap", grown>>20)
+	}
+	runtime.KeepAlive(r)
+}
+
+// packetPair is a child's and a parent's end of a socket pair, as a
+// resident child's.
+func packetPair(t *testing.T) (child, parent *net.UnixConn) {
+	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -250,15 +333,5 @@ func TestResidentReportAddressTooLong(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c.(*net.UnixConn)
 	}
-	child, parent := conn(fds[0]), conn(fds[1])
-	long := strings.Repeat("x", maxPacket) + "@example.org"
-	sendReport(child, "7", outcome.Result{Status: outcome.OK, Text: "forward", Forward: []string{"a@example.org", long}})
-	buf := make([]byte, maxPacket)
-	n, _, _, _, err := parent.ReadMsgUnix(buf, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "R\x007\x00Z\x004.3.5 forwarding address of 65548 bytes: more than a delivery child reports\x00"; string(buf[:n]) != want {
-		t.Errorf("packet %q, want %q", buf[:n], want)
-	}
+	return conn(fds[0]), conn(fds[1])
 }

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // IDs are the identity to take.
@@ -61,9 +64,10 @@ func (ids IDs) Check() error {
 	return nil
 }
 
-// Drop takes the identity: setgroups, setgid, setuid. A process that is
-// already exactly that user (no root to give up) is left alone. After
-// the drop it checks that root cannot be regained.
+// Drop takes the identity: setgroups (the primary group alone when
+// Groups is empty), setresgid, setresuid. A process that is already
+// exactly that user (no root to give up) is left alone. After the drop
+// it checks the ids and that root cannot be regained.
 func Drop(ids IDs) error {
 	if err := ids.Check(); err != nil {
 		return err
@@ -75,20 +79,65 @@ func Drop(ids IDs) error {
 	if len(groups) == 0 {
 		groups = []int{ids.GID}
 	}
+	return drop(ids.User, ids.UID, ids.GID, groups)
+}
+
+// DropIDs takes ids given by number, for a process its parent started
+// as root so that it becomes the user itself, after making itself not
+// dumpable (a local delivery child): exactly the supplementary groups
+// given (none when empty), then real, effective and saved gid, then
+// uid. A uid of 0 is refused; a gid of 0 is not (an account's primary
+// group may be root's). It always drops: run as anyone but root, it
+// fails.
+func DropIDs(uid, gid int, groups []int) error {
+	if uid == 0 {
+		return fmt.Errorf("uid 0: %w", ErrRoot)
+	}
+	if uid < 0 || gid < 0 {
+		return fmt.Errorf("bad ids %d:%d", uid, gid)
+	}
+	for _, g := range groups {
+		if g < 0 {
+			return fmt.Errorf("bad group %d", g)
+		}
+	}
+	return drop("uid "+strconv.Itoa(uid), uid, gid, groups)
+}
+
+// drop sets the groups, gid and uid (real, effective and saved), and
+// checks them afterwards.
+func drop(who string, uid, gid int, groups []int) error {
 	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("setgroups for %s: %v", ids.User, err)
+		return fmt.Errorf("setgroups for %s: %v", who, err)
 	}
-	if err := syscall.Setgid(ids.GID); err != nil {
-		return fmt.Errorf("setgid %d: %v", ids.GID, err)
+	if err := syscall.Setresgid(gid, gid, gid); err != nil {
+		return fmt.Errorf("setresgid %d: %v", gid, err)
 	}
-	if err := syscall.Setuid(ids.UID); err != nil {
-		return fmt.Errorf("setuid %d: %v", ids.UID, err)
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		return fmt.Errorf("setresuid %d: %v", uid, err)
 	}
-	if os.Getuid() != ids.UID || os.Geteuid() != ids.UID || os.Getgid() != ids.GID || os.Getegid() != ids.GID {
-		return fmt.Errorf("still uid %d/%d gid %d/%d after dropping to %s", os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid(), ids.User)
+	ru, eu, su := unix.Getresuid()
+	rg, eg, sg := unix.Getresgid()
+	if ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid {
+		return fmt.Errorf("still uids %d/%d/%d gids %d/%d/%d after dropping to %s", ru, eu, su, rg, eg, sg, who)
+	}
+	got, err := syscall.Getgroups()
+	if err != nil {
+		return fmt.Errorf("getgroups after dropping to %s: %v", who, err)
+	}
+	if !sameSet(got, groups) {
+		return fmt.Errorf("groups %v after dropping to %s, not %v", got, who, groups)
 	}
 	if syscall.Setuid(0) == nil {
-		return fmt.Errorf("could become root again after dropping to %s", ids.User)
+		return fmt.Errorf("could become root again after dropping to %s", who)
 	}
 	return nil
+}
+
+// sameSet says whether a and b hold the same numbers.
+func sameSet(a, b []int) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }

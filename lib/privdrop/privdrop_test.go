@@ -2,8 +2,15 @@ package privdrop
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestLookupRefusesRoot(t *testing.T) {
@@ -63,4 +70,62 @@ func TestDropToSelf(t *testing.T) {
 	if err := Drop(IDs{User: "self", UID: os.Getuid(), GID: os.Getgid()}); err != nil {
 		t.Errorf("Drop to self: %v", err)
 	}
+}
+
+func TestMain(m *testing.M) {
+	// TestDropIDs runs this binary to drop.
+	if len(os.Args) > 1 && os.Args[1] == "-drop-ids" {
+		os.Exit(showDropIDs())
+	}
+	os.Exit(m.Run())
+}
+
+// DropIDs, as root, in a process of its own: real, effective and saved
+// ids all the user's, exactly the groups given (none when none is), a
+// gid of 0 taken, uid 0 refused.
+func TestDropIDs(t *testing.T) {
+	if err := DropIDs(0, 4321, nil); !errors.Is(err, ErrRoot) {
+		t.Errorf("DropIDs to uid 0: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		if err := exec.Command(os.Args[0], "-drop-ids", "4321", "4321").Run(); err == nil {
+			t.Error("DropIDs succeeded without root")
+		}
+		return
+	}
+	for args, want := range map[string]string{
+		"4321 4322 4242 4343": "4321 4321 4321 4322 4322 4322 [4242 4343]\n",
+		"4321 0":              "4321 4321 4321 0 0 0 []\n",
+	} {
+		got, err := exec.Command(os.Args[0], append([]string{"-drop-ids"}, strings.Fields(args)...)...).CombinedOutput()
+		if string(got) != want || err != nil {
+			t.Errorf("%s: %q (%v), want %q", args, got, err, want)
+		}
+	}
+}
+
+// showDropIDs drops to the ids of its arguments (uid gid groups...) and
+// prints what it is then.
+func showDropIDs() int {
+	var n []int
+	for _, a := range os.Args[2:] {
+		i, err := strconv.Atoi(a)
+		if err != nil {
+			return 2
+		}
+		n = append(n, i)
+	}
+	if err := DropIDs(n[0], n[1], n[2:]); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	ru, eu, su := unix.Getresuid()
+	rg, eg, sg := unix.Getresgid()
+	groups, err := syscall.Getgroups()
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println(ru, eu, su, rg, eg, sg, groups)
+	return 0
 }

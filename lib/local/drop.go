@@ -1,0 +1,174 @@
+package local
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"omail/lib/home"
+	"omail/lib/privdrop"
+)
+
+// IDsEnv carries the ids a delivery child takes: "UID:GID" or
+// "UID:GID:G1,G2,...", decimal numbers (no group: none at all).
+//
+// A root omail-deliver starts its delivery children as root, with this
+// variable, and each child makes itself not dumpable and only then
+// takes the user's ids (enterChild). Started with the user's ids
+// directly, a child would be dumpable from its exec (exec of a binary
+// the user may read makes the process dumpable again) until it could
+// say otherwise: long enough, through the Go runtime's start-up, for a
+// process of that uid to take its fd 3 (pidfd_getfd(2), ptrace), the
+// socket on which root sends it queue files, whole envelope and Bcc
+// recipients included, and to answer in its name.
+const IDsEnv = "OMAIL_LOCAL_IDS"
+
+// maxGroups is the kernel's NGROUPS_MAX.
+const maxGroups = 65536
+
+// encodeIDs is the IDsEnv value for the ids.
+func encodeIDs(uid, gid int, groups []int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d:%d", uid, gid)
+	for i, g := range groups {
+		if i == 0 {
+			b.WriteByte(':')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(g))
+	}
+	return b.String()
+}
+
+// decodeIDs reads an IDsEnv value. A uid of 0 is refused: a child never
+// delivers as root. A gid of 0 is taken (an account's primary group may
+// be root's, and its children always got it).
+func decodeIDs(s string) (uid, gid int, groups []int, err error) {
+	f := strings.Split(s, ":")
+	if len(f) < 2 || len(f) > 3 {
+		return 0, 0, nil, fmt.Errorf("%s=%q: not UID:GID[:GROUPS]", IDsEnv, s)
+	}
+	num := func(t string) (int, bool) {
+		if t == "" || len(t) > 10 || strings.Trim(t, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(t, 10, 32)
+		return int(n), err == nil && n != 1<<32-1 // (uid_t)-1 means "unchanged"
+	}
+	var ok1, ok2 bool
+	uid, ok1 = num(f[0])
+	gid, ok2 = num(f[1])
+	if !ok1 || !ok2 {
+		return 0, 0, nil, fmt.Errorf("%s=%q: bad uid or gid", IDsEnv, s)
+	}
+	if uid == 0 {
+		return 0, 0, nil, fmt.Errorf("%s=%q: a delivery child never runs as root", IDsEnv, s)
+	}
+	if len(f) == 3 {
+		gs := strings.Split(f[2], ",")
+		if len(gs) > maxGroups {
+			return 0, 0, nil, fmt.Errorf("%s: more than %d groups", IDsEnv, maxGroups)
+		}
+		for _, t := range gs {
+			g, ok := num(t)
+			if !ok {
+				return 0, 0, nil, fmt.Errorf("%s=%.100q: bad group %q", IDsEnv, s, t)
+			}
+			groups = append(groups, g)
+		}
+	}
+	return uid, gid, groups, nil
+}
+
+// enterChild is the first thing a delivery child does, before it reads
+// a request or its fd 3: it makes itself not dumpable, so that no
+// process of the user's uid, the user's own programs included, can take
+// its descriptors (ptrace, pidfd_getfd(2), /proc/PID/fd) or its memory;
+// then, given IDsEnv (its parent is root), it takes those ids
+// (privdrop.DropIDs: groups, gid, uid, checked afterwards). It refuses
+// to go on as root, or traced. The programs it runs are dumpable again
+// (exec of a program that is not set-id resets it) and inherit none of
+// its descriptors (all close-on-exec; ReadMsgUnix asks MSG_CMSG_CLOEXEC
+// for the ones a resident child receives).
+func enterChild(env home.Env) error {
+	if err := notDumpable(); err != nil {
+		return err
+	}
+	if ids := env.Get(IDsEnv); ids != "" {
+		uid, gid, groups, err := decodeIDs(ids)
+		if err != nil {
+			return err
+		}
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("%s given, but not started as root (uid %d)", IDsEnv, os.Geteuid())
+		}
+		// The change of ids clears the parent-death signal and sets
+		// the dumpable flag to fs.suid_dumpable: both are set again,
+		// the signal on a thread that lives as long as the process
+		// (this goroutine's, locked to it for good).
+		runtime.LockOSThread()
+		ppid := os.Getppid()
+		if err := privdrop.DropIDs(uid, gid, groups); err != nil {
+			return err
+		}
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %v", err)
+		}
+		if os.Getppid() != ppid {
+			return errors.New("the parent is gone")
+		}
+		if err := notDumpable(); err != nil {
+			return err
+		}
+	}
+	if geteuid() == 0 {
+		return fmt.Errorf("runs as root without %s: a delivery child never delivers as root", IDsEnv)
+	}
+	return notTraced()
+}
+
+// notDumpable makes the process not dumpable, and checks that it is.
+func notDumpable() error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %v", err)
+	}
+	if n, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil || n != 0 {
+		return fmt.Errorf("still dumpable (%d, %v)", n, err)
+	}
+	return nil
+}
+
+// notTraced checks that no thread of the process is traced: a tracer
+// that attached before it was not dumpable (none can after) stays.
+func notTraced() error {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("cannot check for a tracer: %v", err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/status")
+		if errors.Is(err, os.ErrNotExist) {
+			continue // a thread that has exited
+		}
+		if err != nil {
+			return fmt.Errorf("cannot check for a tracer: %v", err)
+		}
+		_, rest, ok := bytes.Cut(b, []byte("\nTracerPid:"))
+		line, _, _ := bytes.Cut(rest, []byte("\n"))
+		if !ok {
+			return fmt.Errorf("cannot check for a tracer: no TracerPid in /proc/self/task/%s/status", e.Name())
+		}
+		if pid := string(bytes.TrimSpace(line)); pid != "0" {
+			return fmt.Errorf("traced by pid %s", pid)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"omail/lib/home"
+	"omail/lib/outcome"
+)
+
+func TestDecodeIDs(t *testing.T) {
+	for _, c := range []struct {
+		in     string
+		uid    int
+		gid    int
+		groups []int
+		bad    bool
+	}{
+		{in: "4321:4321", uid: 4321, gid: 4321},
+		{in: "4321:0", uid: 4321, gid: 0},
+		{in: "4321:4321:4242,4343", uid: 4321, gid: 4321, groups: []int{4242, 4343}},
+		{in: "0:4321", bad: true},
+		{in: "00:4321", bad: true},
+		{in: "-1:4321", bad: true},
+		{in: "+5:4321", bad: true},
+		{in: "4294967295:1", bad: true},
+		{in: "4294967296:1", bad: true},
+		{in: "5:", bad: true},
+		{in: "5", bad: true},
+		{in: "5:5:", bad: true},
+		{in: "5:5:1,,2", bad: true},
+		{in: "5:5:1:2", bad: true},
+		{in: " 5:5", bad: true},
+	} {
+		uid, gid, groups, err := decodeIDs(c.in)
+		if c.bad {
+			if err == nil {
+				t.Errorf("%q: taken as %d %d %v", c.in, uid, gid, groups)
+			}
+			continue
+		}
+		if err != nil || uid != c.uid || gid != c.gid || !reflect.DeepEqual(groups, c.groups) {
+			t.Errorf("%q: %d %d %v %v", c.in, uid, gid, groups, err)
+		}
+		if enc := encodeIDs(uid, gid, groups); enc != c.in {
+			t.Errorf("%q encoded back as %q", c.in, enc)
+		}
+	}
+}
+
+// A delivery child run by hand as root, without ids to take, delivers
+// nothing: a child never delivers as root.
+func TestRunChildRefusesRoot(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	var out, errs strings.Builder
+	code := RunChild([]string{"-local", "a@b", "bob@test.example", "/nonexistent"}, home.Env{"OMAIL_HOME=/nonexistent"}, nil, &out, &errs)
+	if code != 111 || out.Len() != 0 || !strings.Contains(errs.String(), "never delivers as root") {
+		t.Errorf("exit %d, report %q, error %q", code, out.String(), errs.String())
+	}
+}
+
+// The drop of a delivery child started as root (enterChild): the ids,
+// all three of each, and exactly the groups given; not dumpable, the
+// parent-death signal set again. uid 0 is refused, a gid of 0 taken.
+func TestEnterChild(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	run := func(ids string) (string, error) {
+		cmd := exec.Command(os.Args[0], "-enter-child")
+		cmd.Env = []string{"OMAIL_HOME=/nonexistent"}
+		if ids != "" {
+			cmd.Env = append(cmd.Env, IDsEnv+"="+ids)
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for ids, want := range map[string]string{
+		"4321:4322:4242,4343": "uid 4321 4321 4321 gid 4322 4322 4322 groups [4242 4343] dumpable 0 pdeathsig 9\n",
+		"4321:0":              "uid 4321 4321 4321 gid 0 0 0 groups [] dumpable 0 pdeathsig 9\n",
+	} {
+		if got, err := run(ids); got != want || err != nil {
+			t.Errorf("%s: %q (%v), want %q", ids, got, err, want)
+		}
+	}
+	for ids, want := range map[string]string{
+		"0:4321": "never runs as root",
+		"":       "never delivers as root",
+	} {
+		if got, err := run(ids); err == nil || !strings.Contains(got, want) {
+			t.Errorf("%q: %q (%v), want a refusal saying %q", ids, got, err, want)
+		}
+	}
+}
+
+// showEnterChild is TestEnterChild's child: enterChild, then what it
+// made of the process.
+func showEnterChild() int {
+	if err := enterChild(home.Env(os.Environ())); err != nil {
+		fmt.Println("enterChild:", err)
+		return 111
+	}
+	ru, eu, su := unix.Getresuid()
+	rg, eg, sg := unix.Getresgid()
+	groups, err := syscall.Getgroups()
+	if err != nil {
+		fmt.Println(err)
+		return 111
+	}
+	dumpable, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	var sig int32
+	unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0)
+	fmt.Printf("uid %d %d %d gid %d %d %d groups %v dumpable %d pdeathsig %d\n", ru, eu, su, rg, eg, sg, groups, dumpable, sig)
+	return 0
+}
+
+// A resident child is root from its exec until it has made itself not
+// dumpable and taken the user's ids: at no moment can a process of the
+// user's uid take its fd 3, the socket on which root sends it queue
+// files (envelope, Bcc recipients), and answer in its name. The child
+// is held (pauseChild) between its exec and its first code, where the
+// Go runtime starts up, while carl's process (grabFd3) tries.
+func TestChildNotDumpableFromExec(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	for _, f := range []string{"ready", "go"} {
+		if err := syscall.Mkfifo(filepath.Join(rw.dir, f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(rw.dir, f), 0o666) // for a child that is carl already
+	}
+	rw.d.crashEnv = append(rw.d.crashEnv, pauseEnv+"="+rw.dir)
+	done := make(chan outcome.Result, 1)
+	go func() {
+		done <- rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "ann@example.org", "carl@test.example")
+	}()
+	pids := make(chan string, 1)
+	go func() {
+		f, err := os.Open(filepath.Join(rw.dir, "ready"))
+		if err != nil {
+			pids <- ""
+			return
+		}
+		defer f.Close()
+		line, _ := bufio.NewReader(f).ReadString('\n')
+		pids <- strings.TrimSpace(line)
+	}()
+	var pid string
+	select {
+	case pid = <-pids:
+	case r := <-done:
+		t.Fatalf("the delivery ended before its child was held: %v %q", r.Status, r.Text)
+	}
+	grab := exec.Command(rw.exe, "-grab-fd3", pid)
+	grab.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: carlUID, Gid: carlUID}}
+	got, err := grab.CombinedOutput()
+	if g, err := os.OpenFile(filepath.Join(rw.dir, "go"), os.O_WRONLY, 0); err == nil {
+		g.Close()
+	}
+	r := <-done
+	if err != nil || !strings.HasPrefix(string(got), "refused") {
+		t.Errorf("carl's process, as his resident child started: %q (%v)", got, err)
+	}
+	want(t, r, outcome.OK, "mbox "+rw.spool+"/carl")
+}
+
+// pauseEnv names the directory of the fifos where pauseChild holds a
+// child, in TestChildNotDumpableFromExec.
+const pauseEnv = "OMAIL_TEST_CHILD_PAUSE"
+
+// pauseChild holds a child started by TestChildNotDumpableFromExec: it
+// writes its pid to the fifo "ready" and waits for "go" to be opened
+// and closed.
+func pauseChild() {
+	dir := os.Getenv(pauseEnv)
+	if dir == "" {
+		return
+	}
+	if f, err := os.OpenFile(filepath.Join(dir, "ready"), os.O_WRONLY, 0); err == nil {
+		fmt.Fprintln(f, os.Getpid())
+		f.Close()
+	}
+	if f, err := os.Open(filepath.Join(dir, "go")); err == nil {
+		io.Copy(io.Discard, f)
+		f.Close()
+	}
+}
+
+// grabFd3 tries to take fd 3 of process pid, as a user's process would.
+func grabFd3(pid string) int {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		fmt.Println("bad pid", pid)
+		return 1
+	}
+	pfd, err := unix.PidfdOpen(n, 0)
+	if err != nil {
+		fmt.Println("pidfd_open:", err)
+		return 1
+	}
+	defer unix.Close(pfd)
+	fd, err := unix.PidfdGetfd(pfd, 3, 0)
+	if err != nil {
+		fmt.Println("refused:", err)
+		return 0
+	}
+	target, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	fmt.Println("took fd 3:", target)
+	return 0
+}
