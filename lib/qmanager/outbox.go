@@ -42,6 +42,7 @@ func (m *Manager) sweepOutbox() {
 		return
 	}
 	now := clock.Now(m.Now)
+	m.settleOutbox(sums, now)
 	create, err := m.Ctl.Bool("ocmpcreateuserdir")
 	if err != nil {
 		m.logf("warning: %v", err)
@@ -90,6 +91,45 @@ func (m *Manager) sweepOutbox() {
 			continue
 		}
 		if err := m.expireOutbox(ep, now, lifetime); err != nil {
+			m.logf("warning: outbox %s: %v", ep, err)
+		}
+	}
+}
+
+// settleOutbox gives the entries dated in the future (written while the
+// clock ran ahead, set back since) the time now, so that their wait,
+// outboxlifetime's, counts from this sweep (outbox.Settle); sums' oldest
+// times follow. An endpoint with a pass pending is left for a later
+// sweep, as expiry is.
+func (m *Manager) settleOutbox(sums []outbox.Summary, now time.Time) {
+	var ahead []string
+	for i := range sums {
+		if sums[i].Newest.After(now) {
+			ahead = append(ahead, sums[i].Endpoint)
+		}
+		if sums[i].Oldest.After(now) {
+			sums[i].Oldest = now
+		}
+	}
+	if len(ahead) == 0 {
+		return
+	}
+	h := m.home()
+	unlock, err := outbox.Lock(h)
+	if err != nil {
+		m.logf("warning: cannot lock the OCMP outbox: %v", err)
+		return
+	}
+	defer unlock()
+	for _, ep := range ahead {
+		if outbox.PassPending(h, ep) {
+			continue
+		}
+		n, err := outbox.Settle(h, ep, now)
+		if n > 0 {
+			m.logf("outbox %s: %d message(s) dated in the future (the clock was set back): they wait from now", ep, n)
+		}
+		if err != nil {
 			m.logf("warning: outbox %s: %v", ep, err)
 		}
 	}
