@@ -585,18 +585,17 @@ func Backoff(n int) time.Duration {
 }
 
 // MaxBackoff is the longest wait between two tries of a recipient.
-const MaxBackoff = 4 * time.Hour
+const MaxBackoff = queue.MaxBackoff
 
-// dueAt is the time a recipient or message due at due is tried, seen at
-// now (Unix seconds): due itself, unless it is further ahead than the
-// longest back-off, which only a clock set back since can make (an NTP
-// or RTC step, a kiosk that queued mail while its clock ran ahead): then
-// now, so that the step is never added to the wait. Never stays Never.
+// dueAt is queue.DueAt, the time a recipient or message due at due is
+// tried, seen at now (a due time further ahead than MaxBackoff, which only
+// a clock set back makes, is now), the rule mailq shows too. Never stays
+// Never.
 func dueAt(due, now int64) int64 {
-	if due != Never && due > now+int64(MaxBackoff/time.Second) {
-		return now
+	if due == Never {
+		return Never
 	}
-	return due
+	return queue.DueAt(due, now)
 }
 
 // forward queues a copy of the message to new recipients, with the same
