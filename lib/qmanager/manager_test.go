@@ -943,14 +943,20 @@ func TestQueuedInTheFutureExpiresALifetimeAfterTheStep(t *testing.T) {
 	if n := f.count("u@test.example"); n != 7 {
 		t.Errorf("expired after %d tries, want 7 (24h after the first)", n)
 	}
+	f.bounceSays("Arrival-Date: " + first.Format(time.RFC1123Z))
+}
+
+// bounceSays checks that the queue holds one message, a bounce, and that
+// it contains want.
+func (f *fixture) bounceSays(want string) {
+	f.t.Helper()
 	msgs := f.messages()
 	if len(msgs) != 1 {
-		t.Fatalf("want exactly the bounce in the queue, have %d", len(msgs))
+		f.t.Fatalf("want exactly the bounce in the queue, have %d", len(msgs))
 	}
-	for bid := range msgs {
-		want := "Arrival-Date: " + first.Format(time.RFC1123Z)
-		if body := f.message(bid); !strings.Contains(body, want) {
-			t.Errorf("bounce lacks %q:\n%s", want, body)
+	for id, st := range msgs {
+		if body := f.message(id); st.Sender != "" || !strings.Contains(body, want) {
+			f.t.Errorf("bounce from <%s> lacks %q:\n%s", st.Sender, want, body)
 		}
 	}
 }
