@@ -235,6 +235,7 @@ type Summary struct {
 	Held     int       // of which held
 	Bytes    int64     // the entries' files, envelopes included
 	Oldest   time.Time // when the oldest entry was written; zero if none
+	Newest   time.Time // when the newest entry not held was written; zero if none
 	Upload   string    // the endpoint's upload directory
 	UploadOK bool      // it exists (as a directory)
 }
@@ -278,6 +279,9 @@ func Summarize(home string, ctl *control.Dir) ([]Summary, error) {
 				if s.Oldest.IsZero() || fi.ModTime().Before(s.Oldest) {
 					s.Oldest = fi.ModTime()
 				}
+				if !held && fi.ModTime().After(s.Newest) {
+					s.Newest = fi.ModTime()
+				}
 			}
 		}
 		if s.Messages == 0 {
@@ -303,4 +307,38 @@ func Waiting(home, endpoint, name string, held bool, now time.Time) (time.Durati
 		return 0, err
 	}
 	return now.Sub(fi.ModTime()), nil
+}
+
+// Settle gives each entry of endpoint (not held) whose time is after now
+// the time now, and returns how many it changed. Such an entry was
+// written while the clock ran ahead (set back since); left alone, it
+// would wait (Waiting, outboxlifetime) until the clock caught up. So its
+// wait counts from the first sweep after the step. Call it under Lock,
+// and not while PassPending: the change moves the file's change time,
+// by which omail-pack's journal knows the entries it packed. The new
+// time is not synced: after a crash, a later sweep sets it again.
+func Settle(home, endpoint string, now time.Time) (int, error) {
+	names, err := List(home, endpoint)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, name := range names {
+		p := filepath.Join(Path(home, endpoint), name)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if !fi.Mode().IsRegular() || !fi.ModTime().After(now) {
+			continue
+		}
+		if err := os.Chtimes(p, now, now); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

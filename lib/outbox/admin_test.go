@@ -208,3 +208,41 @@ func TestHoldMissingEntry(t *testing.T) {
 		t.Error("a hold time is left for an entry not held")
 	}
 }
+
+// Settle gives the entries dated after now the time now, and leaves the
+// others and the held ones alone.
+func TestSettleBringsFutureEntriesToNow(t *testing.T) {
+	home := t.TempDir()
+	msg := msgFile(t, "Subject: x\n\nbody\n")
+	for _, id := range []string{"1.1.1.1", "1.1.1.2", "1.1.1.3"} {
+		if err := Put(home, "k1", id, msg, "a@b.example", []string{"u@k.example"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Unix(1800000000, 0)
+	past, ahead := now.Add(-time.Hour), now.Add(30*24*time.Hour)
+	dir := Path(home, "k1")
+	os.Chtimes(filepath.Join(dir, "1.1.1.1"), past, past)
+	os.Chtimes(filepath.Join(dir, "1.1.1.2"), ahead, ahead)
+	os.Chtimes(filepath.Join(dir, "1.1.1.3"), ahead, ahead)
+	unlock, err := Lock(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if err := Hold(home, "k1", "1.1.1.3"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Settle(home, "k1", now); n != 1 || err != nil {
+		t.Fatalf("Settle: %d, %v; want 1 changed", n, err)
+	}
+	for p, want := range map[string]time.Time{"1.1.1.1": past, "1.1.1.2": now, HeldDir + "/1.1.1.3": ahead} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(want) {
+			t.Errorf("%s: time %s, want %s", p, fi.ModTime(), want)
+		}
+	}
+}

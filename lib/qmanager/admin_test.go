@@ -277,6 +277,57 @@ func TestOutboxExpiryAndMissingUploadWarning(t *testing.T) {
 	}
 }
 
+// An outbox entry written while the clock ran 30 days ahead, the clock
+// then set right: the first sweep after the step gives it the time now,
+// so that outboxlifetime (a day) counts from there, and the bounce's
+// Arrival-Date says so. An endpoint with an interrupted pass pending is
+// left alone: its entries' change times are how omail-pack knows what it
+// packed.
+func TestOutboxEntryFromTheFutureWaitsFromTheFirstSweep(t *testing.T) {
+	f := newFixture(t, map[string]string{"outboxlifetime": "86400"})
+	home := filepath.Dir(f.m.Q.Dir)
+	msg := filepath.Join(t.TempDir(), "msg")
+	os.WriteFile(msg, []byte("Subject: for the kiosk\n\nbody\n"), 0o644)
+	n := "1700000000.000000001.1.1"
+	ahead := f.now.Add(30 * 24 * time.Hour)
+	for _, ep := range []string{"k1", "k2"} {
+		if err := outbox.Put(home, ep, n, msg, "sender@test.example", []string{"u@kiosk.example"}); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(filepath.Join(outbox.Path(home, ep), n), ahead, ahead)
+	}
+	os.WriteFile(filepath.Join(outbox.Path(home, "k2"), outbox.JournalName), nil, 0o600)
+	mtime := func(ep string) time.Time {
+		fi, err := os.Stat(filepath.Join(outbox.Path(home, ep), n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.ModTime()
+	}
+	settled := f.now
+	f.m.sweepOutbox()
+	if got := mtime("k1"); !got.Equal(settled) {
+		t.Errorf("k1's entry after the first sweep: time %s, want now (%s)", got, settled)
+	}
+	if got := mtime("k2"); !got.Equal(ahead) {
+		t.Errorf("k2's entry, a pass pending, was changed: time %s, want %s", got, ahead)
+	}
+	if !strings.Contains(f.log.String(), "outbox k1: 1 message(s) dated in the future") {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+	f.advance(24 * time.Hour)
+	f.m.sweepOutbox()
+	if names, _ := outbox.List(home, "k1"); len(names) != 1 {
+		t.Fatalf("bounced after waiting exactly outboxlifetime: %v", names)
+	}
+	f.advance(time.Second)
+	f.m.sweepOutbox()
+	if names, _ := outbox.List(home, "k1"); len(names) != 0 {
+		t.Fatalf("outboxlifetime 1 day: still waiting a day and a second after the first sweep: %v", names)
+	}
+	f.bounceSays("Arrival-Date: " + settled.Format(time.RFC1123Z))
+}
+
 // holdDuringFirst is a fixture whose SMTP deliveries succeed, where the
 // administrator holds message id during the first one (Hold runs in a
 // goroutine: it waits for the attempt). hold gets Hold's answer.

@@ -916,6 +916,51 @@ func TestQueuedInTheFutureCountsAsNowForExpiry(t *testing.T) {
 	}
 }
 
+// A message queued while the clock ran 30 days ahead (a kiosk's RTC),
+// the clock then set right: the first attempt after the step makes its
+// queued time now and saves it with the state, so that queuelifetime (a
+// day) counts from there, not from 30 days ahead; the bounce's
+// Arrival-Date is that time too.
+func TestQueuedInTheFutureExpiresALifetimeAfterTheStep(t *testing.T) {
+	f := newFixture(t, map[string]string{"queuelifetime": "86400"})
+	f.localAnswers(outcome.Result{Status: outcome.Temp, Text: "4.2.2 busy"})
+	id := f.enqueue("s@test.example", "u@test.example")
+	f.advance(-30 * 24 * time.Hour)
+	first := f.now
+	for open := true; open; f.advance(MaxBackoff) {
+		if f.now.Sub(first) > 6*24*time.Hour {
+			t.Fatalf("queuelifetime a day: still queued 6 days after the clock went back, tries %d", f.count("u@test.example"))
+		}
+		var err error
+		if _, open, err = f.m.attempt(context.Background(), id, false); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.messages()[id]; open && (st == nil || st.Queued != first.Unix()) {
+			t.Fatalf("after the try at %s: state %+v, want queued %d (the first try after the step)", f.now.Sub(first), st, first.Unix())
+		}
+	}
+	// A try every 4 hours: the one 24 hours after the first is final.
+	if n := f.count("u@test.example"); n != 7 {
+		t.Errorf("expired after %d tries, want 7 (24h after the first)", n)
+	}
+	f.bounceSays("Arrival-Date: " + first.Format(time.RFC1123Z))
+}
+
+// bounceSays checks that the queue holds one message, a bounce, and that
+// it contains want.
+func (f *fixture) bounceSays(want string) {
+	f.t.Helper()
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		f.t.Fatalf("want exactly the bounce in the queue, have %d", len(msgs))
+	}
+	for id, st := range msgs {
+		if body := f.message(id); st.Sender != "" || !strings.Contains(body, want) {
+			f.t.Errorf("bounce from <%s> lacks %q:\n%s", st.Sender, want, body)
+		}
+	}
+}
+
 // The daemon's schedule too: when the clock goes back, a message due
 // further ahead than the longest back-off is tried at once.
 func TestDaemonRetriesAtOnceAfterTheClockGoesBack(t *testing.T) {

@@ -252,6 +252,14 @@ func (m *Manager) attemptLane(ctx context.Context, id string, flush bool) (next 
 	ctx = remote.WithStop(firstAttempt(ctx, made && dir == queue.DirTodo), stop)
 	msgPath := m.Q.Path(queue.DirMess, id)
 	now := clock.Now(m.Now)
+	if st.Queued > now.Unix() {
+		// Queued while the clock ran ahead (set back since): the message
+		// has waited nothing yet. Its queued time becomes now and is saved
+		// with the state this attempt writes, so queuelifetime (and a
+		// bounce's Arrival-Date) counts from the first attempt after the
+		// step.
+		st.Queued = now.Unix()
+	}
 	lifetime := m.cfg().queueLifetime
 	hold := m.cfg().holdRemote && !flush
 	held := map[int]bool{} // SMTP recipients waiting for a flush
@@ -554,8 +562,8 @@ func (m *Manager) record(st *queue.State, i int, res outcome.Result, now time.Ti
 	default: // outcome.Temp, the zero value, and anything unknown
 		r.Attempts++
 		r.LastError = res.Text
-		// A queued time in the future (a clock set back since) counts as
-		// now: the message has waited nothing yet.
+		// The attempt moved a queued time in the future back to its start;
+		// a clock set back during the attempt counts as no wait.
 		if now.Sub(time.Unix(min(st.Queued, now.Unix()), 0)) >= lifetime {
 			r.Status = queue.Failed
 			r.LastError = errorText(fmt.Sprintf("message expired after %s in the queue; last error: %s", lifetime, res.Text))
@@ -577,18 +585,17 @@ func Backoff(n int) time.Duration {
 }
 
 // MaxBackoff is the longest wait between two tries of a recipient.
-const MaxBackoff = 4 * time.Hour
+const MaxBackoff = queue.MaxBackoff
 
-// dueAt is the time a recipient or message due at due is tried, seen at
-// now (Unix seconds): due itself, unless it is further ahead than the
-// longest back-off, which only a clock set back since can make (an NTP
-// or RTC step, a kiosk that queued mail while its clock ran ahead): then
-// now, so that the step is never added to the wait. Never stays Never.
+// dueAt is queue.DueAt, the time a recipient or message due at due is
+// tried, seen at now (a due time further ahead than MaxBackoff, which only
+// a clock set back makes, is now), the rule mailq shows too. Never stays
+// Never.
 func dueAt(due, now int64) int64 {
-	if due != Never && due > now+int64(MaxBackoff/time.Second) {
-		return now
+	if due == Never {
+		return Never
 	}
-	return due
+	return queue.DueAt(due, now)
 }
 
 // forward queues a copy of the message to new recipients, with the same

@@ -42,6 +42,7 @@ func (m *Manager) sweepOutbox() {
 		return
 	}
 	now := clock.Now(m.Now)
+	m.settleOutbox(sums, now)
 	create, err := m.Ctl.Bool("ocmpcreateuserdir")
 	if err != nil {
 		m.logf("warning: %v", err)
@@ -74,25 +75,56 @@ func (m *Manager) sweepOutbox() {
 			expired = append(expired, s.Endpoint)
 		}
 	}
-	if len(expired) == 0 {
+	m.underOutboxLock(expired, func(ep string) error { return m.expireOutbox(ep, now, lifetime) })
+}
+
+// underOutboxLock runs do for each of the endpoints eps under the
+// outbox's lock, and logs its errors; it skips an endpoint whose entries
+// may be in a bundle still to be published (outbox.PassPending): they
+// are changed after omail-pack's next pass, not beside it.
+func (m *Manager) underOutboxLock(eps []string, do func(ep string) error) {
+	if len(eps) == 0 {
 		return
 	}
+	h := m.home()
 	unlock, err := outbox.Lock(h)
 	if err != nil {
 		m.logf("warning: cannot lock the OCMP outbox: %v", err)
 		return
 	}
 	defer unlock()
-	for _, ep := range expired {
+	for _, ep := range eps {
 		if outbox.PassPending(h, ep) {
-			// The entries may be in a bundle still to be published:
-			// expire them after omail-pack's next pass, not beside it.
 			continue
 		}
-		if err := m.expireOutbox(ep, now, lifetime); err != nil {
+		if err := do(ep); err != nil {
 			m.logf("warning: outbox %s: %v", ep, err)
 		}
 	}
+}
+
+// settleOutbox gives the entries dated in the future (written while the
+// clock ran ahead, set back since) the time now, so that their wait,
+// outboxlifetime's, counts from this sweep (outbox.Settle); sums' oldest
+// times follow. An endpoint with a pass pending is left for a later
+// sweep, as expiry is.
+func (m *Manager) settleOutbox(sums []outbox.Summary, now time.Time) {
+	var ahead []string
+	for i := range sums {
+		if sums[i].Newest.After(now) {
+			ahead = append(ahead, sums[i].Endpoint)
+		}
+		if sums[i].Oldest.After(now) {
+			sums[i].Oldest = now
+		}
+	}
+	m.underOutboxLock(ahead, func(ep string) error {
+		n, err := outbox.Settle(m.home(), ep, now)
+		if n > 0 {
+			m.logf("outbox %s: %d message(s) dated in the future (the clock was set back): they wait from now", ep, n)
+		}
+		return err
+	})
 }
 
 // expireOutbox bounces and removes one endpoint's entries older than

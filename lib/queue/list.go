@@ -74,12 +74,30 @@ func rcptState(r Rcpt) string {
 func rcptDetail(now time.Time, r Rcpt) string {
 	s := ""
 	if r.Status == Todo && r.Attempts > 0 {
-		s = fmt.Sprintf("  %d attempt(s), next try in %s", r.Attempts, FormatAge(time.Unix(r.NextTry, 0), now))
+		next := DueAt(r.NextTry, now.Unix())
+		s = fmt.Sprintf("  %d attempt(s), next try in %s", r.Attempts, FormatAge(time.Unix(next, 0), now))
 	}
 	if r.LastError != "" {
 		s += "  last error: " + r.LastError
 	}
 	return s
+}
+
+// MaxBackoff is the longest wait between two tries of a recipient
+// (lib/qmanager's back-off).
+const MaxBackoff = 4 * time.Hour
+
+// DueAt is the time a recipient or message due at due is tried, seen at
+// now (Unix seconds): due itself, unless it is further ahead than
+// MaxBackoff, which only a clock set back since can make (an NTP or RTC
+// step, a kiosk that queued mail while its clock ran ahead): then now, so
+// that the step is never added to the wait. The deliverer schedules by
+// it (lib/qmanager), and the listing shows it.
+func DueAt(due, now int64) int64 {
+	if due > now+int64(MaxBackoff/time.Second) {
+		return now
+	}
+	return due
 }
 
 // FormatAge formats the time from then to now coarsely, as a person
