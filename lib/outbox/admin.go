@@ -338,7 +338,25 @@ func Settle(home, endpoint string, now time.Time) (int, error) {
 		if err := os.Chtimes(p, now, now); err != nil {
 			return n, err
 		}
+		// Made durable before anything else sees it: omail-pack's journal
+		// names an entry by its inode and change time, and where the file
+		// system does not keep metadata changes in order (btrfs, ext4 with
+		// fast_commit) a crash could bring back the change time of before,
+		// and the packed entry would be left to be packed again.
+		if err := syncFile(p); err != nil {
+			return n, err
+		}
 		n++
 	}
 	return n, nil
+}
+
+// syncFile fsyncs the file at p.
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }

@@ -479,3 +479,50 @@ func poke(newMail chan struct{}) {
 	default:
 	}
 }
+
+// The sweep may wait for the outbox's lock through a whole omail-pack
+// pass, while the daemon goes on making entries: settling reads the
+// clock once it holds the lock, so an entry made during the wait is not
+// taken for one dated in the future and moved back.
+func TestSettleReadsTheClockUnderTheLock(t *testing.T) {
+	f := newFixture(t, map[string]string{"outboxlifetime": "86400"})
+	home := filepath.Dir(f.m.Q.Dir)
+	msg := filepath.Join(t.TempDir(), "msg")
+	os.WriteFile(msg, []byte("Subject: x\n\nbody\n"), 0o644)
+	ahead, fresh := "1700000000.000000001.1.1", "1700000000.000000002.1.1"
+	for _, id := range []string{ahead, fresh} {
+		if err := outbox.Put(home, "k1", id, msg, "s@test.example", []string{"u@kiosk.example"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := f.now
+	month := start.Add(30 * 24 * time.Hour)
+	os.Chtimes(filepath.Join(outbox.Path(home, "k1"), ahead), month, month)
+	// fresh was made during a 10-minute pass the sweep waited for: the
+	// sweep's first reading of the clock is from before it, every later
+	// one from after.
+	made := start.Add(10 * time.Minute)
+	os.Chtimes(filepath.Join(outbox.Path(home, "k1"), fresh), made, made)
+	first := true
+	f.m.Now = func() time.Time {
+		if first {
+			first = false
+			return start
+		}
+		return made
+	}
+	f.m.sweepOutbox()
+	fi, err := os.Stat(filepath.Join(outbox.Path(home, "k1"), fresh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(made) {
+		t.Errorf("an entry made while the sweep waited was moved from %v to %v", made, fi.ModTime())
+	}
+	if fi, _ := os.Stat(filepath.Join(outbox.Path(home, "k1"), ahead)); !fi.ModTime().Equal(made) {
+		t.Errorf("the entry dated in the future has %v, want %v", fi.ModTime(), made)
+	}
+	if !strings.Contains(f.log.String(), "1 message(s) dated in the future") {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+}

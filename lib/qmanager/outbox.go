@@ -119,7 +119,10 @@ func (m *Manager) settleOutbox(sums []outbox.Summary, now time.Time) {
 		}
 	}
 	m.underOutboxLock(ahead, func(ep string) error {
-		n, err := outbox.Settle(m.home(), ep, now)
+		// The time is read again under the lock: omail-pack may have
+		// held it for a whole pass, during which new entries came in,
+		// and they are not ahead of now.
+		n, err := outbox.Settle(m.home(), ep, clock.Now(m.Now))
 		if n > 0 {
 			m.logf("outbox %s: %d message(s) dated in the future (the clock was set back): they wait from now", ep, n)
 		}
