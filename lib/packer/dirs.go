@@ -77,15 +77,45 @@ type walker struct {
 	mkdir func(dir *os.File, name string) error
 }
 
-const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+// The directories on the way are opened O_PATH: that needs search
+// permission only, as a walk by path does (a non-root pass may meet a
+// 711 directory, a home-like <endpoint>), and openat, mkdirat, fstat
+// and readlinkat work on such a descriptor. Only upload/ and
+// .omail-tmp/ are opened for reading (readFlags): they are fsynced,
+// listed and fchmodded.
+const (
+	pathFlags = unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	readFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+)
 
-// openat opens the directory name in dir, not following a link.
+// openat opens the directory name in dir, not following a link, O_PATH.
 func openat(dir *os.File, name string) (*os.File, error) {
-	fd, err := unix.Openat(int(dir.Fd()), name, dirFlags, 0)
+	return openFlags(dir, name, pathFlags)
+}
+
+// openRead opens the directory name in dir, not following a link, for
+// reading.
+func openRead(dir *os.File, name string) (*os.File, error) {
+	return openFlags(dir, name, readFlags)
+}
+
+func openFlags(dir *os.File, name string, flags int) (*os.File, error) {
+	fd, err := unix.Openat(int(dir.Fd()), name, flags, 0)
 	if err != nil {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(dir.Name(), name)), nil
+}
+
+// readable is the directory f (O_PATH) opened for reading, under f's
+// name; f is closed.
+func readable(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.Openat(int(f.Fd()), ".", readFlags, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: f.Name(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // step opens the directory name in dir: a real directory, or one a
@@ -142,7 +172,7 @@ func (w *walker) follow(dir *os.File, name string) (*os.File, error) {
 	target := string(buf[:n])
 	var cur *os.File
 	if filepath.IsAbs(target) {
-		cur, err = os.OpenFile("/", dirFlags, 0)
+		cur, err = openPath("/", false)
 	} else {
 		cur, err = openat(dir, ".")
 	}
@@ -168,6 +198,20 @@ func (w *walker) follow(dir *os.File, name string) (*os.File, error) {
 	return named(cur, path), nil
 }
 
+// openPath opens the directory path O_PATH; following a link at its
+// last name only if follow says so.
+func openPath(path string, follow bool) (*os.File, error) {
+	flags := pathFlags
+	if follow {
+		flags &^= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(path, flags, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 // named is f under the name the walk reached it by, for messages: the
 // same directory, a new descriptor.
 func named(f *os.File, name string) *os.File {
@@ -189,14 +233,14 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 	if err := outbox.CheckEndpoint(ep); err != nil {
 		return nil, false, err // one name, never a path
 	}
-	root, err := os.OpenFile(base, dirFlags&^unix.O_NOFOLLOW, 0)
+	root, err := openPath(base, true)
 	if errors.Is(err, fs.ErrNotExist) && mkUpload {
 		// ocmpdir itself, by its path: root's control file names it.
 		if err := os.MkdirAll(base, 0o750); err != nil {
 			return nil, false, err
 		}
 		made = true
-		root, err = os.OpenFile(base, dirFlags&^unix.O_NOFOLLOW, 0)
+		root, err = openPath(base, true)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, fmt.Errorf("%s: %w", base, errMissing)
@@ -232,7 +276,11 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 	}
 	defer mail.Close()
 	d = &epDirs{uploadPath: filepath.Join(root.Name(), ep, "mail", "upload"), tmpPath: filepath.Join(root.Name(), ep, "mail", ".omail-tmp")}
-	if d.upload, err = w.step(mail, "upload"); err != nil {
+	up, err := w.step(mail, "upload")
+	if err != nil {
+		return nil, made, err
+	}
+	if d.upload, err = readable(up); err != nil {
 		return nil, made, err
 	}
 	if d.tmp, err = privateDir(mail, d.tmpPath, mkTmp); err != nil {
@@ -263,7 +311,8 @@ func chownMade(dir *os.File, name string, like *unix.Stat_t) error {
 	if int(st.Uid) != os.Geteuid() {
 		return nil
 	}
-	return unix.Fchown(int(f.Fd()), int(like.Uid), int(like.Gid))
+	// fchown does not take an O_PATH descriptor; fchownat of "" does.
+	return unix.Fchownat(int(f.Fd()), "", int(like.Uid), int(like.Gid), unix.AT_EMPTY_PATH)
 }
 
 // privateDir opens the temporary directory of bundles being written in
@@ -273,12 +322,12 @@ func chownMade(dir *os.File, name string, like *unix.Stat_t) error {
 // published. One that a pass of an older omail made 755 is made 700.
 func privateDir(mail *os.File, path string, create bool) (*os.File, error) {
 	name := filepath.Base(path)
-	f, err := openat(mail, name)
+	f, err := openRead(mail, name)
 	if errors.Is(err, unix.ENOENT) && create {
 		if err := unix.Mkdirat(int(mail.Fd()), name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, &os.PathError{Op: "mkdir", Path: path, Err: err}
 		}
-		f, err = openat(mail, name)
+		f, err = openRead(mail, name)
 	}
 	switch {
 	case errors.Is(err, unix.ENOENT) && !create:
@@ -362,7 +411,7 @@ func bundleFile(id, name string) bool {
 // share the directory; each finishes its own journal first, but the
 // other's may still be pending.)
 func (p *Packer) cleanTmp(ep string, d *epDirs) error {
-	r, err := openat(d.tmp, ".")
+	r, err := openRead(d.tmp, ".")
 	if err != nil {
 		return err
 	}

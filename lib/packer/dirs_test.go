@@ -3,6 +3,7 @@ package packer
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"omail/lib/eventlog"
 	"omail/lib/internal/testfake"
 	"omail/lib/outbox"
+	"omail/lib/safefile"
 )
 
 // linkMaker makes root's and a user's symbolic links. As root, a user's
@@ -348,6 +350,118 @@ func TestTmpDirRefused(t *testing.T) {
 			}
 			if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 1 {
 				t.Errorf("outbox holds %d entries, want the 1 still there", n)
+			}
+		})
+	}
+}
+
+// searchOnlyTree makes, under a new directory, what a non-root pass
+// meets when ocmpdir, an endpoint's directory (a home-like one) and the
+// directories in a root's link's target are search-only for it:
+// ocmp/n1 leads to mail/ by real directories, ocmp/n2/mail is root's
+// link to disk/d/mail. As root, the search-only ones are root's 711 and
+// the rest is uid 65534's, the user the pass then runs as (asNobody);
+// as anyone else they are our own 311 ones (no read for us either).
+// .omail-tmp/ is 755, so the pass fchmods it. It returns ocmpdir.
+func searchOnlyTree(t *testing.T) string {
+	t.Helper()
+	top, err := os.MkdirTemp("", "packer-711-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		filepath.Walk(top, func(path string, fi os.FileInfo, err error) error {
+			if err == nil && fi.IsDir() {
+				os.Chmod(path, 0o755)
+			}
+			return nil
+		})
+		os.RemoveAll(top)
+	})
+	base := filepath.Join(top, "ocmp")
+	if err := os.MkdirAll(filepath.Join(base, "n2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	newLinkMaker(t).link(filepath.Join(top, "disk", "d", "mail"), filepath.Join(base, "n2", "mail"), true)
+	for _, m := range []string{filepath.Join(base, "n1", "mail"), filepath.Join(top, "disk", "d", "mail")} {
+		mailTree(t, m)
+		for _, d := range []string{m, filepath.Join(m, "upload"), filepath.Join(m, ".omail-tmp")} {
+			if os.Geteuid() == 0 {
+				if err := os.Chown(d, 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, d := range []string{top, base, filepath.Join(base, "n1"), filepath.Join(base, "n2"), filepath.Join(top, "disk"), filepath.Join(top, "disk", "d")} {
+		mode := os.FileMode(0o311)
+		if os.Geteuid() == 0 {
+			mode = 0o711
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return base
+}
+
+// asNobody runs f as the user searchOnlyTree's directories are not
+// readable for. As root: on a thread of its own whose file-system uid
+// and gid are 65534 (which drops the file capabilities of that thread
+// only; the thread ends with f), with euid telling the pass it runs as
+// 65534. As anyone else: as we are.
+func asNobody(t *testing.T, f func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		f()
+		return
+	}
+	old := euid
+	euid = func() int { return 65534 }
+	defer func() { euid = old }()
+	done := make(chan bool)
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.Setfsgid(65534); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := unix.Setfsuid(65534); err != nil {
+			t.Error(err)
+			return
+		}
+		if now, _ := unix.SetfsuidRetUid(-1); now != 65534 {
+			t.Errorf("file-system uid %d, not 65534", now)
+			return
+		}
+		f()
+	}()
+	<-done
+}
+
+// A pass that does not run as root needs only search permission on the
+// directories on the way to upload/, as a walk by path does: ocmpdir,
+// a home-like <endpoint> 711, and the directories in a root's link's
+// target. Only upload/ and .omail-tmp/ are read (fsynced, fchmodded).
+func TestSearchOnlyDirectoriesOnTheWay(t *testing.T) {
+	base := searchOnlyTree(t)
+	for _, ep := range []string{"n1", "n2"} {
+		asNobody(t, func() {
+			d, _, err := openDirs(base, ep, false, true)
+			if err != nil {
+				t.Errorf("%s: %v", ep, err)
+				return
+			}
+			defer d.close()
+			for _, f := range []*os.File{d.upload, d.tmp} {
+				if err := safefile.SyncDirOf(f); err != nil {
+					t.Errorf("%s: sync %s: %v", ep, f.Name(), err)
+				}
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(int(d.tmp.Fd()), &st); err != nil || st.Mode&0o777 != 0o700 {
+				t.Errorf("%s: .omail-tmp mode %o, %v", ep, st.Mode&0o777, err)
 			}
 		})
 	}
