@@ -24,8 +24,10 @@ import (
 //
 // A symbolic link met on the way (at <endpoint>, mail or upload, or in
 // such a link's target) is followed only when root or we own it, as
-// Postfix follows root's links: an admin may move upload/ to another
-// disk. Each name of the link's target is looked at by the same rule.
+// Postfix follows root's links: an admin may move an endpoint's mail/
+// (or its directory) to another disk. Not upload/ alone: .omail-tmp/
+// must be on the same one (sameMount). Each name of the link's target
+// is looked at by the same rule.
 // ocmpdir itself is opened by its path: root's control file names it.
 
 // epDirs is an endpoint's upload/ and .omail-tmp/, open.
@@ -287,7 +289,37 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 		d.upload.Close()
 		return nil, made, err
 	}
+	if d.tmp != nil {
+		if err := sameMount(d.upload, d.tmp); err != nil {
+			d.close()
+			return nil, made, err
+		}
+	}
 	return d, made, nil
+}
+
+// errOtherDisk is an upload/ a bundle cannot be renamed into from
+// .omail-tmp/.
+var errOtherDisk = errors.New("is on another file system (or mount) than .omail-tmp/, so a bundle cannot be renamed into it: refused, the mail stays queued; a link may move <endpoint> or mail/ to another disk, not upload/ alone")
+
+// sameMount checks that upload and tmp are on one mount of one file
+// system, as rename needs: a root's link at upload/ alone may lead to
+// another disk.
+func sameMount(upload, tmp *os.File) error {
+	var a, b unix.Statx_t
+	for _, x := range []struct {
+		f  *os.File
+		st *unix.Statx_t
+	}{{upload, &a}, {tmp, &b}} {
+		if err := unix.Statx(int(x.f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, x.st); err != nil {
+			return &os.PathError{Op: "statx", Path: x.f.Name(), Err: err}
+		}
+	}
+	if a.Dev_major != b.Dev_major || a.Dev_minor != b.Dev_minor ||
+		a.Mask&b.Mask&unix.STATX_MNT_ID != 0 && a.Mnt_id != b.Mnt_id {
+		return fmt.Errorf("%s %w", upload.Name(), errOtherDisk)
+	}
+	return nil
 }
 
 // chownMade gives the directory name in dir, just made, the owner and

@@ -466,3 +466,73 @@ func TestSearchOnlyDirectoriesOnTheWay(t *testing.T) {
 		})
 	}
 }
+
+// otherDisk is a new directory on another file system than t.TempDir():
+// /dev/shm (tmpfs) or, when the temporary directories are there, the
+// package's own directory.
+func otherDisk(t *testing.T) string {
+	t.Helper()
+	var here unix.Stat_t
+	if err := unix.Stat(t.TempDir(), &here); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"/dev/shm", "."} {
+		var st unix.Stat_t
+		if unix.Stat(dir, &st) != nil || st.Dev == here.Dev {
+			continue
+		}
+		d, err := os.MkdirTemp(dir, "packer-disk-")
+		if err != nil {
+			continue
+		}
+		d, _ = filepath.Abs(d)
+		t.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	t.Fatal("no directory on another file system than the temporary ones (/dev/shm, .)")
+	return ""
+}
+
+// A root's link at upload/ alone to another disk: a bundle cannot be
+// renamed there from .omail-tmp/. The pass refuses the endpoint before
+// it writes a bundle, and says why; the mail stays in the outbox and no
+// journal is left. A link at mail/ to the other disk works.
+func TestUploadOnAnotherFileSystem(t *testing.T) {
+	p, h := setup(t)
+	log := logged(p)
+	lm := newLinkMaker(t)
+	base := filepath.Join(h, "ocmp")
+	disk := otherDisk(t)
+	os.MkdirAll(filepath.Join(base, "k", "mail"), 0o755)
+	os.MkdirAll(filepath.Join(disk, "k", "upload"), 0o755)
+	upload := filepath.Join(base, "k", "mail", "upload")
+	lm.link(filepath.Join(disk, "k", "upload"), upload, true)
+	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+	for pass := 1; pass <= 2; pass++ {
+		if err := p.Pass(); err == nil {
+			t.Errorf("pass %d: upload/ on another disk was taken", pass)
+		}
+		if want := upload + " is on another file system"; !strings.Contains(log.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, log)
+		}
+		if strings.Contains(log.String(), "cross-device") {
+			t.Errorf("a bundle was written and its rename failed:\n%s", log)
+		}
+		if found := append(filesUnder(disk), filesUnder(filepath.Join(base, "k"))...); len(found) > 0 {
+			t.Errorf("pass %d wrote %v", pass, found)
+		}
+		if got := readDirNames(t, outbox.Path(h, "k")); len(got) != 1 || got[0] != "1700000000.1.1.1" {
+			t.Errorf("pass %d: outbox holds %v, want the entry alone (no journal)", pass, got)
+		}
+	}
+
+	// mail/ on the other disk, .omail-tmp/ with it: packed there.
+	os.RemoveAll(filepath.Join(base, "k", "mail"))
+	lm.link(filepath.Join(disk, "k"), filepath.Join(base, "k", "mail"), true)
+	if err := p.Pass(); err != nil {
+		t.Fatalf("pass with mail/ on the other disk: %v", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(disk, "k", "upload", "omail-*")); len(files) != 1 {
+		t.Errorf("bundles on the other disk: %v", files)
+	}
+}
