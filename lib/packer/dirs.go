@@ -33,6 +33,7 @@ import (
 // epDirs is an endpoint's upload/ and .omail-tmp/, open.
 type epDirs struct {
 	upload, tmp *os.File // tmp is nil when a journal's .omail-tmp/ is gone
+	tmpID       dirID    // tmp's, for the journal
 	uploadPath  string   // <base>/<ep>/mail/upload, for the journal and logs
 	tmpPath     string   // <base>/<ep>/mail/.omail-tmp
 }
@@ -290,12 +291,39 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 		return nil, made, err
 	}
 	if d.tmp != nil {
-		if err := sameMount(d.upload, d.tmp); err != nil {
+		var st unix.Stat_t
+		err := unix.Fstat(int(d.tmp.Fd()), &st)
+		if err == nil {
+			d.tmpID = dirID{uint64(st.Dev), st.Ino}
+			err = sameMount(d.upload, d.tmp)
+		}
+		if err != nil {
 			d.close()
 			return nil, made, err
 		}
 	}
 	return d, made, nil
+}
+
+// tmpChanged says how d's .omail-tmp/ differs from the one journal j's
+// bundles were written in: "" when it is the same one, or when j is an
+// older omail's, which does not say.
+func (d *epDirs) tmpChanged(j *journal) string {
+	switch {
+	case j.tmpDir == nil:
+		return ""
+	case d.tmp == nil:
+		return fmt.Sprintf("is gone (the journal's was dev:ino %v)", *j.tmpDir)
+	case d.tmpID != *j.tmpDir:
+		return fmt.Sprintf("is another directory now (dev:ino %v, the journal's %v)", d.tmpID, *j.tmpDir)
+	}
+	return ""
+}
+
+// inUpload says whether upload/ holds the file name.
+func (d *epDirs) inUpload(name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(int(d.upload.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
 }
 
 // errOtherDisk is an upload/ a bundle cannot be renamed into from
@@ -409,11 +437,14 @@ func (p *Packer) dirs(ep string) (d *epDirs, ok bool, err error) {
 }
 
 // journalDirs opens the directories a journal's bundles were written
-// in, for endpoint ep, the same way (nothing is made: they held the
-// bundles). A journal names them by path: <ocmpdir>/<ep>/mail/.omail-tmp/
-// <id> and <ocmpdir>/<ep>/mail/upload/omail-<id>.zst (or .gz), with the
-// ocmpdir of the pass that wrote it.
-func journalDirs(ep string, j *journal) (*epDirs, error) {
+// in, for endpoint ep, the same way. A journal names them by path:
+// <ocmpdir>/<ep>/mail/.omail-tmp/<id> and <ocmpdir>/<ep>/mail/upload/
+// omail-<id>.zst (or .gz), with the ocmpdir of the pass that wrote it.
+// A missing .omail-tmp/ is not made (tmp is nil); a missing upload/ is
+// made when mkUpload says so (ocmpcreateuserdir, and the journal's
+// ocmpdir is today's): OCMP may have taken the bundle and the
+// endpoint's directory been removed since.
+func journalDirs(ep string, j *journal, mkUpload func(base string) bool) (d *epDirs, made bool, err error) {
 	base := ""
 	for _, pd := range j.bundles {
 		tmpDir, uploadDir := filepath.Dir(pd.tmp), filepath.Dir(pd.upload)
@@ -422,15 +453,15 @@ func journalDirs(ep string, j *journal) (*epDirs, error) {
 		if filepath.Base(pd.tmp) != pd.id || filepath.Base(tmpDir) != ".omail-tmp" || filepath.Base(mail) != "mail" ||
 			filepath.Base(filepath.Dir(mail)) != ep || uploadDir != filepath.Join(mail, "upload") ||
 			!bundleFile(pd.id, filepath.Base(pd.upload)) || base != "" && b != base {
-			return nil, fmt.Errorf("bundle %s: the journal's paths %s and %s are not an endpoint %s's directories; left for a person", pd.id, pd.tmp, pd.upload, ep)
+			return nil, false, fmt.Errorf("bundle %s: the journal's paths %s and %s are not an endpoint %s's directories; left for a person", pd.id, pd.tmp, pd.upload, ep)
 		}
 		base = b
 	}
-	d, _, err := openDirs(base, ep, false, false)
+	d, made, err = openDirs(base, ep, mkUpload(base), false)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", ep, err)
+		return nil, made, fmt.Errorf("endpoint %s: %w", ep, err)
 	}
-	return d, nil
+	return d, made, nil
 }
 
 // bundleFile says whether name is a name bundleName gives bundle id.

@@ -290,12 +290,12 @@ func TestJournalDirsPaths(t *testing.T) {
 		{"another name", pending{id, filepath.Join(filepath.Dir(tmp), "x"), upload}},
 		{"not a bundle's name", pending{id, tmp, filepath.Join(filepath.Dir(upload), "passwd")}},
 	} {
-		_, err := journalDirs("k", &journal{bundles: []pending{ok, c.pd}})
+		_, _, err := journalDirs("k", &journal{bundles: []pending{ok, c.pd}}, func(string) bool { return false })
 		if err == nil || !strings.Contains(err.Error(), "left for a person") {
 			t.Errorf("%s: %v", c.name, err)
 		}
 	}
-	d, err := journalDirs("k", &journal{bundles: []pending{ok, {id, tmp, filepath.Join(filepath.Dir(upload), "omail-"+id+".gz")}}})
+	d, _, err := journalDirs("k", &journal{bundles: []pending{ok, {id, tmp, filepath.Join(filepath.Dir(upload), "omail-"+id+".gz")}}}, func(string) bool { return false })
 	if err != nil {
 		t.Fatalf("a journal's own paths: %v", err)
 	}
@@ -534,5 +534,115 @@ func TestUploadOnAnotherFileSystem(t *testing.T) {
 	}
 	if files, _ := filepath.Glob(filepath.Join(disk, "k", "upload", "omail-*")); len(files) != 1 {
 		t.Errorf("bundles on the other disk: %v", files)
+	}
+}
+
+// crashAt runs a pass of p that fails at the crash point spec (a
+// journal is left), and then takes the hook away.
+func crashAt(t *testing.T, p *Packer, spec string) {
+	t.Helper()
+	hk, err := crashpoint.Parse("", "", "", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Crash = hk
+	if err := p.Pass(); err == nil {
+		t.Fatalf("pass with %s succeeded", spec)
+	}
+	p.Crash = nil
+}
+
+// A crash after the journal, with the bundle still in .omail-tmp/; then
+// the endpoint's mail/ is moved (to a new disk, say) and given a fresh
+// upload/ before the next pass. The journal records which .omail-tmp/
+// held the bundle: the one there now is not it (gone, or another one),
+// and upload/ does not hold the bundle, so the journal and its mail
+// are left for a person, not taken as published. Once the person puts
+// the bundle into upload/, the next pass finishes the journal.
+func TestJournalRecoveryTreeMoved(t *testing.T) {
+	for _, tmp := range []string{"gone", "another"} {
+		t.Run(tmp, func(t *testing.T) {
+			p, h := setup(t)
+			log := logged(p)
+			mail := filepath.Join(h, "ocmp", "k", "mail")
+			putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+			crashAt(t, p, "pack-publish-rename=EIO")
+			old := filepath.Join(h, "old-mail")
+			if err := os.Rename(mail, old); err != nil {
+				t.Fatal(err)
+			}
+			os.MkdirAll(filepath.Join(mail, "upload"), 0o750)
+			if tmp == "another" {
+				os.Mkdir(filepath.Join(mail, ".omail-tmp"), 0o700)
+			}
+			putEntry(t, h, "k", "1700000000.2.1.1", "Subject: 2\n", "r@x")
+			for pass := 1; pass <= 2; pass++ {
+				if err := p.Pass(); err == nil {
+					t.Errorf("pass %d finished the journal", pass)
+				}
+				if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 2 {
+					t.Errorf("pass %d: outbox holds %d entries, want 2", pass, n)
+				}
+				if _, err := os.Stat(filepath.Join(outbox.Path(h, "k"), outbox.JournalName)); err != nil {
+					t.Errorf("pass %d: the journal is gone: %v", pass, err)
+				}
+				if files := filesUnder(mail); len(files) > 0 {
+					t.Errorf("pass %d: %v", pass, files)
+				}
+			}
+			if want := "left for a person"; !strings.Contains(log.String(), want) {
+				t.Errorf("the log does not say %q:\n%s", want, log)
+			}
+			// The person moves the bundle into upload/, under the name
+			// the journal gives.
+			ids := readDirNames(t, filepath.Join(old, ".omail-tmp"))
+			if len(ids) != 1 {
+				t.Fatalf("old .omail-tmp/ holds %v", ids)
+			}
+			if err := os.Rename(filepath.Join(old, ".omail-tmp", ids[0]), filepath.Join(mail, "upload", "omail-"+ids[0]+".zst")); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Pass(); err != nil {
+				t.Fatal(err)
+			}
+			if got := readBundles(t, h, "k"); len(got) != 2 {
+				t.Errorf("bundles hold %q, want the 2 messages", got)
+			}
+			if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 0 {
+				t.Errorf("outbox holds %d files", n)
+			}
+		})
+	}
+}
+
+// A journal of an older omail names no .omail-tmp/ identity: a bundle
+// that is not in .omail-tmp/ (or with that directory gone) is taken as
+// published, as before. (With the line, the same journal waits for a
+// person: TestJournalRecoveryUploadRemoved.)
+func TestJournalRecoveryOlderJournal(t *testing.T) {
+	p, h := setup(t)
+	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+	crashAt(t, p, "pack-publish-dirsync=EIO")
+	jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
+	j, err := readJournal(jpath)
+	if err != nil || j.tmpDir == nil {
+		t.Fatalf("journal %+v, %v: want one with tmpdir", j, err)
+	}
+	j.tmpDir = nil
+	if err := os.WriteFile(jpath, j.marshal(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// OCMP took the bundle; .omail-tmp/ is removed.
+	mail := filepath.Join(h, "ocmp", "k", "mail")
+	files, _ := filepath.Glob(filepath.Join(mail, "upload", "omail-*"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+	os.RemoveAll(filepath.Join(mail, ".omail-tmp"))
+	if err := p.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	if left := readDirNames(t, outbox.Path(h, "k")); len(files) != 1 || len(left) != 0 {
+		t.Errorf("bundles taken by OCMP: %v; outbox holds %v", files, left)
 	}
 }
