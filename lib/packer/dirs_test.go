@@ -615,6 +615,53 @@ func TestJournalRecoveryTreeMoved(t *testing.T) {
 	}
 }
 
+// A crash after the bundle was renamed into upload/ (journal still
+// there); OCMP then takes the bundle and the endpoint's upload/ is
+// removed. With ocmpcreateuserdir the next pass makes upload/ again:
+// .omail-tmp/ is the one the bundle was written in and no longer holds
+// it, so it was published; the journal is finished and new mail packed.
+// With the whole endpoint directory removed, .omail-tmp/ is gone too,
+// which a moved tree also looks like: the journal waits for a person.
+func TestJournalRecoveryUploadRemoved(t *testing.T) {
+	for _, gone := range []string{"k/mail/upload", "k"} {
+		t.Run(strings.ReplaceAll(gone, "/", "-"), func(t *testing.T) {
+			p, h := setup(t)
+			log := logged(p)
+			base := filepath.Join(h, "ocmp")
+			putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+			crashAt(t, p, "pack-publish-dirsync=EIO")
+			if files, _ := filepath.Glob(filepath.Join(base, "k", "mail", "upload", "omail-*")); len(files) != 1 {
+				t.Fatalf("not published: %v", files)
+			}
+			os.RemoveAll(filepath.Join(base, gone))
+			putEntry(t, h, "k", "1700000000.2.1.1", "Subject: 2\n", "r@x")
+			err := p.Pass()
+			left := readDirNames(t, outbox.Path(h, "k"))
+			if gone == "k" {
+				if err == nil || len(left) != 2 || !strings.Contains(log.String(), "is gone") {
+					t.Errorf("pass: %v; outbox: %v; want both entries left, and why:\n%s", err, left, log)
+				}
+				if _, err := os.Stat(filepath.Join(outbox.Path(h, "k"), outbox.JournalName)); err != nil {
+					t.Errorf("the journal is gone: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("pass after upload/ was removed: %v", err)
+			}
+			if len(left) != 0 {
+				t.Errorf("outbox holds %v", left)
+			}
+			if got := readBundles(t, h, "k"); len(got) != 1 || !strings.Contains(got[0], "Subject: 2") {
+				t.Errorf("bundles hold %q, want the new message", got)
+			}
+			if want := "created " + filepath.Join(base, "k", "mail", "upload"); !strings.Contains(log.String(), want) {
+				t.Errorf("the log does not say %q:\n%s", want, log)
+			}
+		})
+	}
+}
+
 // A journal of an older omail names no .omail-tmp/ identity: a bundle
 // that is not in .omail-tmp/ (or with that directory gone) is taken as
 // published, as before. (With the line, the same journal waits for a

@@ -13,7 +13,7 @@ func TestJournalRoundTrip(t *testing.T) {
 		entries: []string{"1.2.3.4", "1.2.3.4-2", "copy 1", "a\"b\nc"},
 		stamps:  map[string]string{"1.2.3.4": "77.1.5", "1.2.3.4-2": "78.1.6", "copy 1": "79.1.7", "a\"b\nc": "80.1.8"},
 		mboxLen: 712, mboxSum: "ab",
-		tmpDir:  &dirID{2049, 1 << 40},
+		tmpDir: &dirID{2049, 1 << 40},
 	}
 	p := filepath.Join(t.TempDir(), "j")
 	os.WriteFile(p, j.marshal(), 0o644)

@@ -406,11 +406,17 @@ func (p *Packer) publishAll(ep string, d *epDirs, j *journal) error {
 	changed := ""
 	if d == nil {
 		var err error
-		d, _, err = journalDirs(ep, j, func(string) bool { return false })
+		var made bool
+		d, made, err = journalDirs(ep, j, func(base string) bool {
+			return p.createDirs && filepath.Clean(base) == filepath.Clean(p.base)
+		})
 		if err != nil {
 			return err
 		}
 		defer d.close()
+		if made {
+			p.Log.Printf("endpoint %s: created %s", ep, d.uploadPath)
+		}
 		changed = d.tmpChanged(j)
 	}
 	for _, pd := range j.bundles {
