@@ -260,14 +260,21 @@ func TestJournalRecoveryRefusesLink(t *testing.T) {
 	}
 	os.Remove(mail)
 	os.Rename(mail+".real", mail)
+	passAll(t, p, h, "k", 1)
+}
+
+// passAll runs a pass of p that must pack everything: the bundles of
+// endpoint ep then hold n messages, and its outbox is empty.
+func passAll(t *testing.T, p *Packer, h, ep string, n int) {
+	t.Helper()
 	if err := p.Pass(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readBundles(t, h, "k"); len(got) != 1 {
-		t.Errorf("bundles hold %q, want the one message", got)
+	if got := readBundles(t, h, ep); len(got) != n {
+		t.Errorf("bundles hold %q, want %d messages", got, n)
 	}
-	if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 0 {
-		t.Errorf("outbox holds %d entries", n)
+	if left := readDirNames(t, outbox.Path(h, ep)); len(left) != 0 {
+		t.Errorf("outbox holds %v", left)
 	}
 }
 
@@ -602,15 +609,7 @@ func TestJournalRecoveryTreeMoved(t *testing.T) {
 			if err := os.Rename(filepath.Join(old, ".omail-tmp", ids[0]), filepath.Join(mail, "upload", "omail-"+ids[0]+".zst")); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.Pass(); err != nil {
-				t.Fatal(err)
-			}
-			if got := readBundles(t, h, "k"); len(got) != 2 {
-				t.Errorf("bundles hold %q, want the 2 messages", got)
-			}
-			if n := len(readDirNames(t, outbox.Path(h, "k"))); n != 0 {
-				t.Errorf("outbox holds %d files", n)
-			}
+			passAll(t, p, h, "k", 2)
 		})
 	}
 }
