@@ -24,13 +24,16 @@ import (
 //
 // A symbolic link met on the way (at <endpoint>, mail or upload, or in
 // such a link's target) is followed only when root or we own it, as
-// Postfix follows root's links: an admin may move upload/ to another
-// disk. Each name of the link's target is looked at by the same rule.
+// Postfix follows root's links: an admin may move an endpoint's mail/
+// (or its directory) to another disk. Not upload/ alone: .omail-tmp/
+// must be on the same one (sameMount). Each name of the link's target
+// is looked at by the same rule.
 // ocmpdir itself is opened by its path: root's control file names it.
 
 // epDirs is an endpoint's upload/ and .omail-tmp/, open.
 type epDirs struct {
 	upload, tmp *os.File // tmp is nil when a journal's .omail-tmp/ is gone
+	tmpID       dirID    // tmp's, for the journal
 	uploadPath  string   // <base>/<ep>/mail/upload, for the journal and logs
 	tmpPath     string   // <base>/<ep>/mail/.omail-tmp
 }
@@ -77,15 +80,45 @@ type walker struct {
 	mkdir func(dir *os.File, name string) error
 }
 
-const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+// The directories on the way are opened O_PATH: that needs search
+// permission only, as a walk by path does (a non-root pass may meet a
+// 711 directory, a home-like <endpoint>), and openat, mkdirat, fstat
+// and readlinkat work on such a descriptor. Only upload/ and
+// .omail-tmp/ are opened for reading (readFlags): they are fsynced,
+// listed and fchmodded.
+const (
+	pathFlags = unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	readFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+)
 
-// openat opens the directory name in dir, not following a link.
+// openat opens the directory name in dir, not following a link, O_PATH.
 func openat(dir *os.File, name string) (*os.File, error) {
-	fd, err := unix.Openat(int(dir.Fd()), name, dirFlags, 0)
+	return openFlags(dir, name, pathFlags)
+}
+
+// openRead opens the directory name in dir, not following a link, for
+// reading.
+func openRead(dir *os.File, name string) (*os.File, error) {
+	return openFlags(dir, name, readFlags)
+}
+
+func openFlags(dir *os.File, name string, flags int) (*os.File, error) {
+	fd, err := unix.Openat(int(dir.Fd()), name, flags, 0)
 	if err != nil {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(dir.Name(), name)), nil
+}
+
+// readable is the directory f (O_PATH) opened for reading, under f's
+// name; f is closed.
+func readable(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.Openat(int(f.Fd()), ".", readFlags, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: f.Name(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // step opens the directory name in dir: a real directory, or one a
@@ -142,7 +175,7 @@ func (w *walker) follow(dir *os.File, name string) (*os.File, error) {
 	target := string(buf[:n])
 	var cur *os.File
 	if filepath.IsAbs(target) {
-		cur, err = os.OpenFile("/", dirFlags, 0)
+		cur, err = openPath("/", false)
 	} else {
 		cur, err = openat(dir, ".")
 	}
@@ -168,6 +201,20 @@ func (w *walker) follow(dir *os.File, name string) (*os.File, error) {
 	return named(cur, path), nil
 }
 
+// openPath opens the directory path O_PATH; following a link at its
+// last name only if follow says so.
+func openPath(path string, follow bool) (*os.File, error) {
+	flags := pathFlags
+	if follow {
+		flags &^= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(path, flags, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 // named is f under the name the walk reached it by, for messages: the
 // same directory, a new descriptor.
 func named(f *os.File, name string) *os.File {
@@ -189,14 +236,14 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 	if err := outbox.CheckEndpoint(ep); err != nil {
 		return nil, false, err // one name, never a path
 	}
-	root, err := os.OpenFile(base, dirFlags&^unix.O_NOFOLLOW, 0)
+	root, err := openPath(base, true)
 	if errors.Is(err, fs.ErrNotExist) && mkUpload {
 		// ocmpdir itself, by its path: root's control file names it.
 		if err := os.MkdirAll(base, 0o750); err != nil {
 			return nil, false, err
 		}
 		made = true
-		root, err = os.OpenFile(base, dirFlags&^unix.O_NOFOLLOW, 0)
+		root, err = openPath(base, true)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, fmt.Errorf("%s: %w", base, errMissing)
@@ -232,14 +279,75 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 	}
 	defer mail.Close()
 	d = &epDirs{uploadPath: filepath.Join(root.Name(), ep, "mail", "upload"), tmpPath: filepath.Join(root.Name(), ep, "mail", ".omail-tmp")}
-	if d.upload, err = w.step(mail, "upload"); err != nil {
+	up, err := w.step(mail, "upload")
+	if err != nil {
+		return nil, made, err
+	}
+	if d.upload, err = readable(up); err != nil {
 		return nil, made, err
 	}
 	if d.tmp, err = privateDir(mail, d.tmpPath, mkTmp); err != nil {
 		d.upload.Close()
 		return nil, made, err
 	}
+	if d.tmp != nil {
+		var st unix.Stat_t
+		err := unix.Fstat(int(d.tmp.Fd()), &st)
+		if err == nil {
+			d.tmpID = dirID{uint64(st.Dev), st.Ino}
+			err = sameMount(d.upload, d.tmp)
+		}
+		if err != nil {
+			d.close()
+			return nil, made, err
+		}
+	}
 	return d, made, nil
+}
+
+// tmpChanged says how d's .omail-tmp/ differs from the one journal j's
+// bundles were written in: "" when it is the same one, or when j is an
+// older omail's, which does not say.
+func (d *epDirs) tmpChanged(j *journal) string {
+	switch {
+	case j.tmpDir == nil:
+		return ""
+	case d.tmp == nil:
+		return fmt.Sprintf("is gone (the journal's was dev:ino %v)", *j.tmpDir)
+	case d.tmpID != *j.tmpDir:
+		return fmt.Sprintf("is another directory now (dev:ino %v, the journal's %v)", d.tmpID, *j.tmpDir)
+	}
+	return ""
+}
+
+// inUpload says whether upload/ holds the file name.
+func (d *epDirs) inUpload(name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(int(d.upload.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+}
+
+// errOtherDisk is an upload/ a bundle cannot be renamed into from
+// .omail-tmp/.
+var errOtherDisk = errors.New("is on another file system (or mount) than .omail-tmp/, so a bundle cannot be renamed into it: refused, the mail stays queued; a link may move <endpoint> or mail/ to another disk, not upload/ alone")
+
+// sameMount checks that upload and tmp are on one mount of one file
+// system, as rename needs: a root's link at upload/ alone may lead to
+// another disk.
+func sameMount(upload, tmp *os.File) error {
+	var a, b unix.Statx_t
+	for _, x := range []struct {
+		f  *os.File
+		st *unix.Statx_t
+	}{{upload, &a}, {tmp, &b}} {
+		if err := unix.Statx(int(x.f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, x.st); err != nil {
+			return &os.PathError{Op: "statx", Path: x.f.Name(), Err: err}
+		}
+	}
+	if a.Dev_major != b.Dev_major || a.Dev_minor != b.Dev_minor ||
+		a.Mask&b.Mask&unix.STATX_MNT_ID != 0 && a.Mnt_id != b.Mnt_id {
+		return fmt.Errorf("%s %w", upload.Name(), errOtherDisk)
+	}
+	return nil
 }
 
 // chownMade gives the directory name in dir, just made, the owner and
@@ -263,7 +371,8 @@ func chownMade(dir *os.File, name string, like *unix.Stat_t) error {
 	if int(st.Uid) != os.Geteuid() {
 		return nil
 	}
-	return unix.Fchown(int(f.Fd()), int(like.Uid), int(like.Gid))
+	// fchown does not take an O_PATH descriptor; fchownat of "" does.
+	return unix.Fchownat(int(f.Fd()), "", int(like.Uid), int(like.Gid), unix.AT_EMPTY_PATH)
 }
 
 // privateDir opens the temporary directory of bundles being written in
@@ -273,12 +382,12 @@ func chownMade(dir *os.File, name string, like *unix.Stat_t) error {
 // published. One that a pass of an older omail made 755 is made 700.
 func privateDir(mail *os.File, path string, create bool) (*os.File, error) {
 	name := filepath.Base(path)
-	f, err := openat(mail, name)
+	f, err := openRead(mail, name)
 	if errors.Is(err, unix.ENOENT) && create {
 		if err := unix.Mkdirat(int(mail.Fd()), name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, &os.PathError{Op: "mkdir", Path: path, Err: err}
 		}
-		f, err = openat(mail, name)
+		f, err = openRead(mail, name)
 	}
 	switch {
 	case errors.Is(err, unix.ENOENT) && !create:
@@ -328,11 +437,14 @@ func (p *Packer) dirs(ep string) (d *epDirs, ok bool, err error) {
 }
 
 // journalDirs opens the directories a journal's bundles were written
-// in, for endpoint ep, the same way (nothing is made: they held the
-// bundles). A journal names them by path: <ocmpdir>/<ep>/mail/.omail-tmp/
-// <id> and <ocmpdir>/<ep>/mail/upload/omail-<id>.zst (or .gz), with the
-// ocmpdir of the pass that wrote it.
-func journalDirs(ep string, j *journal) (*epDirs, error) {
+// in, for endpoint ep, the same way. A journal names them by path:
+// <ocmpdir>/<ep>/mail/.omail-tmp/<id> and <ocmpdir>/<ep>/mail/upload/
+// omail-<id>.zst (or .gz), with the ocmpdir of the pass that wrote it.
+// A missing .omail-tmp/ is not made (tmp is nil); a missing upload/ is
+// made when mkUpload says so (ocmpcreateuserdir, and the journal's
+// ocmpdir is today's): OCMP may have taken the bundle and the
+// endpoint's directory been removed since.
+func journalDirs(ep string, j *journal, mkUpload func(base string) bool) (d *epDirs, made bool, err error) {
 	base := ""
 	for _, pd := range j.bundles {
 		tmpDir, uploadDir := filepath.Dir(pd.tmp), filepath.Dir(pd.upload)
@@ -341,15 +453,15 @@ func journalDirs(ep string, j *journal) (*epDirs, error) {
 		if filepath.Base(pd.tmp) != pd.id || filepath.Base(tmpDir) != ".omail-tmp" || filepath.Base(mail) != "mail" ||
 			filepath.Base(filepath.Dir(mail)) != ep || uploadDir != filepath.Join(mail, "upload") ||
 			!bundleFile(pd.id, filepath.Base(pd.upload)) || base != "" && b != base {
-			return nil, fmt.Errorf("bundle %s: the journal's paths %s and %s are not an endpoint %s's directories; left for a person", pd.id, pd.tmp, pd.upload, ep)
+			return nil, false, fmt.Errorf("bundle %s: the journal's paths %s and %s are not an endpoint %s's directories; left for a person", pd.id, pd.tmp, pd.upload, ep)
 		}
 		base = b
 	}
-	d, _, err := openDirs(base, ep, false, false)
+	d, made, err = openDirs(base, ep, mkUpload(base), false)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", ep, err)
+		return nil, made, fmt.Errorf("endpoint %s: %w", ep, err)
 	}
-	return d, nil
+	return d, made, nil
 }
 
 // bundleFile says whether name is a name bundleName gives bundle id.
@@ -362,7 +474,7 @@ func bundleFile(id, name string) bool {
 // share the directory; each finishes its own journal first, but the
 // other's may still be pending.)
 func (p *Packer) cleanTmp(ep string, d *epDirs) error {
-	r, err := openat(d.tmp, ".")
+	r, err := openRead(d.tmp, ".")
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,16 @@ type journal struct {
 	stamps  map[string]string // identity of each entry when journalled
 	mboxLen int64
 	mboxSum string
+	// tmpDir is the .omail-tmp/ the bundles were written in, by
+	// device and inode (a line "tmpdir DEV INO"); nil in a journal of
+	// an older omail, which has no such line.
+	tmpDir *dirID
 }
+
+// dirID is a directory's identity: st_dev and st_ino.
+type dirID struct{ dev, ino uint64 }
+
+func (i dirID) String() string { return fmt.Sprintf("%d:%d", i.dev, i.ino) }
 
 func (j *journal) marshal() []byte {
 	var b strings.Builder
@@ -32,6 +41,9 @@ func (j *journal) marshal() []byte {
 	}
 	if j.mboxSum != "" {
 		fmt.Fprintf(&b, "mbox %d %s\n", j.mboxLen, j.mboxSum)
+	}
+	if j.tmpDir != nil {
+		fmt.Fprintf(&b, "tmpdir %d %d\n", j.tmpDir.dev, j.tmpDir.ino)
 	}
 	b.WriteString("end\n")
 	return []byte(b.String())
@@ -97,6 +109,17 @@ func readJournal(path string) (*journal, error) {
 				return nil, bad(l)
 			}
 			j.mboxLen, j.mboxSum = n, f[1]
+		case "tmpdir":
+			f := strings.Fields(rest)
+			if len(f) != 2 || j.tmpDir != nil || rest != f[0]+" "+f[1] {
+				return nil, bad(l)
+			}
+			dev, err1 := strconv.ParseUint(f[0], 10, 64)
+			ino, err2 := strconv.ParseUint(f[1], 10, 64)
+			if err1 != nil || err2 != nil {
+				return nil, bad(l)
+			}
+			j.tmpDir = &dirID{dev, ino}
 		case "end":
 			if rest != "" {
 				return nil, bad(l)

@@ -13,6 +13,7 @@ func TestJournalRoundTrip(t *testing.T) {
 		entries: []string{"1.2.3.4", "1.2.3.4-2", "copy 1", "a\"b\nc"},
 		stamps:  map[string]string{"1.2.3.4": "77.1.5", "1.2.3.4-2": "78.1.6", "copy 1": "79.1.7", "a\"b\nc": "80.1.8"},
 		mboxLen: 712, mboxSum: "ab",
+		tmpDir: &dirID{2049, 1 << 40},
 	}
 	p := filepath.Join(t.TempDir(), "j")
 	os.WriteFile(p, j.marshal(), 0o644)
@@ -42,6 +43,11 @@ func TestJournalRoundTrip(t *testing.T) {
 		"bundle a \"/t\" \"/u\"\nentry \"a/b\" 5\nend\n", // not a name in the outbox
 		"bundle a \"/t\" \"/u\"\nentry \".journal\" 5\nend\n",
 		"bundle a \"/t\" \"/u\"\nentry \"1\" 5 6\nend\n",
+		"bundle a \"/t\" \"/u\"\ntmpdir 1\nend\n",
+		"bundle a \"/t\" \"/u\"\ntmpdir 1 x\nend\n",
+		"bundle a \"/t\" \"/u\"\ntmpdir 1  2\nend\n",
+		"bundle a \"/t\" \"/u\"\ntmpdir -1 2\nend\n",
+		"bundle a \"/t\" \"/u\"\ntmpdir 1 2\ntmpdir 1 2\nend\n",
 	} {
 		os.WriteFile(p, []byte(bad), 0o644)
 		if _, err := readJournal(p); err == nil {
@@ -56,6 +62,7 @@ func FuzzJournal(f *testing.F) {
 	f.Add([]byte("bundle a \"/t/a\" \"/u/a\"\nentry 1 42\nend\n"))
 	f.Add([]byte("mbox 10 ab\nend\n"))
 	f.Add([]byte("bundle a\n"))
+	f.Add([]byte("bundle a \"/t/a\" \"/u/a\"\ntmpdir 2049 131\nend\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := filepath.Join(t.TempDir(), "j")
 		os.WriteFile(p, data, 0o644)

@@ -95,7 +95,7 @@ func (p *Packer) packOutbox(ep string) error {
 			continue
 		}
 		p.Crash.At("pack-written")
-		j := &journal{bundles: []pending{pd}, stamps: map[string]string{}}
+		j := &journal{bundles: []pending{pd}, stamps: map[string]string{}, tmpDir: &d.tmpID}
 		for _, m := range b {
 			j.entries = append(j.entries, m.entry)
 			j.stamps[m.entry] = stamp(filepath.Join(outbox.Path(p.Home, ep), m.entry))

@@ -403,15 +403,24 @@ func (p *Packer) workDirs(ep string) (*epDirs, bool, error) {
 // crashed pass's journal: then they are opened from the journal's
 // paths, the same way.
 func (p *Packer) publishAll(ep string, d *epDirs, j *journal) error {
+	changed := ""
 	if d == nil {
 		var err error
-		if d, err = journalDirs(ep, j); err != nil {
+		var made bool
+		d, made, err = journalDirs(ep, j, func(base string) bool {
+			return p.createDirs && filepath.Clean(base) == filepath.Clean(p.base)
+		})
+		if err != nil {
 			return err
 		}
 		defer d.close()
+		if made {
+			p.Log.Printf("endpoint %s: created %s", ep, d.uploadPath)
+		}
+		changed = d.tmpChanged(j)
 	}
 	for _, pd := range j.bundles {
-		if err := p.publish(d, pd); err != nil {
+		if err := p.publish(d, pd, changed); err != nil {
 			return err
 		}
 		p.Log.Printf("bundle %s: endpoint %s: in %s", pd.id, ep, pd.upload)
@@ -421,8 +430,11 @@ func (p *Packer) publishAll(ep string, d *epDirs, j *journal) error {
 
 // publish renames a durable bundle into upload/ durably. A bundle no
 // longer in the temporary directory (or with that directory gone) was
-// published before a crash.
-func (p *Packer) publish(d *epDirs, pd pending) error {
+// published before a crash, if that directory is the one it was
+// written in: changed says how it is not (tmpChanged), and then only a
+// bundle in upload/ was published. One in neither is left for a person:
+// it may be in the old .omail-tmp/, moved with its mail/ directory.
+func (p *Packer) publish(d *epDirs, pd pending, changed string) error {
 	name := filepath.Base(pd.upload)
 	err := p.Crash.Op("pack-publish-rename", func() error {
 		if d.tmp == nil {
@@ -437,6 +449,9 @@ func (p *Packer) publish(d *epDirs, pd pending) error {
 		var st unix.Stat_t
 		if d.tmp == nil || errors.Is(unix.Fstatat(int(d.tmp.Fd()), pd.id, &st, unix.AT_SYMLINK_NOFOLLOW), unix.ENOENT) {
 			err = nil
+			if changed != "" && !d.inUpload(name) {
+				err = fmt.Errorf("bundle %s: %s %s, and %s holds no %s: the bundle may be in the old .omail-tmp/; its journal and mail are left for a person (docs/omail-pack.md, Crash behaviour)", pd.id, d.tmpPath, changed, d.uploadPath, name)
+			}
 		}
 	}
 	if err != nil {

@@ -153,7 +153,7 @@ func (p *Packer) packMbox(user, path string) error {
 			return body, func() {}, err
 		}
 	}
-	j = &journal{mboxLen: length, mboxSum: hex.EncodeToString(sum.Sum(nil))}
+	j = &journal{mboxLen: length, mboxSum: hex.EncodeToString(sum.Sum(nil)), tmpDir: &d.tmpID}
 	for _, b := range batches(msgs, p.max) {
 		pd, err := p.writeBundle(user, d, b)
 		if err != nil {
