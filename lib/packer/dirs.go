@@ -294,7 +294,7 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 		var st unix.Stat_t
 		err := unix.Fstat(int(d.tmp.Fd()), &st)
 		if err == nil {
-			d.tmpID = dirID{uint64(st.Dev), st.Ino}
+			d.tmpID = dirID{dev: uint64(st.Dev), ino: st.Ino, born: bornOf(d.tmp)}
 			err = sameMount(d.upload, d.tmp)
 		}
 		if err != nil {
@@ -314,7 +314,7 @@ func (d *epDirs) tmpChanged(j *journal) string {
 		return ""
 	case d.tmp == nil:
 		return fmt.Sprintf("is gone (the journal's was dev:ino %v)", *j.tmpDir)
-	case d.tmpID != *j.tmpDir:
+	case !d.tmpID.same(*j.tmpDir):
 		return fmt.Sprintf("is another directory now (dev:ino %v, the journal's %v)", d.tmpID, *j.tmpDir)
 	}
 	return ""
@@ -333,6 +333,16 @@ var errOtherDisk = errors.New("is on another file system (or mount) than .omail-
 // sameMount checks that upload and tmp are on one mount of one file
 // system, as rename needs: a root's link at upload/ alone may lead to
 // another disk.
+// bornOf is f's birth time in nanoseconds, or 0 where statx or the file
+// system does not give one.
+func bornOf(f *os.File) uint64 {
+	var st unix.Statx_t
+	if unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &st) != nil || st.Mask&unix.STATX_BTIME == 0 {
+		return 0
+	}
+	return uint64(st.Btime.Sec)*1e9 + uint64(st.Btime.Nsec)
+}
+
 func sameMount(upload, tmp *os.File) error {
 	var a, b unix.Statx_t
 	for _, x := range []struct {

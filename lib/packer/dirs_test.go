@@ -692,3 +692,81 @@ func TestJournalRecoveryOlderJournal(t *testing.T) {
 		t.Errorf("bundles taken by OCMP: %v; outbox holds %v", files, left)
 	}
 }
+
+// A journal of an older omail (no tmpdir line) whose bundle stayed in
+// .omail-tmp/ (the rename failed), then mail/ moved away and not yet
+// linked back: recovery must not make upload/ again, find no
+// .omail-tmp/ there and take the bundle for published. The journal and
+// the mail wait, as before the tmpdir line existed.
+func TestOldJournalRecoveryMakesNoUpload(t *testing.T) {
+	p, h := setup(t)
+	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+	crashAt(t, p, "pack-publish-rename=EIO")
+	jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
+	j, err := readJournal(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.tmpDir = nil // as an older omail wrote it
+	if err := os.WriteFile(jpath, j.marshal(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	mail := filepath.Join(h, "ocmp", "k", "mail")
+	moved := filepath.Join(h, "newdisk-mail")
+	if err := os.Rename(mail, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Pass(); err == nil {
+		t.Error("the pass finished a journal whose bundle is in no upload/")
+	}
+	if left := readDirNames(t, outbox.Path(h, "k")); len(left) != 1 {
+		t.Errorf("outbox holds %v, want the entry kept", left)
+	}
+	if _, err := os.Stat(jpath); err != nil {
+		t.Errorf("journal: %v, want it kept for a person", err)
+	}
+}
+
+// ext4 gives a directory made after one was removed the same inode, so
+// a .omail-tmp/ made again after mail/ was moved away (copied, then
+// removed, as mv does across disks) can have the journal's dev:ino: its
+// birth time tells them apart. The journal's .omail-tmp/ is made to
+// differ from today's only by its birth, as the old one would.
+func TestJournalRecoveryTmpBornAgain(t *testing.T) {
+	p, h := setup(t)
+	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+	crashAt(t, p, "pack-publish-rename=EIO")
+	jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
+	j, err := readJournal(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(h, "ocmp", "k", "mail", ".omail-tmp")
+	d, err := os.Open(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	born := bornOf(d)
+	d.Close()
+	if born == 0 {
+		t.Fatal("no birth time for .omail-tmp/ on this file system: the test needs one (ext4)")
+	}
+	if j.tmpDir == nil || j.tmpDir.born != born {
+		t.Fatalf("journal's tmpdir %v, want birth %d", j.tmpDir, born)
+	}
+	// The bundle went with the old directory; the journal's directory
+	// was born a moment before today's, with the same dev:ino.
+	for _, id := range readDirNames(t, tmp) {
+		os.Remove(filepath.Join(tmp, id))
+	}
+	j.tmpDir.born--
+	if err := os.WriteFile(jpath, j.marshal(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Pass(); err == nil {
+		t.Error("the pass took the bundle for published")
+	}
+	if left := readDirNames(t, outbox.Path(h, "k")); len(left) != 1 {
+		t.Errorf("outbox holds %v, want the entry kept", left)
+	}
+}

@@ -23,9 +23,22 @@ type journal struct {
 }
 
 // dirID is a directory's identity: st_dev and st_ino.
-type dirID struct{ dev, ino uint64 }
+type dirID struct {
+	dev, ino uint64
+	// born is the directory's birth time in nanoseconds (statx), 0 where
+	// the file system does not keep one: ext4 gives a new directory the
+	// inode of one just removed, so dev:ino alone does not tell a
+	// .omail-tmp/ made again after a move from the old one.
+	born uint64
+}
 
-func (i dirID) String() string { return fmt.Sprintf("%d:%d", i.dev, i.ino) }
+func (i dirID) String() string { return fmt.Sprintf("%d:%d born %d", i.dev, i.ino, i.born) }
+
+// same reports whether i and o name the same directory: the same device
+// and inode, and the same birth time where both know it.
+func (i dirID) same(o dirID) bool {
+	return i.dev == o.dev && i.ino == o.ino && (i.born == 0 || o.born == 0 || i.born == o.born)
+}
 
 func (j *journal) marshal() []byte {
 	var b strings.Builder
@@ -43,7 +56,7 @@ func (j *journal) marshal() []byte {
 		fmt.Fprintf(&b, "mbox %d %s\n", j.mboxLen, j.mboxSum)
 	}
 	if j.tmpDir != nil {
-		fmt.Fprintf(&b, "tmpdir %d %d\n", j.tmpDir.dev, j.tmpDir.ino)
+		fmt.Fprintf(&b, "tmpdir %d %d %d\n", j.tmpDir.dev, j.tmpDir.ino, j.tmpDir.born)
 	}
 	b.WriteString("end\n")
 	return []byte(b.String())
@@ -110,16 +123,20 @@ func readJournal(path string) (*journal, error) {
 			}
 			j.mboxLen, j.mboxSum = n, f[1]
 		case "tmpdir":
+			// DEV INO BORN; DEV INO in a journal of an earlier build.
 			f := strings.Fields(rest)
-			if len(f) != 2 || j.tmpDir != nil || rest != f[0]+" "+f[1] {
+			if len(f) < 2 || len(f) > 3 || j.tmpDir != nil || rest != strings.Join(f, " ") {
 				return nil, bad(l)
 			}
-			dev, err1 := strconv.ParseUint(f[0], 10, 64)
-			ino, err2 := strconv.ParseUint(f[1], 10, 64)
-			if err1 != nil || err2 != nil {
-				return nil, bad(l)
+			var id [3]uint64
+			for i, v := range f {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					return nil, bad(l)
+				}
+				id[i] = n
 			}
-			j.tmpDir = &dirID{dev, ino}
+			j.tmpDir = &dirID{id[0], id[1], id[2]}
 		case "end":
 			if rest != "" {
 				return nil, bad(l)

@@ -407,8 +407,11 @@ func (p *Packer) publishAll(ep string, d *epDirs, j *journal) error {
 	if d == nil {
 		var err error
 		var made bool
+		// upload/ is made again only for a journal that names its
+		// .omail-tmp/: for an older one, a missing .omail-tmp/ counts as
+		// "published", which a tree moved away would make a loss.
 		d, made, err = journalDirs(ep, j, func(base string) bool {
-			return p.createDirs && filepath.Clean(base) == filepath.Clean(p.base)
+			return j.tmpDir != nil && p.createDirs && filepath.Clean(base) == filepath.Clean(p.base)
 		})
 		if err != nil {
 			return err
