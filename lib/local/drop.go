@@ -96,9 +96,16 @@ func decodeIDs(s string) (uid, gid int, groups []int, err error) {
 // (privdrop.DropIDs: groups, gid, uid, checked afterwards). It refuses
 // to go on as root, or traced. The programs it runs are dumpable again
 // (exec of a program that is not set-id resets it) and inherit none of
-// its descriptors (all close-on-exec; ReadMsgUnix asks MSG_CMSG_CLOEXEC
-// for the ones a resident child receives).
+// its descriptors (all close-on-exec: those it inherited, marked here,
+// those it opens itself, and the ones a resident child receives, for
+// which ReadMsgUnix asks MSG_CMSG_CLOEXEC).
 func enterChild(env home.Env) error {
+	// Descriptors root's omail-deliver inherited without close-on-exec
+	// (a cron wrapper's `exec 9</etc/shadow`, a lock's descriptor) came
+	// this far: none goes on to a program of the user's.
+	if err := CloseOnExec(3); err != nil {
+		return err
+	}
 	if err := notDumpable(); err != nil {
 		return err
 	}
@@ -168,6 +175,39 @@ func notTraced() error {
 		}
 		if pid := string(bytes.TrimSpace(line)); pid != "0" {
 			return fmt.Errorf("traced by pid %s", pid)
+		}
+	}
+	return nil
+}
+
+// closeRange is close_range(2); a test puts a kernel without it here.
+var closeRange = unix.CloseRange
+
+// CloseOnExec marks every descriptor from first up close-on-exec, so
+// that a process keeps what it inherited for itself but passes none of
+// it on to the programs it runs: close_range(2) with
+// CLOSE_RANGE_CLOEXEC, or, on a kernel without it (before Linux 5.11),
+// each descriptor /proc/self/fd lists.
+func CloseOnExec(first int) error {
+	err := closeRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("close_range: %v", err)
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("cannot mark inherited descriptors close-on-exec (no close_range, no /proc): %v", err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < first {
+			continue
+		}
+		// (ReadDir's own descriptor is listed, and closed by now.)
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return fmt.Errorf("fd %d: close-on-exec: %v", fd, err)
 		}
 	}
 	return nil

@@ -226,3 +226,61 @@ func grabFd3(pid string) int {
 	fmt.Println("took fd 3:", target)
 	return 0
 }
+
+// A descriptor root's omail-deliver inherited without close-on-exec (a
+// cron wrapper's `exec 9</etc/shadow`) passes to a delivery child at
+// its exec; the child marks it close-on-exec before anything else, and
+// the user's programs never get it.
+func TestProgramsGetNoInheritedDescriptor(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	secret := filepath.Join(rw.dir, "secret")
+	rw.write(secret, "root's secret\n", 0)
+	os.Chmod(secret, 0o600)
+	fd, err := unix.Open(secret, unix.O_RDONLY, 0) // no O_CLOEXEC: inherited
+	if err != nil {
+		t.Fatal(err)
+	}
+	const leak = 99
+	if err := unix.Dup2(fd, leak); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	defer unix.Close(leak)
+	rw.write(rw.bobHome+"/.omail", "|ls -l /proc/self/fd/ > got\n", bobUID)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "bob@test.example"), outcome.OK, "program")
+	got, err := os.ReadFile(rw.bobHome + "/got")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), " 0 -> ") {
+		t.Fatalf("bob's program's descriptors: %q", got)
+	}
+	if strings.Contains(string(got), secret) {
+		t.Errorf("bob's program has an inherited descriptor of root's:\n%s", got)
+	}
+}
+
+// CloseOnExec marks inherited descriptors close-on-exec, with
+// close_range(2) or, on a kernel without it, through /proc/self/fd.
+func TestCloseOnExec(t *testing.T) {
+	for _, noCloseRange := range []bool{false, true} {
+		if noCloseRange {
+			closeRange = func(uint, uint, uint) error { return unix.ENOSYS }
+		}
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CloseOnExec(fd); err != nil {
+			t.Errorf("without close_range %v: %v", noCloseRange, err)
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("without close_range %v: fd flags %#x (%v)", noCloseRange, flags, err)
+		}
+		unix.Close(fd)
+	}
+	closeRange = unix.CloseRange
+}
