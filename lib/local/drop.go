@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -16,8 +17,13 @@ import (
 	"omail/lib/privdrop"
 )
 
-// IDsEnv carries the ids a delivery child takes: "UID:GID" or
-// "UID:GID:G1,G2,...", decimal numbers (no group: none at all).
+// IDsEnv says that a delivery child is to take ids its parent chose,
+// and where they are: its value is the descriptor (idsFD, "4") from
+// which the child reads them, to its end: "UID:GID" or
+// "UID:GID:G1,G2,...", decimal numbers (no group: none at all). They
+// travel on a pipe, not in the environment, which execve caps at 128
+// KiB a string: a user of sssd or AD id mapping may be in thousands of
+// groups of 10-digit ids.
 //
 // A root omail-deliver starts its delivery children as root, with this
 // variable, and each child makes itself not dumpable and only then
@@ -30,10 +36,17 @@ import (
 // recipients included, and to answer in its name.
 const IDsEnv = "OMAIL_LOCAL_IDS"
 
+// idsFD is the child's descriptor that carries its ids (IDsEnv).
+const idsFD = 4
+
 // maxGroups is the kernel's NGROUPS_MAX.
 const maxGroups = 65536
 
-// encodeIDs is the IDsEnv value for the ids.
+// maxIDsText bounds the ids' text: a uid, a gid and maxGroups groups,
+// each of at most 10 digits and a separator.
+const maxIDsText = (maxGroups + 2) * 11
+
+// encodeIDs is the text of the ids that the child reads (IDsEnv).
 func encodeIDs(uid, gid int, groups []int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d:%d", uid, gid)
@@ -48,13 +61,13 @@ func encodeIDs(uid, gid int, groups []int) string {
 	return b.String()
 }
 
-// decodeIDs reads an IDsEnv value. A uid of 0 is refused: a child never
+// decodeIDs reads the text of the ids (IDsEnv). A uid of 0 is refused: a child never
 // delivers as root. A gid of 0 is taken (an account's primary group may
 // be root's, and its children always got it).
 func decodeIDs(s string) (uid, gid int, groups []int, err error) {
 	f := strings.Split(s, ":")
 	if len(f) < 2 || len(f) > 3 {
-		return 0, 0, nil, fmt.Errorf("%s=%q: not UID:GID[:GROUPS]", IDsEnv, s)
+		return 0, 0, nil, fmt.Errorf("ids %.100q (%s): not UID:GID[:GROUPS]", s, IDsEnv)
 	}
 	num := func(t string) (int, bool) {
 		if t == "" || len(t) > 10 || strings.Trim(t, "0123456789") != "" {
@@ -67,20 +80,20 @@ func decodeIDs(s string) (uid, gid int, groups []int, err error) {
 	uid, ok1 = num(f[0])
 	gid, ok2 = num(f[1])
 	if !ok1 || !ok2 {
-		return 0, 0, nil, fmt.Errorf("%s=%q: bad uid or gid", IDsEnv, s)
+		return 0, 0, nil, fmt.Errorf("ids %.100q (%s): bad uid or gid", s, IDsEnv)
 	}
 	if uid == 0 {
-		return 0, 0, nil, fmt.Errorf("%s=%q: a delivery child never runs as root", IDsEnv, s)
+		return 0, 0, nil, fmt.Errorf("ids %.100q (%s): a delivery child never runs as root", s, IDsEnv)
 	}
 	if len(f) == 3 {
 		gs := strings.Split(f[2], ",")
 		if len(gs) > maxGroups {
-			return 0, 0, nil, fmt.Errorf("%s: more than %d groups", IDsEnv, maxGroups)
+			return 0, 0, nil, fmt.Errorf("ids (%s): more than %d groups", IDsEnv, maxGroups)
 		}
 		for _, t := range gs {
 			g, ok := num(t)
 			if !ok {
-				return 0, 0, nil, fmt.Errorf("%s=%.100q: bad group %q", IDsEnv, s, t)
+				return 0, 0, nil, fmt.Errorf("ids %.100q (%s): bad group %q", s, IDsEnv, t)
 			}
 			groups = append(groups, g)
 		}
@@ -109,13 +122,17 @@ func enterChild(env home.Env) error {
 	if err := notDumpable(); err != nil {
 		return err
 	}
-	if ids := env.Get(IDsEnv); ids != "" {
-		uid, gid, groups, err := decodeIDs(ids)
+	if where := env.Get(IDsEnv); where != "" {
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("%s given, but not started as root (uid %d)", IDsEnv, os.Geteuid())
+		}
+		ids, err := readIDs(where)
 		if err != nil {
 			return err
 		}
-		if os.Geteuid() != 0 {
-			return fmt.Errorf("%s given, but not started as root (uid %d)", IDsEnv, os.Geteuid())
+		uid, gid, groups, err := decodeIDs(ids)
+		if err != nil {
+			return err
 		}
 		// The change of ids clears the parent-death signal and sets
 		// the dumpable flag to fs.suid_dumpable: both are set again,
@@ -140,6 +157,24 @@ func enterChild(env home.Env) error {
 		return fmt.Errorf("runs as root without %s: a delivery child never delivers as root", IDsEnv)
 	}
 	return notTraced()
+}
+
+// readIDs reads the ids' text from the descriptor IDsEnv names (its
+// value where), to its end, and closes it.
+func readIDs(where string) (string, error) {
+	if where != strconv.Itoa(idsFD) {
+		return "", fmt.Errorf("%s=%.20q: not %d, the descriptor of the ids", IDsEnv, where, idsFD)
+	}
+	f := os.NewFile(idsFD, "ids")
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxIDsText+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: fd %d: %v", IDsEnv, idsFD, err)
+	}
+	if len(b) > maxIDsText {
+		return "", fmt.Errorf("%s: fd %d: more than %d bytes of ids", IDsEnv, idsFD, maxIDsText)
+	}
+	return string(b), nil
 }
 
 // notDumpable makes the process not dumpable, and checks that it is.

@@ -81,15 +81,31 @@ func TestEnterChild(t *testing.T) {
 	if !asRoot(t) {
 		return
 	}
-	run := func(ids string) (string, error) {
+	// run starts the child with the ids on its fd 4, as a resident
+	// child is started (where is the value of IDsEnv).
+	runAt := func(where, ids string) (string, error) {
 		cmd := exec.Command(os.Args[0], "-enter-child")
 		cmd.Env = []string{"OMAIL_HOME=/nonexistent"}
-		if ids != "" {
-			cmd.Env = append(cmd.Env, IDsEnv+"="+ids)
+		if where != "" {
+			cmd.Env = append(cmd.Env, IDsEnv+"="+where)
 		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, ids) // fits in the pipe
+		w.Close()
+		defer r.Close()
+		cmd.ExtraFiles = []*os.File{nil, r}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out, err := cmd.CombinedOutput()
 		return string(out), err
+	}
+	run := func(ids string) (string, error) {
+		if ids == "" {
+			return runAt("", "")
+		}
+		return runAt("4", ids)
 	}
 	for ids, want := range map[string]string{
 		"4321:4322:4242,4343": "uid 4321 4321 4321 gid 4322 4322 4322 groups [4242 4343] dumpable 0 pdeathsig 9\n",
@@ -106,6 +122,51 @@ func TestEnterChild(t *testing.T) {
 		if got, err := run(ids); err == nil || !strings.Contains(got, want) {
 			t.Errorf("%q: %q (%v), want a refusal saying %q", ids, got, err, want)
 		}
+	}
+	// The ids on another descriptor, or none on fd 4: refused.
+	for _, c := range []struct{ where, ids, want string }{
+		{"3", "4321:4321", "not 4, the descriptor of the ids"},
+		{"4321:4321", "4321:4321", "not 4, the descriptor of the ids"},
+		{"4", "", "not UID:GID"},
+	} {
+		if got, err := runAt(c.where, c.ids); err == nil || !strings.Contains(got, c.want) {
+			t.Errorf("%s=%s, ids %q: %q (%v), want a refusal saying %q", IDsEnv, c.where, c.ids, got, err, c.want)
+		}
+	}
+}
+
+// A user in many groups (sssd or AD id mapping: thousands of 10-digit
+// ids) gets local mail: the ids reach the child on a pipe, which has
+// no limit; in the environment, one string of more than 128 KiB, they
+// made its exec fail (E2BIG).
+func TestChildTakesManyGroups(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	const n = 12000
+	var groups []int
+	for i := 0; i < n; i++ {
+		groups = append(groups, 1000000000+i)
+	}
+	if text := encodeIDs(bobUID, bobUID, groups); len(text) <= 128<<10 {
+		t.Fatalf("the ids of %d groups are %d bytes: not over execve's limit for one string", n, len(text))
+	}
+	lookup := rw.d.LookupUser
+	rw.d.LookupUser = func(l string) (*User, error) {
+		if l == "many" {
+			return &User{Name: "many", UID: bobUID, GID: bobUID, Groups: groups, Home: rw.bobHome, Dash: "-"}, nil
+		}
+		return lookup(l)
+	}
+	rw.write(rw.bobHome+"/.omail", "|id -G | tr ' ' '\\n' | sort -u | wc -l > ngroups\n", bobUID)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "many@test.example"), outcome.OK, "program")
+	got, err := os.ReadFile(rw.bobHome + "/ngroups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != strconv.Itoa(n+1) { // and the primary group
+		t.Errorf("the program had %s groups, want %d", strings.TrimSpace(string(got)), n+1)
 	}
 }
 
