@@ -105,7 +105,8 @@ func decodeIDs(s string) (uid, gid int, groups []int, err error) {
 // a request or its fd 3: it makes itself not dumpable, so that no
 // process of the user's uid, the user's own programs included, can take
 // its descriptors (ptrace, pidfd_getfd(2), /proc/PID/fd) or its memory;
-// then, given IDsEnv (its parent is root), it takes those ids
+// then, given IDsEnv (its parent is root: real and effective uid 0), it
+// takes those ids
 // (privdrop.DropIDs: groups, gid, uid, checked afterwards). It refuses
 // to go on as root, or traced. The programs it runs are dumpable again
 // (exec of a program that is not set-id resets it) and inherit none of
@@ -123,8 +124,10 @@ func enterChild(env home.Env) error {
 		return err
 	}
 	if where := env.Get(IDsEnv); where != "" {
-		if os.Geteuid() != 0 {
-			return fmt.Errorf("%s given, but not started as root (uid %d)", IDsEnv, os.Geteuid())
+		// Root's twice: a set-uid omail-deliver would take the ids
+		// its caller chose.
+		if os.Geteuid() != 0 || os.Getuid() != 0 {
+			return fmt.Errorf("%s given, but not started as root (uid %d, euid %d)", IDsEnv, os.Getuid(), os.Geteuid())
 		}
 		ids, err := readIDs(where)
 		if err != nil {

@@ -83,9 +83,9 @@ func TestEnterChild(t *testing.T) {
 	}
 	// run starts the child with the ids on its fd 4, as a resident
 	// child is started (where is the value of IDsEnv).
-	runAt := func(where, ids string) (string, error) {
+	runAt := func(where, ids string, env ...string) (string, error) {
 		cmd := exec.Command(os.Args[0], "-enter-child")
-		cmd.Env = []string{"OMAIL_HOME=/nonexistent"}
+		cmd.Env = append([]string{"OMAIL_HOME=/nonexistent"}, env...)
 		if where != "" {
 			cmd.Env = append(cmd.Env, IDsEnv+"="+where)
 		}
@@ -122,6 +122,11 @@ func TestEnterChild(t *testing.T) {
 		if got, err := run(ids); err == nil || !strings.Contains(got, want) {
 			t.Errorf("%q: %q (%v), want a refusal saying %q", ids, got, err, want)
 		}
+	}
+	// A set-uid omail-deliver (real uid carl's, effective root's)
+	// takes no ids: its caller would choose them.
+	if got, err := runAt("4", "4321:4321", testRUIDEnv+"="+strconv.Itoa(carlUID)); err == nil || !strings.Contains(got, "not started as root (uid 4322, euid 0)") {
+		t.Errorf("set-uid child: %q (%v), want a refusal", got, err)
 	}
 	// The ids on another descriptor, or none on fd 4: refused.
 	for _, c := range []struct{ where, ids, want string }{
@@ -170,9 +175,21 @@ func TestChildTakesManyGroups(t *testing.T) {
 	}
 }
 
+// testRUIDEnv makes showEnterChild a set-uid root process that this
+// real uid started.
+const testRUIDEnv = "OMAIL_TEST_RUID"
+
 // showEnterChild is TestEnterChild's child: enterChild, then what it
 // made of the process.
 func showEnterChild() int {
+	if ruid := os.Getenv(testRUIDEnv); ruid != "" {
+		// As a set-uid root omail-deliver that ruid ran.
+		n, _ := strconv.Atoi(ruid)
+		if err := syscall.Setresuid(n, 0, 0); err != nil {
+			fmt.Println(err)
+			return 111
+		}
+	}
 	if err := enterChild(home.Env(os.Environ())); err != nil {
 		fmt.Println("enterChild:", err)
 		return 111
