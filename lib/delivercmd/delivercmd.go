@@ -38,6 +38,7 @@ import (
 	"omail/lib/control"
 	"omail/lib/crashpoint"
 	"omail/lib/home"
+	"omail/lib/local"
 	"omail/lib/qexit"
 	"omail/lib/qmanager"
 	"omail/lib/queue"
@@ -78,6 +79,16 @@ func Run(args []string, env home.Env, stdin io.Reader, stdout, stderr io.Writer)
 	default:
 		fmt.Fprintf(stderr, "omail-deliver: usage: omail-deliver [-flush | -init | -hold | -release | -delete | -retry ID... | -all | -from ADDR | -to ADDR | -dkimkeygen [-ed25519 | -rsa] DOMAIN SELECTOR | -newaliases | -newu]\n")
 		return qexit.Usage
+	}
+
+	// The daemon and -flush pass on none of the descriptors they
+	// inherited without close-on-exec (a cron wrapper's `exec
+	// 9</etc/shadow`, a lock's descriptor): not to the delivery children,
+	// nor through them to users' programs. (The -local and -remote
+	// children read theirs: not for them.)
+	if err := local.CloseOnExec(3); err != nil {
+		fmt.Fprintf(stderr, "omail-deliver: %v\n", err)
+		return qexit.Temp
 	}
 
 	// Every signal the daemon acts on is caught before anything else, so

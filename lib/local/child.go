@@ -259,15 +259,12 @@ func (d *Deliverer) deliverAliasAsRoot(ctx context.Context, exe string, x *deliv
 		return d.deliverAs(withStep(ctx, step), exe, nil, msgPath, x.sender, rcpt)
 	}}
 	if len(fileTargets(x.alias)) > 0 {
-		uid, gid, err := d.aliasOwner()
+		ids, err := d.aliasOwner()
 		if err != nil {
-			return outcome.Tempf("4.3.0 control/aliases: %v", err)
-		}
-		if uid == 0 {
-			return outcome.Tempf("4.3.0 alias %s: control/aliases is owned by root; its program and file deliveries run as its owner, never as root: chown it", x.local)
+			return outcome.Tempf("4.3.0 alias %s: %v", x.local, err)
 		}
 		ways.files = func() outcome.Result {
-			return d.child(withStep(ctx, "f"), exe, uid, gid, nil, "aliasfiles", f, msgPath, x.sender, x.rcpt)
+			return d.child(withStep(ctx, "f"), exe, ids.UID, ids.GID, ids.Groups, "aliasfiles", f, msgPath, x.sender, x.rcpt)
 		}
 	}
 	return x.walkAlias(ways)

@@ -81,15 +81,31 @@ func TestEnterChild(t *testing.T) {
 	if !asRoot(t) {
 		return
 	}
-	run := func(ids string) (string, error) {
+	// run starts the child with the ids on its fd 4, as a resident
+	// child is started (where is the value of IDsEnv).
+	runAt := func(where, ids string, env ...string) (string, error) {
 		cmd := exec.Command(os.Args[0], "-enter-child")
-		cmd.Env = []string{"OMAIL_HOME=/nonexistent"}
-		if ids != "" {
-			cmd.Env = append(cmd.Env, IDsEnv+"="+ids)
+		cmd.Env = append([]string{"OMAIL_HOME=/nonexistent"}, env...)
+		if where != "" {
+			cmd.Env = append(cmd.Env, IDsEnv+"="+where)
 		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, ids) // fits in the pipe
+		w.Close()
+		defer r.Close()
+		cmd.ExtraFiles = []*os.File{nil, r}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out, err := cmd.CombinedOutput()
 		return string(out), err
+	}
+	run := func(ids string) (string, error) {
+		if ids == "" {
+			return runAt("", "")
+		}
+		return runAt("4", ids)
 	}
 	for ids, want := range map[string]string{
 		"4321:4322:4242,4343": "uid 4321 4321 4321 gid 4322 4322 4322 groups [4242 4343] dumpable 0 pdeathsig 9\n",
@@ -107,11 +123,73 @@ func TestEnterChild(t *testing.T) {
 			t.Errorf("%q: %q (%v), want a refusal saying %q", ids, got, err, want)
 		}
 	}
+	// A set-uid omail-deliver (real uid carl's, effective root's)
+	// takes no ids: its caller would choose them.
+	if got, err := runAt("4", "4321:4321", testRUIDEnv+"="+strconv.Itoa(carlUID)); err == nil || !strings.Contains(got, "not started as root (uid 4322, euid 0)") {
+		t.Errorf("set-uid child: %q (%v), want a refusal", got, err)
+	}
+	// The ids on another descriptor, or none on fd 4: refused.
+	for _, c := range []struct{ where, ids, want string }{
+		{"3", "4321:4321", "not 4, the descriptor of the ids"},
+		{"4321:4321", "4321:4321", "not 4, the descriptor of the ids"},
+		{"4", "", "not UID:GID"},
+	} {
+		if got, err := runAt(c.where, c.ids); err == nil || !strings.Contains(got, c.want) {
+			t.Errorf("%s=%s, ids %q: %q (%v), want a refusal saying %q", IDsEnv, c.where, c.ids, got, err, c.want)
+		}
+	}
 }
+
+// A user in many groups (sssd or AD id mapping: thousands of 10-digit
+// ids) gets local mail: the ids reach the child on a pipe, which has
+// no limit; in the environment, one string of more than 128 KiB, they
+// made its exec fail (E2BIG).
+func TestChildTakesManyGroups(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	const n = 12000
+	var groups []int
+	for i := 0; i < n; i++ {
+		groups = append(groups, 1000000000+i)
+	}
+	if text := encodeIDs(bobUID, bobUID, groups); len(text) <= 128<<10 {
+		t.Fatalf("the ids of %d groups are %d bytes: not over execve's limit for one string", n, len(text))
+	}
+	lookup := rw.d.LookupUser
+	rw.d.LookupUser = func(l string) (*User, error) {
+		if l == "many" {
+			return &User{Name: "many", UID: bobUID, GID: bobUID, Groups: groups, Home: rw.bobHome, Dash: "-"}, nil
+		}
+		return lookup(l)
+	}
+	rw.write(rw.bobHome+"/.omail", "|id -G | tr ' ' '\\n' | sort -u | wc -l > ngroups\n", bobUID)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "many@test.example"), outcome.OK, "program")
+	got, err := os.ReadFile(rw.bobHome + "/ngroups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != strconv.Itoa(n+1) { // and the primary group
+		t.Errorf("the program had %s groups, want %d", strings.TrimSpace(string(got)), n+1)
+	}
+}
+
+// testRUIDEnv makes showEnterChild a set-uid root process that this
+// real uid started.
+const testRUIDEnv = "OMAIL_TEST_RUID"
 
 // showEnterChild is TestEnterChild's child: enterChild, then what it
 // made of the process.
 func showEnterChild() int {
+	if ruid := os.Getenv(testRUIDEnv); ruid != "" {
+		// As a set-uid root omail-deliver that ruid ran.
+		n, _ := strconv.Atoi(ruid)
+		if err := syscall.Setresuid(n, 0, 0); err != nil {
+			fmt.Println(err)
+			return 111
+		}
+	}
 	if err := enterChild(home.Env(os.Environ())); err != nil {
 		fmt.Println("enterChild:", err)
 		return 111
@@ -225,4 +303,62 @@ func grabFd3(pid string) int {
 	target, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	fmt.Println("took fd 3:", target)
 	return 0
+}
+
+// A descriptor root's omail-deliver inherited without close-on-exec (a
+// cron wrapper's `exec 9</etc/shadow`) passes to a delivery child at
+// its exec; the child marks it close-on-exec before anything else, and
+// the user's programs never get it.
+func TestProgramsGetNoInheritedDescriptor(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	secret := filepath.Join(rw.dir, "secret")
+	rw.write(secret, "root's secret\n", 0)
+	os.Chmod(secret, 0o600)
+	fd, err := unix.Open(secret, unix.O_RDONLY, 0) // no O_CLOEXEC: inherited
+	if err != nil {
+		t.Fatal(err)
+	}
+	const leak = 99
+	if err := unix.Dup2(fd, leak); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	defer unix.Close(leak)
+	rw.write(rw.bobHome+"/.omail", "|ls -l /proc/self/fd/ > got\n", bobUID)
+	want(t, rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "bob@test.example"), outcome.OK, "program")
+	got, err := os.ReadFile(rw.bobHome + "/got")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), " 0 -> ") {
+		t.Fatalf("bob's program's descriptors: %q", got)
+	}
+	if strings.Contains(string(got), secret) {
+		t.Errorf("bob's program has an inherited descriptor of root's:\n%s", got)
+	}
+}
+
+// CloseOnExec marks inherited descriptors close-on-exec, with
+// close_range(2) or, on a kernel without it, through /proc/self/fd.
+func TestCloseOnExec(t *testing.T) {
+	for _, noCloseRange := range []bool{false, true} {
+		if noCloseRange {
+			closeRange = func(uint, uint, uint) error { return unix.ENOSYS }
+		}
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CloseOnExec(fd); err != nil {
+			t.Errorf("without close_range %v: %v", noCloseRange, err)
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("without close_range %v: fd flags %#x (%v)", noCloseRange, flags, err)
+		}
+		unix.Close(fd)
+	}
+	closeRange = unix.CloseRange
 }

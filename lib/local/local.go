@@ -31,6 +31,7 @@ import (
 	"omail/lib/maildir"
 	"omail/lib/mbox"
 	"omail/lib/outcome"
+	"omail/lib/privdrop"
 	"omail/lib/queue"
 )
 
@@ -298,14 +299,26 @@ func (d *Deliverer) lookupAlias(name string) ([]aliases.Target, bool, error) {
 	return aliases.LookupIn(d.Ctl, name)
 }
 
-// aliasOwner returns the owner of the aliases file: alias program and
-// file deliveries run as that user.
-func (d *Deliverer) aliasOwner() (uid, gid int, err error) {
+// aliasOwner returns the account that owns the aliases file: alias
+// program and file deliveries run with its ids, its primary gid and its
+// groups, as a user's do (never the file's group: `chown alias
+// control/aliases` leaves that root's). A file of root's, of a uid no
+// account has, or of an account whose primary group is root's is
+// refused, with the reason.
+func (d *Deliverer) aliasOwner() (privdrop.IDs, error) {
 	var st syscall.Stat_t
-	if err := syscall.Stat(d.Ctl.File(AliasesFile), &st); err != nil {
-		return 0, 0, err
+	path := d.Ctl.File(AliasesFile)
+	if err := syscall.Stat(path, &st); err != nil {
+		return privdrop.IDs{}, err
 	}
-	return int(st.Uid), int(st.Gid), nil
+	if st.Uid == 0 {
+		return privdrop.IDs{}, errors.New("control/aliases is owned by root; its program and file deliveries run as its owner, never as root: chown it")
+	}
+	ids, err := privdrop.LookupID(int(st.Uid))
+	if err != nil {
+		return privdrop.IDs{}, fmt.Errorf("control/aliases: its owner's account: %v", err)
+	}
+	return ids, nil
 }
 
 func (x *delivery) reader() *io.SectionReader { return io.NewSectionReader(x.msg, 0, x.size) }

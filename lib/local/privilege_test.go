@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,11 +15,12 @@ import (
 	"time"
 
 	"omail/lib/outcome"
+	"omail/lib/privdrop"
 )
 
 const (
-	bobUID, carlUID, aliasUID = 4321, 4322, 4323
-	mailGID                   = 4242
+	bobUID, carlUID, noAccountUID = 4321, 4322, 4323
+	mailGID                       = 4242
 )
 
 // copyExe puts this test binary where the unprivileged children can run it.
@@ -105,12 +107,13 @@ func TestDeliverAsRoot(t *testing.T) {
 	want(t, d.Deliver(ctx, msg, "a@b", "bob@test.example"), outcome.Temp, "DeliverAs")
 
 	// Alias files run as the owner of control/aliases, never as root.
+	alias := aliasAccount(t)
 	archive := filepath.Join(dir, "archive")
 	os.MkdirAll(archive, 0o755)
-	os.Chown(archive, aliasUID, aliasUID)
+	os.Chown(archive, alias.UID, alias.GID)
 	write(omailHome+"/control/aliases", "arch: "+archive+"/box, |id -u > "+archive+"/uid, \\carl, x@example.org\n", 0)
 	want(t, d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example"), outcome.Temp, "owned by root")
-	os.Chown(omailHome+"/control/aliases", aliasUID, aliasUID)
+	os.Chown(omailHome+"/control/aliases", alias.UID, alias.GID)
 	r = d.DeliverAs(ctx, exe, nil, msg, "a@b", "arch@test.example")
 	want(t, r, outcome.OK, "mbox "+archive+"/box")
 	// The same account as in this process (TestAliases): one per target.
@@ -120,14 +123,79 @@ func TestDeliverAsRoot(t *testing.T) {
 	if len(r.Forward) != 1 || r.Forward[0] != "x@example.org" {
 		t.Errorf("forward %v", r.Forward)
 	}
-	if uid, _ := owner(t, archive+"/box"); uid != aliasUID {
+	if uid, _ := owner(t, archive+"/box"); uid != alias.UID {
 		t.Errorf("alias mbox owned by %d", uid)
 	}
-	if got, _ := os.ReadFile(archive + "/uid"); string(got) != "4323\n" {
+	if got, _ := os.ReadFile(archive + "/uid"); string(got) != strconv.Itoa(alias.UID)+"\n" {
 		t.Errorf("alias program ran as %q", got)
 	}
 	if b, _ := os.ReadFile(spool + "/carl"); strings.Count(string(b), "\nhello\n") != 2 {
 		t.Errorf("\\carl not delivered to carl: %q", b)
+	}
+}
+
+// aliasAccount is the account the tests give control/aliases to: one
+// the system's databases know (an alias's programs take its ids).
+func aliasAccount(t *testing.T) privdrop.IDs {
+	t.Helper()
+	ids, err := privdrop.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("the account nobody: %v", err)
+	}
+	return ids
+}
+
+// As root, an alias's programs and files run with the account of
+// control/aliases's owner: its uid, primary gid and groups, never the
+// file's group (`chown alias control/aliases` leaves that root's). A
+// uid that no account has is refused.
+func TestAliasFilesTakeOwnersAccount(t *testing.T) {
+	if !asRoot(t) {
+		return
+	}
+	rw := newRootWorld(t)
+	alias := aliasAccount(t)
+	out := filepath.Join(rw.dir, "out")
+	os.MkdirAll(out, 0o755)
+	os.Chown(out, alias.UID, alias.GID)
+	aliasesFile := rw.home + "/control/aliases"
+	rw.write(aliasesFile, "prog: |id -u > "+out+"/uid; id -g > "+out+"/gid; id -G > "+out+"/groups\n", 0)
+	os.Chown(aliasesFile, alias.UID, 0) // the file's group stays root's
+	r := rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "prog@test.example")
+	want(t, r, outcome.OK, "program")
+	read := func(name string) string {
+		b, err := os.ReadFile(out + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if got := read("uid"); got != strconv.Itoa(alias.UID) {
+		t.Errorf("alias program ran as uid %s, want %d", got, alias.UID)
+	}
+	if got := read("gid"); got != strconv.Itoa(alias.GID) {
+		t.Errorf("alias program ran with gid %s, want %d (the owner's, not the file's)", got, alias.GID)
+	}
+	var groups []int
+	for _, g := range strings.Fields(read("groups")) {
+		n, _ := strconv.Atoi(g)
+		groups = append(groups, n)
+	}
+	wantGroups := append([]int{alias.GID}, alias.Groups...)
+	slices.Sort(groups)
+	slices.Sort(wantGroups)
+	groups, wantGroups = slices.Compact(groups), slices.Compact(wantGroups)
+	if !slices.Equal(groups, wantGroups) {
+		t.Errorf("alias program groups %v, want %v", groups, wantGroups)
+	}
+
+	// A uid without an account: refused.
+	os.Remove(out + "/uid")
+	os.Chown(aliasesFile, noAccountUID, alias.GID)
+	r = rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "prog@test.example")
+	want(t, r, outcome.Temp, "4.3.0 alias prog: control/aliases: its owner's account: user: unknown userid 4323")
+	if _, err := os.Stat(out + "/uid"); err == nil {
+		t.Error("the alias program ran for a uid without an account")
 	}
 }
 

@@ -29,9 +29,10 @@ import (
 //
 //	omail-deliver -local -resident
 //
-// as root, with those ids to take in OMAIL_LOCAL_IDS (drop.go: it makes
-// itself not dumpable first), an environment of OMAIL_HOME and PATH
-// otherwise, the working directory /, and on fd 3 its end of a
+// as root, with those ids to take on a pipe, its fd 4, and
+// OMAIL_LOCAL_IDS=4 (drop.go: it makes itself not dumpable first), an
+// environment of OMAIL_HOME and PATH otherwise, the working directory
+// /, and on fd 3 its end of a
 // SOCK_SEQPACKET socket pair. Every packet is one message, its fields
 // separated by NUL:
 //
@@ -211,16 +212,23 @@ func (rs *residents) start(key, exe string, uid, gid int, groups []int) (*reside
 		c.Close()
 		return nil, errors.New("socket pair is not a unix socket")
 	}
+	// Started as root, with the ids to take on a pipe, its fd 4
+	// (IDsEnv): the child makes itself not dumpable before it takes
+	// them (enterChild). Started with the user's ids, it would be
+	// dumpable, and its fd 3 the user's for the taking, until its code
+	// first ran.
+	idsR, idsW, err := os.Pipe()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	defer idsR.Close()
 	cmd := exec.Command(exe, "-local", "-resident")
-	// Started as root, with the ids to take in IDsEnv: the child makes
-	// itself not dumpable before it takes them (enterChild). Started
-	// with the user's ids, it would be dumpable, and its fd 3 the
-	// user's for the taking, until its code first ran.
-	cmd.Env = append([]string{"OMAIL_HOME=" + rs.d.Home, "PATH=" + rs.d.path(), IDsEnv + "=" + encodeIDs(uid, gid, groups)}, rs.d.crashEnv...)
+	cmd.Env = append([]string{"OMAIL_HOME=" + rs.d.Home, "PATH=" + rs.d.path(), IDsEnv + "=" + strconv.Itoa(idsFD)}, rs.d.crashEnv...)
 	cmd.Dir = "/"
 	errs := &limited{max: ProgramOutput}
 	cmd.Stderr = errs
-	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.ExtraFiles = []*os.File{theirs, idsR}
 	// Pdeathsig: a child never outlives omail-deliver. A delivery it
 	// finished after its parent died would be one the next attempt
 	// cannot see coming, and could make twice (docs/RELIABILITY.md).
@@ -233,8 +241,16 @@ func (rs *residents) start(key, exe string, uid, gid int, groups []int) (*reside
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		conn.Close()
+		idsW.Close()
 		return nil, err
 	}
+	// The child reads its ids first thing, to their end; more than a
+	// pipe holds (many groups) is written as it reads. A child that
+	// dies first makes the write fail, and its start a failure (read).
+	go func() {
+		io.WriteString(idsW, encodeIDs(uid, gid, groups))
+		idsW.Close()
+	}()
 	rs.starts++
 	r := &resident{rs: rs, key: key, uid: uid, cmd: cmd, conn: conn, errs: errs, done: make(chan struct{}), waiting: map[uint64]chan outcome.Result{}, forwards: map[uint64]*forwards{}}
 	go r.read()

@@ -32,21 +32,38 @@ func Lookup(name string) (IDs, error) {
 	if err != nil {
 		return IDs{}, err
 	}
+	return fromAccount(u, name)
+}
+
+// LookupID is Lookup for the account of a uid (the owner of a file).
+// A uid that no account has is refused, as is root's account or one
+// whose primary group is root's.
+func LookupID(uid int) (IDs, error) {
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return IDs{}, err
+	}
+	return fromAccount(u, "uid "+strconv.Itoa(uid))
+}
+
+// fromAccount takes the ids of an account, named by who in errors.
+func fromAccount(u *user.User, who string) (IDs, error) {
+	var err error
 	ids := IDs{User: u.Username}
 	if ids.UID, err = strconv.Atoi(u.Uid); err != nil {
-		return IDs{}, fmt.Errorf("user %s: uid %q", name, u.Uid)
+		return IDs{}, fmt.Errorf("user %s: uid %q", who, u.Uid)
 	}
 	if ids.GID, err = strconv.Atoi(u.Gid); err != nil {
-		return IDs{}, fmt.Errorf("user %s: gid %q", name, u.Gid)
+		return IDs{}, fmt.Errorf("user %s: gid %q", who, u.Gid)
 	}
 	gs, err := u.GroupIds()
 	if err != nil {
-		return IDs{}, fmt.Errorf("user %s: groups: %v", name, err)
+		return IDs{}, fmt.Errorf("user %s: groups: %v", who, err)
 	}
 	for _, g := range gs {
 		n, err := strconv.Atoi(g)
 		if err != nil {
-			return IDs{}, fmt.Errorf("user %s: group id %q", name, g)
+			return IDs{}, fmt.Errorf("user %s: group id %q", who, g)
 		}
 		ids.Groups = append(ids.Groups, n)
 	}
