@@ -231,7 +231,10 @@ func CloseOnExec(first int) error {
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+	// ENOSYS and EINVAL: a kernel without it, or without its CLOEXEC
+	// flag (5.9, 5.10); EPERM or EACCES: a seccomp filter (container
+	// runtimes, systemd's SystemCallFilter) that refuses it.
+	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EACCES) {
 		return fmt.Errorf("close_range: %v", err)
 	}
 	ents, err := os.ReadDir("/proc/self/fd")

@@ -316,7 +316,7 @@ func (d *Deliverer) aliasOwner() (privdrop.IDs, error) {
 	}
 	ids, err := privdrop.LookupID(int(st.Uid))
 	if err != nil {
-		return privdrop.IDs{}, fmt.Errorf("control/aliases: its owner's account: %v", err)
+		return privdrop.IDs{}, fmt.Errorf("control/aliases: its owner's account: %v (give uid %d an account in /etc/passwd, or chown control/aliases to a user made for it)", err, st.Uid)
 	}
 	return ids, nil
 }

@@ -193,7 +193,7 @@ func TestAliasFilesTakeOwnersAccount(t *testing.T) {
 	os.Remove(out + "/uid")
 	os.Chown(aliasesFile, noAccountUID, alias.GID)
 	r = rw.d.DeliverAs(context.Background(), rw.exe, nil, rw.msg, "a@b", "prog@test.example")
-	want(t, r, outcome.Temp, "4.3.0 alias prog: control/aliases: its owner's account: user: unknown userid 4323")
+	want(t, r, outcome.Temp, "4.3.0 alias prog: control/aliases: its owner's account: user: unknown userid 4323 (give uid 4323 an account")
 	if _, err := os.Stat(out + "/uid"); err == nil {
 		t.Error("the alias program ran for a uid without an account")
 	}
