@@ -315,8 +315,8 @@ func Waiting(home, endpoint, name string, held bool, now time.Time) (time.Durati
 // would wait (Waiting, outboxlifetime) until the clock caught up. So its
 // wait counts from the first sweep after the step. Call it under Lock,
 // and not while PassPending: the change moves the file's change time,
-// by which omail-pack's journal knows the entries it packed. The new
-// time is not synced: after a crash, a later sweep sets it again.
+// by which omail-pack's journal knows the entries it packed; the new
+// time is fsynced before Settle goes on.
 func Settle(home, endpoint string, now time.Time) (int, error) {
 	names, err := List(home, endpoint)
 	if err != nil {

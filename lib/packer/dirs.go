@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -294,7 +295,7 @@ func openDirs(base, ep string, mkUpload, mkTmp bool) (d *epDirs, made bool, err 
 		var st unix.Stat_t
 		err := unix.Fstat(int(d.tmp.Fd()), &st)
 		if err == nil {
-			d.tmpID = dirID{dev: uint64(st.Dev), ino: st.Ino, born: bornOf(d.tmp)}
+			d.tmpID = dirID{dev: uint64(st.Dev), ino: st.Ino, born: bornOf(d.tmp), gen: generationOf(d.tmp)}
 			err = sameMount(d.upload, d.tmp)
 		}
 		if err != nil {
@@ -341,6 +342,20 @@ func bornOf(f *os.File) uint64 {
 		return 0
 	}
 	return uint64(st.Btime.Sec)*1e9 + uint64(st.Btime.Nsec)
+}
+
+// fsIocGetversion is FS_IOC_GETVERSION, _IOR('v', 1, long), which
+// golang.org/x/sys/unix does not name; the kernel writes an int.
+const fsIocGetversion = 2<<30 | uint(unsafe.Sizeof(uintptr(0)))<<16 | 'v'<<8 | 1
+
+// generationOf is f's inode generation plus one, or 0 where the file
+// system does not give one (FS_IOC_GETVERSION: ext2/3/4, XFS, btrfs).
+func generationOf(f *os.File) uint64 {
+	g, err := unix.IoctlGetUint32(int(f.Fd()), fsIocGetversion)
+	if err != nil {
+		return 0
+	}
+	return uint64(g) + 1
 }
 
 func sameMount(upload, tmp *os.File) error {

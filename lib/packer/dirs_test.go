@@ -730,43 +730,55 @@ func TestOldJournalRecoveryMakesNoUpload(t *testing.T) {
 // ext4 gives a directory made after one was removed the same inode, so
 // a .omail-tmp/ made again after mail/ was moved away (copied, then
 // removed, as mv does across disks) can have the journal's dev:ino: its
-// birth time tells them apart. The journal's .omail-tmp/ is made to
-// differ from today's only by its birth, as the old one would.
-func TestJournalRecoveryTmpBornAgain(t *testing.T) {
-	p, h := setup(t)
-	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
-	crashAt(t, p, "pack-publish-rename=EIO")
-	jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
-	j, err := readJournal(jpath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(h, "ocmp", "k", "mail", ".omail-tmp")
-	d, err := os.Open(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	born := bornOf(d)
-	d.Close()
-	if born == 0 {
-		t.Fatal("no birth time for .omail-tmp/ on this file system: the test needs one (ext4)")
-	}
-	if j.tmpDir == nil || j.tmpDir.born != born {
-		t.Fatalf("journal's tmpdir %v, want birth %d", j.tmpDir, born)
-	}
-	// The bundle went with the old directory; the journal's directory
-	// was born a moment before today's, with the same dev:ino.
-	for _, id := range readDirNames(t, tmp) {
-		os.Remove(filepath.Join(tmp, id))
-	}
-	j.tmpDir.born--
-	if err := os.WriteFile(jpath, j.marshal(), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Pass(); err == nil {
-		t.Error("the pass took the bundle for published")
-	}
-	if left := readDirNames(t, outbox.Path(h, "k")); len(left) != 1 {
-		t.Errorf("outbox holds %v, want the entry kept", left)
+// birth time, or its inode's generation, tells them apart, and where
+// the journal knows neither (a journal of an earlier build) the
+// directory counts as another. Each case makes the journal's
+// .omail-tmp/ differ from today's in that one way.
+func TestJournalRecoveryTmpMadeAgain(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		alter func(id *dirID)
+	}{
+		{"born", func(id *dirID) { id.born-- }},
+		{"generation", func(id *dirID) { id.gen++ }},
+		{"neither known", func(id *dirID) { id.born, id.gen = 0, 0 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, h := setup(t)
+			putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+			crashAt(t, p, "pack-publish-rename=EIO")
+			jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
+			j, err := readJournal(jpath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tmp := filepath.Join(h, "ocmp", "k", "mail", ".omail-tmp")
+			d, err := os.Open(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			born, gen := bornOf(d), generationOf(d)
+			d.Close()
+			if born == 0 || gen == 0 {
+				t.Fatalf("birth %d, generation+1 %d for .omail-tmp/: the test needs both (ext4)", born, gen)
+			}
+			if j.tmpDir == nil || j.tmpDir.born != born || j.tmpDir.gen != gen {
+				t.Fatalf("journal's tmpdir %v, want birth %d and generation+1 %d", j.tmpDir, born, gen)
+			}
+			// The bundle went with the old directory.
+			for _, id := range readDirNames(t, tmp) {
+				os.Remove(filepath.Join(tmp, id))
+			}
+			c.alter(j.tmpDir)
+			if err := os.WriteFile(jpath, j.marshal(), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Pass(); err == nil {
+				t.Error("the pass took the bundle for published")
+			}
+			if left := readDirNames(t, outbox.Path(h, "k")); len(left) != 1 {
+				t.Errorf("outbox holds %v, want the entry kept", left)
+			}
+		})
 	}
 }

@@ -25,19 +25,37 @@ type journal struct {
 // dirID is a directory's identity: st_dev and st_ino.
 type dirID struct {
 	dev, ino uint64
-	// born is the directory's birth time in nanoseconds (statx), 0 where
-	// the file system does not keep one: ext4 gives a new directory the
-	// inode of one just removed, so dev:ino alone does not tell a
-	// .omail-tmp/ made again after a move from the old one.
-	born uint64
+	// ext2/3/4 give a new directory the inode of one just removed, so
+	// dev:ino alone does not tell a .omail-tmp/ made again after a move
+	// from the old one. born is its birth time in nanoseconds (statx),
+	// gen its inode's generation plus one (FS_IOC_GETVERSION): each 0
+	// where the file system does not say.
+	born, gen uint64
 }
 
-func (i dirID) String() string { return fmt.Sprintf("%d:%d born %d", i.dev, i.ino, i.born) }
+func (i dirID) String() string {
+	return fmt.Sprintf("%d:%d born %d generation+1 %d", i.dev, i.ino, i.born, i.gen)
+}
 
-// same reports whether i and o name the same directory: the same device
-// and inode, and the same birth time where both know it.
+// same reports whether i and o surely name the same directory: the same
+// device and inode, the same birth time and generation where both know
+// them, and at least one of those two known to both. A directory that
+// cannot be told from a new one counts as another: the price is a
+// journal left for a person, never a bundle taken for published.
 func (i dirID) same(o dirID) bool {
-	return i.dev == o.dev && i.ino == o.ino && (i.born == 0 || o.born == 0 || i.born == o.born)
+	if i.dev != o.dev || i.ino != o.ino {
+		return false
+	}
+	known := false
+	for _, v := range [][2]uint64{{i.born, o.born}, {i.gen, o.gen}} {
+		if v[0] != 0 && v[1] != 0 {
+			if v[0] != v[1] {
+				return false
+			}
+			known = true
+		}
+	}
+	return known
 }
 
 func (j *journal) marshal() []byte {
@@ -56,7 +74,7 @@ func (j *journal) marshal() []byte {
 		fmt.Fprintf(&b, "mbox %d %s\n", j.mboxLen, j.mboxSum)
 	}
 	if j.tmpDir != nil {
-		fmt.Fprintf(&b, "tmpdir %d %d %d\n", j.tmpDir.dev, j.tmpDir.ino, j.tmpDir.born)
+		fmt.Fprintf(&b, "tmpdir %d %d %d %d\n", j.tmpDir.dev, j.tmpDir.ino, j.tmpDir.born, j.tmpDir.gen)
 	}
 	b.WriteString("end\n")
 	return []byte(b.String())
@@ -123,12 +141,13 @@ func readJournal(path string) (*journal, error) {
 			}
 			j.mboxLen, j.mboxSum = n, f[1]
 		case "tmpdir":
-			// DEV INO BORN; DEV INO in a journal of an earlier build.
+			// DEV INO BORN GEN; fewer in a journal of an earlier build
+			// (unknown, so never "the same directory").
 			f := strings.Fields(rest)
-			if len(f) < 2 || len(f) > 3 || j.tmpDir != nil || rest != strings.Join(f, " ") {
+			if len(f) < 2 || len(f) > 4 || j.tmpDir != nil || rest != strings.Join(f, " ") {
 				return nil, bad(l)
 			}
-			var id [3]uint64
+			var id [4]uint64
 			for i, v := range f {
 				n, err := strconv.ParseUint(v, 10, 64)
 				if err != nil {
@@ -136,7 +155,7 @@ func readJournal(path string) (*journal, error) {
 				}
 				id[i] = n
 			}
-			j.tmpDir = &dirID{id[0], id[1], id[2]}
+			j.tmpDir = &dirID{id[0], id[1], id[2], id[3]}
 		case "end":
 			if rest != "" {
 				return nil, bad(l)

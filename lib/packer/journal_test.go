@@ -13,7 +13,7 @@ func TestJournalRoundTrip(t *testing.T) {
 		entries: []string{"1.2.3.4", "1.2.3.4-2", "copy 1", "a\"b\nc"},
 		stamps:  map[string]string{"1.2.3.4": "77.1.5", "1.2.3.4-2": "78.1.6", "copy 1": "79.1.7", "a\"b\nc": "80.1.8"},
 		mboxLen: 712, mboxSum: "ab",
-		tmpDir: &dirID{2049, 1 << 40, 1796177000123456789},
+		tmpDir: &dirID{2049, 1 << 40, 1796177000123456789, 1322644278},
 	}
 	p := filepath.Join(t.TempDir(), "j")
 	os.WriteFile(p, j.marshal(), 0o644)
@@ -32,7 +32,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	}
 	// A journal of an earlier build names .omail-tmp/ without its birth.
 	os.WriteFile(p, []byte("bundle a \"/t\" \"/u\"\ntmpdir 1 2\nend\n"), 0o644)
-	if got, err := readJournal(p); err != nil || got.tmpDir == nil || *got.tmpDir != (dirID{1, 2, 0}) {
+	if got, err := readJournal(p); err != nil || got.tmpDir == nil || *got.tmpDir != (dirID{1, 2, 0, 0}) {
 		t.Errorf("a tmpdir line without a birth time: %+v, %v", got, err)
 	}
 	// A line not understood, or a journal that removes mail without a
@@ -53,7 +53,7 @@ func TestJournalRoundTrip(t *testing.T) {
 		"bundle a \"/t\" \"/u\"\ntmpdir 1  2\nend\n",
 		"bundle a \"/t\" \"/u\"\ntmpdir -1 2\nend\n",
 		"bundle a \"/t\" \"/u\"\ntmpdir 1 2\ntmpdir 1 2\nend\n",
-		"bundle a \"/t\" \"/u\"\ntmpdir 1 2 3 4\nend\n",
+		"bundle a \"/t\" \"/u\"\ntmpdir 1 2 3 4 5\nend\n",
 	} {
 		os.WriteFile(p, []byte(bad), 0o644)
 		if _, err := readJournal(p); err == nil {
