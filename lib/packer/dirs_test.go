@@ -667,17 +667,12 @@ func TestJournalRecoveryUploadRemoved(t *testing.T) {
 // person: TestJournalRecoveryUploadRemoved.)
 func TestJournalRecoveryOlderJournal(t *testing.T) {
 	p, h := setup(t)
-	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
-	crashAt(t, p, "pack-publish-dirsync=EIO")
-	jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
-	j, err := readJournal(jpath)
-	if err != nil || j.tmpDir == nil {
-		t.Fatalf("journal %+v, %v: want one with tmpdir", j, err)
+	j, jpath := crashedJournal(t, p, h, "pack-publish-dirsync=EIO")
+	if j.tmpDir == nil {
+		t.Fatalf("journal %+v: want one with tmpdir", j)
 	}
 	j.tmpDir = nil
-	if err := os.WriteFile(jpath, j.marshal(), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	writeJournal(t, jpath, j)
 	// OCMP took the bundle; .omail-tmp/ is removed.
 	mail := filepath.Join(h, "ocmp", "k", "mail")
 	files, _ := filepath.Glob(filepath.Join(mail, "upload", "omail-*"))
@@ -700,17 +695,9 @@ func TestJournalRecoveryOlderJournal(t *testing.T) {
 // the mail wait, as before the tmpdir line existed.
 func TestOldJournalRecoveryMakesNoUpload(t *testing.T) {
 	p, h := setup(t)
-	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
-	crashAt(t, p, "pack-publish-rename=EIO")
-	jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
-	j, err := readJournal(jpath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, jpath := crashedJournal(t, p, h, "pack-publish-rename=EIO")
 	j.tmpDir = nil // as an older omail wrote it
-	if err := os.WriteFile(jpath, j.marshal(), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	writeJournal(t, jpath, j)
 	mail := filepath.Join(h, "ocmp", "k", "mail")
 	moved := filepath.Join(h, "newdisk-mail")
 	if err := os.Rename(mail, moved); err != nil {
@@ -745,13 +732,7 @@ func TestJournalRecoveryTmpMadeAgain(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p, h := setup(t)
-			putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
-			crashAt(t, p, "pack-publish-rename=EIO")
-			jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
-			j, err := readJournal(jpath)
-			if err != nil {
-				t.Fatal(err)
-			}
+			j, jpath := crashedJournal(t, p, h, "pack-publish-rename=EIO")
 			tmp := filepath.Join(h, "ocmp", "k", "mail", ".omail-tmp")
 			d, err := os.Open(tmp)
 			if err != nil {
@@ -770,9 +751,7 @@ func TestJournalRecoveryTmpMadeAgain(t *testing.T) {
 				os.Remove(filepath.Join(tmp, id))
 			}
 			c.alter(j.tmpDir)
-			if err := os.WriteFile(jpath, j.marshal(), 0o640); err != nil {
-				t.Fatal(err)
-			}
+			writeJournal(t, jpath, j)
 			if err := p.Pass(); err == nil {
 				t.Error("the pass took the bundle for published")
 			}
@@ -780,5 +759,28 @@ func TestJournalRecoveryTmpMadeAgain(t *testing.T) {
 				t.Errorf("outbox holds %v, want the entry kept", left)
 			}
 		})
+	}
+}
+
+// crashedJournal queues a message for endpoint k, makes the pass that
+// packs it fail at spec, and returns the journal it left and its path,
+// for a test to alter (writeJournal) before the next pass.
+func crashedJournal(t *testing.T, p *Packer, h, spec string) (*journal, string) {
+	t.Helper()
+	putEntry(t, h, "k", "1700000000.1.1.1", "Subject: 1\n", "r@x")
+	crashAt(t, p, spec)
+	jpath := filepath.Join(outbox.Path(h, "k"), outbox.JournalName)
+	j, err := readJournal(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, jpath
+}
+
+// writeJournal puts j back at path.
+func writeJournal(t *testing.T, path string, j *journal) {
+	t.Helper()
+	if err := os.WriteFile(path, j.marshal(), 0o640); err != nil {
+		t.Fatal(err)
 	}
 }
