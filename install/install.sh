@@ -17,7 +17,9 @@
 #
 # As root it also creates the system users, gives the queue to omailq,
 # makes omail-queue set-uid omailq and sets every owner and mode
-# (docs/SECURITY.md says why each is what it is). As anyone else it
+# (docs/SECURITY.md says why each is what it is): OMAIL_HOME, control/
+# and service/ (but its log/main) become root's even when an install
+# without root made them. As anyone else it
 # installs what it can and ends with the list of what root must do.
 #
 # It never overwrites a control file, a service's settings in env/, or a
@@ -81,6 +83,17 @@ own() {
     chmod "$m" "$@"
   else
     for p in "$@"; do must "chown $o $p && chmod $m $p"; done
+  fi
+}
+
+# rootown PATH...: as root, make each root's (-h: a link is not followed);
+# otherwise note it for root. What root runs or reads its settings from
+# must not stay the user's who ran an earlier install without root.
+rootown() {
+  if [ "$root" = 1 ]; then
+    chown -h root:root "$@"
+  else
+    must "chown -h root:root $*"
   fi
 }
 
@@ -185,6 +198,7 @@ programs() {
 control() {
   c=$D$OMAIL_HOME/control
   install -d -m 755 "$D$OMAIL_HOME" "$c"
+  rootown "$D$OMAIL_HOME" "$c"
   for f in "$SRC"/control/* "$SRC"/install/control/*; do
     n=$(basename "$f")
     case $n in *.md) continue ;; esac
@@ -213,6 +227,17 @@ control() {
       must "apt-get install ucspi-tcp && $bindir/omail-smtpd -cdb    # compiles $c/tcp.smtp"
     fi
   fi
+  # The shipped files, me and tcp.smtp.cdb are root's, even when an
+  # install without root made them first.
+  if [ "$root" = 1 ]; then
+    for f in "$SRC"/control/* "$SRC"/install/control/* "$c/me" "$c/tcp.smtp.cdb"; do
+      n=$(basename "$f")
+      case $n in *.md) continue ;; esac
+      if [ -e "$c/$n" ]; then chown -h root:root "$c/$n"; fi
+    done
+  else
+    must "chown -h root:root $c/*"
+  fi
   # omail-pack compresses with the zstd program where there is one
   # (docs/BUNDLES.md); without it, with its Go encoder: more bytes.
   command -v zstd >/dev/null ||
@@ -238,6 +263,7 @@ queue() {
 drac() {
   if [ -d "$D$OMAIL_HOME/drac" ]; then return; fi
   install -d -m 755 "$D$OMAIL_HOME/drac"
+  rootown "$D$OMAIL_HOME/drac"
   say "made $OMAIL_HOME/drac for relay after POP/IMAP: to use it, chown it to the POP/IMAP server's post-login hook user (docs/omail-smtpd.md)"
 }
 
@@ -262,9 +288,18 @@ services() {
       done
     fi
     install -d "$d/log/main"
-    own omaillog:omaillog 755 "$d/log/main"
   done
   rm -f "$tmp"
+  # root's, all but the logs: svscan runs every run script as root.
+  sv=$D$OMAIL_HOME/service
+  if [ "$root" = 1 ]; then
+    find "$sv" -path '*/log/main' -prune -o -exec chown -h root:root {} +
+  else
+    must "find $sv -path '*/log/main' -prune -o -exec chown -h root:root {} +"
+  fi
+  for s in $SERVICES; do
+    own omaillog:omaillog 755 "$sv/$s/log/main"
+  done
 }
 
 # systemd units, never enabled here: `systemctl enable --now
