@@ -117,8 +117,19 @@ keep_or_put() {
 # ours LINK: LINK is a symbolic link to our omail-inject.
 ours() { [ -L "$1" ] && case $(readlink "$1") in *omail-inject) true ;; *) false ;; esac; }
 
-# ours_newaliases: bindir's newaliases is our link to omail-deliver.
-ours_newaliases() { [ -L "$D$bindir/newaliases" ] && [ "$(readlink "$D$bindir/newaliases")" = omail-deliver ]; }
+# links_to LINK TARGET: LINK is a symbolic link to exactly TARGET.
+links_to() { [ -L "$1" ] && [ "$(readlink "$1")" = "$2" ]; }
+
+# link_or_keep TARGET NAME WHAT: NAME becomes our link to TARGET, unless
+# there is another mailer's NAME, which is kept: WHAT says what does its
+# work. Uninstall removes NAME only when it is our link.
+link_or_keep() {
+  if { [ -e "$2" ] || [ -L "$2" ]; } && ! links_to "$2" "$1"; then
+    say "keeping $2, another mailer's: $3"
+  else
+    link "$1" "$2"
+  fi
+}
 
 # link TARGET NAME: NAME becomes a symbolic link to TARGET by a rename, so
 # that cron never finds no sendmail at all while it is replaced.
@@ -177,14 +188,11 @@ programs() {
     mv -f "$D$bindir/.$p.new" "$D$bindir/$p"
   done
   link ../bin/omail-inject "$D$sbindir/sendmail"
-  link omail-inject "$D$bindir/mailq"
-  # newaliases, as sendmail's and Postfix's: omail-deliver run by that
-  # name rebuilds control/aliases.cdb. Another mailer's is left alone.
-  if { [ -e "$D$bindir/newaliases" ] || [ -L "$D$bindir/newaliases" ]; } && ! ours_newaliases; then
-    say "keeping $D$bindir/newaliases, another mailer's: omail-deliver -newaliases does its work"
-  else
-    link omail-deliver "$D$bindir/newaliases"
-  fi
+  # mailq and newaliases, as sendmail's and Postfix's: omail-inject run
+  # as mailq lists the queue, omail-deliver run as newaliases rebuilds
+  # control/aliases.cdb. Another mailer's are left alone.
+  link_or_keep omail-inject "$D$bindir/mailq" "omail-inject -bp does its work"
+  link_or_keep omail-deliver "$D$bindir/newaliases" "omail-deliver -newaliases does its work"
   if [ -n "$SENDMAIL" ]; then
     install -d -m 755 "$(dirname "$(sendmail_link)")"
     link "$bindir/omail-inject" "$(sendmail_link)"
@@ -362,10 +370,11 @@ do_install() {
 
 do_uninstall() {
   for p in $PROGS; do rm -f "$D$bindir/$p"; done
-  for l in "$D$sbindir/sendmail" "$D$bindir/mailq" $(sendmail_link); do
+  for l in "$D$sbindir/sendmail" $(sendmail_link); do
     if ours "$l"; then rm -f "$l"; fi
   done
-  if ours_newaliases; then rm -f "$D$bindir/newaliases"; fi
+  if links_to "$D$bindir/mailq" omail-inject; then rm -f "$D$bindir/mailq"; fi
+  if links_to "$D$bindir/newaliases" omail-deliver; then rm -f "$D$bindir/newaliases"; fi
   for u in $UNITS; do rm -f "$D$unitdir/$u"; done
   rm -rf "$D$docdir"
   say "removed the programs, links, units and docs from $D$PREFIX"
