@@ -19,13 +19,15 @@
 # makes omail-queue set-uid omailq and sets every owner and mode
 # (docs/SECURITY.md says why each is what it is): OMAIL_HOME, control/
 # and service/ (but its log/main) become root's even when an install
-# without root made them. As anyone else it
-# installs what it can and ends with the list of what root must do.
+# without root made them. As anyone else it installs what it can and
+# ends with the list of what root must do.
 #
 # It never overwrites a control file, a service's settings in env/, or a
 # run script an admin has changed (the new one is put beside it as
-# run.new). `uninstall` removes the programs, links, docs and units, and
-# keeps the queue, control/, service/ and the users.
+# run.new). `uninstall` removes the programs, links (the SENDMAIL ones
+# install recorded in docdir/sendmail-links, and /usr/sbin/sendmail when
+# it is our link), docs and units, and keeps the queue, control/,
+# service/ and the users.
 set -eu
 
 PREFIX=${PREFIX:-/usr/local}
@@ -138,6 +140,9 @@ link() {
   ln -s "$1" "$2.new"
   mv -f "$2.new" "$2"
 }
+
+# The SENDMAIL links made, one a line, for uninstall.
+sendmail_record=$D$docdir/sendmail-links
 
 # sendmail_link: the SENDMAIL link's full path, or nothing.
 sendmail_link() { [ -z "$SENDMAIL" ] || echo "$D$SENDMAIL"; }
@@ -352,6 +357,9 @@ do_install() {
   services
   units
   docs
+  if [ -n "$SENDMAIL" ] && ! grep -qxF "$SENDMAIL" "$sendmail_record" 2>/dev/null; then
+    echo "$SENDMAIL" >>"$sendmail_record"
+  fi
   say "installed into ${D:-/}: programs in $bindir, home $OMAIL_HOME"
   if [ "$root" = 0 ]; then
     say "not root: no users made, no owners set, omail-queue not set-uid."
@@ -370,8 +378,18 @@ do_install() {
 
 do_uninstall() {
   for p in $PROGS; do rm -f "$D$bindir/$p"; done
-  for l in "$D$sbindir/sendmail" $(sendmail_link); do
-    if ours "$l"; then rm -f "$l"; fi
+  if ours "$D$sbindir/sendmail"; then rm -f "$D$sbindir/sendmail"; fi
+  # The SENDMAIL links: the one named now, the ones install recorded, and
+  # /usr/sbin/sendmail, each only when it is our link to this omail-inject.
+  {
+    if [ -n "$SENDMAIL" ]; then echo "$SENDMAIL"; fi
+    if [ -f "$sendmail_record" ]; then cat "$sendmail_record"; fi
+    echo /usr/sbin/sendmail
+  } | while read -r l; do
+    if links_to "$D$l" "$bindir/omail-inject"; then
+      rm -f "$D$l"
+      say "removed $D$l"
+    fi
   done
   if links_to "$D$bindir/mailq" omail-inject; then rm -f "$D$bindir/mailq"; fi
   if links_to "$D$bindir/newaliases" omail-deliver; then rm -f "$D$bindir/newaliases"; fi
