@@ -24,7 +24,7 @@
 #
 # It never overwrites a control file, a service's settings in env/, or a
 # run script an admin has changed (the new one is put beside it as
-# run.new). `uninstall` removes the programs, links (the SENDMAIL ones
+# run.new; an unedited one is upgraded, see keep_or_put). `uninstall` removes the programs, links (the SENDMAIL ones
 # install recorded in docdir/sendmail-links, and /usr/sbin/sendmail when
 # it is our link), docs and units, and keeps the queue, control/,
 # service/ and the users.
@@ -102,18 +102,24 @@ rootown() {
 # subst TEMPLATE: the template with the install's paths filled in.
 subst() { sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@OMAIL_HOME@|$OMAIL_HOME|g" "$1"; }
 
-# keep_or_put NEWFILE DEST MODE: install NEWFILE as DEST unless DEST holds
-# something else already (an admin's edit), which is kept, with the new
-# version beside it as DEST.new.
+# keep_or_put NEWFILE DEST MODE: install NEWFILE as DEST (by a rename,
+# so that supervise never runs half a script), unless an admin has edited
+# DEST: then DEST is kept, with the new version beside it as DEST.new.
+# What was installed is kept as .NAME.installed beside DEST: a DEST that
+# still matches it is unedited and is replaced. Without that record (an
+# install from before it existed) a DEST that differs counts as edited.
 keep_or_put() {
-  if [ ! -e "$2" ]; then
-    install -m "$3" "$1" "$2"
-  elif cmp -s "$1" "$2"; then
-    chmod "$3" "$2"
-  else
+  rec=$(dirname "$2")/.$(basename "$2").installed
+  if [ -e "$2" ] && ! cmp -s "$1" "$2" && ! { [ -f "$rec" ] && cmp -s "$rec" "$2"; }; then
     install -m "$3" "$1" "$2.new"
-    say "keeping $2, which differs from this version's: see $2.new"
+    say "keeping $2, which differs from what was installed: this version's is $2.new"
+  else
+    install -m "$3" "$1" "$2.tmp"
+    mv -f "$2.tmp" "$2"
+    rm -f "$2.new"
   fi
+  install -m 644 "$1" "$rec.tmp"
+  mv -f "$rec.tmp" "$rec"
 }
 
 # ours LINK: LINK is a symbolic link to our omail-inject.
