@@ -10,7 +10,9 @@
 #   PREFIX      programs, docs and systemd units          /usr/local
 #   OMAIL_HOME  control/, queue/, service/; the programs   /var/omail
 #               were built for it and cannot be moved
-#   DESTDIR     a staging root put in front of every path  (none)
+#   DESTDIR     a staging root put in front of every path  (none);
+#               staged, no users are made and no control/me written:
+#               both are listed for the installed system (postinst)
 #   SENDMAIL    one more sendmail link, e.g. /usr/sbin/sendmail, where
 #               cron, mutt and mail(1) look                 (none)
 #   PROGS_DIR   the built programs                         build/install/bin
@@ -74,17 +76,29 @@ later=
 must() { later="$later
     $*"; }
 
+# What a staged install (DESTDIR) leaves to the installed system, e.g. a
+# package's postinst: the users, control/me, the system users' owners
+# (the build host's uids are not the target's). Paths without DESTDIR.
+post=
+postinst() { post="$post
+    $*"; }
+
 # own OWNER:GROUP MODE PATH...: as root, set the owner and then the mode;
 # otherwise note both for root (a set-uid bit set by another user would
-# make the program set-uid to that user).
+# make the program set-uid to that user). Staged, also noted for the
+# installed system, and only noted when that user is not on this host.
 own() {
   o=$1 m=$2
   shift 2
-  if [ "$root" = 1 ]; then
+  for p in "$@"; do
+    # (the installed name: .omail-queue.new becomes omail-queue)
+    t=$(echo "${p#"$D"}" | sed 's|/\.\([^/]*\)\.new$|/\1|')
+    if [ -n "$D" ]; then postinst "chown $o $t && chmod $m $t"; fi
+    if [ "$root" = 0 ]; then must "chown $o $p && chmod $m $p"; fi
+  done
+  if [ "$root" = 1 ] && getent passwd "${o%%:*}" >/dev/null; then
     chown -h "$o" "$@" # first: chown clears set-id bits
     chmod "$m" "$@"
-  else
-    for p in "$@"; do must "chown $o $p && chmod $m $p"; done
   fi
 }
 
@@ -156,6 +170,14 @@ sendmail_link() { [ -z "$SENDMAIL" ] || echo "$D$SENDMAIL"; }
 users() {
   nologin=/usr/sbin/nologin
   [ -x $nologin ] || nologin=/bin/false
+  if [ -n "$D" ]; then
+    # Staged: the users are the installed system's to make, not this
+    # (build) host's.
+    for u in $USERS; do
+      postinst "getent passwd $u >/dev/null || { groupadd --system $u && useradd --system --gid $u --home-dir $OMAIL_HOME --no-create-home --shell $nologin $u; }"
+    done
+    return
+  fi
   for u in $USERS; do
     if getent passwd "$u" >/dev/null && [ "$(id -u "$u")" = 0 ]; then
       die "user $u has uid 0: it must be an unprivileged user of its own"
@@ -229,6 +251,9 @@ control() {
   done
   if [ -e "$c/me" ]; then
     say "keeping $c/me: $(head -n 1 "$c/me")"
+  elif [ -n "$D" ]; then
+    # Staged: the name is the installed host's, not the build host's.
+    postinst "hostname -f >$OMAIL_HOME/control/me && chmod 644 $OMAIL_HOME/control/me    # this host's name in mail: check it"
   else
     me=$(hostname -f 2>/dev/null || hostname 2>/dev/null || true)
     if [ -n "$me" ]; then
@@ -269,10 +294,11 @@ control() {
 queue() {
   OMAIL_HOME=$D$OMAIL_HOME "$PROGS_DIR/omail-deliver" -init
   q=$D$OMAIL_HOME/queue
-  if [ "$root" = 1 ]; then
-    chown -R -h omailq:omailq "$q"
-  else
+  if [ -n "$D" ]; then postinst "chown -R -h omailq:omailq $OMAIL_HOME/queue"; fi
+  if [ "$root" = 0 ]; then
     must "chown -R -h omailq:omailq $q"
+  elif getent passwd omailq >/dev/null; then
+    chown -R -h omailq:omailq "$q"
   fi
 }
 
@@ -372,6 +398,9 @@ do_install() {
     say "root must still run:$later"
   elif [ -n "$later" ]; then
     say "still to do:$later"
+  fi
+  if [ -n "$post" ]; then
+    say "staged: on the installed system (a package's postinst), as root, in this order:$post"
   fi
   case $unitdir in
   /usr/local/lib/systemd/system | /usr/lib/systemd/system | /lib/systemd/system) ;;
