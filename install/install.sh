@@ -164,8 +164,6 @@ link() {
 # The SENDMAIL links made, one a line, for uninstall.
 sendmail_record=$D$docdir/sendmail-links
 
-# sendmail_link: the SENDMAIL link's full path, or nothing.
-sendmail_link() { [ -z "$SENDMAIL" ] || echo "$D$SENDMAIL"; }
 
 users() {
   nologin=/usr/sbin/nologin
@@ -227,8 +225,8 @@ programs() {
   link_or_keep omail-inject "$D$bindir/mailq" "omail-inject -bp does its work"
   link_or_keep omail-deliver "$D$bindir/newaliases" "omail-deliver -newaliases does its work"
   if [ -n "$SENDMAIL" ]; then
-    install -d -m 755 "$(dirname "$(sendmail_link)")"
-    link "$bindir/omail-inject" "$(sendmail_link)"
+    install -d -m 755 "$(dirname "$D$SENDMAIL")"
+    link "$bindir/omail-inject" "$D$SENDMAIL"
   fi
 }
 
@@ -373,14 +371,18 @@ docs() {
   done
 }
 
+# check_sendmail PATH: refuse when PATH is another mailer's sendmail.
+check_sendmail() {
+  if { [ -e "$1" ] || [ -L "$1" ]; } && ! ours "$1"; then
+    die "$1 belongs to another mailer ($(readlink "$1" || echo a file)); remove that mailer or move it aside, then install again"
+  fi
+}
+
 do_install() {
   # Checked first, so that a refusal changes nothing: a sendmail that is
   # not our link belongs to another mailer, and is not ours to replace.
-  for l in "$D$sbindir/sendmail" $(sendmail_link); do
-    if { [ -e "$l" ] || [ -L "$l" ]; } && ! ours "$l"; then
-      die "$l belongs to another mailer ($(readlink "$l" || echo a file)); remove that mailer or move it aside, then install again"
-    fi
-  done
+  check_sendmail "$D$sbindir/sendmail"
+  if [ -n "$SENDMAIL" ]; then check_sendmail "$D$SENDMAIL"; fi
   users
   programs
   control
