@@ -26,10 +26,10 @@
 #
 # It never overwrites a control file, a service's settings in env/, or a
 # run script an admin has changed (the new one is put beside it as
-# run.new; an unedited one is upgraded, see keep_or_put). `uninstall` removes the programs, links (the SENDMAIL ones
-# install recorded in docdir/sendmail-links, and /usr/sbin/sendmail when
-# it is our link), docs and units, and keeps the queue, control/,
-# service/ and the users.
+# run.new; an unedited one is upgraded, see keep_or_put). `uninstall`
+# removes the programs, links (the SENDMAIL ones install recorded in
+# docdir/sendmail-links, and /usr/sbin/sendmail when it is our link),
+# docs and units, and keeps the queue, control/, service/ and the users.
 set -eu
 
 PREFIX=${PREFIX:-/usr/local}
@@ -99,6 +99,8 @@ own() {
   if [ "$root" = 1 ] && getent passwd "${o%%:*}" >/dev/null; then
     chown -h "$o" "$@" # first: chown clears set-id bits
     chmod "$m" "$@"
+  elif [ "$root" = 1 ] && [ -z "$D" ]; then
+    die "no user ${o%%:*}"
   fi
 }
 
@@ -163,7 +165,6 @@ link() {
 
 # The SENDMAIL links made, one a line, for uninstall.
 sendmail_record=$D$docdir/sendmail-links
-
 
 users() {
   nologin=/usr/sbin/nologin
@@ -297,6 +298,8 @@ queue() {
     must "chown -R -h omailq:omailq $q"
   elif getent passwd omailq >/dev/null; then
     chown -R -h omailq:omailq "$q"
+  elif [ -z "$D" ]; then
+    die "no user omailq"
   fi
 }
 
