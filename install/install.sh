@@ -195,9 +195,6 @@ users() {
 }
 
 programs() {
-  for p in $PROGS; do
-    [ -x "$PROGS_DIR/$p" ] || die "$PROGS_DIR/$p: not built (make install builds it)"
-  done
   install -d -m 755 "$D$bindir" "$D$sbindir"
   # Each program is made complete, with its owner and mode, beside its
   # final name and then renamed over the old one: running programs keep
@@ -386,6 +383,11 @@ do_install() {
   # not our link belongs to another mailer, and is not ours to replace.
   check_sendmail "$D$sbindir/sendmail"
   if [ -n "$SENDMAIL" ]; then check_sendmail "$D$SENDMAIL"; fi
+  for p in $PROGS; do
+    [ -x "$PROGS_DIR/$p" ] || die "$PROGS_DIR/$p: not built (make install builds it)"
+  done
+  # An upgrade: running services still run the old programs.
+  if [ -e "$D$bindir/omail-deliver" ]; then upgrade=1; else upgrade=0; fi
   users
   programs
   control
@@ -411,6 +413,9 @@ do_install() {
   /usr/local/lib/systemd/system | /usr/lib/systemd/system | /lib/systemd/system) ;;
   *) say "systemd does not look in $unitdir: link the units into /etc/systemd/system to use them" ;;
   esac
+  if [ "$upgrade" = 1 ]; then
+    say "upgraded: restart what runs, e.g. svc -t $OMAIL_HOME/service/omail-deliver $OMAIL_HOME/service/omail-pack, or systemctl try-restart omail-deliver omail-pack omail-smtpd.socket"
+  fi
   say "next: edit $OMAIL_HOME/control (control/README.md), then run the services:"
   say "  daemontools: ln -s $OMAIL_HOME/service/omail-deliver $OMAIL_HOME/service/omail-smtpd /etc/service/"
   say "  systemd:     systemctl enable --now omail-smtpd.socket omail-deliver"
