@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"omail/lib/control"
 	"omail/lib/safefile"
 )
@@ -135,7 +137,7 @@ func (t Table) Record(ip netip.Addr, now time.Time) (int, error) {
 		err = os.Chtimes(tmp, now, now)
 	}
 	if err == nil {
-		err = os.Rename(tmp, name)
+		err = t.locked(func() error { return os.Rename(tmp, name) })
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -151,7 +153,20 @@ func (t Table) Record(ip netip.Addr, now time.Time) (int, error) {
 // hourly sweep, so that records of logins that never come back do not
 // pile up. Only names that are an address in canonical form are
 // records: anything else someone put here is left.
-func (t Table) Prune(now time.Time) (int, error) {
+//
+// It holds the directory's lock (locked) while it looks and removes,
+// so that a fresh record Record renames over an expired one between
+// Prune's stat and its remove is not the one removed.
+func (t Table) Prune(now time.Time) (n int, err error) {
+	err = t.locked(func() error {
+		n, err = t.prune(now)
+		return err
+	})
+	return n, err
+}
+
+// prune is Prune under the lock.
+func (t Table) prune(now time.Time) (int, error) {
 	ents, err := os.ReadDir(t.Dir)
 	if err != nil {
 		return 0, err
@@ -174,4 +189,27 @@ func (t Table) Prune(now time.Time) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// locked runs f holding an exclusive flock on the records' directory
+// itself, which Prune and Record's rename take. Readers (Allows) take
+// no lock: a rename replaces a record at once, and only Prune removes
+// one. Everyone who writes here can read the directory, so no lock
+// file is needed, and none is left for another hook user to trip on.
+func (t Table) locked(f func() error) error {
+	d, err := os.Open(t.Dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close() // releases the lock
+	for {
+		err = unix.Flock(int(d.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return &os.PathError{Op: "flock", Path: t.Dir, Err: err}
+	}
+	return f()
 }

@@ -118,3 +118,65 @@ func TestLoad(t *testing.T) {
 		t.Fatal("a bad dracexpiry read")
 	}
 }
+
+// A login from an address whose old record has expired renames a fresh
+// record over it while another -drac (or omail-deliver's sweep) prunes.
+// Prune saw the old, expired file; it must not then remove the name,
+// which is now the fresh record of the login that just happened.
+func TestPruneKeepsRecordRenamedMeanwhile(t *testing.T) {
+	tb, err := New(t.TempDir(), "1800")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(tb.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ip, _ := ParseIP("192.0.2.7")
+	name := filepath.Join(tb.Dir, ip.String())
+	// Two sweepers, each pruning all the time.
+	const pruners = 2
+	stop := make(chan struct{})
+	done := make(chan error, pruners)
+	for range pruners {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				if _, err := tb.Prune(time.Now()); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+	}
+	const logins = 800
+	lost := 0
+	for i := 0; i < logins; i++ {
+		// The address's record from yesterday, expired, not swept yet.
+		old := time.Now().Add(-24 * time.Hour)
+		if err := os.WriteFile(name, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(name, old, old) // may race with a Prune that removed it: then it is simply gone
+		now := time.Now()
+		if _, err := tb.Record(ip, now); err != nil {
+			t.Fatal(err)
+		}
+		if !tb.Allows(ip.String(), now) {
+			lost++
+		}
+	}
+	close(stop)
+	for range pruners {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d fresh records removed by a concurrent Prune", lost, logins)
+	}
+}

@@ -20,8 +20,11 @@ type Rules struct {
 	rcpt     domains
 	moreRcpt *control.CDB
 
-	relayClients []string // IP prefixes
-	relayDomains domains  // client host names
+	relayClients []clientRule // hosts and networks (clients.go)
+	// refused are the lines of relayclients that were ignored, each
+	// an error naming the file and the line.
+	refused      []error
+	relayDomains domains // client host names
 	mailFrom     map[string]bool
 	mailFromCDB  *control.CDB
 	drac         drac.Table // relay after POP/IMAP: $OMAIL_HOME/drac/
@@ -104,18 +107,11 @@ func Load(ctl *control.Dir) (_ *Rules, err error) {
 			}
 		}
 	}
-	cl, err := ctl.List("relayclients")
+	cl, _, err := ctl.Entries("relayclients")
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range cl {
-		// IndiMail writes "192.168.1.:"; what follows the colon is
-		// not used.
-		c, _, _ = strings.Cut(c, ":")
-		if c = strings.TrimSpace(c); c != "" {
-			r.relayClients = append(r.relayClients, c)
-		}
-	}
+	r.relayClients, r.refused = parseRelayClients(cl)
 	dl, err := ctl.List("relaydomains")
 	if err != nil {
 		return nil, err
@@ -146,6 +142,11 @@ func Load(ctl *control.Dir) (_ *Rules, err error) {
 	}
 	return r, nil
 }
+
+// Refused are the lines of control/relayclients that Load ignored
+// because they are no address or network: each error names the file,
+// the line and what is wrong, for the log. Such a line grants nothing.
+func (r *Rules) Refused() []error { return r.refused }
 
 // Close releases the cdb files.
 func (r *Rules) Close() {
@@ -185,10 +186,8 @@ func (r *Rules) Accepts(domain string) (bool, error) {
 // address (a DRAC record, package drac) comes last, as "drac".
 func (r *Rules) ClientMayRelay(ip, host string) (bool, string) {
 	if ip != "" {
-		for _, p := range r.relayClients {
-			if strings.HasPrefix(ip, p) {
-				return true, "relayclients " + p
-			}
+		if c, ok := relayClient(r.relayClients, ip); ok {
+			return true, "relayclients " + c.text
 		}
 	}
 	if host != "" && r.relayDomains.has(host) {
