@@ -120,6 +120,11 @@ func (cc *controlConfig) session(env home.Env, args []string, stderr io.Writer) 
 		}
 		fmt.Fprintf(stderr, "omail-smtpd: %v\n", note)
 	}
+	// relayclients lines that are no address or network grant nothing;
+	// every session's log says so until someone mends them.
+	for _, err := range cc.rules.Refused() {
+		fmt.Fprintf(stderr, "omail-smtpd: %v\n", err)
+	}
 	if len(args) > 0 {
 		cfg.Auth = smtpd.Checkpassword(args, env, stderr, cfg.Timeout)
 	}
