@@ -234,6 +234,10 @@ programs() {
 # tcp.smtp's cdb. An existing file is never touched.
 control() {
   c=$D$OMAIL_HOME/control
+  # Who owned the home before: not root after an install without root,
+  # whose files root takes back below (and only those: an admin gives
+  # control/aliases to its alias user, servercert.pem to omaild's group).
+  prev=$(stat -c %u "$D$OMAIL_HOME" 2>/dev/null || echo 0)
   install -d -m 755 "$D$OMAIL_HOME" "$c"
   rootown "$D$OMAIL_HOME" "$c"
   for f in "$SRC"/control/* "$SRC"/install/control/*; do
@@ -268,16 +272,20 @@ control() {
     fi
   fi
   # The shipped files, me and tcp.smtp.cdb are root's, even when an
-  # install without root made them first.
-  if [ "$root" = 1 ]; then
-    for f in "$SRC"/control/* "$SRC"/install/control/* "$c/me" "$c/tcp.smtp.cdb"; do
-      n=$(basename "$f")
-      case $n in *.md) continue ;; esac
-      if [ -e "$c/$n" ]; then chown -h root:root "$c/$n"; fi
-    done
-  else
-    must "chown -h root:root $c/*"
-  fi
+  # install without root made them first: those the earlier installer
+  # (prev) owns are taken back; an owner an admin chose stays.
+  names=
+  for f in "$SRC"/control/* "$SRC"/install/control/* "$c/me" "$c/tcp.smtp.cdb"; do
+    n=$(basename "$f")
+    case $n in *.md) continue ;; esac
+    [ -e "$c/$n" ] || [ -L "$c/$n" ] || continue
+    if [ "$root" = 1 ]; then
+      if [ "$prev" != 0 ] && [ "$(stat -c %u "$c/$n")" = "$prev" ]; then chown -h root:root "$c/$n"; fi
+    else
+      names="$names $c/$n"
+    fi
+  done
+  [ -z "$names" ] || must "chown -h root:root$names"
   # omail-pack compresses with the zstd program where there is one
   # (docs/BUNDLES.md); without it, with its Go encoder: more bytes.
   command -v zstd >/dev/null ||
