@@ -137,7 +137,10 @@ func (t Table) Record(ip netip.Addr, now time.Time) (int, error) {
 		err = os.Chtimes(tmp, now, now)
 	}
 	if err == nil {
-		err = t.locked(func() error { return os.Rename(tmp, name) })
+		// Renamed without the lock if someone holds it too long: a
+		// record that a prune then removes costs a login again, a
+		// record not written costs the same and says nothing.
+		err = t.locked(true, func() error { return os.Rename(tmp, name) })
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -157,8 +160,12 @@ func (t Table) Record(ip netip.Addr, now time.Time) (int, error) {
 // It holds the directory's lock (locked) while it looks and removes,
 // so that a fresh record Record renames over an expired one between
 // Prune's stat and its remove is not the one removed.
+//
+// If the lock cannot be had in lockWait (anyone who can read drac/ can
+// hold it), this prune is skipped: expired records are refused anyway
+// (Allows looks at their age), only left on disk until a later one.
 func (t Table) Prune(now time.Time) (n int, err error) {
-	err = t.locked(func() error {
+	err = t.locked(false, func() error {
 		n, err = t.prune(now)
 		return err
 	})
@@ -191,25 +198,40 @@ func (t Table) prune(now time.Time) (int, error) {
 	return n, nil
 }
 
+// lockWait is how long locked waits for the directory's lock. Prune
+// holds it for a listing and a few removes; whoever holds it longer is
+// not one of us (anyone who can read drac/ can take it), and must not
+// hang the POP/IMAP server's logins or omail-deliver.
+var lockWait = 2 * time.Second
+
 // locked runs f holding an exclusive flock on the records' directory
 // itself, which Prune and Record's rename take. Readers (Allows) take
 // no lock: a rename replaces a record at once, and only Prune removes
 // one. Everyone who writes here can read the directory, so no lock
 // file is needed, and none is left for another hook user to trip on.
-func (t Table) locked(f func() error) error {
+// When the lock is not had within lockWait, f runs anyway if anyway is
+// set, and is skipped (nil) if not.
+func (t Table) locked(anyway bool, f func() error) error {
 	d, err := os.Open(t.Dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close() // releases the lock
+	deadline := time.Now().Add(lockWait)
 	for {
-		err = unix.Flock(int(d.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
+		err = unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f()
 		}
+		if err != unix.EINTR && err != unix.EWOULDBLOCK {
+			return &os.PathError{Op: "flock", Path: t.Dir, Err: err}
+		}
+		if time.Now().After(deadline) {
+			if anyway {
+				return f()
+			}
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond) // polling: flock has no timeout
 	}
-	if err != nil {
-		return &os.PathError{Op: "flock", Path: t.Dir, Err: err}
-	}
-	return f()
 }

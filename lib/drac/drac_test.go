@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"omail/lib/control"
 )
 
@@ -178,5 +180,43 @@ func TestPruneKeepsRecordRenamedMeanwhile(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Fatalf("%d of %d fresh records removed by a concurrent Prune", lost, logins)
+	}
+}
+
+// Anyone who can read drac/ can flock it. Held by someone else, the
+// lock must not hang the POP/IMAP server's login hook or omail-deliver's
+// sweep: Record still records, Prune skips its pass.
+func TestLockHeldByAnotherDoesNotHang(t *testing.T) {
+	tb, err := New(t.TempDir(), "1800")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(tb.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := lockWait
+	lockWait = time.Millisecond
+	defer func() { lockWait = old }()
+	d, err := os.Open(tb.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	ip, _ := ParseIP("192.0.2.7")
+	if _, err := tb.Record(ip, time.Now()); err != nil {
+		t.Fatalf("Record with the lock held elsewhere: %v", err)
+	}
+	if !tb.Allows("192.0.2.7", time.Now()) {
+		t.Error("the record was not written")
+	}
+	expired := filepath.Join(tb.Dir, "192.0.2.8")
+	os.WriteFile(expired, nil, 0o644)
+	then := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(expired, then, then)
+	if n, err := tb.Prune(time.Now()); n != 0 || err != nil {
+		t.Errorf("Prune with the lock held elsewhere: %d, %v; want it skipped", n, err)
 	}
 }
