@@ -47,7 +47,11 @@ func parseRelayClient(line string) (clientRule, error) {
 		if p.Addr().Is4In6() {
 			return clientRule{}, fmt.Errorf("%q: an IPv4 network mapped into IPv6: write it as IPv4", line)
 		}
-		p = p.Masked()
+		if p != p.Masked() {
+			// 10.1.2.3/8 or 1.2.3.4/0: almost always a slip (the /0 one
+			// an open relay), so refused, as Postfix warns of it.
+			return clientRule{}, fmt.Errorf("%q: host bits set beyond /%d: write the network, %s", line, p.Bits(), p.Masked())
+		}
 		return clientRule{net: p, text: p.String()}, nil
 	}
 	if a, err := netip.ParseAddr(s); err == nil {

@@ -12,7 +12,7 @@ import (
 // once let every 2001:... relay).
 func TestRelayClientsMatchAddressesNotText(t *testing.T) {
 	ctl := controlDir(t, map[string]string{"me": "me.example", "relayclients": "192.168.1.1\n2001:db8::1\n" +
-		"10.1.\n172.16.5.:\n198.51.100\n2001:db8:77::/48\n203.0.113.9/24\n::ffff:192.0.2.5\n"})
+		"10.1.\n172.16.5.:\n198.51.100\n2001:db8:77::/48\n203.0.113.0/24\n::ffff:192.0.2.5\n"})
 	r, err := Load(ctl)
 	if err != nil {
 		t.Fatal(err)
@@ -44,24 +44,24 @@ func TestRelayClientsMatchAddressesNotText(t *testing.T) {
 // names the file and the line for the log.
 func TestRelayClientsRefusedLines(t *testing.T) {
 	ctl := controlDir(t, map[string]string{"me": "me.example", "relayclients": "# ours\n10.0.0.:\n\n" +
-		"2001:db8::1::\n:\n.\n2001\n010.1.\n1.2.3.4.\nfe80::1%eth0\n::ffff:10.0.0.0/104\n1.2.256.\nhost.example\n10.9.9.9\n"})
+		"2001:db8::1::\n:\n.\n2001\n010.1.\n1.2.3.4.\nfe80::1%eth0\n::ffff:10.0.0.0/104\n1.2.256.\nhost.example\n1.2.3.4/0\n10.1.2.3/8\n10.9.9.9\n"})
 	r, err := Load(ctl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	ref := r.Refused()
-	if len(ref) != 10 {
-		t.Fatalf("refused %d lines, want 10: %v", len(ref), ref)
+	if len(ref) != 12 {
+		t.Fatalf("refused %d lines, want 12: %v", len(ref), ref)
 	}
 	first := ref[0].Error()
 	if !strings.Contains(first, "relayclients") || !strings.Contains(first, "line 4") || !strings.Contains(first, `"2001:db8::1::"`) {
 		t.Errorf("refusal does not name the file, line and text: %s", first)
 	}
-	if last := ref[9].Error(); !strings.Contains(last, "line 13") {
+	if last := ref[11].Error(); !strings.Contains(last, "line 15") || !strings.Contains(last, "host bits") {
 		t.Errorf("last refusal: %s", last)
 	}
-	for _, ip := range []string{"2001:db8::1", "2001::1", "8.1.0.1", "10.1.0.1", "1.2.3.4", "fe80::1", "host.example", "0.0.0.1"} {
+	for _, ip := range []string{"2001:db8::1", "2001::1", "8.1.0.1", "10.1.0.1", "1.2.3.4", "fe80::1", "host.example", "0.0.0.1", "8.8.8.8", "10.1.2.3"} {
 		if ok, why := r.ClientMayRelay(ip, ""); ok {
 			t.Errorf("%s may relay (%s) by a refused line", ip, why)
 		}
