@@ -253,8 +253,18 @@ func (s *session) command(line string) {
 		s.reply(250, "2.0.0", "ok")
 	case "QUIT":
 		s.hangup(221, "2.0.0", s.cfg.Hostname+" closing connection")
-	case "VRFY":
+	case "VRFY", "EXPN":
+		// RFC 5321 3.5.3: a server that will not verify or expand
+		// answers 252 (7.3: EXPN is best disabled); both need an
+		// argument (4.1.1.6, 4.1.1.7).
+		if strings.TrimSpace(arg) == "" {
+			s.protocolError(501, "5.5.4", verb+" needs an argument")
+			return
+		}
 		s.reply(252, "2.5.2", "send some mail, I will try my best")
+	case "TURN", "ETRN", "ATRN":
+		// Known, not offered here (RFC 5321 4.2.4: 502, not 500).
+		s.protocolError(502, "5.5.1", verb+" not offered")
 	case "HELP":
 		s.reply(214, "2.0.0", "omail-smtpd: see RFC 5321")
 	case "STARTTLS":
@@ -617,11 +627,17 @@ func (s *session) data(arg string) {
 	}
 	e := &envelope.Envelope{Sender: s.mail.String(), Rcpts: s.rcpts}
 	code, err := sink.Commit(e)
-	rcpts := strings.Join(s.rcpts, ",")
+	// Each address cleaned by itself: clean cuts what it is given at
+	// its limit, and the log line is the record of every recipient.
+	cleaned := make([]string, len(s.rcpts))
+	for i, r := range s.rcpts {
+		cleaned[i] = clean(r)
+	}
+	rcpts := strings.Join(cleaned, ",")
 	switch {
 	case code == qexit.OK:
 		s.log("accepted id=%s from=<%s> to=<%s> bytes=%d proto=%s relay=%s auth=%s",
-			id, clean(e.Sender), clean(rcpts), size, s.protocol(), orNo(s.relayReason()), orNo(clean(s.authUser)))
+			id, clean(e.Sender), rcpts, size, s.protocol(), orNo(s.relayReason()), orNo(clean(s.authUser)))
 		s.reply(250, "2.0.0", "ok id="+id)
 	case qexit.Permanent(code):
 		s.log("queue refused id=%s from=<%s>: %v", id, clean(e.Sender), err)

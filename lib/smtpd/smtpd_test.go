@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -407,6 +408,12 @@ func TestSequenceAndUnknown(t *testing.T) {
 	if got := codes(r); got != "220 503 503 250 503 503 250 250 252 214 500 502 502 221" {
 		t.Errorf("%s\n%s", got, strings.Join(r, "\n"))
 	}
+	// VRFY and EXPN: 252, or 501 without an argument; TURN and ETRN
+	// are known but not offered: 502 (RFC 5321 3.5.3, 4.1.1.6, 4.2.4).
+	r = run(testConfig(t, &memQueue{}, nil), lines("EHLO x", "VRFY x", "EXPN staff", "VRFY", "EXPN ", "TURN", "ETRN x", "QUIT"))
+	if got := codes(r); got != "220 250 252 252 501 501 502 502 221" {
+		t.Errorf("%s\n%s", got, strings.Join(r, "\n"))
+	}
 }
 
 func TestTooManyErrors(t *testing.T) {
@@ -503,5 +510,28 @@ func TestSMTPUTF8(t *testing.T) {
 	}
 	if !strings.Contains(m.msg, "with UTF8SMTP id ID") || !strings.Contains(m.msg, "\nSubject: Grüße\nFrom: Jürgen <jürgen@b.example>\n\nHallo\n") {
 		t.Errorf("message %q", m.msg)
+	}
+}
+
+// The "accepted" log line is the record of every recipient: each address
+// is cleaned by itself, and the list is not cut at the limit of one.
+func TestAcceptedLogNamesEveryRecipient(t *testing.T) {
+	cfg := testConfig(t, &memQueue{}, nil)
+	var log strings.Builder
+	cfg.Log = &log
+	in := []string{"EHLO x", "MAIL FROM:<>"}
+	for i := 1; i <= 60; i++ {
+		in = append(in, fmt.Sprintf("RCPT TO:<u%d@us.example>", i))
+	}
+	in = append(in, "DATA", "Subject: x", "", "body", ".", "QUIT")
+	run(cfg, lines(in...))
+	line := ""
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, "accepted id=") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "u1@us.example,u2@us.example,") || !strings.Contains(line, ",u60@us.example>") {
+		t.Errorf("accepted line: %q", line)
 	}
 }
