@@ -227,7 +227,7 @@ func runRemote(ctx context.Context, env home.Env, exe string, uid, gid uint32, s
 
 // hardStopGrace is how long a -remote child has, after the hard stop's
 // SIGINT, to close its connection and report before it is killed.
-var hardStopGrace = 10 * time.Second
+const hardStopGrace = 10 * time.Second
 
 // runRemoteChild is `omail-deliver -remote`: one SMTP delivery, as the
 // unprivileged user the parent chose, of the message on fd 0.
